@@ -1,0 +1,11 @@
+/* registry.c — the list of built-in backends, in the order the monitor runs
+ * them: direct sources (NVML, sysfs) before command-line fallbacks, the host
+ * (CPU/RAM) last. Adding a backend = one extern line and one entry. */
+#include "backends/backend.h"
+
+extern const gw__backend_ops gw__backend_host;
+
+const gw__backend_ops *const gw__backends[] = {
+    &gw__backend_host,
+    NULL,
+};

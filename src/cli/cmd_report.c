@@ -1,0 +1,232 @@
+/* cmd_report.c — `gpuwatch report`: one sample of every source, printed for
+ * people (default) or as JSON (--json, schema in docs/report-json.md).
+ * Unavailable values print as "N/A", never as 0. */
+#include "cli/cli.h"
+#include "core/util.h"
+#include "render/snapshot_json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void report_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gpuwatch report [--json] [--pretty] [OPTIONS]\n"
+            "\n"
+            "Reads every GPU once and prints, per GPU: name, VRAM total/used/free,\n"
+            "utilisation, temperature, power, clocks and the processes using it;\n"
+            "then a summary of the pool, the host's CPU and RAM, and the sources\n"
+            "read (with the reason any of them failed). Without a usable GPU it\n"
+            "says \"CPU-only mode\" with the reason and exits 0.\n"
+            "\n"
+            "Options:\n"
+            "  --json                machine-readable output (schema gpuwatch.report/1)\n"
+            "  --pretty              indent the JSON\n"
+            "%s"
+            "  -h, --help            this text\n"
+            "\n"
+            "Exit status: 0 ok (CPU-only included), 1 error, 2 usage,\n"
+            "3 a GPU is lost, in error or stale.\n",
+            gw_cli_source_options_help);
+}
+
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* Formats a value or "N/A" into buf; returns buf. */
+static const char *fmt_or_na(char *buf, size_t cap, bool ok, const char *fmt, double v)
+{
+    if (ok)
+        snprintf(buf, cap, fmt, v);
+    else
+        gw__strlcpy(buf, "N/A", cap);
+    return buf;
+}
+
+static void print_memory(const gw_device *d)
+{
+    const gw_sample *s = &d->sample;
+    bool t = gw_sample_has(s, GW_METRIC_MEM_TOTAL), u = gw_sample_has(s, GW_METRIC_MEM_USED),
+         f = gw_sample_has(s, GW_METRIC_MEM_FREE);
+    char a[32], b[32], c[32], e[32], g[32], h[32];
+    printf("  VRAM     used %s / total %s MiB (%s / %s GiB), free %s MiB (%s GiB)",
+           fmt_or_na(a, sizeof a, u, "%.0f", (double)s->mem_used / MIB),
+           fmt_or_na(b, sizeof b, t, "%.0f", (double)s->mem_total / MIB),
+           fmt_or_na(c, sizeof c, u, "%.2f", (double)s->mem_used / GIB),
+           fmt_or_na(e, sizeof e, t, "%.2f", (double)s->mem_total / GIB),
+           fmt_or_na(g, sizeof g, f, "%.0f", (double)s->mem_free / MIB),
+           fmt_or_na(h, sizeof h, f, "%.2f", (double)s->mem_free / GIB));
+    if (gw_sample_has(s, GW_METRIC_MEM_RESERVED))
+        printf(", reserved %.0f MiB", (double)s->mem_reserved / MIB);
+    if (d->info.memory_api[0])
+        printf(" [%s]", d->info.memory_api);
+    printf("\n");
+    if (gw_sample_has(s, GW_METRIC_GTT_TOTAL))
+        printf("  GTT      used %s / total %.0f MiB\n",
+               fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_GTT_USED), "%.0f",
+                         (double)s->gtt_used / MIB),
+               (double)s->gtt_total / MIB);
+}
+
+static void print_device(const gw_snapshot *snap, const gw_device *d)
+{
+    const gw_sample *s = &d->sample;
+    char a[32], b[32], c[32], e[32];
+    printf("GPU %u  %s  [%s]  %s\n", d->info.index, d->info.name[0] ? d->info.name : "(unnamed)",
+           d->info.source, d->info.pci_bus_id[0] ? d->info.pci_bus_id : "");
+    if (d->state != GW_DEVICE_OK)
+        printf("  STATE    %s%s%s\n", gw_device_state_name(d->state), d->state_reason[0] ? ": " : "",
+               d->state_reason);
+    if (d->state == GW_DEVICE_LOST)
+        return;
+    print_memory(d);
+    printf("  util     GPU %s  MEM %s  ENC %s  DEC %s\n",
+           fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_UTIL_GPU), "%.0f%%", s->util_gpu),
+           fmt_or_na(b, sizeof b, gw_sample_has(s, GW_METRIC_UTIL_MEM), "%.0f%%", s->util_mem),
+           fmt_or_na(c, sizeof c, gw_sample_has(s, GW_METRIC_UTIL_ENC), "%.0f%%", s->util_enc),
+           fmt_or_na(e, sizeof e, gw_sample_has(s, GW_METRIC_UTIL_DEC), "%.0f%%", s->util_dec));
+    printf("  temp     %s", fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_TEMP), "%.0f C",
+                                      s->temp_mc / 1000.0));
+    if (gw_info_has(&d->info, GW_INFO_TEMP_SLOWDOWN))
+        printf(" (slowdown %.0f C)", d->info.temp_slowdown_mc / 1000.0);
+    printf("   power %s / %s",
+           fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_POWER), "%.1f W", s->power_mw / 1000.0),
+           fmt_or_na(b, sizeof b, gw_sample_has(s, GW_METRIC_POWER_LIMIT), "%.1f W",
+                     s->power_limit_mw / 1000.0));
+    printf("   fan %s   pstate %s\n",
+           fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_FAN), "%.0f%%", s->fan_pct),
+           fmt_or_na(b, sizeof b, gw_sample_has(s, GW_METRIC_PSTATE), "P%.0f", s->pstate));
+    printf("  clocks   SM %s  GFX %s  MEM %s\n",
+           fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_CLOCK_SM), "%.0f MHz", s->clock_sm_mhz),
+           fmt_or_na(b, sizeof b, gw_sample_has(s, GW_METRIC_CLOCK_GRAPHICS), "%.0f MHz",
+                     s->clock_graphics_mhz),
+           fmt_or_na(c, sizeof c, gw_sample_has(s, GW_METRIC_CLOCK_MEM), "%.0f MHz",
+                     s->clock_mem_mhz));
+    bool header = false;
+    for (size_t i = 0; i < snap->n_processes; i++) {
+        const gw_process *p = &snap->processes[i];
+        if (p->device_index != d->info.index)
+            continue;
+        if (!header) {
+            printf("  %8s %-10s %10s %5s  %s\n", "PID", "USER", "VRAM", "SM", "COMMAND");
+            header = true;
+        }
+        printf("  %8u %-10s %10s %5s  %s\n", p->pid,
+               gw_process_has(p, GW_PROC_USER) ? p->user : "N/A",
+               fmt_or_na(a, sizeof a, gw_process_has(p, GW_PROC_GPU_MEMORY), "%.0f MiB",
+                         (double)p->gpu_memory / MIB),
+               fmt_or_na(b, sizeof b, gw_process_has(p, GW_PROC_SM_UTIL), "%.0f%%", p->sm_util),
+               gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline
+               : gw_process_has(p, GW_PROC_NAME)  ? p->name
+                                                  : "N/A");
+    }
+    if (!header)
+        printf("  no processes\n");
+}
+
+static void print_human(const gw_snapshot *s)
+{
+    if (s->cpu_only)
+        printf("CPU-only mode: %s\n", s->cpu_only_reason);
+    for (size_t i = 0; i < s->n_devices; i++)
+        print_device(s, &s->devices[i]);
+
+    uint64_t total = 0, used = 0, free_b = 0;
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_sample *x = &s->devices[i].sample;
+        if (gw_sample_has(x, GW_METRIC_MEM_TOTAL) && gw_sample_has(x, GW_METRIC_MEM_USED) &&
+            gw_sample_has(x, GW_METRIC_MEM_FREE)) {
+            total += x->mem_total;
+            used += x->mem_used;
+            free_b += x->mem_free;
+        }
+    }
+    if (s->n_devices)
+        printf("Summary: %zu GPU%s, VRAM used %.2f / %.2f GiB (%.1f%%), free %.2f GiB\n",
+               s->n_devices, s->n_devices == 1 ? "" : "s", (double)used / GIB, (double)total / GIB,
+               total ? 100.0 * (double)used / (double)total : 0.0, (double)free_b / GIB);
+    const gw_host *h = &s->host;
+    char a[32], b[32], c[32], e[32];
+    printf("Host: %s, %s CPUs, RAM available %s / %s GiB, load %s\n",
+           h->hostname[0] ? h->hostname : "N/A",
+           fmt_or_na(a, sizeof a, gw_host_has(h, GW_HOST_CPU_COUNT), "%.0f", h->cpu_count),
+           fmt_or_na(b, sizeof b, gw_host_has(h, GW_HOST_MEM_AVAILABLE), "%.2f",
+                     (double)h->mem_available / GIB),
+           fmt_or_na(c, sizeof c, gw_host_has(h, GW_HOST_MEM_TOTAL), "%.2f",
+                     (double)h->mem_total / GIB),
+           fmt_or_na(e, sizeof e, gw_host_has(h, GW_HOST_LOADAVG), "%.2f", h->load1));
+    printf("Sources:");
+    for (size_t i = 0; i < s->n_sources; i++) {
+        const gw_source_status *st = &s->sources[i];
+        printf("%s %s %s", i ? ";" : "", st->name, gw_source_state_name(st->state));
+        if (st->driver_version[0])
+            printf(" (driver %s)", st->driver_version);
+        if (st->message[0] && st->state != GW_SOURCE_UNAVAILABLE)
+            printf(" - %s", st->message);
+    }
+    printf("\n");
+}
+
+int gw_cmd_report(int argc, char **argv)
+{
+    gw_config cfg;
+    gw_config_init(&cfg);
+    bool json = false, pretty = false;
+    for (int i = 1; i < argc;) {
+        int r = gw_cli_source_option(argc, argv, &i, &cfg);
+        if (r < 0)
+            return GW_EXIT_USAGE;
+        if (r > 0)
+            continue;
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--pretty") == 0) {
+            pretty = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            report_usage(stdout);
+            return GW_EXIT_OK;
+        } else {
+            fprintf(stderr, "gpuwatch report: unknown option '%s'\n", argv[i]);
+            report_usage(stderr);
+            return GW_EXIT_USAGE;
+        }
+        i++;
+    }
+
+    gw_error err;
+    gw_error_clear(&err);
+    gw_monitor *mon;
+    if (gw_monitor_open(&mon, &cfg, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch report: %s\n", err.message);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    gw_snapshot *snap;
+    int rc = gw_monitor_sample(mon, &snap, &err);
+    gw_monitor_close(mon);
+    if (rc != GW_OK) {
+        fprintf(stderr, "gpuwatch report: %s\n", err.message);
+        return GW_EXIT_ERROR;
+    }
+    int exit_code = GW_EXIT_OK;
+    for (size_t i = 0; i < snap->n_devices; i++)
+        if (snap->devices[i].state != GW_DEVICE_OK)
+            exit_code = GW_EXIT_DEGRADED;
+    if (json) {
+        gw_strbuf sb;
+        gw__strbuf_init(&sb, 0);
+        gw__render_snapshot_json(&sb, snap, pretty);
+        if (sb.failed) {
+            fprintf(stderr, "gpuwatch report: out of memory rendering JSON\n");
+            exit_code = GW_EXIT_ERROR;
+        } else {
+            fwrite(sb.data, 1, sb.len, stdout);
+        }
+        gw__strbuf_release(&sb);
+    } else {
+        print_human(snap);
+    }
+    gw_snapshot_release(snap);
+    if (fflush(stdout) != 0)
+        exit_code = GW_EXIT_ERROR;
+    return exit_code;
+}

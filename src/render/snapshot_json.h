@@ -1,0 +1,18 @@
+/* snapshot_json.h — a snapshot as JSON, schema "gpuwatch.report/1"
+ * (docs/report-json.md). Used by `report --json` and, later, the HTTP API.
+ */
+#ifndef GW_RENDER_SNAPSHOT_JSON_H
+#define GW_RENDER_SNAPSHOT_JSON_H
+
+#include "render/json_writer.h"
+
+#define GW_REPORT_SCHEMA "gpuwatch.report/1"
+
+/* Appends the whole report object for s to sb. Check sb->failed afterwards
+ * (ENOMEM); s is only read. */
+void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty);
+
+/* Writes one device object (the element of "devices") into j. */
+void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d);
+
+#endif
