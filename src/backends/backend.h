@@ -57,6 +57,17 @@ gw_device *gw__collect_device(gw__collect *c, size_t i);
  * pointer is valid until the next add_process call. */
 gw_process *gw__collect_add_process(gw__collect *c);
 
+/* True when a device already in the collector has the same PCI address as
+ * bus_id (compared after gw__pci_bus_id_normalize). Fallback sources call it
+ * to skip devices a direct source already reports. */
+bool gw__collect_has_pci_bus_id(const gw__collect *c, const char *bus_id);
+
+/* Writes bus_id in one canonical form, "dddd:bb:dd.f" lowercase with a
+ * 4-digit domain, into out[cap] (NVML's "00000000:01:00.0" and sysfs's
+ * "0000:01:00.0" become equal). Returns false (out empty) when bus_id is not
+ * a PCI address. */
+bool gw__pci_bus_id_normalize(const char *bus_id, char *out, size_t cap);
+
 /* Host figures (the host backend fills them). */
 gw_host *gw__collect_host(gw__collect *c);
 

@@ -11,6 +11,7 @@
 #include "core/snapshot_build.h"
 #include "core/util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,32 @@ gw_process *gw__collect_add_process(gw__collect *c)
     gw_process *p = &c->processes[c->n_processes++];
     memset(p, 0, sizeof *p);
     return p;
+}
+
+bool gw__pci_bus_id_normalize(const char *bus_id, char *out, size_t cap)
+{
+    unsigned long long dom;
+    unsigned bus, dev, fn;
+    char tail;
+    if (cap)
+        out[0] = '\0';
+    if (!bus_id || sscanf(bus_id, "%llx:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
+        dom > 0xffffffffull || bus > 0xff || dev > 0x1f || fn > 7)
+        return false;
+    int n = snprintf(out, cap, "%04llx:%02x:%02x.%x", dom, bus, dev, fn);
+    return n > 0 && (size_t)n < cap;
+}
+
+bool gw__collect_has_pci_bus_id(const gw__collect *c, const char *bus_id)
+{
+    char want[32], have[32];
+    if (!gw__pci_bus_id_normalize(bus_id, want, sizeof want))
+        return false;
+    for (size_t i = 0; i < c->n_devices; i++)
+        if (gw__pci_bus_id_normalize(c->devices[i].info.pci_bus_id, have, sizeof have) &&
+            strcmp(want, have) == 0)
+            return true;
+    return false;
 }
 
 gw_host *gw__collect_host(gw__collect *c) { return &c->host; }
