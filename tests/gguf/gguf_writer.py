@@ -124,8 +124,16 @@ class GGUFWriter:
             etype = _infer(values[0]) if values else U32
         self.kv.append((key, ARRAY, list(values), etype))
 
+    def add_raw(self, raw):
+        """Appends one metadata pair given as raw bytes (key, type and value), for
+        malformed files; it counts as one pair in the header."""
+        self.kv.append((None, None, bytes(raw), None))
+
     def add_tensor(self, name, shape, type_name, offset=None):
-        type_name = type_name.lower()
+        """shape is ne0 first. type_name is a ggml type name, or an int id (any
+        id, even a removed or unknown one, whose data size is then 0)."""
+        if not isinstance(type_name, int):
+            type_name = type_name.lower()
         self.tensors.append({"name": name, "shape": list(shape), "type": type_name,
                              "offset": offset})
 
@@ -136,6 +144,9 @@ class GGUFWriter:
         out += struct.pack("<IQQ", self.version, len(self.tensors), len(self.kv))
         meta = {}
         for key, vtype, value, etype in self.kv:
+            if key is None:
+                out += value
+                continue
             out += _str(key) + struct.pack("<I", vtype)
             if vtype == ARRAY:
                 out += struct.pack("<IQ", etype, len(value))
@@ -150,14 +161,18 @@ class GGUFWriter:
         infos = []
         running = 0
         for t in self.tensors:
-            nb = nbytes(t["shape"], t["type"])
+            if isinstance(t["type"], int):
+                type_id, type_name, nb = t["type"], "#%d" % t["type"], 0
+            else:
+                type_id, type_name = GGML_TYPES[t["type"]][0], t["type"].upper()
+                nb = nbytes(t["shape"], t["type"])
             off = running if t["offset"] is None else t["offset"]
             running = max(running, pad(off + nb, a))
             out += _str(t["name"]) + struct.pack("<I", len(t["shape"]))
             out += struct.pack("<%dQ" % len(t["shape"]), *t["shape"])
-            out += struct.pack("<IQ", GGML_TYPES[t["type"]][0], off)
-            infos.append({"name": t["name"], "shape": t["shape"], "type": t["type"].upper(),
-                          "type_id": GGML_TYPES[t["type"]][0], "offset": off, "nbytes": nb})
+            out += struct.pack("<IQ", type_id, off)
+            infos.append({"name": t["name"], "shape": t["shape"], "type": type_name,
+                          "type_id": type_id, "offset": off, "nbytes": nb})
         data_offset = pad(len(out), a)
         out += b"\0" * (data_offset - len(out))
         return bytes(out), {"version": self.version, "alignment": a, "metadata": meta,
