@@ -75,14 +75,17 @@ gw_process *gw__collect_add_process(gw__collect *c)
 bool gw__pci_bus_id_normalize(const char *bus_id, char *out, size_t cap)
 {
     unsigned long long dom;
-    unsigned bus, dev, fn;
-    char tail;
+    unsigned bus, dev;
+    int end = -1;
     if (cap)
         out[0] = '\0';
-    if (!bus_id || sscanf(bus_id, "%llx:%x:%x.%x%c", &dom, &bus, &dev, &fn, &tail) != 4 ||
-        dom > 0xffffffffull || bus > 0xff || dev > 0x1f || fn > 7)
+    /* the function is one digit 0-7 and nothing may follow it (a %x there
+     * would accept "0x") */
+    if (!bus_id || sscanf(bus_id, "%llx:%x:%x.%n", &dom, &bus, &dev, &end) != 3 || end < 0 ||
+        bus_id[end] < '0' || bus_id[end] > '7' || bus_id[end + 1] != '\0' ||
+        dom > 0xffffffffull || bus > 0xff || dev > 0x1f)
         return false;
-    int n = snprintf(out, cap, "%04llx:%02x:%02x.%x", dom, bus, dev, fn);
+    int n = snprintf(out, cap, "%04llx:%02x:%02x.%c", dom, bus, dev, bus_id[end]);
     return n > 0 && (size_t)n < cap;
 }
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test of gpuwatch twice: in a normal build and in an
+# AddressSanitizer + UndefinedBehaviorSanitizer build (leak detection on).
+# Installs what it needs first (scripts/deps.sh test). Ends with the line
+# "N passed, N failed" and exits non-zero when anything failed.
+#   scripts/test.sh            both builds
+#   GW_TEST_BUILDS=plain scripts/test.sh   only the normal build
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+scripts/deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+
+builds=${GW_TEST_BUILDS:-"plain asan"}
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export LSAN_OPTIONS="suppressions=$top/tests/lsan.supp:print_suppressions=0"
+
+status=0
+logs=()
+for b in $builds; do
+  dir="build-test-$b"
+  opts=()
+  [ "$b" = asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug)
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "${opts[@]}" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; echo "0 passed, 1 failed"; exit 1; }
+  else
+    meson setup --reconfigure "$dir" "${opts[@]}" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; echo "0 passed, 1 failed"; exit 1; }
+  fi
+  echo "== build ($b)"
+  if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+    tail -50 "$dir.build.log"; echo "0 passed, 1 failed"; exit 1
+  fi
+  echo "== test ($b)"
+  meson test -C "$dir" --print-errorlogs --timeout-multiplier 3 --no-rebuild || status=1
+  logs+=("$dir/meson-logs/testlog.json")
+done
+
+python3 - "${logs[@]}" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    build = path.split("/")[0].replace("build-test-", "")
+    for line in open(path):
+        t = json.loads(line)
+        r = t.get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+            print(f"FAILED [{build}] {t.get('name')}: {r}")
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed else 0)
+PY
+py=$?
+[ $py -ne 0 ] && status=1
+exit $status

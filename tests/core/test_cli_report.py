@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""`gpuwatch report` on a CPU-only host (fixture /proc, host source only):
+exit codes, the CPU-only line, JSON schema and values, --help/--version and
+usage errors. Values are checked against the fixture written here."""
+import json, os, subprocess, sys, tempfile
+
+BIN = os.environ["GPUWATCH_BIN"]
+failures = []
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+def run(*args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, timeout=60)
+
+with tempfile.TemporaryDirectory() as root:
+    def w(rel, text):
+        p = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(text)
+    w("meminfo", "MemTotal:       32768000 kB\nMemAvailable:   30000000 kB\nSwapTotal: 0 kB\nSwapFree: 0 kB\n")
+    w("loadavg", "0.50 0.40 0.30 1/100 999\n")
+    w("stat", "cpu  1 2 3 4 5 6 7 8 0 0\n" + "".join(f"cpu{i} 1 1 1 1 0 0 0 0 0 0\n" for i in range(8)))
+    w("sys/kernel/hostname", "fixture-host\n")
+    env = {"GPUWATCH_PROC_ROOT": root}
+
+    r = run("report", "--json", "--sources", "host", env=env)
+    check(r.returncode == 0, f"report --json exit 0 (got {r.returncode}, {r.stderr})")
+    doc = json.loads(r.stdout)
+    check(doc["schema"] == "gpuwatch.report/1", "schema name")
+    check(doc["cpu_only"] is True, "cpu_only true")
+    check(doc["cpu_only_reason"] == "no GPU found", "cpu_only_reason")
+    check(doc["devices"] == [] and doc["processes"] == [], "no devices/processes")
+    h = doc["host"]
+    check(h["hostname"] == "fixture-host", "hostname from proc/sys/kernel/hostname")
+    check(h["memory_total_bytes"] == 32768000 * 1024, "MemTotal in bytes")
+    check(h["memory_available_bytes"] == 30000000 * 1024, "MemAvailable in bytes")
+    check(h["cpu_count"] == 8, "cpu count from cpuN lines")
+    check(h["load_average"] == [0.5, 0.4, 0.3], "load average")
+    check(h["cpu_percent"] is None, "cpu percent null on one sample")
+    s = doc["summary"]
+    check(s["gpu_count"] == 0 and s["memory_total_bytes"] is None, "summary empty pool is null")
+    check([x["name"] for x in doc["sources"]] == ["host"], "only the host source")
+
+    r = run("report", "--sources", "host", env=env)
+    check(r.returncode == 0, "human report exit 0")
+    first = r.stdout.splitlines()[0] if r.stdout else ""
+    check(first == "CPU-only mode: no GPU found", f"first line is the CPU-only line: {first!r}")
+    check("RAM available 28.61 / 31.25 GiB" in r.stdout, "human RAM figures")
+
+    r = run("report", "--sources", "host,bogus", env=env)
+    check(r.returncode == 2 and "bogus" in r.stderr, "unknown source is a usage error naming it")
+    r = run("report", "--frobnicate")
+    check(r.returncode == 2 and "--frobnicate" in r.stderr, "unknown option exit 2")
+    r = run("report", "--sources")
+    check(r.returncode == 2 and "needs a value" in r.stderr, "missing option value exit 2")
+    r = run("report", "--help")
+    check(r.returncode == 0 and "--json" in r.stdout and "Exit status" in r.stdout, "report --help")
+    r = run("--version")
+    check(r.returncode == 0 and r.stdout.startswith("gpuwatch "), "--version")
+    r = run()
+    check(r.returncode == 2, "no command is a usage error")
+    r = run("nonsense")
+    check(r.returncode == 2 and "unknown command" in r.stderr, "unknown command")
+
+print(f"{'FAILED' if failures else 'ok'}: {len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
