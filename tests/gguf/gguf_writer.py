@@ -20,6 +20,7 @@ Python API (stable):
                        n_head_kv=2, n_ff=512, n_vocab=300, ftype="q8_0")
     m["tensors"][0] -> {"name", "shape" (ne0 first), "type", "type_id", "offset", "nbytes"}
     m["metadata"]   -> {key: value}; m["data_offset"], m["file_size"], m["alignment"]
+    w = gw.build_model(arch="llama", ...)  # the same, as a GGUFWriter to adjust first
 
   Lower level, for any layout (and for malformed files in tests):
     w = gw.GGUFWriter(alignment=32, version=3)
@@ -273,8 +274,8 @@ DEFAULTS = {"arch": "llama", "n_layer": 2, "n_embd": 256, "n_head": 4, "n_head_k
             "alignment": 32, "version": 3, "name": None}
 
 
-def write_model(path, sparse=True, **params):
-    """Writes a model of params (see DEFAULTS) to path; returns the manifest."""
+def build_model(**params):
+    """A GGUFWriter holding the model of params (see DEFAULTS), not yet written."""
     unknown = set(params) - set(DEFAULTS)
     if unknown:
         raise TypeError("unknown parameters: %s" % ", ".join(sorted(unknown)))
@@ -286,7 +287,12 @@ def write_model(path, sparse=True, **params):
         raise ValueError("unknown architecture %r (known: %s)" % (p["arch"], ", ".join(sorted(ARCHS))))
     w = GGUFWriter(alignment=p["alignment"], version=p["version"])
     ARCHS[p["arch"]](w, p)
-    return w.write(path, sparse=sparse)
+    return w
+
+
+def write_model(path, sparse=True, **params):
+    """Writes a model of params (see DEFAULTS) to path; returns the manifest."""
+    return build_model(**params).write(path, sparse=sparse)
 
 
 def main(argv=None):
