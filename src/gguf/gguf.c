@@ -274,12 +274,20 @@ static int parse_kv(rd *r, gw_gguf_kv *kv, size_t i)
     if (et != GW_GGUF_STRING) {
         r->pos += (size_t)bytes;
     } else {
+        /* The hot loop of a big vocabulary (100k+ strings): lengths are
+         * checked inline; rd_str() reports the first bad one. */
+        size_t pos = r->pos, len = r->len;
+        uint64_t max = r->lim->max_string;
         for (uint64_t j = 0; j < count; j++) {
-            gw_gguf_str s;
-            if ((rc = rd_str(r, &s, r->lim->max_string, GW_GGUF_FAULT_STRING_LENGTH,
-                             "string array element")) != GW_OK)
-                return rc;
+            uint64_t n;
+            if (len - pos < 8 || (n = ld64(r->p + pos)) > max || n > len - pos - 8) {
+                gw_gguf_str s;
+                r->pos = pos;
+                return rd_str(r, &s, max, GW_GGUF_FAULT_STRING_LENGTH, "string array element");
+            }
+            pos += 8 + (size_t)n;
         }
+        r->pos = pos;
     }
     kv->size = (uint64_t)(r->p + r->pos - kv->data);
     return GW_OK;

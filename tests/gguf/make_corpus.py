@@ -166,6 +166,10 @@ def corpus():
     w.add_raw(raw_kv("arr", gw.ARRAY, struct.pack("<IQ", gw.U64, (1 << 61) + 1)))
     c["bad_array_overflow.gguf"] = full(w)
     w = gw.GGUFWriter()
+    w.add_raw(raw_kv("strs", gw.ARRAY, struct.pack("<IQ", gw.STRING, 3) + gw._str("ok") +
+                     struct.pack("<Q", 1 << 62) + b"\0" * 16))
+    c["bad_string_array_elem.gguf"] = full(w)
+    w = gw.GGUFWriter()
     w.add_raw(raw_kv("nest", gw.ARRAY, struct.pack("<IQ", gw.ARRAY, 1)))
     c["bad_nested_array.gguf"] = full(w)
     w = gw.GGUFWriter()

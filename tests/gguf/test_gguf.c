@@ -430,6 +430,8 @@ static const struct {
      "length 1099511627776 exceeds the limit"},
     {"bad_array_overflow.gguf", GW_EPARSE, GW_GGUF_FAULT_ARRAY,
      "array count 2305843009213693953 at offset 43 overflows"},
+    {"bad_string_array_elem.gguf", GW_EPARSE, GW_GGUF_FAULT_STRING_LENGTH,
+     "string array element at offset 62: length 4611686018427387904 exceeds the limit"},
     {"bad_nested_array.gguf", GW_EPARSE, GW_GGUF_FAULT_ARRAY, "arrays of arrays"},
     {"bad_value_type.gguf", GW_EPARSE, GW_GGUF_FAULT_VALUE_TYPE, "unknown value type 13"},
     {"bad_duplicate_key.gguf", GW_EPARSE, GW_GGUF_FAULT_DUPLICATE_KEY, "key 'k' appears twice"},
