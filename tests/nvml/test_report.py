@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""Integration tests of the NVML backend at its real boundary.
+
+Runs the real `gpuwatch report --json` against the fake libnvidia-ml.so.1
+(tests/nvml/fake_nvml.c) serving a scenario file, and compares every value of
+the JSON (docs/report-json.md) with what the SCENARIO says, converting units
+here (mW -> W, MHz -> Hz, C -> C, mJ -> J). This file has its own reader of
+the scenario format (SCENARIOS.md); it never looks at gpuwatch's code.
+
+    test_report.py CASE --libdir BUILD/tests/nvml
+
+GPUWATCH_BIN names the binary; NVML_REAL_LIBRARY the real driver library.
+Exit 0 pass, 1 fail, 77 skip.
+"""
+import argparse
+import json
+import math
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = os.path.join(HERE, "scenarios")
+ULLONG_MAX = 2 ** 64 - 1
+LOST_CODES = ("GPU_IS_LOST", "UNKNOWN", "15", "999")
+V1_MEMORY_CODES = ("NOT_SUPPORTED", "ARGUMENT_VERSION_MISMATCH", "FUNCTION_NOT_FOUND")
+
+# ------------------------------------------------------------ scenario reader
+
+
+def read_scenario(path):
+    sc = {"driver": None, "nvml": None, "cuda": None, "gpus": [], "faults": []}
+    with open(path) as f:
+        for raw in f:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, _, val = line.partition(" ")
+            val = val.strip()
+            if key in ("driver", "nvml"):
+                sc[key] = val
+            elif key == "cuda":
+                sc["cuda"] = int(val, 0)
+            elif key in ("fault", "slow", "hang"):
+                words = val.split()
+                fault = {"verb": key, "fn": words[0], "gpu": None}
+                if key == "fault":
+                    fault["code"] = words[1]
+                for w in words[2 if key == "fault" else 1:]:
+                    k, _, v = w.partition("=")
+                    if k == "gpu":
+                        fault["gpu"] = int(v)
+                sc["faults"].append(fault)
+            elif key == "procname":
+                pass
+            elif key == "gpu":
+                sc["gpus"].append({"v": {}, "compute": [], "graphics": [], "putil": []})
+            else:
+                g = sc["gpus"][-1]
+                if key == "process":
+                    w = val.split()
+                    mem = None if w[2] == "unavailable" else int(w[2], 0)
+                    g[w[0]].append((int(w[1]), mem))
+                elif key == "putil":
+                    g["putil"].append(tuple(int(x, 0) for x in val.split()))
+                elif key in ("name", "uuid", "serial", "pci.bus_id"):
+                    g["v"][key] = val
+                elif val != "unsupported":
+                    g["v"][key] = int(val, 0)
+    return sc
+
+
+def gpu_faulted(sc, gpu, fns, codes):
+    for f in sc["faults"]:
+        if f["verb"] == "fault" and f["fn"] in fns and f["code"] in codes and \
+                (f["gpu"] is None or f["gpu"] == gpu):
+            return True
+    return False
+
+
+# --------------------------------------------------------------- expectations
+
+class Lib:
+    """What a fake-library variant exports (see lib-*/exports.map)."""
+
+    def __init__(self, variant):
+        self.variant = variant
+        self.metrics = variant != "minimal"
+        self.mem_v2 = variant == "full"
+        self.procs = variant != "minimal"
+        self.handle_fn = "nvmlDeviceGetHandleByIndex" + ("_v2" if variant != "v1" else "")
+
+
+def scaled(v, key, factor):
+    x = v.get(key)
+    return None if x is None else x / factor
+
+
+def expected_device(sc, lib, gpu_index, snap_index):
+    v = sc["gpus"][gpu_index]["v"]
+    have = (lambda *ks: lib.metrics and all(k in v for k in ks))
+    get = (lambda k: v.get(k) if lib.metrics else None)
+    d = {"index": snap_index, "vendor": "nvidia", "source": "nvml",
+         "source_index": gpu_index, "state": "ok", "state_reason": None}
+    d["name"] = get("name")
+    d["uuid"] = get("uuid")
+    d["serial"] = get("serial")
+    if have("pci.bus_id"):
+        dom, bus, rest = v["pci.bus_id"].split(":")
+        d["pci_bus_id"] = "%08X:%02X:%02X.0" % (int(dom, 16), int(bus, 16),
+                                                 int(rest.split(".")[0], 16))
+    else:
+        d["pci_bus_id"] = None
+    d["driver_version"] = sc["driver"] if lib.metrics else None
+    d["library_version"] = sc["nvml"] if lib.metrics else None
+    d["cuda_version"] = ("%d.%d" % (sc["cuda"] // 1000, sc["cuda"] % 1000 // 10)
+                         if sc["cuda"] and lib.metrics else None)
+    d["compute_capability"] = ({"major": v["cc.major"], "minor": v["cc.minor"]}
+                               if have("cc.major", "cc.minor") else None)
+    mem = {"total_bytes": None, "used_bytes": None, "free_bytes": None,
+           "reserved_bytes": None}
+    v2_faulted = gpu_faulted(sc, gpu_index, ("nvmlDeviceGetMemoryInfo_v2", "*"),
+                             V1_MEMORY_CODES)
+    if lib.mem_v2 and not v2_faulted and \
+            have("memory.total", "memory.reserved", "memory.used", "memory.free"):
+        d["memory_api"] = "v2"
+        mem = {"total_bytes": v["memory.total"], "used_bytes": v["memory.used"],
+               "free_bytes": v["memory.free"], "reserved_bytes": v["memory.reserved"]}
+    elif have("memory.total", "memory.free"):
+        # v1: "used" is everything not free (reserved included), no reserved
+        d["memory_api"] = "v1"
+        mem = {"total_bytes": v["memory.total"],
+               "used_bytes": v["memory.total"] - v["memory.free"],
+               "free_bytes": v["memory.free"], "reserved_bytes": None}
+    else:
+        d["memory_api"] = None
+    d["memory"] = mem
+    both = have("util.gpu", "util.memory")
+    d["utilization"] = {
+        "gpu_percent": v["util.gpu"] if both else None,
+        "memory_percent": v["util.memory"] if both else None,
+        "encoder_percent": get("util.encoder"),
+        "decoder_percent": get("util.decoder"),
+    }
+    d["temperature"] = {
+        "gpu_celsius": get("temp"),
+        "slowdown_celsius": get("temp.slowdown"),
+        "shutdown_celsius": get("temp.shutdown"),
+        "gpu_max_celsius": get("temp.gpu_max"),
+        "memory_max_celsius": get("temp.mem_max"),
+    }
+    lim = have("power.min", "power.max")
+    vv = v if lib.metrics else {}
+    d["power"] = {
+        "draw_watts": scaled(vv, "power.usage", 1000),
+        "limit_watts": scaled(vv, "power.limit", 1000),
+        "limit_min_watts": v["power.min"] / 1000 if lim else None,
+        "limit_max_watts": v["power.max"] / 1000 if lim else None,
+        "limit_default_watts": scaled(vv, "power.default", 1000),
+        "energy_joules": scaled(vv, "energy", 1000),
+    }
+    hz = (lambda k: None if get(k) is None else get(k) * 1000000)
+    d["clocks"] = {"sm_hz": hz("clock.sm"), "graphics_hz": hz("clock.graphics"),
+                   "memory_hz": hz("clock.mem"), "max_sm_hz": hz("clock.max.sm"),
+                   "max_graphics_hz": hz("clock.max.graphics"),
+                   "max_memory_hz": hz("clock.max.mem")}
+    d["fan"] = {"speed_percent": get("fan"), "rpm": None}
+    ps = get("pstate")
+    d["pstate"] = ps if ps is not None and 0 <= ps <= 15 else None
+    ev = get("clock_events")
+    d["clock_event_reasons"] = None if ev is None else {"mask": ev}
+    d["pcie"] = {"gen": get("pcie.gen"), "width": get("pcie.width"),
+                 "max_gen": get("pcie.max_gen"), "max_width": get("pcie.max_width")}
+    mig = get("mig")
+    d["mig_enabled"] = None if mig is None else bool(mig)
+    return d
+
+
+NULL_WHEN_LOST = {
+    "memory": {"used_bytes": None, "free_bytes": None, "reserved_bytes": None},
+    "utilization": {"gpu_percent": None, "memory_percent": None,
+                    "encoder_percent": None, "decoder_percent": None},
+    "temperature": {"gpu_celsius": None},
+    "power": {"draw_watts": None, "limit_watts": None, "energy_joules": None},
+    "clocks": {"sm_hz": None, "graphics_hz": None, "memory_hz": None},
+    "fan": {"speed_percent": None},
+    "pstate": None, "clock_event_reasons": None,
+    "pcie": {"gen": None, "width": None}, "mig_enabled": None,
+}
+
+
+def expected_processes(sc, lib, gpu_index, snap_index, uuid, procinfo):
+    if not lib.procs:
+        return []
+    g = sc["gpus"][gpu_index]
+    rows = {}
+    for kind in ("compute", "graphics"):
+        for pid, mem in g[kind]:
+            if mem is not None and mem == ULLONG_MAX:
+                mem = None
+            if pid in rows:
+                if rows[pid]["gpu_memory_bytes"] is None:
+                    rows[pid]["gpu_memory_bytes"] = mem
+                continue
+            rows[pid] = {"pid": pid, "device_index": snap_index, "device_uuid": uuid,
+                         "kind": kind, "gpu_memory_bytes": mem, "sm_percent": None,
+                         "memory_percent": None, "encoder_percent": None,
+                         "decoder_percent": None, "name": None, "user": None,
+                         "cmdline": None}
+    mig_on = bool(g["v"].get("mig", 0))
+    newest = {}
+    for pid, ts, smu, memu, enc, dec in g["putil"]:
+        if mig_on or pid not in rows or max(smu, memu, enc, dec) > 100:
+            continue  # MIG: no per-process util; garbage; pid not on this GPU
+        if pid not in newest or ts >= newest[pid][0]:
+            newest[pid] = (ts, smu, memu, enc, dec)
+    for pid, (_, smu, memu, enc, dec) in newest.items():
+        rows[pid].update(sm_percent=smu, memory_percent=memu, encoder_percent=enc,
+                         decoder_percent=dec)
+    for pid, info in (procinfo or {}).items():
+        if pid in rows:
+            rows[pid].update(info)
+    return [rows[p] for p in sorted(rows)]
+
+
+def expected_report(sc, lib, procinfo=None):
+    devices, procs, snap = [], [], 0
+    lost = set()
+    for i in range(len(sc["gpus"])):
+        if gpu_faulted(sc, i, (lib.handle_fn,), ("NO_PERMISSION",)):
+            continue
+        d = expected_device(sc, lib, i, snap)
+        if any(f["verb"] == "fault" and f["code"] in LOST_CODES and
+               (f["gpu"] is None or f["gpu"] == i) for f in sc["faults"]):
+            d.update(NULL_WHEN_LOST)
+            d["state"] = "lost"
+            del d["state_reason"]  # checked separately
+            lost.add(snap)
+        else:
+            procs += expected_processes(sc, lib, i, snap, d["uuid"], procinfo)
+        devices.append(d)
+        snap += 1
+    return devices, procs, lost
+
+
+# ------------------------------------------------------------------ compare
+
+def compare(actual, expected, path, errors):
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            errors.append("%s: expected an object, got %r" % (path, actual))
+            return
+        for k, ev in expected.items():
+            if k not in actual:
+                errors.append("%s.%s: missing" % (path, k))
+            else:
+                compare(actual[k], ev, "%s.%s" % (path, k), errors)
+    elif isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            errors.append("%s: expected %d items, got %r" % (
+                path, len(expected), actual if not isinstance(actual, list) else len(actual)))
+            return
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            compare(a, e, "%s[%d]" % (path, i), errors)
+    elif isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        if actual != expected or type(actual) != type(expected):
+            errors.append("%s: expected %r, got %r" % (path, expected, actual))
+    else:  # numbers: exact for ints, to the last bits for unit conversions
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)) or \
+                not math.isclose(actual, expected, rel_tol=1e-12, abs_tol=0):
+            errors.append("%s: expected %r, got %r" % (path, expected, actual))
+
+
+# ------------------------------------------------------------------- runner
+
+class Ctx:
+    def __init__(self, args):
+        self.bin = os.environ.get("GPUWATCH_BIN")
+        self.libdir = args.libdir
+        self.tmp = tempfile.mkdtemp(prefix="gw-nvml-")
+        self.errors = []
+
+    def lib(self, variant):
+        return os.path.join(self.libdir, "lib-" + variant, "libnvidia-ml.so.1")
+
+    def run(self, scenario, variant="full", extra=(), env_extra=None, library=None):
+        env = dict(os.environ)
+        env.pop("GPUWATCH_NVML_LIBRARY", None)
+        if scenario:
+            env["GPUWATCH_FAKE_NVML_SCENARIO"] = os.path.join(SCENARIOS, scenario)
+        else:
+            env.pop("GPUWATCH_FAKE_NVML_SCENARIO", None)
+        env["GPUWATCH_FAKE_NVML_CALL_LOG"] = os.path.join(self.tmp, "calls.log")
+        env.update(env_extra or {})
+        cmd = [self.bin, "report", "--json", "--sources", "nvml,host",
+               "--nvml-library", library or self.lib(variant)] + list(extra)
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        try:
+            rep = json.loads(p.stdout)
+        except ValueError:
+            self.fail("%s: output is not JSON (rc %d): %r / %r" % (
+                " ".join(cmd), p.returncode, p.stdout[:300], p.stderr[:300]))
+            rep = None
+        return p.returncode, rep, p.stderr.decode(errors="replace")
+
+    def calls(self):
+        out = {}
+        with open(os.path.join(self.tmp, "calls.log")) as f:
+            for line in f:
+                k, v = line.split()
+                out[k] = int(v)
+        return out
+
+    def fail(self, msg):
+        self.errors.append(msg)
+
+    def check(self, cond, msg):
+        if not cond:
+            self.fail(msg)
+
+    def source(self, rep, name="nvml"):
+        for s in rep["sources"]:
+            if s["name"] == name:
+                return s
+        self.fail("no source %s in %r" % (name, rep["sources"]))
+        return {}
+
+
+def check_full_report(ctx, scenario, variant="full", procinfo=None, extra=()):
+    """Runs one scenario and compares every device and process value."""
+    sc = read_scenario(os.path.join(SCENARIOS, scenario))
+    lib = Lib(variant)
+    rc, rep, err = ctx.run(scenario, variant, extra=extra)
+    if rep is None:
+        return None, None
+    devices, procs, lost = expected_report(sc, lib, procinfo)
+    ctx.check(rc == (3 if lost else 0), "%s/%s: exit %d, expected %d (stderr %r)" % (
+        scenario, variant, rc, 3 if lost else 0, err))
+    ctx.check(rep["schema"] == "gpuwatch.report/1", "schema %r" % rep["schema"])
+    ctx.check(rep["cpu_only"] is (not devices), "cpu_only %r" % rep["cpu_only"])
+    compare(rep["devices"], devices, scenario + ":devices", ctx.errors)
+    compare(rep["processes"], procs, scenario + ":processes", ctx.errors)
+    for i in lost:
+        reason = rep["devices"][i]["state_reason"] or ""
+        ctx.check("GPU is lost (15)" in reason or "Unknown Error (999)" in reason,
+                  "lost device %d: reason %r names no NVML error" % (i, reason))
+    src = ctx.source(rep)
+    ctx.check(src.get("driver_version") == (sc["driver"] if lib.metrics else None),
+              "source driver_version %r" % src.get("driver_version"))
+    ctx.check(src.get("device_count") == len(devices), "source device_count %r" %
+              src.get("device_count"))
+    # a sample calls NVML at least once per device, unless nothing is exported
+    ctx.check(isinstance(src.get("calls"), int) and
+              (src["calls"] >= len(devices) - len(lost) if lib.metrics else src["calls"] == 0),
+              "source calls %r" % src.get("calls"))
+    # the summary adds up what the scenario says
+    summ = rep["summary"]
+    ctx.check(summ["gpu_count"] == len(devices), "summary gpu_count %r" % summ["gpu_count"])
+    ctx.check(summ["gpus_lost"] == len(lost), "summary gpus_lost %r" % summ["gpus_lost"])
+    ctx.check(summ["process_count"] == len(procs), "summary process_count %r" %
+              summ["process_count"])
+    with_mem = [d for d in devices if d["state"] == "ok" and
+                d["memory"]["total_bytes"] is not None]
+    if with_mem:
+        ctx.check(summ["memory_total_bytes"] == sum(d["memory"]["total_bytes"]
+                                                    for d in with_mem),
+                  "summary memory_total_bytes %r" % summ["memory_total_bytes"])
+    return rep, sc
+
+
+# -------------------------------------------------------------------- cases
+
+def case_zero(ctx):
+    rc, rep, err = ctx.run("zero.scn")
+    if not rep:
+        return
+    ctx.check(rc == 0, "exit %d" % rc)
+    ctx.check(rep["cpu_only"] is True and rep["devices"] == [], "not CPU-only: %r" %
+              rep["devices"])
+    ctx.check("no NVIDIA GPU" in (rep["cpu_only_reason"] or ""),
+              "cpu_only_reason %r" % rep["cpu_only_reason"])
+    src = ctx.source(rep)
+    ctx.check(src.get("driver_version") == "535.104.05", "driver %r" % src.get("driver_version"))
+    ctx.check(src.get("library_version") == "12.535.104.05", "nvml %r" %
+              src.get("library_version"))
+
+
+def case_one(ctx):
+    check_full_report(ctx, "one.scn")
+
+
+def proc_fixture(ctx):
+    """A /proc with two of one.scn's pids; returns (root, expected fields)."""
+    root = os.path.join(ctx.tmp, "proc")
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    procs = {4242: ("python3", ["python3", "train.py", "--epochs", "10"]),
+             777: ("llama-server", ["/usr/bin/llama-server", "-m", "model.gguf"])}
+    want = {}
+    for pid, (comm, argv) in procs.items():
+        d = os.path.join(root, str(pid))
+        os.makedirs(d)
+        fields = [str(pid), "(%s)" % comm] + ["S"] + ["0"] * 18 + ["424242"] + ["0"] * 30
+        with open(os.path.join(d, "stat"), "w") as f:
+            f.write(" ".join(fields) + "\n")
+        with open(os.path.join(d, "comm"), "w") as f:
+            f.write(comm + "\n")
+        with open(os.path.join(d, "status"), "w") as f:
+            f.write("Name:\t%s\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t%d\t%d\t%d\t%d\n"
+                    % (comm, uid, uid, uid, uid))
+        with open(os.path.join(d, "cmdline"), "wb") as f:
+            f.write(b"\0".join(a.encode() for a in argv) + b"\0")
+        want[pid] = {"name": comm, "user": user, "cmdline": " ".join(argv)}
+    return root, want
+
+
+def case_procinfo(ctx):
+    root, want = proc_fixture(ctx)
+    check_full_report(ctx, "one.scn", procinfo=want, extra=["--proc-root", root])
+
+
+def case_two(ctx):
+    check_full_report(ctx, "two.scn")
+
+
+def case_eight(ctx):
+    check_full_report(ctx, "eight.scn")
+
+
+def case_lost(ctx):
+    rep, _ = check_full_report(ctx, "lost.scn")
+    if rep:
+        src = ctx.source(rep)
+        ctx.check(src.get("state") == "degraded", "source state %r" % src.get("state"))
+        ctx.check("GPU 1 lost" in (src.get("message") or ""), "message %r" % src.get("message"))
+
+
+def case_unknown(ctx):
+    check_full_report(ctx, "unknown.scn")
+
+
+def case_noperm(ctx):
+    rep, _ = check_full_report(ctx, "noperm.scn")
+    if rep:
+        src = ctx.source(rep)
+        msg = src.get("message") or ""
+        ctx.check("GPU 1 skipped" in msg and "Insufficient Permissions" in msg,
+                  "skipped GPU not named: %r" % msg)
+        ctx.check(src.get("state") == "degraded", "source state %r" % src.get("state"))
+
+
+def case_memv1(ctx):
+    check_full_report(ctx, "memv1.scn")
+
+
+def case_procgrow(ctx):
+    check_full_report(ctx, "procgrow.scn")
+    c = ctx.calls()
+    # size query + exactly one fill: count*2+5 covered the growth
+    ctx.check(c.get("nvmlDeviceGetComputeRunningProcesses_v2") == 2,
+              "compute list calls %r (expected 2: count*2+5 retry)" %
+              c.get("nvmlDeviceGetComputeRunningProcesses_v2"))
+
+
+def case_mig(ctx):
+    check_full_report(ctx, "mig.scn")
+
+
+def case_v1only(ctx):
+    """An old driver without any _v2/_v3 names: the same figures, memory v1."""
+    rep, _ = check_full_report(ctx, "one.scn", variant="v1")
+    c = ctx.calls()
+    ctx.check(c.get("nvmlInit") == 1 and c.get("nvmlDeviceGetMemoryInfo", 0) >= 1,
+              "v1 names not used: %r" % c)
+
+
+def case_minimal(ctx):
+    """Only init/count/handle exported: the GPU is there, every metric null."""
+    check_full_report(ctx, "one.scn", variant="minimal")
+
+
+def case_noinit(ctx):
+    rc, rep, _ = ctx.run("one.scn", "noinit")
+    if rep:
+        ctx.check(rc == 0 and rep["cpu_only"], "rc %d cpu_only %r" % (rc, rep["cpu_only"]))
+        reason = rep["cpu_only_reason"] or ""
+        ctx.check("nvmlInit" in reason and "does not export" in reason, "reason %r" % reason)
+
+
+def case_initfail(ctx):
+    rc, rep, _ = ctx.run("initfail.scn")
+    if rep:
+        ctx.check(rc == 0 and rep["cpu_only"], "rc %d cpu_only %r" % (rc, rep["cpu_only"]))
+        want = "NVML: nvmlInit_v2 failed: Driver Not Loaded (9)"
+        ctx.check(want in (rep["cpu_only_reason"] or ""), "reason %r, want %r" % (
+            rep["cpu_only_reason"], want))
+        src = ctx.source(rep)
+        ctx.check(src.get("state") in ("failed", "unavailable") and src.get("error"),
+                  "source %r" % src)
+
+
+def case_nolib(ctx):
+    missing = os.path.join(ctx.tmp, "nowhere", "libnvidia-ml.so.1")
+    rc, rep, _ = ctx.run("one.scn", library=missing)
+    if rep:
+        ctx.check(rc == 0 and rep["cpu_only"], "rc %d cpu_only %r" % (rc, rep["cpu_only"]))
+        want = "NVML: cannot load %s: " % missing
+        ctx.check(want in (rep["cpu_only_reason"] or ""), "reason %r" % rep["cpu_only_reason"])
+
+
+def case_real(ctx):
+    """NVIDIA's own libnvidia-ml.so.1 on this driverless machine."""
+    real = os.environ.get("NVML_REAL_LIBRARY", "")
+    if not os.path.exists(real):
+        print("SKIP: no real libnvidia-ml.so.1 at %r" % real)
+        sys.exit(77)
+    rc, rep, _ = ctx.run(None, library=real)
+    if rep and rep["devices"]:
+        print("SKIP: this machine has a working NVIDIA driver; run scripts/gpu-smoke")
+        sys.exit(77)
+    if rep:
+        ctx.check(rc == 0 and rep["cpu_only"] is True, "rc %d cpu_only %r" % (rc, rep["cpu_only"]))
+        reason = rep["cpu_only_reason"] or ""
+        ctx.check(reason.startswith("NVML: ") and "Driver Not Loaded" in reason,
+                  "reason %r lacks NVML's error" % reason)
+        ctx.check(rep["host"]["memory_total_bytes"], "no host memory in CPU-only mode")
+
+
+def case_calllog(ctx):
+    """Init once / shutdown once, never _v3 (535.x trap), memory through v2,
+    and a full sample's call count as the source reports it."""
+    rep, sc = check_full_report(ctx, "one.scn")
+    c = ctx.calls()
+    ctx.check(c.get("nvmlInit_v2") == 1 and c.get("nvmlShutdown") == 1,
+              "init/shutdown not balanced once: %r" % c)
+    v3 = {k: n for k, n in c.items() if k.endswith("_v3") and "Pci" not in k}
+    ctx.check(not v3, "called the 535.x _v3 process lists: %r" % v3)
+    ctx.check("nvmlDeviceGetMemoryInfo" not in c, "v1 memory called on a v2 driver")
+    if rep:
+        ctx.check(0 < ctx.source(rep)["calls"] <= c["total"],
+                  "source calls %r vs log total %r" % (ctx.source(rep)["calls"], c["total"]))
+
+
+def case_human(ctx):
+    """The human report says which memory call was used and shows N/A."""
+    env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=os.path.join(SCENARIOS, "two.scn"))
+    p = subprocess.run([ctx.bin, "report", "--sources", "nvml,host", "--nvml-library",
+                        ctx.lib("full")], env=env, stdout=subprocess.PIPE, timeout=120)
+    out = p.stdout.decode(errors="replace")
+    ctx.check(p.returncode == 0, "exit %d" % p.returncode)
+    ctx.check("NVIDIA T400 4GB" in out and "N/A" in out, "no N/A for unsupported: %r" % out)
+    ctx.check("v2" in out, "memory api not shown: %r" % out)
+
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--libdir", required=True)
+    args = ap.parse_args()
+    ctx = Ctx(args)
+    if not ctx.bin or not os.path.exists(ctx.bin):
+        print("GPUWATCH_BIN not set or missing: %r" % ctx.bin)
+        return 1
+    try:
+        CASES[args.case](ctx)
+    finally:
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+    for e in ctx.errors:
+        print("FAIL:", e)
+    print("%s: %s" % (args.case, "FAIL (%d)" % len(ctx.errors) if ctx.errors else "ok"))
+    return 1 if ctx.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
