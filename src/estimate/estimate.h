@@ -1,0 +1,216 @@
+/* estimate.h — memory estimate of a GGUF model under llama.cpp, per device
+ * and for the host, following llama.cpp's own allocation rules.
+ *
+ * Owns: the model description read from a GGUF header (gw_est_model), the
+ * context parameters with llama.cpp's names and defaults (gw_est_params),
+ * the breakdown of one layout (gw_est_result: weights / KV / compute /
+ * output per device and host) and the fit planner (gw_est_plan_fit).
+ *
+ * How each figure is obtained (docs/estimate.md has the detail):
+ *  - weights: the tensors' own bytes, grouped by layer (input layer
+ *    token_embd on the host, blk.N.* on layer N, output* on the output
+ *    layer); each device buffer padded like its backend pads it (CPU:
+ *    32-byte tensor alignment; CUDA: MATRIX_ROW_PADDING for quantized rows
+ *    and 128-byte buffer alignment); a tied output adds a copy of
+ *    token_embd on the output layer's device when that is a GPU.
+ *  - KV cache: per layer, K = row(type_k, n_embd_k_gqa(il)) * kv_size *
+ *    n_stream, V likewise (widest layer when V is transposed, i.e. without
+ *    flash attention); sliding-window layers get their own smaller cache;
+ *    MLA (deepseek2) keeps only the compressed K.
+ *  - compute: a simulation of ggml-alloc (best-fit allocator, in-place
+ *    reuse, free-after-last-use) over the worst-case graph llama.cpp
+ *    reserves (n_tokens = min(n_ctx, n_ubatch), full KV); exact for the
+ *    architectures listed in gw_est_arch, "approximate" otherwise.
+ *  - output: 4 * n_vocab * n_seq (+ n_embd when embeddings) on the host.
+ *
+ * Invariants:
+ *  1. A gw_est_model is immutable once read; it owns its arrays and is
+ *     freed with gw_est_model_free. It never borrows the gw_gguf handle.
+ *  2. Every byte count is computed with overflow-checked arithmetic; a
+ *     result that does not fit in 64 bits is GW_ERANGE, never a wrap.
+ *  3. gw_est_estimate is a pure function of (model, params): same inputs,
+ *     same bytes; no I/O, no global state, thread-safe.
+ */
+#ifndef GW_ESTIMATE_H
+#define GW_ESTIMATE_H
+
+#include "gguf/gguf.h"
+#include "gpuwatch.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define GW_EST_MAX_DEVICES 16
+#define GW_EST_MAX_LAYERS 1024
+
+/* Architectures with exact rules. Anything else is GW_EST_ARCH_GENERIC
+ * (estimated with the llama graph, flagged approximate). */
+typedef enum gw_est_arch {
+    GW_EST_ARCH_GENERIC = 0,
+    GW_EST_ARCH_LLAMA,     /* llama, mistral; mixtral-style MoE when experts */
+    GW_EST_ARCH_QWEN2,
+    GW_EST_ARCH_QWEN3,
+    GW_EST_ARCH_QWEN3MOE,
+    GW_EST_ARCH_GEMMA2,
+    GW_EST_ARCH_GEMMA3,
+    GW_EST_ARCH_PHI3,
+    GW_EST_ARCH_COMMAND_R,
+    GW_EST_ARCH_DEEPSEEK2,
+    GW_EST_ARCH_GPT_OSS,
+} gw_est_arch;
+
+/* What the estimator knows of a model: hyper-parameters and weight bytes. */
+typedef struct gw_est_model {
+    char arch_name[32];
+    gw_est_arch arch;
+    bool approximate; /* architecture without exact rules */
+    uint32_t n_layer, n_embd, n_head, n_ff, n_vocab, n_ctx_train;
+    uint32_t n_head_kv[GW_EST_MAX_LAYERS]; /* per layer */
+    uint32_t head_k, head_v;               /* per-head K and V lengths */
+    uint32_t n_expert, n_expert_used, n_ff_exp, n_expert_shared, n_dense_lead;
+    uint32_t n_swa;                  /* sliding window; 0: none */
+    bool swa_layer[GW_EST_MAX_LAYERS]; /* layer il uses the sliding window */
+    uint32_t kv_lora_rank, q_lora_rank, rope_dim, head_k_mla, head_v_mla; /* MLA */
+    bool has_output;      /* output.weight present (else tied to token_embd) */
+    bool attn_softcap;    /* gemma2 */
+    bool qkv_bias, qk_norm, fused_qkv, post_norms, parallel_ffn, sinks;
+    uint32_t embd_type, output_type; /* ggml types of token_embd / output */
+    /* Weight bytes: [0] input layer (token_embd...), [1 + il] layer il,
+     * [1 + n_layer] output layer; raw nbytes and CUDA-padded bytes. */
+    uint64_t *layer_bytes;
+    uint64_t *layer_bytes_cuda;
+    uint64_t *layer_tensors; /* tensor count per layer (for alignment padding) */
+    uint64_t embd_bytes, embd_bytes_cuda; /* token_embd (the tied copy) */
+    uint64_t file_size;
+} gw_est_model;
+
+/* Reads the estimator's model from an open GGUF. On success the caller owns
+ * *out (gw_est_model_free). Errors: GW_ENOTSUP for a file that is not a
+ * language model it can read (no general.architecture, unknown layout),
+ * GW_EPARSE for missing or inconsistent hyper-parameters (message names the
+ * key), GW_ENOMEM. On failure *out is NULL. */
+int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err);
+
+/* Frees a model from gw_est_model_read; NULL is a no-op. */
+void gw_est_model_free(gw_est_model *m);
+
+typedef enum gw_est_backend { GW_EST_CPU = 0, GW_EST_CUDA } gw_est_backend;
+typedef enum gw_est_split { GW_EST_SPLIT_LAYER = 0, GW_EST_SPLIT_NONE, GW_EST_SPLIT_ROW } gw_est_split;
+typedef enum gw_est_fa { GW_EST_FA_AUTO = -1, GW_EST_FA_OFF = 0, GW_EST_FA_ON = 1 } gw_est_fa;
+
+/* Context and placement parameters, with llama.cpp's meaning. */
+typedef struct gw_est_params {
+    uint32_t n_ctx;    /* -c; 0: the model's training context */
+    uint32_t n_batch;  /* -b; default 2048 */
+    uint32_t n_ubatch; /* -ub; default 512 */
+    uint32_t n_seq;    /* -np; default 1 */
+    bool kv_unified;   /* --kv-unified */
+    bool swa_full;     /* --swa-full */
+    bool embeddings;   /* --embeddings: output buffer also holds embeddings */
+    uint32_t type_k, type_v; /* ggml type ids; default F16 */
+    gw_est_fa flash_attn;    /* -fa; AUTO means on for GPU layouts, off on CPU */
+    int32_t n_gpu_layers;    /* -ngl; -1: all */
+    gw_est_split split_mode; /* -sm */
+    uint32_t main_gpu;       /* -mg */
+    double tensor_split[GW_EST_MAX_DEVICES]; /* -ts; all 0: by free memory */
+    /* Devices to place on (GPUs); 0 devices: CPU only. */
+    uint32_t n_devices;
+    gw_est_backend backend;               /* of every device */
+    uint64_t device_free[GW_EST_MAX_DEVICES]; /* bytes usable now */
+    uint64_t overhead;  /* per GPU runtime overhead outside llama.cpp's buffers */
+    uint64_t margin;    /* per GPU safety margin kept free */
+    uint64_t mmproj_bytes; /* vision projector weights (on main GPU or host) */
+} gw_est_params;
+
+/* Default overhead and margin per GPU (docs/estimate.md explains them). */
+#define GW_EST_DEFAULT_OVERHEAD (512ull << 20)
+#define GW_EST_DEFAULT_MARGIN (512ull << 20)
+
+/* Fills llama.cpp's defaults (n_ctx 0 = train, batch 2048, ubatch 512,
+ * 1 sequence, F16 KV, flash attention auto, all layers on GPU, layer split)
+ * and gpuwatch's overhead/margin defaults; no devices. */
+void gw_est_params_init(gw_est_params *p);
+
+/* Bytes of one device (or the host). */
+typedef struct gw_est_mem {
+    uint64_t weights, kv, compute, output, mmproj, overhead;
+    uint64_t total; /* sum of the above */
+} gw_est_mem;
+
+typedef struct gw_est_result {
+    /* Context as llama.cpp resolves it. */
+    uint32_t n_ctx, n_ctx_seq, n_batch, n_ubatch, n_seq, n_stream;
+    uint32_t kv_size, kv_size_swa;
+    bool flash_attn;
+    int32_t n_gpu_layers;   /* resolved (layers offloaded incl. output) */
+    uint32_t layer_device[GW_EST_MAX_LAYERS + 2]; /* per layer il+1 (0: input):
+                                                      device index, or UINT32_MAX = host */
+    uint32_t n_devices;
+    gw_est_mem device[GW_EST_MAX_DEVICES];
+    gw_est_mem host;
+    uint64_t kv_k, kv_v; /* all KV bytes split into K and V */
+    bool approximate;
+    bool fits;          /* every device: total + margin <= free */
+} gw_est_result;
+
+/* Estimates model m under params p. Returns GW_OK and fills *r, or
+ * GW_EINVAL (bad parameter: message names it, e.g. quantized V cache
+ * without flash attention) / GW_ERANGE (byte count overflow). */
+int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
+                    gw_error *err);
+
+/* The plan the planner chose. */
+typedef enum gw_est_plan_kind {
+    GW_EST_PLAN_ONE_GPU = 0,   /* whole model on one GPU */
+    GW_EST_PLAN_SPLIT,         /* layer split over several GPUs */
+    GW_EST_PLAN_PARTIAL,       /* partial offload (-ngl < all) */
+    GW_EST_PLAN_REDUCED_CTX,   /* full offload only with a smaller context */
+    GW_EST_PLAN_CPU,           /* nothing fits on a GPU: CPU only */
+    GW_EST_PLAN_AS_GIVEN,      /* the user's own layout fits */
+} gw_est_plan_kind;
+
+/* "one-gpu", "split", "partial", "reduced-context", "cpu", "as-given". */
+const char *gw_est_plan_kind_name(gw_est_plan_kind k);
+
+typedef struct gw_est_plan {
+    gw_est_plan_kind kind;
+    gw_est_params params; /* the layout chosen (devices as given) */
+    gw_est_result result;
+    char flags[512];      /* llama.cpp flags for it: "-ngl 99 -c 8192 -ts 3,1 ..." */
+} gw_est_plan;
+
+/* Finds the best plan for m on p's devices: one GPU if possible (largest
+ * free first), else a layer split proportional to free memory, else the
+ * largest -ngl that fits, else the largest context (multiple of 256, at
+ * least 256) that fits fully offloaded... in that order. p's own context
+ * parameters are kept except where the plan changes them. Returns GW_OK or
+ * an error from gw_est_estimate. */
+int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *plan,
+                    gw_error *err);
+
+/* ------------------------------------------------ building blocks (tests) */
+
+/* KV cache bytes of m under p as llama.cpp allocates them (all on one
+ * buffer); fills k and v (either may be NULL). */
+int gw__est_kv_bytes(const gw_est_model *m, const gw_est_params *p, const gw_est_result *ctx,
+                     uint64_t *k, uint64_t *v, gw_error *err);
+
+/* Compute-buffer bytes of the worst-case graph for the CPU backend. */
+int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *ctx,
+                          uint32_t type_k, uint32_t type_v, gw_error *err, uint64_t *out);
+
+/* CUDA's allocation size of a weight tensor: nbytes plus, for quantized
+ * types with ne0 % 512 != 0, row_bytes(type, 512 - ne0 % 512) (llama.cpp's
+ * MATRIX_ROW_PADDING). */
+uint64_t gw__est_cuda_tensor_size(const gw_ggml_type_info *t, const uint64_t ne[4], uint64_t nbytes);
+
+/* Layer placement: for n_layer layers plus the output layer and ngl
+ * offloaded layers over n_dev devices with cumulative split fractions
+ * cum[n_dev] (cum[n_dev-1] == 1), fills dev[il] (il = 0..n_layer, n_layer
+ * being the output layer) with a device index or UINT32_MAX for the host:
+ * i_gpu_start = max(n_layer + 1 - ngl, 0), layer il is on a GPU when
+ * i_gpu_start <= il, device = upper_bound(cum, (il - i_gpu_start) / act). */
+void gw__est_place_layers(uint32_t n_layer, int32_t ngl, uint32_t n_dev, const double *cum,
+                          uint32_t *dev);
+
+#endif /* GW_ESTIMATE_H */
