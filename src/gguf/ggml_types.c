@@ -82,7 +82,8 @@ int gw_ggml_nbytes(const gw_ggml_type_info *t, const uint64_t ne[4], uint64_t *o
     /* ggml keeps ne as int64_t: the element count must fit it. */
     uint64_t elems = 1;
     for (int i = 0; i < 4; i++)
-        if (!gw__mul_u64(elems, ne[i], &elems) || elems > (uint64_t)INT64_MAX)
+        if (ne[i] > (uint64_t)INT64_MAX || !gw__mul_u64(elems, ne[i], &elems) ||
+            elems > (uint64_t)INT64_MAX)
             return GW_ERANGE;
     uint64_t row, rows = 1, total;
     int rc = gw_ggml_row_bytes(t, ne[0], &row);

@@ -44,9 +44,12 @@ struct gw_gguf {
     size_t n_kv, n_tensors;
     gw_gguf_kv *kvs;
     gw_gguf_tensor *tensors;
-    /* Open-addressing hash indexes: slot holds index + 1, 0 = empty. */
+    /* Open-addressing hash indexes: slot holds index + 1, 0 = empty. The
+     * hash is seeded per handle, so a file cannot be crafted to make every
+     * name collide. */
     uint32_t *kv_index, *tensor_index;
     size_t kv_mask, tensor_mask;
+    uint64_t seed;
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -95,10 +98,10 @@ static uint32_t ld32(const uint8_t *p)
 }
 static uint64_t ld64(const uint8_t *p) { return (uint64_t)ld32(p) | (uint64_t)ld32(p + 4) << 32; }
 
-static uint64_t hash_bytes(const void *s, size_t n)
+static uint64_t hash_bytes(uint64_t seed, const void *s, size_t n)
 {
     const uint8_t *p = s;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    uint64_t h = 1469598103934665603ull ^ seed; /* FNV-1a, seeded */
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 1099511628211ull;
     return h;
@@ -319,11 +322,11 @@ static const gw_gguf_str *entry_name(const void *entries, size_t stride, size_t 
 /* Inserts entry i (its name at name_off inside each stride-sized entry);
  * returns the index of an earlier entry with the same name (and inserts
  * nothing), or SIZE_MAX when inserted. */
-static size_t index_insert(uint32_t *table, size_t mask, const void *entries, size_t stride,
-                           size_t name_off, size_t i)
+static size_t index_insert(uint32_t *table, size_t mask, uint64_t seed, const void *entries,
+                           size_t stride, size_t name_off, size_t i)
 {
     const gw_gguf_str *s = entry_name(entries, stride, name_off, i);
-    for (size_t h = (size_t)hash_bytes(s->ptr, s->len) & mask;; h = (h + 1) & mask) {
+    for (size_t h = (size_t)hash_bytes(seed, s->ptr, s->len) & mask;; h = (h + 1) & mask) {
         uint32_t e = table[h];
         if (e == 0) {
             table[h] = (uint32_t)i + 1;
@@ -335,13 +338,13 @@ static size_t index_insert(uint32_t *table, size_t mask, const void *entries, si
     }
 }
 
-static long index_find(const uint32_t *table, size_t mask, const char *name,
+static long index_find(const uint32_t *table, size_t mask, uint64_t seed, const char *name,
                        const void *entries, size_t stride, size_t name_off)
 {
     if (!table || !name)
         return -1;
     size_t n = strlen(name);
-    for (size_t h = (size_t)hash_bytes(name, n) & mask;; h = (h + 1) & mask) {
+    for (size_t h = (size_t)hash_bytes(seed, name, n) & mask;; h = (h + 1) & mask) {
         uint32_t e = table[h];
         if (e == 0)
             return -1;
@@ -564,7 +567,7 @@ static int parse(rd *r, gw_gguf *g)
     for (size_t i = 0; i < g->n_kv; i++) {
         if ((rc = parse_kv(r, &g->kvs[i], i)) != GW_OK)
             return rc;
-        dup = index_insert(g->kv_index, g->kv_mask, g->kvs, sizeof *g->kvs,
+        dup = index_insert(g->kv_index, g->kv_mask, g->seed, g->kvs, sizeof *g->kvs,
                            offsetof(gw_gguf_kv, key), i);
         if (dup != SIZE_MAX)
             return fail(r, GW_GGUF_FAULT_DUPLICATE_KEY, GW_EPARSE,
@@ -582,7 +585,8 @@ static int parse(rd *r, gw_gguf *g)
     for (size_t i = 0; i < g->n_tensors; i++) {
         if ((rc = parse_tensor(r, &g->tensors[i])) != GW_OK)
             return rc;
-        dup = index_insert(g->tensor_index, g->tensor_mask, g->tensors, sizeof *g->tensors,
+        dup = index_insert(g->tensor_index, g->tensor_mask, g->seed, g->tensors,
+                           sizeof *g->tensors,
                            offsetof(gw_gguf_tensor, name), i);
         if (dup != SIZE_MAX)
             return fail(r, GW_GGUF_FAULT_DUPLICATE_TENSOR, GW_EPARSE,
@@ -628,6 +632,7 @@ static int open_buffer(gw_gguf **out, const void *data, size_t len, const gw_ggu
     }
     g->base = data;
     g->size = len;
+    g->seed = hash_bytes((uint64_t)gw__now_mono_ns(), &g, sizeof g);
     int rc = parse(&r, g);
     if (rc != GW_OK) {
         if (fault)
@@ -751,15 +756,15 @@ const gw_gguf_tensor *gw_gguf_tensor_at(const gw_gguf *g, size_t i)
 
 const gw_gguf_kv *gw_gguf_find(const gw_gguf *g, const char *key)
 {
-    long i = index_find(g->kv_index, g->kv_mask, key, g->kvs, sizeof *g->kvs,
+    long i = index_find(g->kv_index, g->kv_mask, g->seed, key, g->kvs, sizeof *g->kvs,
                         offsetof(gw_gguf_kv, key));
     return i < 0 ? NULL : &g->kvs[i];
 }
 
 const gw_gguf_tensor *gw_gguf_find_tensor(const gw_gguf *g, const char *name)
 {
-    long i = index_find(g->tensor_index, g->tensor_mask, name, g->tensors, sizeof *g->tensors,
-                        offsetof(gw_gguf_tensor, name));
+    long i = index_find(g->tensor_index, g->tensor_mask, g->seed, name, g->tensors,
+                        sizeof *g->tensors, offsetof(gw_gguf_tensor, name));
     return i < 0 ? NULL : &g->tensors[i];
 }
 

@@ -176,6 +176,10 @@ static void test_type_table(void **state)
     assert_int_equal(v, (uint64_t)4096 / 32 * 34 * 11008);
     uint64_t big[4] = {1u << 31, 1u << 31, 1u << 31, 1};
     assert_int_equal(gw_ggml_nbytes(gw_ggml_type(0), big, &v), GW_ERANGE);
+    /* ggml's ne are int64_t: a dim past INT64_MAX is refused even when
+     * another dim is 0 and the product would be 0. */
+    uint64_t neg[4] = {0, ((uint64_t)1 << 63) + 5, 1, 1};
+    assert_int_equal(gw_ggml_nbytes(gw_ggml_type(0), neg, &v), GW_ERANGE);
 }
 
 /* --------------------------------------------------------- valid models */
