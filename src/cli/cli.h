@@ -33,6 +33,8 @@ int gw_cli_source_option(int argc, char **argv, int *i, gw_config *cfg);
 extern const char gw_cli_source_options_help[];
 
 int gw_cmd_report(int argc, char **argv);
+/* `gpuwatch serve`: the daemon (src/http/daemon.h). */
+int gw_cmd_serve(int argc, char **argv);
 int gw_cmd_fit(int argc, char **argv);
 int gw_cmd_gguf(int argc, char **argv);
 

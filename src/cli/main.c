@@ -7,6 +7,7 @@
 /* One line per subcommand; add new ones here. */
 static const gw_cli_command commands[] = {
     {"report", "one-shot report of every GPU, its processes and the host", gw_cmd_report},
+    {"serve", "daemon: background sampling, JSON API and Prometheus /metrics", gw_cmd_serve},
     {"fit", "memory a GGUF model needs under llama.cpp, and the plan that fits", gw_cmd_fit},
     {"gguf", "metadata and tensors of a GGUF model file", gw_cmd_gguf},
 };

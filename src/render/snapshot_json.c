@@ -267,6 +267,46 @@ static void write_summary(gw_json *j, const gw_snapshot *s)
     gw__json_object_end(j);
 }
 
+void gw__render_source_json(gw_json *j, const gw_source_status *st)
+{
+    gw__json_object_begin(j);
+    kv_str(j, "name", st->name);
+    kv_str(j, "state", gw_source_state_name(st->state));
+    gw__json_key(j, "error");
+    if (st->error) {
+        gw__json_object_begin(j);
+        gw__json_key(j, "code");
+        gw__json_i64(j, st->error);
+        kv_str(j, "name", gw_strerror(st->error));
+        gw__json_object_end(j);
+    } else {
+        gw__json_null(j);
+    }
+    kv_str(j, "message", st->message);
+    kv_str(j, "driver_version", st->driver_version);
+    kv_str(j, "library_version", st->library_version);
+    gw__json_key(j, "device_count");
+    gw__json_u64(j, st->device_count);
+    gw__json_key(j, "calls");
+    gw__json_u64(j, st->calls);
+    gw__json_object_end(j);
+}
+
+void gw__render_process_json(gw_json *j, const gw_snapshot *s, const gw_process *p)
+{
+    write_process(j, s, p);
+}
+
+void gw__render_host_json(gw_json *j, const gw_host *h)
+{
+    write_host(j, h);
+}
+
+void gw__render_summary_json(gw_json *j, const gw_snapshot *s)
+{
+    write_summary(j, s);
+}
+
 void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty)
 {
     gw_json j;
@@ -283,30 +323,8 @@ void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty)
 
     gw__json_key(&j, "sources");
     gw__json_array_begin(&j);
-    for (size_t i = 0; i < s->n_sources; i++) {
-        const gw_source_status *st = &s->sources[i];
-        gw__json_object_begin(&j);
-        kv_str(&j, "name", st->name);
-        kv_str(&j, "state", gw_source_state_name(st->state));
-        gw__json_key(&j, "error");
-        if (st->error) {
-            gw__json_object_begin(&j);
-            gw__json_key(&j, "code");
-            gw__json_i64(&j, st->error);
-            kv_str(&j, "name", gw_strerror(st->error));
-            gw__json_object_end(&j);
-        } else {
-            gw__json_null(&j);
-        }
-        kv_str(&j, "message", st->message);
-        kv_str(&j, "driver_version", st->driver_version);
-        kv_str(&j, "library_version", st->library_version);
-        gw__json_key(&j, "device_count");
-        gw__json_u64(&j, st->device_count);
-        gw__json_key(&j, "calls");
-        gw__json_u64(&j, st->calls);
-        gw__json_object_end(&j);
-    }
+    for (size_t i = 0; i < s->n_sources; i++)
+        gw__render_source_json(&j, &s->sources[i]);
     gw__json_array_end(&j);
 
     gw__json_key(&j, "devices");

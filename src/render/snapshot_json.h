@@ -15,4 +15,12 @@ void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty);
 /* Writes one device object (the element of "devices") into j. */
 void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d);
 
+/* The other parts of the report, for the HTTP API (same keys as in the
+ * report): one element of "sources", of "processes", the "host" and the
+ * "summary" objects, written into j. Inputs are only read. */
+void gw__render_source_json(gw_json *j, const gw_source_status *st);
+void gw__render_process_json(gw_json *j, const gw_snapshot *s, const gw_process *p);
+void gw__render_host_json(gw_json *j, const gw_host *h);
+void gw__render_summary_json(gw_json *j, const gw_snapshot *s);
+
 #endif

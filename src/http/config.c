@@ -1,0 +1,316 @@
+/* config.c — see config.h. */
+#include "http/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const gw__config_key gw__serve_config_keys[] = {
+    {"listen", "127.0.0.1:9400",
+     "HOST:PORT or [IPV6]:PORT to serve on. Beyond loopback a token is required."},
+    {"token", "", "Bearer token for mutating endpoints (prefer token_file)."},
+    {"token_file", "", "File whose first line is the bearer token."},
+    {"interval_ms", "1000", "Sampling interval in milliseconds (10..3600000)."},
+    {"deadline_ms", "2000",
+     "A sampling round running longer than this marks the GPUs stale (10..3600000)."},
+    {"history_seconds", "3600", "How much history the in-memory rings keep (restart to change)."},
+    {"memory_warn_ratio", "0.90", "Used/total VRAM ratio that raises a memory pressure warning."},
+    {"memory_critical_ratio", "0.97", "Used/total VRAM ratio that raises a critical event."},
+    {"memory_hysteresis_ratio", "0.05",
+     "How far below a threshold the ratio must fall before the level drops."},
+    {"thermal_hysteresis_celsius", "2",
+     "How far below the slowdown temperature a GPU must cool before the event clears."},
+    {"metrics_compat", "none",
+     "Extra /metrics families: comma list of dcgm, nvidia_smi; or none."},
+    {"threads", "2", "HTTP worker threads (1..64; restart to change)."},
+    {"max_connections", "512", "Concurrent HTTP connections (restart to change)."},
+    {"max_connections_per_ip", "256", "Concurrent connections from one address; 0 no limit."},
+    {"connection_timeout_s", "15", "Idle connection timeout in seconds (slow clients)."},
+    {"max_request_bytes", "16384", "Largest request (line + headers) accepted (>= 2048)."},
+    {"sse_max_clients", "32", "Concurrent /events streams."},
+    {"log_level", "info", "error, warning, notice, info or debug."},
+    {"sources", "", "Comma list of sources to use (nvml, host, ...); empty: all."},
+    {"nvml_library", "libnvidia-ml.so.1", "NVML library to load."},
+    {"proc_root", "/proc", "procfs root."},
+    {"sys_root", "/sys", "sysfs root."},
+    {"processes", "true", "Read per-process GPU use (true/false)."},
+    {NULL, NULL, NULL},
+};
+
+void gw__serve_config_default(gw__serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    gw__server_config_default(&c->http);
+    gw__sampler_config_default(&c->sampler);
+    c->log_level = GW__LOG_INFO;
+    c->processes = true;
+}
+
+static bool parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
+{
+    uint64_t x;
+    if (!gw__parse_u64(v, &x) || x < lo || x > hi)
+        return false;
+    *out = (unsigned)x;
+    return true;
+}
+
+static bool parse_ratio(const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi)
+        return false;
+    *out = d;
+    return true;
+}
+
+static bool parse_compat(const char *v, unsigned *out)
+{
+    unsigned f = GW__PROM_NATIVE;
+    if (strcmp(v, "none") == 0 || !*v) {
+        *out = f;
+        return true;
+    }
+    char buf[128];
+    gw__strlcpy(buf, v, sizeof buf);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(t, "dcgm") == 0)
+            f |= GW__PROM_DCGM;
+        else if (strcmp(t, "nvidia_smi") == 0)
+            f |= GW__PROM_NVSMI;
+        else
+            return false;
+    }
+    *out = f;
+    return true;
+}
+
+static bool set_str(char *dst, size_t cap, const char *v)
+{
+    if (strlen(v) >= cap)
+        return false;
+    gw__strlcpy(dst, v, cap);
+    return true;
+}
+
+int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw_error *err)
+{
+    gw__serve_config t = *c;
+    bool ok = true, known = true;
+    const char *want = "";
+    if (strcmp(key, "listen") == 0) {
+        ok = set_str(t.http.listen, sizeof t.http.listen, v);
+        want = "HOST:PORT";
+    } else if (strcmp(key, "token") == 0) {
+        ok = set_str(t.http.token, sizeof t.http.token, v);
+        want = "at most 255 characters";
+    } else if (strcmp(key, "token_file") == 0) {
+        ok = set_str(t.token_file, sizeof t.token_file, v);
+        want = "a path";
+    } else if (strcmp(key, "interval_ms") == 0) {
+        ok = parse_uint(v, 10, 3600000, &t.sampler.interval_ms);
+        want = "an integer 10..3600000";
+    } else if (strcmp(key, "deadline_ms") == 0) {
+        ok = parse_uint(v, 10, 3600000, &t.sampler.deadline_ms);
+        want = "an integer 10..3600000";
+    } else if (strcmp(key, "history_seconds") == 0) {
+        ok = parse_uint(v, 1, 7 * 86400, &t.sampler.history_seconds);
+        want = "an integer 1..604800";
+    } else if (strcmp(key, "memory_warn_ratio") == 0) {
+        ok = parse_ratio(v, 0.01, 1, &t.sampler.thresholds.memory_warn);
+        want = "a number 0.01..1";
+    } else if (strcmp(key, "memory_critical_ratio") == 0) {
+        ok = parse_ratio(v, 0.01, 1, &t.sampler.thresholds.memory_critical);
+        want = "a number 0.01..1";
+    } else if (strcmp(key, "memory_hysteresis_ratio") == 0) {
+        ok = parse_ratio(v, 0, 0.5, &t.sampler.thresholds.memory_hysteresis);
+        want = "a number 0..0.5";
+    } else if (strcmp(key, "thermal_hysteresis_celsius") == 0) {
+        ok = parse_ratio(v, 0, 50, &t.sampler.thresholds.thermal_hysteresis_celsius);
+        want = "a number 0..50";
+    } else if (strcmp(key, "metrics_compat") == 0) {
+        ok = parse_compat(v, &t.http.families);
+        want = "none, or a comma list of dcgm, nvidia_smi";
+    } else if (strcmp(key, "threads") == 0) {
+        ok = parse_uint(v, 1, 64, &t.http.threads);
+        want = "an integer 1..64";
+    } else if (strcmp(key, "max_connections") == 0) {
+        ok = parse_uint(v, 1, 100000, &t.http.max_connections);
+        want = "an integer 1..100000";
+    } else if (strcmp(key, "max_connections_per_ip") == 0) {
+        ok = parse_uint(v, 0, 100000, &t.http.max_connections_per_ip);
+        want = "an integer 0..100000";
+    } else if (strcmp(key, "connection_timeout_s") == 0) {
+        ok = parse_uint(v, 1, 3600, &t.http.connection_timeout_s);
+        want = "an integer 1..3600";
+    } else if (strcmp(key, "max_request_bytes") == 0) {
+        ok = parse_uint(v, 2048, 1u << 20, &t.http.max_request_bytes);
+        want = "an integer 2048..1048576";
+    } else if (strcmp(key, "sse_max_clients") == 0) {
+        ok = parse_uint(v, 0, 10000, &t.http.sse_max_clients);
+        want = "an integer 0..10000";
+    } else if (strcmp(key, "log_level") == 0) {
+        ok = gw__log_level_parse(v, &t.log_level);
+        want = "error, warning, notice, info or debug";
+    } else if (strcmp(key, "sources") == 0) {
+        ok = set_str(t.sources, sizeof t.sources, v);
+        want = "a comma list";
+    } else if (strcmp(key, "nvml_library") == 0) {
+        ok = set_str(t.nvml_library, sizeof t.nvml_library, v);
+        want = "a path";
+    } else if (strcmp(key, "proc_root") == 0) {
+        ok = set_str(t.proc_root, sizeof t.proc_root, v);
+        want = "a path";
+    } else if (strcmp(key, "sys_root") == 0) {
+        ok = set_str(t.sys_root, sizeof t.sys_root, v);
+        want = "a path";
+    } else if (strcmp(key, "processes") == 0) {
+        if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+            t.processes = true;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+            t.processes = false;
+        else
+            ok = false;
+        want = "true or false";
+    } else {
+        known = false;
+    }
+    if (!known)
+        return gw__error_set(err, GW_EINVAL, "unknown key '%s' (see gpuwatch.conf(5))", key);
+    if (!ok)
+        return gw__error_set(err, GW_EINVAL, "%s: '%s' is not valid; expected %s", key, v, want);
+    *c = t;
+    return GW_OK;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int gw__serve_config_load_file(gw__serve_config *c, const char *path, gw_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return gw__error_set(err, errno == ENOENT ? GW_ENOENT : GW_EIO, "%s: %s", path,
+                             strerror(errno));
+    char line[2048];
+    unsigned no = 0;
+    int rc = GW_OK;
+    while (rc == GW_OK && fgets(line, sizeof line, f)) {
+        no++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            rc = gw__error_set(err, GW_EINVAL, "%s:%u: line longer than %zu bytes", path, no,
+                               sizeof line - 2);
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = gw__error_set(err, GW_EINVAL, "%s:%u: expected 'key = value'", path, no);
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        gw_error e;
+        if (gw__serve_config_set(c, key, val, &e) != GW_OK)
+            rc = gw__error_set(err, GW_EINVAL, "%s:%u: %s", path, no, e.message);
+    }
+    if (rc == GW_OK && ferror(f))
+        rc = gw__error_set(err, GW_EIO, "%s: read error", path);
+    fclose(f);
+    return rc;
+}
+
+int gw__serve_config_apply_env(gw__serve_config *c, gw_error *err)
+{
+    for (const gw__config_key *k = gw__serve_config_keys; k->name; k++) {
+        char var[96] = "GPUWATCH_";
+        size_t n = strlen(var);
+        for (const char *p = k->name; *p && n + 1 < sizeof var; p++)
+            var[n++] = (char)toupper((unsigned char)*p);
+        var[n] = '\0';
+        const char *v = getenv(var);
+        if (!v)
+            continue;
+        gw_error e;
+        if (gw__serve_config_set(c, k->name, v, &e) != GW_OK)
+            return gw__error_set(err, GW_EINVAL, "environment %s: %s", var, e.message);
+    }
+    return GW_OK;
+}
+
+int gw__serve_config_finish(gw__serve_config *c, gw_error *err)
+{
+    if (c->token_file[0]) {
+        char buf[512];
+        long n = gw__read_file(c->token_file, buf, sizeof buf);
+        if (n < 0)
+            return gw__error_set(err, GW_EIO, "token_file %s: %s", c->token_file, strerror((int)-n));
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (!buf[0] || strlen(buf) >= sizeof c->http.token)
+            return gw__error_set(err, GW_EINVAL, "token_file %s: first line must hold 1..255 characters",
+                                 c->token_file);
+        gw__strlcpy(c->http.token, buf, sizeof c->http.token);
+    }
+    const gw__event_thresholds *t = &c->sampler.thresholds;
+    if (t->memory_warn > t->memory_critical)
+        return gw__error_set(err, GW_EINVAL, "memory_warn_ratio (%g) is above memory_critical_ratio (%g)",
+                             t->memory_warn, t->memory_critical);
+    if (t->memory_hysteresis >= t->memory_warn)
+        return gw__error_set(err, GW_EINVAL,
+                             "memory_hysteresis_ratio (%g) must be below memory_warn_ratio (%g)",
+                             t->memory_hysteresis, t->memory_warn);
+    if (!gw__listen_is_loopback(c->http.listen) && !c->http.token[0])
+        return gw__error_set(err, GW_EINVAL,
+                             "listen = %s is beyond loopback: set token or token_file first",
+                             c->http.listen);
+    return GW_OK;
+}
+
+void gw__serve_config_print(FILE *out, const gw__serve_config *c)
+{
+    const char *compat = (c->http.families & GW__PROM_DCGM) && (c->http.families & GW__PROM_NVSMI)
+                             ? "dcgm,nvidia_smi"
+                         : c->http.families & GW__PROM_DCGM  ? "dcgm"
+                         : c->http.families & GW__PROM_NVSMI ? "nvidia_smi"
+                                                             : "none";
+    fprintf(out, "listen = %s\n", c->http.listen);
+    fprintf(out, "token = %s\n", c->http.token[0] ? "(set)" : "");
+    fprintf(out, "token_file = %s\n", c->token_file);
+    fprintf(out, "interval_ms = %u\n", c->sampler.interval_ms);
+    fprintf(out, "deadline_ms = %u\n", c->sampler.deadline_ms);
+    fprintf(out, "history_seconds = %u\n", c->sampler.history_seconds);
+    fprintf(out, "memory_warn_ratio = %g\n", c->sampler.thresholds.memory_warn);
+    fprintf(out, "memory_critical_ratio = %g\n", c->sampler.thresholds.memory_critical);
+    fprintf(out, "memory_hysteresis_ratio = %g\n", c->sampler.thresholds.memory_hysteresis);
+    fprintf(out, "thermal_hysteresis_celsius = %g\n",
+            c->sampler.thresholds.thermal_hysteresis_celsius);
+    fprintf(out, "metrics_compat = %s\n", compat);
+    fprintf(out, "threads = %u\n", c->http.threads);
+    fprintf(out, "max_connections = %u\n", c->http.max_connections);
+    fprintf(out, "max_connections_per_ip = %u\n", c->http.max_connections_per_ip);
+    fprintf(out, "connection_timeout_s = %u\n", c->http.connection_timeout_s);
+    fprintf(out, "max_request_bytes = %u\n", c->http.max_request_bytes);
+    fprintf(out, "sse_max_clients = %u\n", c->http.sse_max_clients);
+    fprintf(out, "log_level = %s\n", gw__log_level_name(c->log_level));
+    fprintf(out, "sources = %s\n", c->sources);
+    fprintf(out, "nvml_library = %s\n", c->nvml_library[0] ? c->nvml_library : "libnvidia-ml.so.1");
+    fprintf(out, "proc_root = %s\n", c->proc_root[0] ? c->proc_root : "/proc");
+    fprintf(out, "sys_root = %s\n", c->sys_root[0] ? c->sys_root : "/sys");
+    fprintf(out, "processes = %s\n", c->processes ? "true" : "false");
+}

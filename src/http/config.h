@@ -1,0 +1,67 @@
+/* config.h — the configuration of `gpuwatch serve`: defaults, the config
+ * file, environment overrides and command-line overrides, in that order of
+ * precedence (later wins).
+ *
+ * File format (docs/gpuwatch.conf.md, man/gpuwatch.conf.5): one
+ * "key = value" per line; '#' starts a comment line; blank lines ignored;
+ * values are taken verbatim after trimming blanks (no quoting). Every key
+ * can also be set with the environment variable GPUWATCH_<KEY> (upper case)
+ * and with `--set key=value`.
+ *
+ * Invariants: every key is in one table (gw__serve_config_keys) that drives
+ * parsing, printing and the documentation test; a config that failed to
+ * load is never partially applied by the caller (load into a copy).
+ */
+#ifndef GW_HTTP_CONFIG_H
+#define GW_HTTP_CONFIG_H
+
+#include "http/server.h"
+
+#include <stdio.h>
+
+#define GW__SERVE_DEFAULT_CONFIG "/etc/gpuwatch/gpuwatch.conf"
+
+typedef struct gw__serve_config {
+    gw__server_config http;
+    gw__sampler_config sampler;
+    gw__log_level log_level;
+    char sources[256];
+    char nvml_library[512];
+    char proc_root[512];
+    char sys_root[512];
+    bool processes;
+    char token_file[512];
+} gw__serve_config;
+
+typedef struct gw__config_key {
+    const char *name;
+    const char *default_text; /* as documented */
+    const char *help;
+} gw__config_key;
+
+/* The keys, NULL-name terminated. Static. */
+extern const gw__config_key gw__serve_config_keys[];
+
+void gw__serve_config_default(gw__serve_config *c);
+
+/* Sets one key from text. GW_EINVAL (unknown key or bad value: the message
+ * names both) leaves c unchanged. */
+int gw__serve_config_set(gw__serve_config *c, const char *key, const char *value, gw_error *err);
+
+/* Reads a config file. GW_ENOENT when it does not exist, GW_EIO when it
+ * cannot be read, GW_EINVAL with "PATH:LINE: ..." for a bad line. On error
+ * c may hold the keys before the bad line: load into a scratch copy. */
+int gw__serve_config_load_file(gw__serve_config *c, const char *path, gw_error *err);
+
+/* Applies GPUWATCH_<KEY> variables that are set. Errors as _set, naming
+ * the variable. */
+int gw__serve_config_apply_env(gw__serve_config *c, gw_error *err);
+
+/* Reads token_file (if set) into http.token and checks cross-key rules
+ * (listen beyond loopback needs a token). */
+int gw__serve_config_finish(gw__serve_config *c, gw_error *err);
+
+/* Prints every key = current value (tokens masked) in file format. */
+void gw__serve_config_print(FILE *out, const gw__serve_config *c);
+
+#endif

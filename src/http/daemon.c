@@ -1,0 +1,173 @@
+/* daemon.c — see daemon.h. */
+#include "http/daemon.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+int gw__serve_load_config(const gw__serve_options *opt, gw__serve_config *out, gw_error *err)
+{
+    gw__serve_config c;
+    gw__serve_config_default(&c);
+    const char *path = opt->config_path;
+    if (path || access(GW__SERVE_DEFAULT_CONFIG, F_OK) == 0) {
+        int rc = gw__serve_config_load_file(&c, path ? path : GW__SERVE_DEFAULT_CONFIG, err);
+        if (rc)
+            return rc;
+    }
+    int rc = gw__serve_config_apply_env(&c, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < opt->n_overrides; i++) {
+        const char *kv = opt->overrides[i];
+        const char *eq = strchr(kv, '=');
+        char key[64];
+        if (!eq || (size_t)(eq - kv) >= sizeof key)
+            return gw__error_set(err, GW_EINVAL, "'%s' is not key=value", kv);
+        memcpy(key, kv, (size_t)(eq - kv));
+        key[eq - kv] = '\0';
+        rc = gw__serve_config_set(&c, key, eq + 1, err);
+        if (rc)
+            return rc;
+    }
+    rc = gw__serve_config_finish(&c, err);
+    if (rc)
+        return rc;
+    *out = c;
+    return GW_OK;
+}
+
+static void monitor_config(const gw__serve_config *c, gw_config *mc)
+{
+    gw_config_init(mc);
+    mc->sources = c->sources[0] ? c->sources : NULL;
+    mc->nvml_library = c->nvml_library[0] ? c->nvml_library : NULL;
+    mc->proc_root = c->proc_root[0] ? c->proc_root : NULL;
+    mc->sys_root = c->sys_root[0] ? c->sys_root : NULL;
+    mc->processes = c->processes;
+}
+
+static void request_reload(void *ctx)
+{
+    (void)ctx;
+    kill(getpid(), SIGHUP); /* process-directed: the sigwaitinfo() thread takes it */
+}
+
+static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log *log,
+                   gw__sampler *sampler, gw__server *srv)
+{
+    gw__serve_config next;
+    gw_error err;
+    if (gw__serve_load_config(opt, &next, &err) != GW_OK) {
+        gw__logf(log, GW__LOG_ERROR, "reload failed, keeping the running configuration: %s",
+                 err.message);
+        return;
+    }
+    const char *restart[8];
+    size_t n = 0;
+    if (strcmp(next.http.listen, cur->http.listen) != 0)
+        restart[n++] = "listen";
+    if (next.http.threads != cur->http.threads || next.http.max_connections != cur->http.max_connections ||
+        next.http.max_connections_per_ip != cur->http.max_connections_per_ip ||
+        next.http.connection_timeout_s != cur->http.connection_timeout_s ||
+        next.http.max_request_bytes != cur->http.max_request_bytes)
+        restart[n++] = "HTTP limits";
+    if (next.sampler.history_seconds != cur->sampler.history_seconds)
+        restart[n++] = "history_seconds";
+    if (strcmp(next.sources, cur->sources) || strcmp(next.nvml_library, cur->nvml_library) ||
+        strcmp(next.proc_root, cur->proc_root) || strcmp(next.sys_root, cur->sys_root) ||
+        next.processes != cur->processes)
+        restart[n++] = "sources";
+    for (size_t i = 0; i < n; i++)
+        gw__logf(log, GW__LOG_WARNING, "reload: %s changed; it takes effect after a restart",
+                 restart[i]);
+    gw__log_set_level(log, next.log_level);
+    gw__sampler_reconfigure(sampler, &next.sampler);
+    next.http.on_reload = cur->http.on_reload;
+    gw__server_reconfigure(srv, &next.http);
+    /* Keep what did not change live, so the next reload compares right. */
+    gw__strlcpy(next.http.listen, cur->http.listen, sizeof next.http.listen);
+    next.http.threads = cur->http.threads;
+    next.http.max_connections = cur->http.max_connections;
+    next.http.max_connections_per_ip = cur->http.max_connections_per_ip;
+    next.http.connection_timeout_s = cur->http.connection_timeout_s;
+    next.http.max_request_bytes = cur->http.max_request_bytes;
+    next.sampler.history_seconds = cur->sampler.history_seconds;
+    memcpy(next.sources, cur->sources, sizeof next.sources);
+    memcpy(next.nvml_library, cur->nvml_library, sizeof next.nvml_library);
+    memcpy(next.proc_root, cur->proc_root, sizeof next.proc_root);
+    memcpy(next.sys_root, cur->sys_root, sizeof next.sys_root);
+    next.processes = cur->processes;
+    *cur = next;
+    gw__logf(log, GW__LOG_NOTICE, "configuration reloaded (interval %u ms, log level %s)",
+             cur->sampler.interval_ms, gw__log_level_name(cur->log_level));
+}
+
+int gw__serve_run(const gw__serve_options *opt, gw_error *err)
+{
+    gw__serve_config cfg;
+    int rc = gw__serve_load_config(opt, &cfg, err);
+    if (rc)
+        return rc;
+    gw__log log;
+    gw__log_init(&log, STDERR_FILENO, cfg.log_level);
+
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    gw_config mc;
+    monitor_config(&cfg, &mc);
+    gw_monitor *mon;
+    rc = gw_monitor_open(&mon, &mc, err);
+    if (rc) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
+    cfg.http.on_reload = request_reload;
+    gw__server *srv;
+    rc = gw__server_create(&srv, &cfg.http, &log, err);
+    if (rc) {
+        gw_monitor_close(mon);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
+    gw__sampler *sampler;
+    rc = gw__sampler_start(&sampler, mon, &cfg.sampler, gw__server_publish, srv, &log, err);
+    if (rc) {
+        gw__server_free(srv);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
+    gw__server_attach_sampler(srv, sampler);
+    const char *colon = strrchr(cfg.http.listen, ':');
+    gw__logf(&log, GW__LOG_NOTICE, "gpuwatch %s listening on http://%.*s:%u (interval %u ms)",
+             GW_VERSION_STRING, colon ? (int)(colon - cfg.http.listen) : 0, cfg.http.listen,
+             gw__server_port(srv), cfg.sampler.interval_ms);
+
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&set, &info);
+        if (sig < 0)
+            continue; /* EINTR */
+        if (sig == SIGHUP) {
+            gw__logf(&log, GW__LOG_NOTICE, "SIGHUP: reloading configuration");
+            reload(opt, &cfg, &log, sampler, srv);
+            continue;
+        }
+        if (sig == SIGPIPE)
+            continue;
+        gw__logf(&log, GW__LOG_NOTICE, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+    }
+    gw__server_stop(srv);
+    gw__sampler_stop(sampler, 2000);
+    gw__server_free(srv);
+    gw__logf(&log, GW__LOG_NOTICE, "stopped");
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return GW_OK;
+}

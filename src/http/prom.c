@@ -1,0 +1,530 @@
+/* prom.c — see prom.h. Per-device families come from tables (name, help,
+ * getter) so every family is written the same way: header once, then one
+ * line per device that has the value. */
+#include "http/prom.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void gw__prom_escape(gw_strbuf *sb, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (*p == '\\')
+            gw__strbuf_puts(sb, "\\\\");
+        else if (*p == '"')
+            gw__strbuf_puts(sb, "\\\"");
+        else if (*p == '\n')
+            gw__strbuf_puts(sb, "\\n");
+        else
+            gw__strbuf_putc(sb, *p);
+    }
+}
+
+static void header(gw_strbuf *sb, const char *name, const char *type, const char *help)
+{
+    gw__strbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void value(gw_strbuf *sb, double v)
+{
+    if (isnan(v))
+        gw__strbuf_puts(sb, " NaN\n");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        gw__strbuf_printf(sb, " %.0f\n", v);
+    else
+        gw__strbuf_printf(sb, " %.15g\n", v);
+}
+
+static void label(gw_strbuf *sb, bool *first, const char *k, const char *v)
+{
+    gw__strbuf_putc(sb, *first ? '{' : ',');
+    *first = false;
+    gw__strbuf_puts(sb, k);
+    gw__strbuf_puts(sb, "=\"");
+    gw__prom_escape(sb, v);
+    gw__strbuf_putc(sb, '"');
+}
+
+static void end_labels(gw_strbuf *sb, bool first)
+{
+    if (!first)
+        gw__strbuf_putc(sb, '}');
+}
+
+/* ----------------------------------------------------------------- native */
+
+typedef bool (*getter)(const gw_device *d, double *v);
+
+#define S(d, m) gw_sample_has(&(d)->sample, GW_METRIC_##m)
+#define I(d, f) gw_info_has(&(d)->info, GW_INFO_##f)
+#define GET(fn, cond, expr)                            \
+    static bool fn(const gw_device *d, double *v)      \
+    {                                                  \
+        if (d->state == GW_DEVICE_LOST || !(cond))     \
+            return false;                              \
+        *v = (expr);                                   \
+        return true;                                   \
+    }
+
+GET(g_mem_total, S(d, MEM_TOTAL) || I(d, MEMORY_TOTAL),
+    (double)(S(d, MEM_TOTAL) ? d->sample.mem_total : d->info.memory_total))
+GET(g_mem_used, S(d, MEM_USED), (double)d->sample.mem_used)
+GET(g_mem_free, S(d, MEM_FREE), (double)d->sample.mem_free)
+GET(g_mem_reserved, S(d, MEM_RESERVED), (double)d->sample.mem_reserved)
+GET(g_util_gpu, S(d, UTIL_GPU), d->sample.util_gpu / 100.0)
+GET(g_util_mem, S(d, UTIL_MEM), d->sample.util_mem / 100.0)
+GET(g_util_enc, S(d, UTIL_ENC), d->sample.util_enc / 100.0)
+GET(g_util_dec, S(d, UTIL_DEC), d->sample.util_dec / 100.0)
+GET(g_temp, S(d, TEMP), d->sample.temp_mc / 1000.0)
+GET(g_temp_mem, S(d, TEMP_MEM), d->sample.temp_mem_mc / 1000.0)
+GET(g_temp_junction, S(d, TEMP_JUNCTION), d->sample.temp_junction_mc / 1000.0)
+GET(g_temp_slowdown, I(d, TEMP_SLOWDOWN), d->info.temp_slowdown_mc / 1000.0)
+GET(g_temp_shutdown, I(d, TEMP_SHUTDOWN), d->info.temp_shutdown_mc / 1000.0)
+GET(g_power, S(d, POWER), d->sample.power_mw / 1000.0)
+GET(g_power_limit, S(d, POWER_LIMIT), d->sample.power_limit_mw / 1000.0)
+GET(g_energy, S(d, ENERGY), (double)d->sample.energy_mj / 1000.0)
+GET(g_clock_sm, S(d, CLOCK_SM), d->sample.clock_sm_mhz * 1e6)
+GET(g_clock_gfx, S(d, CLOCK_GRAPHICS), d->sample.clock_graphics_mhz * 1e6)
+GET(g_clock_mem, S(d, CLOCK_MEM), d->sample.clock_mem_mhz * 1e6)
+GET(g_fan, S(d, FAN), d->sample.fan_pct / 100.0)
+GET(g_pstate, S(d, PSTATE), (double)d->sample.pstate)
+GET(g_pcie_gen, S(d, PCIE_GEN), (double)d->sample.pcie_gen)
+GET(g_pcie_width, S(d, PCIE_WIDTH), (double)d->sample.pcie_width)
+GET(g_gtt_total, S(d, GTT_TOTAL), (double)d->sample.gtt_total)
+GET(g_gtt_used, S(d, GTT_USED), (double)d->sample.gtt_used)
+/* dcgm-exporter units */
+GET(g_mib_free, S(d, MEM_FREE), floor((double)d->sample.mem_free / 1048576.0))
+GET(g_mib_used, S(d, MEM_USED), floor((double)d->sample.mem_used / 1048576.0))
+GET(g_mib_reserved, S(d, MEM_RESERVED), floor((double)d->sample.mem_reserved / 1048576.0))
+GET(g_mhz_sm, S(d, CLOCK_SM), (double)d->sample.clock_sm_mhz)
+GET(g_mhz_mem, S(d, CLOCK_MEM), (double)d->sample.clock_mem_mhz)
+GET(g_pct_gpu, S(d, UTIL_GPU), d->sample.util_gpu)
+GET(g_pct_mem, S(d, UTIL_MEM), d->sample.util_mem)
+GET(g_pct_enc, S(d, UTIL_ENC), d->sample.util_enc)
+GET(g_pct_dec, S(d, UTIL_DEC), d->sample.util_dec)
+GET(g_energy_mj, S(d, ENERGY), (double)d->sample.energy_mj)
+
+typedef struct family {
+    const char *name, *type, *help;
+    getter get;
+} family;
+
+static const family native_gpu[] = {
+    {"gpuwatch_gpu_memory_total_bytes", "gauge", "Total GPU memory (VRAM) in bytes.", g_mem_total},
+    {"gpuwatch_gpu_memory_used_bytes", "gauge", "Used GPU memory in bytes.", g_mem_used},
+    {"gpuwatch_gpu_memory_free_bytes", "gauge", "Free GPU memory in bytes.", g_mem_free},
+    {"gpuwatch_gpu_memory_reserved_bytes", "gauge", "GPU memory reserved by the driver in bytes.",
+     g_mem_reserved},
+    {"gpuwatch_gpu_gtt_total_bytes", "gauge", "GTT (system memory mapped for the GPU) size in bytes.",
+     g_gtt_total},
+    {"gpuwatch_gpu_gtt_used_bytes", "gauge", "Used GTT memory in bytes.", g_gtt_used},
+    {"gpuwatch_gpu_utilization_ratio", "gauge",
+     "Fraction of the last sample period the GPU was busy (0..1).", g_util_gpu},
+    {"gpuwatch_gpu_memory_utilization_ratio", "gauge",
+     "Fraction of the last sample period device memory was being read or written (0..1).",
+     g_util_mem},
+    {"gpuwatch_gpu_encoder_utilization_ratio", "gauge", "Video encoder utilization (0..1).",
+     g_util_enc},
+    {"gpuwatch_gpu_decoder_utilization_ratio", "gauge", "Video decoder utilization (0..1).",
+     g_util_dec},
+    {"gpuwatch_gpu_temperature_celsius", "gauge", "GPU core temperature in degrees Celsius.", g_temp},
+    {"gpuwatch_gpu_memory_temperature_celsius", "gauge", "GPU memory temperature in degrees Celsius.",
+     g_temp_mem},
+    {"gpuwatch_gpu_junction_temperature_celsius", "gauge",
+     "GPU junction (hotspot) temperature in degrees Celsius.", g_temp_junction},
+    {"gpuwatch_gpu_slowdown_temperature_celsius", "gauge",
+     "Temperature at which the GPU starts to slow down, in degrees Celsius.", g_temp_slowdown},
+    {"gpuwatch_gpu_shutdown_temperature_celsius", "gauge",
+     "Temperature at which the GPU shuts down, in degrees Celsius.", g_temp_shutdown},
+    {"gpuwatch_gpu_power_watts", "gauge", "GPU power draw in watts.", g_power},
+    {"gpuwatch_gpu_power_limit_watts", "gauge", "Enforced GPU power limit in watts.", g_power_limit},
+    {"gpuwatch_gpu_energy_joules_total", "counter",
+     "Energy consumed by the GPU since the driver loaded, in joules.", g_energy},
+    {"gpuwatch_gpu_sm_clock_hertz", "gauge", "Current SM clock in hertz.", g_clock_sm},
+    {"gpuwatch_gpu_graphics_clock_hertz", "gauge", "Current graphics clock in hertz.", g_clock_gfx},
+    {"gpuwatch_gpu_memory_clock_hertz", "gauge", "Current memory clock in hertz.", g_clock_mem},
+    {"gpuwatch_gpu_fan_speed_ratio", "gauge",
+     "Fan speed as a fraction of its maximum (may exceed 1 on NVIDIA).", g_fan},
+    {"gpuwatch_gpu_performance_state", "gauge", "Performance state (0 = P0, fastest, .. 15).",
+     g_pstate},
+    {"gpuwatch_gpu_pcie_link_generation", "gauge", "Current PCIe link generation.", g_pcie_gen},
+    {"gpuwatch_gpu_pcie_link_width", "gauge", "Current PCIe link width in lanes.", g_pcie_width},
+};
+
+static void gpu_labels(gw_strbuf *sb, const gw_device *d)
+{
+    gw__strbuf_printf(sb, "{gpu=\"%u\",uuid=\"", d->info.index);
+    gw__prom_escape(sb, d->info.uuid);
+    gw__strbuf_puts(sb, "\"");
+}
+
+static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
+{
+    header(sb, "gpuwatch_gpu_info", "gauge",
+           "Identity of each GPU; the value is always 1.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        gpu_labels(sb, d);
+        bool first = false;
+        label(sb, &first, "name", d->info.name);
+        label(sb, &first, "vendor", gw_vendor_name(d->info.vendor));
+        label(sb, &first, "source", d->info.source);
+        label(sb, &first, "pci_bus_id", d->info.pci_bus_id);
+        label(sb, &first, "driver_version", d->info.driver_version);
+        char cc[24] = "";
+        if (I(d, COMPUTE_CAP))
+            snprintf(cc, sizeof cc, "%d.%d", d->info.cc_major, d->info.cc_minor);
+        label(sb, &first, "compute_capability", cc);
+        gw__strbuf_puts(sb, "} 1\n");
+    }
+    header(sb, "gpuwatch_gpu_state", "gauge",
+           "1 for the GPU's current state (ok, lost, error, stale), 0 for the others.");
+    static const gw_device_state states[] = {GW_DEVICE_OK, GW_DEVICE_LOST, GW_DEVICE_ERROR,
+                                             GW_DEVICE_STALE};
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        for (size_t k = 0; k < GW__ARRAY_LEN(states); k++) {
+            gpu_labels(sb, d);
+            gw__strbuf_printf(sb, ",state=\"%s\"} %d\n", gw_device_state_name(states[k]),
+                              d->state == states[k]);
+        }
+    }
+    header(sb, "gpuwatch_gpu_up", "gauge",
+           "1 when the GPU's latest sample is current and valid, 0 when lost, in error or stale.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        gpu_labels(sb, &s->devices[i]);
+        gw__strbuf_printf(sb, "} %d\n", s->devices[i].state == GW_DEVICE_OK);
+    }
+    header(sb, "gpuwatch_gpu_sample_age_seconds", "gauge",
+           "Seconds between the GPU's latest sample and this snapshot; grows while sampling hangs.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        int64_t at = d->sampled_at_ns ? d->sampled_at_ns : s->taken_ns;
+        int64_t now = self && self->now_ns ? self->now_ns : s->taken_ns;
+        double age = (double)(now - at) / 1e9;
+        gpu_labels(sb, d);
+        gw__strbuf_putc(sb, '}');
+        value(sb, age < 0 ? 0 : age);
+    }
+    for (size_t f = 0; f < GW__ARRAY_LEN(native_gpu); f++) {
+        bool any = false;
+        for (size_t i = 0; i < s->n_devices; i++) {
+            double v;
+            if (!native_gpu[f].get(&s->devices[i], &v))
+                continue;
+            if (!any)
+                header(sb, native_gpu[f].name, native_gpu[f].type, native_gpu[f].help);
+            any = true;
+            gpu_labels(sb, &s->devices[i]);
+            gw__strbuf_putc(sb, '}');
+            value(sb, v);
+        }
+    }
+    header(sb, "gpuwatch_gpu_processes", "gauge", "Number of processes using the GPU.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        size_t n = 0;
+        for (size_t k = 0; k < s->n_processes; k++)
+            n += s->processes[k].device_index == i;
+        gpu_labels(sb, &s->devices[i]);
+        gw__strbuf_printf(sb, "} %zu\n", n);
+    }
+    bool any = false;
+    for (size_t k = 0; k < s->n_processes; k++) {
+        const gw_process *p = &s->processes[k];
+        if (!gw_process_has(p, GW_PROC_GPU_MEMORY) || p->device_index >= s->n_devices)
+            continue;
+        if (!any)
+            header(sb, "gpuwatch_gpu_process_memory_bytes", "gauge",
+                   "GPU memory used by one process on one GPU, in bytes.");
+        any = true;
+        gpu_labels(sb, &s->devices[p->device_index]);
+        gw__strbuf_printf(sb, ",pid=\"%u\"", p->pid);
+        bool first = false;
+        label(sb, &first, "name", gw_process_has(p, GW_PROC_NAME) ? p->name : "");
+        label(sb, &first, "kind", gw_process_kind_name(p->kind));
+        gw__strbuf_putc(sb, '}');
+        value(sb, (double)p->gpu_memory);
+    }
+}
+
+static void host_families(gw_strbuf *sb, const gw_host *h)
+{
+    static const struct {
+        gw_host_field f;
+        const char *name, *help;
+    } fams[] = {
+        {GW_HOST_MEM_TOTAL, "gpuwatch_host_memory_total_bytes", "Host RAM in bytes."},
+        {GW_HOST_MEM_AVAILABLE, "gpuwatch_host_memory_available_bytes",
+         "Host RAM available for new allocations, in bytes."},
+        {GW_HOST_SWAP_TOTAL, "gpuwatch_host_swap_total_bytes", "Host swap size in bytes."},
+        {GW_HOST_SWAP_FREE, "gpuwatch_host_swap_free_bytes", "Free host swap in bytes."},
+        {GW_HOST_CPU_COUNT, "gpuwatch_host_cpus", "Number of online CPUs."},
+        {GW_HOST_LOADAVG, "gpuwatch_host_load1", "One-minute load average."},
+        {GW_HOST_CPU_UTIL, "gpuwatch_host_cpu_utilization_ratio",
+         "Host CPU utilization over the last sample period (0..1)."},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(fams); i++) {
+        if (!gw_host_has(h, fams[i].f))
+            continue;
+        header(sb, fams[i].name, "gauge", fams[i].help);
+        gw__strbuf_puts(sb, fams[i].name);
+        double v = 0;
+        switch (fams[i].f) {
+        case GW_HOST_MEM_TOTAL: v = (double)h->mem_total; break;
+        case GW_HOST_MEM_AVAILABLE: v = (double)h->mem_available; break;
+        case GW_HOST_SWAP_TOTAL: v = (double)h->swap_total; break;
+        case GW_HOST_SWAP_FREE: v = (double)h->swap_free; break;
+        case GW_HOST_CPU_COUNT: v = h->cpu_count; break;
+        case GW_HOST_LOADAVG: v = h->load1; break;
+        case GW_HOST_CPU_UTIL: v = h->cpu_util / 100.0; break;
+        default: break;
+        }
+        value(sb, v);
+    }
+}
+
+static void simple(gw_strbuf *sb, const char *name, const char *type, const char *help, double v)
+{
+    header(sb, name, type, help);
+    gw__strbuf_puts(sb, name);
+    value(sb, v);
+}
+
+static void self_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
+{
+    header(sb, "gpuwatch_build_info", "gauge", "gpuwatch version; the value is always 1.");
+    gw__strbuf_puts(sb, "gpuwatch_build_info{version=\"" GW_VERSION_STRING "\"} 1\n");
+    simple(sb, "gpuwatch_cpu_only", "gauge", "1 when no GPU source produced a device.",
+           s->cpu_only);
+    simple(sb, "gpuwatch_gpus", "gauge", "Number of GPUs in the latest snapshot, lost ones included.",
+           (double)s->n_devices);
+    simple(sb, "gpuwatch_sample_duration_seconds", "gauge",
+           "How long the latest completed sampling round took.", (double)s->duration_ns / 1e9);
+    int64_t good = self && self->last_good_ns ? self->last_good_ns : s->taken_ns;
+    simple(sb, "gpuwatch_sample_timestamp_seconds", "gauge",
+           "Unix time of the latest completed sampling round.", (double)good / 1e9);
+    if (self && self->now_ns) {
+        double age = (double)(self->now_ns - good) / 1e9;
+        simple(sb, "gpuwatch_sample_age_seconds", "gauge",
+               "Age of the latest completed sample when this page was rendered.", age < 0 ? 0 : age);
+    }
+    header(sb, "gpuwatch_source_up", "gauge",
+           "1 when a source answered in the latest round (possibly degraded), 0 otherwise.");
+    for (size_t i = 0; i < s->n_sources; i++) {
+        const gw_source_status *st = &s->sources[i];
+        gw__strbuf_puts(sb, "gpuwatch_source_up");
+        bool first = true;
+        label(sb, &first, "source", st->name);
+        end_labels(sb, first);
+        value(sb, st->state == GW_SOURCE_OK || st->state == GW_SOURCE_DEGRADED);
+    }
+    header(sb, "gpuwatch_source_state", "gauge",
+           "1 for the source's current state (ok, unavailable, failed, degraded), 0 for the others.");
+    static const gw_source_state sst[] = {GW_SOURCE_OK, GW_SOURCE_UNAVAILABLE, GW_SOURCE_FAILED,
+                                          GW_SOURCE_DEGRADED};
+    for (size_t i = 0; i < s->n_sources; i++)
+        for (size_t k = 0; k < GW__ARRAY_LEN(sst); k++) {
+            gw__strbuf_puts(sb, "gpuwatch_source_state");
+            bool first = true;
+            label(sb, &first, "source", s->sources[i].name);
+            label(sb, &first, "state", gw_source_state_name(sst[k]));
+            end_labels(sb, first);
+            value(sb, s->sources[i].state == sst[k]);
+        }
+    if (!self)
+        return;
+    const gw__sampler_stats *st = self->sampler;
+    if (st) {
+        header(sb, "gpuwatch_source_errors_total", "counter",
+               "Sampling rounds in which the source failed, since start.");
+        for (size_t i = 0; i < st->n_sources; i++) {
+            gw__strbuf_puts(sb, "gpuwatch_source_errors_total");
+            bool first = true;
+            label(sb, &first, "source", st->sources[i].name);
+            end_labels(sb, first);
+            value(sb, (double)st->sources[i].errors);
+        }
+        simple(sb, "gpuwatch_sampling_stalled", "gauge",
+               "1 while a sampling round is overrunning its deadline (data is stale).", st->stalled);
+        simple(sb, "gpuwatch_sampling_interval_seconds", "gauge", "Configured sampling interval.",
+               st->interval_ms / 1000.0);
+        simple(sb, "gpuwatch_sampling_rounds_total", "counter", "Sampling rounds completed.",
+               (double)st->rounds);
+        simple(sb, "gpuwatch_sampling_overruns_total", "counter",
+               "Sampling rounds that missed their deadline.", (double)st->overruns);
+        simple(sb, "gpuwatch_sampling_failures_total", "counter",
+               "Sampling rounds that failed as a whole.", (double)st->failures);
+        simple(sb, "gpuwatch_sampler_cpu_seconds_total", "counter",
+               "CPU time used by the sampler threads.", st->cpu_seconds);
+        simple(sb, "gpuwatch_history_memory_bytes", "gauge", "Memory held by the history rings.",
+               (double)st->history_bytes);
+    }
+    if (self->event_counts) {
+        header(sb, "gpuwatch_events_total", "counter", "Events detected since start, by type.");
+        for (int t = 0; t < GW__EV_COUNT; t++)
+            gw__strbuf_printf(sb, "gpuwatch_events_total{type=\"%s\"} %llu\n",
+                              gw__event_type_name((gw__event_type)t),
+                              (unsigned long long)self->event_counts[t]);
+    }
+    simple(sb, "gpuwatch_http_requests_total", "counter",
+           "HTTP requests answered (counted when this page was rendered).",
+           (double)self->http_requests);
+    simple(sb, "gpuwatch_scrapes_total", "counter",
+           "Requests for /metrics (counted when this page was rendered).", (double)self->scrapes);
+    if (self->process_cpu_seconds >= 0)
+        simple(sb, "process_cpu_seconds_total", "counter",
+               "Total user and system CPU time spent in seconds.", self->process_cpu_seconds);
+    if (self->resident_bytes >= 0)
+        simple(sb, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+               self->resident_bytes);
+    if (self->start_time_seconds > 0)
+        simple(sb, "process_start_time_seconds", "gauge",
+               "Start time of the process since unix epoch in seconds.", self->start_time_seconds);
+}
+
+/* ------------------------------------------------------------ compat: dcgm */
+
+static const family dcgm_fams[] = {
+    {"DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", g_mhz_sm},
+    {"DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", g_mhz_mem},
+    {"DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C).", g_temp_mem},
+    {"DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", g_temp},
+    {"DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", g_power},
+    {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter",
+     "Total energy consumption since boot (in mJ).", g_energy_mj},
+    {"DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", g_pct_gpu},
+    {"DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %).", g_pct_mem},
+    {"DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %).", g_pct_enc},
+    {"DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %).", g_pct_dec},
+    {"DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", g_mib_free},
+    {"DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", g_mib_used},
+    {"DCGM_FI_DEV_FB_RESERVED", "gauge", "Framebuffer memory reserved (in MiB).", g_mib_reserved},
+};
+
+static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const char *host)
+{
+    gw__strbuf_printf(sb, "{gpu=\"%u\"", d->info.index);
+    bool first = false;
+    label(sb, &first, "UUID", d->info.uuid);
+    label(sb, &first, "pci_bus_id", d->info.pci_bus_id);
+    char dev[32];
+    snprintf(dev, sizeof dev, "%s%u", d->info.vendor == GW_VENDOR_NVIDIA ? "nvidia" : "card",
+             d->info.source_index);
+    label(sb, &first, "device", dev);
+    label(sb, &first, "modelName", d->info.name);
+    label(sb, &first, "Hostname", host);
+    label(sb, &first, "hostname", host);
+    label(sb, &first, "DCGM_FI_DRIVER_VERSION", d->info.driver_version);
+    gw__strbuf_putc(sb, '}');
+}
+
+static void dcgm_families(gw_strbuf *sb, const gw_snapshot *s)
+{
+    for (size_t f = 0; f < GW__ARRAY_LEN(dcgm_fams); f++) {
+        bool any = false;
+        for (size_t i = 0; i < s->n_devices; i++) {
+            double v;
+            if (!dcgm_fams[f].get(&s->devices[i], &v))
+                continue;
+            if (!any)
+                header(sb, dcgm_fams[f].name, dcgm_fams[f].type, dcgm_fams[f].help);
+            any = true;
+            gw__strbuf_puts(sb, dcgm_fams[f].name);
+            dcgm_labels(sb, &s->devices[i], s->host.hostname);
+            value(sb, v);
+        }
+    }
+}
+
+/* ---------------------------------------------- compat: nvidia_gpu_exporter */
+
+static const family nvsmi_fams[] = {
+    {"nvidia_smi_utilization_gpu_ratio", "gauge", "utilization.gpu [%]", g_util_gpu},
+    {"nvidia_smi_utilization_memory_ratio", "gauge", "utilization.memory [%]", g_util_mem},
+    {"nvidia_smi_memory_total_bytes", "gauge", "memory.total [MiB]", g_mem_total},
+    {"nvidia_smi_memory_used_bytes", "gauge", "memory.used [MiB]", g_mem_used},
+    {"nvidia_smi_memory_free_bytes", "gauge", "memory.free [MiB]", g_mem_free},
+    {"nvidia_smi_temperature_gpu", "gauge", "temperature.gpu", g_temp},
+    {"nvidia_smi_temperature_memory", "gauge", "temperature.memory", g_temp_mem},
+    {"nvidia_smi_power_draw_watts", "gauge", "power.draw [W]", g_power},
+    {"nvidia_smi_enforced_power_limit_watts", "gauge", "enforced.power.limit [W]", g_power_limit},
+    {"nvidia_smi_fan_speed_ratio", "gauge", "fan.speed [%]", g_fan},
+    {"nvidia_smi_clocks_current_sm_clock_hz", "gauge", "clocks.current.sm [MHz]", g_clock_sm},
+    {"nvidia_smi_clocks_current_graphics_clock_hz", "gauge", "clocks.current.graphics [MHz]",
+     g_clock_gfx},
+    {"nvidia_smi_clocks_current_memory_clock_hz", "gauge", "clocks.current.memory [MHz]",
+     g_clock_mem},
+    {"nvidia_smi_pstate", "gauge", "pstate", g_pstate},
+};
+
+/* nvidia_gpu_exporter's uuid label: lowercase, without the "GPU-" prefix. */
+static void nvsmi_uuid(char *out, size_t cap, const char *uuid)
+{
+    if (strncmp(uuid, "GPU-", 4) == 0)
+        uuid += 4;
+    size_t i = 0;
+    for (; uuid[i] && i + 1 < cap; i++)
+        out[i] = (char)(uuid[i] >= 'A' && uuid[i] <= 'Z' ? uuid[i] + 32 : uuid[i]);
+    out[i] = '\0';
+}
+
+static void nvsmi_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
+{
+    char u[96];
+    header(sb, "nvidia_smi_gpu_info", "gauge",
+           "A metric with a constant '1' value labeled by gpu uuid, name, driver_version.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        nvsmi_uuid(u, sizeof u, d->info.uuid);
+        gw__strbuf_puts(sb, "nvidia_smi_gpu_info");
+        bool first = true;
+        label(sb, &first, "uuid", u);
+        label(sb, &first, "name", d->info.name);
+        label(sb, &first, "driver_version", d->info.driver_version);
+        label(sb, &first, "pci_bus_id", d->info.pci_bus_id);
+        char idx[16];
+        snprintf(idx, sizeof idx, "%u", d->info.index);
+        label(sb, &first, "index", idx);
+        gw__strbuf_puts(sb, "} 1\n");
+    }
+    for (size_t f = 0; f < GW__ARRAY_LEN(nvsmi_fams); f++) {
+        bool any = false;
+        for (size_t i = 0; i < s->n_devices; i++) {
+            double v;
+            if (!nvsmi_fams[f].get(&s->devices[i], &v))
+                continue;
+            if (!any)
+                header(sb, nvsmi_fams[f].name, nvsmi_fams[f].type, nvsmi_fams[f].help);
+            any = true;
+            nvsmi_uuid(u, sizeof u, s->devices[i].info.uuid);
+            gw__strbuf_puts(sb, nvsmi_fams[f].name);
+            bool first = true;
+            label(sb, &first, "uuid", u);
+            gw__strbuf_putc(sb, '}');
+            value(sb, v);
+        }
+    }
+    bool ok = !s->cpu_only && !(self && self->stale);
+    simple(sb, "nvidia_smi_last_collect_success", "gauge",
+           "Whether the last collection was successful.", ok);
+    simple(sb, "nvidia_smi_last_collect_duration_seconds", "gauge",
+           "Duration of the last collection in seconds.", (double)s->duration_ns / 1e9);
+    if (self && self->sampler)
+        simple(sb, "nvidia_smi_failed_scrapes_total", "counter", "Number of failed collections.",
+               (double)(self->sampler->failures + self->sampler->overruns));
+}
+
+void gw__render_prometheus(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self,
+                           unsigned families)
+{
+    if (families & GW__PROM_NATIVE) {
+        native_devices(sb, s, self);
+        host_families(sb, &s->host);
+        self_families(sb, s, self);
+    }
+    if (families & GW__PROM_DCGM)
+        dcgm_families(sb, s);
+    if (families & GW__PROM_NVSMI)
+        nvsmi_families(sb, s, self);
+}

@@ -1,0 +1,49 @@
+/* prom.h — a snapshot as Prometheus text exposition format 0.0.4.
+ *
+ * Owns: the metric names. Native families are gpuwatch_* in base units
+ * (bytes, seconds, joules, celsius, watts, hertz, ratios 0..1) and pass
+ * `promtool check metrics` without lint warnings; opt-in compatibility
+ * families reuse dcgm-exporter's (DCGM_FI_DEV_*) and nvidia_gpu_exporter's
+ * (nvidia_smi_*) names, labels and units so existing dashboards work.
+ *
+ * Invariants: one HELP and one TYPE per family, before its samples, all of
+ * a family's lines together; a name + label set appears once; a metric whose
+ * valid bit is clear is absent (never 0); a lost GPU still has its
+ * gpuwatch_gpu_state and gpuwatch_gpu_info series; label values escaped.
+ */
+#ifndef GW_HTTP_PROM_H
+#define GW_HTTP_PROM_H
+
+#include "sampler/sampler.h"
+
+#define GW__PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+enum {
+    GW__PROM_NATIVE = 1u << 0,
+    GW__PROM_DCGM = 1u << 1,   /* dcgm-exporter compatible */
+    GW__PROM_NVSMI = 1u << 2,  /* nvidia_gpu_exporter compatible */
+};
+
+/* Figures about the daemon itself; any pointer may be NULL (family absent). */
+typedef struct gw__prom_self {
+    const gw__sampler_stats *sampler;
+    const uint64_t *event_counts; /* GW__EV_COUNT entries */
+    bool stale;                   /* the snapshot is a stale copy */
+    int64_t last_good_ns;         /* CLOCK_REALTIME of the last real sample; 0 unknown */
+    int64_t now_ns;               /* render time, CLOCK_REALTIME */
+    uint64_t http_requests;
+    uint64_t scrapes;
+    double process_cpu_seconds;   /* < 0: unknown */
+    double resident_bytes;        /* < 0: unknown */
+    double start_time_seconds;    /* unix time; <= 0: unknown */
+} gw__prom_self;
+
+/* Appends the families selected by `families` (GW__PROM_* bits) for s to
+ * sb. Check sb->failed once afterwards (ENOMEM or over the buffer's max). */
+void gw__render_prometheus(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self,
+                           unsigned families);
+
+/* Appends v as a Prometheus label value body (escaping \ " and newline). */
+void gw__prom_escape(gw_strbuf *sb, const char *v);
+
+#endif

@@ -1,0 +1,52 @@
+/* log.h — journal-friendly leveled logging to stderr for the daemon.
+ *
+ * Owns: one logger object (level, output fd, format). No global state: the
+ * daemon creates one and hands a pointer to the sampler and the server.
+ *
+ * Format: under systemd (JOURNAL_STREAM set, or forced) every line starts
+ * with the sd-daemon priority prefix "<N>" and carries no timestamp (the
+ * journal adds one); otherwise "2026-01-02T03:04:05.678Z gpuwatch[PID]:
+ * LEVEL: message". Each line is written with one write(2), so lines of
+ * concurrent threads never interleave. Newlines inside a message are
+ * replaced by spaces: one event, one line.
+ */
+#ifndef GW_SAMPLER_LOG_H
+#define GW_SAMPLER_LOG_H
+
+#include "core/util.h"
+
+#include <stdatomic.h>
+
+/* syslog priorities, so "<N>" prefixes are the numbers themselves. */
+typedef enum gw__log_level {
+    GW__LOG_ERROR = 3,
+    GW__LOG_WARNING = 4,
+    GW__LOG_NOTICE = 5,
+    GW__LOG_INFO = 6,
+    GW__LOG_DEBUG = 7,
+} gw__log_level;
+
+typedef struct gw__log {
+    atomic_int level; /* lines above this priority number are dropped */
+    int fd;           /* where lines go (2 = stderr) */
+    bool journal;     /* "<N>" prefix instead of timestamp + level word */
+} gw__log;
+
+/* Initialises a logger writing to fd at level; journal format when
+ * $JOURNAL_STREAM is set. Cannot fail. */
+void gw__log_init(gw__log *log, int fd, gw__log_level level);
+
+/* Parses "error", "warning", "notice", "info", "debug"; false otherwise. */
+bool gw__log_level_parse(const char *s, gw__log_level *out);
+
+/* "error", ... ; static. */
+const char *gw__log_level_name(gw__log_level level);
+
+/* Changes the level; safe from any thread. */
+void gw__log_set_level(gw__log *log, gw__log_level level);
+
+/* Writes one line at level if enabled. log may be NULL (drops the line).
+ * Never fails visibly: a failed write is ignored. */
+void gw__logf(gw__log *log, gw__log_level level, const char *fmt, ...) GW__PRINTF(3, 4);
+
+#endif
