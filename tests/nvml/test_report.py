@@ -559,6 +559,25 @@ def case_human(ctx):
     ctx.check("v2" in out, "memory api not shown: %r" % out)
 
 
+def case_smoke(ctx):
+    """scripts/gpu-smoke against a stand-in nvidia-smi that reads the same
+    scenario: PASS when they agree, exit 1 naming the field when they don't."""
+    smoke = os.path.join(HERE, "..", "..", "scripts", "gpu-smoke")
+    fake_smi = os.path.join(HERE, "fake-nvidia-smi")
+    for scenario, skew, want_rc in (("two.scn", 0, 0), ("eight.scn", 0, 0),
+                                    ("two.scn", 2, 1)):
+        env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=os.path.join(SCENARIOS, scenario),
+                   FAKE_SMI_SKEW_MIB=str(skew))
+        p = subprocess.run([sys.executable, smoke, "--gpuwatch", ctx.bin, "--nvidia-smi",
+                            fake_smi, "--nvml-library", ctx.lib("full")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        out = p.stdout.decode(errors="replace")
+        ctx.check(p.returncode == want_rc, "gpu-smoke %s skew %d: exit %d, want %d:\n%s" % (
+            scenario, skew, p.returncode, want_rc, out))
+        if want_rc:
+            ctx.check("FAIL gpu 0 memory.used" in out, "mismatch not named:\n" + out)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
