@@ -29,6 +29,9 @@ void gw_est_params_init(gw_est_params *p)
     p->backend = GW_EST_CUDA;
     p->overhead = GW_EST_DEFAULT_OVERHEAD;
     p->margin = GW_EST_DEFAULT_MARGIN;
+#if defined(__x86_64__) || defined(__aarch64__)
+    p->cpu_repack = true;
+#endif
 }
 
 static uint32_t pad256(uint32_t x)
@@ -227,6 +230,13 @@ int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result
         uint32_t slot = il + 1;
         if (d == HOST) {
             ok &= add_to(&r->host.weights, m->layer_bytes[slot]);
+            /* CPU repack (x86 AVX2): a tied output of a repackable type gets
+             * its own CPU_REPACK copy, token_embd stays for get_rows */
+            if (il == m->n_layer && !m->has_output && p->cpu_repack &&
+                (m->embd_type == 2 || m->embd_type == 12 || m->embd_type == 20 ||
+                 m->embd_type == 39) &&
+                m->n_vocab % 8 == 0)
+                ok &= add_to(&r->host.weights, m->embd_bytes);
         } else {
             ok &= add_to(&r->device[d].weights, cuda ? m->layer_bytes_cuda[slot] : m->layer_bytes[slot]);
             if (il == m->n_layer && !m->has_output) /* tied output: a copy of token_embd */

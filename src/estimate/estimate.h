@@ -120,6 +120,9 @@ typedef struct gw_est_params {
     uint64_t overhead;  /* per GPU runtime overhead outside llama.cpp's buffers */
     uint64_t margin;    /* per GPU safety margin kept free */
     uint64_t mmproj_bytes; /* vision projector weights (on main GPU or host) */
+    bool cpu_repack;       /* host CPU repacks Q4_0/Q4_K/IQ4_NL/MXFP4 matmul weights
+                              (ggml-cpu "CPU_REPACK", x86 AVX2 / ARM): default on
+                              for x86-64 and aarch64 */
 } gw_est_params;
 
 /* Default overhead and margin per GPU (docs/estimate.md explains them). */

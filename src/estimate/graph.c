@@ -78,6 +78,7 @@ static int t_add(sim *s, uint32_t type, uint8_t kind, const int64_t ne[4], int a
 {
     if (s->failed)
         return 0;
+    int64_t shape[4] = {ne[0], ne[1], ne[2], ne[3]}; /* ne may point into s->t */
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 256;
         sim_tensor *nt = realloc(s->t, nc * sizeof *nt);
@@ -90,7 +91,7 @@ static int t_add(sim *s, uint32_t type, uint8_t kind, const int64_t ne[4], int a
     }
     sim_tensor *t = &s->t[s->n];
     memset(t, 0, sizeof *t);
-    memcpy(t->ne, ne, sizeof t->ne);
+    memcpy(t->ne, shape, sizeof t->ne);
     t->type = type;
     t->kind = kind;
     t->src[0] = a;

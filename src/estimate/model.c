@@ -88,8 +88,10 @@ uint64_t gw__est_cuda_tensor_size(const gw_ggml_type_info *t, const uint64_t ne[
 
 static int fail(gw_est_model *m, gw_error *err, int code, const char *fmt, const char *what)
 {
+    /* format first: what may point into m */
+    int rc = gw__error_set(err, code, fmt, what);
     gw_est_model_free(m);
-    return gw__error_set(err, code, fmt, what);
+    return rc;
 }
 
 int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
