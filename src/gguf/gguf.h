@@ -21,6 +21,10 @@
  *  6. A handle is immutable after open: every accessor is const and may be
  *     called from several threads at once.
  *
+ * A mapped file must not shrink while open (as with any mmap, reading a page
+ * past the new end raises SIGBUS); the reader itself touches only the header
+ * pages, never tensor data.
+ *
  * Worked example:
  *     gw_gguf *g; gw_error err;
  *     if (gw_gguf_open(&g, "model.gguf", &err) != GW_OK) {
