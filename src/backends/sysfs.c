@@ -196,6 +196,24 @@ static bool link_basename(int dirfd, const char *rel, char *out, size_t cap)
     return true;
 }
 
+/* The PCI address of drm_dir/card/device: the basename of the link's target
+ * ("../../../0000:03:00.0" as the kernel writes it), else of its canonical
+ * path. */
+static bool pci_address(const char *drm_dir, const char *card, int cfd, char *out, size_t cap)
+{
+    char tmp[16];
+    if (link_basename(cfd, "device", out, cap) && gw__pci_bus_id_normalize(out, tmp, sizeof tmp))
+        return true;
+    char path[1024], *real;
+    int n = snprintf(path, sizeof path, "%s/%.32s/device", drm_dir, card);
+    if (n < 0 || (size_t)n >= sizeof path || !(real = realpath(path, NULL)))
+        return false;
+    const char *base = strrchr(real, '/');
+    gw__strlcpy(out, base ? base + 1 : real, cap);
+    free(real);
+    return true;
+}
+
 static int card_cmp(const void *a, const void *b)
 {
     const gw__drm_card *x = a, *y = b;
@@ -246,7 +264,7 @@ int gw__drm_cards_list(const char *sys_root, uint32_t vendor_id, const char *con
         uint64_t vendor = 0, device = 0;
         char bus[64] = "", norm[16];
         if (dfd < 0 || !gw__read_hex_at(dfd, "vendor", &vendor) || vendor != vendor_id ||
-            !link_basename(cfd, "device", bus, sizeof bus) ||
+            !pci_address(path, e->d_name, cfd, bus, sizeof bus) ||
             !gw__pci_bus_id_normalize(bus, norm, sizeof norm)) {
             if (dfd >= 0)
                 close(dfd);
