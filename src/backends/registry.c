@@ -4,8 +4,12 @@
 #include "backends/backend.h"
 
 extern const gw__backend_ops gw__backend_host;
+extern const gw__backend_ops gw__backend_amdgpu;
+extern const gw__backend_ops gw__backend_intel;
 
 const gw__backend_ops *const gw__backends[] = {
+    &gw__backend_amdgpu, /* sysfs: direct sources, before the CLI fallbacks */
+    &gw__backend_intel,
     &gw__backend_host,
     NULL,
 };
