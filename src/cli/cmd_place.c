@@ -1,0 +1,122 @@
+/* cmd_place.c — `gpuwatch place`: prints where a memory need would go on
+ * this host's GPUs (or on --gpu given ones), counting the reservations in
+ * the ledger, without reserving anything. Human text or --json (schema
+ * gpuwatch.plan/1, docs/placement.md). Exit 0 when it fits, 1 when it does
+ * not (the reason is printed), 2 for a bad command line.
+ */
+#include "cli/cli.h"
+#include "place/request.h"
+#include "render/json_writer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void place_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gpuwatch place (--mem SIZE | --model FILE.gguf [--ctx N] | --layers N\n"
+            "                       --layer-size SIZE) [OPTIONS]\n"
+            "\n"
+            "Prints a placement plan: the GPUs, layers per GPU, -ngl, tensor split,\n"
+            "expected use per GPU and what stays on the host, or why nothing fits.\n"
+            "Reservations in the ledger count as used; nothing is reserved.\n"
+            "\n"
+            "%s"
+            "Output:\n"
+            "  --json, --pretty      machine-readable plan (schema gpuwatch.plan/1)\n"
+            "Sources (when no --gpu is given):\n"
+            "%s"
+            "  -h, --help            this text\n"
+            "\n"
+            "Exit status: 0 it fits, 1 it does not fit (or an error), 2 usage.\n",
+            gw_place_request_help, gw_cli_source_options_help);
+}
+
+/* Parses the options; returns -1 on a usage error (printed), 1 for --help,
+ * 0 otherwise. */
+static int parse_options(const char *cmd, int argc, char **argv, gw_place_request *r,
+                         void (*usage)(FILE *))
+{
+    for (int i = 1; i < argc;) {
+        int s = gw_cli_source_option(argc, argv, &i, &r->cfg);
+        if (s < 0)
+            return -1;
+        if (s > 0)
+            continue;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 1;
+        }
+        gw_error err;
+        gw_error_clear(&err);
+        s = gw_place_request_option(r, argc, argv, &i, &err);
+        if (s < 0) {
+            fprintf(stderr, "gpuwatch %s: %s\n", cmd, err.message);
+            return -1;
+        }
+        if (s == 0) {
+            fprintf(stderr, "gpuwatch %s: unknown option '%s' (see 'gpuwatch %s --help')\n", cmd,
+                    argv[i], cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int gw_cmd_place(int argc, char **argv)
+{
+    gw_place_request r;
+    gw_place_request_init(&r);
+    int s = parse_options("place", argc, argv, &r, place_usage);
+    if (s)
+        return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw_place_request_prepare(&r, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    int rc = gw_place_request_pending(&r, &err);
+    if (rc) {
+        fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        gw_place_request_release(&r);
+        return GW_EXIT_ERROR;
+    }
+    gw_plan plan;
+    gw_plan_init(&plan);
+    if (gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        gw_place_request_release(&r);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    rc = plan.fits ? GW_EXIT_OK : GW_EXIT_ERROR;
+    if (r.json) {
+        gw_strbuf sb;
+        gw__strbuf_init(&sb, 0);
+        gw_json j;
+        gw__json_init(&j, &sb, r.pretty);
+        gw__json_object_begin(&j);
+        gw__json_key(&j, "schema");
+        gw__json_string(&j, "gpuwatch.plan/1");
+        gw__json_key(&j, "model");
+        gw__json_string(&j, r.model_note[0] ? r.model_note : NULL);
+        gw__json_key(&j, "plan");
+        gw_place_plan_json(&j, &plan, r.devs);
+        gw__json_object_end(&j);
+        if (sb.failed) {
+            fprintf(stderr, "gpuwatch place: out of memory\n");
+            rc = GW_EXIT_ERROR;
+        } else {
+            fwrite(sb.data, 1, sb.len, stdout);
+            fputc('\n', stdout);
+        }
+        gw__strbuf_release(&sb);
+    } else {
+        gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
+    }
+    gw_plan_release(&plan);
+    gw_place_request_release(&r);
+    if (fflush(stdout) != 0)
+        rc = GW_EXIT_ERROR;
+    return rc;
+}

@@ -1,0 +1,373 @@
+/* cmd_run.c — `gpuwatch run [OPTIONS] -- CMD ARGS...`: plans, reserves in
+ * the local ledger, starts CMD on the chosen GPUs and releases when it ends.
+ *
+ * Sequence (each step's failure is reported and nothing is left behind):
+ *   1. plan and reserve in one ledger transaction, owner = this process;
+ *   2. block the forwarded signals, fork; the child restores the mask, sets
+ *      CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES / ONEAPI_DEVICE_SELECTOR and
+ *      GPUWATCH_RESERVATION, and execs CMD (with -ngl / --tensor-split / -c
+ *      added for llama-server and llama-cli unless given);
+ *   3. the reservation is handed to the child's pid, so it stays held while
+ *      CMD runs even if this process is killed, and is auto-released once
+ *      CMD is gone;
+ *   4. signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to
+ *      the child through sigwaitinfo (no handler, no global state);
+ *   5. when the child ends, however it ends, the reservation is released
+ *      and run exits with CMD's status (128 + signal when it was killed).
+ * --dry-run prints the plan, the environment and the command, and stops.
+ */
+#include "cli/cli.h"
+#include "place/request.h"
+#include "render/json_writer.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gpuwatch run (--mem SIZE | --model FILE.gguf [--ctx N] | --layers N\n"
+            "                     --layer-size SIZE) [OPTIONS] -- CMD [ARGS...]\n"
+            "\n"
+            "Plans where CMD goes, reserves that memory in the ledger, runs CMD with\n"
+            "CUDA_VISIBLE_DEVICES (by UUID) / HIP_VISIBLE_DEVICES / ONEAPI_DEVICE_SELECTOR\n"
+            "set to the chosen GPUs (and -ngl / --tensor-split / -c for llama-server and\n"
+            "llama-cli unless given), forwards signals, and releases the reservation when\n"
+            "CMD exits, fails or is killed.\n"
+            "\n"
+            "%s"
+            "Run:\n"
+            "  --dry-run             print the plan, environment and command; run nothing\n"
+            "  --json                with --dry-run: print them as JSON\n"
+            "  --key KEY             idempotency key of the reservation\n"
+            "  --owner NAME          owner name recorded with the reservation\n"
+            "  --lease SECONDS       the reservation also ends after this long\n"
+            "  --quiet               do not print the plan line before running\n"
+            "Sources (when no --gpu is given):\n"
+            "%s"
+            "  -h, --help            this text\n"
+            "\n"
+            "Exit status: CMD's own status (128+N when killed by signal N); 1 when it\n"
+            "does not fit or the ledger fails; 2 usage; 127 when CMD cannot be started.\n",
+            gw_place_request_help, gw_cli_source_options_help);
+}
+
+typedef struct run_opts {
+    bool dry_run, quiet;
+    const char *key, *owner;
+    int64_t lease_ns;
+} run_opts;
+
+/* Parses options before "--"; -1 usage error, 1 help, 0 ok. */
+static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *ro)
+{
+    for (int i = 1; i < argc;) {
+        int s = gw_cli_source_option(argc, argv, &i, &r->cfg);
+        if (s < 0)
+            return -1;
+        if (s > 0)
+            continue;
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            run_usage(stdout);
+            return 1;
+        }
+        if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--quiet") == 0) {
+            if (a[2] == 'd')
+                ro->dry_run = true;
+            else
+                ro->quiet = true;
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--key") == 0 || strcmp(a, "--owner") == 0 || strcmp(a, "--lease") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "gpuwatch run: option %s needs a value\n", a);
+                return -1;
+            }
+            const char *v = argv[i + 1];
+            if (a[2] == 'k') {
+                ro->key = v;
+            } else if (a[2] == 'o') {
+                ro->owner = v;
+            } else {
+                uint64_t sec;
+                if (!gw__parse_u64(v, &sec) || sec == 0 || sec > 10ull * 365 * 86400) {
+                    fprintf(stderr, "gpuwatch run: bad value '%s' for --lease (seconds)\n", v);
+                    return -1;
+                }
+                ro->lease_ns = (int64_t)sec * 1000000000;
+            }
+            i += 2;
+            continue;
+        }
+        gw_error err;
+        gw_error_clear(&err);
+        s = gw_place_request_option(r, argc, argv, &i, &err);
+        if (s < 0) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return -1;
+        }
+        if (s == 0) {
+            fprintf(stderr, "gpuwatch run: unknown option '%s' (see 'gpuwatch run --help')\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void print_dry_json(const gw_plan *plan, const gw_place_device *devs, char **env, size_t n_env,
+                           char **cmd, bool pretty)
+{
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw_json j;
+    gw__json_init(&j, &sb, pretty);
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "schema");
+    gw__json_string(&j, "gpuwatch.run/1");
+    gw__json_key(&j, "plan");
+    gw_place_plan_json(&j, plan, devs);
+    gw__json_key(&j, "env");
+    gw__json_object_begin(&j);
+    for (size_t i = 0; i < n_env; i++) {
+        char name[64];
+        const char *eq = strchr(env[i], '=');
+        size_t n = (size_t)(eq - env[i]);
+        gw__strlcpy(name, env[i], n + 1 < sizeof name ? n + 1 : sizeof name);
+        gw__json_key(&j, name);
+        gw__json_string(&j, eq + 1);
+    }
+    gw__json_object_end(&j);
+    gw__json_key(&j, "argv");
+    gw__json_array_begin(&j);
+    for (size_t i = 0; cmd && cmd[i]; i++)
+        gw__json_string(&j, cmd[i]);
+    gw__json_array_end(&j);
+    gw__json_object_end(&j);
+    if (!sb.failed) {
+        fwrite(sb.data, 1, sb.len, stdout);
+        fputc('\n', stdout);
+    }
+    gw__strbuf_release(&sb);
+}
+
+/* Joins argv into one line for the reservation's note. */
+static void join_args(char **argv, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    size_t len = 0;
+    for (size_t i = 0; argv[i] && len + 1 < cap; i++) {
+        int n = snprintf(buf + len, cap - len, "%s%s", i ? " " : "", argv[i]);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* Forks and execs; waits forwarding signals. Returns the exit code. */
+static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledger *l)
+{
+    static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    sigset_t set, old;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaddset(&set, forwarded[i]);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        fprintf(stderr, "gpuwatch run: cannot start '%s': %s\n", cmd[0], strerror(e));
+        return GW_EXIT_ERROR;
+    }
+    if (child == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        for (size_t i = 0; i < n_env; i++)
+            putenv(env[i]);
+        char id[32];
+        snprintf(id, sizeof id, "%lld", (long long)res_id);
+        setenv("GPUWATCH_RESERVATION", id, 1);
+        execvp(cmd[0], cmd);
+        fprintf(stderr, "gpuwatch run: cannot run '%s': %s\n", cmd[0], strerror(errno));
+        _exit(127);
+    }
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw_ledger_set_pid(l, res_id, (uint32_t)child, &err) != GW_OK)
+        fprintf(stderr, "gpuwatch run: warning: reservation %lld stays owned by gpuwatch: %s\n",
+                (long long)res_id, err.message);
+    int status = 0;
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (sig != SIGCHLD) {
+            /* a terminal's ^C / ^\\ already reached the child's process
+             * group (si_code SI_KERNEL); forward only what was sent to us */
+            if (si.si_code != SI_KERNEL)
+                kill(child, sig);
+            continue;
+        }
+        pid_t w = waitpid(child, &status, WNOHANG);
+        if (w == child)
+            break;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return GW_EXIT_ERROR;
+}
+
+int gw_cmd_run(int argc, char **argv)
+{
+    int dash = -1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0) {
+            dash = i;
+            break;
+        }
+    gw_place_request r;
+    gw_place_request_init(&r);
+    run_opts ro = {0};
+    int s = parse_options(dash < 0 ? argc : dash, argv, &r, &ro);
+    if (s)
+        return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
+    if (dash < 0 || dash + 1 >= argc) {
+        fprintf(stderr, "gpuwatch run: no command: put it after '--' (gpuwatch run --mem 8GiB -- CMD ...)\n");
+        return GW_EXIT_USAGE;
+    }
+    int cmd_argc = argc - dash - 1;
+    char **cmd_argv = argv + dash + 1;
+
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw_place_request_prepare(&r, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch run: %s\n", err.message);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    int rc = GW_EXIT_OK;
+    gw_plan plan;
+    gw_plan_init(&plan);
+    gw_ledger *l = NULL;
+    gw_reservation res = {0};
+    char *env[3] = {0};
+    size_t n_env = 0;
+    char **cmd = NULL;
+
+    if (ro.dry_run) {
+        if (gw_place_request_pending(&r, &err) != GW_OK ||
+            gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            rc = GW_EXIT_ERROR;
+            goto out;
+        }
+    } else {
+        const char *path = gw_place_request_ledger(&r);
+        if (!path) {
+            fprintf(stderr, "gpuwatch run: no ledger to reserve in (set --ledger PATH or "
+                            "GPUWATCH_LEDGER; --no-ledger works only with --dry-run)\n");
+            rc = GW_EXIT_USAGE;
+            goto out;
+        }
+        gw_ledger_opts lo;
+        gw_ledger_opts_init(&lo);
+        lo.path = path;
+        lo.proc_root = r.cfg.proc_root;
+        if (gw_ledger_open(&l, &lo, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            rc = GW_EXIT_ERROR;
+            goto out;
+        }
+        char note[256], owner[64];
+        join_args(cmd_argv, note, sizeof note);
+        if (ro.owner)
+            gw__strlcpy(owner, ro.owner, sizeof owner);
+        else
+            snprintf(owner, sizeof owner, "gpuwatch run %s", cmd_argv[0]);
+        gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
+                              .lease_ns = ro.lease_ns, .note = note};
+        bool existed = false;
+        if (gw_ledger_reserve(l, r.devs, r.n_devs, r.seen, r.n_seen, &r.need, &r.opts, &req, &plan,
+                              &res, &existed, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+            goto out;
+        }
+        if (existed) {
+            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (by pid %u)\n",
+                    (long long)res.id, res.key, res.pid);
+            rc = GW_EXIT_ERROR;
+            goto out;
+        }
+    }
+    if (!plan.fits) {
+        if (ro.dry_run && r.json)
+            print_dry_json(&plan, r.devs, NULL, 0, NULL, r.pretty);
+        else
+            gw_place_print_plan(ro.dry_run ? stdout : stderr, &plan, r.devs, r.model_note);
+        rc = GW_EXIT_ERROR;
+        goto out;
+    }
+    n_env = gw_place_plan_env(&plan, r.devs, env);
+    cmd = gw_place_build_argv(cmd_argc, cmd_argv, &plan, r.model ? r.model_ctx : 0);
+    if (!cmd) {
+        fprintf(stderr, "gpuwatch run: out of memory\n");
+        rc = GW_EXIT_ERROR;
+        goto out;
+    }
+    if (ro.dry_run) {
+        if (r.json) {
+            print_dry_json(&plan, r.devs, env, n_env, cmd, r.pretty);
+        } else {
+            gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
+            for (size_t i = 0; i < n_env; i++)
+                printf("  env %s\n", env[i]);
+            printf("  command:");
+            for (size_t i = 0; cmd[i]; i++)
+                printf(" %s", cmd[i]);
+            printf("\n");
+        }
+        goto out;
+    }
+    if (!ro.quiet) {
+        fprintf(stderr, "gpuwatch run: reservation %lld:", (long long)res.id);
+        char a[32];
+        for (size_t i = 0; i < plan.n_used; i++)
+            fprintf(stderr, "%s GPU %u %s", i ? "," : "", r.devs[plan.used[i].device].index,
+                    gw_place_format_size(plan.used[i].bytes, a, sizeof a));
+        for (size_t i = 0; i < n_env; i++)
+            fprintf(stderr, "; %s", env[i]);
+        fprintf(stderr, "\n");
+    }
+    rc = launch(cmd, env, n_env, res.id, l);
+    gw_error_clear(&err);
+    if (gw_ledger_release(l, res.id, &err) != GW_OK && err.code != GW_ENOENT)
+        fprintf(stderr, "gpuwatch run: warning: could not release reservation %lld (%s); it is "
+                        "released automatically now that its owner is gone\n",
+                (long long)res.id, err.message);
+out:
+    gw_place_argv_free(cmd, cmd_argc);
+    for (size_t i = 0; i < n_env; i++)
+        free(env[i]);
+    gw_reservation_clear(&res);
+    gw_ledger_close(l);
+    gw_plan_release(&plan);
+    gw_place_request_release(&r);
+    fflush(stdout);
+    return rc;
+}
