@@ -92,6 +92,7 @@ typedef struct nvml_dev {
     bool error;            /* no handle (other than NO_PERMISSION) */
     char reason[160];
     bool mem_v1; /* memory through the v1 call */
+    uint64_t unsupported; /* 1 << gw_metric: answered NOT_SUPPORTED, not asked again */
     unsigned long long last_seen_us; /* per-process utilisation cursor */
 } nvml_dev;
 
@@ -166,9 +167,26 @@ static bool check(nvml_state *s, nvml_dev *d, gw_nvml_return r, const char *fn)
     return classify(s, d, r, fn);
 }
 
+/* check() for a per-sample metric m: NOT_SUPPORTED / FUNCTION_NOT_FOUND is
+ * remembered so the metric is not asked again (it cannot become supported
+ * while the driver stays loaded), saving a call per metric per sample on
+ * consumer cards. */
+static bool check_metric(nvml_state *s, nvml_dev *d, gw_metric m, gw_nvml_return r,
+                         const char *fn)
+{
+    if (r == GW_NVML_ERROR_NOT_SUPPORTED || r == GW_NVML_ERROR_FUNCTION_NOT_FOUND)
+        d->unsupported |= 1ull << m;
+    return check(s, d, r, fn);
+}
+
 /* Calls an optional entry point f on a live device; true on SUCCESS. */
 #define CALL(s, d, f, ...) \
     ((s)->fn.f && !(d)->lost && check((s), (d), (s)->fn.f(__VA_ARGS__), #f))
+
+/* CALL for per-sample metric m (skipped once m answered NOT_SUPPORTED). */
+#define CALLM(s, d, m, f, ...)                                                   \
+    (!(((d)->unsupported >> (m)) & 1u) && (s)->fn.f && !(d)->lost &&            \
+     check_metric((s), (d), (m), (s)->fn.f(__VA_ARGS__), #f))
 
 /* Grows a scratch array to at least n elements of size sz. */
 static bool reserve(void **buf, size_t *cap, size_t n, size_t sz)
@@ -549,68 +567,68 @@ static void read_sample(nvml_state *s, nvml_dev *d, gw_sample *sm)
 
     read_memory(s, d, sm);
     gw_nvml_utilization u;
-    if (CALL(s, d, DeviceGetUtilizationRates, h, &u)) {
+    if (CALLM(s, d, GW_METRIC_UTIL_GPU, DeviceGetUtilizationRates, h, &u)) {
         sm->util_gpu = u.gpu;
         sm->util_mem = u.memory;
         sm->valid |= 1ull << GW_METRIC_UTIL_GPU | 1ull << GW_METRIC_UTIL_MEM;
     }
-    if (CALL(s, d, DeviceGetEncoderUtilization, h, &a, &b)) {
+    if (CALLM(s, d, GW_METRIC_UTIL_ENC, DeviceGetEncoderUtilization, h, &a, &b)) {
         sm->util_enc = a;
         sm->valid |= 1ull << GW_METRIC_UTIL_ENC;
     }
-    if (CALL(s, d, DeviceGetDecoderUtilization, h, &a, &b)) {
+    if (CALLM(s, d, GW_METRIC_UTIL_DEC, DeviceGetDecoderUtilization, h, &a, &b)) {
         sm->util_dec = a;
         sm->valid |= 1ull << GW_METRIC_UTIL_DEC;
     }
-    if (CALL(s, d, DeviceGetTemperature, h, GW_NVML_TEMPERATURE_GPU, &a) && a < 1000000u) {
+    if (CALLM(s, d, GW_METRIC_TEMP, DeviceGetTemperature, h, GW_NVML_TEMPERATURE_GPU, &a) && a < 1000000u) {
         sm->temp_mc = (int32_t)a * 1000;
         sm->valid |= 1ull << GW_METRIC_TEMP;
     }
-    if (CALL(s, d, DeviceGetPowerUsage, h, &a)) {
+    if (CALLM(s, d, GW_METRIC_POWER, DeviceGetPowerUsage, h, &a)) {
         sm->power_mw = a;
         sm->valid |= 1ull << GW_METRIC_POWER;
     }
-    if (CALL(s, d, DeviceGetEnforcedPowerLimit, h, &a)) {
+    if (CALLM(s, d, GW_METRIC_POWER_LIMIT, DeviceGetEnforcedPowerLimit, h, &a)) {
         sm->power_limit_mw = a;
         sm->valid |= 1ull << GW_METRIC_POWER_LIMIT;
     }
-    if (CALL(s, d, DeviceGetTotalEnergyConsumption, h, &ull)) {
+    if (CALLM(s, d, GW_METRIC_ENERGY, DeviceGetTotalEnergyConsumption, h, &ull)) {
         sm->energy_mj = ull;
         sm->valid |= 1ull << GW_METRIC_ENERGY;
     }
-    if (CALL(s, d, DeviceGetClockInfo, h, GW_NVML_CLOCK_SM, &a)) {
+    if (CALLM(s, d, GW_METRIC_CLOCK_SM, DeviceGetClockInfo, h, GW_NVML_CLOCK_SM, &a)) {
         sm->clock_sm_mhz = a;
         sm->valid |= 1ull << GW_METRIC_CLOCK_SM;
     }
-    if (CALL(s, d, DeviceGetClockInfo, h, GW_NVML_CLOCK_GRAPHICS, &a)) {
+    if (CALLM(s, d, GW_METRIC_CLOCK_GRAPHICS, DeviceGetClockInfo, h, GW_NVML_CLOCK_GRAPHICS, &a)) {
         sm->clock_graphics_mhz = a;
         sm->valid |= 1ull << GW_METRIC_CLOCK_GRAPHICS;
     }
-    if (CALL(s, d, DeviceGetClockInfo, h, GW_NVML_CLOCK_MEM, &a)) {
+    if (CALLM(s, d, GW_METRIC_CLOCK_MEM, DeviceGetClockInfo, h, GW_NVML_CLOCK_MEM, &a)) {
         sm->clock_mem_mhz = a;
         sm->valid |= 1ull << GW_METRIC_CLOCK_MEM;
     }
-    if (CALL(s, d, DeviceGetFanSpeed, h, &a)) {
+    if (CALLM(s, d, GW_METRIC_FAN, DeviceGetFanSpeed, h, &a)) {
         sm->fan_pct = a;
         sm->valid |= 1ull << GW_METRIC_FAN;
     }
-    if (CALL(s, d, DeviceGetPerformanceState, h, &ia) && ia >= 0 && ia <= 15) {
+    if (CALLM(s, d, GW_METRIC_PSTATE, DeviceGetPerformanceState, h, &ia) && ia >= 0 && ia <= 15) {
         sm->pstate = (uint32_t)ia;
         sm->valid |= 1ull << GW_METRIC_PSTATE;
     }
-    if (CALL(s, d, DeviceGetCurrentClocksEventReasons, h, &ull)) {
+    if (CALLM(s, d, GW_METRIC_CLOCK_EVENTS, DeviceGetCurrentClocksEventReasons, h, &ull)) {
         sm->clock_events = ull;
         sm->valid |= 1ull << GW_METRIC_CLOCK_EVENTS;
     }
-    if (CALL(s, d, DeviceGetCurrPcieLinkGeneration, h, &a)) {
+    if (CALLM(s, d, GW_METRIC_PCIE_GEN, DeviceGetCurrPcieLinkGeneration, h, &a)) {
         sm->pcie_gen = a;
         sm->valid |= 1ull << GW_METRIC_PCIE_GEN;
     }
-    if (CALL(s, d, DeviceGetCurrPcieLinkWidth, h, &a)) {
+    if (CALLM(s, d, GW_METRIC_PCIE_WIDTH, DeviceGetCurrPcieLinkWidth, h, &a)) {
         sm->pcie_width = a;
         sm->valid |= 1ull << GW_METRIC_PCIE_WIDTH;
     }
-    if (CALL(s, d, DeviceGetMigMode, h, &a, &b) && a <= 1) {
+    if (CALLM(s, d, GW_METRIC_MIG_MODE, DeviceGetMigMode, h, &a, &b) && a <= 1) {
         sm->mig_mode = a;
         sm->valid |= 1ull << GW_METRIC_MIG_MODE;
     }

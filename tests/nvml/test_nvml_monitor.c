@@ -1,0 +1,192 @@
+/* test_nvml_monitor.c — the NVML backend across several samples, through the
+ * public monitor API (gw_monitor_open / gw_monitor_sample) and the fake
+ * libnvidia-ml.so.1 serving scenario files.
+ *
+ * What it owns: behaviours a one-shot `report` cannot show — a lost GPU stays
+ * lost and is not called again, NOT_SUPPORTED metrics are not asked again,
+ * the per-process utilisation cursor (lastSeen) advances, and the exact
+ * open-failure message. Expected values come from the scenario files (quoted
+ * in each test), never from gpuwatch's own output.
+ *
+ * Usage (meson passes both): test_nvml_monitor FAKE_LIB SCENARIO_DIR
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "gpuwatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *g_lib, *g_scenarios;
+
+static gw_monitor *open_with(const char *scenario)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", g_scenarios, scenario);
+    setenv("GPUWATCH_FAKE_NVML_SCENARIO", path, 1);
+    unsetenv("GPUWATCH_FAKE_NVML_CALL_LOG");
+    gw_config cfg;
+    gw_config_init(&cfg);
+    cfg.nvml_library = g_lib;
+    cfg.sources = "nvml";
+    cfg.proc_root = "/nonexistent-proc"; /* names are not under test here */
+    gw_monitor *m = NULL;
+    gw_error err;
+    gw_error_clear(&err);
+    assert_int_equal(gw_monitor_open(&m, &cfg, &err), GW_OK);
+    assert_non_null(m);
+    return m;
+}
+
+static gw_snapshot *sample(gw_monitor *m)
+{
+    gw_snapshot *s = NULL;
+    gw_error err;
+    gw_error_clear(&err);
+    assert_int_equal(gw_monitor_sample(m, &s, &err), GW_OK);
+    assert_non_null(s);
+    return s;
+}
+
+static const gw_source_status *nvml_source(const gw_snapshot *s)
+{
+    for (size_t i = 0; i < s->n_sources; i++)
+        if (strcmp(s->sources[i].name, "nvml") == 0)
+            return &s->sources[i];
+    fail_msg("no nvml source");
+    return NULL;
+}
+
+static const gw_process *find_proc(const gw_snapshot *s, uint32_t dev, uint32_t pid)
+{
+    for (size_t i = 0; i < s->n_processes; i++)
+        if (s->processes[i].device_index == dev && s->processes[i].pid == pid)
+            return &s->processes[i];
+    return NULL;
+}
+
+/* lost.scn: GPU 1 answers GPU_IS_LOST after 25 calls (during sample 1).
+ * GPU 0: memory.used 1073741824, process 100 with 536870912 bytes. */
+static void test_lost_gpu_stays_lost(void **state)
+{
+    (void)state;
+    gw_monitor *m = open_with("lost.scn");
+    for (int round = 0; round < 3; round++) {
+        gw_snapshot *s = sample(m);
+        assert_int_equal(s->n_devices, 2);
+        assert_int_equal(s->devices[0].state, GW_DEVICE_OK);
+        assert_true(gw_sample_has(&s->devices[0].sample, GW_METRIC_MEM_USED));
+        assert_int_equal(s->devices[0].sample.mem_used, 1073741824ull);
+        assert_int_equal(s->devices[1].state, GW_DEVICE_LOST);
+        assert_non_null(strstr(s->devices[1].state_reason, "GPU is lost (15)"));
+        assert_int_equal(s->devices[1].sample.valid, 0);
+        const gw_process *p = find_proc(s, 0, 100);
+        assert_non_null(p);
+        assert_int_equal(p->gpu_memory, 536870912ull);
+        assert_null(find_proc(s, 1, 200)); /* a lost GPU lists no process */
+        assert_int_equal(nvml_source(s)->state, GW_SOURCE_DEGRADED);
+        gw_snapshot_release(s);
+    }
+    gw_monitor_close(m);
+}
+
+/* two.scn: NOT_SUPPORTED answers in sample 1, not asked again in sample 2.
+ * GPU 0 lacks: mig (1). GPU 1 lacks: util.encoder, util.decoder,
+ * power.usage, power.limit, energy, clock.sm, clock.graphics, clock.mem,
+ * fan, clock_events, mig (11). So sample 2 makes 12 calls fewer, and every
+ * value is the same. */
+static void test_unsupported_not_asked_again(void **state)
+{
+    (void)state;
+    gw_monitor *m = open_with("two.scn");
+    gw_snapshot *s1 = sample(m);
+    gw_snapshot *s2 = sample(m);
+    assert_int_equal(nvml_source(s1)->calls - nvml_source(s2)->calls, 12);
+    for (int k = 0; k < 2; k++) {
+        gw_snapshot *s = k ? s2 : s1;
+        assert_int_equal(s->n_devices, 2);
+        assert_int_equal(s->devices[0].sample.temp_mc, 38000);
+        assert_int_equal(s->devices[0].sample.power_mw, 35123);
+        assert_int_equal(s->devices[0].sample.mem_used, 4294967296ull);
+        assert_false(gw_sample_has(&s->devices[0].sample, GW_METRIC_MIG_MODE));
+        assert_true(gw_sample_has(&s->devices[1].sample, GW_METRIC_TEMP));
+        assert_int_equal(s->devices[1].sample.temp_mc, 33000);
+        assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_POWER));
+        assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_FAN));
+        assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_CLOCK_SM));
+        assert_int_equal(s->devices[1].sample.pcie_width, 8);
+    }
+    gw_snapshot_release(s1);
+    gw_snapshot_release(s2);
+    gw_monitor_close(m);
+}
+
+/* one.scn: pid 4242's newest sample (ts 1700000000500000) says sm 75; pid
+ * 5150's sample is garbage (sm 4294967295) and its memory unavailable. Once
+ * read, lastSeen is the newest timestamp: sample 2 gets NOT_FOUND (no newer
+ * samples), which is not an error; utilisation is then unknown, memory
+ * still known. */
+static void test_process_util_cursor(void **state)
+{
+    (void)state;
+    gw_monitor *m = open_with("one.scn");
+    gw_snapshot *s1 = sample(m);
+    const gw_process *p = find_proc(s1, 0, 4242);
+    assert_non_null(p);
+    assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
+    assert_true(p->sm_util == 75.0 && p->mem_util == 33.0);
+    assert_int_equal(p->gpu_memory, 17179869184ull);
+    p = find_proc(s1, 0, 5150);
+    assert_non_null(p);
+    assert_false(gw_process_has(p, GW_PROC_SM_UTIL));
+    assert_false(gw_process_has(p, GW_PROC_GPU_MEMORY));
+    assert_null(find_proc(s1, 0, 99999)); /* sampled, but not on the GPU */
+    gw_snapshot *s2 = sample(m);
+    assert_int_equal(nvml_source(s2)->state, GW_SOURCE_OK);
+    p = find_proc(s2, 0, 4242);
+    assert_non_null(p);
+    assert_false(gw_process_has(p, GW_PROC_SM_UTIL));
+    assert_true(gw_process_has(p, GW_PROC_GPU_MEMORY));
+    assert_int_equal(s2->n_processes, 4); /* 4242 (both lists), 5150, 777, 31337 */
+    gw_snapshot_release(s1);
+    gw_snapshot_release(s2);
+    gw_monitor_close(m);
+}
+
+/* initfail.scn: nvmlInit_v2 answers DRIVER_NOT_LOADED (9). */
+static void test_init_failure(void **state)
+{
+    (void)state;
+    gw_monitor *m = open_with("initfail.scn");
+    gw_snapshot *s = sample(m);
+    const gw_source_status *st = nvml_source(s);
+    assert_int_equal(st->state, GW_SOURCE_UNAVAILABLE);
+    assert_int_equal(st->error, GW_EDRIVER);
+    assert_string_equal(st->message, "NVML: nvmlInit_v2 failed: Driver Not Loaded (9)");
+    assert_true(s->cpu_only);
+    assert_non_null(strstr(s->cpu_only_reason, "Driver Not Loaded"));
+    gw_snapshot_release(s);
+    gw_monitor_close(m);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s FAKE_LIB SCENARIO_DIR\n", argv[0]);
+        return 2;
+    }
+    g_lib = argv[1];
+    g_scenarios = argv[2];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lost_gpu_stays_lost),
+        cmocka_unit_test(test_unsupported_not_asked_again),
+        cmocka_unit_test(test_process_util_cursor),
+        cmocka_unit_test(test_init_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
