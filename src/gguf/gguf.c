@@ -678,7 +678,9 @@ int gw_gguf_open_ex(gw_gguf **out, const char *path, const gw_gguf_limits *limit
         *fault = GW_GGUF_FAULT_IO;
     if (!path)
         return gw__error_set(err, GW_EINVAL, "no path");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is then
+     * refused as not a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         return gw__error_set(err, errno_status(e), "%s: cannot open: %s", path, strerror(e));

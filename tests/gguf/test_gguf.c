@@ -592,6 +592,17 @@ static void test_open_errors(void **state)
     assert_non_null(strstr(err.message, "not a regular file"));
     assert_int_equal(fault, GW_GGUF_FAULT_IO);
 
+    /* A FIFO without a writer: refused at once, not waited on. */
+    char fifo[] = "/tmp/gw-gguf-fifo-XXXXXX";
+    int tmpfd = mkstemp(fifo);
+    assert_true(tmpfd >= 0);
+    close(tmpfd);
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(gw_gguf_open(&g, fifo, &err), GW_EIO);
+    assert_non_null(strstr(err.message, "not a regular file"));
+    unlink(fifo);
+
     char path[] = "/tmp/gw-gguf-empty-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
