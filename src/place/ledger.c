@@ -530,7 +530,8 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
 }
 
 static int insert(gw_ledger *l, const gw_plan *plan, const gw_place_device *devs,
-                  const gw_reserve_req *req, int64_t t, int64_t *id, gw_error *err)
+                  const gw_reserve_req *req, int64_t pid_start, int64_t t, int64_t *id,
+                  gw_error *err)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
@@ -541,9 +542,6 @@ static int insert(gw_ledger *l, const gw_plan *plan, const gw_place_device *devs
         gw__strbuf_release(&sb);
         return gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
     }
-    int64_t pid_start = 0;
-    if (req->pid)
-        gw__ledger_pid_alive(l->proc_root, req->pid, &pid_start);
     sqlite3_stmt *st = l->st[ST_INS_RES];
     bind_text_or_null(st, 1, req->key);
     bind_text_or_null(st, 2, req->owner);
@@ -590,6 +588,9 @@ int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
     if (req->key && strlen(req->key) >= sizeof out->key)
         return gw__error_set(err, GW_EINVAL, "ledger: idempotency key longer than %zu bytes",
                              sizeof out->key - 1);
+    int64_t pid_start = 0;
+    if (req->pid && !gw__ledger_pid_alive(l->proc_root, req->pid, &pid_start))
+        return gw__error_set(err, GW_EINVAL, "ledger: owner pid %u is not running", req->pid);
     rc = step_done(l, l->st[ST_BEGIN_IMM], err, "taking the writer lock");
     if (rc)
         return rc;
@@ -633,7 +634,7 @@ int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
         goto fail;
     if (plan->fits) {
         int64_t id = 0;
-        rc = insert(l, plan, devs, req, j.now, &id, err);
+        rc = insert(l, plan, devs, req, pid_start, j.now, &id, err);
         if (!rc)
             rc = load(l, id, out, err);
         if (rc)
