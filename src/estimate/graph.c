@@ -796,8 +796,11 @@ static void build(gctx *g)
         inpL = cur;
     }
     int cur = inpL;
-    if (a == GW_EST_ARCH_GPT_OSS)
+    if (a == GW_EST_ARCH_GPT_OSS) {
+        if (!s->failed)
+            s->t[cur].output = true; /* t_h_nextn: the last hidden state is kept */
         cur = get_rows(s, cur, g->out_ids);
+    }
     cur = norm_w(g, cur, E);
     if (!s->failed)
         s->t[cur].output = true; /* t_embd */

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""estimate_bench.py — speed and accuracy of `gpuwatch fit` against
+node-llama-cpp (real llama.cpp), in the same run on the same files.
+
+Speed: parse + estimate of a 70B-shaped (llama, 80 layers, Q4_K) and a
+30B-MoE-shaped (qwen3moe, 48 layers, 128 experts) sparse GGUF:
+  - whole process: `gpuwatch fit FILE --cpu --json` (best and median of N),
+    plus `estimate_inproc FILE 1` (the estimator in a process that links
+    nothing else) and `/bin/true` / `gpuwatch --version` as floors;
+  - in process: bench/estimate_inproc (best and mean per round);
+  - node-llama-cpp's `inspect estimate` on the same file (best of 3).
+Accuracy: the matrix of tests/estimate/matrix.py ("big" configurations)
+against llama.cpp's no_alloc dry run, with the worst error per component.
+
+Usage: estimate_bench.py --build BUILD_DIR [--rounds N] [--quick]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "estimate"))
+import matrix  # noqa: E402
+import model_writer  # noqa: E402
+
+
+def timed(cmd, n, env=None):
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        ts.append((time.perf_counter() - t0) * 1000)
+        if r.returncode not in (0, 1):
+            raise RuntimeError(f"{cmd}: exit {r.returncode}")
+    return min(ts), statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="small accuracy matrix")
+    a = ap.parse_args()
+    gw = os.path.join(a.build, "src", "cli", "gpuwatch")
+    inproc = os.path.join(a.build, "bench", "estimate_inproc")
+    nm = matrix.ensure_oracle(os.path.join(a.build, "tests", "estimate", "oracle"))
+    nlc_cli = os.path.join(nm, "node-llama-cpp", "dist", "cli", "cli.js")
+    env = dict(os.environ, NODE_LLAMA_CPP_SKIP_DOWNLOAD="true")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("== speed: parse + estimate (ms)")
+        floor = timed(["/bin/true"], a.rounds)
+        ver = timed([gw, "--version"], a.rounds)
+        print(f"process floor: /bin/true best {floor[0]:.2f} median {floor[1]:.2f}; "
+              f"gpuwatch --version best {ver[0]:.2f} median {ver[1]:.2f}")
+        for preset in ("llama-70b", "qwen3moe-30b"):
+            path = os.path.join(tmp, preset + ".gguf")
+            size = model_writer.write_model(path, model_writer.PRESETS[preset])
+            whole = timed([gw, "fit", path, "--cpu", "--json", "-c", "8192"], a.rounds)
+            lean = timed([inproc, path, "1", "8192"], a.rounds)
+            r = subprocess.run([inproc, path, str(a.rounds * 5), "8192"], capture_output=True,
+                               text=True, check=True)
+            ip = json.loads(r.stdout)
+            nlc = timed(["node", nlc_cli, "inspect", "estimate", path, "--gpu", "false", "-c", "8192"],
+                        3, env=env)
+            print(f"{preset:<13} ({size / 2**30:.1f} GiB shaped): "
+                  f"gpuwatch fit whole process best {whole[0]:.2f} median {whole[1]:.2f}; "
+                  f"estimator-only process best {lean[0]:.2f} median {lean[1]:.2f}; "
+                  f"in process best {ip['total_best_us'] / 1000:.3f} mean {ip['total_mean_us'] / 1000:.3f} "
+                  f"(open {ip['open_us']:.0f} us, model {ip['model_us']:.0f} us, estimate {ip['estimate_us']:.0f} us); "
+                  f"node-llama-cpp inspect estimate best {nlc[0]:.0f} median {nlc[1]:.0f}; "
+                  f"speedup whole-process {nlc[0] / whole[0]:.0f}x, in-process {nlc[0] / (ip['total_best_us'] / 1000):.0f}x")
+
+        print("\n== accuracy: gpuwatch (CPU backend) vs llama.cpp no_alloc dry run")
+        models = matrix.write_models(os.path.join(tmp, "m"))
+        cfgs = matrix.configs("small" if a.quick else "big")
+        t0 = time.perf_counter()
+        rows = matrix.compare(gw, nm, models, cfgs)
+        print(matrix.table(rows))
+        ok = [r for r in rows if "error" not in r]
+        print(f"\n{len(ok)} configurations compared ({len(rows) - len(ok)} refused by llama.cpp itself) "
+              f"in {time.perf_counter() - t0:.1f} s")
+        for label, subset in (("all architectures", ok),
+                              ("exact architectures (all but deepseek2)",
+                               [r for r in ok if r["job"]["name"] != "deepseek2"])):
+            print(f"worst relative error, {label} (0.01 MiB log resolution not counted):")
+            for k, (e, name, cfg) in sorted(matrix.summarize(subset).items()):
+                print(f"  {k:<16} {100 * e:9.4f}%  {name} {cfg}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
