@@ -647,7 +647,7 @@ static int amd_sample(void *state, gw__collect *c, gw_error *err)
             gw__strbuf_printf(&sb, "%s%s", sb.len ? "; " : "", note);
         if (rc == GW_OK)
             add_processes(s, c, first);
-        if (s->samples == 1 && rc == GW_OK)
+        if (s->samples == 1 && rc == GW_OK && gw__fdinfo_get_stats(s->fdinfo)->clients > 0)
             gw__strbuf_printf(&sb, "%sprocess busy %% comes from DRM fdinfo counters between two "
                                    "samples (none on the first)",
                               sb.len ? "; " : "");

@@ -412,7 +412,7 @@ static int intel_sample(void *state, gw__collect *c, gw_error *err)
             gw__strbuf_printf(&sb, "; unavailable: %s", fe.message);
         else if (note[0])
             gw__strbuf_printf(&sb, "; %s", note);
-        if (rc == GW_OK && s->samples == 1)
+        if (rc == GW_OK && s->samples == 1 && gw__fdinfo_get_stats(s->fdinfo)->clients > 0)
             gw__strbuf_puts(&sb, "; busy % needs two samples (none on the first)");
     }
     gw__strlcpy(s->message, sb.len && !sb.failed ? sb.data : "", sizeof s->message);
