@@ -50,6 +50,20 @@ static void gguf_usage(FILE *out)
             DEFAULT_MAX_ARRAY);
 }
 
+/* Tensors per ggml type id: how many and their bytes (no overflow: the
+ * reader proved every tensor lies inside the file). */
+static void sum_by_type(const gw_gguf *g, uint64_t count[GW_GGML_TYPE_COUNT],
+                        uint64_t bytes[GW_GGML_TYPE_COUNT])
+{
+    memset(count, 0, GW_GGML_TYPE_COUNT * sizeof *count);
+    memset(bytes, 0, GW_GGML_TYPE_COUNT * sizeof *bytes);
+    for (size_t t = 0; t < gw_gguf_tensor_count(g); t++) {
+        const gw_gguf_tensor *ti = gw_gguf_tensor_at(g, t);
+        count[ti->type]++;
+        bytes[ti->type] += ti->nbytes;
+    }
+}
+
 /* ------------------------------------------------------------ human output */
 
 /* Prints s escaped, at most max bytes of it (then "..."). */
@@ -148,13 +162,8 @@ static void print_human(const gw_gguf *g, const gguf_opts *o)
         printf("]\n");
     }
 
-    /* Tensors by type: count and bytes. */
-    uint64_t count[GW_GGML_TYPE_COUNT] = {0}, bytes[GW_GGML_TYPE_COUNT] = {0};
-    for (size_t t = 0; t < gw_gguf_tensor_count(g); t++) {
-        const gw_gguf_tensor *ti = gw_gguf_tensor_at(g, t);
-        count[ti->type]++;
-        bytes[ti->type] += ti->nbytes;
-    }
+    uint64_t count[GW_GGML_TYPE_COUNT], bytes[GW_GGML_TYPE_COUNT];
+    sum_by_type(g, count, bytes);
     printf("\nTensors by type:\n");
     for (uint32_t id = 0; id < GW_GGML_TYPE_COUNT; id++)
         if (count[id])
@@ -276,12 +285,8 @@ static void render_json(gw_strbuf *sb, const gw_gguf *g, const gguf_opts *o)
     }
     gw__json_object_end(&j);
 
-    uint64_t count[GW_GGML_TYPE_COUNT] = {0}, bytes[GW_GGML_TYPE_COUNT] = {0};
-    for (size_t t = 0; t < gw_gguf_tensor_count(g); t++) {
-        const gw_gguf_tensor *ti = gw_gguf_tensor_at(g, t);
-        count[ti->type]++;
-        bytes[ti->type] += ti->nbytes;
-    }
+    uint64_t count[GW_GGML_TYPE_COUNT], bytes[GW_GGML_TYPE_COUNT];
+    sum_by_type(g, count, bytes);
     gw__json_key(&j, "tensor_types");
     gw__json_object_begin(&j);
     for (uint32_t id = 0; id < GW_GGML_TYPE_COUNT; id++) {
