@@ -170,6 +170,15 @@ static int resolve_ctx(const gw_est_model *m, const gw_est_params *p, gw_est_res
         return gw__error_set(err, GW_EINVAL,
                              "estimate: a quantized V cache (-ctv %s) needs flash attention (-fa on)",
                              tv->name);
+    if (is_mla(m) && p->type_k != p->type_v)
+        return gw__error_set(err, GW_EINVAL,
+                             "estimate: %s (MLA) needs the same K and V cache types (-ctk %s, -ctv %s)",
+                             m->arch_name, gw_ggml_type(p->type_k)->name, tv->name);
+    const gw_ggml_type_info *tk = gw_ggml_type(p->type_k);
+    if (r->flash_attn && tk->quantized && m->head_k % tk->block_elems != 0)
+        return gw__error_set(err, GW_EINVAL,
+                             "estimate: K cache type %s (block %u) does not divide the head size %u",
+                             tk->name, tk->block_elems, m->head_k);
     return GW_OK;
 }
 

@@ -74,6 +74,7 @@ typedef struct gw_est_model {
     bool has_output;      /* output.weight present (else tied to token_embd) */
     bool attn_softcap;    /* gemma2 */
     bool qkv_bias, qk_norm, fused_qkv, post_norms, parallel_ffn, sinks;
+    bool expert_weights_norm; /* MoE router weights renormalised (deepseek2: key) */
     uint32_t embd_type, output_type; /* ggml types of token_embd / output */
     /* Weight bytes: [0] input layer (token_embd...), [1 + il] layer il,
      * [1 + n_layer] output layer; raw nbytes and CUDA-padded bytes. */

@@ -618,6 +618,78 @@ static int attn(gctx *g, int il, int q, int k, int v, int wo, int wo_b,
     return cur;
 }
 
+static int norm_w(gctx *g, int x, int64_t n);
+
+/* deepseek2 with MLA: K-only cache of [kv_lora_rank + rope] per token, V a
+ * view of K, the absorbed q_nope, and wv_b applied after attention. */
+static int attn_mla(gctx *g, int cur)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, T = g->T, H = m->n_head;
+    int64_t hk = m->head_k_mla, hv = m->head_v_mla, rd = m->rope_dim, nope = hk - rd;
+    int64_t kvl = m->kv_lora_rank, kw = m->head_k; /* kw = kvl + rd */
+    int64_t kv_size = g->n_kv[0], ns_c = g->c->n_stream;
+    int q;
+    if (m->q_lora_rank) {
+        q = mul_mat(s, W(s, E, m->q_lora_rank, 1), cur);
+        q = norm_w(g, q, m->q_lora_rank);
+        q = mul_mat(s, W(s, m->q_lora_rank, H * hk, 1), q);
+    } else {
+        q = mul_mat(s, W(s, E, H * hk, 1), cur);
+    }
+    q = view(s, q, hk, H, T, 1);
+    int kv_pe = mul_mat(s, W(s, E, kw, 1), cur);
+    int kv_cmpr = view(s, kv_pe, kvl, T, 1, 1);
+    int k_pe = view(s, kv_pe, rd, 1, T, 1);
+    k_pe = rope(s, k_pe, g->inp_pos);
+    kv_cmpr = norm_w(g, kv_cmpr, kvl);
+    int q_nope = view(s, q, nope, H, T, 1);
+    int q_pe = view(s, q, rd, H, T, 1);
+    q_pe = rope(s, q_pe, g->inp_pos);
+    q_nope = permute0213(s, q_nope);
+    int q_abs = mul_mat(s, W(s, nope, kvl, H), q_nope);
+    q_abs = permute0213(s, q_abs);
+    int Q = new_op(s, T_F32, kw, H, T, 1, q_abs, q_pe, NONE, NONE, NONE); /* concat */
+    int kv3 = view(s, kv_cmpr, kvl, 1, T, 1);
+    int K = new_op(s, T_F32, kw, 1, T, 1, kv3, k_pe, NONE, NONE, NONE); /* concat */
+    int Vc = kv3;
+    expand(s, Q);
+    expand(s, Vc);
+    expand(s, K);
+    int kc = leaf(s, g->type_k, kw, kv_size, ns_c, 1, false);
+    int kcur2 = view(s, K, kw, T, 1, 1);
+    int kdst = ns_c > 1 ? view(s, kc, kw, kv_size * ns_c, 1, 1) : kc;
+    expand(s, set_rows(s, kdst, kcur2, g->k_idxs[0]));
+    int kk = view(s, kc, kw, 1, kv_size, ns_c);
+    int vv = view(s, kk, kvl, 1, kv_size, ns_c);
+    int qq = view(s, Q, kw, H, T / g->ns, g->ns);
+    qq = permute0213(s, qq);
+    kk = permute0213(s, kk);
+    vv = permute0213(s, vv);
+    int wv_b = W(s, kvl, hv, H);
+    int out;
+    if (g->c->flash_attn) {
+        out = new_op(s, T_F32, kvl, H, T / g->ns, g->ns, qq, kk, vv, g->mask[0], NONE);
+        out = permute0213(s, out);
+        out = mul_mat(s, wv_b, out);
+        out = permute0213(s, out);
+        out = cont(s, out, hv, H, T / g->ns, g->ns);
+        out = view(s, out, hv * H, T, 1, 1);
+    } else {
+        int kq = mul_mat(s, kk, qq);
+        kq = softmax(s, kq, g->mask[0], NONE);
+        int vt = transpose(s, vv);
+        vv = cont(s, vt, s->t[vt].ne[0], s->t[vt].ne[1], s->t[vt].ne[2], s->t[vt].ne[3]);
+        int kqv = mul_mat(s, vv, kq);
+        kqv = mul_mat(s, wv_b, kqv);
+        int p = permute0213(s, kqv);
+        out = cont(s, p, hv * H, T, 1, 1);
+    }
+    expand(s, out);
+    return mul_mat(s, W(s, H * hv, E, 1), out);
+}
+
 static int norm_w(gctx *g, int x, int64_t n)
 {
     sim *s = g->s;
@@ -721,7 +793,14 @@ static void build(gctx *g)
         inpL = unary(s, inpL); /* scale by sqrt(n_embd) */
     g->inp_pos = input(s, T_I32, T, 1, 1, 1);
     bool iswa = m->n_swa > 0;
-    attn_inputs(g, 0);
+    bool mla = a == GW_EST_ARCH_DEEPSEEK2 && m->head_k_mla && m->head_v_mla;
+    if (mla) { /* build_attn_inp_k: K indices and the mask only */
+        g->k_idxs[0] = input(s, T_I64, g->T, 1, 1, 1);
+        g->mask[0] = input(s, g->c->flash_attn ? T_F16 : T_F32, g->n_kv[0], g->T / g->ns, 1, g->ns);
+        g->k_rot[0] = g->v_rot[0] = NONE;
+    } else {
+        attn_inputs(g, 0);
+    }
     if (iswa)
         attn_inputs(g, 1);
     g->out_ids = input(s, T_I32, g->n_out, 1, 1, 1);
@@ -731,6 +810,24 @@ static void build(gctx *g)
         int64_t hkv = m->n_head_kv[il];
         int inpSA = inpL;
         int cur = norm_w(g, inpL, E);
+        if (mla) {
+            cur = attn_mla(g, cur);
+            if (il + 1 == m->n_layer) {
+                cur = get_rows(s, cur, g->out_ids);
+                inpSA = get_rows(s, inpSA, g->out_ids);
+            }
+            int ffn_inp = add(s, cur, inpSA);
+            cur = norm_w(g, ffn_inp, E);
+            if (il < m->n_dense_lead) {
+                cur = ffn(g, cur, m->n_ff);
+            } else {
+                int moe_out = moe(g, cur, false, m->expert_weights_norm, false);
+                int sh = ffn(g, cur, (int64_t)m->n_ff_exp * m->n_expert_shared);
+                cur = add(s, moe_out, sh);
+            }
+            inpL = add(s, cur, ffn_inp);
+            continue;
+        }
         int ffn_inp_cr = cur; /* command-r: parallel FFN input */
         int q, k, v;
         if (m->fused_qkv) {

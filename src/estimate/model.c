@@ -111,7 +111,7 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
     for (size_t i = 0; i < GW__ARRAY_LEN(arch_names); i++)
         if (gw_gguf_str_eq(arch, arch_names[i].name))
             m->arch = arch_names[i].arch;
-    m->approximate = m->arch == GW_EST_ARCH_GENERIC || m->arch == GW_EST_ARCH_DEEPSEEK2;
+    m->approximate = m->arch == GW_EST_ARCH_GENERIC;
 
     if (!get_u32(g, arch, "block_count", &m->n_layer) || m->n_layer == 0)
         return fail(m, err, GW_ENOTSUP,
@@ -199,6 +199,16 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
             }
         }
     }
+
+    /* deepseek2 without MLA tensors (legacy wkv_b files) has no exact graph here */
+    if (m->arch == GW_EST_ARCH_DEEPSEEK2 && !(m->head_k_mla && m->head_v_mla && m->kv_lora_rank))
+        m->approximate = true;
+    bool norm_w = false;
+    char key[160];
+    if (gw_gguf_get_bool(g, gw_gguf_key(key, sizeof key, arch, "expert_weights_norm"), &norm_w))
+        m->expert_weights_norm = norm_w;
+    else
+        m->expert_weights_norm = m->arch != GW_EST_ARCH_DEEPSEEK2;
 
     /* graph shape flags */
     m->qkv_bias = m->arch == GW_EST_ARCH_QWEN2 || m->arch == GW_EST_ARCH_GPT_OSS;

@@ -134,7 +134,12 @@ def compare(gpuwatch, node_modules, models, cfgs):
     rows = []
     for job, o in zip(jobs, oracle):
         if "error" in o:
-            rows.append(dict(job=job, error="oracle: " + o["error"]))
+            try:
+                run_gpuwatch(gpuwatch, job)
+                refused = False
+            except RuntimeError:
+                refused = True
+            rows.append(dict(job=job, error="oracle: " + o["error"], gw_refused=refused))
             continue
         g = run_gpuwatch(gpuwatch, job)
         h = g["host"]
@@ -183,7 +188,9 @@ def table(rows):
     for r in rows:
         j = r["job"]
         if "error" in r:
-            lines.append(f"{j['name']:<11} {j['n_ctx']:>6} ERROR {r['error'][:80]}")
+            lines.append(f"{j['name']:<11} {j['n_ctx']:>6} {j['n_batch']:>5} {j['n_seq']:>3} "
+                         f"{j['type_k'] + '/' + j['type_v']:>10} {'on' if j['flash_attn'] else 'off':>3} "
+                         f"refused by llama.cpp; gpuwatch {'refuses too' if r.get('gw_refused') else 'ACCEPTS'}")
             continue
         res = r["resolution"]
         lines.append(

@@ -7,8 +7,8 @@ llama.cpp's no_alloc dry run on every (model x context configuration) and
 `gpuwatch fit --cpu --json` on the same, and checks the issue's targets:
 weights and KV within 0.1%, compute within 5%, total within 1% (llama.cpp's
 log figures have 0.01 MiB resolution, which is not counted as error).
-Architectures flagged approximate (deepseek2 MLA compute graph) must say so
-and stay within 10% on compute. No number here comes from gpuwatch itself.
+A context llama.cpp refuses (e.g. MLA with different K and V cache types)
+must be refused by gpuwatch too. No number here comes from gpuwatch itself.
 """
 import os
 import shutil
@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import matrix  # noqa: E402
 
-APPROX = {"deepseek2"}
+APPROX = set()  # every architecture of the matrix has exact rules
 
 
 def main():
@@ -44,6 +44,8 @@ def main():
             # llama.cpp itself refuses some combinations (e.g. MLA with a
             # quantized K cache and no flash attention): not our error
             print(f"note: {name} {j}: {r['error'][:200]}")
+            if not r.get("gw_refused"):
+                failures.append(f"{name} {j}: llama.cpp refuses this context, gpuwatch accepts it")
             continue
         res = r["resolution"]
         checks = [("weights", matrix.rel_err(r["weights"]), 0.001),
@@ -62,7 +64,7 @@ def main():
     for k, (e, name, cfg) in sorted(worst.items()):
         print(f"worst {k:<16} {100 * e:8.4f}%  {name} {cfg}")
     ok_rows = [r for r in rows if "error" not in r]
-    if len(ok_rows) < len(rows) * 0.9:
+    if len(ok_rows) < len(rows) * 0.8:
         failures.append(f"only {len(ok_rows)}/{len(rows)} oracle runs succeeded")
     if failures:
         print("\n".join(["FAIL:"] + failures))
