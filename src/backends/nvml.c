@@ -656,22 +656,23 @@ static int read_list(nvml_state *s, nvml_dev *d, gw_nvml_fn_dev_procs_v2 f2,
     *n = 0;
     if ((!f2 && !f1) || d->lost)
         return GW_OK;
-    unsigned count = 0, cap = 0;
-    gw_nvml_return r = f2 ? f2(d->handle, &count, NULL) : f1(d->handle, &count, NULL);
+    /* First call into the buffer kept from earlier samples (one call while
+     * the list still fits); on the first sample that is the count=0 size
+     * query. Then count*2+5 while the library says INSUFFICIENT_SIZE. */
+    unsigned cap = s->raw_cap > NVML_MAX_PROCS ? NVML_MAX_PROCS : (unsigned)s->raw_cap;
+    unsigned count = cap;
+    void *buf = cap ? (void *)s->raw : NULL;
+    gw_nvml_return r = f2 ? f2(d->handle, &count, buf) : f1(d->handle, &count, buf);
     s->calls++;
     if (r == GW_NVML_ERROR_FUNCTION_NOT_FOUND && f2 && f1) {
         f2 = NULL;
-        count = 0;
-        r = f1(d->handle, &count, NULL);
+        count = cap;
+        r = f1(d->handle, &count, buf);
         s->calls++;
     }
-    if (r == GW_NVML_SUCCESS) /* nothing written into a NULL buffer: no processes */
+    if (r == GW_NVML_SUCCESS && !buf) /* nothing written into a NULL buffer */
         return GW_OK;
-    if (r != GW_NVML_ERROR_INSUFFICIENT_SIZE) {
-        classify(s, d, r, name);
-        return GW_OK;
-    }
-    for (int attempt = 0; attempt < 4; attempt++) {
+    for (int attempt = 0; attempt < 4 && r == GW_NVML_ERROR_INSUFFICIENT_SIZE; attempt++) {
         cap = retry_size(count);
         /* a v2-sized buffer holds cap entries of either size */
         if (!reserve((void **)&s->raw, &s->raw_cap, cap, sizeof *s->raw))
@@ -680,8 +681,6 @@ static int read_list(nvml_state *s, nvml_dev *d, gw_nvml_fn_dev_procs_v2 f2,
         r = f2 ? f2(d->handle, &count, s->raw)
                : f1(d->handle, &count, (gw_nvml_process_info_v1 *)(void *)s->raw);
         s->calls++;
-        if (r != GW_NVML_ERROR_INSUFFICIENT_SIZE)
-            break;
     }
     if (!classify(s, d, r, name))
         return GW_OK;
@@ -742,24 +741,23 @@ static int read_process_util(nvml_state *s, nvml_dev *d, size_t n_rows)
     if (!s->fn.DeviceGetProcessUtilization || d->lost || n_rows == 0)
         return GW_OK;
     const char *name = "DeviceGetProcessUtilization";
-    unsigned count = 0, cap = 0;
-    gw_nvml_return r = s->fn.DeviceGetProcessUtilization(d->handle, NULL, &count, d->last_seen_us);
+    unsigned cap = s->util_cap > NVML_MAX_PROCS ? NVML_MAX_PROCS : (unsigned)s->util_cap;
+    unsigned count = cap;
+    gw_nvml_process_utilization_sample *buf = cap ? s->util : NULL;
+    gw_nvml_return r = s->fn.DeviceGetProcessUtilization(d->handle, buf, &count, d->last_seen_us);
     s->calls++;
-    if (r == GW_NVML_ERROR_NOT_FOUND || (r == GW_NVML_SUCCESS && count == 0))
+    if (r == GW_NVML_ERROR_NOT_FOUND || (r == GW_NVML_SUCCESS && (!buf && count == 0)))
         return GW_OK; /* no samples newer than last_seen: not an error */
-    if (r != GW_NVML_SUCCESS && r != GW_NVML_ERROR_INSUFFICIENT_SIZE) {
-        classify(s, d, r, name);
-        return GW_OK;
-    }
-    for (int attempt = 0; attempt < 4; attempt++) {
+    /* some drivers answer a NULL buffer with SUCCESS and the count */
+    bool fill = r == GW_NVML_ERROR_INSUFFICIENT_SIZE || (r == GW_NVML_SUCCESS && !buf);
+    for (int attempt = 0; attempt < 4 && fill; attempt++) {
         cap = retry_size(count);
         if (!reserve((void **)&s->util, &s->util_cap, cap, sizeof *s->util))
             return GW_ENOMEM;
         count = cap;
         r = s->fn.DeviceGetProcessUtilization(d->handle, s->util, &count, d->last_seen_us);
         s->calls++;
-        if (r != GW_NVML_ERROR_INSUFFICIENT_SIZE)
-            break;
+        fill = r == GW_NVML_ERROR_INSUFFICIENT_SIZE;
     }
     if (r == GW_NVML_ERROR_NOT_FOUND || !classify(s, d, r, name))
         return GW_OK;

@@ -456,6 +456,30 @@ def case_noperm(ctx):
         ctx.check(src.get("state") == "degraded", "source state %r" % src.get("state"))
 
 
+def case_handleerr(ctx):
+    """A handle error other than NO_PERMISSION: the GPU is listed in state
+    "error" with the NVML error, nothing else known; the other GPU is whole."""
+    sc = read_scenario(os.path.join(SCENARIOS, "handleerr.scn"))
+    rc, rep, err = ctx.run("handleerr.scn")
+    if not rep:
+        return
+    ctx.check(rc == 3, "exit %d, want 3 (a GPU in error)" % rc)
+    ctx.check(len(rep["devices"]) == 2, "devices %d" % len(rep["devices"]))
+    if len(rep["devices"]) != 2:
+        return
+    bad = rep["devices"][0]
+    compare(bad, {"state": "error", "source_index": 0, "name": None, "uuid": None,
+                  "memory": {"total_bytes": None, "used_bytes": None},
+                  "temperature": {"gpu_celsius": None}}, "devices[0]", ctx.errors)
+    want = "nvmlDeviceGetHandleByIndex_v2: Insufficient External Power (8)"
+    ctx.check(want in (bad["state_reason"] or ""), "reason %r, want %r" % (
+        bad["state_reason"], want))
+    good = expected_device(sc, Lib("full"), 1, 1)
+    compare(rep["devices"][1], good, "devices[1]", ctx.errors)
+    compare(rep["processes"], expected_processes(sc, Lib("full"), 1, 1, good["uuid"], None),
+            "processes", ctx.errors)
+
+
 def case_memv1(ctx):
     check_full_report(ctx, "memv1.scn")
 
