@@ -270,16 +270,17 @@ static void classify(ctx *c)
     }
 }
 
-/* Sorting candidates: by cap ascending or descending, ties by position. */
-static int cmp_cap(const ctx *c, uint32_t a, uint32_t b)
+/* Candidate order: by cap ascending or descending; equal caps keep the
+ * lower position first either way (deterministic, stable plans). */
+static bool before(const ctx *c, uint32_t a, uint32_t b, bool descending)
 {
     if (c->cap[a] != c->cap[b])
-        return c->cap[a] < c->cap[b] ? -1 : 1;
-    return a < b ? -1 : a > b;
+        return descending ? c->cap[a] > c->cap[b] : c->cap[a] < c->cap[b];
+    return a < b;
 }
 
-/* Insertion sort for small sets, a merge-free shell sort otherwise: the
- * comparator needs the context and qsort has no argument for it. */
+/* Shell sort: the comparator needs the context and qsort has no argument
+ * for it; fine up to thousands of devices. */
 static void sort_cand(ctx *c, uint32_t *v, size_t n, bool descending)
 {
     static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
@@ -288,10 +289,7 @@ static void sort_cand(ctx *c, uint32_t *v, size_t n, bool descending)
         for (size_t i = gap; i < n; i++) {
             uint32_t x = v[i];
             size_t j = i;
-            while (j >= gap) {
-                int r = cmp_cap(c, v[j - gap], x);
-                if (descending ? r >= 0 : r <= 0)
-                    break;
+            while (j >= gap && before(c, x, v[j - gap], descending)) {
                 v[j] = v[j - gap];
                 j -= gap;
             }

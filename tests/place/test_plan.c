@@ -87,6 +87,10 @@ static const pcase cases[] = {
      .n_dev = 2, .dev = {{24}, {24}}, .n_units = 40, .units_same_g = 1, .overhead_g = 1,
      .fits = true, .ngl = 40, .n_used = 2, .used = {{0, 0, 20, 21}, {1, 20, 20, 21}}},
 
+    {.name = "41 x 1 GiB on four equal 24s: the first two (ties keep position order)",
+     .n_dev = 4, .dev = {{24}, {24}, {24}, {24}}, .n_units = 41, .units_same_g = 1,
+     .fits = true, .ngl = 41, .n_used = 2, .used = {{0, 0, 21, 21}, {1, 21, 20, 20}}},
+
     /* --- mixed sizes 24+12+12: proportional, the small GPUs not starved */
     {.name = "40 x 1 GiB on 24+12+12: needs all three; targets 20/30/40 -> 20,10,10",
      .n_dev = 3, .dev = {{24}, {12}, {12}}, .n_units = 40, .units_same_g = 1,

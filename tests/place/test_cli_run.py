@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""`gpuwatch place` and `gpuwatch run` end to end, on given GPUs (--gpu) and
+a ledger in a temporary folder. The test command is a small script (named
+llama-server / job) that writes its argv, the GPU selection variables and
+what the ledger holds while it runs into a JSON file, then exits as told.
+Expected plans are worked out by hand in the comments."""
+import json, os, signal, sqlite3, subprocess, sys, tempfile, time
+
+BIN = os.environ["GPUWATCH_BIN"]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+SCRIPT = r'''#!/usr/bin/env python3
+import json, os, signal, sqlite3, sys, time
+out = os.environ["SHOW_OUT"]
+def ledger_rows():
+    db = sqlite3.connect(os.environ["GPUWATCH_LEDGER"])
+    rows = db.execute("SELECT r.id, r.pid, d.uuid, d.bytes FROM reservations r "
+                      "JOIN reservation_devices d ON d.reservation_id = r.id ORDER BY r.id, d.pos").fetchall()
+    db.close()
+    return rows
+def dump(extra=None):
+    doc = {"argv": sys.argv, "pid": os.getpid(),
+           "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+                                                   "ONEAPI_DEVICE_SELECTOR", "GPUWATCH_RESERVATION")},
+           "ledger": ledger_rows()}
+    if extra:
+        doc.update(extra)
+    with open(out + ".tmp", "w") as f:
+        json.dump(doc, f)
+    os.rename(out + ".tmp", out)
+mode = os.environ.get("SHOW_MODE", "exit0")
+if mode == "term":
+    def on_term(sig, frame):
+        dump({"got": sig})
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
+    dump({"ready": True})
+    time.sleep(60)
+    sys.exit(9)
+dump()
+if mode == "sleep":
+    time.sleep(float(os.environ.get("SHOW_SLEEP", "2")))
+if mode == "fail":
+    sys.exit(3)
+if mode == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(0)
+'''
+
+
+def live_rows(ledger):
+    if not os.path.exists(ledger):
+        return []
+    db = sqlite3.connect(ledger)
+    rows = db.execute("SELECT id FROM reservations").fetchall()
+    db.close()
+    return rows
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    bindir = os.path.join(tmp, "bin")
+    os.makedirs(bindir)
+    for name in ("llama-server", "job"):
+        p = os.path.join(bindir, name)
+        with open(p, "w") as f:
+            f.write(SCRIPT)
+        os.chmod(p, 0o755)
+    ledger = os.path.join(tmp, "state", "ledger.db")
+    show = os.path.join(tmp, "show.json")
+    base_env = dict(os.environ)
+    base_env.update({"PATH": bindir + ":" + os.environ["PATH"], "GPUWATCH_LEDGER": ledger,
+                     "SHOW_OUT": show})
+
+    def run(*args, mode="exit0", env=None, timeout=60):
+        e = dict(base_env)
+        e["SHOW_MODE"] = mode
+        e.update(env or {})
+        if os.path.exists(show):
+            os.unlink(show)
+        return subprocess.run([BIN, *args], capture_output=True, text=True, env=e, timeout=timeout)
+
+    def shown():
+        with open(show) as f:
+            return json.load(f)
+
+    GIB = 1 << 30
+    two24 = ["--gpu", "24GiB", "--gpu", "24GiB"]
+
+    # --- place: best fit on 24/12/16 for 10 GiB is the 12 (GPU 1)
+    r = run("place", "--mem", "10GiB", "--gpu", "24GiB", "--gpu", "12GiB", "--gpu", "16GiB", "--json")
+    check(r.returncode == 0, f"place exit 0 ({r.returncode} {r.stderr})")
+    doc = json.loads(r.stdout)
+    check(doc["schema"] == "gpuwatch.plan/1", "plan schema")
+    p = doc["plan"]
+    check(p["fits"] and [d["index"] for d in p["devices"]] == [1], f"best fit picks GPU 1: {p}")
+    check(p["devices"][0]["bytes"] == 10 * GIB, "expected use 10 GiB")
+    check(not os.path.exists(ledger), "place does not create the ledger")
+    r = run("place", "--mem", "30GiB", "--gpu", "24GiB")
+    check(r.returncode == 1 and "Does not fit" in r.stdout and "30.00 GiB" in r.stdout,
+          f"place: does not fit, with the reason ({r.returncode} {r.stdout})")
+    r = run("place", "--gpu", "24GiB")
+    check(r.returncode == 2 and "no memory need" in r.stderr, "place without a need is a usage error")
+    r = run("place", "--mem", "1GiB", "--gpu", "24GiB,state=melted")
+    check(r.returncode == 2 and "state" in r.stderr, "bad --gpu spec names the key")
+    r = run("place", "--mem", "1GiB", "--gpu", "24GiB", "--devices", "3")
+    check(r.returncode == 2 and "no GPU '3'" in r.stderr, "unknown --devices entry")
+    r = run("place", "--mem", "4GiB", "--gpu", "24GiB,state=lost", "--gpu", "8GiB", "--json")
+    p = json.loads(r.stdout)["plan"]
+    check([d["index"] for d in p["devices"]] == [1] and p["excluded"][0]["reason"] == "lost",
+          "a lost GPU is skipped and listed")
+
+    # --- dry run: 40 layers + output = 41 x 1 GiB on 24+24: targets 20.5 -> 21/20
+    r = run("run", "--dry-run", "--json", "--layers", "40", "--layer-size", "1GiB", *two24,
+            "--", "llama-server", "-m", "m.gguf")
+    check(r.returncode == 0, f"dry run exit 0 ({r.stderr})")
+    d = json.loads(r.stdout)
+    check(d["env"] == {"CUDA_VISIBLE_DEVICES": "GPU-given-0,GPU-given-1"}, f"dry-run env {d['env']}")
+    check(d["argv"] == ["llama-server", "-m", "m.gguf", "-ngl", "41", "--tensor-split", "21,20"],
+          f"dry-run argv {d['argv']}")
+    check(not os.path.exists(ledger), "dry run reserves nothing")
+    r = run("run", "--dry-run", "--layers", "40", "--layer-size", "1GiB", *two24,
+            "--", "llama-server", "-ngl", "10", "--tensor-split=1,1")
+    check("command: llama-server -ngl 10 --tensor-split=1,1\n" in r.stdout,
+          f"user's -ngl / --tensor-split kept, nothing added: {r.stdout}")
+    r = run("run", "--dry-run", "--json", "--layers", "40", "--layer-size", "1GiB", *two24, "--", "job")
+    check(json.loads(r.stdout)["argv"] == ["job"], "no llama flags for other commands")
+    r = run("run", "--dry-run", "--json", "--mem", "4GiB", "--gpu", "16GiB,vendor=amd,index=3",
+            "--", "job")
+    check(json.loads(r.stdout)["env"] == {"HIP_VISIBLE_DEVICES": "3"}, "AMD: HIP_VISIBLE_DEVICES")
+    r = run("run", "--dry-run", "--json", "--mem", "4GiB", "--gpu", "16GiB,vendor=intel,index=1",
+            "--", "job")
+    check(json.loads(r.stdout)["env"] == {"ONEAPI_DEVICE_SELECTOR": "level_zero:1"},
+          "Intel: ONEAPI_DEVICE_SELECTOR")
+
+    # --- real runs: env and flags as planned, reservation held while running
+    r = run("run", "--layers", "40", "--layer-size", "1GiB", *two24, "--", "llama-server", "-m", "x")
+    check(r.returncode == 0, f"run exit 0 ({r.returncode} {r.stderr})")
+    s = shown()
+    check(s["argv"][1:] == ["-m", "x", "-ngl", "41", "--tensor-split", "21,20"], f"argv {s['argv']}")
+    check(s["env"]["CUDA_VISIBLE_DEVICES"] == "GPU-given-0,GPU-given-1", "CUDA_VISIBLE_DEVICES by uuid")
+    rows = s["ledger"]
+    check([(u, b) for _, _, u, b in rows] == [("GPU-given-0", 21 * GIB), ("GPU-given-1", 20 * GIB)],
+          f"ledger held the plan while running: {rows}")
+    check(all(pid == s["pid"] for _, pid, _, _ in rows), "the reservation is owned by the command")
+    check(str(rows[0][0]) == s["env"]["GPUWATCH_RESERVATION"], "GPUWATCH_RESERVATION is its id")
+    check(live_rows(ledger) == [], "released after a normal exit")
+
+    r = run("run", "--mem", "8GiB", *two24, "--", "job", mode="fail")
+    check(r.returncode == 3, f"run passes the command's failure status ({r.returncode})")
+    check(len(shown()["ledger"]) == 1, "held while the failing command ran")
+    check(live_rows(ledger) == [], "released after a failure")
+
+    r = run("run", "--mem", "8GiB", *two24, "--", "job", mode="kill")
+    check(r.returncode == 128 + 9, f"killed command -> 137 ({r.returncode})")
+    check(live_rows(ledger) == [], "released after the command was killed")
+
+    r = run("run", "--mem", "30GiB", "--gpu", "24GiB", "--", "job")
+    check(r.returncode == 1 and "Does not fit" in r.stderr, f"does not fit -> 1 ({r.returncode} {r.stderr})")
+    check(not os.path.exists(show), "the command did not run")
+    r = run("run", "--mem", "8GiB", "--gpu", "24GiB", "--", "no-such-command-here")
+    check(r.returncode == 127, f"unknown command -> 127 ({r.returncode})")
+    check(live_rows(ledger) == [], "released when the command cannot start")
+    r = run("run", "--mem", "8GiB", "--gpu", "24GiB", "job")
+    check(r.returncode == 2 and "--" in r.stderr, "a command without '--' is a usage error")
+
+    # --- signals are forwarded; two runs never share the same memory
+    e = dict(base_env)
+    e.update({"SHOW_MODE": "term"})
+    if os.path.exists(show):
+        os.unlink(show)
+    holder = subprocess.Popen([BIN, "run", "--mem", "16GiB", "--gpu", "24GiB", "--", "job"],
+                              env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while not os.path.exists(show) and time.time() < deadline:
+        time.sleep(0.02)
+    check(os.path.exists(show), "the holder's command started")
+    r = run("run", "--mem", "16GiB", "--gpu", "24GiB", "--", "job", env={"SHOW_OUT": show + "2"})
+    check(r.returncode == 1 and "16.00 GiB reserved" in r.stderr,
+          f"a second 16 GiB on the same 24 GiB GPU is refused, naming the reservation: {r.stderr}")
+    r = run("place", "--mem", "7GiB", "--gpu", "24GiB")
+    check(r.returncode == 0, "place sees the 8 GiB left (7 fits)")
+    r = run("place", "--mem", "9GiB", "--gpu", "24GiB")
+    check(r.returncode == 1, "place sees the reservation (9 does not fit)")
+    holder.send_signal(signal.SIGTERM)
+    out, err = holder.communicate(timeout=30)
+    check(holder.returncode == 0, f"SIGTERM forwarded, the command exited 0 ({holder.returncode} {err})")
+    check(shown().get("got") == signal.SIGTERM, "the command received SIGTERM")
+    check(live_rows(ledger) == [], "released after the forwarded signal")
+
+    # --- run itself SIGKILLed: the command keeps the reservation, then it is auto-released
+    e = dict(base_env)
+    e.update({"SHOW_MODE": "sleep", "SHOW_SLEEP": "1.5"})
+    if os.path.exists(show):
+        os.unlink(show)
+    # (the command inherits run's stdout: DEVNULL, so waiting for run does not wait for it)
+    runner = subprocess.Popen([BIN, "run", "--mem", "16GiB", "--gpu", "24GiB", "--", "job"], env=e,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while not os.path.exists(show) and time.time() < deadline:
+        time.sleep(0.02)
+    child = shown()["pid"]
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=30)
+    check(os.path.exists(f"/proc/{child}"), "the command outlives a killed run")
+    r = run("place", "--mem", "9GiB", "--gpu", "24GiB")
+    check(r.returncode == 1, "with run killed, its command still holds the reservation")
+    deadline = time.time() + 20
+    while os.path.exists(f"/proc/{child}") and time.time() < deadline:
+        time.sleep(0.05)
+    r = run("place", "--mem", "20GiB", "--gpu", "24GiB")
+    check(r.returncode == 0, f"once the command is gone its reservation no longer counts: {r.stdout}")
+    r = run("run", "--mem", "20GiB", "--gpu", "24GiB", "--", "job")
+    check(r.returncode == 0 and live_rows(ledger) == [], "the next run reaps it and releases its own")
+
+print(f"{'FAILED' if failures else 'ok'}: {len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
