@@ -1,0 +1,219 @@
+"""Helpers for the `gpuwatch serve` integration tests (python3 stdlib only).
+
+Daemon: starts the real binary on an ephemeral loopback port, waits for its
+"listening on" log line, and stops it with SIGTERM (checking it exits 0).
+Scenario: reads a fake-NVML scenario file itself (tests/nvml/SCENARIOS.md
+format), so expected values never come from gpuwatch.
+"""
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+BIN = os.environ.get("GPUWATCH_BIN", "gpuwatch")
+BUILD = os.environ.get("GPUWATCH_BUILD_ROOT", ".")
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE_NVML = os.environ.get("GPUWATCH_FAKE_NVML",
+                           os.path.join(BUILD, "tests/nvml/lib-full/libnvidia-ml.so.1"))
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def close(a, b, rel=1e-6, abs_=1e-9):
+    return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)))
+
+
+def parse_scenario(path):
+    """Returns (system dict, [gpu dict]). Values are strings; 'process' and
+    'procname' lines are collected into lists."""
+    system = {"procname": {}}
+    gpus = []
+    cur = system
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line == "gpu":
+                cur = {"process": []}
+                gpus.append(cur)
+                continue
+            key, _, val = line.partition(" ")
+            if key == "process":
+                kind, pid, mem = val.split()[:3]
+                cur["process"].append((kind, int(pid), mem))
+            elif key == "procname":
+                pid, name = val.split(None, 1)
+                system["procname"][int(pid)] = name
+            elif key in ("fault", "slow", "hang"):
+                system.setdefault("faults", []).append(line)
+            else:
+                cur[key] = val
+    return system, gpus
+
+
+def num(g, key):
+    v = g.get(key)
+    if v is None or v == "unsupported":
+        return None
+    return int(v, 0)
+
+
+class Daemon:
+    def __init__(self, args=(), scenario=None, env=None, nvml=True, wait=True):
+        e = dict(os.environ)
+        # The daemon reads GPUWATCH_<KEY>; keep only what the test sets.
+        for k in list(e):
+            if k.startswith("GPUWATCH_") and k not in ("GPUWATCH_BIN",):
+                del e[k]
+        if nvml:
+            e["GPUWATCH_NVML_LIBRARY"] = FAKE_NVML
+        if scenario:
+            e["GPUWATCH_FAKE_NVML_SCENARIO"] = scenario
+        if env:
+            e.update(env)
+        cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--sources", "nvml,host"] + list(args)
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=e, text=True)
+        self.lines = []
+        self.port = None
+        self._ready = threading.Event()
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+        if wait:
+            if not self._ready.wait(20) or self.port is None:
+                self.proc.kill()
+                fail("daemon did not start: %s\n%s" % (cmd, "".join(self.lines)))
+            self.wait_health()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                self._ready.set()
+        self._ready.set()
+
+    def log(self):
+        return "".join(self.lines)
+
+    def wait_health(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            st, _, _ = self.get("/health")
+            if st == 200:
+                return
+            time.sleep(0.05)
+        fail("/health never answered 200:\n" + self.log())
+
+    def request(self, method, path, headers=None, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, headers=headers or {})
+            r = c.getresponse()
+            body = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+        finally:
+            c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def json(self, path, want=200):
+        import json
+        st, h, body = self.get(path)
+        check(st == want, "%s: status %d, want %d: %r" % (path, st, want, body[:300]))
+        check(h.get("content-type") == "application/json",
+              "%s: content-type %r" % (path, h.get("content-type")))
+        return json.loads(body)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            fail("daemon did not stop within %d s after signal %d" % (timeout, sig))
+        self._t.join(5)
+        check(rc == 0, "daemon exited %d after signal %d:\n%s" % (rc, sig, self.log()))
+        check("stopped" in self.log(), "no 'stopped' line in the log:\n" + self.log())
+        check("ERROR: LeakSanitizer" not in self.log(), "leaks:\n" + self.log())
+        check("runtime error" not in self.log(), "UBSan:\n" + self.log())
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def parse_prom(text):
+    """Parses exposition text into ({(name, frozenset(labels)): value},
+    {family: (type, help)}) and checks the format rules on the way: HELP and
+    TYPE once per family before its samples, a family's lines together, a
+    series at most once, label values escaped."""
+    samples, fams, seen_order, done = {}, {}, [], set()
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    check(text.endswith("\n"), "exposition does not end with a newline")
+    current = None
+    for line in text.split("\n")[:-1]:
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            kind, name, rest = line[2:6], line.split(" ")[2], line.split(" ", 3)[3]
+            if current != name:
+                check(name not in done, "family %s appears in two places" % name)
+                if current:
+                    done.add(current)
+                current = name
+            f = fams.setdefault(name, {})
+            check(kind not in f, "two %s lines for %s" % (kind, name))
+            f[kind] = rest
+            continue
+        check(not line.startswith("#"), "unexpected comment %r" % line)
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$", line)
+        check(m, "bad sample line %r" % line)
+        name, lab, val = m.group(1), m.group(2), m.group(3)
+        fam = name
+        if fam not in fams:
+            for suffix in ("_total", "_bucket", "_sum", "_count"):
+                if name.endswith(suffix) and name[: -len(suffix)] in fams:
+                    fam = name[: -len(suffix)]
+        check(fam in fams and "TYPE" in fams[fam], "sample %s before its TYPE" % name)
+        check(fam == current, "sample of %s outside its family block" % name)
+        labels = {}
+        if lab:
+            inner = lab[1:-1]
+            pos = 0
+            for lm in label_re.finditer(inner):
+                labels[lm.group(1)] = lm.group(2)
+                pos = lm.end()
+                if pos < len(inner) and inner[pos] == ",":
+                    pos += 1
+            check(pos == len(inner), "bad label set %r" % lab)
+        key = (name, frozenset(labels.items()))
+        check(key not in samples, "duplicate series %s%s" % (name, lab or ""))
+        samples[key] = float(val)
+    return samples, {k: (v.get("TYPE"), v.get("HELP")) for k, v in fams.items()}
+
+
+def series(samples, metric_name, **labels):
+    """Value of the series name{labels...} (labels given must match; others
+    free); None when absent; fails when ambiguous."""
+    found = [v for (n, ls), v in samples.items()
+             if n == metric_name and all((k, str(val)) in ls for k, val in labels.items())]
+    check(len(found) <= 1, "%s%s matches %d series" % (metric_name, labels, len(found)))
+    return found[0] if found else None

@@ -1,0 +1,738 @@
+#!/usr/bin/env python3
+"""Integration tests of `gpuwatch serve` over real loopback HTTP, with the
+fake NVML library serving scenario files (tests/serve/scenarios). Every
+expected value is read from the scenario file here, never from gpuwatch.
+
+    test_serve.py CASE        (cases: see CASES at the bottom)
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import (HERE, Daemon, check, close, fail, num, parse_prom,  # noqa: E402
+                        parse_scenario, series)
+
+TWO = os.path.join(HERE, "scenarios", "two.scn")
+PRESSURE = os.path.join(HERE, "scenarios", "pressure.scn")
+MIB = 1048576.0
+
+
+def with_faults(base, lines):
+    """Writes base + fault lines into a temporary scenario; returns its path."""
+    fd, path = tempfile.mkstemp(suffix=".scn")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+        with open(base) as b:
+            f.write(b.read())
+    return path
+
+
+def check_device(d, g, where):
+    """A device object of the API against one scenario GPU."""
+    check(d["name"] == g["name"], "%s: name %r" % (where, d["name"]))
+    check(d["uuid"] == g["uuid"], "%s: uuid %r" % (where, d["uuid"]))
+    check(d["state"] == "ok", "%s: state %r" % (where, d["state"]))
+    m = d["memory"]
+    for k, sk in (("total_bytes", "memory.total"), ("used_bytes", "memory.used"),
+                  ("free_bytes", "memory.free")):
+        check(m[k] == num(g, sk), "%s: memory.%s %r != %r" % (where, k, m[k], num(g, sk)))
+    check(d["utilization"]["gpu_percent"] == num(g, "util.gpu"), where + ": util.gpu")
+    check(d["utilization"]["memory_percent"] == num(g, "util.memory"), where + ": util.memory")
+    check(d["temperature"]["gpu_celsius"] == num(g, "temp"), where + ": temp")
+    pw = num(g, "power.usage")
+    got = d["power"]["draw_watts"]
+    check((got is None) if pw is None else close(got, pw / 1000.0), "%s: power %r" % (where, got))
+    cc = d["compute_capability"]
+    check(cc == {"major": num(g, "cc.major"), "minor": num(g, "cc.minor")}, where + ": cc")
+    fan = num(g, "fan")
+    check(d["fan"]["speed_percent"] == fan, "%s: fan %r" % (where, d["fan"]["speed_percent"]))
+    check(d["sample_age_seconds"] is not None and d["sample_age_seconds"] >= 0, where + ": age")
+
+
+def case_endpoints():
+    # Processes: this test and a child, so their names come from /proc.
+    child = subprocess.Popen(["sleep", "60"])
+    with open(TWO) as f:
+        text = f.read().replace(" 4242 ", " %d " % os.getpid()).replace(" 4343 ", " %d " % child.pid)
+    scn = with_faults(TWO, [])
+    with open(scn, "w") as f:
+        f.write(text)
+    system, gpus = parse_scenario(scn)
+    time.sleep(0.5)  # let the child exec before reading its name
+    comm = {}
+    for pid in (os.getpid(), child.pid):
+        with open("/proc/%d/comm" % pid) as f:
+            comm[pid] = f.read().strip()
+    d = Daemon(scenario=scn)
+    h = d.json("/health")
+    check(h["status"] == "ok", "health status %r (%s)" % (h["status"], h["reason"]))
+    check(len(h["gpus"]) == 2, "health gpus %d" % len(h["gpus"]))
+    for i, g in enumerate(gpus):
+        check_device(h["gpus"][i], g, "health gpu %d" % i)
+    pool = h["pool"]
+    check(pool["gpu_count"] == 2, "pool gpu_count")
+    check(pool["memory_total_bytes"] == sum(num(g, "memory.total") for g in gpus), "pool total")
+    check(pool["memory_free_bytes"] == sum(num(g, "memory.free") for g in gpus), "pool free")
+
+    info = d.json("/gpu/info")
+    check(info["available"] is True and info["gpu_count"] == 2, "info availability")
+    nv = [s for s in info["sources"] if s["name"] == "nvml"]
+    check(len(nv) == 1 and nv[0]["driver_version"] == system["driver"],
+          "info nvml driver %r" % nv)
+    check([x["uuid"] for x in info["gpus"]] == [g["uuid"] for g in gpus], "info uuids")
+
+    m = d.json("/gpu/metrics")
+    a = m["aggregates"]
+    check(a["memory_used_bytes"] == sum(num(g, "memory.used") for g in gpus), "agg used")
+    check(a["memory_total_bytes"] == sum(num(g, "memory.total") for g in gpus), "agg total")
+    check(close(a["utilization_gpu_mean_percent"],
+                sum(num(g, "util.gpu") for g in gpus) / 2.0), "agg util")
+    check(close(a["utilization_memory_mean_percent"],
+                sum(num(g, "util.memory") for g in gpus) / 2.0), "agg mem util")
+    check(close(a["temperature_mean_celsius"], sum(num(g, "temp") for g in gpus) / 2.0), "agg temp")
+    powers = [num(g, "power.usage") for g in gpus if num(g, "power.usage") is not None]
+    check(close(a["power_total_watts"], sum(powers) / 1000.0), "agg power %r" % a["power_total_watts"])
+    for i, g in enumerate(gpus):
+        check_device(m["gpus"][i], g, "metrics gpu %d" % i)
+
+    for i, g in enumerate(gpus):
+        for ident in (str(i), g["uuid"], g["uuid"].lower()):
+            one = d.json("/gpu/metrics/" + urllib.parse.quote(ident))
+            check_device(one["gpu"], g, "metrics/" + ident)
+    for ident, want in (("2", 404), ("99999999999", 404), ("GPU-00000000-0000-0000-0000-000000000000", 404),
+                        ("%25%25", 400), ("-1", 400), ("1.5x%20y", 400), ("a" * 120, 400), ("", 400)):
+        e = d.json("/gpu/metrics/" + ident, want)
+        check(e["error"]["code"] == want and e["error"]["message"], "error body for %r" % ident)
+
+    p = d.json("/gpu/processes")
+    got = sorted((x["pid"], x["device_index"], x["gpu_memory_bytes"]) for x in p["processes"])
+    want = sorted((pid, i, int(mem)) for i, g in enumerate(gpus) for _, pid, mem in g["process"])
+    check(got == want, "processes %r != %r" % (got, want))
+    names = {x["pid"]: x["name"] for x in p["processes"]}
+    for pid, name in comm.items():
+        check(names.get(pid) == name, "process %d name %r, /proc says %r" % (pid, names.get(pid), name))
+
+    # HEAD: same headers, no body.
+    st, hh, body = d.request("HEAD", "/gpu/metrics")
+    check(st == 200 and body == b"", "HEAD status %d body %r" % (st, body[:50]))
+    check(int(hh["content-length"]) > 0, "HEAD content-length")
+    # Bad methods: 405 with Allow, JSON body.
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        st, hh, body = d.request(method, "/gpu/metrics")
+        check(st == 405, "%s status %d" % (method, st))
+        check(hh.get("allow") == "GET, HEAD", "%s Allow %r" % (method, hh.get("allow")))
+        check(json.loads(body)["error"]["code"] == 405, method + " body")
+    st, hh, body = d.get("/no/such/thing")
+    check(st == 404 and json.loads(body)["error"]["code"] == 404, "unknown path")
+    d.stop()
+    child.kill()
+    child.wait()
+    os.unlink(scn)
+
+
+def case_limits():
+    d = Daemon(scenario=TWO, args=["--set", "connection_timeout_s=2",
+                                   "--set", "max_request_bytes=4096"])
+    # Oversized request: headers beyond max_request_bytes.
+    st, _, _ = d.get("/health", headers={"X-Big": "y" * 8000})
+    check(st in (413, 414, 431), "oversized request answered %d" % st)
+    st, _, _ = d.get("/health?" + "q" * 6000)
+    check(st in (413, 414, 431), "oversized URL answered %d" % st)
+    # Slow client: half a request line, then silence. Others are served
+    # meanwhile; the slow one is closed by the idle timeout.
+    slow = socket.create_connection(("127.0.0.1", d.port))
+    slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.time()
+    st, _, _ = d.get("/health")
+    check(st == 200, "served %d while a slow client holds a connection" % st)
+    slow.settimeout(20)
+    data = b"x"
+    while data:
+        data = slow.recv(4096)
+    waited = time.time() - t0
+    check(waited < 15, "slow client kept open %.1f s (timeout 2 s)" % waited)
+    slow.close()
+    # Many connections from one address beyond the per-IP limit are refused,
+    # the server keeps serving afterwards.
+    d.stop()
+    d = Daemon(scenario=TWO, args=["--set", "max_connections_per_ip=4"])
+    socks = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(4)]
+    extra = socket.create_connection(("127.0.0.1", d.port))
+    extra.settimeout(5)
+    extra.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+    try:
+        got = extra.recv(100)
+    except (ConnectionResetError, socket.timeout):
+        got = b""
+    check(not got.startswith(b"HTTP/1.1 200"), "5th connection from one IP was served")
+    for s in socks + [extra]:
+        s.close()
+    time.sleep(0.3)
+    st, _, _ = d.get("/health")
+    check(st == 200, "server answers after refusing over-limit connections")
+    d.stop()
+
+
+def case_cpuonly():
+    # A library present but no driver (no scenario): CPU-only.
+    d = Daemon(scenario=None)
+    h = d.json("/health")
+    check(h["status"] == "cpu-only", "status %r" % h["status"])
+    check("NVML" in h["reason"], "reason %r" % h["reason"])
+    check(h["gpus"] == [], "gpus in cpu-only")
+    info = d.json("/gpu/info")
+    check(info["available"] is False and info["gpu_count"] == 0, "info in cpu-only")
+    e = d.json("/gpu/metrics", 503)
+    check(e["error"]["code"] == 503 and "no GPU" in e["error"]["message"], "metrics 503 body")
+    e = d.json("/gpu/metrics/0", 503)
+    st, h2, body = d.get("/metrics")
+    s, _ = parse_prom(body.decode())
+    check(series(s, "gpuwatch_cpu_only") == 1, "gpuwatch_cpu_only")
+    with open("/proc/meminfo") as f:
+        total = int(f.readline().split()[1]) * 1024
+    check(series(s, "gpuwatch_host_memory_total_bytes") == total, "host memory total")
+    d.stop(signal.SIGINT)
+
+
+def metrics_of(d):
+    st, h, body = d.get("/metrics")
+    check(st == 200, "/metrics status %d" % st)
+    check(h.get("content-type") == "text/plain; version=0.0.4; charset=utf-8",
+          "/metrics content-type %r" % h.get("content-type"))
+    return body.decode()
+
+
+def case_metrics():
+    system, gpus = parse_scenario(TWO)
+    d = Daemon(scenario=TWO, args=["--metrics-compat", "dcgm,nvidia_smi"])
+    text = metrics_of(d)
+    s, fams = parse_prom(text)
+    for i, g in enumerate(gpus):
+        lab = {"gpu": i, "uuid": g["uuid"]}
+        for fam, key, scale in (("gpuwatch_gpu_memory_used_bytes", "memory.used", 1),
+                                ("gpuwatch_gpu_memory_total_bytes", "memory.total", 1),
+                                ("gpuwatch_gpu_memory_free_bytes", "memory.free", 1),
+                                ("gpuwatch_gpu_utilization_ratio", "util.gpu", 0.01),
+                                ("gpuwatch_gpu_memory_utilization_ratio", "util.memory", 0.01),
+                                ("gpuwatch_gpu_temperature_celsius", "temp", 1),
+                                ("gpuwatch_gpu_power_watts", "power.usage", 0.001),
+                                ("gpuwatch_gpu_energy_joules_total", "energy", 0.001),
+                                ("gpuwatch_gpu_sm_clock_hertz", "clock.sm", 1e6),
+                                ("gpuwatch_gpu_fan_speed_ratio", "fan", 0.01),
+                                ("gpuwatch_gpu_slowdown_temperature_celsius", "temp.slowdown", 1)):
+            want = num(g, key)
+            got = series(s, fam, **lab)
+            if want is None:
+                check(got is None, "%s gpu %d present (%r) though unsupported" % (fam, i, got))
+            else:
+                check(got is not None and close(got, want * scale),
+                      "%s gpu %d = %r, want %r" % (fam, i, got, want * scale))
+        check(series(s, "gpuwatch_gpu_state", state="ok", **lab) == 1, "state ok gpu %d" % i)
+        check(series(s, "gpuwatch_gpu_state", state="lost", **lab) == 0, "state lost gpu %d" % i)
+        check(series(s, "gpuwatch_gpu_info", name=g["name"], **lab) == 1, "info gpu %d" % i)
+        # dcgm-exporter names, labels and units
+        dl = {"gpu": i, "UUID": g["uuid"], "modelName": g["name"],
+              "DCGM_FI_DRIVER_VERSION": system["driver"]}
+        check(series(s, "DCGM_FI_DEV_FB_USED", **dl) == num(g, "memory.used") // (1 << 20),
+              "DCGM_FI_DEV_FB_USED gpu %d" % i)
+        check(series(s, "DCGM_FI_DEV_FB_FREE", **dl) == num(g, "memory.free") // (1 << 20),
+              "DCGM_FI_DEV_FB_FREE gpu %d" % i)
+        check(series(s, "DCGM_FI_DEV_GPU_UTIL", **dl) == num(g, "util.gpu"), "DCGM util")
+        check(series(s, "DCGM_FI_DEV_GPU_TEMP", **dl) == num(g, "temp"), "DCGM temp")
+        # nvidia_gpu_exporter: uuid lowercase without GPU-
+        u = g["uuid"][4:].lower()
+        check(series(s, "nvidia_smi_memory_used_bytes", uuid=u) == num(g, "memory.used"),
+              "nvidia_smi_memory_used_bytes gpu %d" % i)
+        check(close(series(s, "nvidia_smi_utilization_gpu_ratio", uuid=u), num(g, "util.gpu") / 100),
+              "nvidia_smi_utilization_gpu_ratio")
+        check(series(s, "nvidia_smi_gpu_info", uuid=u, name=g["name"], index=i) == 1, "nvsmi info")
+    check(fams["gpuwatch_gpu_energy_joules_total"][0] == "counter", "energy is a counter")
+    check(fams["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"][0] == "counter", "dcgm energy counter")
+    procs = [(i, pid, int(mem)) for i, g in enumerate(gpus) for _, pid, mem in g["process"]]
+    for i, pid, mem in procs:
+        check(series(s, "gpuwatch_gpu_process_memory_bytes", gpu=i, pid=pid) == mem,
+              "process %d memory" % pid)
+    check(series(s, "gpuwatch_scrapes_total") is not None, "self metric scrapes")
+    check(series(s, "gpuwatch_sampling_rounds_total") >= 1, "self metric rounds")
+    d.stop()
+
+
+def promtool(text):
+    tool = shutil.which("promtool")
+    if not tool:
+        fail("promtool not installed (Debian package prometheus; scripts/deps.sh test)")
+    p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+
+
+def case_promtool():
+    d = Daemon(scenario=TWO)
+    text = metrics_of(d)
+    d.stop()
+    rc, out = promtool(text)
+    check(rc == 0 and out.strip() == "", "native /metrics not promtool-clean (rc %d):\n%s" % (rc, out))
+    # Lost GPU and stale states must be clean too.
+    lost = with_faults(TWO, ["fault * GPU_IS_LOST gpu=1"])
+    d = Daemon(scenario=lost)
+    text = metrics_of(d)
+    d.stop()
+    os.unlink(lost)
+    rc, out = promtool(text)
+    check(rc == 0 and out.strip() == "", "native /metrics with a lost GPU (rc %d):\n%s" % (rc, out))
+    d = Daemon(scenario=TWO, args=["--metrics-compat", "dcgm,nvidia_smi"])
+    text = metrics_of(d)
+    d.stop()
+    rc, out = promtool(text)
+    # dcgm-exporter's own names fail the linter (camelCase labels, counter
+    # without _total): they must parse (exit 1 = parse error), lint is 3.
+    check(rc in (0, 3), "compat /metrics does not parse (rc %d):\n%s" % (rc, out))
+    check("error while linting" not in out.lower() or rc == 3, out)
+    # The one-line evil label values: escaping must keep the text parseable.
+    evil = with_faults(TWO, [])
+    with open(evil) as f:
+        body = f.read().replace("name NVIDIA T400 4GB", 'name Evil "GPU" \\ back\\slash')
+    with open(evil, "w") as f:
+        f.write(body)
+    d = Daemon(scenario=evil)
+    text = metrics_of(d)
+    d.stop()
+    os.unlink(evil)
+    rc, out = promtool(text)
+    check(rc == 0, "escaped label values break the format (rc %d):\n%s" % (rc, out))
+    s, _ = parse_prom(text)
+    check(series(s, "gpuwatch_gpu_info", gpu=1) == 1, "evil name series")
+    check(any('name="Evil \\"GPU\\" \\\\ back\\\\slash"' in line for line in text.split("\n")),
+          "label value not escaped as the format says")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def case_prometheus():
+    """A real Prometheus scrapes the daemon; its stored values must equal the
+    scenario's."""
+    prom = shutil.which("prometheus")
+    if not prom:
+        fail("prometheus not installed (Debian package prometheus; scripts/deps.sh test)")
+    _, gpus = parse_scenario(TWO)
+    d = Daemon(scenario=TWO, args=["--interval-ms", "200"])
+    tmp = tempfile.mkdtemp()
+    port = free_port()
+    cfg = os.path.join(tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: gpuwatch\n    static_configs:\n"
+                "      - targets: ['127.0.0.1:%d']\n" % d.port)
+    p = subprocess.Popen([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + tmp + "/data",
+                          "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        import urllib.request
+
+        def query(q):
+            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(q))
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.load(r)["data"]["result"]
+
+        end = time.time() + 60
+        res = []
+        while time.time() < end:
+            try:
+                res = query("gpuwatch_gpu_memory_used_bytes")
+                if len(res) == 2:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        check(len(res) == 2, "Prometheus has %d memory series after scraping: %r" % (len(res), res))
+        for r in res:
+            i = int(r["metric"]["gpu"])
+            check(r["metric"]["uuid"] == gpus[i]["uuid"], "uuid label in Prometheus")
+            check(float(r["value"][1]) == num(gpus[i], "memory.used"), "stored memory used gpu %d" % i)
+        up = query('up{job="gpuwatch"}')
+        check(len(up) == 1 and up[0]["value"][1] == "1", "target up: %r" % up)
+        t = query("gpuwatch_gpu_temperature_celsius")
+        check(sorted(float(r["value"][1]) for r in t) == sorted(num(g, "temp") for g in gpus),
+              "stored temperatures %r" % t)
+        st = query('gpuwatch_gpu_state{state="ok"}')
+        check(len(st) == 2 and all(r["value"][1] == "1" for r in st), "stored states %r" % st)
+        # The scrape itself was clean: no samples dropped for format reasons.
+        bad = query("scrape_samples_scraped{job=\"gpuwatch\"} - scrape_samples_post_metric_relabeling{job=\"gpuwatch\"}")
+        check(all(float(r["value"][1]) == 0 for r in bad), "samples dropped %r" % bad)
+    finally:
+        p.terminate()
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+        d.stop()
+
+
+def wait_for(pred, timeout, what, d=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    fail("timed out waiting for " + what + ("\n" + d.log() if d else ""))
+
+
+def case_lost():
+    _, gpus = parse_scenario(TWO)
+    scn = with_faults(TWO, ["fault nvmlDeviceGetMemoryInfo_v2 GPU_IS_LOST gpu=1 after=4",
+                            "fault * GPU_IS_LOST gpu=1 after=200"])
+    d = Daemon(scenario=scn, args=["--interval-ms", "100"])
+    h = wait_for(lambda: (lambda x: x if x["status"] == "degraded" else None)(d.json("/health")),
+                 20, "GPU 1 to be lost", d)
+    check(h["gpus"][1]["state"] == "lost", "gpu 1 state %r" % h["gpus"][1]["state"])
+    check("GPU 1 lost" in h["reason"], "reason %r" % h["reason"])
+    check(h["gpus"][0]["state"] == "ok", "gpu 0 state %r" % h["gpus"][0]["state"])
+    check_device(h["gpus"][0], gpus[0], "gpu 0 while gpu 1 is lost")
+    s, _ = parse_prom(metrics_of(d))
+    lab = {"gpu": 1, "uuid": gpus[1]["uuid"]}
+    check(series(s, "gpuwatch_gpu_state", state="lost", **lab) == 1, "lost state series")
+    check(series(s, "gpuwatch_gpu_state", state="ok", **lab) == 0, "ok state series of lost gpu")
+    check(series(s, "gpuwatch_gpu_up", **lab) == 0, "gpu_up of lost gpu")
+    check(series(s, "gpuwatch_gpu_memory_used_bytes", **lab) is None, "lost gpu has memory series")
+    check(series(s, "gpuwatch_gpu_memory_used_bytes", gpu=0) == num(gpus[0], "memory.used"),
+          "gpu 0 memory series")
+    # GPU 0 keeps updating: its sample time moves on.
+    t0 = d.json("/gpu/metrics/0")["timestamp"]
+    wait_for(lambda: d.json("/gpu/metrics/0")["timestamp"] != t0, 10, "gpu 0 to update", d)
+    ev = d.json("/api/v1/events")
+    lost = [e for e in ev["events"] if e["type"] == "gpu_lost"]
+    check(len(lost) == 1 and lost[0]["gpu"] == 1 and lost[0]["uuid"] == gpus[1]["uuid"],
+          "gpu_lost events %r" % lost)
+    check(ev["counts"]["gpu_lost"] == 1, "gpu_lost count")
+    check("event gpu_lost" in d.log(), "gpu_lost not logged")
+    d.stop()
+    os.unlink(scn)
+
+
+def timed_get(d, path, limit):
+    t = time.time()
+    st, _, body = d.get(path, timeout=limit)
+    el = time.time() - t
+    check(el < limit, "%s took %.2f s while sampling hangs" % (path, el))
+    return st, body
+
+
+def case_hang():
+    """GPU 0's power call hangs (an hour) from the 4th round on: every
+    endpoint still answers, data is marked stale with a growing age, and
+    SIGTERM still stops the daemon."""
+    scn = with_faults(TWO, ["hang nvmlDeviceGetPowerUsage gpu=0 after=3"])
+    d = Daemon(scenario=scn, args=["--interval-ms", "100", "--set", "deadline_ms=300"])
+    h = wait_for(lambda: (lambda x: x if x["stale"] else None)(d.json("/health")), 20,
+                 "stale data", d)
+    check(h["status"] == "degraded", "status while hung %r" % h["status"])
+    check(all(g["state"] == "stale" for g in h["gpus"]), "gpu states %r" % [g["state"] for g in h["gpus"]])
+    check(h["sampling"]["stalled"] is True, "sampling.stalled")
+    age1 = h["data_age_seconds"]
+    time.sleep(1.5)
+    for path in ("/health", "/gpu/info", "/gpu/metrics", "/gpu/metrics/0", "/gpu/processes",
+                 "/metrics", "/api/v1/events", "/api/v1/history?gpu=0&metric=memory_used"):
+        st, _ = timed_get(d, path, 2.0)
+        check(st == 200, "%s answered %d while hung" % (path, st))
+    h2 = d.json("/health")
+    check(h2["data_age_seconds"] > age1 + 1.0, "age did not grow: %r -> %r" % (age1, h2["data_age_seconds"]))
+    check(h2["gpus"][0]["sample_age_seconds"] > 1.0, "device sample age %r" % h2["gpus"][0]["sample_age_seconds"])
+    s, _ = parse_prom(metrics_of(d))
+    check(series(s, "gpuwatch_sampling_stalled") == 1, "stalled metric")
+    check(series(s, "gpuwatch_gpu_state", gpu=0, state="stale") == 1, "stale state series")
+    check(series(s, "gpuwatch_sample_age_seconds") > 1.0, "sample age metric")
+    ev = d.json("/api/v1/events")
+    check(ev["counts"]["sampling_stalled"] == 1, "sampling_stalled count %r" % ev["counts"])
+    d.stop(timeout=20)
+    check("still blocked" in d.log(), "no log line about the abandoned round:\n" + d.log())
+    os.unlink(scn)
+
+
+def case_recover():
+    """Every round after the 3rd takes 2 s (deadline 400 ms): the daemon goes
+    stale, then publishes the round when it returns, and logs the resume."""
+    _, gpus = parse_scenario(TWO)
+    scn = with_faults(TWO, ["slow nvmlDeviceGetPowerUsage 2000 gpu=0 after=3"])
+    d = Daemon(scenario=scn, args=["--interval-ms", "100", "--set", "deadline_ms=400"])
+    wait_for(lambda: d.json("/health")["stale"], 20, "stale data", d)
+    wait_for(lambda: not d.json("/health")["stale"], 20, "fresh data after the slow round", d)
+    h = d.json("/health")
+    check(h["status"] == "ok", "status after recovery %r (%s)" % (h["status"], h["reason"]))
+    check_device(h["gpus"][0], gpus[0], "gpu 0 after recovery")
+    ev = d.json("/api/v1/events")
+    check(ev["counts"]["sampling_stalled"] >= 1 and ev["counts"]["sampling_resumed"] >= 1,
+          "stall/resume counts %r" % ev["counts"])
+    d.stop()
+    os.unlink(scn)
+
+
+def case_history():
+    _, gpus = parse_scenario(TWO)
+    d = Daemon(scenario=TWO, args=["--interval-ms", "50", "--set", "history_seconds=2"])
+    # 2 s of history at 50 ms = 40 rows: wait until the ring wrapped.
+    time.sleep(3)
+    r = d.json("/api/v1/history?gpu=0&metric=memory_used")
+    check(r["unit"] == "bytes" and r["metric"] == "memory_used", "history header %r" % r)
+    pts = r["points"]
+    check(30 <= len(pts) <= 40, "ring holds %d points (capacity 40)" % len(pts))
+    check(all(v == num(gpus[0], "memory.used") for _, v in pts), "history values %r" % pts[:3])
+    ts = [t for t, _ in pts]
+    check(ts == sorted(ts) and len(set(ts)) == len(ts), "timestamps not increasing")
+    check(time.time() - ts[0] < 3.5, "oldest point older than the ring")
+    r = d.json("/api/v1/history?gpu=%s&metric=temperature&since=1&step=0.5" % gpus[1]["uuid"])
+    check(r["uuid"] == gpus[1]["uuid"] and r["unit"] == "celsius", "history by uuid")
+    check(1 <= len(r["points"]) <= 3, "since=1 step=0.5 gives %d buckets" % len(r["points"]))
+    check(all(v == num(gpus[1], "temp") for _, v in r["points"]), "temp history %r" % r["points"])
+    r = d.json("/api/v1/history?gpu=1&metric=power")
+    check(r["points"] and all(v is None for _, v in r["points"]),
+          "unsupported metric must be null, got %r" % r["points"][:3])
+    for q, want in (("gpu=0", 400), ("metric=memory_used", 400), ("gpu=0&metric=bogus", 400),
+                    ("gpu=0&metric=memory_used&since=-4", 400), ("gpu=0&metric=memory_used&step=x", 400),
+                    ("gpu=7&metric=memory_used", 404), ("gpu=%25&metric=memory_used", 400)):
+        e = d.json("/api/v1/history?" + q, want)
+        check(e["error"]["code"] == want, q)
+    d.stop()
+
+
+def read_sse(d, want_types, timeout=15):
+    """Opens /events and collects (event, data) until every type in
+    want_types was seen."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    buf = b""
+    seen = {}
+    end = time.time() + timeout
+    while time.time() < end and not all(t in seen for t in want_types):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            block, buf = buf.split(b"\n\n", 1)
+            ev, data = None, None
+            for line in block.split(b"\n"):
+                line = line.split(b"\r\n")[-1] if b"\r\n" in line else line
+                if line.startswith(b"event: "):
+                    ev = line[7:].decode()
+                elif line.startswith(b"data: "):
+                    data = line[6:].decode()
+            if ev:
+                seen.setdefault(ev, []).append(data)
+    s.close()
+    return seen, buf
+
+
+def case_events():
+    _, gpus = parse_scenario(PRESSURE)
+    d = Daemon(scenario=PRESSURE, args=["--interval-ms", "100"])
+    ev = wait_for(lambda: (lambda x: x if x["counts"]["thermal_slowdown"] else None)(
+        d.json("/api/v1/events")), 10, "events", d)
+    by = {}
+    for e in ev["events"]:
+        by.setdefault(e["type"], []).append(e)
+    used = num(gpus[0], "memory.used") / num(gpus[0], "memory.total")
+    check(0.90 <= used < 0.97, "scenario sanity")
+    w = by.get("memory_pressure_warning", [])
+    check(len(w) == 1 and w[0]["gpu"] == 0 and w[0]["uuid"] == gpus[0]["uuid"],
+          "memory warning events %r" % w)
+    check(close(w[0]["value"], used, rel=1e-9), "warning value %r" % w[0]["value"])
+    check("memory_pressure_critical" not in by, "critical raised at %.3f" % used)
+    t = by.get("thermal_slowdown", [])
+    check(len(t) == 1 and t[0]["gpu"] == 0 and t[0]["value"] == num(gpus[0], "temp"),
+          "thermal events %r" % t)
+    # Repeated identical samples raise nothing more (hysteresis, no flapping).
+    time.sleep(1)
+    ev2 = d.json("/api/v1/events")
+    check(ev2["counts"]["memory_pressure_warning"] == 1 and ev2["counts"]["thermal_slowdown"] == 1,
+          "events repeated: %r" % ev2["counts"])
+    check(d.json("/api/v1/events?after=%d" % ev2["last_seq"])["events"] == [], "after= filter")
+    d.json("/api/v1/events?after=x", 400)
+    s, _ = parse_prom(metrics_of(d))
+    check(series(s, "gpuwatch_events_total", type="memory_pressure_warning") == 1, "events_total")
+    seen, _ = read_sse(d, ["snapshot"])
+    check("snapshot" in seen, "no snapshot on /events: %r" % list(seen))
+    snap = json.loads(seen["snapshot"][0])
+    check(len(snap["gpus"]) == 2 and snap["gpus"][0]["uuid"] == gpus[0]["uuid"], "SSE snapshot body")
+    d.stop()
+    # A GPU lost while a client listens arrives as an SSE event.
+    scn = with_faults(TWO, ["fault * GPU_IS_LOST gpu=1 after=120"])
+    d = Daemon(scenario=scn, args=["--interval-ms", "100"])
+    seen, _ = read_sse(d, ["gpu_lost"], timeout=30)
+    check("gpu_lost" in seen, "gpu_lost not streamed: %r\n%s" % (list(seen), d.log()))
+    e = json.loads(seen["gpu_lost"][0])
+    check(e["gpu"] == 1 and e["severity"] == "critical", "streamed event %r" % e)
+    d.stop()
+    os.unlink(scn)
+
+
+def case_load():
+    """200 concurrent keep-alive clients for 10 s against the JSON and
+    Prometheus endpoints: no error, and RSS does not keep growing."""
+    scn = os.path.join(os.environ.get("GPUWATCH_SOURCE_ROOT", HERE + "/../.."), "tests/nvml/scenarios/eight.scn")
+    if not os.path.exists(scn):
+        scn = TWO
+    d = Daemon(scenario=scn, args=["--interval-ms", "200", "--set", "max_connections=1024",
+                                   "--set", "max_connections_per_ip=512", "--set", "threads=2"])
+    paths = ["/metrics", "/gpu/metrics", "/health", "/gpu/metrics/1", "/gpu/processes"]
+    errors, counts = [], [0] * 200
+    stop = time.time() + 10
+
+    def client(k):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        n = 0
+        try:
+            while time.time() < stop:
+                c.request("GET", paths[(k + n) % len(paths)])
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append(r.status)
+                n += 1
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+        finally:
+            c.close()
+            counts[k] = n
+
+    rss0 = None
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(200)]
+    for t in threads:
+        t.start()
+    time.sleep(3)
+    rss0 = d.rss_kib()
+    for t in threads:
+        t.join(30)
+    rss1 = d.rss_kib()
+    check(not errors, "%d errors, first %r" % (len(errors), errors[:5]))
+    check(all(c > 0 for c in counts), "a client got no answer at all")
+    print("load: %d requests in 10 s, RSS %d -> %d KiB" % (sum(counts), rss0, rss1))
+    asan = "asan" in os.environ.get("ASAN_OPTIONS", "") or "LSAN_OPTIONS" in os.environ or \
+        "halt_on_error" in os.environ.get("ASAN_OPTIONS", "")
+    if not asan:
+        check(rss1 - rss0 < 8 * 1024, "RSS grew from %d to %d KiB under steady load" % (rss0, rss1))
+    st, _, _ = d.get("/health")
+    check(st == 200, "health after load")
+    d.stop()
+
+
+def case_ops():
+    tmp = tempfile.mkdtemp()
+    conf = os.path.join(tmp, "gpuwatch.conf")
+    with open(conf, "w") as f:
+        f.write("# test\nlog_level = info\nmetrics_compat = none\n")
+    d = Daemon(scenario=TWO, args=["--config", conf])
+    s, _ = parse_prom(metrics_of(d))
+    check(series(s, "DCGM_FI_DEV_FB_USED", gpu=0) is None, "dcgm family before reload")
+    with open(conf, "w") as f:
+        f.write("log_level = debug\nmetrics_compat = dcgm\n")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in d.log(), 10, "reload log line", d)
+
+    def has_dcgm():
+        s2, _ = parse_prom(metrics_of(d))
+        return series(s2, "DCGM_FI_DEV_FB_USED", gpu=0) is not None
+    wait_for(has_dcgm, 10, "dcgm family after SIGHUP", d)
+    # A broken file on reload keeps the running configuration.
+    with open(conf, "w") as f:
+        f.write("interval_ms = fast\n")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed" in d.log(), 10, "reload failure line", d)
+    check("gpuwatch.conf:1" in d.log(), "reload error does not name file:line")
+    check(d.get("/health")[0] == 200, "still serving after a bad reload")
+    # POST /api/v1/reload: allowed on loopback without a token.
+    st, _, _ = d.request("POST", "/api/v1/reload")
+    check(st == 202, "reload endpoint %d" % st)
+    d.stop()
+
+    # Beyond loopback without a token: refused, exit 1, says why.
+    e = dict(os.environ)
+    p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--listen", "0.0.0.0:0",
+                        "--sources", "host"], capture_output=True, text=True, timeout=20, env=e)
+    check(p.returncode == 1 and "token" in p.stderr, "non-loopback without token: rc %d %r" % (p.returncode, p.stderr))
+    # With a token file: starts; mutating endpoint needs the token.
+    tok = os.path.join(tmp, "token")
+    with open(tok, "w") as f:
+        f.write("s3cret-token\n")
+    d = Daemon(scenario=TWO, args=["--token-file", tok])
+    st, _, _ = d.request("POST", "/api/v1/reload")
+    check(st == 401, "reload without token %d" % st)
+    st, _, _ = d.request("POST", "/api/v1/reload", headers={"Authorization": "Bearer wrong"})
+    check(st == 401, "reload with a wrong token %d" % st)
+    st, _, _ = d.request("POST", "/api/v1/reload", headers={"Authorization": "Bearer s3cret-token"})
+    check(st == 202, "reload with the token %d" % st)
+    check(d.get("/health")[0] == 200, "reads need no token")
+    d.stop()
+    # Environment overrides the file; flags override the environment.
+    with open(conf, "w") as f:
+        f.write("interval_ms = 5000\nhistory_seconds = 60\n")
+    e = {k: v for k, v in os.environ.items() if not k.startswith("GPUWATCH_")}
+    e["GPUWATCH_INTERVAL_MS"] = "700"
+    e["GPUWATCH_HISTORY_SECONDS"] = "120"
+    p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--config", conf,
+                        "--set", "history_seconds=30", "--print-config"],
+                       capture_output=True, text=True, timeout=20, env=e)
+    check(p.returncode == 0, "print-config rc %d %s" % (p.returncode, p.stderr))
+    got = dict(line.split(" = ", 1) for line in p.stdout.strip().split("\n"))
+    check(got["interval_ms"] == "700" and got["history_seconds"] == "30", "precedence %r" % got)
+    # Bad values name the key; unknown keys are refused.
+    for args, word in ((["--set", "interval_ms=0"], "interval_ms"), (["--set", "nope=1"], "nope"),
+                       (["--listen", "localhost"], "listen")):
+        p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--print-config"] + args,
+                           capture_output=True, text=True, timeout=20, env=e)
+        check(p.returncode == 1 and word in p.stderr, "%r: rc %d %r" % (args, p.returncode, p.stderr))
+    shutil.rmtree(tmp)
+
+
+def case_docs():
+    """Every key of the configuration is documented in docs/gpuwatch.conf.md
+    and man/gpuwatch.conf.5 with the default the program uses."""
+    root = os.environ.get("GPUWATCH_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
+    e = {k: v for k, v in os.environ.items() if not k.startswith("GPUWATCH_")}
+    p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--print-config",
+                        "--config", "/dev/null"], capture_output=True, text=True, timeout=20, env=e)
+    check(p.returncode == 0, p.stderr)
+    defaults = dict(line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "")
+                    for line in p.stdout.strip().split("\n"))
+    with open(os.path.join(root, "docs/gpuwatch.conf.md")) as f:
+        md = f.read()
+    with open(os.path.join(root, "man/gpuwatch.conf.5")) as f:
+        man = f.read()
+    for key, val in defaults.items():
+        row = [line for line in md.split("\n") if line.startswith("| `%s` |" % key)]
+        check(len(row) == 1, "docs/gpuwatch.conf.md has no row for %s" % key)
+        doc_default = row[0].split("|")[2].strip().strip("`")
+        check(doc_default == val or (val == "" and doc_default in ("", "(none)")),
+              "%s: documented default %r, program default %r" % (key, doc_default, val))
+        check(("\\fB%s\\fR" % key) in man or (".B %s" % key) in man, "man page lacks %s" % key)
+
+
+CASES = {
+    "endpoints": case_endpoints, "limits": case_limits, "cpuonly": case_cpuonly,
+    "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
+    "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
+    "events": case_events, "load": case_load, "ops": case_ops, "docs": case_docs,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        print("usage: test_serve.py {%s}" % ",".join(CASES), file=sys.stderr)
+        sys.exit(2)
+    CASES[sys.argv[1]]()
+    print("ok " + sys.argv[1])

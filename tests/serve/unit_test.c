@@ -1,0 +1,464 @@
+/* unit_test.c — unit tests of the serve modules: history rings, the event
+ * detector (hysteresis, lost/recovered, processes), stale copies, the
+ * Prometheus renderer, GPU id parsing, the config parser, and a sampler
+ * lifecycle on the host source. Snapshots are built here from values the
+ * test chooses, so every expectation is independent of the code. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/snapshot_build.h"
+#include "http/api.h"
+#include "http/config.h"
+#include "http/prom.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GIB (1024ull * 1024 * 1024)
+
+typedef struct tdev {
+    const char *uuid, *name;
+    gw_device_state state;
+    uint64_t total, used; /* used == UINT64_MAX: memory not valid */
+    int temp_c, slowdown_c;
+} tdev;
+
+typedef struct tproc {
+    uint32_t dev, pid;
+} tproc;
+
+static gw_snapshot *snap(int64_t t_ns, const tdev *d, size_t nd, const tproc *p, size_t np)
+{
+    gw__collect c;
+    gw__collect_init(&c);
+    for (size_t i = 0; i < nd; i++) {
+        gw_device *x = gw__collect_add_device(&c);
+        assert_non_null(x);
+        gw__strlcpy(x->info.uuid, d[i].uuid, sizeof x->info.uuid);
+        gw__strlcpy(x->info.name, d[i].name ? d[i].name : "GPU", sizeof x->info.name);
+        gw__strlcpy(x->info.source, "nvml", sizeof x->info.source);
+        x->info.vendor = GW_VENDOR_NVIDIA;
+        x->state = d[i].state;
+        x->sampled_at_ns = t_ns;
+        if (d[i].used != UINT64_MAX) {
+            x->sample.mem_total = d[i].total;
+            x->sample.mem_used = d[i].used;
+            x->sample.mem_free = d[i].total - d[i].used;
+            x->sample.valid |= 1u << GW_METRIC_MEM_TOTAL | 1u << GW_METRIC_MEM_USED |
+                               1u << GW_METRIC_MEM_FREE;
+        }
+        if (d[i].temp_c) {
+            x->sample.temp_mc = d[i].temp_c * 1000;
+            x->sample.valid |= 1u << GW_METRIC_TEMP;
+        }
+        if (d[i].slowdown_c) {
+            x->info.temp_slowdown_mc = d[i].slowdown_c * 1000;
+            x->info.valid |= 1u << GW_INFO_TEMP_SLOWDOWN;
+        }
+    }
+    for (size_t i = 0; i < np; i++) {
+        gw_process *x = gw__collect_add_process(&c);
+        assert_non_null(x);
+        x->device_index = p[i].dev;
+        x->pid = p[i].pid;
+    }
+    gw_source_status *st = gw__collect_add_source(&c);
+    gw__strlcpy(st->name, "nvml", sizeof st->name);
+    st->device_count = (uint32_t)nd;
+    for (size_t i = 0; i < nd; i++)
+        c.devices[i].info.index = (uint32_t)i;
+    gw_snapshot *s = gw__collect_finish(&c);
+    assert_non_null(s);
+    s->taken_ns = t_ns;
+    return s;
+}
+
+/* ---------------------------------------------------------------- history */
+
+static void test_history_ring(void **state)
+{
+    (void)state;
+    gw__history *h;
+    assert_int_equal(gw__history_create(&h, 3, NULL), GW_OK);
+    for (int i = 1; i <= 5; i++) {
+        tdev d = {"GPU-a", NULL, GW_DEVICE_OK, 16 * GIB, (uint64_t)i * GIB, 0, 0};
+        gw_snapshot *s = snap((int64_t)i * 1000000000, &d, 1, NULL, 0);
+        assert_int_equal(gw__history_record(h, s), GW_OK);
+        assert_int_equal(gw__history_record(h, s), GW_OK); /* same sample again: ignored */
+        gw_snapshot_release(s);
+    }
+    gw__history_point *p;
+    size_t n;
+    assert_int_equal(gw__history_query(h, "GPU-a", GW_METRIC_MEM_USED, INT64_MIN, INT64_MAX, 0, &p,
+                                       &n, NULL),
+                     GW_OK);
+    assert_int_equal(n, 3); /* capacity */
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(p[i].valid);
+        assert_true(p[i].t == (double)(i + 3));
+        assert_true(p[i].v == (double)((i + 3) * GIB));
+    }
+    free(p);
+    /* since: only the last two; step of 2 s: buckets [2,4) and [4,6) */
+    assert_int_equal(gw__history_query(h, "GPU-a", GW_METRIC_MEM_USED, 4000000000, INT64_MAX, 0, &p,
+                                       &n, NULL),
+                     GW_OK);
+    assert_int_equal(n, 2);
+    free(p);
+    assert_int_equal(gw__history_query(h, "GPU-a", GW_METRIC_MEM_USED, INT64_MIN, INT64_MAX,
+                                       2000000000, &p, &n, NULL),
+                     GW_OK);
+    assert_int_equal(n, 2);
+    assert_true(p[0].t == 2.0 && p[0].v == 3.0 * GIB);           /* only t=3 in [2,4) */
+    assert_true(p[1].t == 4.0 && p[1].v == (4.0 + 5.0) / 2 * GIB); /* mean of 4 and 5 */
+    free(p);
+    /* invalid values are null, never 0 */
+    assert_int_equal(gw__history_query(h, "GPU-a", GW_METRIC_TEMP, INT64_MIN, INT64_MAX, 0, &p, &n,
+                                       NULL),
+                     GW_OK);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_false(p[i].valid);
+    free(p);
+    assert_int_equal(gw__history_query(h, "GPU-b", GW_METRIC_MEM_USED, INT64_MIN, INT64_MAX, 0, &p,
+                                       &n, NULL),
+                     GW_ENOENT);
+    assert_int_equal(gw__history_query(h, "GPU-a", GW_METRIC_PSTATE, INT64_MIN, INT64_MAX, 0, &p,
+                                       &n, NULL),
+                     GW_EINVAL);
+    gw__history_free(h);
+    assert_int_equal(gw__history_create(&h, 0, NULL), GW_EINVAL);
+}
+
+/* ----------------------------------------------------------------- events */
+
+static gw__event_type observe_one(gw__events *ev, int64_t t, const tdev *d, size_t nd,
+                                  const tproc *p, size_t np, size_t *count)
+{
+    uint64_t before = gw__events_last_seq(ev);
+    gw_snapshot *s = snap(t, d, nd, p, np);
+    *count = gw__events_observe(ev, s);
+    gw_snapshot_release(s);
+    gw__event e[8];
+    size_t n = gw__events_since(ev, before, e, 8);
+    assert_int_equal(n, *count);
+    return n ? e[n - 1].type : GW__EV_COUNT;
+}
+
+static void test_events_pressure_hysteresis(void **state)
+{
+    (void)state;
+    gw__event_thresholds th;
+    gw__event_thresholds_default(&th); /* warn 0.90, critical 0.97, hysteresis 0.05 */
+    gw__events *ev;
+    assert_int_equal(gw__events_create(&ev, &th, NULL), GW_OK);
+    static const struct {
+        unsigned permille;
+        gw__event_type want; /* GW__EV_COUNT: none */
+    } steps[] = {
+        {500, GW__EV_COUNT},
+        {910, GW__EV_MEMORY_WARNING},
+        {920, GW__EV_COUNT},
+        {880, GW__EV_COUNT},          /* above 0.85: stays warning */
+        {840, GW__EV_MEMORY_NORMAL},
+        {980, GW__EV_MEMORY_CRITICAL},
+        {950, GW__EV_COUNT},          /* above 0.92: stays critical */
+        {910, GW__EV_MEMORY_WARNING}, /* under 0.92: back to warning */
+        {990, GW__EV_MEMORY_CRITICAL},
+        {500, GW__EV_MEMORY_NORMAL},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(steps); i++) {
+        tdev d = {"GPU-a", NULL, GW_DEVICE_OK, 1000000, steps[i].permille * 1000ull, 0, 0};
+        size_t n;
+        gw__event_type t = observe_one(ev, (int64_t)(i + 1) * 1000000000, &d, 1, NULL, 0, &n);
+        if (steps[i].want == GW__EV_COUNT) {
+            assert_int_equal(n, 0);
+        } else {
+            assert_int_equal(n, 1);
+            assert_int_equal(t, steps[i].want);
+        }
+    }
+    assert_int_equal(gw__events_count(ev, GW__EV_MEMORY_WARNING), 2);
+    assert_int_equal(gw__events_count(ev, GW__EV_MEMORY_CRITICAL), 2);
+    assert_int_equal(gw__events_count(ev, GW__EV_MEMORY_NORMAL), 2);
+    gw__events_free(ev);
+}
+
+static void test_events_lost_thermal_processes(void **state)
+{
+    (void)state;
+    gw__events *ev;
+    assert_int_equal(gw__events_create(&ev, NULL, NULL), GW_OK);
+    tdev two[2] = {{"GPU-a", NULL, GW_DEVICE_OK, 100, 10, 80, 90},
+                   {"GPU-b", NULL, GW_DEVICE_OK, 100, 10, 40, 90}};
+    tproc p1[] = {{0, 100}, {1, 200}};
+    size_t n;
+    observe_one(ev, 1, two, 2, p1, 2, &n);
+    assert_int_equal(n, 0); /* processes already running are not announced */
+    tproc p2[] = {{0, 100}, {1, 300}};
+    observe_one(ev, 2, two, 2, p2, 2, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(gw__events_count(ev, GW__EV_PROCESS_STARTED), 1);
+    assert_int_equal(gw__events_count(ev, GW__EV_PROCESS_EXITED), 1);
+    two[0].temp_c = 90; /* at slowdown */
+    assert_int_equal(observe_one(ev, 3, two, 2, p2, 2, &n), GW__EV_THERMAL_SLOWDOWN);
+    two[0].temp_c = 89; /* within 2 C hysteresis: still hot */
+    observe_one(ev, 4, two, 2, p2, 2, &n);
+    assert_int_equal(n, 0);
+    two[0].temp_c = 87;
+    assert_int_equal(observe_one(ev, 5, two, 2, p2, 2, &n), GW__EV_THERMAL_NORMAL);
+    assert_int_equal(observe_one(ev, 6, two, 2, p1, 1, &n), GW__EV_PROCESS_EXITED);
+    two[1].state = GW_DEVICE_LOST;
+    two[1].used = UINT64_MAX;
+    assert_int_equal(observe_one(ev, 7, two, 2, p1, 1, &n), GW__EV_GPU_LOST);
+    observe_one(ev, 8, two, 2, p1, 1, &n);
+    assert_int_equal(n, 0); /* still lost: no repeat */
+    two[1].state = GW_DEVICE_OK;
+    two[1].used = 10;
+    assert_int_equal(observe_one(ev, 9, two, 2, p1, 1, &n), GW__EV_GPU_RECOVERED);
+    /* the device vanishes from the source: lost too */
+    assert_int_equal(observe_one(ev, 10, two, 1, p1, 1, &n), GW__EV_GPU_LOST);
+    gw__event e;
+    assert_int_equal(gw__events_since(ev, gw__events_last_seq(ev) - 1, &e, 1), 1);
+    assert_string_equal(e.uuid, "GPU-b");
+    assert_int_equal(gw__events_count(ev, GW__EV_GPU_LOST), 2);
+    gw__events_free(ev);
+}
+
+static void test_events_ring_wraps(void **state)
+{
+    (void)state;
+    gw__events *ev;
+    assert_int_equal(gw__events_create(&ev, NULL, NULL), GW_OK);
+    for (int i = 0; i < GW__EVENTS_RING + 10; i++)
+        gw__events_add(ev, GW__EV_SAMPLING_STALLED, GW__SEV_WARNING, i, "x");
+    gw__event *buf = calloc(GW__EVENTS_RING, sizeof *buf);
+    size_t n = gw__events_since(ev, 0, buf, GW__EVENTS_RING);
+    assert_int_equal(n, GW__EVENTS_RING);
+    assert_int_equal(buf[0].seq, 11);
+    assert_int_equal(buf[n - 1].seq, GW__EVENTS_RING + 10);
+    assert_true(buf[n - 1].value == GW__EVENTS_RING + 9);
+    free(buf);
+    gw__events_free(ev);
+}
+
+/* ------------------------------------------------------------ stale copy */
+
+static void test_stale_copy(void **state)
+{
+    (void)state;
+    tdev d[2] = {{"GPU-a", NULL, GW_DEVICE_OK, 100, 10, 50, 0},
+                 {"GPU-b", NULL, GW_DEVICE_LOST, 0, UINT64_MAX, 0, 0}};
+    tproc p[] = {{0, 42}};
+    gw_snapshot *s = snap(5000000000, d, 2, p, 1);
+    gw_snapshot *c = gw__snapshot_stale_copy(s, 3.5, 2000, 9000000000);
+    assert_non_null(c);
+    assert_int_equal(c->taken_ns, 9000000000);
+    assert_int_equal(c->devices[0].state, GW_DEVICE_STALE);
+    assert_int_equal(c->devices[0].sampled_at_ns, 5000000000);
+    assert_non_null(strstr(c->devices[0].state_reason, "3.5 s"));
+    assert_int_equal(c->devices[0].sample.mem_used, 10);
+    assert_int_equal(c->devices[1].state, GW_DEVICE_LOST);
+    assert_int_equal(c->n_processes, 1);
+    assert_int_equal(c->processes[0].pid, 42);
+    assert_int_equal(c->sources[0].state, GW_SOURCE_FAILED);
+    assert_int_equal(c->sources[0].error, GW_ETIMEDOUT);
+    assert_int_equal(s->devices[0].state, GW_DEVICE_OK); /* original untouched */
+    gw_snapshot_release(c);
+    gw_snapshot_release(s);
+}
+
+/* ------------------------------------------------------------- prometheus */
+
+static void test_prom_render(void **state)
+{
+    (void)state;
+    tdev d[2] = {{"GPU-a", "Quote\"Back\\slash\nNL", GW_DEVICE_OK, 8 * GIB, 3 * GIB, 70, 0},
+                 {"GPU-b", "Lost one", GW_DEVICE_LOST, 0, UINT64_MAX, 0, 0}};
+    gw_snapshot *s = snap(1700000000000000000, d, 2, NULL, 0);
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw__render_prometheus(&sb, s, NULL, GW__PROM_NATIVE);
+    assert_false(sb.failed);
+    if (getenv("SERVE_UNIT_DUMP"))
+        fputs(sb.data, stderr);
+    const char *t = sb.data;
+    assert_non_null(strstr(t, "name=\"Quote\\\"Back\\\\slash\\nNL\""));
+    assert_non_null(strstr(t, "gpuwatch_gpu_memory_used_bytes{gpu=\"0\",uuid=\"GPU-a\"} 3221225472\n"));
+    assert_null(strstr(t, "gpuwatch_gpu_memory_used_bytes{gpu=\"1\""));
+    assert_non_null(strstr(t, "gpuwatch_gpu_state{gpu=\"1\",uuid=\"GPU-b\",state=\"lost\"} 1\n"));
+    assert_non_null(strstr(t, "gpuwatch_gpu_state{gpu=\"1\",uuid=\"GPU-b\",state=\"ok\"} 0\n"));
+    assert_non_null(strstr(t, "gpuwatch_gpu_temperature_celsius{gpu=\"0\",uuid=\"GPU-a\"} 70\n"));
+    /* each family's HELP appears exactly once */
+    const char *fam = "# HELP gpuwatch_gpu_state ";
+    const char *first = strstr(t, fam);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, fam));
+    assert_int_equal(t[sb.len - 1], '\n');
+    gw__strbuf_release(&sb);
+    gw__strbuf_init(&sb, 0);
+    gw__render_prometheus(&sb, s, NULL, GW__PROM_DCGM);
+    assert_non_null(strstr(sb.data, "DCGM_FI_DEV_FB_USED{gpu=\"0\",UUID=\"GPU-a\""));
+    assert_non_null(strstr(sb.data, "} 3072\n"));
+    assert_null(strstr(sb.data, "gpuwatch_"));
+    gw__strbuf_release(&sb);
+    gw_snapshot_release(s);
+}
+
+/* ----------------------------------------------------------------- ids */
+
+static void test_find_device(void **state)
+{
+    (void)state;
+    tdev d[2] = {{"GPU-aaaa-1111", NULL, GW_DEVICE_OK, 1, 0, 0, 0},
+                 {"GPU-bbbb-2222", NULL, GW_DEVICE_OK, 1, 0, 0, 0}};
+    gw_snapshot *s = snap(1, d, 2, NULL, 0);
+    size_t i = 99;
+    assert_int_equal(gw__api_find_device(s, "1", &i), 200);
+    assert_int_equal(i, 1);
+    assert_int_equal(gw__api_find_device(s, "gpu-AAAA-1111", &i), 200);
+    assert_int_equal(i, 0);
+    assert_int_equal(gw__api_find_device(s, "2", &i), 404);
+    assert_int_equal(gw__api_find_device(s, "12345678901234", &i), 404);
+    assert_int_equal(gw__api_find_device(s, "GPU-cccc", &i), 404);
+    assert_int_equal(gw__api_find_device(s, "", &i), 400);
+    assert_int_equal(gw__api_find_device(s, "-1", &i), 400);
+    assert_int_equal(gw__api_find_device(s, "a b", &i), 400);
+    assert_int_equal(gw__api_find_device(s, "%", &i), 400);
+    assert_int_equal(gw__api_find_device(s, "1x", &i), 400); /* not digits, not starting with a letter */
+    gw_snapshot_release(s);
+}
+
+/* ----------------------------------------------------------------- config */
+
+static void test_config(void **state)
+{
+    (void)state;
+    gw__serve_config c;
+    gw__serve_config_default(&c);
+    assert_string_equal(c.http.listen, "127.0.0.1:9400");
+    assert_int_equal(c.sampler.interval_ms, 1000);
+    gw_error err;
+    assert_int_equal(gw__serve_config_set(&c, "interval_ms", "250", &err), GW_OK);
+    assert_int_equal(c.sampler.interval_ms, 250);
+    assert_int_equal(gw__serve_config_set(&c, "interval_ms", "5", &err), GW_EINVAL);
+    assert_non_null(strstr(err.message, "interval_ms"));
+    assert_int_equal(c.sampler.interval_ms, 250); /* unchanged on error */
+    assert_int_equal(gw__serve_config_set(&c, "bogus", "1", &err), GW_EINVAL);
+    assert_int_equal(gw__serve_config_set(&c, "metrics_compat", "dcgm,nvidia_smi", &err), GW_OK);
+    assert_int_equal(c.http.families, GW__PROM_NATIVE | GW__PROM_DCGM | GW__PROM_NVSMI);
+    assert_int_equal(gw__serve_config_set(&c, "metrics_compat", "prom", &err), GW_EINVAL);
+
+    char path[] = "/tmp/gw-serve-conf-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "# comment\n\n  listen = 127.0.0.1:9500  \nhistory_seconds=60\nwhat\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_load_file(&c, path, &err), GW_EINVAL);
+    char want[128];
+    snprintf(want, sizeof want, "%s:5:", path);
+    assert_non_null(strstr(err.message, want));
+    assert_string_equal(c.http.listen, "127.0.0.1:9500");
+    assert_int_equal(c.sampler.history_seconds, 60);
+    unlink(path);
+    assert_int_equal(gw__serve_config_load_file(&c, path, &err), GW_ENOENT);
+
+    setenv("GPUWATCH_DEADLINE_MS", "750", 1);
+    assert_int_equal(gw__serve_config_apply_env(&c, &err), GW_OK);
+    assert_int_equal(c.sampler.deadline_ms, 750);
+    setenv("GPUWATCH_DEADLINE_MS", "soon", 1);
+    assert_int_equal(gw__serve_config_apply_env(&c, &err), GW_EINVAL);
+    assert_non_null(strstr(err.message, "GPUWATCH_DEADLINE_MS"));
+    unsetenv("GPUWATCH_DEADLINE_MS");
+
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:9400", &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_EINVAL); /* no token */
+    assert_int_equal(gw__serve_config_set(&c, "token", "t", &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
+    assert_true(gw__listen_is_loopback("127.0.0.2:1"));
+    assert_true(gw__listen_is_loopback("[::1]:80"));
+    assert_false(gw__listen_is_loopback("[::]:80"));
+    assert_false(gw__listen_is_loopback("10.0.0.1:80"));
+    assert_false(gw__listen_is_loopback("localhost:80"));
+}
+
+/* ---------------------------------------------------------------- sampler */
+
+typedef struct seen {
+    pthread_mutex_t lock;
+    int publications;
+} seen;
+
+static void on_pub(void *ctx, gw_snapshot *s, bool stale)
+{
+    (void)s;
+    (void)stale;
+    seen *x = ctx;
+    pthread_mutex_lock(&x->lock);
+    x->publications++;
+    pthread_mutex_unlock(&x->lock);
+}
+
+static void test_sampler_lifecycle(void **state)
+{
+    (void)state;
+    gw_config mc;
+    gw_config_init(&mc);
+    mc.sources = "host";
+    gw_monitor *m;
+    gw_error err;
+    assert_int_equal(gw_monitor_open(&m, &mc, &err), GW_OK);
+    gw__sampler_config sc;
+    gw__sampler_config_default(&sc);
+    sc.interval_ms = 20;
+    seen x = {PTHREAD_MUTEX_INITIALIZER, 0};
+    gw__sampler *s;
+    assert_int_equal(gw__sampler_start(&s, m, &sc, on_pub, &x, NULL, &err), GW_OK);
+    int n = 0;
+    for (int i = 0; i < 500 && n < 3; i++) {
+        usleep(10000);
+        pthread_mutex_lock(&x.lock);
+        n = x.publications;
+        pthread_mutex_unlock(&x.lock);
+    }
+    assert_true(n >= 3);
+    gw_snapshot *cur = gw__sampler_current(s);
+    assert_non_null(cur);
+    assert_true(cur->cpu_only);
+    gw_snapshot_release(cur);
+    gw__sampler_stats st;
+    gw__sampler_stats_get(s, &st);
+    assert_true(st.rounds >= 3);
+    assert_int_equal(st.overruns, 0);
+    gw__sampler_stop(s, 1000);
+    /* bad config: the monitor is closed for the caller, nothing leaks */
+    assert_int_equal(gw_monitor_open(&m, &mc, &err), GW_OK);
+    sc.interval_ms = 1;
+    assert_int_equal(gw__sampler_start(&s, m, &sc, NULL, NULL, NULL, &err), GW_EINVAL);
+    assert_null(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_history_ring),
+        cmocka_unit_test(test_events_pressure_hysteresis),
+        cmocka_unit_test(test_events_lost_thermal_processes),
+        cmocka_unit_test(test_events_ring_wraps),
+        cmocka_unit_test(test_stale_copy),
+        cmocka_unit_test(test_prom_render),
+        cmocka_unit_test(test_find_device),
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_sampler_lifecycle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
