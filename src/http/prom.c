@@ -152,9 +152,10 @@ static const family native_gpu[] = {
     {"gpuwatch_gpu_pcie_link_width", "gauge", "Current PCIe link width in lanes.", g_pcie_width},
 };
 
-static void gpu_labels(gw_strbuf *sb, const gw_device *d)
+/* Writes `name{gpu="N",uuid="..."` (the set left open for more labels). */
+static void gpu_labels(gw_strbuf *sb, const char *name, const gw_device *d)
 {
-    gw__strbuf_printf(sb, "{gpu=\"%u\",uuid=\"", d->info.index);
+    gw__strbuf_printf(sb, "%s{gpu=\"%u\",uuid=\"", name, d->info.index);
     gw__prom_escape(sb, d->info.uuid);
     gw__strbuf_puts(sb, "\"");
 }
@@ -165,7 +166,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
            "Identity of each GPU; the value is always 1.");
     for (size_t i = 0; i < s->n_devices; i++) {
         const gw_device *d = &s->devices[i];
-        gpu_labels(sb, d);
+        gpu_labels(sb, "gpuwatch_gpu_info", d);
         bool first = false;
         label(sb, &first, "name", d->info.name);
         label(sb, &first, "vendor", gw_vendor_name(d->info.vendor));
@@ -185,7 +186,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
     for (size_t i = 0; i < s->n_devices; i++) {
         const gw_device *d = &s->devices[i];
         for (size_t k = 0; k < GW__ARRAY_LEN(states); k++) {
-            gpu_labels(sb, d);
+            gpu_labels(sb, "gpuwatch_gpu_state", d);
             gw__strbuf_printf(sb, ",state=\"%s\"} %d\n", gw_device_state_name(states[k]),
                               d->state == states[k]);
         }
@@ -193,7 +194,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
     header(sb, "gpuwatch_gpu_up", "gauge",
            "1 when the GPU's latest sample is current and valid, 0 when lost, in error or stale.");
     for (size_t i = 0; i < s->n_devices; i++) {
-        gpu_labels(sb, &s->devices[i]);
+        gpu_labels(sb, "gpuwatch_gpu_up", &s->devices[i]);
         gw__strbuf_printf(sb, "} %d\n", s->devices[i].state == GW_DEVICE_OK);
     }
     header(sb, "gpuwatch_gpu_sample_age_seconds", "gauge",
@@ -203,7 +204,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         int64_t at = d->sampled_at_ns ? d->sampled_at_ns : s->taken_ns;
         int64_t now = self && self->now_ns ? self->now_ns : s->taken_ns;
         double age = (double)(now - at) / 1e9;
-        gpu_labels(sb, d);
+        gpu_labels(sb, "gpuwatch_gpu_sample_age_seconds", d);
         gw__strbuf_putc(sb, '}');
         value(sb, age < 0 ? 0 : age);
     }
@@ -216,7 +217,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
             if (!any)
                 header(sb, native_gpu[f].name, native_gpu[f].type, native_gpu[f].help);
             any = true;
-            gpu_labels(sb, &s->devices[i]);
+            gpu_labels(sb, native_gpu[f].name, &s->devices[i]);
             gw__strbuf_putc(sb, '}');
             value(sb, v);
         }
@@ -226,7 +227,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         size_t n = 0;
         for (size_t k = 0; k < s->n_processes; k++)
             n += s->processes[k].device_index == i;
-        gpu_labels(sb, &s->devices[i]);
+        gpu_labels(sb, "gpuwatch_gpu_processes", &s->devices[i]);
         gw__strbuf_printf(sb, "} %zu\n", n);
     }
     bool any = false;
@@ -238,7 +239,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
             header(sb, "gpuwatch_gpu_process_memory_bytes", "gauge",
                    "GPU memory used by one process on one GPU, in bytes.");
         any = true;
-        gpu_labels(sb, &s->devices[p->device_index]);
+        gpu_labels(sb, "gpuwatch_gpu_process_memory_bytes", &s->devices[p->device_index]);
         gw__strbuf_printf(sb, ",pid=\"%u\"", p->pid);
         bool first = false;
         label(sb, &first, "name", gw_process_has(p, GW_PROC_NAME) ? p->name : "");
