@@ -695,7 +695,7 @@ int gw__amdsmi_parse_list(const char *text, size_t len, gw__amdsmi_list_entry **
             rc = gw__error_set(err, GW_EPARSE, "amd-smi: list: element %zu is not an object", i);
             goto out;
         }
-        char card[24];
+        char card[32];
         snprintf(card, sizeof card, "gpu %zu", i);
         where w = {"amd-smi", card};
         char canon[32];

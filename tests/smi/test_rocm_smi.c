@@ -251,7 +251,6 @@ static void test_rocm_backend_normal_then_hang(void **state)
     assert_false(HAS(b, TEMP));
     assert_int_equal(b->sample.power_mw, 140000); /* "Current Socket ..." when no average */
     assert_false(HAS(b, FAN));
-    int64_t at = a->sampled_at_ns;
     gw__collect_release(&c);
 
     /* the tool now hangs (rocm-hang on PATH): the last good devices stale */
@@ -268,7 +267,6 @@ static void test_rocm_backend_normal_then_hang(void **state)
     assert_true(smi_pid_dead(p2));
     assert_true(smi_no_children());
     gw__backend_rocm_smi.close(st);
-    (void)at;
     gw__collect_release(&c);
 }
 
@@ -305,16 +303,13 @@ static void test_rocm_backend_stale_after_success(void **state)
     gw__backend_rocm_smi.close(st);
     gw__collect_release(&c);
 
-    /* garbage-free failure of another kind: the tool's own words */
+    /* a crash of the tool: its own words in the reason */
     unlink(f->flag);
     smi_use_fixture("rocm-crash");
     assert_int_equal(gw__backend_rocm_smi.open(&st, &f->cfg, &err), GW_OK);
     assert_int_equal(gw__backend_rocm_smi.sample(st, &c, &err), GW_EIO);
     assert_non_null(strstr(err.message, "rocm-smi: failed (exit 1): "));
-    assert_non_null(strstr(err.message, "RuntimeError: something inside rocm-smi broke") ||
-                            strstr(err.message, "Traceback")
-                        ? "ok"
-                        : NULL);
+    assert_non_null(strstr(err.message, "Traceback")); /* first line of its stderr */
     gw__backend_rocm_smi.close(st);
     gw__collect_release(&c);
 }
