@@ -480,6 +480,38 @@ def case_handleerr(ctx):
             "processes", ctx.errors)
 
 
+def case_lostopen(ctx):
+    """A GPU lost before gpuwatch starts (its handle answers GPU_IS_LOST):
+    listed as lost with the reason and no identity; GPU 0 is whole."""
+    sc = read_scenario(os.path.join(SCENARIOS, "lostopen.scn"))
+    rc, rep, err = ctx.run("lostopen.scn")
+    if not rep:
+        return
+    ctx.check(rc == 3, "exit %d, want 3 (a GPU lost)" % rc)
+    ctx.check(len(rep["devices"]) == 2, "devices %d" % len(rep["devices"]))
+    if len(rep["devices"]) != 2:
+        return
+    compare(rep["devices"][1], dict(NULL_WHEN_LOST, state="lost", source_index=1, name=None,
+                                    uuid=None), "devices[1]", ctx.errors)
+    ctx.check("GPU is lost (15)" in (rep["devices"][1]["state_reason"] or ""),
+              "reason %r" % rep["devices"][1]["state_reason"])
+    good = expected_device(sc, Lib("full"), 0, 0)
+    compare(rep["devices"][0], good, "devices[0]", ctx.errors)
+    compare(rep["processes"], expected_processes(sc, Lib("full"), 0, 0, good["uuid"], None),
+            "processes", ctx.errors)
+
+
+def case_noprocs(ctx):
+    """--no-processes: no process rows and not one process call to NVML."""
+    rc, rep, _ = ctx.run("one.scn", extra=["--no-processes"])
+    if rep:
+        ctx.check(rc == 0 and rep["processes"] == [], "rc %d processes %r" % (
+            rc, rep["processes"][:2]))
+        c = ctx.calls()
+        asked = {k: n for k, n in c.items() if "Process" in k}
+        ctx.check(not asked, "process calls made: %r" % asked)
+
+
 def case_memv1(ctx):
     check_full_report(ctx, "memv1.scn")
 
