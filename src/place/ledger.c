@@ -201,8 +201,10 @@ int gw_ledger_open(gw_ledger **out, const gw_ledger_opts *o, gw_error *err)
     }
     sqlite3_busy_timeout(l->db, o->busy_timeout_ms ? (int)o->busy_timeout_ms : 10000);
     char pragmas[160];
+    const char *sync_env = getenv("GPUWATCH_LEDGER_SYNC");
+    bool full = o->sync_full || (sync_env && strcmp(sync_env, "full") == 0);
     snprintf(pragmas, sizeof pragmas, "PRAGMA foreign_keys=ON; PRAGMA synchronous=%s;",
-             o->sync_full ? "FULL" : "NORMAL");
+             full ? "FULL" : "NORMAL");
     if (sqlite3_exec(l->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     if (!o->read_only) {

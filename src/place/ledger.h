@@ -51,7 +51,10 @@ typedef struct gw_ledger_opts {
     int64_t (*now_ns)(void *clock_ctx); /* CLOCK_REALTIME when NULL (test seam) */
     void *clock_ctx;
     bool read_only;        /* never create or write; a missing file is an empty ledger */
-    bool sync_full;        /* PRAGMA synchronous=FULL: fsync per commit (power-loss safe) */
+    bool sync_full;        /* PRAGMA synchronous=FULL: fsync per commit (power-loss safe);
+                              also on with env GPUWATCH_LEDGER_SYNC=full. Default NORMAL:
+                              a commit survives any process crash (SIGKILL included) but
+                              the last commits may be lost on power loss / kernel crash */
     unsigned busy_timeout_ms; /* wait for the writer lock; 0: 10000 */
 } gw_ledger_opts;
 

@@ -256,6 +256,19 @@ const char *gw_place_request_ledger(gw_place_request *r)
 
 /* --------------------------------------------------------------- devices */
 
+static int snapshot_devices(gw_place_request *r, const gw_snapshot *snap, gw_error *err)
+{
+    size_t n = snap->n_devices;
+    r->devs = calloc(n ? n : 1, sizeof *r->devs);
+    r->seen = calloc(snap->n_processes ? snap->n_processes : 1, sizeof *r->seen);
+    if (!r->devs || !r->seen)
+        return gw__error_set(err, GW_ENOMEM, "place: out of memory");
+    gw_place_devices_from_snapshot(snap, r->devs);
+    r->n_devs = n;
+    r->n_seen = gw_place_seen_from_snapshot(snap, r->seen);
+    return GW_OK;
+}
+
 static int sample_devices(gw_place_request *r, gw_error *err)
 {
     gw_monitor *mon;
@@ -267,18 +280,9 @@ static int sample_devices(gw_place_request *r, gw_error *err)
     gw_monitor_close(mon);
     if (rc)
         return rc;
-    size_t n = snap->n_devices;
-    r->devs = calloc(n ? n : 1, sizeof *r->devs);
-    r->seen = calloc(snap->n_processes ? snap->n_processes : 1, sizeof *r->seen);
-    if (!r->devs || !r->seen) {
-        gw_snapshot_release(snap);
-        return gw__error_set(err, GW_ENOMEM, "place: out of memory");
-    }
-    gw_place_devices_from_snapshot(snap, r->devs);
-    r->n_devs = n;
-    r->n_seen = gw_place_seen_from_snapshot(snap, r->seen);
+    rc = snapshot_devices(r, snap, err);
     gw_snapshot_release(snap);
-    return GW_OK;
+    return rc;
 }
 
 static int resolve_list(gw_place_request *r, gw_error *err)
@@ -417,6 +421,11 @@ static int build_need(gw_place_request *r, gw_error *err)
 
 int gw_place_request_prepare(gw_place_request *r, gw_error *err)
 {
+    return gw_place_request_prepare_snapshot(r, NULL, err);
+}
+
+int gw_place_request_prepare_snapshot(gw_place_request *r, const gw_snapshot *snap, gw_error *err)
+{
     gw_place_request_release(r);
     if (r->n_layers == 0 && (r->layer_bytes || r->output_bytes))
         return gw__error_set(err, GW_EINVAL, "--layer-size and --output-size need --layers N");
@@ -438,7 +447,7 @@ int gw_place_request_prepare(gw_place_request *r, gw_error *err)
                     goto fail;
                 }
     } else {
-        rc = sample_devices(r, err);
+        rc = snap ? snapshot_devices(r, snap, err) : sample_devices(r, err);
         if (rc)
             goto fail;
     }

@@ -76,6 +76,10 @@ extern const char gw_place_request_help[];
  * --devices), errors of the estimator or the monitor; err names them. */
 int gw_place_request_prepare(gw_place_request *r, gw_error *err);
 
+/* The same on a snapshot the caller already has (the daemon's current
+ * publication; borrowed for the call) instead of sampling. */
+int gw_place_request_prepare_snapshot(gw_place_request *r, const gw_snapshot *snap, gw_error *err);
+
 /* The ledger path the request uses (its --ledger, else the default), or
  * NULL with --no-ledger / no home. */
 const char *gw_place_request_ledger(gw_place_request *r);

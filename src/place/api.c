@@ -1,0 +1,552 @@
+/* api.c — the placement endpoints (see api.h): JSON request -> request.c's
+ * gw_place_request -> gw_place / gw_ledger_reserve -> JSON response.
+ *
+ * Request object (POST /api/v1/plan and /api/v1/reservations); sizes are a
+ * byte count or a string like "20GiB":
+ *   need:      "mem" | "model" (+ "ctx", "parallel") | "layers" + "layer_size"
+ *              (+ "output_size"), "overhead", "host_size", "allow_partial"
+ *   placement: "policy", "gpus", "devices" [index or uuid...], "margin",
+ *              "max_temp_c"
+ *   reserve:   "owner", "pid", "lease_s", "key" (the Idempotency-Key header wins)
+ * Unknown members are a 400 naming them: a typo never silently changes a plan.
+ */
+#include "place/api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gw_place_api {
+    pthread_mutex_t lock;
+    gw_ledger *ledger;
+    char proc_root[512];
+    char **model_dirs; /* resolved with realpath */
+    size_t n_model_dirs;
+    gw_place_policy policy;
+    uint64_t margin;
+};
+
+int gw_place_api_open(gw_place_api **out, const gw_place_api_config *cfg, gw_error *err)
+{
+    *out = NULL;
+    gw_place_api *a = calloc(1, sizeof *a);
+    if (!a)
+        return gw__error_set(err, GW_ENOMEM, "placement API: out of memory");
+    gw_ledger_opts lo;
+    gw_ledger_opts_init(&lo);
+    lo.path = cfg->ledger_path;
+    lo.proc_root = cfg->proc_root;
+    int rc = gw_ledger_open(&a->ledger, &lo, err);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    gw__strlcpy(a->proc_root, cfg->proc_root ? cfg->proc_root : "", sizeof a->proc_root);
+    a->policy = cfg->default_policy;
+    a->margin = cfg->default_margin;
+    if (cfg->n_model_dirs) {
+        a->model_dirs = calloc(cfg->n_model_dirs, sizeof *a->model_dirs);
+        if (!a->model_dirs) {
+            gw_place_api_close(a);
+            return gw__error_set(err, GW_ENOMEM, "placement API: out of memory");
+        }
+        for (size_t i = 0; i < cfg->n_model_dirs; i++) {
+            char *real = realpath(cfg->model_dirs[i], NULL);
+            if (!real) {
+                rc = gw__error_set(err, GW_EINVAL, "model directory %s: %s", cfg->model_dirs[i],
+                                   strerror(errno));
+                gw_place_api_close(a);
+                return rc;
+            }
+            a->model_dirs[a->n_model_dirs++] = real;
+        }
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    *out = a;
+    return GW_OK;
+}
+
+void gw_place_api_close(gw_place_api *a)
+{
+    if (!a)
+        return;
+    gw_ledger_close(a->ledger);
+    for (size_t i = 0; i < a->n_model_dirs; i++)
+        free(a->model_dirs[i]);
+    free(a->model_dirs);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static int http_of(int code)
+{
+    switch (code) {
+    case GW_EINVAL:
+    case GW_EPARSE:
+    case GW_ERANGE:
+    case GW_ENOTSUP:
+        return 400;
+    case GW_EPERM:
+        return 403;
+    case GW_ENOENT:
+        return 404;
+    case GW_ETIMEDOUT:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static int error_body(gw_strbuf *out, int code, const char *message)
+{
+    gw_json j;
+    gw__json_init(&j, out, false);
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "error");
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "code");
+    gw__json_i64(&j, code);
+    gw__json_key(&j, "message");
+    gw__json_string(&j, message);
+    gw__json_object_end(&j);
+    gw__json_object_end(&j);
+    return http_of(code);
+}
+
+static void reservation_json(gw_json *j, const gw_reservation *r)
+{
+    gw__json_object_begin(j);
+    gw__json_key(j, "id");
+    gw__json_i64(j, r->id);
+    gw__json_key(j, "key");
+    gw__json_string(j, r->key[0] ? r->key : NULL);
+    gw__json_key(j, "owner");
+    gw__json_string(j, r->owner[0] ? r->owner : NULL);
+    gw__json_key(j, "pid");
+    if (r->pid)
+        gw__json_u64(j, r->pid);
+    else
+        gw__json_null(j);
+    gw__json_key(j, "created_ns");
+    gw__json_i64(j, r->created_ns);
+    gw__json_key(j, "expires_ns");
+    if (r->expires_ns)
+        gw__json_i64(j, r->expires_ns);
+    else
+        gw__json_null(j);
+    gw__json_key(j, "note");
+    gw__json_string(j, r->note[0] ? r->note : NULL);
+    gw__json_key(j, "devices");
+    gw__json_array_begin(j);
+    for (size_t i = 0; i < r->n_devices; i++) {
+        gw__json_object_begin(j);
+        gw__json_key(j, "uuid");
+        gw__json_string(j, r->devices[i].uuid);
+        gw__json_key(j, "bytes");
+        gw__json_u64(j, r->devices[i].bytes);
+        gw__json_object_end(j);
+    }
+    gw__json_array_end(j);
+    gw__json_object_end(j);
+}
+
+static bool json_size(const json_t *v, uint64_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint64_t)json_integer_value(v);
+        return true;
+    }
+    return json_is_string(v) && gw_place_parse_size(json_string_value(v), out);
+}
+
+static bool json_u32(const json_t *v, uint32_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
+        return false;
+    *out = (uint32_t)json_integer_value(v);
+    return true;
+}
+
+/* Reservation-only fields parsed from the request. */
+typedef struct extra {
+    const char *owner, *key, *note;
+    uint32_t pid;
+    int64_t lease_ns;
+    char devices[2048];
+    char model[PATH_MAX]; /* the resolved model path actually opened */
+} extra;
+
+/* Fills r (and x) from the request object; GW_EINVAL naming the member. */
+static int parse_request(gw_place_api *a, const json_t *o, bool reserving, gw_place_request *r,
+                         extra *x, gw_error *err)
+{
+    if (!json_is_object(o))
+        return gw__error_set(err, GW_EINVAL, "the request body must be a JSON object");
+    r->opts.policy = a->policy;
+    r->opts.margin = a->margin;
+    if (a->proc_root[0])
+        r->cfg.proc_root = a->proc_root;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        bool ok = true;
+        if (strcmp(k, "mem") == 0) {
+            ok = json_size(v, &r->mem) && r->mem > 0;
+        } else if (strcmp(k, "model") == 0) {
+            ok = json_is_string(v);
+            r->model = json_string_value(v);
+        } else if (strcmp(k, "ctx") == 0) {
+            ok = json_u32(v, &r->ctx);
+        } else if (strcmp(k, "parallel") == 0) {
+            ok = json_u32(v, &r->parallel) && r->parallel > 0;
+        } else if (strcmp(k, "layers") == 0) {
+            ok = json_u32(v, &r->n_layers) && r->n_layers > 0 && r->n_layers < 100000;
+        } else if (strcmp(k, "layer_size") == 0) {
+            ok = json_size(v, &r->layer_bytes) && r->layer_bytes > 0;
+        } else if (strcmp(k, "output_size") == 0) {
+            ok = json_size(v, &r->output_bytes);
+        } else if (strcmp(k, "overhead") == 0) {
+            ok = json_size(v, &r->overhead);
+            r->overhead_set = true;
+        } else if (strcmp(k, "host_size") == 0) {
+            ok = json_size(v, &r->host_bytes);
+        } else if (strcmp(k, "allow_partial") == 0) {
+            ok = json_is_boolean(v);
+            r->no_partial = !json_is_true(v);
+        } else if (strcmp(k, "policy") == 0) {
+            ok = json_is_string(v) && gw_place_policy_parse(json_string_value(v), &r->opts.policy);
+            r->policy_set = true;
+        } else if (strcmp(k, "gpus") == 0) {
+            ok = json_u32(v, &r->opts.gpus) && r->opts.gpus > 0 && r->opts.gpus <= 4096;
+        } else if (strcmp(k, "margin") == 0) {
+            ok = json_size(v, &r->opts.margin);
+        } else if (strcmp(k, "max_temp_c") == 0) {
+            ok = json_is_number(v) && json_number_value(v) > 0 && json_number_value(v) < 1000;
+            r->opts.max_temp_mc = (int32_t)(json_number_value(v) * 1000);
+        } else if (strcmp(k, "devices") == 0) {
+            ok = json_is_array(v) && json_array_size(v) > 0;
+            size_t idx;
+            json_t *e;
+            size_t len = 0;
+            json_array_foreach(v, idx, e) {
+                char one[128];
+                if (json_is_integer(e) && json_integer_value(e) >= 0)
+                    snprintf(one, sizeof one, "%lld", (long long)json_integer_value(e));
+                else if (json_is_string(e) && !strchr(json_string_value(e), ','))
+                    gw__strlcpy(one, json_string_value(e), sizeof one);
+                else
+                    ok = false;
+                int n = snprintf(x->devices + len, sizeof x->devices - len, "%s%s",
+                                 idx ? "," : "", one);
+                if (n < 0 || (size_t)n >= sizeof x->devices - len)
+                    ok = false;
+                else
+                    len += (size_t)n;
+            }
+            r->devices_arg = x->devices;
+        } else if (reserving && strcmp(k, "owner") == 0) {
+            ok = json_is_string(v);
+            x->owner = json_string_value(v);
+        } else if (reserving && strcmp(k, "note") == 0) {
+            ok = json_is_string(v);
+            x->note = json_string_value(v);
+        } else if (reserving && strcmp(k, "key") == 0) {
+            ok = json_is_string(v);
+            x->key = json_string_value(v);
+        } else if (reserving && strcmp(k, "pid") == 0) {
+            ok = json_u32(v, &x->pid) && x->pid > 0;
+        } else if (reserving && strcmp(k, "lease_s") == 0) {
+            ok = json_is_integer(v) && json_integer_value(v) > 0 &&
+                 json_integer_value(v) < 10ll * 365 * 86400;
+            x->lease_ns = (int64_t)json_integer_value(v) * 1000000000;
+        } else {
+            return gw__error_set(err, GW_EINVAL, "unknown member \"%s\" in the request", k);
+        }
+        if (!ok)
+            return gw__error_set(err, GW_EINVAL, "bad value for \"%s\"", k);
+    }
+    if (r->model) {
+        if (a->n_model_dirs == 0)
+            return gw__error_set(err, GW_EPERM, "model files are not allowed: no model directory "
+                                                "is configured");
+        char *real = realpath(r->model, NULL);
+        bool inside = false;
+        for (size_t i = 0; real && i < a->n_model_dirs && !inside; i++) {
+            size_t n = strlen(a->model_dirs[i]);
+            inside = strncmp(real, a->model_dirs[i], n) == 0 && real[n] == '/';
+        }
+        if (inside) {
+            gw__strlcpy(x->model, real, sizeof x->model);
+            r->model = x->model; /* open what was checked, not the name given */
+        }
+        free(real);
+        if (!inside)
+            return gw__error_set(err, GW_EPERM, "model \"%s\" is not under a configured model "
+                                                "directory", r->model);
+    }
+    return GW_OK;
+}
+
+/* Parses body and prepares the request on snap. */
+static int prepare(gw_place_api *a, const gw_snapshot *snap, const char *body, size_t len,
+                   bool reserving, gw_place_request *r, extra *x, json_t **doc, gw_error *err)
+{
+    json_error_t jerr;
+    *doc = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*doc)
+        return gw__error_set(err, GW_EINVAL, "request body is not JSON: %s (line %d)", jerr.text,
+                             jerr.line);
+    int rc = parse_request(a, *doc, reserving, r, x, err);
+    if (rc)
+        return rc;
+    return gw_place_request_prepare_snapshot(r, snap, err);
+}
+
+/* ------------------------------------------------------------ handlers */
+
+int gw_place_api_plan(gw_place_api *a, const gw_snapshot *snap, const char *body, size_t len,
+                      gw_strbuf *out)
+{
+    gw_place_request r;
+    gw_place_request_init(&r);
+    extra x = {0};
+    json_t *doc = NULL;
+    gw_error err;
+    gw_error_clear(&err);
+    gw_plan plan;
+    gw_plan_init(&plan);
+    int status;
+    int rc = prepare(a, snap, body, len, false, &r, &x, &doc, &err);
+    if (!rc) {
+        pthread_mutex_lock(&a->lock);
+        rc = gw_ledger_apply_pending(a->ledger, r.devs, r.n_devs, r.seen, r.n_seen, &err);
+        pthread_mutex_unlock(&a->lock);
+    }
+    if (!rc)
+        rc = gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err);
+    if (rc) {
+        status = error_body(out, rc, err.message);
+    } else {
+        gw_json j;
+        gw__json_init(&j, out, false);
+        gw__json_object_begin(&j);
+        gw__json_key(&j, "plan");
+        gw_place_plan_json(&j, &plan, r.devs);
+        gw__json_object_end(&j);
+        status = plan.fits ? 200 : 409;
+    }
+    gw_plan_release(&plan);
+    gw_place_request_release(&r);
+    json_decref(doc);
+    return status;
+}
+
+int gw_place_api_reserve(gw_place_api *a, const gw_snapshot *snap, const char *body, size_t len,
+                         const char *idempotency_key, gw_strbuf *out)
+{
+    gw_place_request r;
+    gw_place_request_init(&r);
+    extra x = {0};
+    json_t *doc = NULL;
+    gw_error err;
+    gw_error_clear(&err);
+    gw_plan plan;
+    gw_plan_init(&plan);
+    gw_reservation res = {0};
+    bool existed = false;
+    int status;
+    int rc = prepare(a, snap, body, len, true, &r, &x, &doc, &err);
+    if (!rc) {
+        gw_reserve_req req = {.key = idempotency_key && *idempotency_key ? idempotency_key : x.key,
+                              .owner = x.owner, .pid = x.pid, .lease_ns = x.lease_ns,
+                              .note = x.note};
+        pthread_mutex_lock(&a->lock);
+        rc = gw_ledger_reserve(a->ledger, r.devs, r.n_devs, r.seen, r.n_seen, &r.need, &r.opts, &req,
+                               &plan, &res, &existed, &err);
+        pthread_mutex_unlock(&a->lock);
+    }
+    if (rc) {
+        status = error_body(out, rc, err.message);
+    } else {
+        gw__strbuf_puts(out, "{\"plan\":");
+        if (existed) {
+            gw__strbuf_puts(out, res.plan_json ? res.plan_json : "null");
+        } else {
+            gw_json j;
+            gw__json_init(&j, out, false);
+            gw_place_plan_json(&j, &plan, r.devs);
+        }
+        gw__strbuf_puts(out, ",\"replayed\":");
+        gw__strbuf_puts(out, existed ? "true" : "false");
+        gw__strbuf_puts(out, ",\"reservation\":");
+        if (plan.fits) {
+            gw_json j;
+            gw__json_init(&j, out, false);
+            reservation_json(&j, &res);
+        } else {
+            gw__strbuf_puts(out, "null");
+        }
+        gw__strbuf_putc(out, '}');
+        status = !plan.fits ? 409 : existed ? 200 : 201;
+    }
+    gw_reservation_clear(&res);
+    gw_plan_release(&plan);
+    gw_place_request_release(&r);
+    json_decref(doc);
+    return status;
+}
+
+int gw_place_api_list(gw_place_api *a, gw_strbuf *out)
+{
+    gw_reservation *v = NULL;
+    size_t n = 0;
+    gw_error err;
+    gw_error_clear(&err);
+    pthread_mutex_lock(&a->lock);
+    int rc = gw_ledger_list(a->ledger, &v, &n, &err);
+    pthread_mutex_unlock(&a->lock);
+    if (rc)
+        return error_body(out, rc, err.message);
+    gw_json j;
+    gw__json_init(&j, out, false);
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "reservations");
+    gw__json_array_begin(&j);
+    for (size_t i = 0; i < n; i++)
+        reservation_json(&j, &v[i]);
+    gw__json_array_end(&j);
+    gw__json_object_end(&j);
+    gw_reservations_free(v, n);
+    return 200;
+}
+
+static bool parse_id(const char *s, int64_t *id)
+{
+    return s && gw__parse_i64(s, id) && *id > 0;
+}
+
+int gw_place_api_get(gw_place_api *a, const char *id_text, gw_strbuf *out)
+{
+    int64_t id;
+    if (!parse_id(id_text, &id))
+        return error_body(out, GW_EINVAL, "a reservation id is a positive integer");
+    gw_reservation r;
+    gw_error err;
+    gw_error_clear(&err);
+    pthread_mutex_lock(&a->lock);
+    int rc = gw_ledger_get(a->ledger, id, &r, &err);
+    pthread_mutex_unlock(&a->lock);
+    if (rc)
+        return error_body(out, rc, err.message);
+    gw_json j;
+    gw__json_init(&j, out, false);
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "reservation");
+    reservation_json(&j, &r);
+    gw__json_object_end(&j);
+    gw_reservation_clear(&r);
+    return 200;
+}
+
+int gw_place_api_delete(gw_place_api *a, const char *id_text, gw_strbuf *out)
+{
+    int64_t id;
+    if (!parse_id(id_text, &id))
+        return error_body(out, GW_EINVAL, "a reservation id is a positive integer");
+    gw_error err;
+    gw_error_clear(&err);
+    pthread_mutex_lock(&a->lock);
+    int rc = gw_ledger_release(a->ledger, id, &err);
+    pthread_mutex_unlock(&a->lock);
+    if (rc)
+        return error_body(out, rc, err.message);
+    gw__strbuf_printf(out, "{\"released\":%lld}", (long long)id);
+    return 200;
+}
+
+int gw_place_api_renew(gw_place_api *a, const char *id_text, const char *body, size_t len,
+                       gw_strbuf *out)
+{
+    int64_t id;
+    if (!parse_id(id_text, &id))
+        return error_body(out, GW_EINVAL, "a reservation id is a positive integer");
+    json_error_t jerr;
+    json_t *doc = json_loadb(body ? body : "", body ? len : 0, 0, &jerr);
+    json_t *lease = doc ? json_object_get(doc, "lease_s") : NULL;
+    if (!doc || !json_is_object(doc) || json_object_size(doc) != 1 || !json_is_integer(lease) ||
+        json_integer_value(lease) < 0 || json_integer_value(lease) > 10ll * 365 * 86400) {
+        json_decref(doc);
+        return error_body(out, GW_EINVAL, "renew takes {\"lease_s\": SECONDS} (0: no expiry)");
+    }
+    int64_t ns = (int64_t)json_integer_value(lease) * 1000000000;
+    json_decref(doc);
+    gw_error err;
+    gw_error_clear(&err);
+    pthread_mutex_lock(&a->lock);
+    int rc = gw_ledger_renew(a->ledger, id, ns, &err);
+    pthread_mutex_unlock(&a->lock);
+    if (rc)
+        return error_body(out, rc, err.message);
+    return gw_place_api_get(a, id_text, out);
+}
+
+void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
+{
+    gw_reservation *v = NULL;
+    size_t n = 0;
+    gw_error err;
+    pthread_mutex_lock(&a->lock);
+    if (gw_ledger_list(a->ledger, &v, &n, &err) != GW_OK)
+        n = 0;
+    pthread_mutex_unlock(&a->lock);
+    gw__json_object_begin(j);
+    gw__json_key(j, "strategy");
+    gw__json_string(j, gw_place_policy_name(a->policy));
+    gw__json_key(j, "devices");
+    gw__json_array_begin(j);
+    for (size_t d = 0; snap && d < snap->n_devices; d++) {
+        const gw_device *dev = &snap->devices[d];
+        char uuid[96];
+        if (dev->info.uuid[0])
+            gw__strlcpy(uuid, dev->info.uuid, sizeof uuid);
+        else
+            snprintf(uuid, sizeof uuid, "index:%u", dev->info.index);
+        gw__json_object_begin(j);
+        gw__json_key(j, "index");
+        gw__json_u64(j, dev->info.index);
+        gw__json_key(j, "uuid");
+        gw__json_string(j, uuid);
+        gw__json_key(j, "reservations");
+        gw__json_array_begin(j);
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < v[i].n_devices; k++) {
+                if (strcmp(v[i].devices[k].uuid, uuid) != 0)
+                    continue;
+                gw__json_object_begin(j);
+                gw__json_key(j, "id");
+                gw__json_i64(j, v[i].id);
+                gw__json_key(j, "owner");
+                gw__json_string(j, v[i].owner[0] ? v[i].owner : NULL);
+                gw__json_key(j, "pid");
+                if (v[i].pid)
+                    gw__json_u64(j, v[i].pid);
+                else
+                    gw__json_null(j);
+                gw__json_key(j, "bytes");
+                gw__json_u64(j, v[i].devices[k].bytes);
+                gw__json_key(j, "note");
+                gw__json_string(j, v[i].note[0] ? v[i].note : NULL);
+                gw__json_object_end(j);
+            }
+        gw__json_array_end(j);
+        gw__json_object_end(j);
+    }
+    gw__json_array_end(j);
+    gw__json_object_end(j);
+    gw_reservations_free(v, n);
+}
