@@ -17,7 +17,7 @@ const gw__config_key gw__serve_config_keys[] = {
     {"deadline_ms", "2000",
      "A sampling round running longer than this marks the GPUs stale (10..3600000)."},
     {"history_seconds", "3600", "How much history the in-memory rings keep (restart to change)."},
-    {"memory_warn_ratio", "0.90", "Used/total VRAM ratio that raises a memory pressure warning."},
+    {"memory_warn_ratio", "0.9", "Used/total VRAM ratio that raises a memory pressure warning."},
     {"memory_critical_ratio", "0.97", "Used/total VRAM ratio that raises a critical event."},
     {"memory_hysteresis_ratio", "0.05",
      "How far below a threshold the ratio must fall before the level drops."},

@@ -234,7 +234,8 @@ static size_t observe_processes(gw__events *ev, const gw_snapshot *s, int64_t t,
         if (gw_process_has(p, GW_PROC_NAME))
             gw__strlcpy(cur[i].name, p->name, sizeof cur[i].name);
     }
-    qsort(cur, s->n_processes, sizeof *cur, proc_cmp);
+    if (cur)
+        qsort(cur, s->n_processes, sizeof *cur, proc_cmp);
     size_t n = 0;
     if (announce) {
         size_t i = 0, j = 0;
