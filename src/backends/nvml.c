@@ -13,8 +13,9 @@
  *     names. The process-list _v3 names are NEVER used (535.x 32-byte stride).
  *  2. Memory is read with nvmlDeviceGetMemoryInfo_v2 and the version word
  *     sizeof|2<<24; v1 only when _v2 is absent or answers NOT_SUPPORTED /
- *     ARGUMENT_VERSION_MISMATCH / FUNCTION_NOT_FOUND. info.memory_api says
- *     which ("v2"/"v1").
+ *     ARGUMENT_VERSION_MISMATCH / FUNCTION_NOT_FOUND; the host's meminfo only
+ *     when NVML has no figure (unified memory). info.memory_api says which
+ *     ("v2"/"v1"/"meminfo"); the choice is made once per device.
  *  3. A device that answers GPU_IS_LOST or UNKNOWN to any call is lost for
  *     the life of this state (sticky, like a GPU that fell off the bus): it
  *     stays in the snapshot as GW_DEVICE_LOST with the reason, no metric of
@@ -91,7 +92,7 @@ typedef struct nvml_dev {
     bool lost;             /* sticky: see invariant 3 */
     bool error;            /* no handle (other than NO_PERMISSION) */
     char reason[160];
-    bool mem_v1; /* memory through the v1 call */
+    enum { MEM_V2 = 0, MEM_V1, MEM_HOST } mem_src; /* see read_memory */
     uint64_t unsupported; /* 1 << gw_metric: answered NOT_SUPPORTED, not asked again */
     unsigned long long last_seen_us; /* per-process utilisation cursor */
 } nvml_dev;
@@ -117,6 +118,7 @@ typedef struct nvml_state {
     char notes[256];   /* open-time notes: skipped GPUs */
     bool any_skipped;
     bool processes;
+    char proc_root[512];
     gw__procinfo *pc;
     uint64_t calls; /* NVML calls in the last sample */
     /* scratch buffers reused across samples */
@@ -304,49 +306,101 @@ static bool memory_v1_fallback(gw_nvml_return r)
            r == GW_NVML_ERROR_FUNCTION_NOT_FOUND;
 }
 
-/* Reads memory into out (may be NULL); decides v2/v1 on the way (invariant 2).
- * Returns true when memory was read. */
+/* Stores one memory reading in the sample (when out) and the static total. */
+static void set_memory(nvml_dev *d, gw_sample *out, const char *api, uint64_t total,
+                       uint64_t used, uint64_t freeb, const uint64_t *reserved)
+{
+    gw__strlcpy(d->info.memory_api, api, sizeof d->info.memory_api);
+    d->info.memory_total = total;
+    d->info.valid |= 1ull << GW_INFO_MEMORY_TOTAL;
+    if (!out)
+        return;
+    out->mem_total = total;
+    out->mem_used = used;
+    out->mem_free = freeb;
+    out->valid |= 1ull << GW_METRIC_MEM_TOTAL | 1ull << GW_METRIC_MEM_USED |
+                  1ull << GW_METRIC_MEM_FREE;
+    if (reserved) {
+        out->mem_reserved = *reserved;
+        out->valid |= 1ull << GW_METRIC_MEM_RESERVED;
+    }
+}
+
+/* "Key:   N kB" of a meminfo text, in bytes. */
+static bool meminfo_bytes(const char *text, const char *key, uint64_t *out)
+{
+    size_t n = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, n) != 0 || p[n] != ':')
+            continue;
+        char num[32];
+        size_t i = 0;
+        for (p += n + 1; *p == ' ' || *p == '\t'; p++) {
+        }
+        while (i + 1 < sizeof num && *p >= '0' && *p <= '9')
+            num[i++] = *p++;
+        num[i] = 0;
+        uint64_t kb;
+        return gw__parse_u64(num, &kb) && gw__mul_u64(kb, 1024, out);
+    }
+    return false;
+}
+
+/* Reads memory into out (may be NULL), choosing the call once per device
+ * (invariant 2): _v2 with its version word; v1 when _v2 is absent or answers
+ * NOT_SUPPORTED / ARGUMENT_VERSION_MISMATCH / FUNCTION_NOT_FOUND; and when
+ * NVML has no memory figure at all (NOT_SUPPORTED, or a total of 0: a
+ * unified-memory GPU such as GB10) the host's memory from <proc>/meminfo,
+ * which is the memory such a GPU allocates from ("meminfo"). */
 static bool read_memory(nvml_state *s, nvml_dev *d, gw_sample *out)
 {
-    if (!d->mem_v1 && s->fn.DeviceGetMemoryInfo_v2 && !d->lost) {
+    gw_nvml_return r = GW_NVML_ERROR_FUNCTION_NOT_FOUND;
+    if (d->lost)
+        return false;
+    if (d->mem_src == MEM_V2 && !s->fn.DeviceGetMemoryInfo_v2)
+        d->mem_src = MEM_V1;
+    if (d->mem_src == MEM_V2) {
         gw_nvml_memory_v2 m;
         memset(&m, 0, sizeof m);
         m.version = GW_NVML_MEMORY_V2_VERSION;
-        gw_nvml_return r = s->fn.DeviceGetMemoryInfo_v2(d->handle, &m);
-        if (check(s, d, r, "DeviceGetMemoryInfo_v2")) {
-            gw__strlcpy(d->info.memory_api, "v2", sizeof d->info.memory_api);
-            if (out) {
-                out->mem_total = m.total;
-                out->mem_used = m.used;
-                out->mem_free = m.free;
-                out->mem_reserved = m.reserved;
-                out->valid |= 1ull << GW_METRIC_MEM_TOTAL | 1ull << GW_METRIC_MEM_USED |
-                              1ull << GW_METRIC_MEM_FREE | 1ull << GW_METRIC_MEM_RESERVED;
-            }
-            d->info.memory_total = m.total;
-            d->info.valid |= 1ull << GW_INFO_MEMORY_TOTAL;
+        r = s->fn.DeviceGetMemoryInfo_v2(d->handle, &m);
+        s->calls++;
+        if (r == GW_NVML_SUCCESS && m.total > 0) {
+            uint64_t reserved = m.reserved;
+            set_memory(d, out, "v2", m.total, m.used, m.free, &reserved);
             return true;
         }
-        if (!memory_v1_fallback(r))
-            return false;
-        d->mem_v1 = true;
+        if (r == GW_NVML_SUCCESS)
+            r = GW_NVML_ERROR_NOT_SUPPORTED; /* total 0: unified memory */
+        else if (!memory_v1_fallback(r))
+            return classify(s, d, r, "DeviceGetMemoryInfo_v2");
+        d->mem_src = MEM_V1;
     }
-    d->mem_v1 = true;
-    gw_nvml_memory_v1 m;
-    memset(&m, 0, sizeof m);
-    if (!CALL(s, d, DeviceGetMemoryInfo, d->handle, &m))
+    if (d->mem_src == MEM_V1) {
+        if (s->fn.DeviceGetMemoryInfo) {
+            gw_nvml_memory_v1 m;
+            memset(&m, 0, sizeof m);
+            r = s->fn.DeviceGetMemoryInfo(d->handle, &m);
+            s->calls++;
+            if (r == GW_NVML_SUCCESS && m.total > 0) {
+                /* v1 has no reserved figure; its used includes it (R510+) */
+                set_memory(d, out, "v1", m.total, m.used, m.free, NULL);
+                return true;
+            }
+            if (r == GW_NVML_SUCCESS)
+                r = GW_NVML_ERROR_NOT_SUPPORTED;
+        }
+        if (r != GW_NVML_ERROR_NOT_SUPPORTED)
+            return classify(s, d, r, "DeviceGetMemoryInfo");
+        d->mem_src = MEM_HOST;
+    }
+    char path[600], buf[8192];
+    uint64_t total, avail;
+    snprintf(path, sizeof path, "%s/meminfo", s->proc_root);
+    if (gw__read_file(path, buf, sizeof buf) <= 0 || !meminfo_bytes(buf, "MemTotal", &total) ||
+        !meminfo_bytes(buf, "MemAvailable", &avail) || avail > total || total == 0)
         return false;
-    gw__strlcpy(d->info.memory_api, "v1", sizeof d->info.memory_api);
-    if (out) {
-        /* v1 has no reserved figure; its used includes it (R510+). */
-        out->mem_total = m.total;
-        out->mem_used = m.used;
-        out->mem_free = m.free;
-        out->valid |= 1ull << GW_METRIC_MEM_TOTAL | 1ull << GW_METRIC_MEM_USED |
-                      1ull << GW_METRIC_MEM_FREE;
-    }
-    d->info.memory_total = m.total;
-    d->info.valid |= 1ull << GW_INFO_MEMORY_TOTAL;
+    set_memory(d, out, "meminfo", total, total - avail, avail, NULL);
     return true;
 }
 
@@ -439,7 +493,7 @@ static void read_static(nvml_state *s, nvml_dev *d, unsigned index)
         in->pcie_max_width = a;
         in->valid |= 1ull << GW_INFO_PCIE_MAX_WIDTH;
     }
-    read_memory(s, d, NULL); /* decides v2/v1 and the total */
+    read_memory(s, d, NULL); /* decides v2/v1/meminfo and the total */
 }
 
 static void add_note(nvml_state *s, const char *fmt, unsigned idx, const char *what,
@@ -466,6 +520,7 @@ static int nvml_open(void **out, const gw__config *cfg, gw_error *err)
     if (!s)
         return gw__error_set(err, GW_ENOMEM, "NVML: out of memory");
     s->processes = cfg->processes;
+    gw__strlcpy(s->proc_root, cfg->proc_root, sizeof s->proc_root);
     s->lib = dlopen(cfg->nvml_library, RTLD_NOW | RTLD_LOCAL);
     if (!s->lib) {
         const char *why = dlerror();

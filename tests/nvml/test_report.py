@@ -512,6 +512,28 @@ def case_noprocs(ctx):
         ctx.check(not asked, "process calls made: %r" % asked)
 
 
+def case_unified(ctx):
+    """No NVML memory figure (unified memory): the host's meminfo, said so."""
+    sc = read_scenario(os.path.join(SCENARIOS, "unified.scn"))
+    root = os.path.join(ctx.tmp, "proc")
+    os.makedirs(root)
+    total_kb, avail_kb = 127535296, 119823104
+    with open(os.path.join(root, "meminfo"), "w") as f:
+        f.write("MemTotal:       %d kB\nMemFree:        1000 kB\n"
+                "MemAvailable:   %d kB\nBuffers:        0 kB\n" % (total_kb, avail_kb))
+    rc, rep, err = ctx.run("unified.scn", extra=["--proc-root", root])
+    if not rep:
+        return
+    want = expected_device(sc, Lib("full"), 0, 0)
+    want["memory_api"] = "meminfo"
+    want["memory"] = {"total_bytes": total_kb * 1024, "free_bytes": avail_kb * 1024,
+                      "used_bytes": (total_kb - avail_kb) * 1024, "reserved_bytes": None}
+    ctx.check(rc == 0, "exit %d" % rc)
+    compare(rep["devices"], [want], "devices", ctx.errors)
+    compare(rep["processes"], expected_processes(sc, Lib("full"), 0, 0, want["uuid"], None),
+            "processes", ctx.errors)
+
+
 def case_memv1(ctx):
     check_full_report(ctx, "memv1.scn")
 
