@@ -219,5 +219,33 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("run", "--mem", "20GiB", "--gpu", "24GiB", "--", "job")
     check(r.returncode == 0 and live_rows(ledger) == [], "the next run reaps it and releases its own")
 
+    # --- a GGUF model through the estimator (tests/estimate/model_writer.py)
+    writer = os.path.join(os.environ.get("GPUWATCH_SOURCE_ROOT", "."), "tests/estimate/model_writer.py")
+    if os.path.exists(writer):
+        model = os.path.join(tmp, "m.gguf")
+        shape = {"arch": "llama", "n_layer": 12, "n_embd": 2048, "n_head": 16, "n_head_kv": 4,
+                 "n_ff": 5632, "n_vocab": 32000, "wtype": "Q4_K", "n_ctx_train": 16384}
+        subprocess.run([sys.executable, writer, model, json.dumps(shape)], check=True,
+                       capture_output=True, timeout=120)
+        fit = json.loads(run("fit", model, "-c", "4096", "--gpu", "80GiB", "--json").stdout)
+        want = fit["requested"]["devices"][0]["memory"]["total"]
+        r = run("place", "--model", model, "--ctx", "4096", "--gpu", "80GiB", "--json")
+        p = json.loads(r.stdout)["plan"]
+        check(p["fits"] and p["ngl"] == 13 and p["n_layers"] == 13, f"model plan: all 13 units ({p})")
+        check(p["gpu_bytes"] == want, f"one-GPU plan uses the estimator's device total "
+                                      f"({p['gpu_bytes']} vs {want})")
+        check(p["host_bytes"] == fit["requested"]["host"]["total"], "host part from the estimator")
+        r = run("run", "--dry-run", "--json", "--model", model, "--ctx", "4096", "--gpus", "2",
+                "--gpu", "24GiB", "--gpu", "24GiB", "--", "llama-server", "-m", model)
+        d = json.loads(r.stdout)
+        a = d["argv"]
+        check(a[:3] == ["llama-server", "-m", model] and a[3:5] == ["-ngl", "13"] and
+              a[5] == "--tensor-split" and a[7:] == ["-c", "4096"], f"model run argv {a}")
+        check(sum(int(x) for x in a[6].split(",")) == 13, "tensor split covers every layer")
+        r = run("place", "--model", model, "--mem", "1GiB", "--gpu", "8GiB")
+        check(r.returncode == 2 and "only one of" in r.stderr, "--model with --mem is a usage error")
+    else:
+        print("skip: no tests/estimate/model_writer.py")
+
 print(f"{'FAILED' if failures else 'ok'}: {len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
