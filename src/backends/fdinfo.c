@@ -584,12 +584,17 @@ static void pid_scan(gw__fdinfo *f, pid_ent *p, int64_t now)
     if (dfd < 0) {
         p->unreadable = errno == EACCES || errno == EPERM;
     } else {
-        char dbuf[4096];
+        char dbuf[8192];
         for (;;) {
             f->stats.syscalls++;
             ssize_t n = getdents64(dfd, dbuf, sizeof dbuf);
             if (n <= 0)
                 break;
+            /* filesystems (procfs, ext4, tmpfs) fill the buffer until it
+             * is full or the folder ends: when room for two more entries
+             * was left, the folder has ended and a second call (which
+             * would return 0) is saved */
+            bool ended = (size_t)n + 2 * (sizeof(struct dirent64) + 256) <= sizeof dbuf;
             for (ssize_t off = 0; off < n;) {
                 struct dirent64 *d = (struct dirent64 *)(void *)(dbuf + off);
                 off += d->d_reclen;
@@ -613,6 +618,8 @@ static void pid_scan(gw__fdinfo *f, pid_ent *p, int64_t now)
                     kfd = true;
                 }
             }
+            if (ended)
+                break;
         }
         close(dfd);
     }
