@@ -350,6 +350,8 @@ static int amd_open(void **state, const gw__config *cfg, gw_error *err)
         for (int a = 0; a < A_COUNT; a++)
             d->attr[a].fd = -1;
         open_device(d);
+        gw__driver_version(cfg->sys_root, cfg->proc_root, "amdgpu", d->info.driver_version,
+                           sizeof d->info.driver_version);
     }
     s->n_devs = n;
     free(cards); /* descriptors now belong to devs */
@@ -663,6 +665,8 @@ static void amd_status(void *state, gw_source_status *st)
     st->state = GW_SOURCE_OK;
     st->calls = s->calls;
     gw__strlcpy(st->message, s->message, sizeof st->message);
+    if (s->n_devs)
+        gw__strlcpy(st->driver_version, s->devs[0].info.driver_version, sizeof st->driver_version);
 }
 
 const gw__backend_ops gw__backend_amdgpu = {

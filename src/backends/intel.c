@@ -128,8 +128,8 @@ static void open_device(intel_dev *d)
     in->source_index = d->card.card;
     gw__strlcpy(in->source, "intel", sizeof in->source);
     gw__strlcpy(in->pci_bus_id, d->card.pci_bus_id, sizeof in->pci_bus_id);
-    gw__strlcpy(in->driver_version, d->card.driver, sizeof in->driver_version);
-    snprintf(in->name, sizeof in->name, "Intel GPU [8086:%04x]", d->card.device_id);
+    snprintf(in->name, sizeof in->name, "Intel GPU [8086:%04x] (%s)", d->card.device_id,
+             d->card.driver);
     gw__strlcpy(in->memory_api, "fdinfo", sizeof in->memory_api);
     uint64_t v;
     if (d->xe) {
@@ -212,6 +212,8 @@ static int intel_open(void **state, const gw__config *cfg, gw_error *err)
         for (int a = 0; a < I_COUNT; a++)
             d->attr[a].fd = -1;
         open_device(d);
+        gw__driver_version(cfg->sys_root, cfg->proc_root, d->card.driver, d->info.driver_version,
+                           sizeof d->info.driver_version);
     }
     s->n_devs = n;
     free(cards);
@@ -441,6 +443,8 @@ static void intel_status(void *state, gw_source_status *st)
     st->state = GW_SOURCE_OK;
     st->calls = s->calls;
     gw__strlcpy(st->message, s->message, sizeof st->message);
+    if (s->n_devs)
+        gw__strlcpy(st->driver_version, s->devs[0].info.driver_version, sizeof st->driver_version);
 }
 
 const gw__backend_ops gw__backend_intel = {

@@ -369,3 +369,15 @@ uint32_t gw__pcie_gen_from_speed(const char *text)
             return speeds[i].gen;
     return 0;
 }
+
+bool gw__driver_version(const char *sys_root, const char *proc_root, const char *driver,
+                        char *out, size_t cap)
+{
+    char path[1100];
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/module/%.32s/version", sys_root, driver);
+    if (gw__read_line_at(AT_FDCWD, path, out, cap))
+        return true;
+    snprintf(path, sizeof path, "%s/sys/kernel/osrelease", proc_root);
+    return gw__read_line_at(AT_FDCWD, path, out, cap);
+}

@@ -94,6 +94,13 @@ void gw__drm_cards_free(gw__drm_card *cards, size_t n);
  * a directory descriptor the caller closes, or -1 when there is none. */
 int gw__hwmon_open(int dev_dirfd, const char *want_name);
 
+/* Version of a kernel driver: sys_root/module/DRIVER/version when the
+ * module has one (out-of-tree builds such as ROCm's amdgpu-dkms), else the
+ * kernel release from proc_root/sys/kernel/osrelease (an in-tree driver is
+ * the kernel's). False (out empty) when neither is readable. */
+bool gw__driver_version(const char *sys_root, const char *proc_root, const char *driver,
+                        char *out, size_t cap);
+
 /* PCIe generation for a sysfs link speed ("16.0 GT/s PCIe"); 0 if unknown. */
 uint32_t gw__pcie_gen_from_speed(const char *text);
 

@@ -68,6 +68,7 @@ def host_files(root):
           "MemTotal:       65536000 kB\nMemFree:        30000000 kB\n"
           "MemAvailable:   50000000 kB\nSwapTotal:       8388604 kB\nSwapFree:        8388604 kB\n")
     write(os.path.join(proc, "loadavg"), "0.50 0.40 0.30 1/300 4000\n")
+    write(os.path.join(proc, "sys/kernel/osrelease"), "6.8.0-gwtest-amd64\n")
     write(os.path.join(proc, "stat"),
           "cpu  100 0 50 1000 10 0 5 0 0 0\ncpu0 50 0 25 500 5 0 2 0 0 0\n"
           "cpu1 50 0 25 500 5 0 3 0 0 0\n")
@@ -188,6 +189,8 @@ def make_mi300(root):
     pci_device(root, ["0000:00:03.1", "0000:0b:00.0", "0000:0c:00.0"], 1, "amdgpu", files, hw, 5,
                render=129)
     host_files(root)
+    # ROCm's out-of-tree amdgpu-dkms has a module version
+    write(os.path.join(root, "sys/module/amdgpu/version"), "6.8.5\n")
 
 
 def make_apu(root):

@@ -114,6 +114,11 @@ def check_amd_device(d, dev, what):
     eq(d["vendor"], "amd", what + " vendor")
     eq(d["source"], "amdgpu", what + " source")
     eq(d["pci_bus_id"], os.path.basename(dev), what + " pci_bus_id")
+    sysroot = dev.split("/sys/devices/")[0] + "/sys"
+    mod = os.path.join(sysroot, "module/amdgpu/version")
+    eq(d["driver_version"], read(mod if os.path.exists(mod) else
+                                 os.path.join(os.path.dirname(sysroot), "proc/sys/kernel/osrelease")).strip(),
+       what + " driver version")
     apu = h is not None and os.path.exists(os.path.join(h, "in1_label")) and \
         read(os.path.join(h, "in1_label")).strip() == "vddnb"
     vt, vu = num(os.path.join(dev, "mem_info_vram_total")), num(os.path.join(dev, "mem_info_vram_used"))
@@ -273,7 +278,9 @@ def main():
             eq(d["vendor"], "intel", what + " vendor")
             eq(d["source"], "intel", what + " source")
             eq(d["pci_bus_id"], os.path.basename(dev), what + " pci id")
-            eq(d["driver_version"], drv, what + " driver")
+            check(d["name"].endswith("(%s)" % drv), what + " names its driver")
+            eq(d["driver_version"], read(os.path.join(root, "proc/sys/kernel/osrelease")).strip(),
+               what + " driver version (in-tree: kernel release)")
             if drv == "xe":
                 f = os.path.join(dev, "tile0/gt0/freq0")
                 act, mx = num(os.path.join(f, "act_freq")), num(os.path.join(f, "max_freq"))
