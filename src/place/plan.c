@@ -567,6 +567,10 @@ static void best_fit(ctx *c)
         commit_full(c, &pick, 1);
         return;
     }
+    if (c->n_cand == 0) {
+        explain(c, "does not fit: ");
+        return;
+    }
     if (!splittable(c)) {
         explain(c, "does not fit on one GPU (a plain size is not split without --gpus N or a "
                    "spread/pack/list policy): ");
