@@ -1,11 +1,12 @@
 /* fuzz_rocm_json.c — libFuzzer target for the rocm-smi / amd-smi JSON
  * parsers (src/backends/rocm_smi.c): any byte string must parse or fail
- * cleanly through all three. Built by scripts/fuzz-smi.sh; its corpus
+ * cleanly through all four. Built by scripts/fuzz-smi.sh; its corpus
  * (tests/smi/corpus/fuzz_rocm_json) replays as a normal test. */
 #include "backends/rocm_smi.h"
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +37,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == GW_OK)
         free(e);
     else if (e || n || !err.message[0])
+        abort();
+    gw__amdsmi_list_entry two[2] = {{.gpu = 0}, {.gpu = 1}};
+    rc = gw__amdsmi_parse_static_names((const char *)data, size, two, 2, &err);
+    if (rc != GW_OK && (two[0].name[0] || two[1].name[0]))
+        abort(); /* an error changes nothing */
+    if (memchr(two[0].name, '\0', sizeof two[0].name) == NULL)
         abort();
     return 0;
 }

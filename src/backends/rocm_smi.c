@@ -4,8 +4,9 @@
  *
  * Owns: two backends sharing one implementation ("amd-smi", "rocm-smi"),
  * the tools' paths found on PATH at open, their JSON parsers (rocm_smi.h),
- * amd-smi's gpu -> PCI address table (`amd-smi list`, cached until a GPU
- * index it does not know shows up), the last good devices (replayed as
+ * amd-smi's gpu -> PCI address, UUID and name table (`amd-smi list` and
+ * `amd-smi static --asic`, cached until a GPU index it does not know shows
+ * up), the last good devices (replayed as
  * stale when a call fails) and the back-off while the tool says the driver
  * or the GPUs are absent.
  *
@@ -726,6 +727,57 @@ out:
     return GW_OK;
 }
 
+int gw__amdsmi_parse_static_names(const char *text, size_t len, gw__amdsmi_list_entry *list,
+                                  size_t n, gw_error *err)
+{
+    json_t *root = load_json("amd-smi", text, len, err);
+    if (!root)
+        return GW_EPARSE;
+    int rc = GW_OK;
+    const json_t *arr = gpu_array(root);
+    char(*names)[96] = NULL;
+    if (!arr) {
+        rc = gw__error_set(err, GW_EPARSE,
+                           "amd-smi: static: expected a list of GPUs or {\"gpu_data\": [...]}");
+        goto out;
+    }
+    names = calloc(n ? n : 1, sizeof *names); /* staged: nothing changes on error */
+    if (!names) {
+        rc = gw__error_set(err, GW_ENOMEM, "amd-smi: out of memory");
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++)
+        memcpy(names[k], list[k].name, sizeof names[k]);
+    size_t i;
+    const json_t *el;
+    json_array_foreach(arr, i, el)
+    {
+        uint32_t gpu;
+        if (!json_is_object(el)) {
+            rc = gw__error_set(err, GW_EPARSE, "amd-smi: static: element %zu is not an object", i);
+            goto out;
+        }
+        if ((rc = gpu_index("static", el, i, &gpu, err)))
+            goto out;
+        char card[24];
+        snprintf(card, sizeof card, "gpu %u", gpu);
+        where w = {"amd-smi", card};
+        char name[96];
+        if ((rc = put_text(&w, "asic.market_name", path2(el, "asic", "market_name"), name,
+                           sizeof name, err)))
+            goto out;
+        for (size_t k = 0; k < n; k++)
+            if (list[k].gpu == gpu)
+                gw__strlcpy(names[k], name, sizeof names[k]);
+    }
+    for (size_t k = 0; k < n; k++)
+        memcpy(list[k].name, names[k], sizeof list[k].name);
+out:
+    free(names);
+    json_decref(root);
+    return rc;
+}
+
 /* ------------------------------------------------------------- backends */
 
 typedef struct rsmi {
@@ -864,6 +916,16 @@ static void amd_fill_identity(rsmi *s, gw_device *devs, size_t n)
             free(s->list);
             s->list = list;
             s->n_list = nl;
+            /* names, once per table: amd-smi metric does not carry them */
+            static const char *const sargv[] = {"amd-smi", "static", "--asic", "--json", NULL};
+            gw_error_clear(&err);
+            rc = run_tool(s, sargv, &res, &absent, &err);
+            if (rc == GW_OK)
+                rc = gw__amdsmi_parse_static_names(res.out, res.out_len, s->list, s->n_list, &err);
+            gw__subprocess_result_release(&res);
+            if (rc)
+                snprintf(s->message, sizeof s->message, "GPU names not read: %.340s",
+                         err.message);
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -872,6 +934,7 @@ static void amd_fill_identity(rsmi *s, gw_device *devs, size_t n)
                 gw__strlcpy(devs[i].info.pci_bus_id, s->list[k].bdf,
                             sizeof devs[i].info.pci_bus_id);
                 gw__strlcpy(devs[i].info.uuid, s->list[k].uuid, sizeof devs[i].info.uuid);
+                gw__strlcpy(devs[i].info.name, s->list[k].name, sizeof devs[i].info.name);
             }
 }
 

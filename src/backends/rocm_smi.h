@@ -12,6 +12,8 @@
  *   numbers or as strings; both are converted. amd-smi's "MB" is MiB.
  * amd-smi list --json: the same two shapes; elements {"gpu": N, "bdf":
  *   "0000:c1:00.0", "uuid": "..."}.
+ * amd-smi static --asic --json: the same two shapes; elements {"gpu": N,
+ *   "asic": {"market_name": "...", ...}}.
  *
  * Missing keys leave metrics invalid; a present value that is not a number
  * in the expected unit is an error naming the card and the key.
@@ -31,6 +33,7 @@ typedef struct gw__amdsmi_list_entry {
     uint32_t gpu;
     char bdf[32];
     char uuid[96];
+    char name[96]; /* from amd-smi static; "" when unknown */
 } gw__amdsmi_list_entry;
 
 /* Each parser reads text[0..len) and returns GW_OK with a new array in *out
@@ -43,5 +46,11 @@ int gw__amdsmi_parse_metric(const char *text, size_t len, gw_device **out, size_
                             gw_error *err);
 int gw__amdsmi_parse_list(const char *text, size_t len, gw__amdsmi_list_entry **out, size_t *n,
                           gw_error *err);
+
+/* Reads `amd-smi static --asic --json` and sets the name of every entry of
+ * list[0..n) whose gpu index it describes. GW_OK, or GW_EPARSE with err set
+ * (then no entry was changed). */
+int gw__amdsmi_parse_static_names(const char *text, size_t len, gw__amdsmi_list_entry *list,
+                                  size_t n, gw_error *err);
 
 #endif

@@ -176,6 +176,20 @@ static void test_amd_list(void **state)
     free(e);
     const char *bad = "[{\"gpu\": 0, \"bdf\": \"pci-0\"}]";
     assert_int_equal(gw__amdsmi_parse_list(bad, strlen(bad), &e, &n, &err), GW_EPARSE);
+
+    gw__amdsmi_list_entry two[2] = {{.gpu = 0}, {.gpu = 5}};
+    const char *st = "[{\"gpu\": 5, \"asic\": {\"market_name\": \"W7900\"}}, {\"gpu\": 9}]";
+    assert_int_equal(gw__amdsmi_parse_static_names(st, strlen(st), two, 2, &err), GW_OK);
+    assert_string_equal(two[0].name, "");
+    assert_string_equal(two[1].name, "W7900");
+    /* an error changes nothing */
+    const char *st_bad = "[{\"gpu\": 0, \"asic\": {\"market_name\": \"X\"}}, {\"gpu\": 5, "
+                         "\"asic\": {\"market_name\": 7}}]";
+    assert_int_equal(gw__amdsmi_parse_static_names(st_bad, strlen(st_bad), two, 2, &err),
+                     GW_EPARSE);
+    assert_non_null(strstr(err.message, "asic.market_name"));
+    assert_string_equal(two[0].name, "");
+    assert_string_equal(two[1].name, "W7900");
 }
 
 /* ---------------------------------------------------------------- backends */
@@ -331,11 +345,14 @@ static void test_amd_backend_and_selection(void **state)
                         "a1ff74a1-0000-1000-80ff-000000000021");
     assert_int_equal(gw__collect_device(&c, 0)->sample.mem_used, 98304 * MIB);
     assert_int_equal(gw__collect_device(&c, 0)->sample.gtt_used, 12 * MIB);
-    assert_int_equal(log_lines(f), 2); /* metric + list */
+    assert_string_equal(gw__collect_device(&c, 0)->info.name, "AMD Instinct MI300X");
+    assert_string_equal(gw__collect_device(&c, 1)->info.name, ""); /* "N/A" */
+    assert_int_equal(log_lines(f), 3); /* metric + list + static */
     /* second sample: the list is cached */
     gw__collect_release(&c);
     assert_int_equal(gw__backend_amd_smi.sample(st, &c, &err), GW_OK);
-    assert_int_equal(log_lines(f), 3);
+    assert_int_equal(log_lines(f), 4);
+    assert_string_equal(gw__collect_device(&c, 0)->info.name, "AMD Instinct MI300X");
 
     /* rocm-smi after it: AMD GPUs are already there, it does not run */
     smi_use_fixture("rocm-normal");
@@ -343,7 +360,7 @@ static void test_amd_backend_and_selection(void **state)
     assert_int_equal(gw__backend_rocm_smi.open(&rs, &f->cfg, &err), GW_OK);
     assert_int_equal(gw__backend_rocm_smi.sample(rs, &c, &err), GW_OK);
     assert_int_equal(gw__collect_device_count(&c), 2);
-    assert_int_equal(log_lines(f), 3);
+    assert_int_equal(log_lines(f), 4);
     gw_source_status s;
     memset(&s, 0, sizeof s);
     gw__backend_rocm_smi.status(rs, &s);

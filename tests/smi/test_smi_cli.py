@@ -252,6 +252,8 @@ class SmiReport(unittest.TestCase):
         doc = self.report_json(["amd-list"], "amd-smi,host")
         a, b = doc["devices"]
         self.assertEqual((a["source"], a["pci_bus_id"]), ("amd-smi", "0000:11:00.0"))
+        self.assertEqual(a["name"], "AMD Instinct MI300X")
+        self.assertIsNone(b["name"])  # market_name "N/A"
         self.assertEqual(b["uuid"], "a1ff74a1-0000-1000-80ff-000000000021")
         self.assertEqual(a["utilization"]["gpu_percent"], 67)
         self.assertEqual(a["utilization"]["memory_percent"], 21)
@@ -278,6 +280,7 @@ class SmiReport(unittest.TestCase):
         (a,) = doc["devices"]
         self.assertEqual(a["source_index"], 1)
         self.assertEqual(a["pci_bus_id"], "0000:21:00.0")  # gpu 1 in the list
+        self.assertEqual(a["name"], "AMD Radeon PRO W7900")
         self.assertEqual(a["utilization"]["gpu_percent"], 44)
         self.assertIsNone(a["utilization"]["memory_percent"])
         self.assertEqual(a["power"]["draw_watts"], 301)
@@ -293,7 +296,7 @@ class SmiReport(unittest.TestCase):
         self.assertEqual(r["state"], "ok")
         self.assertEqual(r["device_count"], 0)
         self.assertIn("not run: amd-smi already reports the AMD GPUs", r["message"])
-        self.assertEqual(self.calls(), ["amd-smi", "amd-smi"])  # metric + list only
+        self.assertEqual(self.calls(), ["amd-smi"] * 3)  # metric, list, static; no rocm-smi
         # amd-smi has no driver: rocm-smi fills in, amd-smi's reason is listed
         doc = self.report_json(["amd-nodriver", "rocm-normal"], "amd-smi,rocm-smi,host")
         self.assertEqual([d["source"] for d in doc["devices"]], ["rocm-smi", "rocm-smi"])
