@@ -255,13 +255,13 @@ static void classify(ctx *c)
         }
         uint64_t usable = gw_place_usable(d, o->margin);
         if (usable <= c->need->overhead) {
-            char a[32], b[32], e[32], f[32];
+            char a[32], b[32], e[32], f[32], g[32];
             exclude(c, i, "no room: %s free - %s reserved - %s margin leaves %s, overhead is %s",
                     gw_place_format_size(d->free, a, sizeof a),
                     gw_place_format_size(d->pending, b, sizeof b),
                     gw_place_format_size(o->margin, e, sizeof e),
                     gw_place_format_size(usable, f, sizeof f),
-                    gw_place_format_size(c->need->overhead, e, sizeof e));
+                    gw_place_format_size(c->need->overhead, g, sizeof g));
             continue;
         }
         c->cap[i] = usable - c->need->overhead;
@@ -660,6 +660,10 @@ static int validate(const gw_place_need *need, const gw_place_opts *o, size_t n,
     if (o->policy == GW_PLACE_LIST) {
         if (o->n_list == 0 || !o->list)
             return gw__error_set(err, GW_EINVAL, "place: the list policy needs a device list");
+        if (o->gpus && o->gpus != o->n_list)
+            return gw__error_set(err, GW_EINVAL,
+                                 "place: %u GPUs asked for with a list of %zu devices", o->gpus,
+                                 o->n_list);
         for (size_t i = 0; i < o->n_list; i++) {
             if (o->list[i] >= n)
                 return gw__error_set(err, GW_EINVAL,

@@ -59,6 +59,7 @@ typedef struct pcase {
     size_t n_excluded;
     uint32_t excluded[8];
     const char *reason_has[4];
+    const char *excluded_has; /* the first exclusion's reason, exactly */
 } pcase;
 
 static const pcase cases[] = {
@@ -175,7 +176,8 @@ static const pcase cases[] = {
     {.name = "reservation holds all but 0.5 GiB, overhead 1 GiB: excluded for no room",
      .n_dev = 2, .dev = {{24, 23.5}, {8}}, .n_units = 4, .units_same_g = 1, .overhead_g = 1,
      .fits = true, .ngl = 4, .n_used = 1, .used = {{1, 0, 4, 5}}, .n_excluded = 1,
-     .excluded = {0}},
+     .excluded = {0}, .excluded_has = "no room: 24.00 GiB free - 23.50 GiB reserved - 0 B margin "
+                                      "leaves 512.0 MiB, overhead is 1.00 GiB"},
 
     /* --- --gpus N and explicit lists */
     {.name = "--gpus 2 on 24,12,16,8 for 20 GiB: first window in cap order 8+12 holds it",
@@ -268,6 +270,8 @@ static void run_case(const pcase *c)
     assert_int_equal(p.n_excluded, c->n_excluded);
     for (size_t i = 0; i < c->n_excluded; i++)
         assert_int_equal(p.excluded[i].device, c->excluded[i]);
+    if (c->excluded_has)
+        assert_string_equal(p.excluded[0].reason, c->excluded_has);
     for (size_t i = 0; i < 4 && c->reason_has[i]; i++)
         if (!strstr(p.reason, c->reason_has[i]))
             fail_msg("%s: reason \"%s\" lacks \"%s\"", c->name, p.reason, c->reason_has[i]);
@@ -310,6 +314,12 @@ static void bad_input_is_rejected(void **state)
     list[1] = 0;
     assert_int_equal(gw_place(d, 1, &one, &o, &p, &err), GW_EINVAL);
     assert_non_null(strstr(err.message, "twice"));
+    list[1] = 1;
+    gw_place_device d2[2] = {d[0], d[0]};
+    o.gpus = 3;
+    assert_int_equal(gw_place(d2, 2, &one, &o, &p, &err), GW_EINVAL);
+    assert_non_null(strstr(err.message, "3 GPUs"));
+    o.gpus = 0;
     o.n_list = 0;
     assert_int_equal(gw_place(d, 1, &one, &o, &p, &err), GW_EINVAL);
     gw_plan_release(&p);
