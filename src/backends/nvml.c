@@ -104,6 +104,7 @@ typedef struct proc_row {
     bool mem_valid;
     uint64_t mem;
     bool util_valid;
+    bool util_garbage; /* only unusable samples seen: unknown, not idle */
     unsigned long long util_ts;
     unsigned sm, memu, enc, dec;
 } proc_row;
@@ -790,7 +791,20 @@ static int merge_rows(nvml_state *s, size_t *n_rows, unsigned n, gw_process_kind
 
 /* Per-process utilisation since d->last_seen_us, filtered: samples with any
  * value over 100 or a pid not in the rows are garbage and dropped; the
- * newest sample of a pid wins. NOT_FOUND means no new samples. */
+ * newest sample of a pid wins. NVML returns a sample only for processes that
+ * were busy, so after a query that worked (SUCCESS, or NOT_FOUND = nothing
+ * newer than lastSeen) a listed process without a sample was idle: 0 %.
+ * A process whose only samples were garbage stays unknown, as does every
+ * process when the query failed. */
+static void idle_unsampled(proc_row *rows, size_t n_rows)
+{
+    for (size_t i = 0; i < n_rows; i++)
+        if (!rows[i].util_valid && !rows[i].util_garbage) {
+            rows[i].util_valid = true;
+            rows[i].sm = rows[i].memu = rows[i].enc = rows[i].dec = 0;
+        }
+}
+
 static int read_process_util(nvml_state *s, nvml_dev *d, size_t n_rows)
 {
     if (!s->fn.DeviceGetProcessUtilization || d->lost || n_rows == 0)
@@ -801,8 +815,10 @@ static int read_process_util(nvml_state *s, nvml_dev *d, size_t n_rows)
     gw_nvml_process_utilization_sample *buf = cap ? s->util : NULL;
     gw_nvml_return r = s->fn.DeviceGetProcessUtilization(d->handle, buf, &count, d->last_seen_us);
     s->calls++;
-    if (r == GW_NVML_ERROR_NOT_FOUND || (r == GW_NVML_SUCCESS && (!buf && count == 0)))
-        return GW_OK; /* no samples newer than last_seen: not an error */
+    if (r == GW_NVML_ERROR_NOT_FOUND || (r == GW_NVML_SUCCESS && (!buf && count == 0))) {
+        idle_unsampled(s->rows, n_rows); /* no samples newer than last_seen */
+        return GW_OK;
+    }
     /* some drivers answer a NULL buffer with SUCCESS and the count */
     bool fill = r == GW_NVML_ERROR_INSUFFICIENT_SIZE || (r == GW_NVML_SUCCESS && !buf);
     for (int attempt = 0; attempt < 4 && fill; attempt++) {
@@ -814,18 +830,24 @@ static int read_process_util(nvml_state *s, nvml_dev *d, size_t n_rows)
         s->calls++;
         fill = r == GW_NVML_ERROR_INSUFFICIENT_SIZE;
     }
-    if (r == GW_NVML_ERROR_NOT_FOUND || !classify(s, d, r, name))
+    if (r == GW_NVML_ERROR_NOT_FOUND) {
+        idle_unsampled(s->rows, n_rows);
+        return GW_OK;
+    }
+    if (!classify(s, d, r, name))
         return GW_OK;
     if (count > cap)
         count = cap;
     unsigned long long newest = d->last_seen_us;
     for (unsigned i = 0; i < count; i++) {
         const gw_nvml_process_utilization_sample *u = &s->util[i];
-        if (u->sm_util > 100 || u->mem_util > 100 || u->enc_util > 100 || u->dec_util > 100)
-            continue;
         proc_row *row = find_row(s->rows, n_rows, u->pid);
         if (!row)
             continue;
+        if (u->sm_util > 100 || u->mem_util > 100 || u->enc_util > 100 || u->dec_util > 100) {
+            row->util_garbage = true;
+            continue;
+        }
         if (row->util_valid && row->util_ts > u->time_stamp)
             continue;
         row->util_valid = true;
@@ -838,6 +860,7 @@ static int read_process_util(nvml_state *s, nvml_dev *d, size_t n_rows)
             newest = u->time_stamp;
     }
     d->last_seen_us = newest;
+    idle_unsampled(s->rows, n_rows);
     return GW_OK;
 }
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 static const char *g_lib, *g_scenarios;
+static gw_monitor *g_open; /* closed by teardown even when a test fails */
 
 static gw_monitor *open_with(const char *scenario)
 {
@@ -40,6 +41,7 @@ static gw_monitor *open_with(const char *scenario)
     gw_error_clear(&err);
     assert_int_equal(gw_monitor_open(&m, &cfg, &err), GW_OK);
     assert_non_null(m);
+    g_open = m;
     return m;
 }
 
@@ -92,7 +94,6 @@ static void test_lost_gpu_stays_lost(void **state)
         assert_int_equal(nvml_source(s)->state, GW_SOURCE_DEGRADED);
         gw_snapshot_release(s);
     }
-    gw_monitor_close(m);
 }
 
 /* two.scn: NOT_SUPPORTED answers in sample 1, not asked again in sample 2.
@@ -124,14 +125,14 @@ static void test_unsupported_not_asked_again(void **state)
     }
     gw_snapshot_release(s1);
     gw_snapshot_release(s2);
-    gw_monitor_close(m);
 }
 
 /* one.scn: pid 4242's newest sample (ts 1700000000500000) says sm 75; pid
  * 5150's sample is garbage (sm 4294967295) and its memory unavailable. Once
  * read, lastSeen is the newest timestamp: sample 2 gets NOT_FOUND (no newer
- * samples), which is not an error; utilisation is then unknown, memory
- * still known. */
+ * samples), which is not an error: NVML only returns samples of busy
+ * processes, so every listed process was idle (0 %) since sample 1 — 5150
+ * too: its garbage sample is older than lastSeen. */
 static void test_process_util_cursor(void **state)
 {
     (void)state;
@@ -151,12 +152,16 @@ static void test_process_util_cursor(void **state)
     assert_int_equal(nvml_source(s2)->state, GW_SOURCE_OK);
     p = find_proc(s2, 0, 4242);
     assert_non_null(p);
-    assert_false(gw_process_has(p, GW_PROC_SM_UTIL));
+    assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
+    assert_true(p->sm_util == 0.0 && p->mem_util == 0.0);
     assert_true(gw_process_has(p, GW_PROC_GPU_MEMORY));
+    p = find_proc(s2, 0, 5150);
+    assert_non_null(p);
+    assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
+    assert_true(p->sm_util == 0.0);
     assert_int_equal(s2->n_processes, 4); /* 4242 (both lists), 5150, 777, 31337 */
     gw_snapshot_release(s1);
     gw_snapshot_release(s2);
-    gw_monitor_close(m);
 }
 
 /* initfail.scn: nvmlInit_v2 answers DRIVER_NOT_LOADED (9). */
@@ -172,7 +177,16 @@ static void test_init_failure(void **state)
     assert_true(s->cpu_only);
     assert_non_null(strstr(s->cpu_only_reason, "Driver Not Loaded"));
     gw_snapshot_release(s);
-    gw_monitor_close(m);
+}
+
+/* Closing the monitor unloads the fake library, so the next test's scenario
+ * is read afresh even after a failed test. */
+static int teardown(void **state)
+{
+    (void)state;
+    gw_monitor_close(g_open);
+    g_open = NULL;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -184,10 +198,10 @@ int main(int argc, char **argv)
     g_lib = argv[1];
     g_scenarios = argv[2];
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lost_gpu_stays_lost),
-        cmocka_unit_test(test_unsupported_not_asked_again),
-        cmocka_unit_test(test_process_util_cursor),
-        cmocka_unit_test(test_init_failure),
+        cmocka_unit_test_teardown(test_lost_gpu_stays_lost, teardown),
+        cmocka_unit_test_teardown(test_unsupported_not_asked_again, teardown),
+        cmocka_unit_test_teardown(test_process_util_cursor, teardown),
+        cmocka_unit_test_teardown(test_init_failure, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,12 +211,21 @@ def expected_processes(sc, lib, gpu_index, snap_index, uuid, procinfo):
                          "decoder_percent": None, "name": None, "user": None,
                          "cmdline": None}
     mig_on = bool(g["v"].get("mig", 0))
-    newest = {}
+    newest, garbage = {}, set()
     for pid, ts, smu, memu, enc, dec in g["putil"]:
-        if mig_on or pid not in rows or max(smu, memu, enc, dec) > 100:
-            continue  # MIG: no per-process util; garbage; pid not on this GPU
+        if mig_on or pid not in rows:
+            continue  # MIG: no per-process util; pid not on this GPU
+        if max(smu, memu, enc, dec) > 100:
+            garbage.add(pid)
+            continue
         if pid not in newest or ts >= newest[pid][0]:
             newest[pid] = (ts, smu, memu, enc, dec)
+    if not mig_on:
+        # NVML only returns samples of busy processes: no sample = idle (0 %);
+        # only garbage samples = unknown
+        for pid in rows:
+            if pid not in newest and pid not in garbage:
+                newest[pid] = (0, 0, 0, 0, 0)
     for pid, (_, smu, memu, enc, dec) in newest.items():
         rows[pid].update(sm_percent=smu, memory_percent=memu, encoder_percent=enc,
                          decoder_percent=dec)
