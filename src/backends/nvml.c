@@ -26,6 +26,17 @@
  *     snapshot) and named in the source status message.
  *  6. Every value copied out of the library is bounds-checked: counts are
  *     capped by the buffer we passed, strings are NUL-terminated.
+ *  7. A per-sample metric that answered NOT_SUPPORTED is not asked again
+ *     (the answer cannot change while NVML stays initialised).
+ *  8. Processes: Compute and Graphics lists (_v2, else v1) merged by pid;
+ *     usedGpuMemory == ULLONG_MAX is "unavailable". Per-process utilisation
+ *     comes from samples newer than the device's lastSeen; samples with a
+ *     value over 100 or an unlisted pid are garbage; NVML samples only busy
+ *     processes, so after a query that worked a listed process without a
+ *     sample is idle (0 %), one with only garbage samples unknown. Not read
+ *     under MIG (NVML has none).
+ *  9. Calls are counted per sample (gw_source_status.calls); open's calls
+ *     are not part of any sample.
  */
 #include "backends/nvml.h"
 
