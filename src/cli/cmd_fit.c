@@ -40,6 +40,7 @@ static void fit_usage(FILE *out)
             "  -mg, --main-gpu N\n"
             "  --mmproj FILE             vision projector GGUF (its weights count)\n"
             "  --embeddings              output buffer also holds embeddings\n"
+            "  --no-op-offload           keep host layers' big ops on the CPU\n"
             "GPUs:\n"
             "  --gpu SIZE                a GPU with SIZE free (e.g. 24GiB, 8000MiB); repeat\n"
             "  --cpu                     no GPU: CPU-only estimate\n"
@@ -279,6 +280,11 @@ int gw_cmd_fit(int argc, char **argv)
         }
         if (FLAG("--swa-full", "--swa-full")) {
             p.swa_full = true;
+            i++;
+            continue;
+        }
+        if (FLAG("--no-op-offload", "--no-op-offload")) {
+            p.no_op_offload = true;
             i++;
             continue;
         }

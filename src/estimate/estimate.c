@@ -267,34 +267,16 @@ int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result
         memset(r, 0, sizeof *r);
         return gw__error_set(err, GW_ERANGE, "estimate: byte count overflow");
     }
-    /* compute: the simulated worst-case graph */
-    uint64_t compute = 0;
-    rc = gw__est_compute_bytes(m, r, p->type_k, p->type_v, err, &compute);
+    /* compute: the simulated worst-case graph, per backend */
+    uint64_t compute[GW_EST_MAX_DEVICES + 1] = {0};
+    rc = gw__est_compute_bytes(m, r, p, err, compute);
     if (rc != GW_OK) {
         memset(r, 0, sizeof *r);
         return rc;
     }
-    bool any_host_layer = false;
-    for (uint32_t il = 0; il <= m->n_layer; il++)
-        if (dev[il] == HOST)
-            any_host_layer = true;
-    uint64_t T = r->n_ubatch < r->n_ctx ? r->n_ubatch : r->n_ctx;
-    if (n_dev == 0) {
-        r->host.compute = compute;
-    } else {
-        /* every device that holds layers runs the graph's share; the
-         * output device also holds the logits (approximation: each such
-         * device gets the whole graph's peak; the host keeps the embedding
-         * lookup, or the whole peak when it runs layers itself) */
-        for (uint32_t d = 0; d < n_dev; d++) {
-            bool used = false;
-            for (uint32_t il = 0; il <= m->n_layer; il++)
-                used |= dev[il] == d;
-            if (used)
-                r->device[d].compute = compute;
-        }
-        r->host.compute = any_host_layer ? compute : (uint64_t)m->n_embd * T * 4 + T * 4;
-    }
+    for (uint32_t d = 0; d < n_dev; d++)
+        r->device[d].compute = compute[d];
+    r->host.compute = compute[n_dev];
     /* output buffer: host */
     uint64_t outs = r->n_seq;
     r->host.output = 4 * outs * ((uint64_t)m->n_vocab + (p->embeddings ? m->n_embd : 0));

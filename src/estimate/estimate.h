@@ -76,6 +76,7 @@ typedef struct gw_est_model {
     bool qkv_bias, qk_norm, fused_qkv, post_norms, parallel_ffn, sinks;
     bool expert_weights_norm; /* MoE router weights renormalised (deepseek2: key) */
     uint32_t embd_type, output_type; /* ggml types of token_embd / output */
+    uint32_t mat_type;               /* type of the block matrices (blk.0.attn_output) */
     /* Weight bytes: [0] input layer (token_embd...), [1 + il] layer il,
      * [1 + n_layer] output layer; raw nbytes and CUDA-padded bytes. */
     uint64_t *layer_bytes;
@@ -121,6 +122,7 @@ typedef struct gw_est_params {
     uint64_t overhead;  /* per GPU runtime overhead outside llama.cpp's buffers */
     uint64_t margin;    /* per GPU safety margin kept free */
     uint64_t mmproj_bytes; /* vision projector weights (on main GPU or host) */
+    bool no_op_offload;    /* --no-op-offload: host weights' big ops stay on the CPU */
     bool cpu_repack;       /* host CPU repacks Q4_0/Q4_K/IQ4_NL/MXFP4 matmul weights
                               (ggml-cpu "CPU_REPACK", x86 AVX2 / ARM): default on
                               for x86-64 and aarch64 */
@@ -199,9 +201,14 @@ int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *
 int gw__est_kv_bytes(const gw_est_model *m, const gw_est_params *p, const gw_est_result *ctx,
                      uint64_t *k, uint64_t *v, gw_error *err);
 
-/* Compute-buffer bytes of the worst-case graph for the CPU backend. */
+/* Compute-buffer bytes of the worst-case graph per backend: out[0..n_dev-1]
+ * the GPUs of ctx (layer placement ctx->layer_device), out[n_dev] the host.
+ * Backends are assigned as ggml_backend_sched does (weights' device, op
+ * offload of host weights to GPU 0 at batch >= 32, expansion), with copies
+ * of sources from other backends and, for pipeline parallelism, 4 copies of
+ * every graph input. */
 int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *ctx,
-                          uint32_t type_k, uint32_t type_v, gw_error *err, uint64_t *out);
+                          const gw_est_params *p, gw_error *err, uint64_t *out);
 
 /* CUDA's allocation size of a weight tensor: nbytes plus, for quantized
  * types with ne0 % 512 != 0, row_bytes(type, 512 - ne0 % 512) (llama.cpp's

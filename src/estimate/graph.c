@@ -41,11 +41,21 @@ enum op_kind {
     K_OTHER,
 };
 
+/* The ggml op classes the backend scheduler treats differently. */
+enum op_class {
+    O_NONE = 0, O_VIEW, O_SET_ROWS, O_MUL_MAT, O_MUL_MAT_ID, O_GET_ROWS, O_ROPE, O_FA, O_COPY,
+    O_OTHER,
+};
+
+#define MAX_DEV (GW_EST_MAX_DEVICES + 1)
+
 typedef struct sim_tensor {
     int64_t ne[4];
     uint32_t type;
-    uint8_t kind;
-    bool input, output, external;
+    uint8_t kind, op;
+    bool input, output, external, weight;
+    int dev; /* backend: 0..n_dev-1 GPUs, n_dev the host; -1 unassigned */
+    int next_copy; /* scheduler copies of one split, chained */
     int src[5];
     int view_src; /* base of a view */
     /* graph / allocation state */
@@ -64,9 +74,15 @@ typedef struct sim {
     size_t n, cap;
     int *nodes, *leafs;
     size_t n_nodes, n_leafs, cap_nodes, cap_leafs;
-    blk *free;
-    size_t n_free, cap_free;
-    uint64_t max_size;
+    /* one allocator per backend (GPUs, then the host) */
+    blk *free_[MAX_DEV];
+    size_t nfree_[MAX_DEV], capfree_[MAX_DEV];
+    uint64_t max_size[MAX_DEV];
+    uint64_t align[MAX_DEV];
+    bool cuda[MAX_DEV];
+    /* builder state: where new weights / caches live, their matrix type */
+    int n_dev, host, cur_dev;
+    uint32_t wtype;
     bool failed;   /* ENOMEM */
     bool overflow; /* ERANGE */
 } sim;
@@ -100,6 +116,8 @@ static int t_add(sim *s, uint32_t type, uint8_t kind, const int64_t ne[4], int a
     t->src[3] = d;
     t->src[4] = e;
     t->view_src = NONE;
+    t->dev = -1;
+    t->op = kind == K_VIEW ? O_VIEW : kind == K_LEAF ? O_NONE : O_OTHER;
     if (kind == K_VIEW && a != NONE)
         t->view_src = s->t[a].view_src != NONE ? s->t[a].view_src : a;
     return (int)s->n++;
@@ -112,14 +130,26 @@ static int leaf(sim *s, uint32_t type, int64_t n0, int64_t n1, int64_t n2, int64
     if (!s->failed) {
         s->t[t].input = input;
         s->t[t].external = !input;
+        s->t[t].dev = input ? s->host : s->cur_dev;
     }
     return t;
 }
 
-/* An external tensor (weight or cache): only its shape matters. */
+/* A weight: matrices have the model's matrix type, vectors are F32. It
+ * lives on the backend of the layer being built. */
 static int W(sim *s, int64_t n0, int64_t n1, int64_t n2)
 {
-    return leaf(s, T_F16, n0, n1, n2, 1, false);
+    int t = leaf(s, (n1 == 1 && n2 == 1) ? T_F32 : s->wtype, n0, n1, n2, 1, false);
+    if (!s->failed)
+        s->t[t].weight = true;
+    return t;
+}
+
+static int set_op(sim *s, int t, uint8_t op)
+{
+    if (!s->failed)
+        s->t[t].op = op;
+    return t;
 }
 
 static int input(sim *s, uint32_t type, int64_t n0, int64_t n1, int64_t n2, int64_t n3)
@@ -162,7 +192,7 @@ static int add(sim *s, int a, int b) { return same(s, K_INPLACE, a, b, NONE); }
 static int mul(sim *s, int a, int b) { return same(s, K_INPLACE, a, b, NONE); }
 static int rms_norm(sim *s, int a) { return same(s, K_INPLACE, a, NONE, NONE); }
 static int unary(sim *s, int a) { return same(s, K_INPLACE, a, NONE, NONE); }
-static int rope(sim *s, int a, int pos) { return same(s, K_INPLACE, a, pos, NONE); }
+static int rope(sim *s, int a, int pos) { return set_op(s, same(s, K_INPLACE, a, pos, NONE), O_ROPE); }
 static int softmax(sim *s, int a, int mask, int sinks)
 {
     return same(s, K_INPLACE, a, mask, sinks);
@@ -181,24 +211,27 @@ static int mul_mat(sim *s, int a, int b)
 {
     if (s->failed)
         return 0;
-    return new_op(s, T_F32, s->t[a].ne[1], s->t[b].ne[1], s->t[b].ne[2], s->t[b].ne[3], a, b, NONE,
-                  NONE, NONE);
+    return set_op(s, new_op(s, T_F32, s->t[a].ne[1], s->t[b].ne[1], s->t[b].ne[2], s->t[b].ne[3], a, b,
+                            NONE, NONE, NONE),
+                  O_MUL_MAT);
 }
 
 static int mul_mat_id(sim *s, int as, int b, int ids)
 {
     if (s->failed)
         return 0;
-    return new_op(s, T_F32, s->t[as].ne[1], s->t[ids].ne[0], s->t[b].ne[2], 1, as, b, ids, NONE,
-                  NONE);
+    return set_op(s, new_op(s, T_F32, s->t[as].ne[1], s->t[ids].ne[0], s->t[b].ne[2], 1, as, b, ids,
+                            NONE, NONE),
+                  O_MUL_MAT_ID);
 }
 
 static int get_rows(sim *s, int a, int idx)
 {
     if (s->failed)
         return 0;
-    return new_op(s, T_F32, s->t[a].ne[0], s->t[idx].ne[0], s->t[idx].ne[1], s->t[idx].ne[2], a,
-                  idx, NONE, NONE, NONE);
+    return set_op(s, new_op(s, T_F32, s->t[a].ne[0], s->t[idx].ne[0], s->t[idx].ne[1],
+                            s->t[idx].ne[2], a, idx, NONE, NONE, NONE),
+                  O_GET_ROWS);
 }
 
 static int cont(sim *s, int a, int64_t n0, int64_t n1, int64_t n2, int64_t n3)
@@ -219,7 +252,7 @@ static int set_rows(sim *s, int dst, int src, int idx)
         return 0;
     int64_t *n = s->t[dst].ne;
     int64_t ne[4] = {n[0], n[1], n[2], n[3]};
-    return t_add(s, s->t[dst].type, K_VIEW, ne, dst, src, idx, NONE, NONE);
+    return set_op(s, t_add(s, s->t[dst].type, K_VIEW, ne, dst, src, idx, NONE, NONE), O_SET_ROWS);
 }
 
 /* ------------------------------------------------------ graph order */
@@ -309,85 +342,100 @@ static uint64_t t_bytes(sim *s, const sim_tensor *t)
         s->overflow = true;
         return 0;
     }
+    int d = t->dev < 0 ? s->host : t->dev;
+    if (s->cuda[d]) { /* CUDA get_alloc_size: quantized row padding */
+        uint64_t ne[4] = {(uint64_t)t->ne[0], (uint64_t)t->ne[1], (uint64_t)t->ne[2],
+                          (uint64_t)t->ne[3]};
+        n = gw__est_cuda_tensor_size(ti, ne, n);
+    }
     uint64_t a;
-    if (!gw__add_u64(n, ALIGN - 1, &a)) {
+    if (!gw__est_pad(n, s->align[d], &a)) {
         s->overflow = true;
         return 0;
     }
-    return a / ALIGN * ALIGN;
+    return a;
 }
 
-static void free_insert(sim *s, size_t pos, uint64_t off, uint64_t size)
+static void free_insert(sim *s, int d, size_t pos, uint64_t off, uint64_t size)
 {
-    if (s->n_free == s->cap_free) {
-        size_t nc = s->cap_free ? s->cap_free * 2 : 64;
-        blk *nb = realloc(s->free, nc * sizeof *nb);
+    if (s->nfree_[d] == s->capfree_[d]) {
+        size_t nc = s->capfree_[d] ? s->capfree_[d] * 2 : 64;
+        blk *nb = realloc(s->free_[d], nc * sizeof *nb);
         if (!nb) {
             s->failed = true;
             return;
         }
-        s->free = nb;
-        s->cap_free = nc;
+        s->free_[d] = nb;
+        s->capfree_[d] = nc;
     }
-    memmove(&s->free[pos + 1], &s->free[pos], (s->n_free - pos) * sizeof *s->free);
-    s->free[pos].offset = off;
-    s->free[pos].size = size;
-    s->n_free++;
+    blk *f = s->free_[d];
+    memmove(&f[pos + 1], &f[pos], (s->nfree_[d] - pos) * sizeof *f);
+    f[pos].offset = off;
+    f[pos].size = size;
+    s->nfree_[d]++;
 }
 
-static void free_remove(sim *s, size_t i)
+static void free_remove(sim *s, int d, size_t i)
 {
-    memmove(&s->free[i], &s->free[i + 1], (s->n_free - i - 1) * sizeof *s->free);
-    s->n_free--;
+    blk *f = s->free_[d];
+    memmove(&f[i], &f[i + 1], (s->nfree_[d] - i - 1) * sizeof *f);
+    s->nfree_[d]--;
 }
 
-static uint64_t dyn_alloc(sim *s, uint64_t size)
+/* ggml_dyn_tallocr_alloc: best fit among all blocks but the last, else the
+ * (unbounded) last block. */
+static uint64_t dyn_alloc(sim *s, int d, uint64_t size)
 {
+    blk *f = s->free_[d];
+    size_t n = s->nfree_[d];
     size_t best = SIZE_MAX;
     uint64_t best_size = UINT64_MAX;
-    for (size_t i = 0; i + 1 < s->n_free; i++)
-        if (s->free[i].size >= size && s->free[i].size <= best_size) {
+    for (size_t i = 0; i + 1 < n; i++)
+        if (f[i].size >= size && f[i].size <= best_size) {
             best = i;
-            best_size = s->free[i].size;
+            best_size = f[i].size;
         }
     if (best == SIZE_MAX)
-        best = s->n_free - 1; /* the unbounded last block */
-    uint64_t off = s->free[best].offset;
-    s->free[best].offset += size;
-    s->free[best].size -= size;
-    if (s->free[best].size == 0)
-        free_remove(s, best);
-    if (off + size > s->max_size)
-        s->max_size = off + size;
+        best = n - 1;
+    uint64_t off = f[best].offset;
+    f[best].offset += size;
+    f[best].size -= size;
+    if (f[best].size == 0)
+        free_remove(s, d, best);
+    if (off + size > s->max_size[d])
+        s->max_size[d] = off + size;
     return off;
 }
 
-static void dyn_free(sim *s, uint64_t off, uint64_t size)
+/* ggml_dyn_tallocr_free_bytes: merge with a neighbour or insert sorted. */
+static void dyn_free(sim *s, int d, uint64_t off, uint64_t size)
 {
-    for (size_t i = 0; i < s->n_free; i++) {
-        blk *b = &s->free[i];
+    blk *f = s->free_[d];
+    size_t n = s->nfree_[d];
+    for (size_t i = 0; i < n; i++) {
+        blk *b = &f[i];
         if (b->offset + b->size == off) {
             b->size += size;
-            if (i + 1 < s->n_free && b->offset + b->size == s->free[i + 1].offset) {
-                b->size += s->free[i + 1].size;
-                free_remove(s, i + 1);
+            if (i + 1 < n && b->offset + b->size == f[i + 1].offset) {
+                b->size += f[i + 1].size;
+                free_remove(s, d, i + 1);
             }
             return;
         }
         if (off + size == b->offset) {
             b->offset = off;
             b->size += size;
-            if (i > 0 && s->free[i - 1].offset + s->free[i - 1].size == b->offset) {
-                s->free[i - 1].size += b->size;
-                free_remove(s, i);
+            if (i > 0 && f[i - 1].offset + f[i - 1].size == b->offset) {
+                f[i - 1].size += b->size;
+                free_remove(s, d, i);
             }
             return;
         }
     }
     size_t pos = 0;
-    while (pos < s->n_free && s->free[pos].offset < off)
+    while (pos < n && f[pos].offset < off)
         pos++;
-    free_insert(s, pos, off, size);
+    free_insert(s, d, pos, off, size);
 }
 
 static bool same_layout(const sim_tensor *a, const sim_tensor *b)
@@ -400,6 +448,8 @@ static void alloc_node(sim *s, int i)
     sim_tensor *t = &s->t[i];
     if (t->external || t->allocated || t->kind == K_VIEW)
         return;
+    if (t->dev < 0)
+        t->dev = s->host;
     if (t->kind == K_INPLACE) {
         for (int k = 0; k < 5; k++) {
             int p = t->src[k];
@@ -410,13 +460,14 @@ static void alloc_node(sim *s, int i)
                 continue;
             if (pt->n_children == 1 && pt->n_views == 0) {
                 t->offset = pt->offset;
+                t->dev = pt->dev;
                 t->allocated = true;
                 pt->allocated = false;
                 return;
             }
         }
     }
-    t->offset = dyn_alloc(s, t_bytes(s, t));
+    t->offset = dyn_alloc(s, t->dev, t_bytes(s, t));
     t->allocated = true;
 }
 
@@ -425,19 +476,22 @@ static void free_tensor(sim *s, int i)
     sim_tensor *t = &s->t[i];
     if (t->output)
         return;
-    dyn_free(s, t->offset, t_bytes(s, t));
+    dyn_free(s, t->dev, t->offset, t_bytes(s, t));
     t->allocated = false;
 }
 
-static uint64_t run_alloc(sim *s)
+static void run_alloc(sim *s)
 {
-    free_insert(s, 0, 0, UINT64_MAX / 2);
+    for (int d = 0; d <= s->n_dev; d++)
+        free_insert(s, d, 0, 0, UINT64_MAX / 2);
     for (size_t i = 0; i < s->n_leafs && !s->failed; i++)
         alloc_node(s, s->leafs[i]);
-    for (size_t i = 0; i < s->n_nodes; i++) {
+    for (size_t i = 0; i < s->n_nodes && !s->failed; i++) {
         sim_tensor *t = &s->t[s->nodes[i]];
         if (t->kind == K_VIEW)
             s->t[t->view_src].n_views++;
+        if (t->input) /* graph inputs (pipeline copies) first */
+            alloc_node(s, s->nodes[i]);
         for (int k = 0; k < 5; k++)
             if (t->src[k] != NONE)
                 s->t[t->src[k]].n_children++;
@@ -466,7 +520,217 @@ static uint64_t run_alloc(sim *s)
             }
         }
     }
-    return s->max_size;
+}
+
+/* ----------------------------------------------- backend scheduler */
+
+/* ggml-cuda's get_op_batch_size: ops on host weights are offloaded to the
+ * first GPU when the batch is at least 32 (get_rows never). */
+static int64_t op_batch(const sim_tensor *t)
+{
+    switch (t->op) {
+    case O_GET_ROWS:
+        return 0;
+    case O_MUL_MAT:
+        return t->ne[1];
+    case O_MUL_MAT_ID:
+    case O_ROPE:
+        return t->ne[2];
+    default:
+        return t->ne[1] * t->ne[2] * t->ne[3];
+    }
+}
+
+static bool is_view_op(const sim_tensor *t)
+{
+    return t->op == O_VIEW;
+}
+
+/* ggml_backend_sched passes 1, 2 and 4: every node gets a backend. */
+static void assign_backends(sim *s, bool op_offload)
+{
+    int host = s->host;
+    /* pass 1: pre-allocated tensors, inputs, ops with weights */
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        sim_tensor *t = &s->t[s->nodes[i]];
+        if (t->view_src != NONE && s->t[t->view_src].external) {
+            t->dev = s->t[t->view_src].dev;
+            continue;
+        }
+        if (t->op == O_ROPE || t->op == O_FA)
+            continue;
+        for (int k = 0; k < 5; k++) {
+            int p = t->src[k];
+            if (p == NONE || !s->t[p].weight)
+                continue;
+            int d = s->t[p].dev;
+            if (op_offload && d == host && s->n_dev > 0 && op_batch(t) >= 32)
+                d = 0;
+            t->dev = d;
+            break;
+        }
+    }
+    /* pass 2: expand GPU assignments down and up, then all down and up */
+    for (int round = 0; round < 4; round++) {
+        bool gpu_only = round < 2, down = round % 2 == 0;
+        int cur = -1;
+        for (size_t k = 0; k < s->n_nodes; k++) {
+            size_t i = down ? k : s->n_nodes - 1 - k;
+            sim_tensor *t = &s->t[s->nodes[i]];
+            if (is_view_op(t))
+                continue;
+            if (t->dev != -1)
+                cur = (gpu_only && t->dev == host) ? -1 : t->dev;
+            else if (cur != -1)
+                t->dev = cur;
+        }
+    }
+    /* pass 4: views follow their base, remaining sources their consumer */
+    for (size_t i = 0; i < s->n_nodes; i++) {
+        sim_tensor *t = &s->t[s->nodes[i]];
+        if (t->view_src != NONE && t->dev == -1)
+            t->dev = s->t[t->view_src].dev;
+        for (int k = 0; k < 5; k++) {
+            int p = t->src[k];
+            if (p == NONE || s->t[p].dev != -1)
+                continue;
+            s->t[p].dev = s->t[p].view_src != NONE ? s->t[s->t[p].view_src].dev : t->dev;
+        }
+        if (t->dev == -1)
+            t->dev = s->n_dev > 0 ? 0 : host;
+    }
+}
+
+static int view_dev(const sim *s, int i)
+{
+    const sim_tensor *t = &s->t[i];
+    return t->view_src != NONE ? s->t[t->view_src].dev : t->dev;
+}
+
+/* ggml_backend_sched pass 5: a source on another backend (or in a buffer the
+ * backend cannot read) is copied into the consumer's backend once, at the
+ * start of the split that first needs it. With pipeline parallelism
+ * (n_copies > 1) every copy and every graph input exists n_copies times and
+ * is never freed. */
+static void insert_copies(sim *s, int n_copies)
+{
+    size_t n_old = s->n_nodes;
+    int *old = s->nodes;
+    s->nodes = NULL;
+    s->n_nodes = s->cap_nodes = 0;
+    /* copy[src * MAX_DEV + dev] */
+    size_t nt = s->n;
+    int *copy = malloc(nt * MAX_DEV * sizeof *copy);
+    if (!copy) {
+        s->failed = true;
+        free(old);
+        return;
+    }
+    for (size_t i = 0; i < nt * MAX_DEV; i++)
+        copy[i] = NONE;
+    size_t n_leafs0 = s->n_leafs;
+    if (n_copies > 1) /* host graph inputs: n_copies - 1 more copies each */
+        for (size_t i = 0; i < n_leafs0 && !s->failed; i++) {
+            int l = s->leafs[i];
+            if (!s->t[l].input)
+                continue;
+            s->t[l].output = true;
+            for (int c = 1; c < n_copies && !s->failed; c++) {
+                int x = t_add(s, s->t[l].type, K_LEAF, s->t[l].ne, NONE, NONE, NONE, NONE, NONE);
+                if (s->failed)
+                    break;
+                s->t[x].input = s->t[x].output = true;
+                s->t[x].dev = s->t[l].dev;
+                order_push(s, true, x);
+            }
+        }
+    /* splits: runs of consecutive (non-view) nodes on one backend; the
+     * copies a split needs are allocated at its start, before its nodes */
+    int *copies_of = malloc((n_old + 1) * sizeof *copies_of); /* first copy list per split */
+    size_t *split_of = malloc((n_old + 1) * sizeof *split_of);
+    if (!copies_of || !split_of) {
+        s->failed = true;
+        free(copies_of);
+        free(split_of);
+        free(copy);
+        free(old);
+        return;
+    }
+    size_t n_split = 0;
+    int cur_dev = -2;
+    for (size_t i = 0; i < n_old; i++) {
+        const sim_tensor *t = &s->t[old[i]];
+        if (!is_view_op(t) && t->dev != cur_dev) {
+            cur_dev = t->dev;
+            copies_of[n_split++] = NONE;
+        }
+        split_of[i] = n_split ? n_split - 1 : 0;
+    }
+    if (n_split == 0)
+        copies_of[n_split++] = NONE;
+    /* pass A: find and create the copies, chained per split (newest first) */
+    for (size_t i = 0; i < n_old && !s->failed; i++) {
+        int ni = old[i];
+        if (is_view_op(&s->t[ni]) || s->t[ni].op == O_SET_ROWS)
+            continue;
+        int d = s->t[ni].dev;
+        for (int k = 0; k < 5 && !s->failed; k++) {
+            int p = s->t[ni].src[k];
+            if (p == NONE || (size_t)p >= nt)
+                continue;
+            int pd = view_dev(s, p);
+            if (pd == d)
+                continue;
+            int *slot = &copy[(size_t)p * MAX_DEV + (size_t)d];
+            if (*slot == NONE) {
+                int c = t_add(s, s->t[p].type, K_OTHER, s->t[p].ne, p, NONE, NONE, NONE, NONE);
+                if (s->failed)
+                    break;
+                s->t[c].op = O_COPY;
+                s->t[c].dev = d;
+                if (n_copies > 1) {
+                    s->t[c].input = s->t[c].output = true;
+                    for (int e = 1; e < n_copies && !s->failed; e++) {
+                        int x = t_add(s, s->t[p].type, K_LEAF, s->t[p].ne, NONE, NONE, NONE, NONE,
+                                      NONE);
+                        if (s->failed)
+                            break;
+                        s->t[x].input = s->t[x].output = true;
+                        s->t[x].dev = d;
+                        order_push(s, true, x);
+                    }
+                }
+                size_t sp = split_of[i];
+                s->t[c].next_copy = copies_of[sp];
+                copies_of[sp] = c;
+                *slot = c;
+            }
+            s->t[ni].src[k] = *slot;
+        }
+    }
+    /* pass B: emit every split's copies, then its nodes */
+    size_t sp_done = SIZE_MAX;
+    for (size_t i = 0; i < n_old && !s->failed; i++) {
+        size_t sp = split_of[i];
+        if (sp != sp_done) {
+            /* copies were chained newest first: reverse, then emit */
+            int prev = NONE, c = copies_of[sp];
+            while (c != NONE) {
+                int nx = s->t[c].next_copy;
+                s->t[c].next_copy = prev;
+                prev = c;
+                c = nx;
+            }
+            for (c = prev; c != NONE; c = s->t[c].next_copy)
+                order_push(s, false, c);
+            sp_done = sp;
+        }
+        order_push(s, false, old[i]);
+    }
+    free(copies_of);
+    free(split_of);
+    free(copy);
+    free(old);
 }
 
 /* ------------------------------------------------- graph builders */
@@ -591,7 +855,8 @@ static int attn(gctx *g, int il, int q, int k, int v, int wo, int wo_b,
     if (g->c->flash_attn) {
         if (g->v_trans)
             vv = transpose(s, vv);
-        cur = new_op(s, T_F32, dv, H, g->T / g->ns, g->ns, qq, kk, vv, g->mask[w], sinks);
+        cur = set_op(s, new_op(s, T_F32, dv, H, g->T / g->ns, g->ns, qq, kk, vv, g->mask[w], sinks),
+                     O_FA);
         cur = view(s, cur, dv * H, g->T, 1, 1);
     } else {
         int kq = mul_mat(s, kk, qq);
@@ -670,7 +935,8 @@ static int attn_mla(gctx *g, int cur)
     int wv_b = W(s, kvl, hv, H);
     int out;
     if (g->c->flash_attn) {
-        out = new_op(s, T_F32, kvl, H, T / g->ns, g->ns, qq, kk, vv, g->mask[0], NONE);
+        out = set_op(s, new_op(s, T_F32, kvl, H, T / g->ns, g->ns, qq, kk, vv, g->mask[0], NONE),
+                     O_FA);
         out = permute0213(s, out);
         out = mul_mat(s, wv_b, out);
         out = permute0213(s, out);
@@ -774,6 +1040,13 @@ static int moe(gctx *g, int x, bool bias, bool norm_weights, bool oai)
     return out;
 }
 
+/* Backend of layer il (il == n_layer: the output layer). */
+static int layer_dev(const gctx *g, uint32_t il)
+{
+    uint32_t d = g->c->layer_device[il + 1];
+    return d == UINT32_MAX || (int)d >= g->s->n_dev ? g->s->host : (int)d;
+}
+
 /* One transformer-block graph for every supported architecture. */
 static void build(gctx *g)
 {
@@ -782,7 +1055,9 @@ static void build(gctx *g)
     gw_est_arch a = m->arch;
     int64_t E = m->n_embd, T = g->T, V = m->n_vocab;
 
-    /* build_inp_embd */
+    /* build_inp_embd: token_embd always lives on the host */
+    s->cur_dev = s->host;
+    s->wtype = m->embd_type;
     int tokens = input(s, T_I32, T, 1, 1, 1);
     int embd_in = input(s, T_F32, E, T, 1, 1);
     int inpL = get_rows(s, W(s, E, V, 1), tokens);
@@ -808,6 +1083,8 @@ static void build(gctx *g)
     int64_t H = m->n_head, Dk = head_k(g), Dv = head_v(g);
     for (uint32_t il = 0; il < m->n_layer && !s->failed; il++) {
         int64_t hkv = m->n_head_kv[il];
+        s->cur_dev = layer_dev(g, il);
+        s->wtype = m->mat_type;
         int inpSA = inpL;
         int cur = norm_w(g, inpL, E);
         if (mla) {
@@ -893,6 +1170,8 @@ static void build(gctx *g)
         inpL = cur;
     }
     int cur = inpL;
+    s->cur_dev = layer_dev(g, m->n_layer);
+    s->wtype = m->output_type;
     if (a == GW_EST_ARCH_GPT_OSS) {
         if (!s->failed)
             s->t[cur].output = true; /* t_h_nextn: the last hidden state is kept */
@@ -914,18 +1193,24 @@ static void build(gctx *g)
     expand(s, cur);
 }
 
-int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c, uint32_t type_k,
-                          uint32_t type_v, gw_error *err, uint64_t *out)
+int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
+                          const gw_est_params *p, gw_error *err, uint64_t *out)
 {
     sim s;
     memset(&s, 0, sizeof s);
+    s.n_dev = (int)c->n_devices;
+    s.host = s.n_dev;
+    for (int d = 0; d <= s.n_dev; d++) {
+        s.cuda[d] = d < s.n_dev && p->backend == GW_EST_CUDA;
+        s.align[d] = s.cuda[d] ? GW__EST_CUDA_ALIGN : GW__EST_CPU_ALIGN;
+    }
     gctx g;
     memset(&g, 0, sizeof g);
     g.s = &s;
     g.m = m;
     g.c = c;
-    g.type_k = type_k;
-    g.type_v = type_v;
+    g.type_k = p->type_k;
+    g.type_v = p->type_v;
     uint32_t n_seqs = c->n_seq;
     uint32_t n_tokens = c->n_ctx < c->n_ubatch ? c->n_ctx : c->n_ubatch;
     if (n_tokens % n_seqs)
@@ -939,17 +1224,27 @@ int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c, uint32_
     g.n_kv[1] = c->kv_size_swa;
     g.v_trans = !c->flash_attn;
     build(&g);
-    uint64_t size = s.failed ? 0 : run_alloc(&s);
+    if (!s.failed && s.n_dev > 0) {
+        /* pipeline parallelism: several GPUs, everything offloaded, layer split */
+        bool pp = s.n_dev > 1 && c->n_gpu_layers > (int32_t)m->n_layer &&
+                  p->split_mode == GW_EST_SPLIT_LAYER;
+        assign_backends(&s, !p->no_op_offload);
+        insert_copies(&s, pp ? 4 : 1);
+    }
+    if (!s.failed)
+        run_alloc(&s);
     int rc = GW_OK;
     if (s.failed)
         rc = gw__error_set(err, GW_ENOMEM, "estimate: out of memory simulating the compute graph");
     else if (s.overflow)
         rc = gw__error_set(err, GW_ERANGE, "estimate: compute graph bytes overflow");
     else
-        *out = size;
+        for (int d = 0; d <= s.n_dev; d++)
+            out[d] = s.max_size[d];
     free(s.t);
     free(s.nodes);
     free(s.leafs);
-    free(s.free);
+    for (int d = 0; d <= s.n_dev; d++)
+        free(s.free_[d]);
     return rc;
 }

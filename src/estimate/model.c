@@ -274,6 +274,16 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
                     "estimate");
     if (!m->has_output)
         m->output_type = m->embd_type;
+    m->mat_type = 1; /* F16 */
+    static const char *const mats[] = {"blk.0.attn_output.weight", "blk.0.ffn_down.weight",
+                                       "blk.0.attn_qkv.weight"};
+    for (size_t i = 0; i < GW__ARRAY_LEN(mats); i++) {
+        const gw_gguf_tensor *t = gw_gguf_find_tensor(g, mats[i]);
+        if (t) {
+            m->mat_type = t->type;
+            break;
+        }
+    }
     m->file_size = gw_gguf_file_size(g);
     *out = m;
     return GW_OK;

@@ -165,6 +165,52 @@ static void test_context_rules(void **state)
     assert_int_equal(gw_est_estimate(m, &p, &r, &err), GW_EINVAL);
 }
 
+/* The backend scheduler rules behind the per-GPU compute buffers
+ * (ggml-backend.cpp, ggml-cuda.cu offload_op): */
+static void test_scheduler_rules(void **state)
+{
+    (void)state;
+    gw_est_model *m = tiny_model();
+    m->mat_type = 8; /* Q8_0 blocks: a host weight copied to the GPU costs
+                        ne1 * ne0/32*34 bytes */
+    gw_est_params p;
+    gw_est_params_init(&p);
+    p.n_ctx = 1024;
+    p.n_ubatch = 512;
+    p.n_devices = 1;
+    p.device_free[0] = 1ull << 34;
+    gw_est_result full, part, one, two;
+    gw_error err;
+    assert_int_equal(gw_est_estimate(m, &p, &full, &err), GW_OK);
+    /* full offload: the GPU runs the graph, the host keeps the inputs and
+     * the token_embd lookup ([n_embd, 512] F32 = 512 KiB at least) */
+    assert_true(full.device[0].compute > 0);
+    assert_true(full.host.compute >= 256ull * 512 * 4);
+    /* -ngl 1 (only the output layer on the GPU): the host layers' ops on
+     * host weights run on GPU 0 (op offload, batch 512 >= 32), so the GPU
+     * buffer also holds copies of those weights: the FFN up matrix alone is
+     * 512 rows of 256/32*34 = 272 bytes = 139264 bytes */
+    p.n_gpu_layers = 1;
+    assert_int_equal(gw_est_estimate(m, &p, &part, &err), GW_OK);
+    assert_true(part.device[0].compute >= 139264);
+    /* --no-op-offload keeps them on the host: the GPU buffer shrinks */
+    p.no_op_offload = true;
+    gw_est_result nooff;
+    assert_int_equal(gw_est_estimate(m, &p, &nooff, &err), GW_OK);
+    assert_true(nooff.device[0].compute < part.device[0].compute);
+    assert_true(nooff.host.compute > part.host.compute);
+    /* pipeline parallelism (2 GPUs, full offload, layer split): 4 copies of
+     * every graph input, so the host buffer grows against one GPU */
+    p.no_op_offload = false;
+    p.n_gpu_layers = -1;
+    assert_int_equal(gw_est_estimate(m, &p, &one, &err), GW_OK);
+    p.n_devices = 2;
+    p.device_free[1] = 1ull << 34;
+    assert_int_equal(gw_est_estimate(m, &p, &two, &err), GW_OK);
+    assert_true(two.device[0].compute > 0 && two.device[1].compute > 0);
+    assert_true(two.host.compute > one.host.compute);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_placement_split),
         cmocka_unit_test(test_weights_per_device),
         cmocka_unit_test(test_context_rules),
+        cmocka_unit_test(test_scheduler_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
