@@ -225,6 +225,23 @@ int gw_ledger_open(gw_ledger **out, const gw_ledger_opts *o, gw_error *err)
         if (sqlite3_prepare_v3(l->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i], NULL) !=
             SQLITE_OK) {
             if (o->read_only) {
+                /* a file another process has just created and not yet given
+                 * its schema is an empty ledger; any other file is an error */
+                sqlite3_stmt *q = NULL;
+                bool blank = sqlite3_prepare_v2(l->db, "SELECT count(*) FROM sqlite_master", -1, &q,
+                                                NULL) == SQLITE_OK &&
+                             sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) == 0;
+                sqlite3_finalize(q);
+                if (blank) {
+                    for (int k = 0; k < ST_COUNT; k++) {
+                        sqlite3_finalize(l->st[k]);
+                        l->st[k] = NULL;
+                    }
+                    sqlite3_close(l->db);
+                    l->db = NULL;
+                    *out = l;
+                    return GW_OK;
+                }
                 int rc = gw__error_set(err, GW_EIO, "ledger %s: not a gpuwatch ledger (%s)",
                                        o->path, sqlite3_errmsg(l->db));
                 gw_ledger_close(l);

@@ -2,13 +2,15 @@
  * tests (driven by test_ledger_storm.py). It never decides pass/fail about
  * other processes; it reports what it was told, line by line, flushed:
  *
- *   ledger_storm reserve LEDGER SECONDS SEED OWNER_PID
+ *   ledger_storm reserve LEDGER SECONDS SEED OWNER_PID [RELEASE_PCT]
  *     random plan-and-reserve requests against the four test GPUs below, for
  *     SECONDS. Prints "ACK id" only after gw_ledger_reserve returned (the
  *     commit happened), "DUP id" for an idempotent replay, "REFUSED reason"
  *     for a plan that does not fit (exit 3 if the reason is empty),
  *     "RELEASING id" before and "RELEASED id" after releasing one of the
- *     reservations it can see, and "SUMMARY attempts granted refused dup".
+ *     reservations it can see (RELEASE_PCT % of the time after a grant, twice
+ *     that after a refusal; default 35), and "SUMMARY attempts granted
+ *     refused dup".
  *   ledger_storm check LEDGER
  *     gw_ledger_check, then the per-device sums of live reservations
  *     against usable memory; prints "LIVE id" per reservation and "OK", or
@@ -122,7 +124,8 @@ static int check(gw_ledger *l, bool print_live)
     return bad;
 }
 
-static int storm(const char *path, double seconds, uint64_t seed, uint32_t owner)
+static int storm(const char *path, double seconds, uint64_t seed, uint32_t owner,
+                 unsigned release_pct)
 {
     gw_ledger *l = open_at(path, false);
     uint64_t s = seed * 2654435761ull + 88172645463325252ull;
@@ -185,7 +188,7 @@ static int storm(const char *path, double seconds, uint64_t seed, uint32_t owner
         fflush(stdout);
         gw_reservation_clear(&r);
         /* release one live reservation now and then (more when refused) */
-        if (rnd(&s) % 100 < (plan.fits ? 35u : 70u)) {
+        if (rnd(&s) % 100 < (plan.fits ? release_pct : 2 * release_pct)) {
             gw_reservation *v;
             size_t n;
             if (gw_ledger_list(l, &v, &n, &err) == GW_OK && n) {
@@ -215,7 +218,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 6 && strcmp(argv[1], "reserve") == 0)
         return storm(argv[2], atof(argv[3]), strtoull(argv[4], NULL, 10),
-                     (uint32_t)strtoul(argv[5], NULL, 10));
+                     (uint32_t)strtoul(argv[5], NULL, 10),
+                     argc >= 7 ? (unsigned)strtoul(argv[6], NULL, 10) : 35u);
     if (argc >= 3 && strcmp(argv[1], "check") == 0) {
         gw_ledger *l = open_at(argv[2], true);
         int bad = check(l, true);

@@ -352,6 +352,18 @@ static void read_only_and_bad_input(void **state)
     gw_plan_release(&plan);
     gw_ledger_close(l);
 
+    /* an empty file (another process is creating the ledger) reads as empty */
+    char blank[400];
+    snprintf(blank, sizeof blank, "%s/blank.db", f->dir);
+    fclose(fopen(blank, "w"));
+    gw_ledger_opts bo;
+    gw_ledger_opts_init(&bo);
+    bo.path = blank;
+    bo.read_only = true;
+    assert_int_equal(gw_ledger_open(&l, &bo, &err), GW_OK);
+    assert_int_equal(live_count(l), 0);
+    gw_ledger_close(l);
+
     /* not a ledger */
     char junk[400];
     snprintf(junk, sizeof junk, "%s/junk.db", f->dir);

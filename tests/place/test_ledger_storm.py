@@ -18,7 +18,7 @@ Default size: 16 clients x 4 s and 15 kills (keeps the suite short on a
 shared 2-core machine); GW_PLACE_FULL=1 runs the issue's full size,
 64 clients x 20 s and 50 kills.
 """
-import os, random, signal, subprocess, sys, tempfile, time
+import os, random, signal, sqlite3, subprocess, sys, tempfile, time
 
 STORM = sys.argv[1]
 FULL = os.environ.get("GW_PLACE_FULL") == "1"
@@ -62,8 +62,17 @@ def concurrent(tmp):
     procs = [subprocess.Popen([STORM, "reserve", path, str(SECONDS), str(i + 1), me],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(CLIENTS)]
-    deadline = time.time() + 10
-    while not os.path.exists(path) and time.time() < deadline:
+    # the watcher keeps one read-only handle: start it once the schema exists
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            ok = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'reservations'").fetchone()[0]
+            db.close()
+            if ok:
+                break
+        except sqlite3.Error:
+            pass
         time.sleep(0.01)
     watcher = subprocess.Popen([STORM, "watch", path, str(SECONDS)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -98,7 +107,8 @@ def crashes(tmp):
     killed_with_output = 0
     most_required = 0
     for k in range(KILLS):
-        p = subprocess.Popen([STORM, "reserve", path, "30", str(1000 + k), me],
+        # few releases, so many acknowledged reservations must survive each kill
+        p = subprocess.Popen([STORM, "reserve", path, "30", str(1000 + k), me, "5"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0.02, 0.4))
         p.send_signal(signal.SIGKILL)
