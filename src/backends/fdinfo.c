@@ -717,8 +717,15 @@ static long slot_read(gw__fdinfo *f, pid_ent *p, fd_slot *s)
             close(fd);
         }
     }
-    if (n >= 0)
+    if (n >= 0) {
+        /* a full buffer may end inside a line ("drm-total-vram0: 10" of
+         * "1048576 KiB"): keep complete lines only */
+        if (n == FDINFO_BUF - 1) {
+            char *nl = memrchr(f->buf, '\n', (size_t)n);
+            n = nl ? (long)(nl - f->buf) + 1 : 0;
+        }
         f->buf[n] = '\0';
+    }
     return n;
 }
 
@@ -726,18 +733,20 @@ static long slot_read(gw__fdinfo *f, pid_ent *p, fd_slot *s)
 static int pid_read_slots(gw__fdinfo *f, pid_ent *p)
 {
     uint32_t w = 0;
+    bool oom = false;
     for (uint32_t i = 0; i < p->n_fds; i++) {
         fd_slot *s = &p->fds[i];
         bool keep = true;
-        if (s->kind == SLOT_NEW || s->kind == SLOT_OURS) {
+        if (!oom && (s->kind == SLOT_NEW || s->kind == SLOT_OURS)) {
             long n = slot_read(f, p, s);
             rec *r = NULL;
-            if (n < 0) {
+            if (n >= 0 && !(r = rec_push(f)))
+                oom = true; /* keep the slot as it is; the sweep fails */
+            if (oom) {
+                /* nothing */
+            } else if (n < 0) {
                 keep = false; /* closed since the listing */
             } else {
-                r = rec_push(f);
-                if (!r)
-                    return GW_ENOMEM;
                 int prc = gw__fdinfo_parse(f->buf, (size_t)n, &r->c);
                 bool ours = prc == GW_OK && (r->c.driver & f->opts.drivers);
                 if (prc != GW_OK && s->kind == SLOT_OURS) {
@@ -764,6 +773,8 @@ static int pid_read_slots(gw__fdinfo *f, pid_ent *p)
             p->fds[w++] = *s;
     }
     p->n_fds = w;
+    if (oom)
+        return GW_ENOMEM;
     for (uint32_t i = 0; i < p->n_fds; i++) {
         const fd_slot *s = &p->fds[i];
         f->stats.drm_fds++;

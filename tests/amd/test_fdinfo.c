@@ -404,6 +404,35 @@ static void cache_skips_unchanged_and_rescans_on_backoff(void **state)
     fx_rmrf(root);
 }
 
+static void oversized_fdinfo_keeps_complete_lines_only(void **state)
+{
+    (void)state;
+    char root[64];
+    assert_non_null(fx_tmpdir(root, sizeof root));
+    /* 8 KiB is read; the vram line straddles that boundary */
+    size_t cap = 16384, len = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    len += (size_t)snprintf(t, cap, "drm-driver:\tamdgpu\ndrm-pdev:\t0000:03:00.0\n"
+                                    "drm-client-id:\t5\n");
+    while (len + 13 <= 8191 - 20)
+        len += (size_t)snprintf(t + len, cap - len, "x:\t%s\n", "padpadpad");
+    while (len < 8191 - 20) /* the read ends after "drm-memory-vram:\t104" */
+        t[len++] = '\n';
+    len += (size_t)snprintf(t + len, cap - len, "drm-memory-vram:\t1048576 KiB\n");
+    t[len] = '\0';
+    fx_fd(root, 10, 5, "/dev/dri/renderD128", t);
+    free(t);
+    gw__fdinfo *f = open_sweep(root, GW__DRM_AMDGPU);
+    gw_error err;
+    assert_int_equal(gw__fdinfo_sweep(f, SEC, &err), GW_OK);
+    const gw__fdinfo_usage *u = find_usage(f, 10, "0000:03:00.0");
+    assert_non_null(u);
+    assert_false(HAS(u, GW__USE_VRAM)); /* never a truncated number */
+    gw__fdinfo_close(f);
+    fx_rmrf(root);
+}
+
 static void open_fails_cleanly_without_proc(void **state)
 {
     (void)state;
@@ -429,6 +458,7 @@ int main(void)
         cmocka_unit_test(clients_deduplicated_across_fds_and_processes),
         cmocka_unit_test(kernel_without_fdinfo_keys_is_said),
         cmocka_unit_test(cache_skips_unchanged_and_rescans_on_backoff),
+        cmocka_unit_test(oversized_fdinfo_keeps_complete_lines_only),
         cmocka_unit_test(open_fails_cleanly_without_proc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
