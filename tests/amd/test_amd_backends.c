@@ -488,6 +488,59 @@ static void garbage_sysfs_values_are_absent(void **state)
     fx_rmrf(root);
 }
 
+static void device_without_hwmon(void **state)
+{
+    (void)state;
+    char root[128], dir[800];
+    assert_non_null(fx_copy_fixture("rdna3", root, sizeof root));
+    snprintf(dir, sizeof dir, "%s/" RDNA3_DEV "/hwmon", root);
+    fx_rmrf(dir); /* the MI250 case of nvtop#300: no hwmon at all */
+    run r;
+    run_open(&r, &gw__backend_amdgpu, root, true);
+    run_sample(&r);
+    const gw_device *d = &r.c.devices[0];
+    assert_int_equal(d->state, GW_DEVICE_OK);
+    assert_false(HAS(d, TEMP) || HAS(d, POWER) || HAS(d, FAN) || HAS(d, FAN_RPM));
+    assert_false(IHAS(d, TEMP_SLOWDOWN));
+    assert_true(HAS(d, MEM_USED) && HAS(d, UTIL_GPU));
+    /* clocks fall back to the starred pp_dpm lines */
+    char dev[700];
+    snprintf(dev, sizeof dev, "%s/" RDNA3_DEV, root);
+    assert_int_equal(d->sample.clock_graphics_mhz, dpm_mhz(dev, "pp_dpm_sclk", true));
+    assert_int_equal(d->sample.clock_mem_mhz, dpm_mhz(dev, "pp_dpm_mclk", true));
+    run_close(&r);
+    fx_rmrf(root);
+}
+
+static void device_answering_nothing_is_in_error(void **state)
+{
+    (void)state;
+    char root[128], dev[700], path[800];
+    assert_non_null(fx_copy_fixture("rdna3", root, sizeof root));
+    snprintf(dev, sizeof dev, "%s/" RDNA3_DEV, root);
+    snprintf(path, sizeof path, "%s/hwmon", dev);
+    fx_rmrf(path);
+    /* every per-sample attribute opens but fails to read (EISDIR) */
+    static const char *const files[] = {
+        "mem_info_vram_used", "mem_info_vis_vram_used", "mem_info_gtt_used", "gpu_busy_percent",
+        "mem_busy_percent", "pp_dpm_sclk", "pp_dpm_mclk", "current_link_speed",
+        "current_link_width"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dev, files[i]);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+    run r;
+    run_open(&r, &gw__backend_amdgpu, root, false);
+    run_sample(&r);
+    const gw_device *d = &r.c.devices[0];
+    assert_int_equal(d->state, GW_DEVICE_ERROR);
+    assert_non_null(strstr(d->state_reason, "card0 (0000:03:00.0)"));
+    assert_int_equal(d->sample.valid, 0);
+    run_close(&r);
+    fx_rmrf(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +554,8 @@ int main(void)
         cmocka_unit_test(old_kernel_and_processes_off),
         cmocka_unit_test(absent_hardware_is_unavailable),
         cmocka_unit_test(garbage_sysfs_values_are_absent),
+        cmocka_unit_test(device_without_hwmon),
+        cmocka_unit_test(device_answering_nothing_is_in_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
