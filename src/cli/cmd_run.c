@@ -12,6 +12,8 @@
  *      CMD is gone;
  *   4. signals (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) are forwarded to
  *      the child through sigwaitinfo (no handler, no global state);
+ *      With --lease, run renews the lease every third of it while waiting, so
+ *      the reservation lapses only when run itself is gone or stuck;
  *   5. when the child ends, however it ends, the reservation is released
  *      and run exits with CMD's status (128 + signal when it was killed).
  * --dry-run prints the plan, the environment and the command, and stops.
@@ -46,7 +48,8 @@ static void run_usage(FILE *out)
             "  --json                with --dry-run: print them as JSON\n"
             "  --key KEY             idempotency key of the reservation\n"
             "  --owner NAME          owner name recorded with the reservation\n"
-            "  --lease SECONDS       the reservation also ends after this long\n"
+            "  --lease SECONDS       the reservation also lapses SECONDS after run stops\n"
+            "                        renewing it (run renews it every SECONDS/3)\n"
             "  --quiet               do not print the plan line before running\n"
             "Sources (when no --gpu is given):\n"
             "%s"
@@ -170,8 +173,10 @@ static void join_args(char **argv, char *buf, size_t cap)
     }
 }
 
-/* Forks and execs; waits forwarding signals. Returns the exit code. */
-static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledger *l)
+/* Forks and execs; waits forwarding signals, renewing a lease every third
+ * of it. Returns the exit code. */
+static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledger *l,
+                  int64_t lease_ns)
 {
     static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
     sigset_t set, old;
@@ -208,7 +213,20 @@ static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledge
     int status = 0;
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
+        int sig;
+        if (lease_ns > 0) {
+            int64_t third = lease_ns / 3;
+            struct timespec ts = {.tv_sec = third / 1000000000, .tv_nsec = third % 1000000000};
+            sig = sigtimedwait(&set, &si, &ts);
+            if (sig < 0 && errno == EAGAIN) {
+                if (gw_ledger_renew(l, res_id, lease_ns, &err) != GW_OK)
+                    fprintf(stderr, "gpuwatch run: warning: could not renew the lease of "
+                                    "reservation %lld: %s\n", (long long)res_id, err.message);
+                continue;
+            }
+        } else {
+            sig = sigwaitinfo(&set, &si);
+        }
         if (sig < 0) {
             if (errno == EINTR)
                 continue;
@@ -354,7 +372,7 @@ int gw_cmd_run(int argc, char **argv)
             fprintf(stderr, "; %s", env[i]);
         fprintf(stderr, "\n");
     }
-    rc = launch(cmd, env, n_env, res.id, l);
+    rc = launch(cmd, env, n_env, res.id, l, ro.lease_ns);
     gw_error_clear(&err);
     if (gw_ledger_release(l, res.id, &err) != GW_OK && err.code != GW_ENOENT)
         fprintf(stderr, "gpuwatch run: warning: could not release reservation %lld (%s); it is "

@@ -219,6 +219,25 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("run", "--mem", "20GiB", "--gpu", "24GiB", "--", "job")
     check(r.returncode == 0 and live_rows(ledger) == [], "the next run reaps it and releases its own")
 
+    # --- --lease: run renews it while the command runs (lease 2 s, command 3.5 s;
+    # renewals every 0.67 s leave 1.3 s of slack on a loaded machine)
+    e = dict(base_env)
+    e.update({"SHOW_MODE": "sleep", "SHOW_SLEEP": "3.5"})
+    if os.path.exists(show):
+        os.unlink(show)
+    leased = subprocess.Popen([BIN, "run", "--lease", "2", "--mem", "4GiB", "--gpu", "24GiB", "--",
+                               "job"], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    while not os.path.exists(show) and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(2.6)  # past the first lease: only renewals keep it
+    db = sqlite3.connect(ledger)
+    exp = db.execute("SELECT expires_ns FROM reservations").fetchall()
+    db.close()
+    check(len(exp) == 1 and exp[0][0] > time.time_ns(), f"the lease is renewed while running: {exp}")
+    leased.communicate(timeout=30)
+    check(leased.returncode == 0 and live_rows(ledger) == [], "leased run released at exit")
+
     # --- a GGUF model through the estimator (tests/estimate/model_writer.py)
     writer = os.path.join(os.environ.get("GPUWATCH_SOURCE_ROOT", "."), "tests/estimate/model_writer.py")
     if os.path.exists(writer):
