@@ -18,6 +18,13 @@ BIN = os.environ["GPUWATCH_BIN"]
 ROOT = os.environ["GPUWATCH_SOURCE_ROOT"]
 FIX = os.path.join(ROOT, "tests", "smi", "fixtures")
 MIB = 1024 * 1024
+# --fake-nvml DIR: the NVML engineer's fake libnvidia-ml.so.1 (tests/nvml),
+# for the selection test; that test is skipped without it.
+FAKE_NVML = None
+if "--fake-nvml" in sys.argv:
+    i = sys.argv.index("--fake-nvml")
+    FAKE_NVML = os.path.join(sys.argv[i + 1], "libnvidia-ml.so.1")
+    del sys.argv[i:i + 2]
 
 # The fixture's numbers (tests/smi/fixtures/fake-nvidia-smi, scenario normal)
 NV_GPUS = [
@@ -58,8 +65,9 @@ class SmiReport(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def run_report(self, scenarios, args, nvml="/nonexistent/libnvidia-ml.so.1"):
+    def run_report(self, scenarios, args, nvml="/nonexistent/libnvidia-ml.so.1", extra_env=None):
         env = dict(os.environ)
+        env.update(extra_env or {})
         env["PATH"] = os.pathsep.join([os.path.join(FIX, s) for s in scenarios] +
                                       [os.environ.get("PATH", "/usr/bin:/bin")])
         env["GPUWATCH_NVML_LIBRARY"] = nvml
@@ -206,6 +214,29 @@ class SmiReport(unittest.TestCase):
         s = self.source(doc, "nvidia-smi")
         self.assertEqual(s["state"], "unavailable")
         self.assertEqual(s["error"]["name"], "driver error")
+
+    def test_nvml_wins_and_nvidia_smi_is_not_run(self):
+        if not FAKE_NVML or not os.path.exists(FAKE_NVML):
+            self.skipTest("fake NVML library not built")
+        scn = os.path.join(ROOT, "tests", "nvml", "scenarios", "two.scn")
+        p = self.run_report(["nv-normal"], ["--json", "--sources", "nvml,nvidia-smi,host"],
+                            nvml=FAKE_NVML, extra_env={"GPUWATCH_FAKE_NVML_SCENARIO": scn})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertEqual(len(doc["devices"]), 2)  # two.scn's GPUs, once each
+        self.assertEqual({d["source"] for d in doc["devices"]}, {"nvml"})
+        s = self.source(doc, "nvidia-smi")
+        self.assertEqual(s["state"], "ok")
+        self.assertEqual(s["device_count"], 0)
+        self.assertEqual(s["calls"], 0)
+        self.assertIn("not run: nvml already reports the NVIDIA GPUs", s["message"])
+        self.assertEqual(self.calls(), [])  # the fixture nvidia-smi never started
+        # NVML without a driver (no scenario): nvidia-smi takes over
+        p = self.run_report(["nv-normal"], ["--json", "--sources", "nvml,nvidia-smi,host"],
+                            nvml=FAKE_NVML)
+        doc = json.loads(p.stdout)
+        self.assertEqual([d["source"] for d in doc["devices"]], ["nvidia-smi"] * 2)
+        self.assertEqual(self.source(doc, "nvml")["state"], "unavailable")
 
     def test_nvidia_smi_absent(self):
         doc = self.report_json([], "nvidia-smi,host")
