@@ -17,6 +17,7 @@
  * Targets (issue 7): <= 10 us per plan at 8 GPUs, <= 1 ms at 1,024 devices,
  * >= 2,000 reservations/s.
  */
+#include "place/api.h"
 #include "place/ledger.h"
 
 #include <stdio.h>
@@ -209,6 +210,67 @@ static void bench_ledger(const char *dir, int procs, long per_proc, bool full)
     unlink(side);
 }
 
+/* Through the HTTP API's handler functions (JSON body in, JSON out; no
+ * socket): what one POST /api/v1/reservations costs inside the daemon. */
+static void bench_api(const char *dir, long n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/place-bench-api-%d.db", dir, (int)getpid());
+    gw_device devs[8];
+    memset(devs, 0, sizeof devs);
+    for (int i = 0; i < 8; i++) {
+        devs[i].info.index = (uint32_t)i;
+        snprintf(devs[i].info.uuid, sizeof devs[i].info.uuid, "GPU-api-%d", i);
+        devs[i].sample.valid = (1u << GW_METRIC_MEM_FREE) | (1u << GW_METRIC_MEM_TOTAL);
+        devs[i].sample.mem_free = devs[i].sample.mem_total = 1024 * GIB;
+    }
+    gw_snapshot snap = {.n_devices = 8, .devices = devs};
+    gw_place_api_config cfg = {.ledger_path = path};
+    gw_place_api *api;
+    gw_error err;
+    if (gw_place_api_open(&api, &cfg, &err) != GW_OK) {
+        fprintf(stderr, "place_bench: %s\n", err.message);
+        exit(1);
+    }
+    gw_strbuf out;
+    gw__strbuf_init(&out, 0);
+    const char *body = "{\"mem\":\"1GiB\",\"owner\":\"bench\",\"lease_s\":600}";
+    long long live[64];
+    size_t n_live = 0;
+    double t0 = now_s(), c0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+    for (long i = 0; i < n; i++) {
+        gw__strbuf_reset(&out);
+        int st = gw_place_api_reserve(api, &snap, body, strlen(body), NULL, &out);
+        const char *p = out.data ? strstr(out.data, "\"reservation\":{\"id\":") : NULL;
+        if (st != 201 || !p) {
+            fprintf(stderr, "place_bench: api reserve %d: %s\n", st, out.data ? out.data : "");
+            exit(1);
+        }
+        long long id = atoll(p + strlen("\"reservation\":{\"id\":"));
+        if (n_live == 64) {
+            char idt[32];
+            snprintf(idt, sizeof idt, "%lld", live[0]);
+            gw__strbuf_reset(&out);
+            gw_place_api_delete(api, idt, &out);
+            memmove(live, live + 1, 63 * sizeof *live);
+            n_live--;
+        }
+        live[n_live++] = id;
+    }
+    double wall = (double)n / (now_s() - t0);
+    double cpu = (double)n / (cpu_s(CLOCK_PROCESS_CPUTIME_ID) - c0);
+    printf("api   1 thread   synchronous=NORMAL %8.0f reservations/s wall, %8.0f per CPU-second "
+           "(POST /api/v1/reservations handler: JSON in/out, no socket)\n", wall, cpu);
+    gw__strbuf_release(&out);
+    gw_place_api_close(api);
+    char side[600];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
 int main(int argc, char **argv)
 {
     bool quick = false;
@@ -225,6 +287,7 @@ int main(int argc, char **argv)
     bench_ledger(dir, 1, n, false);
     bench_ledger(dir, 4, n / 2, false);
     bench_ledger(dir, 1, n / 4, true);
+    bench_api(dir, n);
     printf("targets: <= 10 us/plan at 8 GPUs, <= 1000 us/plan at 1,024 devices, "
            ">= 2,000 reservations/s\n");
     return 0;
