@@ -335,6 +335,29 @@ class SmiReport(unittest.TestCase):
         self.assertEqual(a["state"], "unavailable")
         self.assertEqual(a["message"], "amd-smi: amdgpu driver not loaded (exit 1)")
 
+    def test_amdgpu_wins_and_tools_are_not_run(self):
+        tree = os.path.join(ROOT, "tests", "fixtures", "rdna3")
+        if not os.path.isdir(os.path.join(tree, "sys")):
+            self.skipTest("amdgpu fixture tree tests/fixtures/rdna3 not there")
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([os.path.join(FIX, "amd-list"),
+                                       os.path.join(FIX, "rocm-normal"), env.get("PATH", "")])
+        env["GW_FIXTURE_LOG"] = self.log
+        p = subprocess.run([BIN, "report", "--json", "--sources", "amdgpu,amd-smi,rocm-smi,host",
+                            "--sys-root", os.path.join(tree, "sys"),
+                            "--proc-root", os.path.join(tree, "proc")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertTrue(doc["devices"])
+        self.assertEqual({d["source"] for d in doc["devices"]}, {"amdgpu"})
+        for name in ("amd-smi", "rocm-smi"):
+            s = self.source(doc, name)
+            self.assertEqual(s["device_count"], 0)
+            self.assertIn("not run: amdgpu already reports the AMD GPUs", s["message"])
+        self.assertEqual(self.calls(), [])
+
     def test_rocm_smi_failures(self):
         doc = self.report_json(["rocm-garbage"], "rocm-smi,host")
         s = self.source(doc, "rocm-smi")
