@@ -7,7 +7,10 @@
 # New interesting inputs go to $FUZZ_DIR/corpus (the seed corpus in
 # tests/gguf/corpus is read, never written); a crash is written as
 # $FUZZ_DIR/crash-* and the script exits non-zero. Copy a fixed crash into
-# tests/gguf/corpus/ so the test suite replays it.
+# tests/gguf/corpus/fuzz/ so the test suite replays it. To refresh that folder
+# with what a run found (only inputs that add coverage over the seeds):
+#   mkdir m && cp tests/gguf/corpus/*.gguf m/ && $FUZZ_DIR/fuzz_gguf -merge=1 m $FUZZ_DIR/corpus
+#   then copy the new (hash-named) files of m/ into tests/gguf/corpus/fuzz/.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
@@ -26,4 +29,5 @@ cd "$dir"
 jobs=()
 [ "${FUZZ_JOBS:-1}" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
 exec ./fuzz_gguf -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-  "${jobs[@]}" -print_final_stats=1 -artifact_prefix="$dir/" corpus "$top/tests/gguf/corpus"
+  "${jobs[@]}" -print_final_stats=1 -artifact_prefix="$dir/" corpus "$top/tests/gguf/corpus" \
+  "$top/tests/gguf/corpus/fuzz"
