@@ -196,7 +196,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     # --- run itself SIGKILLed: the command keeps the reservation, then it is auto-released
     e = dict(base_env)
-    e.update({"SHOW_MODE": "sleep", "SHOW_SLEEP": "1.5"})
+    e.update({"SHOW_MODE": "sleep", "SHOW_SLEEP": "4"})
     if os.path.exists(show):
         os.unlink(show)
     # (the command inherits run's stdout: DEVNULL, so waiting for run does not wait for it)
