@@ -458,6 +458,7 @@ typedef struct nvsmi {
     char message[384];
     char driver[32];
     uint64_t calls;
+    bool legacy; /* the driver refused memory.reserved: legacy field list */
     /* why the tool said the GPUs are absent, repeated during the back-off */
     int unavail_error;
     char unavail_message[384];
@@ -668,12 +669,25 @@ static int nvsmi_sample(void *state, gw__collect *c, gw_error *err)
 
     gw__subprocess_result res;
     bool absent;
-    int rc = run_query(s, "--query-gpu=" GW__NVSMI_GPU_FIELDS, &res, &absent, err);
+    int rc = run_query(s, s->legacy ? "--query-gpu=" GW__NVSMI_GPU_FIELDS_LEGACY
+                                    : "--query-gpu=" GW__NVSMI_GPU_FIELDS,
+                       &res, &absent, err);
+    if (rc == GW_EINVAL && !s->legacy &&
+        (strstr(res.out, "\"memory.reserved\"") || strstr(res.err, "\"memory.reserved\""))) {
+        /* a pre-R510 driver: ask again without memory.reserved, from now on */
+        s->legacy = true;
+        gw__subprocess_result_release(&res);
+        rc = run_query(s, "--query-gpu=" GW__NVSMI_GPU_FIELDS_LEGACY, &res, &absent, err);
+    }
     gw_device *devs = NULL;
     size_t n = 0;
     if (rc == GW_OK)
         rc = gw__nvsmi_parse_gpus(res.out, res.out_len, &devs, &n, err);
     gw__subprocess_result_release(&res);
+    for (size_t i = 0; rc == GW_OK && s->legacy && i < n; i++) {
+        devs[i].sample.valid &= ~(1ull << GW_METRIC_MEM_RESERVED); /* that column was total */
+        devs[i].sample.mem_reserved = 0;
+    }
     if (rc && absent) {
         gw__smi_keeper_clear(&s->keep);
         gw__smi_keeper_backoff(&s->keep, now);

@@ -21,6 +21,13 @@
     "index,pci.bus_id,uuid,driver_version,memory.total,memory.reserved,memory.used,"         \
     "memory.free,utilization.gpu,utilization.memory,temperature.gpu,power.draw,power.limit," \
     "clocks.sm,clocks.gr,clocks.mem,fan.speed,pstate,name"
+/* Drivers before R510 refuse memory.reserved ("is not a valid field", exit
+ * 2): the same columns with memory.total standing in for it, that column's
+ * value then dropped (gw__nvsmi_drop_reserved). */
+#define GW__NVSMI_GPU_FIELDS_LEGACY                                                          \
+    "index,pci.bus_id,uuid,driver_version,memory.total,memory.total,memory.used,"            \
+    "memory.free,utilization.gpu,utilization.memory,temperature.gpu,power.draw,power.limit," \
+    "clocks.sm,clocks.gr,clocks.mem,fan.speed,pstate,name"
 #define GW__NVSMI_GPU_FIELD_COUNT 19
 #define GW__NVSMI_APP_FIELDS "gpu_uuid,pid,used_memory,process_name"
 #define GW__NVSMI_APP_FIELD_COUNT 4

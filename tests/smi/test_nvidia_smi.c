@@ -536,6 +536,30 @@ static void test_backend_real_nvidia_smi_without_driver(void **state)
     assert_true(smi_no_children());
 }
 
+static void test_backend_old_driver_without_memory_reserved(void **state)
+{
+    fx *f = *state;
+    smi_use_fixture("nv-old");
+    open_ok(f);
+    gw_error err;
+    gw_error_clear(&err);
+    assert_int_equal(gw__backend_nvidia_smi.sample(f->state, &f->c, &err), GW_OK);
+    assert_int_equal(gw__collect_device_count(&f->c), 1);
+    gw_device *d = gw__collect_device(&f->c, 0);
+    assert_string_equal(d->info.name, "NVIDIA GeForce GTX 1080 Ti");
+    assert_int_equal(d->sample.mem_total, 11264 * MIB);
+    assert_int_equal(d->sample.mem_used, 5000 * MIB);
+    assert_false(HAS(d, MEM_RESERVED)); /* the stand-in column is not reserved memory */
+    assert_int_equal(d->sample.mem_reserved, 0);
+    gw_source_status st = status_of(f);
+    assert_int_equal(st.state, GW_SOURCE_OK);
+    assert_int_equal(st.calls, 3); /* refused, legacy, processes */
+    gw__collect_release(&f->c);
+    assert_int_equal(gw__backend_nvidia_smi.sample(f->state, &f->c, &err), GW_OK);
+    assert_int_equal(status_of(f).calls, 2); /* the legacy list is remembered */
+    assert_int_equal(gw__collect_device_count(&f->c), 1);
+}
+
 static void test_backend_not_on_path(void **state)
 {
     fx *f = *state;
@@ -571,6 +595,7 @@ int main(void)
         FX(test_backend_garbage_fails_with_reason),
         FX(test_backend_exit_codes),
         FX(test_backend_real_nvidia_smi_without_driver),
+        FX(test_backend_old_driver_without_memory_reserved),
         FX(test_backend_not_on_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,6 +160,18 @@ class SmiReport(unittest.TestCase):
         self.assertIsNone(p["gpu_memory_bytes"])
         self.assertIsNone(p["name"])
 
+    def test_nvidia_smi_old_driver(self):
+        # a pre-R510 nvidia-smi refuses memory.reserved: asked again without it
+        doc = self.report_json(["nv-old"], "nvidia-smi,host")
+        (d,) = doc["devices"]
+        self.assertEqual(d["driver_version"], "470.256.02")
+        self.assertEqual(d["memory"]["total_bytes"], 11264 * MIB)
+        self.assertEqual(d["memory"]["used_bytes"], 5000 * MIB)
+        self.assertEqual(d["memory"]["free_bytes"], 6264 * MIB)
+        self.assertIsNone(d["memory"]["reserved_bytes"])
+        self.assertAlmostEqual(d["power"]["draw_watts"], 150.25, places=6)
+        self.assertEqual(self.source(doc, "nvidia-smi")["calls"], 3)
+
     def test_nvidia_smi_garbage(self):
         doc = self.report_json(["nv-garbage"], "nvidia-smi,host")
         self.assertTrue(doc["cpu_only"])
