@@ -41,6 +41,7 @@ struct gw__sampler {
     int result_rc;
     char result_msg[512];
 
+    bool reschedule;        /* interval changed: recompute the next tick */
     gw_snapshot *current;   /* published (owned reference) */
     gw_snapshot *last_good; /* last real round (owned reference) */
     bool stalled;
@@ -297,6 +298,11 @@ static void *ticker_main(void *arg)
         int64_t now = gw__now_mono_ns();
         int64_t interval = (int64_t)s->cfg.interval_ms * NS_PER_MS;
         int64_t deadline = (int64_t)s->cfg.deadline_ms * NS_PER_MS;
+        if (s->reschedule) {
+            s->reschedule = false;
+            if (s->round_started_mono + interval < next_tick)
+                next_tick = s->round_started_mono + interval;
+        }
         if (s->round == ROUND_DONE) {
             gw_snapshot *snap = s->result;
             int rc = s->result_rc;
@@ -474,6 +480,7 @@ void gw__sampler_reconfigure(gw__sampler *s, const gw__sampler_config *cfg)
     unsigned keep = s->cfg.history_seconds;
     s->cfg = *cfg;
     s->cfg.history_seconds = keep;
+    s->reschedule = true;
     pthread_cond_broadcast(&s->wake_ticker);
     pthread_mutex_unlock(&s->lock);
     gw__events_set_thresholds(s->events, &cfg->thresholds);

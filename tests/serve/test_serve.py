@@ -139,6 +139,31 @@ def case_endpoints():
     os.unlink(scn)
 
 
+def case_cache():
+    """Bodies are rendered once per snapshot and shared: with no new snapshot
+    (interval 1 h) repeated requests get byte-identical bodies, including
+    the render-time fields (data age, request counters); once a snapshot
+    is published (SIGHUP with a short interval) the bodies change."""
+    tmp = tempfile.mkdtemp()
+    conf = os.path.join(tmp, "c.conf")
+    with open(conf, "w") as f:
+        f.write("interval_ms = 3600000\ndeadline_ms = 3600000\n")
+    d = Daemon(scenario=TWO, args=["--config", conf])
+    for path in ("/health", "/gpu/info", "/gpu/metrics", "/gpu/processes", "/metrics"):
+        first = d.get(path)[2]
+        time.sleep(0.05)
+        for _ in range(3):
+            again = d.get(path)[2]
+            check(again == first, "%s rendered twice for one snapshot" % path)
+    before = d.get("/metrics")[2]
+    with open(conf, "w") as f:
+        f.write("interval_ms = 100\n")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: d.get("/metrics")[2] != before, 10, "a new snapshot after SIGHUP", d)
+    d.stop()
+    shutil.rmtree(tmp)
+
+
 def case_limits():
     d = Daemon(scenario=TWO, args=["--set", "connection_timeout_s=2",
                                    "--set", "max_request_bytes=4096"])
@@ -724,7 +749,7 @@ def case_docs():
 
 
 CASES = {
-    "endpoints": case_endpoints, "limits": case_limits, "cpuonly": case_cpuonly,
+    "endpoints": case_endpoints, "cache": case_cache, "limits": case_limits, "cpuonly": case_cpuonly,
     "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
     "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
     "events": case_events, "load": case_load, "ops": case_ops, "docs": case_docs,
