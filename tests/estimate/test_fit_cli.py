@@ -90,6 +90,22 @@ def main():
         check(d["requested"]["host"]["output"] == 4 * 32000, f"output buffer {d['requested']['host']}")
         human = run(model, "--gpu", "24GiB", "-c", "4096")
         check("llama.cpp flags: -c 4096 -ngl 999" in human.stdout, f"human: {human.stdout}")
+        # default GPUs: the live GPUs of this host (gw_monitor), here NVIDIA's
+        # library replaced by the project's fake NVML serving two GPUs
+        lib = os.path.join(os.environ.get("GPUWATCH_BUILD_ROOT", ""), "tests", "nvml", "lib-full",
+                           "libnvidia-ml.so.1")
+        scn = os.path.join(os.environ.get("GPUWATCH_SOURCE_ROOT", ""), "tests", "nvml", "scenarios",
+                           "two.scn")
+        if os.path.exists(lib) and os.path.exists(scn):
+            env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=scn)
+            r = subprocess.run([GW, "fit", model, "--json", "--sources", "nvml", "--nvml-library", lib],
+                               capture_output=True, text=True, errors="replace", env=env, timeout=60)
+            d = json.loads(r.stdout) if r.stdout else {}
+            devs = d.get("requested", {}).get("devices", [])
+            check([x["free"] for x in devs] == [21128806400, 4139778048],
+                  f"live GPUs: {r.returncode} {r.stderr} {devs}")
+        else:
+            print("note: fake NVML not built, live-GPU path not checked")
     if fails:
         print("\n".join(fails))
         return 1
