@@ -265,6 +265,10 @@ int gw_cmd_run(int argc, char **argv)
     int s = parse_options(dash < 0 ? argc : dash, argv, &r, &ro);
     if (s)
         return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
+    if (r.json && !ro.dry_run) {
+        fprintf(stderr, "gpuwatch run: --json goes with --dry-run\n");
+        return GW_EXIT_USAGE;
+    }
     if (dash < 0 || dash + 1 >= argc) {
         fprintf(stderr, "gpuwatch run: no command: put it after '--' (gpuwatch run --mem 8GiB -- CMD ...)\n");
         return GW_EXIT_USAGE;

@@ -169,6 +169,9 @@ with tempfile.TemporaryDirectory() as tmp:
     check(live_rows(ledger) == [], "released when the command cannot start")
     r = run("run", "--mem", "8GiB", "--gpu", "24GiB", "job")
     check(r.returncode == 2 and "--" in r.stderr, "a command without '--' is a usage error")
+    r = run("run", "--json", "--mem", "8GiB", "--gpu", "24GiB", "--", "job")
+    check(r.returncode == 2 and "--dry-run" in r.stderr, "--json without --dry-run is a usage error")
+    check(not os.path.exists(show), "nothing ran")
 
     # --- signals are forwarded; two runs never share the same memory
     e = dict(base_env)
