@@ -183,6 +183,25 @@ def main():
     print("  sampler CPU per round (8 GPUs, %d rounds): %.1f us -> %.2f s/hour at 1 s = %.4f%% of a core" %
           (r1 - r0, per_round * 1e6, per_round * 3600, per_round * 100))
     stop(d)
+
+    # 4. latency while a driver call hangs: GPU 0's power read blocks for an
+    # hour from the 4th round on; the daemon serves the stale snapshot.
+    hung = os.path.join(tmp, "hung.scn")
+    with open(hung, "w") as f:
+        f.write("hang nvmlDeviceGetPowerUsage gpu=0 after=3\n" + scenario(8, 40))
+    d, port = start_daemon(binary, lib, hung, ["--interval-ms", "1000", "--set", "deadline_ms=1500"])
+    end = time.time() + 30
+    while time.time() < end and not metric(port, "gpuwatch_sampling_stalled"):
+        time.sleep(0.2)
+    stalled = metric(port, "gpuwatch_sampling_stalled") == 1
+    ok = ok and stalled
+    for path in ("/metrics", "/health"):
+        r = wrk("http://127.0.0.1:%d%s" % (port, path), a.duration)
+        ok = ok and r["non2xx"] == 0
+        print("  while hung %-13s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   non-2xx %d (stalled: %s)" %
+              (path, r["rps"], r["p50"], r["p99"], r["non2xx"], stalled))
+    print("  stale age after the run: %.1f s" % metric(port, "gpuwatch_sample_age_seconds"))
+    stop(d)
     shutil.rmtree(tmp)
     return 0 if ok else 1
 

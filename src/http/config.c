@@ -17,6 +17,8 @@ const gw__config_key gw__serve_config_keys[] = {
     {"deadline_ms", "2000",
      "A sampling round running longer than this marks the GPUs stale (10..3600000)."},
     {"history_seconds", "3600", "How much history the in-memory rings keep (restart to change)."},
+    {"process_interval_ms", "5000",
+     "Per-process GPU use is read at most this often (0: every round); the list carries over."},
     {"memory_warn_ratio", "0.9", "Used/total VRAM ratio that raises a memory pressure warning."},
     {"memory_critical_ratio", "0.97", "Used/total VRAM ratio that raises a critical event."},
     {"memory_hysteresis_ratio", "0.05",
@@ -122,6 +124,9 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "history_seconds") == 0) {
         ok = parse_uint(v, 1, 7 * 86400, &t.sampler.history_seconds);
         want = "an integer 1..604800";
+    } else if (strcmp(key, "process_interval_ms") == 0) {
+        ok = parse_uint(v, 0, 86400000, &t.sampler.process_interval_ms);
+        want = "an integer 0..86400000";
     } else if (strcmp(key, "memory_warn_ratio") == 0) {
         ok = parse_ratio(v, 0.01, 1, &t.sampler.thresholds.memory_warn);
         want = "a number 0.01..1";
@@ -295,6 +300,7 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "interval_ms = %u\n", c->sampler.interval_ms);
     fprintf(out, "deadline_ms = %u\n", c->sampler.deadline_ms);
     fprintf(out, "history_seconds = %u\n", c->sampler.history_seconds);
+    fprintf(out, "process_interval_ms = %u\n", c->sampler.process_interval_ms);
     fprintf(out, "memory_warn_ratio = %g\n", c->sampler.thresholds.memory_warn);
     fprintf(out, "memory_critical_ratio = %g\n", c->sampler.thresholds.memory_critical);
     fprintf(out, "memory_hysteresis_ratio = %g\n", c->sampler.thresholds.memory_hysteresis);

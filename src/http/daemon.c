@@ -122,9 +122,18 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
 
     gw_config mc;
     monitor_config(&cfg, &mc);
-    gw_monitor *mon;
-    rc = gw_monitor_open(&mon, &mc, err);
+    /* Process lists on a slower cadence: a second monitor reads them, the
+     * first one runs without (see gw__sampler_start). */
+    gw_monitor *mon, *pmon = NULL;
+    bool split = cfg.processes && cfg.sampler.process_interval_ms > cfg.sampler.interval_ms;
+    if (split) {
+        rc = gw_monitor_open(&pmon, &mc, err);
+        mc.processes = false;
+    }
+    if (rc == GW_OK)
+        rc = gw_monitor_open(&mon, &mc, err);
     if (rc) {
+        gw_monitor_close(pmon);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
@@ -133,11 +142,12 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     rc = gw__server_create(&srv, &cfg.http, &log, err);
     if (rc) {
         gw_monitor_close(mon);
+        gw_monitor_close(pmon);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
     gw__sampler *sampler;
-    rc = gw__sampler_start(&sampler, mon, &cfg.sampler, gw__server_publish, srv, &log, err);
+    rc = gw__sampler_start(&sampler, mon, pmon, &cfg.sampler, gw__server_publish, srv, &log, err);
     if (rc) {
         gw__server_free(srv);
         pthread_sigmask(SIG_SETMASK, &old, NULL);

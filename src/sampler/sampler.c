@@ -31,11 +31,13 @@ struct gw__sampler {
 
     gw__sampler_config cfg;
     gw_monitor *mon;
+    gw_monitor *pmon;       /* with processes; NULL: mon has them (or none) */
     gw__log *log;
     gw__sampler_listener listener;
     void *listener_ctx;
 
     round_state round;
+    bool round_full;        /* this round samples pmon */
     int64_t round_started_mono;
     gw_snapshot *result; /* ROUND_DONE: the worker's snapshot (owned) */
     int result_rc;
@@ -44,6 +46,7 @@ struct gw__sampler {
     bool reschedule;        /* interval changed: recompute the next tick */
     gw_snapshot *current;   /* published (owned reference) */
     gw_snapshot *last_good; /* last real round (owned reference) */
+    gw_snapshot *last_full; /* last round of pmon: its processes carry forward */
     bool stalled;
 
     gw__history *history;
@@ -57,6 +60,7 @@ void gw__sampler_config_default(gw__sampler_config *c)
     c->interval_ms = 1000;
     c->deadline_ms = 2000;
     c->history_seconds = 3600;
+    c->process_interval_ms = 5000;
     gw__event_thresholds_default(&c->thresholds);
 }
 
@@ -78,12 +82,13 @@ static void *worker_main(void *arg)
         if (s->stopping)
             break;
         s->round = ROUND_RUNNING;
+        gw_monitor *m = s->round_full && s->pmon ? s->pmon : s->mon;
         pthread_mutex_unlock(&s->lock);
 
         gw_snapshot *snap = NULL;
         gw_error err;
         gw_error_clear(&err);
-        int rc = gw_monitor_sample(s->mon, &snap, &err);
+        int rc = gw_monitor_sample(m, &snap, &err);
 
         pthread_mutex_lock(&s->lock);
         s->result = snap;
@@ -153,6 +158,60 @@ fail:
     return NULL;
 }
 
+/* A snapshot with cheap's devices, sources and host and full's processes,
+ * each re-pointed at the device with the same key (UUID); processes of
+ * devices no longer present are dropped. NULL when out of memory. */
+static gw_snapshot *with_processes(const gw_snapshot *cheap, const gw_snapshot *full)
+{
+    gw__collect c;
+    gw__collect_init(&c);
+    for (size_t i = 0; i < cheap->n_devices; i++) {
+        gw_device *d = gw__collect_add_device(&c);
+        if (!d)
+            goto fail;
+        *d = cheap->devices[i];
+    }
+    for (size_t i = 0; i < full->n_processes; i++) {
+        const gw_process *p = &full->processes[i];
+        if (p->device_index >= full->n_devices)
+            continue;
+        char key[96], k2[96];
+        gw__history_key(&full->devices[p->device_index], key, sizeof key);
+        size_t j = 0;
+        for (; j < cheap->n_devices; j++) {
+            gw__history_key(&cheap->devices[j], k2, sizeof k2);
+            if (strcmp(key, k2) == 0)
+                break;
+        }
+        if (j == cheap->n_devices || cheap->devices[j].state == GW_DEVICE_LOST)
+            continue;
+        gw_process *q = gw__collect_add_process(&c);
+        if (!q)
+            goto fail;
+        *q = *p;
+        q->device_index = (uint32_t)j;
+    }
+    for (size_t i = 0; i < cheap->n_sources; i++) {
+        gw_source_status *st = gw__collect_add_source(&c);
+        if (!st)
+            goto fail;
+        *st = cheap->sources[i];
+    }
+    *gw__collect_host(&c) = cheap->host;
+    gw_snapshot *out = gw__collect_finish(&c);
+    if (!out)
+        goto fail;
+    out->seq = cheap->seq;
+    out->taken_ns = cheap->taken_ns;
+    out->duration_ns = cheap->duration_ns;
+    out->cpu_only = cheap->cpu_only;
+    memcpy(out->cpu_only_reason, cheap->cpu_only_reason, sizeof out->cpu_only_reason);
+    return out;
+fail:
+    gw__collect_release(&c);
+    return NULL;
+}
+
 /* Publishes snap (takes over the caller's reference). Called unlocked. */
 static void publish(gw__sampler *s, gw_snapshot *snap, bool stale)
 {
@@ -210,9 +269,25 @@ static void count_source_errors(gw__sampler *s, const gw_snapshot *snap)
 
 /* A round returned: account, update history/events, publish. Unlocked. */
 static void finish_round(gw__sampler *s, gw_snapshot *snap, int rc, const char *msg,
-                         int64_t started, int64_t now)
+                         int64_t started, int64_t now, bool full)
 {
     double secs = (double)(now - started) / 1e9;
+    if (rc == GW_OK && snap && s->pmon) {
+        if (full) {
+            pthread_mutex_lock(&s->lock);
+            gw_snapshot *old = s->last_full;
+            s->last_full = gw_snapshot_acquire(snap);
+            s->stats.process_rounds++;
+            pthread_mutex_unlock(&s->lock);
+            gw_snapshot_release(old);
+        } else if (s->last_full) { /* only the ticker thread writes last_full */
+            gw_snapshot *merged = with_processes(snap, s->last_full);
+            if (merged) {
+                gw_snapshot_release(snap);
+                snap = merged;
+            }
+        }
+    }
     pthread_mutex_lock(&s->lock);
     s->stats.rounds++;
     s->stats.last_round_seconds = secs;
@@ -293,6 +368,7 @@ static void *ticker_main(void *arg)
     gw__sampler *s = arg;
     int64_t next_tick = gw__now_mono_ns();
     int64_t next_stale = 0;
+    int64_t next_full = 0; /* the first round reads processes */
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         int64_t now = gw__now_mono_ns();
@@ -309,15 +385,19 @@ static void *ticker_main(void *arg)
             char msg[512];
             memcpy(msg, s->result_msg, sizeof msg);
             int64_t started = s->round_started_mono;
+            bool full = s->round_full;
             s->result = NULL;
             s->round = ROUND_IDLE;
             pthread_mutex_unlock(&s->lock);
-            finish_round(s, snap, rc, msg, started, now);
+            finish_round(s, snap, rc, msg, started, now, full);
             pthread_mutex_lock(&s->lock);
             continue;
         }
         if (s->round == ROUND_IDLE && now >= next_tick) {
             s->round = ROUND_REQUESTED;
+            s->round_full = s->pmon && now >= next_full;
+            if (s->round_full)
+                next_full = now + (int64_t)s->cfg.process_interval_ms * NS_PER_MS;
             s->round_started_mono = now;
             next_stale = now + deadline;
             /* Keep the cadence; after a long stall, restart it from now. */
@@ -350,6 +430,9 @@ static int check_config(const gw__sampler_config *c, gw_error *err)
     if (c->interval_ms < 10 || c->interval_ms > 3600000)
         return gw__error_set(err, GW_EINVAL, "interval %u ms is out of range (10..3600000)",
                              c->interval_ms);
+    if (c->process_interval_ms > 86400000)
+        return gw__error_set(err, GW_EINVAL, "process interval %u ms is out of range (0..86400000)",
+                             c->process_interval_ms);
     if (c->deadline_ms < 10 || c->deadline_ms > 3600000)
         return gw__error_set(err, GW_EINVAL, "deadline %u ms is out of range (10..3600000)",
                              c->deadline_ms);
@@ -373,21 +456,24 @@ static void cond_init_mono(pthread_cond_t *c)
     pthread_condattr_destroy(&a);
 }
 
-int gw__sampler_start(gw__sampler **out, gw_monitor *mon, const gw__sampler_config *cfg,
-                      gw__sampler_listener listener, void *listener_ctx, gw__log *log,
-                      gw_error *err)
+int gw__sampler_start(gw__sampler **out, gw_monitor *mon, gw_monitor *process_mon,
+                      const gw__sampler_config *cfg, gw__sampler_listener listener,
+                      void *listener_ctx, gw__log *log, gw_error *err)
 {
     *out = NULL;
     int rc = check_config(cfg, err);
     if (rc) {
         gw_monitor_close(mon);
+        gw_monitor_close(process_mon);
         return rc;
     }
     gw__sampler *s = calloc(1, sizeof *s);
     if (!s) {
         gw_monitor_close(mon);
+        gw_monitor_close(process_mon);
         return gw__error_set(err, GW_ENOMEM, "sampler: out of memory");
     }
+    s->pmon = process_mon;
     pthread_mutex_init(&s->lock, NULL);
     cond_init_mono(&s->wake_worker);
     cond_init_mono(&s->wake_ticker);
@@ -452,7 +538,9 @@ void gw__sampler_stop(gw__sampler *s, unsigned wait_ms)
     gw_snapshot_release(s->result);
     gw_snapshot_release(s->current);
     gw_snapshot_release(s->last_good);
+    gw_snapshot_release(s->last_full);
     gw_monitor_close(s->mon);
+    gw_monitor_close(s->pmon);
     gw__history_free(s->history);
     gw__events_free(s->events);
     pthread_cond_destroy(&s->wake_worker);

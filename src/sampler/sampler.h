@@ -33,6 +33,8 @@ typedef struct gw__sampler_config {
     unsigned interval_ms;           /* tick; default 1000 */
     unsigned deadline_ms;           /* a round running longer is stale; default 2000 */
     unsigned history_seconds;       /* ring length in time; default 3600 */
+    unsigned process_interval_ms;   /* process lists at most this often when a
+                                       process monitor is given; default 5000 */
     gw__event_thresholds thresholds;
 } gw__sampler_config;
 
@@ -52,6 +54,7 @@ typedef struct gw__sampler_stats {
     uint64_t stale_publications;
     uint64_t failures;        /* rounds that returned an error (ENOMEM) */
     uint64_t publications;
+    uint64_t process_rounds;  /* rounds that read process lists */
     double last_round_seconds;
     double cpu_seconds;       /* CPU time of both sampler threads */
     bool stalled;             /* a round is overrunning now */
@@ -66,11 +69,19 @@ typedef struct gw__sampler_stats {
 } gw__sampler_stats;
 
 /* Starts sampling with mon, which the sampler now owns (it closes it in
- * gw__sampler_stop; on failure mon is closed too). listener may be NULL;
+ * gw__sampler_stop; on failure mon is closed too).
+ *
+ * Slow cadence for costly per-process lists: with process_mon (a second
+ * monitor opened with processes on, mon with them off; also owned), a round
+ * due for processes (every process_interval_ms) samples process_mon, the
+ * others sample mon and carry the last process list forward (matched to
+ * devices by UUID), so every snapshot has processes and process events see
+ * only real changes. process_mon NULL: mon every round. listener may be NULL;
  * it is called from the sampler's thread. log is borrowed and must outlive
  * the sampler. Returns GW_OK, GW_EINVAL (bad config), GW_ENOMEM or GW_EIO
  * (thread creation failed); *out is NULL on failure. */
-int gw__sampler_start(gw__sampler **out, gw_monitor *mon, const gw__sampler_config *cfg,
+int gw__sampler_start(gw__sampler **out, gw_monitor *mon, gw_monitor *process_mon,
+                      const gw__sampler_config *cfg,
                       gw__sampler_listener listener, void *listener_ctx, gw__log *log,
                       gw_error *err);
 
@@ -84,7 +95,7 @@ void gw__sampler_stop(gw__sampler *s, unsigned wait_ms);
  * before the first round has returned or been declared stale. */
 gw_snapshot *gw__sampler_current(gw__sampler *s);
 
-/* Applies a new interval, deadline and thresholds (reload).
+/* Applies a new interval, process interval, deadline and thresholds (reload).
  * history_seconds is fixed at start. */
 void gw__sampler_reconfigure(gw__sampler *s, const gw__sampler_config *cfg);
 

@@ -164,6 +164,37 @@ def case_cache():
     shutil.rmtree(tmp)
 
 
+def case_cadence():
+    """Process lists on a slower cadence: every snapshot still carries the
+    scenario's processes, while the fake library saw far fewer process-list
+    calls than memory reads (its call log counts them)."""
+    _, gpus = parse_scenario(TWO)
+    want = sorted((pid, i) for i, g in enumerate(gpus) for _, pid, _ in g["process"])
+    log = tempfile.mktemp(suffix=".calls")
+    d = Daemon(scenario=TWO, args=["--interval-ms", "50", "--set", "process_interval_ms=600"],
+               env={"GPUWATCH_FAKE_NVML_CALL_LOG": log})
+    end = time.time() + 2.5
+    seen = 0
+    while time.time() < end:
+        p = d.json("/gpu/processes")
+        got = sorted((x["pid"], x["device_index"]) for x in p["processes"])
+        check(got == want, "processes %r, want %r" % (got, want))
+        seen += 1
+        time.sleep(0.03)
+    d.stop()
+    calls = {}
+    with open(log) as f:
+        for line in f:
+            k, v = line.split()
+            calls[k] = int(v)
+    os.unlink(log)
+    mem = sum(v for k, v in calls.items() if k.startswith("nvmlDeviceGetMemoryInfo"))
+    procs = sum(v for k, v in calls.items() if k.startswith("nvmlDeviceGetComputeRunningProcesses"))
+    check(mem >= 40 and 0 < procs * 5 < mem,
+          "memory reads %d vs compute process-list calls %d (cadence 50 vs 600 ms)" % (mem, procs))
+    check(seen > 10, "only %d reads" % seen)
+
+
 def case_limits():
     d = Daemon(scenario=TWO, args=["--set", "connection_timeout_s=2",
                                    "--set", "max_request_bytes=4096"])
@@ -749,7 +780,7 @@ def case_docs():
 
 
 CASES = {
-    "endpoints": case_endpoints, "cache": case_cache, "limits": case_limits, "cpuonly": case_cpuonly,
+    "endpoints": case_endpoints, "cache": case_cache, "cadence": case_cadence, "limits": case_limits, "cpuonly": case_cpuonly,
     "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
     "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
     "events": case_events, "load": case_load, "ops": case_ops, "docs": case_docs,

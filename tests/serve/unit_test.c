@@ -422,7 +422,7 @@ static void test_sampler_lifecycle(void **state)
     sc.interval_ms = 20;
     seen x = {PTHREAD_MUTEX_INITIALIZER, 0};
     gw__sampler *s;
-    assert_int_equal(gw__sampler_start(&s, m, &sc, on_pub, &x, NULL, &err), GW_OK);
+    assert_int_equal(gw__sampler_start(&s, m, NULL, &sc, on_pub, &x, NULL, &err), GW_OK);
     int n = 0;
     for (int i = 0; i < 500 && n < 3; i++) {
         usleep(10000);
@@ -443,7 +443,7 @@ static void test_sampler_lifecycle(void **state)
     /* bad config: the monitor is closed for the caller, nothing leaks */
     assert_int_equal(gw_monitor_open(&m, &mc, &err), GW_OK);
     sc.interval_ms = 1;
-    assert_int_equal(gw__sampler_start(&s, m, &sc, NULL, NULL, NULL, &err), GW_EINVAL);
+    assert_int_equal(gw__sampler_start(&s, m, NULL, &sc, NULL, NULL, NULL, &err), GW_EINVAL);
     assert_null(s);
 }
 
