@@ -159,6 +159,30 @@ def main():
     check(rc == 2, "two files")
     rc, _, err = run("--max-array", "x", "a.gguf")
     check(rc == 2, "bad --max-array")
+    # Every corpus input (hand-made and fuzzer-found: odd bytes, NULs, invalid
+    # UTF-8 in keys and strings) gives valid JSON and exit 0, or exit 1 with
+    # the message, never anything else.
+    for d in (CORPUS, os.path.join(CORPUS, "fuzz")):
+        for name in sorted(os.listdir(d)):
+            path = os.path.join(d, name)
+            if not os.path.isfile(path):
+                continue
+            variants = [["--json", "--full", "--tensors"]]
+            if d == CORPUS:  # the human output too, on the hand-made ones
+                variants.append(["--full", "--tensors"])
+            for args in variants:
+                p = subprocess.run([BIN, "gguf", *args, path], capture_output=True, timeout=60)
+                if p.returncode == 0:
+                    if "--json" in args:
+                        try:
+                            json.loads(p.stdout.decode("utf-8"))
+                        except ValueError as e:
+                            check(False, "%s: invalid JSON: %s" % (name, e))
+                    check(p.stderr == b"", "%s: stderr on success" % name)
+                else:
+                    check(p.returncode == 1 and p.stdout == b"" and
+                          p.stderr.startswith(("gpuwatch: %s: " % path).encode()),
+                          "%s %s: exit %d %r" % (name, args, p.returncode, p.stderr[:200]))
     rc, out, _ = run("--help")
     check(rc == 0 and out.startswith("usage: gpuwatch gguf FILE"), "--help")
 
