@@ -289,7 +289,7 @@ static void test_model(void **state)
     assert_true(f == -500.0);
     const gw_gguf_kv *types = gw_gguf_get_array(g, "tokenizer.ggml.token_type", &et, &n);
     assert_int_equal(et, GW_GGUF_I32);
-    int64_t i64;
+    int64_t i64 = 0;
     assert_true(gw_gguf_kv_elem(types, 3, &v) && gw_gguf_value_i64(&v, &i64));
     assert_int_equal(i64, 6); /* byte token */
 
