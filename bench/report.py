@@ -100,9 +100,11 @@ def main():
         walls.append(w * 1000)
         cpus.append(cpu * 1000)
     floor = sorted(run_once([gw, "--version"], env)[0] * 1000 for _ in range(a.runs))
-    rss = []
+    rss, rss_floor = [], float("nan")
     if os.path.exists("/usr/bin/time"):
         rss = [peak_rss_kib(cmd, env) / 1024 for _ in range(5)]
+        rss_floor = statistics.median(peak_rss_kib([gw, "--version"], env) / 1024
+                                      for _ in range(5))
     walls.sort()
     med = statistics.median(walls)
     rss_med, rss_max = (statistics.median(rss), max(rss)) if rss else (float("nan"),) * 2
@@ -117,6 +119,8 @@ def main():
           % statistics.median(floor))
     print("  peak RSS    median %.2f MiB (max %.2f)  target <= %.1f MiB: %s"
           % (rss_med, rss_max, TARGET_RSS_MIB, "ok" if rss_max <= TARGET_RSS_MIB else "OVER"))
+    print("  RSS floor   %.2f MiB for `gpuwatch --version` (the binary and its shared libraries)"
+          % rss_floor)
     print("  NVML calls  %d per full sample (%.1f per GPU), %d per run incl. init/open/shutdown"
           % (nvml["calls"], nvml["calls"] / a.gpus, per_run["total"]))
     print("  in-process  sample took %.3f ms (sample_duration_seconds)"
