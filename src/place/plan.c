@@ -200,6 +200,7 @@ typedef struct ctx {
     const gw_place_opts *opts;
     gw_plan *plan;
     uint64_t *cap;    /* cap per input device; 0 when excluded */
+    uint64_t *extra;  /* per device: held back after a refine round found it short */
     bool *ok;         /* eligible */
     uint32_t *cand;   /* eligible devices, sorted as a policy needs */
     size_t n_cand;
@@ -254,7 +255,10 @@ static void classify(ctx *c)
             continue;
         }
         uint64_t usable = gw_place_usable(d, o->margin);
-        if (usable <= c->need->overhead) {
+        uint64_t held = c->need->overhead;
+        if (!gw__add_u64(held, c->extra[i], &held))
+            held = UINT64_MAX;
+        if (usable <= held) {
             char a[32], b[32], e[32], f[32], g[32];
             exclude(c, i, "no room: %s free - %s reserved - %s margin leaves %s, overhead is %s",
                     gw_place_format_size(d->free, a, sizeof a),
@@ -264,7 +268,7 @@ static void classify(ctx *c)
                     gw_place_format_size(c->need->overhead, g, sizeof g));
             continue;
         }
-        c->cap[i] = usable - c->need->overhead;
+        c->cap[i] = usable - held;
         c->ok[i] = true;
         c->cand[c->n_cand++] = i;
     }
@@ -374,7 +378,7 @@ static bool split(ctx *c, const uint32_t *set, size_t k, uint32_t ngl, bool prop
                 u->first_unit = 0;
                 u->n_units = 0;
                 u->bytes = sh[i] + need->overhead;
-                u->usable = c->cap[set[i]] + need->overhead;
+                u->usable = gw_place_usable(&c->devs[set[i]], c->opts->margin);
             }
         if (sh != share)
             free(sh);
@@ -405,7 +409,7 @@ static bool split(ctx *c, const uint32_t *set, size_t k, uint32_t ngl, bool prop
                 u->first_unit = first;
                 u->n_units = count;
                 u->bytes = on_dev + need->overhead;
-                u->usable = c->cap[set[i]] + need->overhead;
+                u->usable = gw_place_usable(&c->devs[set[i]], c->opts->margin);
             }
             i++;
             on_dev = 0;
@@ -424,7 +428,7 @@ static bool split(ctx *c, const uint32_t *set, size_t k, uint32_t ngl, bool prop
             u->first_unit = first;
             u->n_units = count;
             u->bytes = on_dev + need->overhead;
-            u->usable = c->cap[set[i]] + need->overhead;
+            u->usable = gw_place_usable(&c->devs[set[i]], c->opts->margin);
         }
         p->n_used = n_out;
     }
@@ -680,82 +684,55 @@ static int validate(const gw_place_need *need, const gw_place_opts *o, size_t n,
     return GW_OK;
 }
 
-int gw_place(const gw_place_device *devs, size_t n, const gw_place_need *need,
-             const gw_place_opts *opts, gw_plan *plan, gw_error *err)
+/* One planning round with need as given: classify, run the policy, fill
+ * the totals. The plan was reset by the caller. */
+static void plan_round(ctx *c)
 {
-    gw_place_opts defaults;
-    if (!opts) {
-        gw_place_opts_init(&defaults);
-        opts = &defaults;
-    }
-    int rc = plan_reset(plan, n, err);
-    if (rc)
-        return rc;
-    uint64_t total = 0;
-    rc = validate(need, opts, n, err, &total);
-    if (rc)
-        return rc;
-
-    uint64_t cap_s[STACK_DEVICES];
-    bool ok_s[STACK_DEVICES];
-    uint32_t cand_s[STACK_DEVICES], set_s[STACK_DEVICES];
-    void *heap = NULL;
-    ctx c = {.devs = devs, .n = n, .need = need, .opts = opts, .plan = plan, .total = total};
-    if (n <= STACK_DEVICES) {
-        c.cap = cap_s;
-        c.ok = ok_s;
-        c.cand = cand_s;
-        c.set = set_s;
-    } else {
-        heap = malloc(n * (sizeof(uint64_t) + sizeof(bool) + 2 * sizeof(uint32_t)));
-        if (!heap)
-            return gw__error_set(err, GW_ENOMEM, "place: out of memory for %zu devices", n);
-        c.cap = heap;
-        c.cand = (uint32_t *)(c.cap + n);
-        c.set = c.cand + n;
-        c.ok = (bool *)(c.set + n);
-    }
+    const gw_place_opts *opts = c->opts;
+    const gw_place_need *need = c->need;
+    const gw_place_device *devs = c->devs;
+    gw_plan *plan = c->plan;
     plan->policy = opts->policy;
     plan->n_units = (uint32_t)need->n_units;
-    plan->need_bytes = total;
-    classify(&c);
+    plan->need_bytes = c->total;
+    classify(c);
 
     switch (opts->policy) {
     case GW_PLACE_BEST_FIT:
         if (opts->gpus)
-            exact_count(&c, opts->gpus);
+            exact_count(c, opts->gpus);
         else
-            best_fit(&c);
+            best_fit(c);
         break;
     case GW_PLACE_SPREAD:
         if (opts->gpus) {
-            if (c.n_cand < opts->gpus) {
-                exact_count(&c, opts->gpus); /* explains */
+            if (c->n_cand < opts->gpus) {
+                exact_count(c, opts->gpus); /* explains */
                 break;
             }
-            sort_cand(&c, c.cand, c.n_cand, true);
-            memcpy(c.set, c.cand, opts->gpus * sizeof *c.set);
-            sort_by_position(c.set, opts->gpus);
-            over_set(&c, opts->gpus, "does not fit: ");
+            sort_cand(c, c->cand, c->n_cand, true);
+            memcpy(c->set, c->cand, opts->gpus * sizeof *c->set);
+            sort_by_position(c->set, opts->gpus);
+            over_set(c, opts->gpus, "does not fit: ");
         } else {
-            memcpy(c.set, c.cand, c.n_cand * sizeof *c.set);
-            over_set(&c, c.n_cand, "does not fit: ");
+            memcpy(c->set, c->cand, c->n_cand * sizeof *c->set);
+            over_set(c, c->n_cand, "does not fit: ");
         }
         break;
     case GW_PLACE_PACK:
         if (opts->gpus) {
-            exact_count(&c, opts->gpus);
+            exact_count(c, opts->gpus);
         } else {
-            memcpy(c.set, c.cand, c.n_cand * sizeof *c.set);
-            sort_cand(&c, c.set, c.n_cand, false);
-            over_set(&c, c.n_cand, "does not fit: ");
+            memcpy(c->set, c->cand, c->n_cand * sizeof *c->set);
+            sort_cand(c, c->set, c->n_cand, false);
+            over_set(c, c->n_cand, "does not fit: ");
         }
         break;
     case GW_PLACE_LIST: {
         size_t k = 0;
         for (size_t i = 0; i < opts->n_list; i++) {
             uint32_t d = opts->list[i];
-            if (!c.ok[d]) {
+            if (!c->ok[d]) {
                 const char *why = "not usable";
                 for (size_t x = 0; x < plan->n_excluded; x++)
                     if (plan->excluded[x].device == d)
@@ -763,12 +740,12 @@ int gw_place(const gw_place_device *devs, size_t n, const gw_place_need *need,
                 char lead[400], label[128];
                 dev_label(&devs[d], label, sizeof label);
                 snprintf(lead, sizeof lead, "%s in the device list cannot be used (%s): ", label, why);
-                explain(&c, lead);
+                explain(c, lead);
                 goto done;
             }
-            c.set[k++] = d;
+            c->set[k++] = d;
         }
-        over_set(&c, k, "does not fit on the listed GPUs: ");
+        over_set(c, k, "does not fit on the listed GPUs: ");
         break;
     }
     }
@@ -793,8 +770,93 @@ done:
         plan->ngl = 0;
         plan->host_bytes = need->host_bytes;
     }
+}
+
+#define REFINE_ROUNDS 8
+
+int gw_place(const gw_place_device *devs, size_t n, const gw_place_need *need,
+             const gw_place_opts *opts, gw_plan *plan, gw_error *err)
+{
+    gw_place_opts defaults;
+    if (!opts) {
+        gw_place_opts_init(&defaults);
+        opts = &defaults;
+    }
+    int rc = plan_reset(plan, n, err);
+    if (rc)
+        return rc;
+    uint64_t total = 0;
+    rc = validate(need, opts, n, err, &total);
+    if (rc)
+        return rc;
+
+    uint64_t cap_s[STACK_DEVICES], exact_s[STACK_DEVICES], extra_s[STACK_DEVICES];
+    bool ok_s[STACK_DEVICES];
+    uint32_t cand_s[STACK_DEVICES], set_s[STACK_DEVICES];
+    void *heap = NULL;
+    uint64_t *exact = exact_s;
+    ctx c = {.devs = devs, .n = n, .need = need, .opts = opts, .plan = plan, .total = total};
+    if (n <= STACK_DEVICES) {
+        c.cap = cap_s;
+        c.extra = extra_s;
+        c.ok = ok_s;
+        c.cand = cand_s;
+        c.set = set_s;
+    } else {
+        heap = malloc(n * (3 * sizeof(uint64_t) + sizeof(bool) + 2 * sizeof(uint32_t)));
+        if (!heap)
+            return gw__error_set(err, GW_ENOMEM, "place: out of memory for %zu devices", n);
+        c.cap = heap;
+        exact = c.cap + n;
+        c.extra = exact + n;
+        c.cand = (uint32_t *)(c.extra + n);
+        c.set = c.cand + n;
+        c.ok = (bool *)(c.set + n);
+    }
+    memset(c.extra, 0, n * sizeof *c.extra);
+    for (int round = 0;; round++) {
+        plan_round(&c);
+        if (!plan->fits || !need->refine)
+            break;
+        /* the exact per-device figures of this split (the estimator's) */
+        rc = need->refine(need->refine_ctx, devs, plan, exact, err);
+        if (rc) {
+            plan_reset(plan, n, NULL);
+            break;
+        }
+        uint64_t excess = 0;
+        uint32_t worst = 0;
+        for (size_t i = 0; i < plan->n_used; i++)
+            if (exact[i] > plan->used[i].usable && exact[i] - plan->used[i].usable > excess) {
+                excess = exact[i] - plan->used[i].usable;
+                worst = plan->used[i].device;
+            }
+        if (excess == 0) {
+            plan->gpu_bytes = 0;
+            for (size_t i = 0; i < plan->n_used; i++) {
+                plan->used[i].bytes = exact[i];
+                plan->gpu_bytes += exact[i];
+            }
+            break;
+        }
+        if (round + 1 == REFINE_ROUNDS ||
+            !gw__add_u64(c.extra[worst], excess, &c.extra[worst])) {
+            char a[32], label[128];
+            dev_label(&devs[worst], label, sizeof label);
+            plan_reset(plan, n, NULL);
+            plan->policy = opts->policy;
+            plan->n_units = (uint32_t)need->n_units;
+            plan->need_bytes = total;
+            plan->host_bytes = need->host_bytes;
+            snprintf(plan->reason, sizeof plan->reason,
+                     "does not fit: the exact estimate of the best split still needs %s more on %s",
+                     gw_place_format_size(excess, a, sizeof a), label);
+            break;
+        }
+        plan_reset(plan, n, NULL); /* again, holding the excess back on that device */
+    }
     free(heap);
-    return GW_OK;
+    return rc;
 }
 
 /* ------------------------------------------------------------ JSON */

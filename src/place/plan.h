@@ -96,8 +96,21 @@ typedef struct gw_place_device {
     int32_t temp_limit_mc; /* the device's slowdown threshold */
 } gw_place_device;
 
+struct gw_plan;
+
+/* Optional exact figures for a chosen split (the estimator's, which knows
+ * per-device compute buffers a profile cannot express): fills bytes[i], the
+ * expected use of plan->used[i], for a plan that fits. Returns GW_OK or an
+ * error (filling err), which gw_place returns. */
+typedef int (*gw_place_refine_fn)(void *ctx, const gw_place_device *devs,
+                                  const struct gw_plan *plan, uint64_t *bytes, gw_error *err);
+
 /* The memory need. Either a plain size (n_units == 0, size > 0) or a
- * per-layer profile (unit_bytes[n_units], borrowed for the call). */
+ * per-layer profile (unit_bytes[n_units], borrowed for the call).
+ * With refine set, each fitting plan is checked against refine's exact
+ * figures: they become the expected use, and when one exceeds its device's
+ * usable memory, that excess is held back on that device and the plan made
+ * again (at most 8 rounds; then it does not fit, saying by how much). */
 typedef struct gw_place_need {
     uint64_t size;              /* plain size in bytes */
     size_t n_units;             /* offloadable layers incl. the output layer */
@@ -105,6 +118,8 @@ typedef struct gw_place_need {
     uint64_t overhead;          /* bytes per used device beyond its units */
     uint64_t host_bytes;        /* always on the host (token_embd, output buffer) */
     bool allow_partial;         /* layers may stay on the host when short */
+    gw_place_refine_fn refine;  /* NULL: the profile's figures are final */
+    void *refine_ctx;
 } gw_place_need;
 
 typedef struct gw_place_opts {

@@ -6,11 +6,14 @@
  * A GGUF model becomes a per-layer profile this way: one estimate with a
  * single CUDA device and every layer offloaded gives the KV cache, the
  * compute buffer and the host part; unit il = the layer's CUDA weight bytes
- * + an equal share of the KV cache (exact for models whose layers all have
- * the same KV width; sliding-window models get the average), the output
+ * + its share of the KV cache by width (KV heads x cache length, the window
+ * length for sliding-window layers), the output
  * unit = the output layer's weights (+ the tied token_embd copy); overhead
  * per device = compute buffer + the estimator's per-GPU overhead (unless
- * --overhead); host = what the estimate leaves on the host.
+ * --overhead); host = what the estimate leaves on the host. Each split the
+ * planner then chooses is re-estimated with exactly that split (refine_model),
+ * so the expected use per GPU is the estimator's figure and a GPU whose real
+ * compute buffer is larger than the profile said is never over-committed.
  */
 #include "place/request.h"
 #include "estimate/estimate.h"
@@ -54,6 +57,10 @@ void gw_place_request_init(gw_place_request *r)
 
 void gw_place_request_release(gw_place_request *r)
 {
+    gw_est_model_free(r->est_model);
+    free(r->est_params);
+    r->est_model = NULL;
+    r->est_params = NULL;
     free(r->devs);
     free(r->seen);
     free(r->units);
@@ -326,6 +333,46 @@ static int resolve_list(gw_place_request *r, gw_error *err)
 
 /* ------------------------------------------------------------------ need */
 
+/* gw_place_refine_fn for a model: the estimator's own figures for the split
+ * the planner chose (its per-device compute buffers differ across a split,
+ * which a layer profile cannot say). */
+static int refine_model(void *ctx, const gw_place_device *devs, const gw_plan *plan,
+                        uint64_t *bytes, gw_error *err)
+{
+    (void)devs;
+    const gw_place_request *r = ctx;
+    if (plan->n_used > GW_EST_MAX_DEVICES) { /* beyond the estimator: keep the profile's */
+        for (size_t i = 0; i < plan->n_used; i++)
+            bytes[i] = plan->used[i].bytes;
+        return GW_OK;
+    }
+    gw_est_params *p = malloc(sizeof *p);
+    gw_est_result *res = malloc(sizeof *res);
+    if (!p || !res) {
+        free(p);
+        free(res);
+        return gw__error_set(err, GW_ENOMEM, "place: out of memory");
+    }
+    memcpy(p, r->est_params, sizeof *p);
+    p->n_devices = (uint32_t)plan->n_used;
+    p->backend = GW_EST_CUDA;
+    p->split_mode = GW_EST_SPLIT_LAYER;
+    p->main_gpu = 0;
+    p->margin = 0;
+    p->n_gpu_layers = (int32_t)plan->ngl;
+    for (size_t i = 0; i < GW_EST_MAX_DEVICES; i++) {
+        p->tensor_split[i] = i < plan->n_used ? (double)plan->used[i].n_units : 0;
+        p->device_free[i] = i < plan->n_used ? plan->used[i].usable : 0;
+    }
+    int rc = gw_est_estimate(r->est_model, p, res, err);
+    if (rc == GW_OK)
+        for (size_t i = 0; i < plan->n_used; i++)
+            bytes[i] = res->device[i].total;
+    free(p);
+    free(res);
+    return rc;
+}
+
 static int need_from_model(gw_place_request *r, gw_error *err)
 {
     gw_gguf *g = NULL;
@@ -368,10 +415,24 @@ static int need_from_model(gw_place_request *r, gw_error *err)
         gw_est_model_free(m);
         return gw__error_set(err, GW_ENOMEM, "place: out of memory");
     }
-    uint64_t kv = res->device[0].kv;
-    uint64_t kv_each = m->n_layer ? kv / m->n_layer : 0;
-    for (uint32_t il = 0; il < m->n_layer; il++)
-        r->units[il] = m->layer_bytes_cuda[1 + il] + kv_each + (il == 0 ? kv - kv_each * m->n_layer : 0);
+    /* the KV cache shared out by each layer's width: KV heads x cache length
+     * (the sliding-window length for SWA layers) */
+    uint64_t kv = res->device[0].kv, given = 0;
+    double wsum = 0;
+    for (uint32_t il = 0; il < m->n_layer && il < GW_EST_MAX_LAYERS; il++)
+        wsum += (double)(m->n_head_kv[il] ? m->n_head_kv[il] : 1) *
+                (double)(m->n_swa && m->swa_layer[il] ? res->kv_size_swa : res->kv_size);
+    for (uint32_t il = 0; il < m->n_layer; il++) {
+        double w = il < GW_EST_MAX_LAYERS
+                       ? (double)(m->n_head_kv[il] ? m->n_head_kv[il] : 1) *
+                             (double)(m->n_swa && m->swa_layer[il] ? res->kv_size_swa : res->kv_size)
+                       : 0;
+        uint64_t share = wsum > 0 ? (uint64_t)((double)kv * w / wsum) : 0;
+        if (share > kv - given || il + 1 == m->n_layer)
+            share = kv - given;
+        given += share;
+        r->units[il] = m->layer_bytes_cuda[1 + il] + share;
+    }
     r->units[m->n_layer] = m->layer_bytes_cuda[1 + m->n_layer] + (m->has_output ? 0 : m->embd_bytes_cuda);
     r->need.n_units = n;
     r->need.unit_bytes = r->units;
@@ -381,7 +442,20 @@ static int need_from_model(gw_place_request *r, gw_error *err)
     snprintf(r->model_note, sizeof r->model_note, "%s, %u layers, context %u%s", m->arch_name,
              m->n_layer, res->n_ctx, m->approximate ? " (approximate)" : "");
     free(res);
-    gw_est_model_free(m);
+    if (r->overhead_set) { /* the user's overhead replaces the estimator's figures */
+        gw_est_model_free(m);
+        return GW_OK;
+    }
+    gw_est_params *kept = malloc(sizeof *kept);
+    if (!kept) {
+        gw_est_model_free(m);
+        return gw__error_set(err, GW_ENOMEM, "place: out of memory");
+    }
+    memcpy(kept, &p, sizeof p);
+    r->est_model = m;
+    r->est_params = kept;
+    r->need.refine = refine_model;
+    r->need.refine_ctx = r;
     return GW_OK;
 }
 

@@ -55,6 +55,8 @@ typedef struct gw_place_request {
     gw_place_need need;
     uint32_t list[GW_PLACE_MAX_LIST];
     uint32_t model_ctx;      /* the context the estimate used (for -c) */
+    void *est_model;         /* gw_est_model of --model (refines each split) */
+    void *est_params;        /* gw_est_params it was estimated with */
     char model_note[160];    /* "llama, 32 layers, ctx 8192" */
     char ledger_buf[1024];
 } gw_place_request;

@@ -264,6 +264,14 @@ with tempfile.TemporaryDirectory() as tmp:
         check(a[:3] == ["llama-server", "-m", model] and a[3:5] == ["-ngl", "13"] and
               a[5] == "--tensor-split" and a[7:] == ["-c", "4096"], f"model run argv {a}")
         check(sum(int(x) for x in a[6].split(",")) == 13, "tensor split covers every layer")
+        # each split is re-estimated: the expected use per GPU is the estimator's own
+        # figure for exactly that split (fit -ts), compute buffers included
+        ts = a[6]
+        fit2 = json.loads(run("fit", model, "-c", "4096", "--gpu", "24GiB", "--gpu", "24GiB",
+                              "-ts", ts, "--json").stdout)
+        want2 = [x["memory"]["total"] for x in fit2["requested"]["devices"]]
+        got2 = [x["bytes"] for x in d["plan"]["devices"]]
+        check(got2 == want2, f"two-GPU plan uses the estimator's per-GPU totals ({got2} vs {want2})")
         r = run("place", "--model", model, "--mem", "1GiB", "--gpu", "8GiB")
         check(r.returncode == 2 and "only one of" in r.stderr, "--model with --mem is a usage error")
     else:

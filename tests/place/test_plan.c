@@ -427,6 +427,90 @@ static void plan_json_shape(void **state)
     gw_plan_release(&p);
 }
 
+/* refine: the last used device needs ctx GiB more than the profile says */
+static int last_needs_more(void *ctx, const gw_place_device *devs, const gw_plan *plan,
+                           uint64_t *bytes, gw_error *err)
+{
+    (void)devs;
+    (void)err;
+    double more = *(const double *)ctx;
+    for (size_t i = 0; i < plan->n_used; i++)
+        bytes[i] = plan->used[i].bytes + (i + 1 == plan->n_used ? G(more) : 0);
+    return GW_OK;
+}
+
+/* refine: the last used device always needs 1 GiB more than it has */
+static int last_always_short(void *ctx, const gw_place_device *devs, const gw_plan *plan,
+                             uint64_t *bytes, gw_error *err)
+{
+    (void)ctx;
+    (void)devs;
+    (void)err;
+    for (size_t i = 0; i < plan->n_used; i++)
+        bytes[i] = i + 1 == plan->n_used ? plan->used[i].usable + G(1) : plan->used[i].bytes;
+    return GW_OK;
+}
+
+static int refine_fails(void *ctx, const gw_place_device *devs, const gw_plan *plan,
+                        uint64_t *bytes, gw_error *err)
+{
+    (void)ctx;
+    (void)devs;
+    (void)plan;
+    (void)bytes;
+    return gw__error_set(err, GW_ERANGE, "estimator says no");
+}
+
+static void refine_checks_the_exact_split(void **state)
+{
+    (void)state;
+    gw_place_device d[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&d[i], 0, sizeof d[i]);
+        snprintf(d[i].uuid, sizeof d[i].uuid, "u%d", i);
+        d[i].index = (uint32_t)i;
+        d[i].has_free = true;
+        d[i].free = G(12);
+    }
+    uint64_t units[20];
+    for (int j = 0; j < 20; j++)
+        units[j] = G(1);
+    double more = 0.5;
+    gw_place_need need = {.n_units = 20, .unit_bytes = units, .allow_partial = true,
+                          .refine = last_needs_more, .refine_ctx = &more};
+    gw_plan p;
+    gw_plan_init(&p);
+    gw_error err;
+    /* 20 x 1 GiB on 12+12: split 10/10; exact 10 and 10.5 fit: they become the use */
+    assert_int_equal(gw_place(d, 2, &need, NULL, &p, &err), GW_OK);
+    assert_true(p.fits);
+    assert_int_equal(p.n_used, 2);
+    assert_int_equal(p.used[0].n_units, 10);
+    assert_true(p.used[0].bytes == G(10) && p.used[1].bytes == G(10.5));
+    assert_true(p.gpu_bytes == G(20.5));
+    /* +2.5 GiB on the last GPU: 10/10 gives 12.5 there; holding back 0.5,
+     * 1.0, 1.5 GiB on GPU 1 moves the proportional targets (20*12/23.5 =
+     * 10.21, 10.43, then 20*12/22.5 = 10.67 takes the 11th layer): 11/9,
+     * exact 11 and 9 + 2.5 = 11.5: fits */
+    more = 2.5;
+    assert_int_equal(gw_place(d, 2, &need, NULL, &p, &err), GW_OK);
+    assert_true(p.fits);
+    assert_int_equal(p.used[0].n_units, 11);
+    assert_int_equal(p.used[1].n_units, 9);
+    assert_true(p.used[0].bytes == G(11) && p.used[1].bytes == G(11.5));
+    /* never enough: gives up after its rounds, saying how much was missing */
+    need.refine = last_always_short;
+    assert_int_equal(gw_place(d, 2, &need, NULL, &p, &err), GW_OK);
+    assert_false(p.fits);
+    assert_int_equal(p.n_used, 0);
+    if (!strstr(p.reason, "still needs 1.00 GiB more on GPU 1"))
+        fail_msg("reason: %s", p.reason);
+    need.refine = refine_fails;
+    assert_int_equal(gw_place(d, 2, &need, NULL, &p, &err), GW_ERANGE);
+    assert_false(p.fits);
+    gw_plan_release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +519,7 @@ int main(void)
         cmocka_unit_test(tensor_split_reproduces_layers),
         cmocka_unit_test(sizes_parse_and_format),
         cmocka_unit_test(plan_json_shape),
+        cmocka_unit_test(refine_checks_the_exact_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
