@@ -173,7 +173,7 @@ typedef enum gw_gguf_fault {
 #define GW__GGUF_FAULT_ENUM(name, text) name,
     GW_GGUF_FAULT_LIST(GW__GGUF_FAULT_ENUM)
 #undef GW__GGUF_FAULT_ENUM
-    GW_GGUF_FAULT_COUNT_
+    GW_GGUF_FAULT_KINDS /* number of faults above, not a fault */
 } gw_gguf_fault;
 
 /* Short static text of a fault ("duplicate tensor name"). */
