@@ -16,10 +16,11 @@
  *     ARGUMENT_VERSION_MISMATCH / FUNCTION_NOT_FOUND; the host's meminfo only
  *     when NVML has no figure (unified memory). info.memory_api says which
  *     ("v2"/"v1"/"meminfo"); the choice is made once per device.
- *  3. A device that answers GPU_IS_LOST or UNKNOWN to any call is lost for
- *     the life of this state (sticky, like a GPU that fell off the bus): it
+ *  3. A device that answers GPU_IS_LOST or UNKNOWN to any call is lost: it
  *     stays in the snapshot as GW_DEVICE_LOST with the reason, no metric of
- *     it is valid, and it is not called again; the other devices go on.
+ *     it is valid, and the other devices go on. GPU_IS_LOST is final for the
+ *     life of this state (the GPU fell off the bus; it is not called again);
+ *     UNKNOWN is retried on the next sample.
  *  4. NOT_SUPPORTED (or any other failure of a metric call) leaves that
  *     metric's valid bit clear: never a 0 that looks like a reading.
  *  5. A GPU whose handle answers NO_PERMISSION is skipped (not in the
@@ -100,7 +101,8 @@ typedef struct nvml_fns {
 typedef struct nvml_dev {
     gw_nvml_device handle; /* NULL when the handle could not be had */
     gw_device_info info;   /* static, read once at open */
-    bool lost;             /* sticky: see invariant 3 */
+    bool lost;             /* see invariant 3 */
+    gw_nvml_return lost_code; /* GPU_IS_LOST (final) or UNKNOWN (retried) */
     bool error;            /* no handle (other than NO_PERMISSION) */
     char reason[160];
     enum { MEM_V2 = 0, MEM_V1, MEM_HOST } mem_src; /* see read_memory */
@@ -160,6 +162,7 @@ static void mark_lost(nvml_state *s, nvml_dev *d, gw_nvml_return r, const char *
     if (d->lost)
         return;
     d->lost = true;
+    d->lost_code = r;
     snprintf(d->reason, sizeof d->reason, "nvml%s: %s (%d)", fn, nvml_errstr(s, r), r);
 }
 
@@ -944,6 +947,10 @@ static int nvml_sample(void *state, gw__collect *c, gw_error *err)
         if (!gd)
             return gw__error_set(err, GW_ENOMEM, "NVML: out of memory");
         uint32_t index = gd->info.index;
+        if (d->lost && d->lost_code == GW_NVML_ERROR_UNKNOWN && d->handle) {
+            d->lost = false; /* UNKNOWN may pass: ask again, lost again if not */
+            d->reason[0] = 0;
+        }
         if (!d->lost && !d->error)
             read_sample(s, d, &gd->sample);
         gd->info = d->info; /* after the sample: memory_api may have changed */

@@ -164,6 +164,32 @@ static void test_process_util_cursor(void **state)
     gw_snapshot_release(s2);
 }
 
+/* transient.scn: GPU 0 answers UNKNOWN to one call of sample 1: lost in
+ * sample 1, whole in sample 2 (memory.used 2000000000, temp 52 C, power
+ * 180000 mW, process 900 with 2000000000 bytes). */
+static void test_unknown_is_retried(void **state)
+{
+    (void)state;
+    gw_monitor *m = open_with("transient.scn");
+    gw_snapshot *s1 = sample(m);
+    assert_int_equal(s1->n_devices, 1);
+    assert_int_equal(s1->devices[0].state, GW_DEVICE_LOST);
+    assert_non_null(strstr(s1->devices[0].state_reason, "Unknown Error (999)"));
+    assert_int_equal(s1->devices[0].sample.valid, 0);
+    gw_snapshot *s2 = sample(m);
+    assert_int_equal(s2->devices[0].state, GW_DEVICE_OK);
+    assert_string_equal(s2->devices[0].state_reason, "");
+    assert_int_equal(s2->devices[0].sample.mem_used, 2000000000ull);
+    assert_int_equal(s2->devices[0].sample.temp_mc, 52000);
+    assert_int_equal(s2->devices[0].sample.power_mw, 180000);
+    const gw_process *p = find_proc(s2, 0, 900);
+    assert_non_null(p);
+    assert_int_equal(p->gpu_memory, 2000000000ull);
+    assert_int_equal(nvml_source(s2)->state, GW_SOURCE_OK);
+    gw_snapshot_release(s1);
+    gw_snapshot_release(s2);
+}
+
 /* initfail.scn: nvmlInit_v2 answers DRIVER_NOT_LOADED (9). */
 static void test_init_failure(void **state)
 {
@@ -201,6 +227,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_lost_gpu_stays_lost, teardown),
         cmocka_unit_test_teardown(test_unsupported_not_asked_again, teardown),
         cmocka_unit_test_teardown(test_process_util_cursor, teardown),
+        cmocka_unit_test_teardown(test_unknown_is_retried, teardown),
         cmocka_unit_test_teardown(test_init_failure, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
