@@ -31,10 +31,10 @@
  *         fprintf(stderr, "gpuwatch: %s\n", err.message);  // "model.gguf: ..."
  *         return 1;
  *     }
- *     gw_gguf_str arch; uint32_t n_layer;
+ *     gw_gguf_str arch; uint32_t n_layer; char key[128];
  *     if (gw_gguf_get_str(g, "general.architecture", &arch) &&
- *         gw_gguf_get_u32(g, gw_gguf_key(buf, sizeof buf, arch, "block_count"), &n_layer))
- *         ...;
+ *         gw_gguf_get_u32(g, gw_gguf_key(key, sizeof key, arch, "block_count"), &n_layer))
+ *         ...;                                             // "llama.block_count"
  *     gw_gguf_close(g);
  */
 #ifndef GW_GGUF_H
