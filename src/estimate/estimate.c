@@ -138,7 +138,8 @@ static int resolve_ctx(const gw_est_model *m, const gw_est_params *p, gw_est_res
     uint32_t n_seq = p->n_seq ? p->n_seq : 1;
     uint32_t n_ctx = p->n_ctx ? p->n_ctx : m->n_ctx_train;
     if (n_ctx > (1u << 30))
-        return gw__error_set(err, GW_EINVAL, "estimate: -c %u is too large", n_ctx);
+        return gw__error_set(err, GW_EINVAL, "estimate: context %u is too large (%s)", n_ctx,
+                             p->n_ctx ? "-c" : "the model's training context; give -c");
     n_ctx = pad256(n_ctx);
     uint32_t n_ctx_seq;
     if (p->kv_unified) {

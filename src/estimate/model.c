@@ -200,6 +200,46 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
         }
     }
 
+    /* bounds: every product the graph simulation forms stays inside 63 bits
+     * (llama.cpp's own limits are lower: 512 layers, 1024 experts) */
+    const struct {
+        const char *what;
+        uint32_t v, max;
+    } lim[] = {
+        {"embedding_length", m->n_embd, 1u << 20},   {"attention.head_count", m->n_head, 1u << 16},
+        {"attention.key_length", m->head_k, 1u << 16}, {"attention.value_length", m->head_v, 1u << 16},
+        {"feed_forward_length", m->n_ff, 1u << 24},  {"expert_feed_forward_length", m->n_ff_exp, 1u << 24},
+        {"expert_count", m->n_expert, 1024},          {"expert_used_count", m->n_expert_used, 256},
+        {"expert_shared_count", m->n_expert_shared, 1024},
+        {"attention.kv_lora_rank", m->kv_lora_rank, 1u << 16},
+        {"attention.q_lora_rank", m->q_lora_rank, 1u << 16},
+        {"rope.dimension_count", m->rope_dim, 1u << 16},
+        {"attention.key_length_mla", m->head_k_mla, 1u << 16},
+        {"attention.value_length_mla", m->head_v_mla, 1u << 16},
+        {"attention.sliding_window", m->n_swa, 1u << 30},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(lim); i++)
+        if (lim[i].v > lim[i].max) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s.%s = %u is out of range (at most %u)", m->arch_name,
+                     lim[i].what, lim[i].v, lim[i].max);
+            return fail(m, err, GW_EPARSE, "estimate: %s", msg);
+        }
+    for (uint32_t il = 0; il < m->n_layer; il++)
+        if (m->n_head_kv[il] > m->n_head || m->n_head_kv[il] > (1u << 16))
+            return fail(m, err, GW_EPARSE, "estimate: %s.attention.head_count_kv larger than head_count",
+                        m->arch_name);
+    if (m->n_expert_used > m->n_expert)
+        return fail(m, err, GW_EPARSE, "estimate: %s.expert_used_count larger than expert_count",
+                    m->arch_name);
+    if (m->n_expert > 0 && m->n_expert_used == 0)
+        return fail(m, err, GW_EPARSE, "estimate: %s.expert_used_count missing or 0", m->arch_name);
+    if (m->head_k == 0 || m->head_v == 0)
+        return fail(m, err, GW_EPARSE, "estimate: %s: zero attention key/value length", m->arch_name);
+    if (m->arch == GW_EST_ARCH_DEEPSEEK2 && m->head_k_mla && m->head_v_mla &&
+        (m->rope_dim >= m->head_k_mla || m->head_k != m->kv_lora_rank + m->rope_dim))
+        return fail(m, err, GW_EPARSE, "estimate: %s: inconsistent MLA dimensions", m->arch_name);
+
     /* deepseek2 without MLA tensors (legacy wkv_b files) has no exact graph here */
     if (m->arch == GW_EST_ARCH_DEEPSEEK2 && !(m->head_k_mla && m->head_v_mla && m->kv_lora_rank))
         m->approximate = true;
@@ -272,6 +312,9 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
     if (!has_embd)
         return fail(m, err, GW_ENOTSUP, "%s: no token_embd.weight: not a language model",
                     "estimate");
+    if (m->n_vocab == 0 || m->n_vocab > (1u << 24))
+        return fail(m, err, GW_EPARSE, "estimate: %s: vocabulary size missing or out of range",
+                    m->arch_name);
     if (!m->has_output)
         m->output_type = m->embd_type;
     m->mat_type = 1; /* F16 */
