@@ -91,10 +91,10 @@ typedef struct gw_est_model {
  * language model it can read (no general.architecture, unknown layout),
  * GW_EPARSE for missing or inconsistent hyper-parameters (message names the
  * key), GW_ENOMEM. On failure *out is NULL. */
-int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err);
+GW_API int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err);
 
 /* Frees a model from gw_est_model_read; NULL is a no-op. */
-void gw_est_model_free(gw_est_model *m);
+GW_API void gw_est_model_free(gw_est_model *m);
 
 typedef enum gw_est_backend { GW_EST_CPU = 0, GW_EST_CUDA } gw_est_backend;
 typedef enum gw_est_split { GW_EST_SPLIT_LAYER = 0, GW_EST_SPLIT_NONE, GW_EST_SPLIT_ROW } gw_est_split;
@@ -135,7 +135,7 @@ typedef struct gw_est_params {
 /* Fills llama.cpp's defaults (n_ctx 0 = train, batch 2048, ubatch 512,
  * 1 sequence, F16 KV, flash attention auto, all layers on GPU, layer split)
  * and gpuwatch's overhead/margin defaults; no devices. */
-void gw_est_params_init(gw_est_params *p);
+GW_API void gw_est_params_init(gw_est_params *p);
 
 /* Bytes of one device (or the host). */
 typedef struct gw_est_mem {
@@ -162,7 +162,7 @@ typedef struct gw_est_result {
 /* Estimates model m under params p. Returns GW_OK and fills *r, or
  * GW_EINVAL (bad parameter: message names it, e.g. quantized V cache
  * without flash attention) / GW_ERANGE (byte count overflow). */
-int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
+GW_API int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
                     gw_error *err);
 
 /* The plan the planner chose. */
@@ -176,7 +176,7 @@ typedef enum gw_est_plan_kind {
 } gw_est_plan_kind;
 
 /* "one-gpu", "split", "partial", "reduced-context", "cpu", "as-given". */
-const char *gw_est_plan_kind_name(gw_est_plan_kind k);
+GW_API const char *gw_est_plan_kind_name(gw_est_plan_kind k);
 
 typedef struct gw_est_plan {
     gw_est_plan_kind kind;
@@ -191,7 +191,7 @@ typedef struct gw_est_plan {
  * least 256) that fits fully offloaded... in that order. p's own context
  * parameters are kept except where the plan changes them. Returns GW_OK or
  * an error from gw_est_estimate. */
-int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *plan,
+GW_API int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *plan,
                     gw_error *err);
 
 /* ------------------------------------------------ building blocks (tests) */

@@ -54,6 +54,29 @@ def main():
         check(r.returncode == 1 and "clip" in r.stderr and "not a language model" in r.stderr,
               f"unknown arch: {r.returncode} {r.stderr}")
 
+        # an architecture without exact rules: the generic estimate, flagged
+        generic = os.path.join(t, "g.gguf")
+        w, _ = model_writer.build({"arch": "llama", "n_layer": 2})
+        w.kv = [(k.replace("llama.", "mysterymodel."), vt,
+                 "mysterymodel" if k == "general.architecture" else v) for k, vt, v in w.kv]
+        w.write(generic)
+        r = run(generic, "--cpu", "--json")
+        d = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(d.get("model", {}).get("approximate") is True and d["requested"]["host"]["compute"] > 0,
+              f"generic: {r.returncode} {r.stderr} {d.get('model')}")
+        r = run(generic, "--cpu")
+        check("approximate" in r.stdout, f"generic human: {r.stdout}")
+
+        # the projector counts its tensor bytes on the main GPU
+        proj = os.path.join(t, "mmproj.gguf")
+        pw = model_writer.Writer()
+        pw.add("general.architecture", model_writer.GGUF_STRING, "clip")
+        pw.tensor("v.patch_embd.weight", [1024, 1024], "F16")
+        pw.write(proj)
+        r = run(model, "--gpu", "24GiB", "--mmproj", proj, "--json")
+        d = json.loads(r.stdout)
+        check(d["requested"]["devices"][0]["memory"]["mmproj"] == 2 * 1024 * 1024, f"mmproj: {d['requested']}")
+
         r = run(model, "--cpu", "-c", "abc")
         check(r.returncode == 2 and "-c" in r.stderr, f"bad -c: {r.returncode} {r.stderr}")
         r = run(model, "--cpu", "-ctv", "q8_0", "-fa", "off")
