@@ -31,6 +31,15 @@ def main():
     if not shutil.which("node") or not shutil.which("npm"):
         print("SKIP: node/npm not installed (needed for the llama.cpp oracle)")
         return 77
+    import subprocess
+    ver = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        major = int(ver.lstrip("v").split(".")[0])
+    except ValueError:
+        major = 0
+    if major < 20:
+        print(f"SKIP: node-llama-cpp 3.22.1 needs Node.js >= 20 (found {ver or 'none'})")
+        return 77
     nm = matrix.ensure_oracle(os.path.join(build, "tests", "estimate", "oracle"))
     with tempfile.TemporaryDirectory() as tmp:
         models = matrix.write_models(tmp)
