@@ -41,8 +41,12 @@ typedef struct gw_place_api_config {
 
 typedef struct gw_place_api gw_place_api;
 
-/* Opens the ledger (creating it). Errors as gw_ledger_open. Caller closes. */
+/* Opens the ledger (creating it) and resolves the model directories (each
+ * must exist: GW_EINVAL naming it). Errors as gw_ledger_open; on failure *out
+ * is NULL. Strings in cfg are borrowed for the call. Caller closes. */
 int gw_place_api_open(gw_place_api **out, const gw_place_api_config *cfg, gw_error *err);
+/* Closes the ledger and frees everything; no request may be in flight.
+ * NULL is a no-op. */
 void gw_place_api_close(gw_place_api *a);
 
 /* snap: the current publication (borrowed for the call). body/len: the

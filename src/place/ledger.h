@@ -58,6 +58,8 @@ typedef struct gw_ledger_opts {
     unsigned busy_timeout_ms; /* wait for the writer lock; 0: 10000 */
 } gw_ledger_opts;
 
+/* Fills defaults: no path (required), /proc, the real clock, read-write,
+ * synchronous=NORMAL, 10 s busy timeout. */
 void gw_ledger_opts_init(gw_ledger_opts *o);
 
 /* The default ledger path into buf[cap]: $GPUWATCH_LEDGER, else
@@ -70,6 +72,7 @@ const char *gw_ledger_default_path(char *buf, size_t cap);
  * Errors: GW_EIO (cannot open/create, not a ledger), GW_EINVAL (no path),
  * GW_ENOMEM. Caller closes *out with gw_ledger_close. */
 int gw_ledger_open(gw_ledger **out, const gw_ledger_opts *o, gw_error *err);
+/* Closes the file and frees the handle (nothing is written). NULL is a no-op. */
 void gw_ledger_close(gw_ledger *l);
 
 /* A process seen using device memory (from the snapshot). */

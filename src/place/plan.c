@@ -149,7 +149,7 @@ void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *de
 uint64_t gw_place_usable(const gw_place_device *d, uint64_t margin)
 {
     uint64_t taken;
-    if (!gw__add_u64(d->pending, margin, &taken) || taken >= d->free)
+    if (!d->has_free || !gw__add_u64(d->pending, margin, &taken) || taken >= d->free)
         return 0;
     return d->free - taken;
 }

@@ -180,7 +180,7 @@ int gw_place(const gw_place_device *devs, size_t n, const gw_place_need *need,
  * pending starts at 0. */
 void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *devs);
 
-/* usable(d) for a margin. */
+/* usable(d) = free - pending - margin, saturating at 0 (0 without a reading). */
 uint64_t gw_place_usable(const gw_place_device *d, uint64_t margin);
 
 /* Parses a byte size: "20GiB", "512MiB", "1.5G" (G = GiB: binary units),
