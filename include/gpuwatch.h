@@ -343,7 +343,7 @@ typedef struct gw_config {
     const char *proc_root;    /* $GPUWATCH_PROC_ROOT, else "/proc" */
     const char *sys_root;     /* $GPUWATCH_SYS_ROOT, else "/sys" */
     const char *sources;      /* comma list of backends to use; NULL: all */
-    unsigned call_timeout_ms; /* deadline for a fallback CLI; 0: default 5000 */
+    unsigned call_timeout_ms; /* deadline for a fallback CLI; 0: $GPUWATCH_CALL_TIMEOUT_MS, else 5000 */
     bool processes;           /* read per-process use (default true) */
 } gw_config;
 

@@ -113,7 +113,14 @@ int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
                 sizeof m->cfg.proc_root);
     gw__strlcpy(m->cfg.sys_root, pick(cfg_in->sys_root, "GPUWATCH_SYS_ROOT", "/sys"),
                 sizeof m->cfg.sys_root);
-    m->cfg.call_timeout_ms = cfg_in->call_timeout_ms ? cfg_in->call_timeout_ms : 5000;
+    m->cfg.call_timeout_ms = cfg_in->call_timeout_ms;
+    uint64_t env_ms;
+    const char *env_timeout = getenv("GPUWATCH_CALL_TIMEOUT_MS");
+    if (!m->cfg.call_timeout_ms && env_timeout && gw__parse_u64(env_timeout, &env_ms) &&
+        env_ms > 0 && env_ms <= 600000)
+        m->cfg.call_timeout_ms = (unsigned)env_ms;
+    if (!m->cfg.call_timeout_ms)
+        m->cfg.call_timeout_ms = 5000;
     m->cfg.processes = cfg_in->processes;
 
     size_t n = 0;

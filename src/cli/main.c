@@ -37,7 +37,8 @@ static void usage(FILE *out)
             "Environment:\n"
             "  GPUWATCH_NVML_LIBRARY  NVML library to load (default libnvidia-ml.so.1)\n"
             "  GPUWATCH_PROC_ROOT     procfs root (default /proc)\n"
-            "  GPUWATCH_SYS_ROOT      sysfs root (default /sys)\n");
+            "  GPUWATCH_SYS_ROOT      sysfs root (default /sys)\n"
+            "  GPUWATCH_CALL_TIMEOUT_MS  deadline of a fallback CLI call (default 5000)\n");
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* options.c — parsing of the options shared by every command that reads the
  * machine (sources, library path, roots). */
 #include "cli/cli.h"
+#include "core/util.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -11,6 +12,8 @@ const char gw_cli_source_options_help[] =
     "                        default libnvidia-ml.so.1)\n"
     "  --proc-root DIR       read procfs below DIR (env GPUWATCH_PROC_ROOT; /proc)\n"
     "  --sys-root DIR        read sysfs below DIR (env GPUWATCH_SYS_ROOT; /sys)\n"
+    "  --call-timeout MS     deadline of one nvidia-smi/amd-smi/rocm-smi call\n"
+    "                        (env GPUWATCH_CALL_TIMEOUT_MS; default 5000)\n"
     "  --no-processes        do not read per-process GPU use\n";
 
 int gw_cli_source_option(int argc, char **argv, int *i, gw_config *cfg)
@@ -25,6 +28,17 @@ int gw_cli_source_option(int argc, char **argv, int *i, gw_config *cfg)
         {"--sys-root", offsetof(gw_config, sys_root)},
     };
     const char *arg = argv[*i];
+    if (strncmp(arg, "--call-timeout", 14) == 0 && (arg[14] == '\0' || arg[14] == '=')) {
+        const char *v = arg[14] == '=' ? arg + 15 : (*i + 1 < argc ? argv[*i + 1] : NULL);
+        uint64_t ms;
+        if (!v || !gw__parse_u64(v, &ms) || ms == 0 || ms > 600000) {
+            fprintf(stderr, "gpuwatch: --call-timeout needs milliseconds (1..600000)\n");
+            return -1;
+        }
+        cfg->call_timeout_ms = (unsigned)ms;
+        *i += arg[14] == '=' ? 1 : 2;
+        return 1;
+    }
     if (strcmp(arg, "--no-processes") == 0) {
         cfg->processes = false;
         (*i)++;

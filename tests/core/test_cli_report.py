@@ -59,6 +59,11 @@ with tempfile.TemporaryDirectory() as root:
     check(r.returncode == 2 and "--frobnicate" in r.stderr, "unknown option exit 2")
     r = run("report", "--sources")
     check(r.returncode == 2 and "needs a value" in r.stderr, "missing option value exit 2")
+    for bad in ("0", "abc", "600001"):
+        r = run("report", "--call-timeout", bad, "--sources", "host", env=env)
+        check(r.returncode == 2 and "--call-timeout" in r.stderr, f"--call-timeout {bad} refused")
+    r = run("report", "--call-timeout=250", "--sources", "host", env=env)
+    check(r.returncode == 0, "--call-timeout=250 accepted")
     r = run("report", "--help")
     check(r.returncode == 0 and "--json" in r.stdout and "Exit status" in r.stdout, "report --help")
     r = run("--version")
