@@ -135,9 +135,7 @@ int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *
             if ((rc = try_layout(m, &q, &pl->result, &fits, err)) != GW_OK)
                 return rc;
             if (fits) {
-                pl->kind = p->n_devices == 1 ? GW_EST_PLAN_AS_GIVEN : GW_EST_PLAN_ONE_GPU;
-                if (p->n_devices == 1)
-                    pl->kind = GW_EST_PLAN_ONE_GPU;
+                pl->kind = GW_EST_PLAN_ONE_GPU;
                 pl->params = q;
                 make_flags(m, pl);
                 return GW_OK;
