@@ -304,8 +304,10 @@ class Ctx:
             env.pop("GPUWATCH_FAKE_NVML_SCENARIO", None)
         env["GPUWATCH_FAKE_NVML_CALL_LOG"] = os.path.join(self.tmp, "calls.log")
         env.update(env_extra or {})
-        cmd = [self.bin, "report", "--json", "--sources", "nvml,host",
-               "--nvml-library", library or self.lib(variant)] + list(extra)
+        cmd = [self.bin, "report", "--json", "--sources", "nvml,host"]
+        if library != "":  # "": let gpuwatch pick (env or default name)
+            cmd += ["--nvml-library", library or self.lib(variant)]
+        cmd += list(extra)
         p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=120)
         try:
@@ -600,6 +602,28 @@ def case_nolib(ctx):
         ctx.check(rc == 0 and rep["cpu_only"], "rc %d cpu_only %r" % (rc, rep["cpu_only"]))
         want = "NVML: cannot load %s: " % missing
         ctx.check(want in (rep["cpu_only_reason"] or ""), "reason %r" % rep["cpu_only_reason"])
+
+
+def case_libname(ctx):
+    """Without --nvml-library: $GPUWATCH_NVML_LIBRARY, else the soname
+    libnvidia-ml.so.1 through the dynamic loader's search path."""
+    sc = read_scenario(os.path.join(SCENARIOS, "one.scn"))
+    uuid = sc["gpus"][0]["v"]["uuid"]
+    # the default name, found on LD_LIBRARY_PATH (the v1-only variant: its
+    # figures differ from the full one's, so we know which was loaded)
+    rc, rep, _ = ctx.run("one.scn", library="", env_extra={
+        "LD_LIBRARY_PATH": os.path.dirname(ctx.lib("v1"))})
+    if rep:
+        ctx.check([d["uuid"] for d in rep["devices"]] == [uuid] and
+                  rep["devices"][0]["memory_api"] == "v1",
+                  "default name did not load lib-v1: %r" % rep["devices"][:1])
+    # the environment variable wins over the default name
+    rc, rep, _ = ctx.run("one.scn", library="", env_extra={
+        "LD_LIBRARY_PATH": os.path.dirname(ctx.lib("v1")),
+        "GPUWATCH_NVML_LIBRARY": ctx.lib("full")})
+    if rep:
+        ctx.check(rep["devices"] and rep["devices"][0]["memory_api"] == "v2",
+                  "GPUWATCH_NVML_LIBRARY not used: %r" % rep["devices"][:1])
 
 
 def case_real(ctx):
