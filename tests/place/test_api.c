@@ -201,12 +201,98 @@ static void model_directory_rule(void **state)
     assert_null(strstr(body(f), "model directory"));
 }
 
+/* Snapshot -> planner devices, and the launch environment of a plan. */
+static void snapshot_devices_and_env(void **state)
+{
+    (void)state;
+    gw_device devs[3];
+    memset(devs, 0, sizeof devs);
+    devs[0].info.index = 0;
+    devs[0].info.vendor = GW_VENDOR_NVIDIA;
+    gw__strlcpy(devs[0].info.uuid, "GPU-x", sizeof devs[0].info.uuid);
+    devs[0].sample.valid = (1u << GW_METRIC_MEM_FREE) | (1u << GW_METRIC_TEMP);
+    devs[0].sample.mem_free = 8 * GIB;
+    devs[0].sample.temp_mc = 70000;
+    devs[0].info.valid = (1u << GW_INFO_TEMP_SLOWDOWN) | (1u << GW_INFO_MEMORY_TOTAL);
+    devs[0].info.temp_slowdown_mc = 88000;
+    devs[0].info.memory_total = 12 * GIB;
+    devs[1].info.index = 1;
+    devs[1].info.source_index = 4;
+    devs[1].info.vendor = GW_VENDOR_NVIDIA; /* no uuid: selected by index */
+    devs[1].sample.valid = 1u << GW_METRIC_MEM_FREE;
+    devs[1].sample.mem_free = 8 * GIB;
+    devs[2].info.index = 2;
+    devs[2].info.source_index = 1;
+    devs[2].info.vendor = GW_VENDOR_AMD;
+    devs[2].state = GW_DEVICE_STALE; /* no reading either */
+    gw_snapshot snap = {.n_devices = 3, .devices = devs};
+    gw_place_device d[3];
+    gw_place_devices_from_snapshot(&snap, d);
+    assert_string_equal(d[0].uuid, "GPU-x");
+    assert_true(d[0].has_free && d[0].free == 8 * GIB && d[0].total == 12 * GIB);
+    assert_true(d[0].has_temp && d[0].temp_mc == 70000);
+    assert_true(d[0].has_temp_limit && d[0].temp_limit_mc == 88000);
+    assert_string_equal(d[1].uuid, "index:1");
+    assert_int_equal(d[1].source_index, 4);
+    assert_false(d[2].has_free);
+    assert_int_equal(d[2].state, GW_DEVICE_STALE);
+    assert_true(gw_place_usable(&d[2], 0) == 0);
+
+    /* a plan over both NVIDIA GPUs and an AMD one (state forced ok here) */
+    d[2].state = GW_DEVICE_OK;
+    d[2].has_free = true;
+    d[2].free = 8 * GIB;
+    gw_plan plan;
+    gw_plan_init(&plan);
+    gw_place_opts o;
+    gw_place_opts_init(&o);
+    o.policy = GW_PLACE_SPREAD;
+    gw_place_need need = {.size = 6 * GIB};
+    gw_error err;
+    assert_int_equal(gw_place(d, 3, &need, &o, &plan, &err), GW_OK);
+    assert_int_equal(plan.n_used, 3);
+    char *env[3] = {0};
+    size_t n = gw_place_plan_env(&plan, d, env);
+    assert_int_equal(n, 2);
+    assert_string_equal(env[0], "CUDA_VISIBLE_DEVICES=GPU-x,4");
+    assert_string_equal(env[1], "HIP_VISIBLE_DEVICES=1");
+    for (size_t i = 0; i < n; i++)
+        free(env[i]);
+    /* llama flags: a plain size adds none; a layer plan adds -ngl and -ts */
+    char *argv0[] = {"/opt/llama/llama-server", "-m", "x.gguf", NULL};
+    char **v = gw_place_build_argv(3, argv0, &plan, 0);
+    assert_null(v[3]);
+    gw_place_argv_free(v, 3);
+    uint64_t units[6] = {GIB, GIB, GIB, GIB, GIB, GIB};
+    gw_place_need layers = {.n_units = 6, .unit_bytes = units};
+    assert_int_equal(gw_place(d, 3, &layers, &o, &plan, &err), GW_OK);
+    v = gw_place_build_argv(3, argv0, &plan, 2048);
+    assert_string_equal(v[3], "-ngl");
+    assert_string_equal(v[4], "6");
+    assert_string_equal(v[5], "--tensor-split");
+    assert_string_equal(v[6], "2,2,2");
+    assert_string_equal(v[7], "-c");
+    assert_string_equal(v[8], "2048");
+    assert_null(v[9]);
+    gw_place_argv_free(v, 3);
+    char *mine[] = {"llama-cli", "--n-gpu-layers=3", "-ts", "1,1", "--ctx-size", "512", NULL};
+    v = gw_place_build_argv(6, mine, &plan, 2048);
+    assert_null(v[6]);
+    gw_place_argv_free(v, 6);
+    char *other[] = {"python3", "train.py", NULL};
+    v = gw_place_build_argv(2, other, &plan, 2048);
+    assert_null(v[2]);
+    gw_place_argv_free(v, 2);
+    gw_plan_release(&plan);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(plan_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(reserve_list_get_delete_renew, setup, teardown),
         cmocka_unit_test_setup_teardown(model_directory_rule, setup, teardown),
+        cmocka_unit_test(snapshot_devices_and_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
