@@ -187,10 +187,17 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
             (*i)++;
             return 1;
         }
-    static const char *const valued[] = {
-        "--mem",       "--model",   "--ctx",      "--parallel", "--layers",  "--layer-size",
-        "--output-size", "--overhead", "--host-size", "--policy", "--gpus",     "--devices",
-        "--margin",    "--max-temp", "--gpu",      "--ledger",
+    enum {
+        O_MEM, O_MODEL, O_CTX, O_PARALLEL, O_LAYERS, O_LAYER_SIZE, O_OUTPUT_SIZE, O_OVERHEAD,
+        O_HOST_SIZE, O_POLICY, O_GPUS, O_DEVICES, O_MARGIN, O_MAX_TEMP, O_GPU, O_LEDGER, O_COUNT
+    };
+    static const char *const valued[O_COUNT] = {
+        [O_MEM] = "--mem",           [O_MODEL] = "--model",       [O_CTX] = "--ctx",
+        [O_PARALLEL] = "--parallel", [O_LAYERS] = "--layers",     [O_LAYER_SIZE] = "--layer-size",
+        [O_OUTPUT_SIZE] = "--output-size", [O_OVERHEAD] = "--overhead",
+        [O_HOST_SIZE] = "--host-size", [O_POLICY] = "--policy",  [O_GPUS] = "--gpus",
+        [O_DEVICES] = "--devices",   [O_MARGIN] = "--margin",     [O_MAX_TEMP] = "--max-temp",
+        [O_GPU] = "--gpu",           [O_LEDGER] = "--ledger",
     };
     size_t which = GW__ARRAY_LEN(valued);
     const char *v = NULL;
@@ -215,27 +222,27 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
     const char *name = valued[which];
     bool ok = true;
     switch (which) {
-    case 0: ok = gw_place_parse_size(v, &r->mem) && r->mem > 0; break;
-    case 1: r->model = v; break;
-    case 2: ok = parse_u32(v, &r->ctx); break;
-    case 3: ok = parse_u32(v, &r->parallel) && r->parallel > 0; break;
-    case 4: ok = parse_u32(v, &r->n_layers) && r->n_layers > 0 && r->n_layers < 100000; break;
-    case 5: ok = gw_place_parse_size(v, &r->layer_bytes) && r->layer_bytes > 0; break;
-    case 6: ok = gw_place_parse_size(v, &r->output_bytes); break;
-    case 7:
+    case O_MEM: ok = gw_place_parse_size(v, &r->mem) && r->mem > 0; break;
+    case O_MODEL: r->model = v; break;
+    case O_CTX: ok = parse_u32(v, &r->ctx); break;
+    case O_PARALLEL: ok = parse_u32(v, &r->parallel) && r->parallel > 0; break;
+    case O_LAYERS: ok = parse_u32(v, &r->n_layers) && r->n_layers > 0 && r->n_layers < 100000; break;
+    case O_LAYER_SIZE: ok = gw_place_parse_size(v, &r->layer_bytes) && r->layer_bytes > 0; break;
+    case O_OUTPUT_SIZE: ok = gw_place_parse_size(v, &r->output_bytes); break;
+    case O_OVERHEAD:
         ok = gw_place_parse_size(v, &r->overhead);
         r->overhead_set = true;
         break;
-    case 8: ok = gw_place_parse_size(v, &r->host_bytes); break;
-    case 9:
+    case O_HOST_SIZE: ok = gw_place_parse_size(v, &r->host_bytes); break;
+    case O_POLICY:
         ok = gw_place_policy_parse(v, &r->opts.policy);
         r->policy_set = true;
         break;
-    case 10: ok = parse_u32(v, &r->opts.gpus) && r->opts.gpus > 0 && r->opts.gpus <= 4096; break;
-    case 11: r->devices_arg = v; break;
-    case 12: ok = gw_place_parse_size(v, &r->opts.margin); break;
-    case 13: ok = parse_celsius(v, &r->opts.max_temp_mc) && r->opts.max_temp_mc != 0; break;
-    case 14:
+    case O_GPUS: ok = parse_u32(v, &r->opts.gpus) && r->opts.gpus > 0 && r->opts.gpus <= 4096; break;
+    case O_DEVICES: r->devices_arg = v; break;
+    case O_MARGIN: ok = gw_place_parse_size(v, &r->opts.margin); break;
+    case O_MAX_TEMP: ok = parse_celsius(v, &r->opts.max_temp_mc) && r->opts.max_temp_mc != 0; break;
+    case O_GPU:
         if (r->n_given >= GW_PLACE_MAX_GIVEN)
             return gw__error_set(err, GW_EINVAL, "--gpu: at most %d given GPUs", GW_PLACE_MAX_GIVEN);
         {
@@ -245,7 +252,7 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
             r->n_given++;
         }
         break;
-    case 15: r->ledger_path = v; break;
+    case O_LEDGER: r->ledger_path = v; break;
     }
     if (!ok)
         return gw__error_set(err, GW_EINVAL, "bad value '%s' for %s", v, name);
