@@ -225,6 +225,7 @@ static int parse_request(gw_place_api *a, const json_t *o, bool reserving, gw_pl
             ok = json_u32(v, &r->opts.gpus) && r->opts.gpus > 0 && r->opts.gpus <= 4096;
         } else if (strcmp(k, "margin") == 0) {
             ok = json_size(v, &r->opts.margin);
+            r->margin_set = true;
         } else if (strcmp(k, "max_temp_c") == 0) {
             ok = json_is_number(v) && json_number_value(v) > 0 && json_number_value(v) < 1000;
             r->opts.max_temp_mc = (int32_t)(json_number_value(v) * 1000);

@@ -37,7 +37,7 @@ const char gw_place_request_help[] =
     "                        spread, pack, list\n"
     "  --gpus N              use exactly N GPUs\n"
     "  --devices LIST        only these GPUs, in this order (indexes or UUIDs; policy list)\n"
-    "  --margin SIZE         keep SIZE free on every GPU (default 0)\n"
+    "  --margin SIZE         keep SIZE free on every GPU (default 0; 512 MiB with --model)\n"
     "  --max-temp C          skip GPUs at or over C degrees (default: each GPU's slowdown)\n"
     "  --gpu SPEC            plan on a given GPU instead of this host's; repeatable.\n"
     "                        SPEC = FREE[,total=SIZE][,name=N][,uuid=U][,vendor=V]\n"
@@ -240,7 +240,10 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
         break;
     case O_GPUS: ok = parse_u32(v, &r->opts.gpus) && r->opts.gpus > 0 && r->opts.gpus <= 4096; break;
     case O_DEVICES: r->devices_arg = v; break;
-    case O_MARGIN: ok = gw_place_parse_size(v, &r->opts.margin); break;
+    case O_MARGIN:
+        ok = gw_place_parse_size(v, &r->opts.margin);
+        r->margin_set = true;
+        break;
     case O_MAX_TEMP: ok = parse_celsius(v, &r->opts.max_temp_mc) && r->opts.max_temp_mc != 0; break;
     case O_GPU:
         if (r->n_given >= GW_PLACE_MAX_GIVEN)
@@ -478,8 +481,11 @@ static int build_need(gw_place_request *r, gw_error *err)
         return gw__error_set(err, GW_EINVAL, "--ctx and --parallel need --model");
     memset(&r->need, 0, sizeof r->need);
     r->need.allow_partial = !r->no_partial;
-    if (r->model)
+    if (r->model) {
+        if (!r->margin_set && r->opts.margin == 0)
+            r->opts.margin = GW_EST_DEFAULT_MARGIN; /* as `gpuwatch fit` does */
         return need_from_model(r, err);
+    }
     r->need.overhead = r->overhead;
     r->need.host_bytes = r->host_bytes;
     if (r->mem) {

@@ -30,6 +30,7 @@ typedef struct gw_place_request {
     gw_config cfg;          /* source options (the CLI's gw_cli_source_option fills it) */
     gw_place_opts opts;
     bool policy_set;
+    bool margin_set;         /* --margin given (else a model gets the estimator's 512 MiB) */
     const char *devices_arg; /* --devices 0,2 or uuids */
     uint64_t mem;            /* --mem */
     const char *model;       /* --model FILE.gguf */
