@@ -27,6 +27,8 @@
  *  - identity: PCI bus id from the device link, vendor/device ids,
  *    product_name (server cards), unique_id (GFX9+) as uuid, serial_number;
  *    PCIe current/max link speed and width.
+ *  - encoder / decoder use: summed over the device's DRM fdinfo clients
+ *    (enc* / dec*, jpeg engines), from the second sample on.
  *  - APUs: recognised by the hwmon voltage in1 labelled "vddnb", which
  *    amdgpu exposes only on APUs (other than MI300A). On an APU the GTT
  *    counts as usable memory: memory total/used are VRAM + GTT and
@@ -610,24 +612,36 @@ static void add_processes(amd_state *s, gw__collect *c, size_t first)
     }
 }
 
+/* Encoder / decoder use of a device: the sum over its DRM clients (the sysfs
+ * has no device figure for the video engines). Needs two samples. */
+static void add_video_use(amd_state *s, amd_dev *d, gw_device *out)
+{
+    gw__fdinfo_usage u;
+    if (!s->fdinfo || out->state != GW_DEVICE_OK ||
+        !gw__fdinfo_device_usage(s->fdinfo, d->card.pci_bus_id, &u))
+        return;
+    if (u.valid & (1u << GW__USE_ENC)) {
+        out->sample.util_enc = u.enc_pct;
+        SET(&out->sample, GW_METRIC_UTIL_ENC);
+    }
+    if (u.valid & (1u << GW__USE_DEC)) {
+        out->sample.util_dec = u.dec_pct;
+        SET(&out->sample, GW_METRIC_UTIL_DEC);
+    }
+}
+
 static int amd_sample(void *state, gw__collect *c, gw_error *err)
 {
     amd_state *s = state;
     s->calls = 0;
     s->samples++;
-    size_t first = gw__collect_device_count(c);
-    for (size_t i = 0; i < s->n_devs; i++) {
-        gw_device *d = gw__collect_add_device(c);
-        if (!d)
-            return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
-        sample_device(s, &s->devs[i], d);
-    }
     gw_strbuf sb;
     gw__strbuf_init(&sb, sizeof s->message);
     for (size_t i = 0; i < s->n_devs; i++)
         if (s->devs[i].apu)
             gw__strbuf_printf(&sb, "%scard%u is an APU: GTT counts as usable memory (memory_api gtt)",
                               sb.len ? "; " : "", s->devs[i].card.card);
+    bool swept = false;
     if (!s->cfg.processes) {
         gw__strbuf_printf(&sb, "%sper-process use off", sb.len ? "; " : "");
     } else if (!s->fdinfo) {
@@ -641,21 +655,31 @@ static int amd_sample(void *state, gw__collect *c, gw_error *err)
             gw__strbuf_release(&sb);
             return gw__error_set(err, rc, "amdgpu: %s", fe.message);
         }
+        swept = rc == GW_OK;
         char note[384];
         gw__fdinfo_describe(s->fdinfo, note, sizeof note);
         if (rc != GW_OK)
             gw__strbuf_printf(&sb, "%sno per-process use: %s", sb.len ? "; " : "", fe.message);
         else if (note[0])
             gw__strbuf_printf(&sb, "%s%s", sb.len ? "; " : "", note);
-        if (rc == GW_OK)
-            add_processes(s, c, first);
-        if (s->samples == 1 && rc == GW_OK && gw__fdinfo_get_stats(s->fdinfo)->clients > 0)
-            gw__strbuf_printf(&sb, "%sprocess busy %% comes from DRM fdinfo counters between two "
-                                   "samples (none on the first)",
+        if (swept && s->samples == 1 && gw__fdinfo_get_stats(s->fdinfo)->clients > 0)
+            gw__strbuf_printf(&sb, "%sprocess busy %% and encoder/decoder use come from DRM "
+                                   "fdinfo counters between two samples (none on the first)",
                               sb.len ? "; " : "");
     }
     gw__strlcpy(s->message, sb.len && !sb.failed ? sb.data : "", sizeof s->message);
     gw__strbuf_release(&sb);
+    size_t first = gw__collect_device_count(c);
+    for (size_t i = 0; i < s->n_devs; i++) {
+        gw_device *d = gw__collect_add_device(c);
+        if (!d)
+            return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
+        sample_device(s, &s->devs[i], d);
+        if (swept)
+            add_video_use(s, &s->devs[i], d);
+    }
+    if (swept)
+        add_processes(s, c, first);
     return GW_OK;
 }
 

@@ -296,26 +296,34 @@ static void busy_needs_two_samples_and_ignores_backwards(void **state)
     char proc[256];
     snprintf(proc, sizeof proc, "%s/proc", root);
     const char *fmt = "drm-driver:\tamdgpu\ndrm-pdev:\t0000:03:00.0\ndrm-client-id:\t11\n"
-                      "drm-memory-vram:\t1048576 KiB\ndrm-engine-gfx:\t%llu ns\n";
+                      "drm-memory-vram:\t1048576 KiB\ndrm-engine-gfx:\t%llu ns\n"
+                      "drm-engine-enc:\t%llu ns\ndrm-engine-dec:\t7 ns\n";
     char t[256];
-    snprintf(t, sizeof t, fmt, 5000000000000ull);
+    snprintf(t, sizeof t, fmt, 5000000000000ull, 0ull);
     fx_write(proc, "1234/fdinfo/5", t);
     run r;
     run_open(&r, &gw__backend_amdgpu, root, true);
     run_sample(&r);
     assert_false(gw_process_has(proc_of(&r, 1234, 0), GW_PROC_SM_UTIL));
-    snprintf(t, sizeof t, fmt, 4000000000000ull); /* backwards */
+    assert_false(HAS(&r.c.devices[0], UTIL_ENC)); /* one sample: no delta */
+    snprintf(t, sizeof t, fmt, 4000000000000ull, 0ull); /* backwards */
     fx_write(proc, "1234/fdinfo/5", t);
     run_sample(&r);
     assert_false(gw_process_has(proc_of(&r, 1234, 0), GW_PROC_SM_UTIL));
-    /* +1000 s of gfx time: more than the wall time between two samples, so
-     * the busy figure is valid and clamped to 100 */
-    snprintf(t, sizeof t, fmt, 5000000000000ull);
+    /* +1000 s of gfx and encoder time: more than the wall time between two
+     * samples, so the figures are valid and clamped to 100 */
+    snprintf(t, sizeof t, fmt, 5000000000000ull, 1000000000000ull);
     fx_write(proc, "1234/fdinfo/5", t);
     run_sample(&r);
     const gw_process *p = proc_of(&r, 1234, 0);
     assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
     assert_float_equal(p->sm_util, 100.0, 0);
+    assert_float_equal(p->enc_util, 100.0, 0);
+    const gw_device *d = &r.c.devices[0];
+    assert_true(HAS(d, UTIL_ENC) && HAS(d, UTIL_DEC));
+    assert_float_equal(d->sample.util_enc, 100.0, 0); /* summed over clients */
+    assert_float_equal(d->sample.util_dec, 0.0, 0);   /* dec did not move */
+    assert_float_equal(d->sample.util_gpu, (double)fx_ll(root, RDNA3_DEV "/gpu_busy_percent"), 0);
     run_close(&r);
     fx_rmrf(root);
 }

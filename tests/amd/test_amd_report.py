@@ -134,6 +134,8 @@ def check_amd_device(d, dev, what):
     eq(m["visible_vram_used_bytes"], num(os.path.join(dev, "mem_info_vis_vram_used")), what + " vis used")
     eq(d["utilization"]["gpu_percent"], opt(os.path.join(dev, "gpu_busy_percent")), what + " gpu %")
     eq(d["utilization"]["memory_percent"], opt(os.path.join(dev, "mem_busy_percent")), what + " mem %")
+    eq(d["utilization"]["encoder_percent"], None, what + " one-shot: no derived encoder %")
+    eq(d["utilization"]["decoder_percent"], None, what + " one-shot: no derived decoder %")
     name = read(os.path.join(dev, "product_name")).strip() if os.path.exists(
         os.path.join(dev, "product_name")) else "AMD GPU [1002:%04x]" % num(os.path.join(dev, "device"))
     eq(d["name"], name, what + " name")
