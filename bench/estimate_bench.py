@@ -103,6 +103,23 @@ def main():
             worst = max(ok, key=lambda r: abs(r[k][0] - r[k][1]))
             d = worst[k][0] - worst[k][1]
             print(f"  {k:<16} {d:+12d} bytes ({100 * abs(d) / worst[k][1]:.5f}%)  {worst['job']['name']}")
+        oracle = matrix.ensure_oracle_ext(os.path.join(a.build, "tests", "estimate", "oracle"), nm)
+        if oracle:
+            print("\n== accuracy, direct oracle (prebuilt libllama via llama.h: exact model/KV/compute "
+                  "bytes; -ub < -b, --kv-unified, --swa-full)")
+            cfgs = matrix.configs_ext("small" if a.quick else "big")
+            t0 = time.perf_counter()
+            ext = matrix.compare_ext(gw, oracle, models, cfgs)
+            ok = [r for r in ext if "error" not in r]
+            both = [r for r in ext if "error" in r and r.get("gw_refused") and not r.get("oracle_ok")]
+            print(f"{len(ok)} configurations compared, {len(both)} refused by both llama.cpp and gpuwatch, "
+                  f"{len(ext) - len(ok) - len(both)} disagreements, in {time.perf_counter() - t0:.1f} s")
+            for k in ("weights", "kv", "compute", "output", "total"):
+                worst = max(ok, key=lambda r: abs(r[k][0] - r[k][1]))
+                d = worst[k][0] - worst[k][1]
+                n_exact = sum(1 for r in ok if r[k][0] == r[k][1])
+                print(f"  {k:<8} largest difference {d:+10d} bytes ({100 * abs(d) / worst[k][1]:.5f}%), "
+                      f"{n_exact}/{len(ok)} equal to the byte")
     return 0
 
 

@@ -1213,12 +1213,12 @@ int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
     g.type_v = p->type_v;
     uint32_t n_seqs = c->n_seq;
     uint32_t n_tokens = c->n_ctx < c->n_ubatch ? c->n_ctx : c->n_ubatch;
+    /* n_outputs = min(n_tokens, n_outputs_max = n_batch), taken before
+     * graph_reserve rounds n_tokens up to a multiple of the sequences */
+    g.n_out = n_tokens < c->n_batch ? n_tokens : c->n_batch;
     if (n_tokens % n_seqs)
         n_tokens = (n_tokens + n_seqs - 1) / n_seqs * n_seqs;
     g.T = n_tokens;
-    g.n_out = n_tokens; /* min(n_tokens, n_outputs_max = n_batch) */
-    if (g.n_out > c->n_batch)
-        g.n_out = c->n_batch;
     g.ns = c->n_stream;
     g.n_kv[0] = c->kv_size;
     g.n_kv[1] = c->kv_size_swa;

@@ -79,6 +79,7 @@ def configs(size="small"):
 
 def ensure_oracle(workdir):
     """Installs node-llama-cpp under workdir (once); returns its node_modules."""
+    workdir = os.path.abspath(workdir)
     nm = os.path.join(workdir, "node_modules")
     if os.path.isdir(os.path.join(nm, "node-llama-cpp")) and \
             os.path.isdir(os.path.join(nm, "@node-llama-cpp", "linux-x64")):
@@ -89,6 +90,117 @@ def ensure_oracle(workdir):
                     "--prefix", workdir, NLC, NLC_BIN],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     return nm
+
+
+GGML_ID = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "bf16": 30}
+
+
+def configs_ext(size="small"):
+    """Configurations only the direct oracle (oracle_ext) can run: -ub below
+    -b, a unified KV cache, --swa-full."""
+    if size == "small":
+        return [
+            dict(n_ctx=4096, n_batch=2048, n_ubatch=512, n_seq=3, unified=False, flash_attn=False,
+                 type_k="f16", type_v="f16", swa_full=False),  # 512 tokens round up to 513
+            dict(n_ctx=8192, n_batch=1024, n_ubatch=256, n_seq=4, unified=True, flash_attn=True,
+                 type_k="q8_0", type_v="q8_0", swa_full=False),
+            dict(n_ctx=6000, n_batch=512, n_ubatch=128, n_seq=2, unified=False, flash_attn=True,
+                 type_k="q4_0", type_v="q4_0", swa_full=True),
+            dict(n_ctx=3000, n_batch=3000, n_ubatch=3000, n_seq=3, unified=True, flash_attn=False,
+                 type_k="f16", type_v="f16", swa_full=False),
+        ]
+    out = []
+    for n_ctx, (nb, nub), n_seq, unified, fa, (tk, tv), swa_full in itertools.product(
+            [4096, 16384], [(2048, 512), (512, 128), (4096, 4096)], [1, 3], [False, True],
+            [False, True], [("f16", "f16"), ("q8_0", "q8_0")], [False, True]):
+        if tv != "f16" and not fa:
+            continue
+        out.append(dict(n_ctx=n_ctx, n_batch=nb, n_ubatch=nub, n_seq=n_seq, unified=unified,
+                        flash_attn=fa, type_k=tk, type_v=tv, swa_full=swa_full))
+    return out
+
+
+def ensure_oracle_ext(workdir, node_modules):
+    """Builds oracle_ext against the prebuilt libllama of node-llama-cpp and
+    the headers of the same llama.cpp release (from the package's source
+    bundle). Returns (binary, bins_dir), or None when git or a C++ compiler
+    is missing."""
+    import shutil
+    workdir, node_modules = os.path.abspath(workdir), os.path.abspath(node_modules)
+    cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    git = shutil.which("git")
+    bins = os.path.join(node_modules, "@node-llama-cpp", "linux-x64", "bins", "linux-x64")
+    bundle = os.path.join(node_modules, "node-llama-cpp", "llama", "gitRelease.bundle")
+    if not cxx or not git or not os.path.isdir(bins) or not os.path.exists(bundle):
+        return None
+    exe = os.path.join(workdir, "oracle_ext")
+    src = os.path.join(HERE, "oracle_ext.cpp")
+    stamp = exe + ".rpath"
+    if os.path.exists(exe) and os.path.getmtime(exe) >= os.path.getmtime(src) and \
+            os.path.exists(stamp) and open(stamp).read() == bins:
+        return exe, bins
+    hdr = os.path.join(workdir, "llama-src")
+    if not os.path.isdir(os.path.join(hdr, "include")):
+        subprocess.run([git, "clone", "-q", "--no-checkout", bundle, hdr], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([git, "-C", hdr, "checkout", "-q", "HEAD", "--", "include", "ggml/include",
+                        "src/llama-ext.h"], check=True)
+    libs = [os.path.join(bins, n) for n in ("libllama.v0.5.0.so", "libggml.v0.5.0.so", "libggml-base.so")]
+    subprocess.run([cxx, "-std=c++17", "-O1", "-I", os.path.join(hdr, "include"), "-I",
+                    os.path.join(hdr, "ggml", "include"), "-I", os.path.join(hdr, "src"), src, "-o", exe,
+                    *libs, "-Wl,-rpath," + bins], check=True)
+    with open(stamp, "w") as f:
+        f.write(bins)
+    return exe, bins
+
+
+def run_oracle_ext(oracle, jobs):
+    exe, bins = oracle
+    lines = "".join(f"{j['model']} {j['n_ctx']} {j['n_batch']} {j['n_ubatch']} {j['n_seq']} "
+                    f"{int(j['unified'])} {int(j['flash_attn'])} {GGML_ID[j['type_k']]} "
+                    f"{GGML_ID[j['type_v']]} {int(j['swa_full'])}\n" for j in jobs)
+    r = subprocess.run([exe, bins], input=lines, capture_output=True, text=True, check=True)
+    res = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    if len(res) != len(jobs):
+        raise RuntimeError(f"oracle_ext: {len(res)} results for {len(jobs)} jobs: {r.stderr[-1000:]}")
+    return res
+
+
+def compare_ext(gpuwatch, oracle, models, cfgs):
+    """Like compare(), with the direct oracle: model, KV and compute bytes are
+    exact on llama.cpp's side; output comes from its 0.01 MiB log line."""
+    jobs = [dict(c, model=path, name=name) for name, path in models.items() for c in cfgs]
+    res = run_oracle_ext(oracle, jobs)
+    rows = []
+    for job, o in zip(jobs, res):
+        args = [gpuwatch, "fit", job["model"], "--cpu", "--json", "-c", str(job["n_ctx"]),
+                "-b", str(job["n_batch"]), "-ub", str(job["n_ubatch"]), "-np", str(job["n_seq"]),
+                "-ctk", job["type_k"], "-ctv", job["type_v"], "-fa", "on" if job["flash_attn"] else "off"]
+        if job["unified"]:
+            args.append("--kv-unified")
+        if job["swa_full"]:
+            args.append("--swa-full")
+        g = subprocess.run(args, capture_output=True, text=True)
+        if "error" in o:
+            rows.append(dict(job=job, error="oracle: " + o["error"], gw_refused=g.returncode != 0))
+            continue
+        if g.returncode != 0:
+            rows.append(dict(job=job, error="gpuwatch: " + g.stderr.strip(), gw_refused=True,
+                             oracle_ok=True))
+            continue
+        h = json.loads(g.stdout)["requested"]["host"]
+        out_truth = round(o["output_mib"] * 1024 * 1024)
+        row = dict(job=job, resolution=round(0.005 * 1024 * 1024))
+        row["weights"] = (h["weights"], o["model"])
+        row["kv"] = (h["kv"], o["kv"])
+        row["compute"] = (h["compute"], o["compute"])
+        row["output"] = (h["output"], out_truth)
+        row["total"] = (h["weights"] + h["kv"] + h["compute"] + h["output"],
+                        o["model"] + o["kv"] + o["compute"] + out_truth)
+        row["kv_plus_compute"] = (h["kv"] + h["compute"], o["kv"] + o["compute"])
+        row["n_ctx"] = (json.loads(g.stdout)["requested"]["n_ctx"], o["n_ctx"])
+        rows.append(row)
+    return rows
 
 
 def write_models(outdir, names=None):

@@ -69,6 +69,41 @@ def main():
                 failures.append(f"{name} {j['n_ctx']}/{j['n_batch']}/{j['n_seq']}/{j['type_k']}/"
                                 f"{j['type_v']}/fa={j['flash_attn']}: {comp} off by {100 * err:.3f}% "
                                 f"(gpuwatch {r[comp][0]}, llama.cpp {r[comp][1]})")
+    # the direct oracle (prebuilt libllama through llama.h): exact model, KV
+    # and compute bytes, and the settings the binding cannot express
+    oracle = None
+    try:
+        oracle = matrix.ensure_oracle_ext(os.path.join(build, "tests", "estimate", "oracle"), nm)
+    except Exception as e:  # a missing compiler or git is not a gpuwatch failure
+        print(f"note: direct oracle not built: {e}")
+    if oracle:
+        with tempfile.TemporaryDirectory() as tmp:
+            models = matrix.write_models(tmp)
+            ext = matrix.compare_ext(gpuwatch, oracle, models, matrix.configs_ext("small"))
+        exact = 0
+        for r in ext:
+            j = r["job"]
+            if "error" in r:
+                if r.get("oracle_ok") or not r.get("gw_refused"):
+                    failures.append(f"direct oracle {j['name']} {j}: {r['error'][:200]}")
+                continue
+            if all(r[k][0] == r[k][1] for k in ("weights", "kv", "compute")):
+                exact += 1
+            for comp, limit, slack in (("weights", 0.001, 0), ("kv", 0.001, 0), ("compute", 0.05, 0),
+                                       ("output", 0.001, r["resolution"]),
+                                       ("total", 0.01, r["resolution"])):
+                err = matrix.rel_err(r[comp], slack)
+                if err > limit:
+                    failures.append(f"direct oracle {j['name']} {j}: {comp} off by {100 * err:.3f}% "
+                                    f"(gpuwatch {r[comp][0]}, llama.cpp {r[comp][1]})")
+            if r["n_ctx"][0] != r["n_ctx"][1]:
+                failures.append(f"direct oracle {j['name']}: n_ctx {r['n_ctx']}")
+        print(f"direct oracle (-ub < -b, --kv-unified, --swa-full): {len(ext)} configurations, "
+              f"{exact} with weights, KV and compute equal to the byte")
+        rows = rows + [r for r in ext if "error" not in r]
+    else:
+        print("note: direct oracle unavailable (needs git and a C++ compiler); "
+              "-ub/--kv-unified/--swa-full not compared")
     worst = matrix.summarize(rows)
     for k, (e, name, cfg) in sorted(worst.items()):
         print(f"worst {k:<16} {100 * e:8.4f}%  {name} {cfg}")
