@@ -422,6 +422,7 @@ struct gw__fdinfo {
     size_t n_hist, n_hist_next, cap_hist, cap_hist_next;
     int64_t hist_at_ns;
     bool have_hist;
+    bool have_swept; /* a sweep completed: pids seen after it are new */
     gw__fdinfo_usage *usage, *dev;
     size_t n_usage, cap_usage, n_dev, cap_dev;
     gw__fdinfo_stats stats;
@@ -558,12 +559,16 @@ static pid_ent *pid_lookup(gw__fdinfo *f, uint32_t pid, bool *fresh)
     return e;
 }
 
-static uint32_t mix(uint64_t x)
+/* 64-bit finaliser (murmur3 fmix64): spreads pid/inode over jitter ranges
+ * of tens of seconds in nanoseconds. */
+static uint64_t mix(uint64_t x)
 {
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
-    return (uint32_t)x;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
 }
 
 /* Lists /proc/PID/fd: keeps the /dev/dri descriptors as slots (existing
@@ -663,6 +668,19 @@ static void pid_scan(gw__fdinfo *f, pid_ent *p, int64_t now)
         changed = true;
     p->kfd = kfd;
     p->listed = true;
+    if (!f->have_swept) {
+        /* a process that was there before the first sweep is not young:
+         * its first rescan falls anywhere in [rescan_min, rescan_max], so
+         * the rescans of a whole /proc spread evenly instead of coming back
+         * all together */
+        int64_t span = f->opts.rescan_max_ns - f->opts.rescan_min_ns;
+        p->interval_ns = f->opts.rescan_max_ns;
+        p->next_scan_ns = now + f->opts.rescan_min_ns +
+                          (span > 0 ? (int64_t)(mix(((uint64_t)p->pid << 32) ^ p->ino) %
+                                                (uint64_t)span)
+                                    : 0);
+        return;
+    }
     if (changed || p->interval_ns <= 0)
         p->interval_ns = f->opts.rescan_min_ns;
     else if (p->interval_ns < f->opts.rescan_max_ns / 2)
@@ -1082,6 +1100,8 @@ int gw__fdinfo_sweep(gw__fdinfo *f, int64_t now, gw_error *err)
         pids_rehash(f, f->cap_pids, true, f->round); /* on ENOMEM: next time */
     if (rc == GW_OK)
         rc = build_results(f, now);
+    if (rc == GW_OK)
+        f->have_swept = true;
     if (rc != GW_OK) {
         f->n_usage = f->n_dev = 0;
         f->have_hist = false;

@@ -372,32 +372,38 @@ static void cache_skips_unchanged_and_rescans_on_backoff(void **state)
     assert_int_equal(gw__fdinfo_sweep(f, 100 * SEC, &err), GW_OK);
     assert_int_equal(st->pids_listed, 0);
     assert_int_equal(gw__fdinfo_usage_count(f), 1);
-    /* pid 11 opens a GPU later: unseen until its rescan (<= rescan_min) */
+    /* pid 11 (there before the first sweep) opens a GPU later: unseen until
+     * its first rescan, which falls in [rescan_min, rescan_max] = [1, 8] s */
     fx_fd(root, 11, 4, "/dev/dri/renderD128", amd_info(t, sizeof t, "0000:03:00.0", 2, 1, 0, 0, 0));
     assert_int_equal(gw__fdinfo_sweep(f, 100 * SEC + 1, &err), GW_OK);
     assert_int_equal(gw__fdinfo_usage_count(f), 1);
-    assert_int_equal(gw__fdinfo_sweep(f, 101 * SEC, &err), GW_OK);
+    assert_int_equal(gw__fdinfo_sweep(f, 108 * SEC, &err), GW_OK);
     assert_int_equal(gw__fdinfo_usage_count(f), 2);
-    /* a new pid is seen on the very next sweep */
-    fx_fd(root, 12, 4, "/dev/dri/renderD128", amd_info(t, sizeof t, "0000:03:00.0", 3, 1, 0, 0, 0));
-    assert_int_equal(gw__fdinfo_sweep(f, 101 * SEC + 1, &err), GW_OK);
+    /* a new pid is listed on the very next sweep */
+    fx_fd(root, 12, 1, "pipe:[10]", "pos:\t0\n");
+    assert_int_equal(gw__fdinfo_sweep(f, 108 * SEC + 1, &err), GW_OK);
     assert_int_equal(st->pids_listed, 1);
+    /* and, being young, is listed again after rescan_min (1 s) */
+    fx_fd(root, 12, 4, "/dev/dri/renderD128", amd_info(t, sizeof t, "0000:03:00.0", 3, 1, 0, 0, 0));
+    assert_int_equal(gw__fdinfo_sweep(f, 108 * SEC + 2, &err), GW_OK);
+    assert_int_equal(gw__fdinfo_usage_count(f), 2);
+    assert_int_equal(gw__fdinfo_sweep(f, 109 * SEC + 1, &err), GW_OK);
     assert_int_equal(gw__fdinfo_usage_count(f), 3);
     /* pid 10 closes its fd: the read fails, the client goes */
     fx_unlink(root, "10/fdinfo/5");
     fx_unlink(root, "10/fd/5");
-    assert_int_equal(gw__fdinfo_sweep(f, 101 * SEC + 2, &err), GW_OK);
+    assert_int_equal(gw__fdinfo_sweep(f, 109 * SEC + 2, &err), GW_OK);
     /* a held descriptor of a regular file still reads the old text on a
      * fixture; the real procfs fails it. Either way, after the rescan that
      * follows (<= rescan_max), pid 10 is gone from the results. */
-    assert_int_equal(gw__fdinfo_sweep(f, 120 * SEC, &err), GW_OK);
+    assert_int_equal(gw__fdinfo_sweep(f, 130 * SEC, &err), GW_OK);
     assert_null(find_usage(f, 10, "0000:03:00.0"));
     assert_non_null(find_usage(f, 11, "0000:03:00.0"));
     /* a pid that disappears is dropped at once */
     char dir[128];
     snprintf(dir, sizeof dir, "%s/12", root);
     fx_rmrf(dir);
-    assert_int_equal(gw__fdinfo_sweep(f, 120 * SEC + 1, &err), GW_OK);
+    assert_int_equal(gw__fdinfo_sweep(f, 130 * SEC + 1, &err), GW_OK);
     assert_int_equal(st->pids, 2);
     assert_null(find_usage(f, 12, "0000:03:00.0"));
     gw__fdinfo_close(f);
