@@ -24,7 +24,9 @@
  * with a recycled pid). Only new pids are listed at once; a known pid's fd
  * folder is listed again on a per-pid back-off (rescan_min, doubling to
  * rescan_max, reset when its DRM descriptors change, jittered so rescans
- * spread over time) — so a long-lived process that opens a GPU late is seen
+ * spread over time; processes already there at the first sweep are not
+ * young and get their first rescan spread evenly over [rescan_min,
+ * rescan_max]) — so a long-lived process that opens a GPU late is seen
  * within rescan_max. Between listings only the fdinfo of the pid's known DRM
  * descriptors of the wanted drivers is re-read, through descriptors held open
  * (pread at offset 0; up to max_held of them) — one system call each.
