@@ -428,12 +428,15 @@ int gw_cmd_fit(int argc, char **argv)
         rc = GW_EXIT_ERROR;
         goto out;
     }
-    if (gw_est_estimate(m, &p, asked, &err) != GW_OK ||
+    /* CPU only: the plan is the requested layout itself, estimate it once */
+    if ((p.n_devices > 0 && gw_est_estimate(m, &p, asked, &err) != GW_OK) ||
         gw_est_plan_fit(m, &p, plan, &err) != GW_OK) {
         fprintf(stderr, "gpuwatch: fit: %s: %s\n", model, err.message);
         rc = GW_EXIT_ERROR;
         goto out;
     }
+    if (p.n_devices == 0)
+        *asked = plan->result;
     bool fits = p.n_devices == 0 || asked->fits;
     if (json) {
         gw_strbuf sb;
