@@ -238,6 +238,8 @@ static int live_gpus(const gw_config *cfg, gw_est_params *p)
     return (int)p->n_devices;
 }
 
+/* `gpuwatch fit`: argv[0] is "fit". Returns an exit code (GW_EXIT_*);
+ * prints to stdout/stderr only; owns nothing after it returns. */
 int gw_cmd_fit(int argc, char **argv)
 {
     gw_est_params p;

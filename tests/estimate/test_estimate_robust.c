@@ -17,8 +17,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-static const char *corpus;
-
 static unsigned char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -65,8 +63,10 @@ static bool run_one(const unsigned char *data, size_t len)
         assert_true(rc < 0 && err.message[0] != '\0');
         return false;
     }
-    static gw_est_result r;
-    static gw_est_plan plan;
+    gw_est_result *r = malloc(sizeof *r);
+    gw_est_plan *plan = malloc(sizeof *plan);
+    assert_non_null(r);
+    assert_non_null(plan);
     gw_est_params p;
     for (int layout = 0; layout < 3; layout++) {
         gw_est_params_init(&p);
@@ -74,18 +74,20 @@ static bool run_one(const unsigned char *data, size_t len)
         p.n_devices = (uint32_t)layout;
         p.device_free[0] = 1ull << 30;
         p.device_free[1] = 1ull << 29;
-        rc = gw_est_estimate(m, &p, &r, &err);
+        rc = gw_est_estimate(m, &p, r, &err);
         assert_true(rc == GW_OK || (rc < 0 && err.message[0] != '\0'));
     }
-    rc = gw_est_plan_fit(m, &p, &plan, &err);
+    rc = gw_est_plan_fit(m, &p, plan, &err);
     assert_true(rc == GW_OK || (rc < 0 && err.message[0] != '\0'));
+    free(r);
+    free(plan);
     gw_est_model_free(m);
     return true;
 }
 
 static void test_corpus(void **state)
 {
-    (void)state;
+    const char *corpus = *state;
     char dirs[2][1024];
     snprintf(dirs[0], sizeof dirs[0], "%s", corpus);
     snprintf(dirs[1], sizeof dirs[1], "%s/fuzz", corpus);
@@ -128,7 +130,7 @@ static uint64_t next_rand(uint64_t *s)
  * of the valid architecture files with extreme and random values. */
 static void test_mutations(void **state)
 {
-    (void)state;
+    const char *corpus = *state;
     static const char *names[] = {"ok_v3_llama.gguf", "ok_arch_qwen3moe.gguf", "ok_arch_gemma2.gguf",
                                   "ok_arch_deepseek2.gguf", "ok_arch_gpt-oss.gguf",
                                   "ok_arch_phi3.gguf"};
@@ -169,10 +171,10 @@ static void test_mutations(void **state)
 
 int main(int argc, char **argv)
 {
-    corpus = argc > 1 ? argv[1] : "tests/gguf/corpus";
+    char *corpus = argc > 1 ? argv[1] : (char *)"tests/gguf/corpus";
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corpus),
-        cmocka_unit_test(test_mutations),
+        cmocka_unit_test_prestate(test_corpus, corpus),
+        cmocka_unit_test_prestate(test_mutations, corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
