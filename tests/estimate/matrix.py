@@ -108,6 +108,8 @@ def configs_ext(size="small"):
                  type_k="q4_0", type_v="q4_0", swa_full=True),
             dict(n_ctx=3000, n_batch=3000, n_ubatch=3000, n_seq=3, unified=True, flash_attn=False,
                  type_k="f16", type_v="f16", swa_full=False),
+            dict(n_ctx=2048, n_batch=1024, n_ubatch=512, n_seq=2, unified=False, flash_attn=True,
+                 type_k="f16", type_v="f16", swa_full=False, embeddings=True),
         ]
     out = []
     for n_ctx, (nb, nub), n_seq, unified, fa, (tk, tv), swa_full in itertools.product(
@@ -116,7 +118,8 @@ def configs_ext(size="small"):
         if tv != "f16" and not fa:
             continue
         out.append(dict(n_ctx=n_ctx, n_batch=nb, n_ubatch=nub, n_seq=n_seq, unified=unified,
-                        flash_attn=fa, type_k=tk, type_v=tv, swa_full=swa_full))
+                        flash_attn=fa, type_k=tk, type_v=tv, swa_full=swa_full,
+                        embeddings=swa_full and unified))
     return out
 
 
@@ -158,7 +161,8 @@ def run_oracle_ext(oracle, jobs):
     exe, bins = oracle
     lines = "".join(f"{j['model']} {j['n_ctx']} {j['n_batch']} {j['n_ubatch']} {j['n_seq']} "
                     f"{int(j['unified'])} {int(j['flash_attn'])} {GGML_ID[j['type_k']]} "
-                    f"{GGML_ID[j['type_v']]} {int(j['swa_full'])}\n" for j in jobs)
+                    f"{GGML_ID[j['type_v']]} {int(j['swa_full'])} {int(j.get('embeddings', False))}\n"
+                    for j in jobs)
     r = subprocess.run([exe, bins], input=lines, capture_output=True, text=True, check=True)
     res = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     if len(res) != len(jobs):
@@ -180,6 +184,8 @@ def compare_ext(gpuwatch, oracle, models, cfgs):
             args.append("--kv-unified")
         if job["swa_full"]:
             args.append("--swa-full")
+        if job.get("embeddings"):
+            args.append("--embeddings")
         g = subprocess.run(args, capture_output=True, text=True)
         if "error" in o:
             rows.append(dict(job=job, error="oracle: " + o["error"], gw_refused=g.returncode != 0))

@@ -14,6 +14,7 @@
 // same llama.cpp release (extracted from node-llama-cpp's source bundle).
 // Usage: oracle_ext BINS_DIR < jobs > results; one job per line:
 //   MODEL N_CTX N_BATCH N_UBATCH N_SEQ UNIFIED(0/1) FA(0/1) TYPE_K TYPE_V SWA_FULL(0/1)
+//   [EMBEDDINGS(0/1)]
 // one JSON object per line back.
 #include "llama-ext.h"
 #include "llama.h"
@@ -49,9 +50,10 @@ int main(int argc, char **argv)
     size_t model_bytes = 0;
     while (fgets(line, sizeof line, stdin)) {
         char path[2048];
-        unsigned n_ctx, n_batch, n_ubatch, n_seq, unified, fa, tk, tv, swa_full;
-        if (sscanf(line, "%2047s %u %u %u %u %u %u %u %u %u", path, &n_ctx, &n_batch, &n_ubatch,
-                   &n_seq, &unified, &fa, &tk, &tv, &swa_full) != 10) {
+        unsigned n_ctx, n_batch, n_ubatch, n_seq, unified, fa, tk, tv, swa_full, embd = 0;
+        int got = sscanf(line, "%2047s %u %u %u %u %u %u %u %u %u %u", path, &n_ctx, &n_batch,
+                         &n_ubatch, &n_seq, &unified, &fa, &tk, &tv, &swa_full, &embd);
+        if (got != 10 && got != 11) {
             printf("{\"error\": \"bad job line\"}\n");
             fflush(stdout);
             continue;
@@ -82,6 +84,7 @@ int main(int argc, char **argv)
         cp.type_k = (ggml_type)tk;
         cp.type_v = (ggml_type)tv;
         cp.swa_full = swa_full != 0;
+        cp.embeddings = embd != 0;
         cp.n_threads = 1;
         cp.n_threads_batch = 1;
         g_output_mib = -1;
