@@ -165,6 +165,65 @@ static void test_context_rules(void **state)
     assert_int_equal(gw_est_estimate(m, &p, &r, &err), GW_EINVAL);
 }
 
+/* -ts unset: the split is proportional to each GPU's FREE memory. With 24 GiB
+ * and 8 GiB free, cum = {0.75, 1.0}; 32 layers + output fully offloaded:
+ * layers 0..24 on GPU 0 (24/33 = 0.727 < 0.75), 25..31 and the output on
+ * GPU 1. With -ts 1,1 instead: cum = {0.5, 1}: 0..16 on GPU 0 (16/33 =
+ * 0.485), 17.. on GPU 1. */
+static void test_split_by_free_memory(void **state)
+{
+    (void)state;
+    static gw_est_model m;
+    static uint64_t lb[34], lbc[34], lt[34];
+    m = (gw_est_model){0};
+    m.arch = GW_EST_ARCH_LLAMA;
+    m.n_layer = 32;
+    m.n_embd = 256;
+    m.n_head = 4;
+    m.n_ff = 512;
+    m.n_vocab = 1000;
+    m.n_ctx_train = 4096;
+    for (int i = 0; i < 32; i++)
+        m.n_head_kv[i] = 2;
+    m.head_k = m.head_v = 64;
+    m.embd_type = m.output_type = m.mat_type = 8;
+    m.has_output = true;
+    for (int i = 0; i < 34; i++)
+        lb[i] = lbc[i] = 1024;
+    m.layer_bytes = lb;
+    m.layer_bytes_cuda = lbc;
+    m.layer_tensors = lt;
+    gw_est_params p;
+    gw_est_params_init(&p);
+    p.n_ctx = 512;
+    p.n_devices = 2;
+    p.device_free[0] = 24ull << 30;
+    p.device_free[1] = 8ull << 30;
+    gw_est_result r;
+    gw_error err;
+    assert_int_equal(gw_est_estimate(&m, &p, &r, &err), GW_OK);
+    assert_int_equal(r.layer_device[0], UINT32_MAX); /* input layer: host */
+    for (int il = 0; il <= 24; il++)
+        assert_int_equal(r.layer_device[il + 1], 0);
+    for (int il = 25; il <= 32; il++)
+        assert_int_equal(r.layer_device[il + 1], 1);
+    /* weights follow: 25 blocks on GPU 0, 7 blocks + output on GPU 1 */
+    assert_int_equal(r.device[0].weights, 25 * 1024);
+    assert_int_equal(r.device[1].weights, 8 * 1024);
+    assert_int_equal(r.host.weights, 1024);
+    p.tensor_split[0] = 1;
+    p.tensor_split[1] = 1;
+    assert_int_equal(gw_est_estimate(&m, &p, &r, &err), GW_OK);
+    assert_int_equal(r.layer_device[16 + 1], 0);
+    assert_int_equal(r.layer_device[17 + 1], 1);
+    /* -sm none: everything on the main GPU */
+    p.split_mode = GW_EST_SPLIT_NONE;
+    p.main_gpu = 1;
+    assert_int_equal(gw_est_estimate(&m, &p, &r, &err), GW_OK);
+    assert_int_equal(r.device[0].weights, 0);
+    assert_int_equal(r.device[1].weights, 33 * 1024);
+}
+
 /* The backend scheduler rules behind the per-GPU compute buffers
  * (ggml-backend.cpp, ggml-cuda.cu offload_op): */
 static void test_scheduler_rules(void **state)
@@ -221,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_weights_per_device),
         cmocka_unit_test(test_context_rules),
         cmocka_unit_test(test_scheduler_rules),
+        cmocka_unit_test(test_split_by_free_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
