@@ -31,7 +31,7 @@ for b in $builds; do
     tail -50 "$dir.build.log"; echo "0 passed, 1 failed"; exit 1
   fi
   echo "== test ($b)"
-  meson test -C "$dir" --print-errorlogs --timeout-multiplier 3 --no-rebuild || status=1
+  meson test -C "$dir" --print-errorlogs --timeout-multiplier 3 || status=1
   logs+=("$dir/meson-logs/testlog.json")
 done
 
