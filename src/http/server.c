@@ -50,7 +50,8 @@ typedef struct sse_client {
     uint64_t gen_sent;  /* publication generation sent */
     gw_strbuf pending;
     size_t off;
-    bool suspended;     /* in srv->waiting (under srv->lock) */
+    bool suspended;     /* in srv->waiting (under srv->lock); a client is
+                           in the list exactly when this is true */
     struct sse_client *next;
     bool hello;
 } sse_client;
@@ -398,6 +399,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (srv->stopping) {
             pthread_mutex_unlock(&srv->lock);
             return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (c->suspended) {
+            /* MHD may call the reader again before the suspension it was
+             * asked for takes effect: c is already in srv->waiting, and
+             * pushing it twice would make the list a cycle. */
+            pthread_mutex_unlock(&srv->lock);
+            return 0;
         }
         gw__events *ev = srv->sampler ? gw__sampler_events(srv->sampler) : NULL;
         uint64_t last = ev ? gw__events_last_seq(ev) : 0;

@@ -3,10 +3,12 @@
 #include "sampler/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const level_names[] = {
@@ -20,6 +22,13 @@ void gw__log_init(gw__log *log, int fd, gw__log_level level)
     log->fd = fd;
     const char *js = getenv("JOURNAL_STREAM");
     log->journal = js && *js;
+    atomic_init(&log->dropped, 0);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
 }
 
 bool gw__log_level_parse(const char *s, gw__log_level *out)
@@ -78,4 +87,6 @@ void gw__logf(gw__log *log, gw__log_level level, const char *fmt, ...)
     do
         w = write(log->fd, line, n);
     while (w < 0 && errno == EINTR);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        atomic_fetch_add(&log->dropped, 1);
 }

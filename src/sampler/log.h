@@ -9,6 +9,11 @@
  * LEVEL: message". Each line is written with one write(2), so lines of
  * concurrent threads never interleave. Newlines inside a message are
  * replaced by spaces: one event, one line.
+ *
+ * A log reader that stops reading must never wedge the daemon (a thread
+ * blocked in write(2) while holding a lock stalls everything behind it):
+ * when the fd is a pipe or a socket it is made non-blocking, and a line
+ * that does not fit is dropped and counted.
  */
 #ifndef GW_SAMPLER_LOG_H
 #define GW_SAMPLER_LOG_H
@@ -30,10 +35,12 @@ typedef struct gw__log {
     atomic_int level; /* lines above this priority number are dropped */
     int fd;           /* where lines go (2 = stderr) */
     bool journal;     /* "<N>" prefix instead of timestamp + level word */
+    atomic_ulong dropped; /* lines lost because the reader was not reading */
 } gw__log;
 
 /* Initialises a logger writing to fd at level; journal format when
- * $JOURNAL_STREAM is set. Cannot fail. */
+ * $JOURNAL_STREAM is set; sets O_NONBLOCK on fd when it is a pipe or a
+ * socket. Cannot fail. */
 void gw__log_init(gw__log *log, int fd, gw__log_level level);
 
 /* Parses "error", "warning", "notice", "info", "debug"; false otherwise. */

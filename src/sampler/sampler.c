@@ -241,6 +241,8 @@ static void log_event_range(gw__sampler *s, uint64_t after)
                                    : GW__LOG_NOTICE;
             gw__logf(s->log, lv, "event %s: %s", gw__event_type_name(evs[i].type), evs[i].message);
         }
+        if (evs[n - 1].seq <= after)
+            break; /* never loop on a ring that does not advance */
         after = evs[n - 1].seq;
     }
 }

@@ -5,6 +5,8 @@ Daemon: starts the real binary on an ephemeral loopback port, waits for its
 Scenario: reads a fake-NVML scenario file itself (tests/nvml/SCENARIOS.md
 format), so expected values never come from gpuwatch.
 """
+import atexit
+import ctypes
 import http.client
 import os
 import re
@@ -19,6 +21,24 @@ BUILD = os.environ.get("GPUWATCH_BUILD_ROOT", ".")
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE_NVML = os.environ.get("GPUWATCH_FAKE_NVML",
                            os.path.join(BUILD, "tests/nvml/lib-full/libnvidia-ml.so.1"))
+
+
+_LIVE = []
+
+
+def _die_with_parent():
+    """preexec_fn: SIGTERM the daemon if this test process dies, so a failed
+    or killed test never leaves a daemon behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@atexit.register
+def _reap():
+    for p in _LIVE:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def fail(msg):
@@ -87,7 +107,9 @@ class Daemon:
         cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--sources", "nvml,host"] + list(args)
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=e, text=True)
+                                     stderr=subprocess.PIPE, env=e, text=True,
+                                     preexec_fn=_die_with_parent)
+        _LIVE.append(self.proc)
         self.lines = []
         self.port = None
         self._ready = threading.Event()

@@ -18,8 +18,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (HERE, Daemon, check, close, fail, num, parse_prom,  # noqa: E402
-                        parse_scenario, series)
+from serve_util import (HERE, Daemon, _die_with_parent, check, close, fail, num,  # noqa: E402
+                        parse_prom, parse_scenario, series)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
 PRESSURE = os.path.join(HERE, "scenarios", "pressure.scn")
@@ -60,7 +60,7 @@ def check_device(d, g, where):
 
 def case_endpoints():
     # Processes: this test and a child, so their names come from /proc.
-    child = subprocess.Popen(["sleep", "60"])
+    child = subprocess.Popen(["sleep", "60"], preexec_fn=_die_with_parent)
     with open(TWO) as f:
         text = f.read().replace(" 4242 ", " %d " % os.getpid()).replace(" 4343 ", " %d " % child.pid)
     scn = with_faults(TWO, [])
@@ -395,7 +395,8 @@ def case_prometheus():
                 "      - targets: ['127.0.0.1:%d']\n" % d.port)
     p = subprocess.Popen([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + tmp + "/data",
                           "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_die_with_parent)
     try:
         import urllib.request
 
@@ -640,6 +641,41 @@ def case_events():
     os.unlink(scn)
 
 
+def case_sse():
+    """16 clients open and drop /events streams for 5 s while snapshots are
+    published every 20 ms: streams start with a snapshot, and afterwards
+    the daemon still answers and stops (a waiting-list corruption once made
+    the publisher loop forever holding the server lock)."""
+    d = Daemon(scenario=TWO, args=["--interval-ms", "20"])
+    stop = time.time() + 5
+    errors, got = [], [0]
+
+    def churn():
+        while time.time() < stop:
+            try:
+                s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+                s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+                buf, t = b"", time.time() + 0.2
+                while time.time() < t:
+                    buf += s.recv(65536)
+                s.close()
+                if b"event: snapshot" in buf:
+                    got[0] += 1
+            except OSError as e:
+                errors.append(repr(e))
+
+    ts = [threading.Thread(target=churn) for _ in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    check(not errors, "stream errors %r" % errors[:3])
+    check(got[0] > 16, "only %d streams carried a snapshot" % got[0])
+    st, _ = timed_get(d, "/health", 2.0)
+    check(st == 200, "health after SSE churn %d" % st)
+    d.stop()
+
+
 def case_load():
     """200 concurrent keep-alive clients for 10 s against the JSON and
     Prometheus endpoints: no error, and RSS does not keep growing."""
@@ -786,7 +822,7 @@ CASES = {
     "endpoints": case_endpoints, "cache": case_cache, "cadence": case_cadence, "limits": case_limits, "cpuonly": case_cpuonly,
     "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
     "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
-    "events": case_events, "load": case_load, "ops": case_ops, "docs": case_docs,
+    "events": case_events, "sse": case_sse, "load": case_load, "ops": case_ops, "docs": case_docs,
 }
 
 if __name__ == "__main__":
