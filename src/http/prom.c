@@ -373,6 +373,9 @@ static void self_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_se
            (double)self->http_requests);
     simple(sb, "gpuwatch_scrapes_total", "counter",
            "Requests for /metrics (counted when this page was rendered).", (double)self->scrapes);
+    simple(sb, "gpuwatch_log_lines_dropped_total", "counter",
+           "Log lines dropped because the log reader (journal, pipe) was not reading.",
+           (double)self->log_dropped);
     if (self->process_cpu_seconds >= 0)
         simple(sb, "process_cpu_seconds_total", "counter",
                "Total user and system CPU time spent in seconds.", self->process_cpu_seconds);

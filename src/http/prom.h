@@ -33,6 +33,7 @@ typedef struct gw__prom_self {
     int64_t now_ns;               /* render time, CLOCK_REALTIME */
     uint64_t http_requests;
     uint64_t scrapes;
+    uint64_t log_dropped;         /* log lines lost to a stalled log reader */
     double process_cpu_seconds;   /* < 0: unknown */
     double resident_bytes;        /* < 0: unknown */
     double start_time_seconds;    /* unix time; <= 0: unknown */

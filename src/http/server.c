@@ -237,6 +237,7 @@ static void render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
         self.now_ns = ctx.now_ns;
         self.http_requests = atomic_load(&srv->requests);
         self.scrapes = atomic_load(&srv->scrapes);
+        self.log_dropped = srv->log ? atomic_load(&srv->log->dropped) : 0;
         struct rusage ru;
         self.process_cpu_seconds = -1;
         if (getrusage(RUSAGE_SELF, &ru) == 0)
