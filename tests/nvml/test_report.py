@@ -699,6 +699,18 @@ def case_smoke(ctx):
             ctx.check(line in out, "%r not in:\n%s" % (line, out))
         if not want_rc:
             ctx.check(" pid " in out or scenario != "eight.scn", "no process compared:\n" + out)
+    # NVIDIA's own nvidia-smi on this driverless machine: "cannot run" (2)
+    real_smi = os.environ.get("NVIDIA_SMI_REAL", "")
+    real_lib = os.environ.get("NVML_REAL_LIBRARY", "")
+    if os.path.exists(real_smi) and os.path.exists(real_lib):
+        env = dict(os.environ, LD_LIBRARY_PATH=os.path.dirname(real_lib))
+        p = subprocess.run([sys.executable, smoke, "--gpuwatch", ctx.bin, "--nvidia-smi",
+                            real_smi], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        out = p.stdout.decode(errors="replace")
+        if "couldn't communicate with the NVIDIA driver" in out or p.returncode != 0:
+            ctx.check(p.returncode == 2 and "nvidia-smi exit 9" in out,
+                      "real nvidia-smi without driver: exit %d:\n%s" % (p.returncode, out))
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
