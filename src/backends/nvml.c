@@ -799,7 +799,8 @@ static int merge_rows(nvml_state *s, size_t *n_rows, unsigned n, gw_process_kind
         row->mem_valid = mem_ok;
         row->mem = mem_ok ? e->used_gpu_memory : 0;
     }
-    qsort(s->rows, *n_rows, sizeof *s->rows, cmp_row);
+    if (*n_rows > 1) /* rows is NULL while no GPU had a process */
+        qsort(s->rows, *n_rows, sizeof *s->rows, cmp_row);
     return GW_OK;
 }
 
