@@ -101,14 +101,25 @@ def to_ms(v):
     return x / 1000 if m.group(2) == "us" else x * 1000 if m.group(2) == "s" else x
 
 
-def wrk(url, duration):
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def wrk(url, duration, pid=None):
+    c0 = cpu_ticks(pid) if pid else 0
     out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency", url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
+    c1 = cpu_ticks(pid) if pid else 0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": to_ms(lat["50"]), "p99": to_ms(lat["99"]),
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    hz = os.sysconf("SC_CLK_TCK")
+    us = (c1 - c0) / hz * 1e6 / max(total, 1) if pid else 0.0
+    return {"rps": rps, "p50": to_ms(lat["50"]), "p99": to_ms(lat["99"]), "us_per_req": us,
             "non2xx": int(errs.group(1)) if errs else 0, "socket": sock.group(1) if sock else "none"}
 
 
@@ -143,20 +154,23 @@ def main():
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)
     res = {}
-    for name, url in (("gpuwatch /metrics", "http://127.0.0.1:%d/metrics" % port),
-                      ("gpuwatch /gpu/metrics", "http://127.0.0.1:%d/gpu/metrics" % port),
-                      ("node-exporter /metrics", "http://127.0.0.1:%d/metrics" % ne_port)):
-        r = wrk(url, a.duration)
+    for name, url, pid in (("gpuwatch /metrics", "http://127.0.0.1:%d/metrics" % port, d.pid),
+                           ("gpuwatch /gpu/metrics", "http://127.0.0.1:%d/gpu/metrics" % port, d.pid),
+                           ("node-exporter /metrics", "http://127.0.0.1:%d/metrics" % ne_port, ne.pid)):
+        r = wrk(url, a.duration, pid)
         res[name] = r
         ok = ok and (r["non2xx"] == 0 or name.startswith("node"))
-        print("  %-24s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   non-2xx %d   socket errors: %s" %
-              (name, r["rps"], r["p50"], r["p99"], r["non2xx"], r["socket"]))
+        print("  %-24s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   server CPU %7.1f us/req   "
+              "non-2xx %d   socket errors: %s" %
+              (name, r["rps"], r["p50"], r["p99"], r["us_per_req"], r["non2xx"], r["socket"]))
     ne.terminate()
     ne.wait(10)
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port) as r:
         size = len(r.read())
     ratio = res["gpuwatch /metrics"]["rps"] / max(res["node-exporter /metrics"]["rps"], 1e-9)
-    print("  /metrics body %d bytes; gpuwatch /metrics vs node-exporter /metrics: %.1fx" % (size, ratio))
+    cratio = res["node-exporter /metrics"]["us_per_req"] / max(res["gpuwatch /metrics"]["us_per_req"], 1e-9)
+    print("  /metrics body %d bytes; gpuwatch /metrics vs node-exporter /metrics: %.1fx req/s, "
+          "%.1fx less server CPU per request" % (size, ratio, cratio))
     print("  RSS after the load: %d KiB" % rss_kib(d.pid))
     # idle at 1 s: direct sampler CPU
     c0 = metric(port, "gpuwatch_sampler_cpu_seconds_total")

@@ -1,8 +1,8 @@
 /* server.c — see server.h for the lifecycle and invariants.
  *
- * Request path: MHD calls on_request once per request (we answer on the
- * first call and never read request bodies: a POST's body is discarded by
- * closing the connection after the answer). Cached bodies are MHD response
+ * Request path: MHD calls on_request at least twice per request; we answer
+ * once the whole request is in (keep-alive stays possible) and discard any
+ * body (no endpoint takes one; over 64 KiB is 413). Cached bodies are MHD response
  * objects owned by the publication and queued for every request: MHD counts
  * its own references, so the bytes are shared, never copied per request.
  *
@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_COUNT };
+
+#define GW__MAX_BODY_BYTES 65536u /* discarded request bodies beyond this: 413 */
 
 typedef struct pub {
     atomic_int refs;
@@ -597,9 +599,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     (void)version;
     (void)upload_data;
-    (void)upload_data_size;
-    (void)con_cls;
     gw__server *srv = cls;
+    /* Answer only once the whole request is in: a response queued on the
+     * first call (headers only) makes MHD close the connection afterwards,
+     * which would cost every keep-alive scraper a new TCP connection per
+     * request. *con_cls holds 1 + the body bytes seen (no allocation); no
+     * endpoint takes a body, so it is discarded, up to a cap. */
+    uintptr_t seen = (uintptr_t)*con_cls;
+    if (seen == 0) {
+        *con_cls = (void *)(uintptr_t)1;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        seen += *upload_data_size;
+        *upload_data_size = 0;
+        *con_cls = (void *)seen;
+        if (seen - 1 > GW__MAX_BODY_BYTES) {
+            atomic_fetch_add(&srv->requests, 1);
+            return send_error(conn, 413, NULL, "request body too large (no endpoint takes one)");
+        }
+        return MHD_YES;
+    }
     atomic_fetch_add(&srv->requests, 1);
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;

@@ -133,6 +133,20 @@ def case_endpoints():
         check(json.loads(body)["error"]["code"] == 405, method + " body")
     st, hh, body = d.get("/no/such/thing")
     check(st == 404 and json.loads(body)["error"]["code"] == 404, "unknown path")
+    # Keep-alive: one connection serves many requests (scrapers reuse it).
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    for path in ("/metrics", "/health", "/gpu/metrics/0", "/nope", "/metrics"):
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        check(r.getheader("connection", "").lower() != "close", "%s closes the connection" % path)
+        if path == "/health":
+            sock = c.sock
+    c.request("GET", "/gpu/info")
+    c.getresponse().read()
+    check(c.sock is sock, "the connection was not reused")
+    c.close()
     d.stop()
     child.kill()
     child.wait()
@@ -203,6 +217,33 @@ def case_limits():
     check(st in (413, 414, 431), "oversized request answered %d" % st)
     st, _, _ = d.get("/health?" + "q" * 6000)
     check(st in (413, 414, 431), "oversized URL answered %d" % st)
+    # Request bodies: no endpoint takes one; a small one is discarded (405
+    # here), a large one is refused.
+    c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    c.sendall(b"POST /gpu/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    check(c.recv(100).startswith(b"HTTP/1.1 405"), "small POST body not answered 405")
+    c.close()
+    c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    c.sendall(b"POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+    try:
+        for _ in range(10):
+            c.sendall(b"x" * 20000)
+    except OSError:
+        pass
+    # The server answers 413 and closes without waiting for the rest of the
+    # declared body; the close may reset the connection before the status
+    # line arrives, so a reset or an empty read counts as refused too. Not
+    # refusing would leave this read waiting for 120,000 more bytes.
+    c.settimeout(10)
+    try:
+        got = c.recv(100)
+    except ConnectionResetError:
+        got = b""
+    except socket.timeout:
+        fail("a 200 kB request body was not refused")
+    check(got == b"" or got.startswith(b"HTTP/1.1 413"), "large body answered %r" % got[:40])
+    c.close()
+    check(d.get("/health")[0] == 200, "serving after a refused body")
     # Slow client: half a request line, then silence. Others are served
     # meanwhile; the slow one is closed by the idle timeout.
     slow = socket.create_connection(("127.0.0.1", d.port))
