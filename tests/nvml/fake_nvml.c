@@ -194,6 +194,7 @@ struct fake_fault {
 struct fake_state {
     char driver[96], nvml[96];
     bool has_driver, has_nvml, has_cuda;
+    bool unterminated; /* strings fill the caller's buffer with no NUL */
     int cuda;
     struct nvmlDevice_st *gpus;
     unsigned n_gpus;
@@ -447,6 +448,10 @@ static bool parse_line(struct fake_state *s, char *line)
         set_str(s->nvml, sizeof s->nvml, val, &s->has_nvml);
         return true;
     }
+    if (!strcmp(key, "unterminated")) {
+        s->unterminated = strcmp(val, "0") != 0;
+        return true;
+    }
     if (!strcmp(key, "cuda")) {
         unsigned long long v;
         if (!parse_ull(val, &v) || v > INT_MAX)
@@ -626,6 +631,10 @@ static nvmlReturn_t copy_str(char *dst, unsigned len, const char *src, bool has)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (!has)
         return NVML_ERROR_NOT_SUPPORTED;
+    if (g_state->unterminated) { /* a buggy driver: 'X' up to the end, no NUL */
+        memset(dst, 'X', len);
+        return NVML_SUCCESS;
+    }
     if (strlen(src) + 1 > len)
         return NVML_ERROR_INSUFFICIENT_SIZE;
     memcpy(dst, src, strlen(src) + 1);

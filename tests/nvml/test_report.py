@@ -551,6 +551,21 @@ def case_odd(ctx):
     check_full_report(ctx, "odd.scn")
 
 
+def case_unterminated(ctx):
+    """Strings without a NUL: every one shown is only X's and shorter than
+    the largest NVML buffer (96); figures are unaffected."""
+    rc, rep, err = ctx.run("unterminated.scn")
+    if not rep:
+        return
+    ctx.check(rc == 0, "exit %d (stderr %r)" % (rc, err))
+    d = rep["devices"][0] if rep["devices"] else {}
+    for key in ("name", "uuid", "serial", "driver_version", "library_version"):
+        v = d.get(key)
+        ctx.check(isinstance(v, str) and 0 < len(v) < 96 and set(v) == {"X"},
+                  "%s = %r" % (key, v))
+    ctx.check(d.get("memory", {}).get("used_bytes") == 21474836480, "memory %r" % d.get("memory"))
+
+
 def case_memv1(ctx):
     check_full_report(ctx, "memv1.scn")
 
