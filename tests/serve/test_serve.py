@@ -7,6 +7,7 @@ expected value is read from the scenario file here, never from gpuwatch.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -715,6 +716,19 @@ def case_sse():
     st, _ = timed_get(d, "/health", 2.0)
     check(st == 200, "health after SSE churn %d" % st)
     d.stop()
+    # sse_max_clients: streams beyond the limit get a JSON 503.
+    d = Daemon(scenario=TWO, args=["--set", "sse_max_clients=2"])
+    held = []
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(s.recv(4096).startswith(b"HTTP/1.1 200"), "stream within the limit refused")
+        held.append(s)
+    st, h, body = d.get("/events")
+    check(st == 503 and json.loads(body)["error"]["code"] == 503, "third stream: %d %r" % (st, body[:80]))
+    for s in held:
+        s.close()
+    d.stop()
 
 
 def case_load():
@@ -836,6 +850,23 @@ def case_ops():
     shutil.rmtree(tmp)
 
 
+def case_journal():
+    """Under systemd (JOURNAL_STREAM set) log lines carry sd-daemon "<N>"
+    priority prefixes instead of timestamps; the real libnvidia-ml.so.1
+    without a driver gives CPU-only mode with NVML's reason, never a crash."""
+    real = os.environ.get("NVML_REAL_LIBRARY", "")
+    env = {"JOURNAL_STREAM": "8:1234"}
+    if os.path.exists(real):
+        env["GPUWATCH_NVML_LIBRARY"] = real
+    d = Daemon(scenario=None, env=env)
+    h = d.json("/health")
+    check(h["status"] == "cpu-only" and "NVML" in h["reason"], "health %r %r" % (h["status"], h["reason"]))
+    d.stop()
+    lines = [line for line in d.lines if line.strip()]
+    check(lines and all(re.match(r"<[3-7]>", line) for line in lines), "log lines %r" % lines[:3])
+    check(any(line.startswith("<5>") and "listening on" in line for line in lines), "notice prefix")
+
+
 def case_docs():
     """Every key of the configuration is documented in docs/gpuwatch.conf.md
     and man/gpuwatch.conf.5 with the default the program uses."""
@@ -863,7 +894,7 @@ CASES = {
     "endpoints": case_endpoints, "cache": case_cache, "cadence": case_cadence, "limits": case_limits, "cpuonly": case_cpuonly,
     "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
     "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
-    "events": case_events, "sse": case_sse, "load": case_load, "ops": case_ops, "docs": case_docs,
+    "events": case_events, "sse": case_sse, "load": case_load, "ops": case_ops, "journal": case_journal, "docs": case_docs,
 }
 
 if __name__ == "__main__":
