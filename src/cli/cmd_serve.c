@@ -139,6 +139,10 @@ int gw_cmd_serve(int argc, char **argv)
         (src.sys_root && add(&o, "sys_root", src.sys_root) < 0) ||
         (!src.processes && add(&o, "processes", "false") < 0))
         goto out;
+    char ms[16];
+    snprintf(ms, sizeof ms, "%u", src.call_timeout_ms);
+    if (src.call_timeout_ms && add(&o, "call_timeout_ms", ms) < 0)
+        goto out;
     opt.overrides = (const char *const *)o.items;
     opt.n_overrides = o.n;
 

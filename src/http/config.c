@@ -39,6 +39,7 @@ const gw__config_key gw__serve_config_keys[] = {
     {"proc_root", "/proc", "procfs root."},
     {"sys_root", "/sys", "sysfs root."},
     {"processes", "true", "Read per-process GPU use (true/false)."},
+    {"call_timeout_ms", "5000", "Deadline of one nvidia-smi / amd-smi / rocm-smi call."},
     {NULL, NULL, NULL},
 };
 
@@ -175,6 +176,9 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "sys_root") == 0) {
         ok = set_str(t.sys_root, sizeof t.sys_root, v);
         want = "a path";
+    } else if (strcmp(key, "call_timeout_ms") == 0) {
+        ok = parse_uint(v, 1, 600000, &t.call_timeout_ms);
+        want = "an integer 1..600000";
     } else if (strcmp(key, "processes") == 0) {
         if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
             t.processes = true;
@@ -319,4 +323,5 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "proc_root = %s\n", c->proc_root[0] ? c->proc_root : "/proc");
     fprintf(out, "sys_root = %s\n", c->sys_root[0] ? c->sys_root : "/sys");
     fprintf(out, "processes = %s\n", c->processes ? "true" : "false");
+    fprintf(out, "call_timeout_ms = %u\n", c->call_timeout_ms ? c->call_timeout_ms : 5000);
 }

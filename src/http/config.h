@@ -30,6 +30,7 @@ typedef struct gw__serve_config {
     char proc_root[512];
     char sys_root[512];
     bool processes;
+    unsigned call_timeout_ms; /* 0: the monitor's default */
     char token_file[512];
 } gw__serve_config;
 

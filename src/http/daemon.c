@@ -45,6 +45,7 @@ static void monitor_config(const gw__serve_config *c, gw_config *mc)
     mc->proc_root = c->proc_root[0] ? c->proc_root : NULL;
     mc->sys_root = c->sys_root[0] ? c->sys_root : NULL;
     mc->processes = c->processes;
+    mc->call_timeout_ms = c->call_timeout_ms;
 }
 
 static void request_reload(void *ctx)
@@ -76,7 +77,7 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
         restart[n++] = "history_seconds";
     if (strcmp(next.sources, cur->sources) || strcmp(next.nvml_library, cur->nvml_library) ||
         strcmp(next.proc_root, cur->proc_root) || strcmp(next.sys_root, cur->sys_root) ||
-        next.processes != cur->processes)
+        next.processes != cur->processes || next.call_timeout_ms != cur->call_timeout_ms)
         restart[n++] = "sources";
     for (size_t i = 0; i < n; i++)
         gw__logf(log, GW__LOG_WARNING, "reload: %s changed; it takes effect after a restart",
@@ -98,6 +99,7 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
     memcpy(next.proc_root, cur->proc_root, sizeof next.proc_root);
     memcpy(next.sys_root, cur->sys_root, sizeof next.sys_root);
     next.processes = cur->processes;
+    next.call_timeout_ms = cur->call_timeout_ms;
     *cur = next;
     gw__logf(log, GW__LOG_NOTICE, "configuration reloaded (interval %u ms, log level %s)",
              cur->sampler.interval_ms, gw__log_level_name(cur->log_level));
