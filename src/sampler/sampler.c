@@ -158,10 +158,7 @@ fail:
     return NULL;
 }
 
-/* A snapshot with cheap's devices, sources and host and full's processes,
- * each re-pointed at the device with the same key (UUID); processes of
- * devices no longer present are dropped. NULL when out of memory. */
-static gw_snapshot *with_processes(const gw_snapshot *cheap, const gw_snapshot *full)
+gw_snapshot *gw__snapshot_with_processes(const gw_snapshot *cheap, const gw_snapshot *full)
 {
     gw__collect c;
     gw__collect_init(&c);
@@ -283,7 +280,7 @@ static void finish_round(gw__sampler *s, gw_snapshot *snap, int rc, const char *
             pthread_mutex_unlock(&s->lock);
             gw_snapshot_release(old);
         } else if (s->last_full) { /* only the ticker thread writes last_full */
-            gw_snapshot *merged = with_processes(snap, s->last_full);
+            gw_snapshot *merged = gw__snapshot_with_processes(snap, s->last_full);
             if (merged) {
                 gw_snapshot_release(snap);
                 snap = merged;

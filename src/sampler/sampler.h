@@ -113,4 +113,11 @@ gw__events *gw__sampler_events(gw__sampler *s);
 gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, double hung_seconds,
                                      unsigned deadline_ms, int64_t now_real_ns);
 
+/* A new snapshot (one reference) with cheap's devices, sources and host and
+ * full's processes, each re-pointed at cheap's device with the same key
+ * (UUID, else "index:N"); processes of devices absent or lost in cheap are
+ * dropped. Inputs are only read. NULL when out of memory. Exposed for
+ * tests. */
+gw_snapshot *gw__snapshot_with_processes(const gw_snapshot *cheap, const gw_snapshot *full);
+
 #endif

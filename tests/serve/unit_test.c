@@ -274,6 +274,45 @@ static void test_stale_copy(void **state)
     gw_snapshot_release(s);
 }
 
+/* ------------------------------------------------ process carry-forward */
+
+static void test_with_processes(void **state)
+{
+    (void)state;
+    /* the full round saw GPUs a, b, c with processes 10 (a), 20 (b), 30 (c) */
+    tdev full_d[3] = {{"GPU-a", NULL, GW_DEVICE_OK, 100, 1, 0, 0},
+                      {"GPU-b", NULL, GW_DEVICE_OK, 100, 1, 0, 0},
+                      {"GPU-c", NULL, GW_DEVICE_OK, 100, 1, 0, 0}};
+    tproc full_p[] = {{0, 10}, {1, 20}, {2, 30}};
+    gw_snapshot *full = snap(1, full_d, 3, full_p, 3);
+    /* the cheap round lists c, a (reordered), b is gone, and a is fine */
+    tdev cheap_d[2] = {{"GPU-c", NULL, GW_DEVICE_OK, 100, 7, 0, 0},
+                       {"GPU-a", NULL, GW_DEVICE_OK, 100, 8, 0, 0}};
+    gw_snapshot *cheap = snap(2, cheap_d, 2, NULL, 0);
+    gw_snapshot *m = gw__snapshot_with_processes(cheap, full);
+    assert_non_null(m);
+    assert_int_equal(m->taken_ns, 2);
+    assert_int_equal(m->n_devices, 2);
+    assert_int_equal(m->devices[0].sample.mem_used, 7); /* cheap's figures */
+    assert_int_equal(m->n_processes, 2);                /* b's process dropped */
+    /* sorted by device index: pid 30 on c (now index 0), pid 10 on a (1) */
+    assert_int_equal(m->processes[0].pid, 30);
+    assert_int_equal(m->processes[0].device_index, 0);
+    assert_int_equal(m->processes[1].pid, 10);
+    assert_int_equal(m->processes[1].device_index, 1);
+    gw_snapshot_release(m);
+    /* a lost device keeps no processes */
+    cheap_d[1].state = GW_DEVICE_LOST;
+    gw_snapshot *cheap2 = snap(3, cheap_d, 2, NULL, 0);
+    m = gw__snapshot_with_processes(cheap2, full);
+    assert_int_equal(m->n_processes, 1);
+    assert_int_equal(m->processes[0].pid, 30);
+    gw_snapshot_release(m);
+    gw_snapshot_release(cheap2);
+    gw_snapshot_release(cheap);
+    gw_snapshot_release(full);
+}
+
 /* ------------------------------------------------------------- prometheus */
 
 static void test_prom_render(void **state)
@@ -455,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_events_lost_thermal_processes),
         cmocka_unit_test(test_events_ring_wraps),
         cmocka_unit_test(test_stale_copy),
+        cmocka_unit_test(test_with_processes),
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_find_device),
         cmocka_unit_test(test_config),
