@@ -363,6 +363,12 @@ GW_API int gw_monitor_open(gw_monitor **out, const gw_config *cfg, gw_error *err
  * thread-safe on the same monitor. */
 GW_API int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err);
 
+/* The name of the source gw_monitor_sample is reading at this moment (static
+ * string), or NULL between sources. The one call that may run on another
+ * thread while a sample is in progress: it lets a caller that gave up waiting
+ * name the source that hangs. */
+GW_API const char *gw_monitor_busy_source(gw_monitor *m);
+
 /* Closes every source and frees the monitor. NULL is a no-op. */
 GW_API void gw_monitor_close(gw_monitor *m);
 

@@ -16,6 +16,7 @@
 #include "core/snapshot_build.h"
 #include "core/util.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ struct gw_monitor {
     source *sources;
     size_t n_sources;
     uint64_t seq;
+    const char *_Atomic busy; /* name of the source being read, or NULL */
 };
 
 void gw_config_init(gw_config *cfg)
@@ -173,9 +175,15 @@ static void maybe_open(gw_monitor *m, source *s, int64_t now)
     s->backoff_ns = s->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : s->backoff_ns * 2;
 }
 
+const char *gw_monitor_busy_source(gw_monitor *m)
+{
+    return atomic_load(&m->busy);
+}
+
 static void sample_source(gw_monitor *m, source *s, gw__collect *c, gw_source_status *st)
 {
     gw__strlcpy(st->name, s->ops->name, sizeof st->name);
+    atomic_store(&m->busy, s->ops->name);
     maybe_open(m, s, gw__now_mono_ns());
     if (!s->state) {
         st->state = GW_SOURCE_UNAVAILABLE;
@@ -242,6 +250,7 @@ int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
             return gw__error_set(err, GW_ENOMEM, "monitor: out of memory");
         }
         sample_source(m, &m->sources[i], &c, st);
+        atomic_store(&m->busy, NULL);
     }
     for (size_t i = 0; i < c.n_devices; i++)
         c.devices[i].info.index = (uint32_t)i;

@@ -5,8 +5,11 @@
 #include "core/util.h"
 #include "render/snapshot_json.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void report_usage(FILE *out)
 {
@@ -22,6 +25,9 @@ static void report_usage(FILE *out)
             "Options:\n"
             "  --json                machine-readable output (schema gpuwatch.report/1)\n"
             "  --pretty              indent the JSON\n"
+            "  --timeout SEC         give up when the sources have not answered after SEC\n"
+            "                        seconds, naming the one that hangs (default 15;\n"
+            "                        0 waits for ever)\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
@@ -167,11 +173,94 @@ static void print_human(const gw_snapshot *s)
     printf("\n");
 }
 
+/* One sample on a worker thread, so a driver call that never returns (a
+ * wedged NVML) cannot hang the command: the caller waits until the deadline
+ * and then gives up naming the source that is stuck. The job is shared with
+ * the worker; when the caller gives up, the worker still owns it (and the
+ * monitor) and the process exits around it. */
+typedef struct sample_job {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    gw_monitor *mon;
+    gw_snapshot *snap;
+    gw_error err;
+    int rc;
+    bool done;
+} sample_job;
+
+static void *sample_worker(void *arg)
+{
+    sample_job *job = arg;
+    gw_snapshot *snap = NULL;
+    gw_error err;
+    gw_error_clear(&err);
+    int rc = gw_monitor_sample(job->mon, &snap, &err);
+    pthread_mutex_lock(&job->lock);
+    job->snap = snap;
+    job->err = err;
+    job->rc = rc;
+    job->done = true;
+    pthread_cond_signal(&job->cond);
+    pthread_mutex_unlock(&job->lock);
+    return NULL;
+}
+
+/* Samples mon within timeout_s seconds (0: no limit). Returns GW_OK with
+ * *out set, the sample's own error, or GW_ETIMEDOUT (err names the source
+ * that did not answer; the monitor then stays with the worker and must not
+ * be touched again). */
+static int sample_with_deadline(gw_monitor *mon, unsigned timeout_s, gw_snapshot **out,
+                                gw_error *err)
+{
+    if (timeout_s == 0)
+        return gw_monitor_sample(mon, out, err);
+    sample_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return gw__error_set(err, GW_ENOMEM, "out of memory");
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&job->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&job->lock, NULL);
+    job->mon = mon;
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, sample_worker, job) != 0) {
+        free(job);
+        return gw_monitor_sample(mon, out, err);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)timeout_s;
+    pthread_mutex_lock(&job->lock);
+    while (!job->done)
+        if (pthread_cond_timedwait(&job->cond, &job->lock, &until) != 0 && !job->done)
+            break;
+    bool done = job->done;
+    pthread_mutex_unlock(&job->lock);
+    if (!done) {
+        const char *busy = gw_monitor_busy_source(mon);
+        pthread_detach(tid);
+        return gw__error_set(err, GW_ETIMEDOUT,
+                             "source '%s' did not answer within %u s (a hung driver call?)",
+                             busy ? busy : "?", timeout_s);
+    }
+    pthread_join(tid, NULL);
+    int rc = job->rc;
+    *out = job->snap;
+    *err = job->err;
+    pthread_cond_destroy(&job->cond);
+    pthread_mutex_destroy(&job->lock);
+    free(job);
+    return rc;
+}
+
 int gw_cmd_report(int argc, char **argv)
 {
     gw_config cfg;
     gw_config_init(&cfg);
     bool json = false, pretty = false;
+    unsigned timeout_s = 15;
     for (int i = 1; i < argc;) {
         int r = gw_cli_source_option(argc, argv, &i, &cfg);
         if (r < 0)
@@ -182,6 +271,14 @@ int gw_cmd_report(int argc, char **argv)
             json = true;
         } else if (strcmp(argv[i], "--pretty") == 0) {
             pretty = true;
+        } else if (strcmp(argv[i], "--timeout") == 0) {
+            uint64_t v;
+            if (i + 1 >= argc || !gw__parse_u64(argv[i + 1], &v) || v > 86400) {
+                fprintf(stderr, "gpuwatch report: --timeout needs seconds (0..86400)\n");
+                return GW_EXIT_USAGE;
+            }
+            timeout_s = (unsigned)v;
+            i++;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             report_usage(stdout);
             return GW_EXIT_OK;
@@ -200,8 +297,12 @@ int gw_cmd_report(int argc, char **argv)
         fprintf(stderr, "gpuwatch report: %s\n", err.message);
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
-    gw_snapshot *snap;
-    int rc = gw_monitor_sample(mon, &snap, &err);
+    gw_snapshot *snap = NULL;
+    int rc = sample_with_deadline(mon, timeout_s, &snap, &err);
+    if (rc == GW_ETIMEDOUT) {
+        fprintf(stderr, "gpuwatch report: %s\n", err.message);
+        return GW_EXIT_ERROR; /* the stuck worker keeps the monitor */
+    }
     gw_monitor_close(mon);
     if (rc != GW_OK) {
         fprintf(stderr, "gpuwatch report: %s\n", err.message);

@@ -64,6 +64,20 @@ with tempfile.TemporaryDirectory() as root:
         check(r.returncode == 2 and "--call-timeout" in r.stderr, f"--call-timeout {bad} refused")
     r = run("report", "--call-timeout=250", "--sources", "host", env=env)
     check(r.returncode == 0, "--call-timeout=250 accepted")
+    # a wedged driver: nvmlInit_v2 never returns; report gives up at its
+    # deadline naming the source instead of hanging
+    fake = os.path.join(os.environ["GPUWATCH_BUILD_ROOT"], "tests/nvml/lib-full/libnvidia-ml.so.1")
+    scn = os.path.join(os.environ["GPUWATCH_SOURCE_ROOT"], "tests/nvml/scenarios/inithang.scn")
+    if os.path.exists(fake):
+        r = run("report", "--timeout", "1", "--nvml-library", fake,
+                env={**env, "GPUWATCH_FAKE_NVML_SCENARIO": scn})
+        check(r.returncode == 1, f"hung NVML: exit 1 (got {r.returncode})")
+        check("'nvml' did not answer within 1 s" in r.stderr, f"hung NVML named: {r.stderr!r}")
+    else:
+        check(False, "fake NVML library not built: " + fake)
+    for bad in ("-1", "x", "86401"):
+        r = run("report", "--timeout", bad, env=env)
+        check(r.returncode == 2 and "--timeout" in r.stderr, f"--timeout {bad} refused")
     r = run("report", "--help")
     check(r.returncode == 0 and "--json" in r.stdout and "Exit status" in r.stdout, "report --help")
     r = run("--version")
