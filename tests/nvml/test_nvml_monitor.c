@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *g_lib, *g_scenarios;
 static gw_monitor *g_open; /* closed by teardown even when a test fails */
@@ -205,6 +206,42 @@ static void test_init_failure(void **state)
     gw_snapshot_release(s);
 }
 
+/* initfail.scn again: a failed open is remembered and retried only after the
+ * back-off (1 s, then doubling), never per sample. Each open attempt loads
+ * and unloads the library, and the fake writes its call log when unloaded:
+ * the log appearing is the observable "an init was attempted". */
+static void test_init_failure_backs_off(void **state)
+{
+    (void)state;
+    char log[] = "/tmp/gw_nvml_backoff_XXXXXX";
+    int fd = mkstemp(log);
+    assert_true(fd >= 0);
+    close(fd);
+    gw_monitor *m = open_with("initfail.scn");
+    setenv("GPUWATCH_FAKE_NVML_CALL_LOG", log, 1);
+    unlink(log);
+    gw_snapshot *s = sample(m); /* first attempt */
+    gw_snapshot_release(s);
+    assert_int_equal(access(log, F_OK), 0);
+    unlink(log);
+    for (int i = 0; i < 5; i++) { /* inside the 1 s back-off: no attempt */
+        s = sample(m);
+        assert_int_equal(nvml_source(s)->state, GW_SOURCE_UNAVAILABLE);
+        assert_non_null(strstr(nvml_source(s)->message, "Driver Not Loaded"));
+        gw_snapshot_release(s);
+    }
+    assert_int_equal(access(log, F_OK), -1);
+    usleep(1100 * 1000); /* back-off expired: one new attempt */
+    s = sample(m);
+    gw_snapshot_release(s);
+    assert_int_equal(access(log, F_OK), 0);
+    unlink(log);
+    s = sample(m); /* next back-off is 2 s: no attempt right away */
+    gw_snapshot_release(s);
+    assert_int_equal(access(log, F_OK), -1);
+    unsetenv("GPUWATCH_FAKE_NVML_CALL_LOG");
+}
+
 /* Closing the monitor unloads the fake library, so the next test's scenario
  * is read afresh even after a failed test. */
 static int teardown(void **state)
@@ -229,6 +266,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_process_util_cursor, teardown),
         cmocka_unit_test_teardown(test_unknown_is_retried, teardown),
         cmocka_unit_test_teardown(test_init_failure, teardown),
+        cmocka_unit_test_teardown(test_init_failure_backs_off, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
