@@ -104,7 +104,8 @@ class Daemon:
             e["GPUWATCH_FAKE_NVML_SCENARIO"] = scenario
         if env:
             e.update(env)
-        cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--sources", "nvml,host"] + list(args)
+        srcs = [] if "--sources" in args else ["--sources", "nvml,host"]
+        cmd = [BIN, "serve", "--listen", "127.0.0.1:0"] + srcs + list(args)
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=e, text=True,

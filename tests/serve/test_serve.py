@@ -867,6 +867,35 @@ def case_journal():
     check(any(line.startswith("<5>") and "listening on" in line for line in lines), "notice prefix")
 
 
+def case_amd():
+    """The daemon is not NVML-only: the amdgpu source on the rdna3 fixture
+    tree (tests/fixtures, laid out as the kernel does) through /gpu/metrics
+    and /metrics, compared with the fixture's own sysfs files."""
+    root = os.environ.get("GPUWATCH_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
+    fx = os.path.join(root, "tests/fixtures/rdna3")
+    dev = os.path.realpath(os.path.join(fx, "sys/class/drm/card0/device"))
+    if not os.path.exists(os.path.join(dev, "mem_info_vram_used")):
+        fail("fixture tree %s missing" % fx)
+
+    def rd(name):
+        with open(os.path.join(dev, name)) as f:
+            return int(f.read().strip())
+    d = Daemon(nvml=False, args=["--sources", "amdgpu,host", "--sys-root", fx + "/sys",
+                                 "--proc-root", fx + "/proc"])
+    m = d.json("/gpu/metrics")
+    g = m["gpus"][0]
+    check(g["vendor"] == "amd" and g["source"] == "amdgpu", "source %r" % g["source"])
+    check(g["memory"]["used_bytes"] == rd("mem_info_vram_used"), "vram used %r" % g["memory"])
+    check(g["memory"]["total_bytes"] == rd("mem_info_vram_total"), "vram total %r" % g["memory"])
+    check(g["utilization"]["gpu_percent"] == rd("gpu_busy_percent"), "busy %r" % g["utilization"])
+    text = metrics_of(d)
+    smp, _ = parse_prom(text)
+    check(series(smp, "gpuwatch_gpu_memory_used_bytes", gpu=0) == rd("mem_info_vram_used"), "metric")
+    d.stop()
+    rc, out = promtool(text)
+    check(rc == 0 and not out.strip(), "promtool on the AMD page (rc %d): %s" % (rc, out))
+
+
 def case_docs():
     """Every key of the configuration is documented in docs/gpuwatch.conf.md
     and man/gpuwatch.conf.5 with the default the program uses."""
@@ -894,7 +923,7 @@ CASES = {
     "endpoints": case_endpoints, "cache": case_cache, "cadence": case_cadence, "limits": case_limits, "cpuonly": case_cpuonly,
     "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
     "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
-    "events": case_events, "sse": case_sse, "load": case_load, "ops": case_ops, "journal": case_journal, "docs": case_docs,
+    "events": case_events, "sse": case_sse, "load": case_load, "ops": case_ops, "journal": case_journal, "amd": case_amd, "docs": case_docs,
 }
 
 if __name__ == "__main__":
