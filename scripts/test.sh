@@ -35,11 +35,25 @@ for b in $builds; do
   logs+=("$dir/meson-logs/testlog.json")
 done
 
+# The README's first command builds a release (-O3) binary: warnings that only
+# the optimiser sees must fail here too, not on a user's machine.
+echo "== build (release, no tests)"
+release_ok=1
+if [ ! -f build-test-release/build.ninja ]; then
+  meson setup build-test-release -Dbuildtype=release -Dtests=false >build-test-release.setup.log 2>&1 || release_ok=0
+fi
+if [ $release_ok = 1 ] && ! ninja -C build-test-release >build-test-release.build.log 2>&1; then
+  release_ok=0
+fi
+[ $release_ok = 1 ] || { tail -30 build-test-release.build.log build-test-release.setup.log 2>/dev/null; status=1; }
+echo "{\"name\": \"release build compiles with -Werror\", \"result\": \"$([ $release_ok = 1 ] && echo OK || echo FAIL)\"}" > build-test-release.result.json
+logs+=(build-test-release.result.json)
+
 python3 - "${logs[@]}" <<'PY'
 import json, sys
 passed = failed = skipped = 0
 for path in sys.argv[1:]:
-    build = path.split("/")[0].replace("build-test-", "")
+    build = path.split("/")[0].replace("build-test-", "").split(".")[0]
     for line in open(path):
         t = json.loads(line)
         r = t.get("result")

@@ -752,7 +752,7 @@ int gw__amdsmi_parse_static_names(const char *text, size_t len, gw__amdsmi_list_
     const json_t *el;
     json_array_foreach(arr, i, el)
     {
-        uint32_t gpu;
+        uint32_t gpu = 0; /* set by gpu_index; -O3 cannot see it */
         if (!json_is_object(el)) {
             rc = gw__error_set(err, GW_EPARSE, "amd-smi: static: element %zu is not an object", i);
             goto out;
