@@ -15,6 +15,7 @@
  */
 #include "http/server.h"
 #include "http/api.h"
+#include "http/mhd_lib.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +36,7 @@ enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_COUNT };
 typedef struct pub {
     atomic_int refs;
     gw_snapshot *snap;
+    const gw__mhd_lib *lib; /* the server's, for destroying resp[] */
     bool stale;
     int64_t last_good_ns;
     unsigned families;
@@ -60,6 +62,7 @@ typedef struct sse_client {
 
 struct gw__server {
     gw__server_config cfg;
+    gw__mhd_lib lib; /* libmicrohttpd, loaded by gw__server_start */
     gw__log *log;
     struct MHD_Daemon *mhd;
     uint16_t port;
@@ -163,7 +166,7 @@ static void pub_release(pub *p)
         return;
     for (int k = 0; k < B_COUNT; k++) {
         if (p->resp[k])
-            MHD_destroy_response(p->resp[k]);
+            p->lib->destroy_response(p->resp[k]);
         free(p->text[k]);
     }
     gw_snapshot_release(p->snap);
@@ -254,15 +257,16 @@ static void render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
     }
 }
 
-static struct MHD_Response *make_response(const char *data, size_t len, const char *type)
+static struct MHD_Response *make_response(const gw__mhd_lib *lib, const char *data, size_t len,
+                                          const char *type)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+        lib->create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return NULL;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    lib->add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    lib->add_response_header(r, "X-Content-Type-Options", "nosniff");
+    lib->add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     return r;
 }
 
@@ -280,12 +284,12 @@ static struct MHD_Response *body(gw__server *srv, pub *p, int kind)
         gw__strbuf_init(&sb, 0);
         render(srv, p, kind, &sb);
         if (!sb.failed) {
-            r = make_response(sb.data ? sb.data : "", sb.len,
+            r = make_response(&srv->lib, sb.data ? sb.data : "", sb.len,
                               kind == B_PROM ? GW__PROM_CONTENT_TYPE : GW__JSON_CONTENT_TYPE);
             if (r && kind == B_HEALTH) {
                 p->text[kind] = gw__strbuf_detach(&sb, &p->len[kind]);
                 if (!p->text[kind]) {
-                    MHD_destroy_response(r);
+                    srv->lib.destroy_response(r);
                     r = NULL;
                 }
             }
@@ -309,6 +313,7 @@ void gw__server_publish(void *ctx, gw_snapshot *snap, bool stale)
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->lock, NULL);
     p->snap = gw_snapshot_acquire(snap);
+    p->lib = &srv->lib;
     p->stale = stale;
     pthread_mutex_lock(&srv->lock);
     if (!stale)
@@ -320,7 +325,7 @@ void gw__server_publish(void *ctx, gw_snapshot *snap, bool stale)
     srv->gen++;
     for (sse_client *c = srv->waiting; c; c = c->next) {
         c->suspended = false;
-        MHD_resume_connection(c->conn);
+        srv->lib.resume_connection(c->conn);
     }
     srv->waiting = NULL;
     pthread_mutex_unlock(&srv->lock);
@@ -329,38 +334,39 @@ void gw__server_publish(void *ctx, gw_snapshot *snap, bool stale)
 
 /* ------------------------------------------------------------- responses */
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, gw_strbuf *sb,
-                                 const char *type, const char *allow)
+static enum MHD_Result send_text(const gw__mhd_lib *lib, struct MHD_Connection *conn,
+                                 unsigned status, gw_strbuf *sb, const char *type,
+                                 const char *allow)
 {
-    struct MHD_Response *r = make_response(sb->failed || !sb->data ? "" : sb->data,
+    struct MHD_Response *r = make_response(lib, sb->failed || !sb->data ? "" : sb->data,
                                            sb->failed ? 0 : sb->len, type);
     gw__strbuf_release(sb);
     if (!r)
         return MHD_NO;
     if (allow)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
+        lib->add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result ret = lib->queue_response(conn, status, r);
+    lib->destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, unsigned status, const char *allow,
-                                  const char *msg)
+static enum MHD_Result send_error(const gw__mhd_lib *lib, struct MHD_Connection *conn,
+                                  unsigned status, const char *allow, const char *msg)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     gw__api_error(&sb, status, "%s", msg);
-    return send_text(conn, status, &sb, GW__JSON_CONTENT_TYPE, allow);
+    return send_text(lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, allow);
 }
 
 static enum MHD_Result send_body(gw__server *srv, struct MHD_Connection *conn, int kind)
 {
     pub *p = current_pub(srv);
     if (!p)
-        return send_error(conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
     struct MHD_Response *r = body(srv, p, kind);
-    enum MHD_Result ret = r ? MHD_queue_response(conn, p->status[kind], r)
-                            : send_error(conn, 500, NULL, "out of memory rendering the response");
+    enum MHD_Result ret = r ? srv->lib.queue_response(conn, p->status[kind], r)
+                            : send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
     pub_release(p);
     return ret;
 }
@@ -417,7 +423,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
             c->suspended = true;
             c->next = srv->waiting;
             srv->waiting = c;
-            MHD_suspend_connection(c->conn);
+            srv->lib.suspend_connection(c->conn);
             pthread_mutex_unlock(&srv->lock);
             return 0;
         }
@@ -473,7 +479,7 @@ static enum MHD_Result start_sse(gw__server *srv, struct MHD_Connection *conn)
         srv->sse_clients++;
     pthread_mutex_unlock(&srv->lock);
     if (full)
-        return send_error(conn, 503, NULL, "too many /events streams open; try again later");
+        return send_error(&srv->lib, conn, 503, NULL, "too many /events streams open; try again later");
     sse_client *c = calloc(1, sizeof *c);
     struct MHD_Response *r = NULL;
     if (c) {
@@ -481,20 +487,20 @@ static enum MHD_Result start_sse(gw__server *srv, struct MHD_Connection *conn)
         c->conn = conn;
         gw__strbuf_init(&c->pending, 1u << 20);
         c->event_seq = s ? gw__events_last_seq(gw__sampler_events(s)) : 0;
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
+        r = srv->lib.create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, c, sse_free);
     }
     if (!r) {
         free(c);
         pthread_mutex_lock(&srv->lock);
         srv->sse_clients--;
         pthread_mutex_unlock(&srv->lock);
-        return send_error(conn, 500, NULL, "out of memory");
+        return send_error(&srv->lib, conn, 500, NULL, "out of memory");
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
-    MHD_destroy_response(r);
+    srv->lib.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    srv->lib.add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    srv->lib.add_response_header(r, "X-Accel-Buffering", "no");
+    enum MHD_Result ret = srv->lib.queue_response(conn, 200, r);
+    srv->lib.destroy_response(r);
     return ret;
 }
 
@@ -508,7 +514,7 @@ static bool token_ok(gw__server *srv, struct MHD_Connection *conn)
     pthread_mutex_unlock(&srv->lock);
     if (!token[0])
         return true;
-    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *h = srv->lib.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!h || strncmp(h, "Bearer ", 7) != 0)
         return false;
     h += 7;
@@ -525,36 +531,36 @@ static enum MHD_Result route_history(gw__server *srv, struct MHD_Connection *con
     pub *p = current_pub(srv);
     if (!s || !p) {
         pub_release(p);
-        return send_error(conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
     }
     gw__api_ctx ctx;
     gw__sampler_stats st;
     api_ctx(srv, p, &ctx, &st);
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
-#define ARG(k) MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, k)
+#define ARG(k) srv->lib.lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, k)
     unsigned status = gw__api_history(&sb, p->snap, gw__sampler_history(s), ARG("gpu"),
                                       ARG("metric"), ARG("since"), ARG("step"), &ctx);
     pub_release(p);
-    return send_text(conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
 static enum MHD_Result route_events_json(gw__server *srv, struct MHD_Connection *conn)
 {
     gw__sampler *s = sampler_of(srv);
     if (!s)
-        return send_error(conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     unsigned status = gw__api_events(&sb, gw__sampler_events(s), ARG("after"));
-    return send_text(conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
 static enum MHD_Result route_gpu_one(gw__server *srv, struct MHD_Connection *conn, const char *id)
 {
     pub *p = current_pub(srv);
     if (!p)
-        return send_error(conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
     gw__api_ctx ctx;
     gw__sampler_stats st;
     api_ctx(srv, p, &ctx, &st);
@@ -565,10 +571,10 @@ static enum MHD_Result route_gpu_one(gw__server *srv, struct MHD_Connection *con
                                           p->snap->cpu_only_reason)
                           : gw__api_metrics_one(&sb, p->snap, id, &ctx);
     pub_release(p);
-    return send_text(conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
-static enum MHD_Result route_index(struct MHD_Connection *conn)
+static enum MHD_Result route_index(gw__server *srv, struct MHD_Connection *conn)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
@@ -577,20 +583,20 @@ static enum MHD_Result route_index(struct MHD_Connection *conn)
                     "\"/health\",\"/gpu/info\",\"/gpu/metrics\",\"/gpu/metrics/{index|uuid}\","
                     "\"/gpu/processes\",\"/api/v1/history?gpu=&metric=&since=&step=\","
                     "\"/api/v1/events?after=\",\"/events\",\"/metrics\"]}\n");
-    return send_text(conn, 200, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(&srv->lib, conn, 200, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
 static enum MHD_Result route_reload(gw__server *srv, struct MHD_Connection *conn)
 {
     if (!token_ok(srv, conn))
-        return send_error(conn, 401, NULL, "this endpoint needs 'Authorization: Bearer <token>'");
+        return send_error(&srv->lib, conn, 401, NULL, "this endpoint needs 'Authorization: Bearer <token>'");
     if (!srv->cfg.on_reload)
-        return send_error(conn, 501, NULL, "reload is not available in this process");
+        return send_error(&srv->lib, conn, 501, NULL, "reload is not available in this process");
     srv->cfg.on_reload(srv->cfg.on_reload_ctx);
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     gw__strbuf_puts(&sb, "{\"status\":\"reloading\"}\n");
-    return send_text(conn, 202, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(&srv->lib, conn, 202, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -616,7 +622,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = (void *)seen;
         if (seen - 1 > GW__MAX_BODY_BYTES) {
             atomic_fetch_add(&srv->requests, 1);
-            return send_error(conn, 413, NULL, "request body too large (no endpoint takes one)");
+            return send_error(&srv->lib, conn, 413, NULL, "request body too large (no endpoint takes one)");
         }
         return MHD_YES;
     }
@@ -627,7 +633,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (strcmp(url, "/api/v1/reload") == 0) {
         if (!post)
-            return send_error(conn, 405, "POST", "method not allowed; use POST");
+            return send_error(&srv->lib, conn, 405, "POST", "method not allowed; use POST");
         return route_reload(srv, conn);
     }
     static const struct {
@@ -647,12 +653,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         gw_strbuf sb;
         gw__strbuf_init(&sb, 4096);
         gw__api_error(&sb, 404, "no such endpoint '%.200s' (see / for the list)", url);
-        return send_text(conn, 404, &sb, GW__JSON_CONTENT_TYPE, NULL);
+        return send_text(&srv->lib, conn, 404, &sb, GW__JSON_CONTENT_TYPE, NULL);
     }
     if (!get) {
         char msg[128];
         snprintf(msg, sizeof msg, "method %.16s not allowed; use GET or HEAD", method);
-        return send_error(conn, 405, read_only, msg);
+        return send_error(&srv->lib, conn, 405, read_only, msg);
     }
     if (gpu_one)
         return route_gpu_one(srv, conn, url + 13);
@@ -660,7 +666,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case -1: return route_history(srv, conn);
     case -2: return route_events_json(srv, conn);
     case -3: return start_sse(srv, conn);
-    case -4: return route_index(conn);
+    case -4: return route_index(srv, conn);
     case B_PROM: atomic_fetch_add(&srv->scrapes, 1); /* fall through */
     default: return send_body(srv, conn, route);
     }
@@ -699,6 +705,11 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
         return gw__error_set(err, GW_ENOMEM, "http: out of memory");
     srv->cfg = *cfg;
     srv->log = log;
+    int lrc = gw__mhd_load(&srv->lib, getenv("GPUWATCH_MHD_LIBRARY"), err);
+    if (lrc != GW_OK) {
+        free(srv);
+        return lrc;
+    }
     srv->started_real_ns = gw__now_real_ns();
     srv->started_mono_ns = gw__now_mono_ns();
     pthread_mutex_init(&srv->lock, NULL);
@@ -708,7 +719,7 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
                      MHD_USE_TURBO;
     if (a.v6)
         flags |= MHD_USE_IPv6;
-    srv->mhd = MHD_start_daemon(
+    srv->mhd = srv->lib.start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, log,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a.ss,
         /* a "pool" of one is the plain internal thread */
@@ -722,11 +733,12 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
     if (!srv->mhd) {
         int e = errno;
         pthread_mutex_destroy(&srv->lock);
+        gw__mhd_unload(&srv->lib);
         free(srv);
         return gw__error_set(err, GW_EIO, "cannot listen on %s: %s", cfg->listen,
                              e ? strerror(e) : "libmicrohttpd refused to start");
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info = srv->lib.get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
     *out = srv;
     return GW_OK;
@@ -758,11 +770,11 @@ void gw__server_stop(gw__server *srv)
     srv->stopping = true;
     for (sse_client *c = srv->waiting; c; c = c->next) {
         c->suspended = false;
-        MHD_resume_connection(c->conn);
+        srv->lib.resume_connection(c->conn);
     }
     srv->waiting = NULL;
     pthread_mutex_unlock(&srv->lock);
-    MHD_stop_daemon(srv->mhd);
+    srv->lib.stop_daemon(srv->mhd);
     srv->mhd = NULL;
     pthread_mutex_lock(&srv->lock);
     srv->sampler = NULL;
@@ -775,6 +787,7 @@ void gw__server_free(gw__server *srv)
         return;
     gw__server_stop(srv);
     pub_release(srv->pub);
+    gw__mhd_unload(&srv->lib);
     pthread_mutex_destroy(&srv->lock);
     free(srv);
 }
