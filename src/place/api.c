@@ -102,20 +102,22 @@ static int http_of(int code)
     }
 }
 
+/* The daemon's error shape (docs/serve.md): "code" is the HTTP status. */
 static int error_body(gw_strbuf *out, int code, const char *message)
 {
+    int status = http_of(code);
     gw_json j;
     gw__json_init(&j, out, false);
     gw__json_object_begin(&j);
     gw__json_key(&j, "error");
     gw__json_object_begin(&j);
     gw__json_key(&j, "code");
-    gw__json_i64(&j, code);
+    gw__json_i64(&j, status);
     gw__json_key(&j, "message");
     gw__json_string(&j, message);
     gw__json_object_end(&j);
     gw__json_object_end(&j);
-    return http_of(code);
+    return status;
 }
 
 static void reservation_json(gw_json *j, const gw_reservation *r)

@@ -19,7 +19,8 @@
  * Invariants:
  *  1. Every handler writes exactly one JSON value into `out` and returns its
  *     HTTP status: 200/201 with the result, 4xx/5xx with
- *     {"error": {"code": gw_status, "message": "..."}}; "does not fit" is 409
+ *     {"error": {"code": HTTP status, "message": "..."}} (the daemon's
+ *     error shape, docs/serve.md); "does not fit" is 409
  *     with the plan (its reason) in the body.
  *  2. One gw_place_api is thread-safe: its ledger handle is used under its
  *     own mutex (the ledger serialises writers anyway).
