@@ -143,6 +143,10 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
     for (size_t i = 0; i < s->n_sources; i++)
         gw__render_source_json(&j, &s->sources[i]);
     gw__json_array_end(&j);
+    if (ctx && ctx->placement) {
+        gw__json_key(&j, "placement");
+        ctx->placement(ctx->placement_cls, s, &j);
+    }
     gw__json_object_end(&j);
     finish(sb);
     return 200;

@@ -24,6 +24,10 @@ typedef struct gw__api_ctx {
     int64_t last_good_ns;  /* time of the last real sample; 0: the snapshot's */
     double uptime_seconds;
     const gw__sampler_stats *sampler; /* may be NULL */
+    /* /health's "placement" member: writes one JSON value into j (the
+     * placement API's gw_place_api_health). NULL: no member. */
+    void (*placement)(void *cls, const gw_snapshot *s, gw_json *j);
+    void *placement_cls;
 } gw__api_ctx;
 
 /* {"error":{"code":status,"message":msg}}; returns status. */

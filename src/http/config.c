@@ -40,6 +40,12 @@ const gw__config_key gw__serve_config_keys[] = {
     {"sys_root", "/sys", "sysfs root."},
     {"processes", "true", "Read per-process GPU use (true/false)."},
     {"call_timeout_ms", "5000", "Deadline of one nvidia-smi / amd-smi / rocm-smi call."},
+    {"ledger", "",
+     "Reservations ledger (SQLite) of the placement API; empty: the path `gpuwatch run` uses."},
+    {"model_dirs", "",
+     "':'-separated directories a placement request may name GGUF files under; empty: none."},
+    {"placement_policy", "best-fit", "Default placement policy: best-fit, spread, pack or list."},
+    {"placement_margin", "0", "Bytes kept free per GPU unless a request says (e.g. 512MiB)."},
     {NULL, NULL, NULL},
 };
 
@@ -179,6 +185,18 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "call_timeout_ms") == 0) {
         ok = parse_uint(v, 1, 600000, &t.call_timeout_ms);
         want = "an integer 1..600000";
+    } else if (strcmp(key, "ledger") == 0) {
+        ok = set_str(t.ledger, sizeof t.ledger, v);
+        want = "a path";
+    } else if (strcmp(key, "model_dirs") == 0) {
+        ok = set_str(t.model_dirs, sizeof t.model_dirs, v);
+        want = "':'-separated directories (at most 2047 characters)";
+    } else if (strcmp(key, "placement_policy") == 0) {
+        ok = gw_place_policy_parse(v, &t.place_policy);
+        want = "best-fit, spread, pack or list";
+    } else if (strcmp(key, "placement_margin") == 0) {
+        ok = gw_place_parse_size(v, &t.place_margin);
+        want = "a size (bytes, or like 512MiB)";
     } else if (strcmp(key, "processes") == 0) {
         if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
             t.processes = true;
@@ -324,4 +342,8 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "sys_root = %s\n", c->sys_root[0] ? c->sys_root : "/sys");
     fprintf(out, "processes = %s\n", c->processes ? "true" : "false");
     fprintf(out, "call_timeout_ms = %u\n", c->call_timeout_ms ? c->call_timeout_ms : 5000);
+    fprintf(out, "ledger = %s\n", c->ledger);
+    fprintf(out, "model_dirs = %s\n", c->model_dirs);
+    fprintf(out, "placement_policy = %s\n", gw_place_policy_name(c->place_policy));
+    fprintf(out, "placement_margin = %llu\n", (unsigned long long)c->place_margin);
 }

@@ -16,6 +16,7 @@
 #define GW_HTTP_CONFIG_H
 
 #include "http/server.h"
+#include "place/plan.h"
 
 #include <stdio.h>
 
@@ -32,6 +33,11 @@ typedef struct gw__serve_config {
     bool processes;
     unsigned call_timeout_ms; /* 0: the monitor's default */
     char token_file[512];
+    /* Placement API (src/place/api.h). */
+    char ledger[512];            /* empty: gw_ledger_default_path(), as `gpuwatch run` */
+    char model_dirs[2048];       /* ':'-separated; empty: model files refused */
+    gw_place_policy place_policy;
+    uint64_t place_margin;
 } gw__serve_config;
 
 typedef struct gw__config_key {

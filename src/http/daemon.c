@@ -1,5 +1,7 @@
 /* daemon.c — see daemon.h. */
 #include "http/daemon.h"
+#include "place/api.h"
+#include "place/ledger.h"
 
 #include <signal.h>
 #include <string.h>
@@ -48,6 +50,49 @@ static void monitor_config(const gw__serve_config *c, gw_config *mc)
     mc->call_timeout_ms = c->call_timeout_ms;
 }
 
+/* Opens the placement API from the configuration. On failure logs why and
+ * returns NULL with the reason in why[cap]: the monitor still serves, the
+ * placement routes answer 503 with it. */
+static gw_place_api *open_placement(const gw__serve_config *c, gw__log *log, char *why, size_t cap)
+{
+    char path[512];
+    const char *ledger = c->ledger[0] ? c->ledger : gw_ledger_default_path(path, sizeof path);
+    if (!ledger) {
+        snprintf(why, cap, "no ledger path: set 'ledger' (or HOME / GPUWATCH_LEDGER)");
+        gw__logf(log, GW__LOG_ERROR, "placement API disabled: %s", why);
+        return NULL;
+    }
+    char dirs[sizeof c->model_dirs];
+    gw__strlcpy(dirs, c->model_dirs, sizeof dirs);
+    const char *list[64];
+    size_t n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(dirs, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+        if (n == GW__ARRAY_LEN(list)) {
+            snprintf(why, cap, "model_dirs: more than %zu directories", GW__ARRAY_LEN(list));
+            gw__logf(log, GW__LOG_ERROR, "placement API disabled: %s", why);
+            return NULL;
+        }
+        list[n++] = t;
+    }
+    gw_place_api_config pc = {.ledger_path = ledger,
+                              .proc_root = c->proc_root[0] ? c->proc_root : NULL,
+                              .model_dirs = list,
+                              .n_model_dirs = n,
+                              .default_policy = c->place_policy,
+                              .default_margin = c->place_margin};
+    gw_place_api *a = NULL;
+    gw_error err;
+    if (gw_place_api_open(&a, &pc, &err) != GW_OK) {
+        gw__strlcpy(why, err.message, cap);
+        gw__logf(log, GW__LOG_ERROR, "placement API disabled: %s", why);
+        return NULL;
+    }
+    gw__logf(log, GW__LOG_INFO, "placement API: ledger %s, policy %s, %zu model director%s", ledger,
+             gw_place_policy_name(c->place_policy), n, n == 1 ? "y" : "ies");
+    return a;
+}
+
 static void request_reload(void *ctx)
 {
     (void)ctx;
@@ -65,6 +110,7 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
         return;
     }
     const char *restart[8];
+    _Static_assert(GW__ARRAY_LEN(restart) >= 5, "room for every restart reason");
     size_t n = 0;
     if (strcmp(next.http.listen, cur->http.listen) != 0)
         restart[n++] = "listen";
@@ -79,6 +125,9 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
         strcmp(next.proc_root, cur->proc_root) || strcmp(next.sys_root, cur->sys_root) ||
         next.processes != cur->processes || next.call_timeout_ms != cur->call_timeout_ms)
         restart[n++] = "sources";
+    if (strcmp(next.ledger, cur->ledger) || strcmp(next.model_dirs, cur->model_dirs) ||
+        next.place_policy != cur->place_policy || next.place_margin != cur->place_margin)
+        restart[n++] = "placement (ledger, model_dirs, placement_*)";
     for (size_t i = 0; i < n; i++)
         gw__logf(log, GW__LOG_WARNING, "reload: %s changed; it takes effect after a restart",
                  restart[i]);
@@ -100,6 +149,12 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
     memcpy(next.sys_root, cur->sys_root, sizeof next.sys_root);
     next.processes = cur->processes;
     next.call_timeout_ms = cur->call_timeout_ms;
+    memcpy(next.ledger, cur->ledger, sizeof next.ledger);
+    memcpy(next.model_dirs, cur->model_dirs, sizeof next.model_dirs);
+    next.place_policy = cur->place_policy;
+    next.place_margin = cur->place_margin;
+    next.http.place = cur->http.place;
+    memcpy(next.http.place_error, cur->http.place_error, sizeof next.http.place_error);
     *cur = next;
     gw__logf(log, GW__LOG_NOTICE, "configuration reloaded (interval %u ms, log level %s)",
              cur->sampler.interval_ms, gw__log_level_name(cur->log_level));
@@ -140,9 +195,12 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
         return rc;
     }
     cfg.http.on_reload = request_reload;
+    gw_place_api *place = open_placement(&cfg, &log, cfg.http.place_error, sizeof cfg.http.place_error);
+    cfg.http.place = place;
     gw__server *srv;
     rc = gw__server_create(&srv, &cfg.http, &log, err);
     if (rc) {
+        gw_place_api_close(place);
         gw_monitor_close(mon);
         gw_monitor_close(pmon);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -152,6 +210,7 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     rc = gw__sampler_start(&sampler, mon, pmon, &cfg.sampler, gw__server_publish, srv, &log, err);
     if (rc) {
         gw__server_free(srv);
+        gw_place_api_close(place);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
@@ -179,6 +238,7 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     gw__server_stop(srv);
     gw__sampler_stop(sampler, 2000);
     gw__server_free(srv);
+    gw_place_api_close(place);
     gw__logf(&log, GW__LOG_NOTICE, "stopped");
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return GW_OK;

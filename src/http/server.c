@@ -1,8 +1,12 @@
 /* server.c — see server.h for the lifecycle and invariants.
  *
  * Request path: MHD calls on_request at least twice per request; we answer
- * once the whole request is in (keep-alive stays possible) and discard any
- * body (no endpoint takes one; over 64 KiB is 413). Cached bodies are MHD response
+ * once the whole request is in (keep-alive stays possible). Bodies are
+ * discarded (over 64 KiB is 413) except for the placement routes that take
+ * one (POST /api/v1/plan, /api/v1/reservations...), whose body is collected
+ * (at most 64 KiB, 413 beyond) and handed to src/place/api.h. *con_cls is
+ * either an odd counter (1 + 2 * bytes discarded, no allocation) or a
+ * body_req (malloc'd, so even), freed in on_completed. Cached bodies are MHD response
  * objects owned by the publication and queued for every request: MHD counts
  * its own references, so the bytes are shared, never copied per request.
  *
@@ -16,6 +20,7 @@
 #include "http/server.h"
 #include "http/api.h"
 #include "http/mhd_lib.h"
+#include "place/api.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,7 +36,13 @@
 
 enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_COUNT };
 
-#define GW__MAX_BODY_BYTES 65536u /* discarded request bodies beyond this: 413 */
+#define GW__MAX_BODY_BYTES 65536u /* request bodies beyond this: 413 */
+
+/* A collected request body (placement routes). */
+typedef struct body_req {
+    char *data;
+    size_t len, cap;
+} body_req;
 
 typedef struct pub {
     atomic_int refs;
@@ -45,6 +56,7 @@ typedef struct pub {
     unsigned status[B_COUNT];
     char *text[B_COUNT]; /* B_HEALTH's text is kept for SSE */
     size_t len[B_COUNT];
+    uint64_t health_place_gen; /* srv->place_gen when resp[B_HEALTH] was rendered */
 } pub;
 
 typedef struct sse_client {
@@ -78,6 +90,9 @@ struct gw__server {
     bool stopping;
 
     atomic_uint_fast64_t requests, scrapes;
+    /* Bumped after every reservation change made through the API: a cached
+     * /health rendered before it is not served (its placement member is old). */
+    atomic_uint_fast64_t place_gen;
 };
 
 void gw__server_config_default(gw__server_config *c)
@@ -191,9 +206,18 @@ static gw__sampler *sampler_of(gw__server *srv)
     return s;
 }
 
+static void placement_health(void *cls, const gw_snapshot *s, gw_json *j)
+{
+    gw_place_api_health(cls, s, j);
+}
+
 static void api_ctx(gw__server *srv, const pub *p, gw__api_ctx *ctx, gw__sampler_stats *st)
 {
     memset(ctx, 0, sizeof *ctx);
+    if (srv->cfg.place) {
+        ctx->placement = placement_health;
+        ctx->placement_cls = srv->cfg.place;
+    }
     ctx->stale = p->stale;
     ctx->now_ns = gw__now_real_ns();
     ctx->last_good_ns = p->last_good_ns;
@@ -216,16 +240,16 @@ static double self_rss(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
-static void render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
+static unsigned render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
 {
     gw__api_ctx ctx;
     gw__sampler_stats st;
     api_ctx(srv, p, &ctx, &st);
     switch (kind) {
-    case B_HEALTH: p->status[kind] = gw__api_health(sb, p->snap, &ctx); break;
-    case B_INFO: p->status[kind] = gw__api_info(sb, p->snap, &ctx); break;
-    case B_METRICS: p->status[kind] = gw__api_metrics(sb, p->snap, &ctx); break;
-    case B_PROCESSES: p->status[kind] = gw__api_processes(sb, p->snap, &ctx); break;
+    case B_HEALTH: return gw__api_health(sb, p->snap, &ctx);
+    case B_INFO: return gw__api_info(sb, p->snap, &ctx);
+    case B_METRICS: return gw__api_metrics(sb, p->snap, &ctx);
+    case B_PROCESSES: return gw__api_processes(sb, p->snap, &ctx);
     case B_PROM: {
         gw__prom_self self;
         memset(&self, 0, sizeof self);
@@ -251,10 +275,10 @@ static void render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
         self.resident_bytes = self_rss();
         self.start_time_seconds = (double)srv->started_real_ns / 1e9;
         gw__render_prometheus(sb, p->snap, &self, p->families);
-        p->status[kind] = 200;
-        break;
+        return 200;
     }
     }
+    return 500;
 }
 
 static struct MHD_Response *make_response(const gw__mhd_lib *lib, const char *data, size_t len,
@@ -282,7 +306,9 @@ static struct MHD_Response *body(gw__server *srv, pub *p, int kind)
     if (!r) {
         gw_strbuf sb;
         gw__strbuf_init(&sb, 0);
-        render(srv, p, kind, &sb);
+        uint64_t place_gen = atomic_load(&srv->place_gen);
+        p->status[kind] = render(srv, p, kind, &sb);
+        p->health_place_gen = place_gen; /* published by the atomic store below */
         if (!sb.failed) {
             r = make_response(&srv->lib, sb.data ? sb.data : "", sb.len,
                               kind == B_PROM ? GW__PROM_CONTENT_TYPE : GW__JSON_CONTENT_TYPE);
@@ -365,6 +391,16 @@ static enum MHD_Result send_body(gw__server *srv, struct MHD_Connection *conn, i
     if (!p)
         return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
     struct MHD_Response *r = body(srv, p, kind);
+    if (r && kind == B_HEALTH && srv->cfg.place &&
+        p->health_place_gen != atomic_load(&srv->place_gen)) {
+        /* Reservations changed since the cached body was rendered: this
+         * request gets its own rendering (until the next publication). */
+        gw_strbuf sb;
+        gw__strbuf_init(&sb, 0);
+        unsigned status = render(srv, p, kind, &sb);
+        pub_release(p);
+        return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    }
     enum MHD_Result ret = r ? srv->lib.queue_response(conn, p->status[kind], r)
                             : send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
     pub_release(p);
@@ -582,7 +618,9 @@ static enum MHD_Result route_index(gw__server *srv, struct MHD_Connection *conn)
                     "{\"name\":\"gpuwatch\",\"version\":\"" GW_VERSION_STRING "\",\"endpoints\":["
                     "\"/health\",\"/gpu/info\",\"/gpu/metrics\",\"/gpu/metrics/{index|uuid}\","
                     "\"/gpu/processes\",\"/api/v1/history?gpu=&metric=&since=&step=\","
-                    "\"/api/v1/events?after=\",\"/events\",\"/metrics\"]}\n");
+                    "\"/api/v1/events?after=\",\"/events\",\"/metrics\",\"/api/v1/plan\","
+                    "\"/api/v1/reservations\",\"/api/v1/reservations/{id}\","
+                    "\"/api/v1/reservations/{id}/renew\"]}\n");
     return send_text(&srv->lib, conn, 200, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
@@ -599,30 +637,188 @@ static enum MHD_Result route_reload(gw__server *srv, struct MHD_Connection *conn
     return send_text(&srv->lib, conn, 202, &sb, GW__JSON_CONTENT_TYPE, NULL);
 }
 
+/* ------------------------------------------------------------- placement */
+
+#define PLACE_PREFIX "/api/v1/reservations"
+
+/* True for the requests whose body is collected for src/place/api.h. */
+static bool takes_body(const char *url, const char *method)
+{
+    return strcmp(method, MHD_HTTP_METHOD_POST) == 0 &&
+           (strcmp(url, "/api/v1/plan") == 0 || strncmp(url, PLACE_PREFIX, strlen(PLACE_PREFIX)) == 0);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    uintptr_t v = (uintptr_t)*con_cls;
+    if (v && !(v & 1)) {
+        body_req *b = *con_cls;
+        free(b->data);
+        free(b);
+    }
+    *con_cls = NULL;
+}
+
+static enum MHD_Result send_place(gw__server *srv, struct MHD_Connection *conn, int status,
+                                  gw_strbuf *sb, bool mutated)
+{
+    if (mutated && status >= 200 && status < 300)
+        atomic_fetch_add(&srv->place_gen, 1);
+    gw__strbuf_putc(sb, '\n');
+    if (sb->failed) {
+        gw__strbuf_release(sb);
+        return send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
+    }
+    return send_text(&srv->lib, conn, (unsigned)status, sb, GW__JSON_CONTENT_TYPE, NULL);
+}
+
+/* /api/v1/plan and /api/v1/reservations[/{id}[/renew]]. rest: the URL after
+ * PLACE_PREFIX (NULL for /api/v1/plan). */
+static enum MHD_Result route_place(gw__server *srv, struct MHD_Connection *conn, const char *rest,
+                                   const char *method, const body_req *b)
+{
+    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    bool del = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
+    enum { PLAN, COLLECTION, ONE, RENEW } kind;
+    char id[32] = "";
+    const char *allow;
+    if (!rest) {
+        kind = PLAN;
+        allow = "POST";
+    } else if (!*rest) {
+        kind = COLLECTION;
+        allow = "GET, HEAD, POST";
+    } else {
+        /* "/{id}" or "/{id}/renew" */
+        const char *s = rest + 1, *slash = strchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) : strlen(s);
+        if (rest[0] != '/' || n == 0 || n >= sizeof id || (slash && strcmp(slash, "/renew") != 0)) {
+            gw_strbuf sb;
+            gw__strbuf_init(&sb, 4096);
+            gw__api_error(&sb, 404, "no such endpoint '%.200s%.200s' (see / for the list)",
+                          PLACE_PREFIX, rest);
+            return send_text(&srv->lib, conn, 404, &sb, GW__JSON_CONTENT_TYPE, NULL);
+        }
+        memcpy(id, s, n);
+        id[n] = '\0';
+        kind = slash ? RENEW : ONE;
+        allow = slash ? "POST" : "GET, HEAD, DELETE";
+    }
+    bool ok_method = kind == PLAN || kind == RENEW ? post
+                     : kind == COLLECTION          ? get || post
+                                                   : get || del;
+    if (!ok_method) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "method %.16s not allowed; use %s", method, allow);
+        return send_error(&srv->lib, conn, 405, allow, msg);
+    }
+    bool mutating = kind != PLAN && !get;
+    if (mutating && !token_ok(srv, conn))
+        return send_error(&srv->lib, conn, 401, NULL, "this endpoint needs 'Authorization: Bearer <token>'");
+    gw_place_api *a = srv->cfg.place;
+    if (!a) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "placement is not available: %s",
+                 srv->cfg.place_error[0] ? srv->cfg.place_error : "not configured");
+        return send_error(&srv->lib, conn, 503, NULL, msg);
+    }
+    const char *data = b ? b->data : NULL;
+    size_t len = b ? b->len : 0;
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    if (kind == PLAN || (kind == COLLECTION && post)) {
+        pub *p = current_pub(srv);
+        if (!p) {
+            gw__strbuf_release(&sb);
+            return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
+        }
+        int status;
+        if (kind == PLAN) {
+            status = gw_place_api_plan(a, p->snap, data, len, &sb);
+        } else {
+            const char *key = srv->lib.lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+            status = gw_place_api_reserve(a, p->snap, data, len, key, &sb);
+        }
+        pub_release(p);
+        return send_place(srv, conn, status, &sb, kind != PLAN);
+    }
+    int status;
+    switch (kind) {
+    case COLLECTION: status = gw_place_api_list(a, &sb); break;
+    case RENEW: status = gw_place_api_renew(a, id, data, len, &sb); break;
+    default: status = del ? gw_place_api_delete(a, id, &sb) : gw_place_api_get(a, id, &sb); break;
+    }
+    return send_place(srv, conn, status, &sb, mutating);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    (void)upload_data;
     gw__server *srv = cls;
     /* Answer only once the whole request is in: a response queued on the
      * first call (headers only) makes MHD close the connection afterwards,
      * which would cost every keep-alive scraper a new TCP connection per
-     * request. *con_cls holds 1 + the body bytes seen (no allocation); no
-     * endpoint takes a body, so it is discarded, up to a cap. */
-    uintptr_t seen = (uintptr_t)*con_cls;
-    if (seen == 0) {
-        *con_cls = (void *)(uintptr_t)1;
+     * request. *con_cls is an odd counter, 1 + 2 * body bytes discarded (no
+     * allocation), or for the routes that take a body a body_req collecting
+     * it; either way up to a cap. */
+    uintptr_t state = (uintptr_t)*con_cls;
+    if (state == 0) {
+        if (takes_body(url, method)) {
+            body_req *b = calloc(1, sizeof *b);
+            if (!b) {
+                atomic_fetch_add(&srv->requests, 1);
+                return send_error(&srv->lib, conn, 500, NULL, "out of memory");
+            }
+            *con_cls = b;
+        } else {
+            *con_cls = (void *)(uintptr_t)1;
+        }
         return MHD_YES;
     }
+    body_req *b = (state & 1) ? NULL : (body_req *)*con_cls;
     if (*upload_data_size) {
-        seen += *upload_data_size;
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
-        *con_cls = (void *)seen;
-        if (seen - 1 > GW__MAX_BODY_BYTES) {
+        size_t seen;
+        if (b) {
+            seen = b->len + n;
+            if (seen <= GW__MAX_BODY_BYTES) {
+                if (seen + 1 > b->cap) {
+                    size_t cap = b->cap ? b->cap : 1024;
+                    while (cap < seen + 1)
+                        cap *= 2;
+                    char *d = realloc(b->data, cap);
+                    if (!d) {
+                        atomic_fetch_add(&srv->requests, 1);
+                        return send_error(&srv->lib, conn, 500, NULL, "out of memory");
+                    }
+                    b->data = d;
+                    b->cap = cap;
+                }
+                memcpy(b->data + b->len, upload_data, n);
+                b->len = seen;
+                b->data[b->len] = '\0';
+            } else {
+                b->len = seen; /* over the cap: counted, not kept */
+            }
+        } else {
+            seen = (state - 1) / 2 + n;
+            if (seen > GW__MAX_BODY_BYTES)
+                seen = GW__MAX_BODY_BYTES + 1; /* the counter never grows past the cap */
+            *con_cls = (void *)(uintptr_t)(1 + 2 * (uintptr_t)seen);
+        }
+        if (seen > GW__MAX_BODY_BYTES) {
             atomic_fetch_add(&srv->requests, 1);
-            return send_error(&srv->lib, conn, 413, NULL, "request body too large (no endpoint takes one)");
+            char msg[96];
+            snprintf(msg, sizeof msg, "request body too large (at most %u bytes)", GW__MAX_BODY_BYTES);
+            return send_error(&srv->lib, conn, 413, NULL, msg);
         }
         return MHD_YES;
     }
@@ -636,6 +832,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return send_error(&srv->lib, conn, 405, "POST", "method not allowed; use POST");
         return route_reload(srv, conn);
     }
+    if (strcmp(url, "/api/v1/plan") == 0)
+        return route_place(srv, conn, NULL, method, b);
+    if (strncmp(url, PLACE_PREFIX, strlen(PLACE_PREFIX)) == 0 &&
+        (url[strlen(PLACE_PREFIX)] == '\0' || url[strlen(PLACE_PREFIX)] == '/'))
+        return route_place(srv, conn, url + strlen(PLACE_PREFIX), method, b);
     static const struct {
         const char *path;
         int kind; /* body kind, or -1 for handled below */
@@ -722,6 +923,7 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
     srv->mhd = srv->lib.start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, log,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a.ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
         /* a "pool" of one is the plain internal thread */
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
         MHD_OPTION_CONNECTION_LIMIT,

@@ -16,8 +16,9 @@
  *     each set once under the publication's lock.
  *  2. A request holds a reference to the publication it answers from, so a
  *     swap never frees a body in use.
- *  3. Mutating endpoints (POST) require "Authorization: Bearer <token>" when
- *     a token is configured; the daemon refuses to listen beyond loopback
+ *  3. Mutating endpoints (POST /api/v1/reload, POST /api/v1/reservations,
+ *     DELETE /api/v1/reservations/{id}, POST .../renew) require
+ *     "Authorization: Bearer <token>" when a token is configured; the daemon refuses to listen beyond loopback
  *     without one (checked in gw__server_create).
  */
 #ifndef GW_HTTP_SERVER_H
@@ -38,6 +39,11 @@ typedef struct gw__server_config {
     unsigned families;               /* GW__PROM_* for /metrics; default native */
     void (*on_reload)(void *ctx);    /* POST /api/v1/reload; NULL: 501 */
     void *on_reload_ctx;
+    /* The placement/reservation routes (/api/v1/plan, /api/v1/reservations)
+     * and /health's "placement" member; borrowed, must outlive the server.
+     * NULL: those routes answer 503 with place_error. */
+    struct gw_place_api *place;
+    char place_error[256];
 } gw__server_config;
 
 void gw__server_config_default(gw__server_config *c);

@@ -102,6 +102,14 @@ class Daemon:
             e["GPUWATCH_NVML_LIBRARY"] = FAKE_NVML
         if scenario:
             e["GPUWATCH_FAKE_NVML_SCENARIO"] = scenario
+        # The placement API's ledger: a private file per daemon, never the
+        # user's default one.
+        self._ledger_dir = None
+        if not (env and "GPUWATCH_LEDGER" in env) and "ledger" not in " ".join(args):
+            import tempfile
+            self._ledger_dir = tempfile.mkdtemp(prefix="gw-ledger-")
+            e["GPUWATCH_LEDGER"] = os.path.join(self._ledger_dir, "ledger.db")
+            atexit.register(lambda d=self._ledger_dir: __import__("shutil").rmtree(d, True))
         if env:
             e.update(env)
         srcs = [] if "--sources" in args else ["--sources", "nvml,host"]
