@@ -37,6 +37,11 @@
 enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_COUNT };
 
 #define GW__MAX_BODY_BYTES 65536u /* request bodies beyond this: 413 */
+/* A collected body over the cap is still read (and dropped) up to this, so
+ * the 413 reaches a client that sends its whole body before reading (closing
+ * with unread input resets the connection, losing the answer); beyond it the
+ * server answers at once and closes. */
+#define GW__DRAIN_BODY_BYTES (1u << 20)
 
 /* A collected request body (placement routes). */
 typedef struct body_req {
@@ -808,6 +813,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             } else {
                 b->len = seen; /* over the cap: counted, not kept */
             }
+            if (seen <= GW__DRAIN_BODY_BYTES)
+                return MHD_YES; /* a body over the cap gets its 413 once it is in */
         } else {
             seen = (state - 1) / 2 + n;
             if (seen > GW__MAX_BODY_BYTES)
@@ -823,6 +830,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     atomic_fetch_add(&srv->requests, 1);
+    if (b && b->len > GW__MAX_BODY_BYTES) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request body too large (at most %u bytes)", GW__MAX_BODY_BYTES);
+        return send_error(&srv->lib, conn, 413, NULL, msg);
+    }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     static const char read_only[] = "GET, HEAD";
