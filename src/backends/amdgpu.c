@@ -584,30 +584,7 @@ static void add_processes(amd_state *s, gw__collect *c, size_t first)
         gw_process *p = gw__collect_add_process(c);
         if (!p)
             return;
-        p->pid = u->pid;
-        p->device_index = (uint32_t)(first + k);
-        p->kind = u->compute ? GW_PROCESS_COMPUTE : u->graphics ? GW_PROCESS_GRAPHICS
-                                                                : GW_PROCESS_OTHER;
-        if (u->valid & (1u << GW__USE_VRAM)) {
-            p->gpu_memory = u->vram_bytes;
-            p->valid |= 1u << GW_PROC_GPU_MEMORY;
-        }
-        if (u->valid & (1u << GW__USE_GTT)) {
-            p->gtt_memory = u->gtt_bytes;
-            p->valid |= 1u << GW_PROC_GTT_MEMORY;
-        }
-        if (u->valid & (1u << GW__USE_GFX)) {
-            p->sm_util = u->gfx_pct;
-            p->valid |= 1u << GW_PROC_SM_UTIL;
-        }
-        if (u->valid & (1u << GW__USE_ENC)) {
-            p->enc_util = u->enc_pct;
-            p->valid |= 1u << GW_PROC_ENC_UTIL;
-        }
-        if (u->valid & (1u << GW__USE_DEC)) {
-            p->dec_util = u->dec_pct;
-            p->valid |= 1u << GW_PROC_DEC_UTIL;
-        }
+        gw__fdinfo_usage_to_process(u, (uint32_t)(first + k), p);
         gw__procinfo_fill(s->names, p);
     }
 }

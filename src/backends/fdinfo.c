@@ -1154,3 +1154,31 @@ char *gw__fdinfo_describe(const gw__fdinfo *f, char *out, size_t cap)
     gw__strbuf_release(&sb);
     return out;
 }
+
+void gw__fdinfo_usage_to_process(const gw__fdinfo_usage *u, uint32_t device_index, gw_process *p)
+{
+    p->pid = u->pid;
+    p->device_index = device_index;
+    p->kind = u->compute ? GW_PROCESS_COMPUTE : u->graphics ? GW_PROCESS_GRAPHICS
+                                                            : GW_PROCESS_OTHER;
+    if (u->valid & (1u << GW__USE_VRAM)) {
+        p->gpu_memory = u->vram_bytes;
+        p->valid |= 1u << GW_PROC_GPU_MEMORY;
+    }
+    if (u->valid & (1u << GW__USE_GTT)) {
+        p->gtt_memory = u->gtt_bytes;
+        p->valid |= 1u << GW_PROC_GTT_MEMORY;
+    }
+    if (u->valid & (1u << GW__USE_GFX)) {
+        p->sm_util = u->gfx_pct;
+        p->valid |= 1u << GW_PROC_SM_UTIL;
+    }
+    if (u->valid & (1u << GW__USE_ENC)) {
+        p->enc_util = u->enc_pct;
+        p->valid |= 1u << GW_PROC_ENC_UTIL;
+    }
+    if (u->valid & (1u << GW__USE_DEC)) {
+        p->dec_util = u->dec_pct;
+        p->valid |= 1u << GW_PROC_DEC_UTIL;
+    }
+}

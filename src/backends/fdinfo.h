@@ -173,6 +173,11 @@ int gw__fdinfo_sweep(gw__fdinfo *f, int64_t now_ns, gw_error *err);
 size_t gw__fdinfo_usage_count(const gw__fdinfo *f);
 const gw__fdinfo_usage *gw__fdinfo_usage_at(const gw__fdinfo *f, size_t i);
 
+/* Fills p (zeroed by the caller) from one usage row: pid, device_index, kind
+ * and every figure the row has (VRAM, GTT, gfx/enc/dec busy) with its valid
+ * bit. Names are left to procinfo. */
+void gw__fdinfo_usage_to_process(const gw__fdinfo_usage *u, uint32_t device_index, gw_process *p);
+
 /* Sum over every client of one pdev (pid 0); false when none was seen. */
 bool gw__fdinfo_device_usage(const gw__fdinfo *f, const char *pdev, gw__fdinfo_usage *out);
 

@@ -61,34 +61,6 @@ bool gw__attr_i64(const gw__attr *a, int64_t *out, int *errno_out)
     return n > 0 && gw__parse_i64(buf, out);
 }
 
-long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap)
-{
-    if (cap == 0)
-        return -EINVAL;
-    buf[0] = '\0';
-    int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return -errno;
-    size_t got = 0;
-    while (got < cap - 1) {
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            close(fd);
-            buf[got] = '\0';
-            return -e;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    return (long)got;
-}
-
 bool gw__read_u64_at(int dirfd, const char *rel, uint64_t *out)
 {
     char buf[64];

@@ -52,9 +52,8 @@ long gw__attr_read(const gw__attr *a, char *buf, size_t cap);
 bool gw__attr_u64(const gw__attr *a, uint64_t *out, int *errno_out);
 bool gw__attr_i64(const gw__attr *a, int64_t *out, int *errno_out);
 
-/* One-shot reads relative to a directory descriptor (open, read, close).
- * gw__read_at returns the byte count or a negative errno. */
-long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap);
+/* One-shot reads relative to a directory descriptor (open, read, close);
+ * gw__read_at itself is in core/util.h. */
 bool gw__read_u64_at(int dirfd, const char *rel, uint64_t *out);
 bool gw__read_i64_at(int dirfd, const char *rel, int64_t *out);
 /* Hexadecimal with optional 0x prefix ("0x1002\n"). */

@@ -42,11 +42,12 @@ char *gw__strlcpy(char *dst, const char *src, size_t cap)
     return dst;
 }
 
-long gw__read_file(const char *path, char *buf, size_t cap)
+long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap)
 {
     if (cap == 0)
         return -EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    buf[0] = '\0';
+    int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return -errno;
     size_t got = 0;
@@ -57,6 +58,7 @@ long gw__read_file(const char *path, char *buf, size_t cap)
                 continue;
             int e = errno;
             close(fd);
+            buf[got] = '\0';
             return -e;
         }
         if (n == 0)
@@ -66,6 +68,11 @@ long gw__read_file(const char *path, char *buf, size_t cap)
     close(fd);
     buf[got] = '\0';
     return (long)got;
+}
+
+long gw__read_file(const char *path, char *buf, size_t cap)
+{
+    return gw__read_at(AT_FDCWD, path, buf, cap);
 }
 
 static const char *skip_space(const char *s)

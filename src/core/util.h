@@ -37,9 +37,11 @@ static inline bool gw__add_u64(uint64_t a, uint64_t b, uint64_t *out)
     return !__builtin_add_overflow(a, b, out);
 }
 
-/* Reads at most cap-1 bytes of path into buf, NUL-terminated. Returns the
- * byte count, or a negative errno. Never blocks longer than the read. */
+/* Reads at most cap-1 bytes of path into buf, always NUL-terminated (also on
+ * failure). Returns the byte count, or a negative errno. gw__read_at reads
+ * rel relative to the directory descriptor dirfd (AT_FDCWD: the cwd). */
 long gw__read_file(const char *path, char *buf, size_t cap);
+long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap);
 
 /* Parses one unsigned decimal integer (leading/trailing whitespace allowed).
  * Returns false for anything else, including overflow. */
