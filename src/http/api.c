@@ -11,33 +11,6 @@
 #include <strings.h>
 #include <time.h>
 
-static void timestamp(gw_json *j, const char *key, int64_t ns)
-{
-    char buf[48];
-    time_t sec = (time_t)(ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)((ns / 1000000) % 1000));
-    gw__json_key(j, key);
-    gw__json_string(j, buf);
-}
-
-static void kv_str(gw_json *j, const char *k, const char *v)
-{
-    gw__json_key(j, k);
-    gw__json_string(j, v && *v ? v : NULL);
-}
-
-static void kv_num(gw_json *j, const char *k, bool ok, double v)
-{
-    gw__json_key(j, k);
-    if (ok)
-        gw__json_double(j, v);
-    else
-        gw__json_null(j);
-}
 
 static void finish(gw_strbuf *sb)
 {
@@ -58,7 +31,7 @@ unsigned gw__api_error(gw_strbuf *sb, unsigned status, const char *fmt, ...)
     gw__json_object_begin(&j);
     gw__json_key(&j, "code");
     gw__json_u64(&j, status);
-    kv_str(&j, "message", msg);
+    gw__json_kv_str(&j, "message", msg);
     gw__json_object_end(&j);
     gw__json_object_end(&j);
     finish(sb);
@@ -76,7 +49,7 @@ static double data_age(const gw_snapshot *s, const gw__api_ctx *ctx)
 
 static void snapshot_meta(gw_json *j, const gw_snapshot *s, const gw__api_ctx *ctx)
 {
-    timestamp(j, "timestamp", s->taken_ns);
+    gw__json_kv_timestamp(j, "timestamp", s->taken_ns);
     gw__json_key(j, "stale");
     gw__json_bool(j, ctx && ctx->stale);
     gw__json_key(j, "data_age_seconds");
@@ -116,20 +89,20 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
     gw_json j;
     gw__json_init(&j, sb, false);
     gw__json_object_begin(&j);
-    kv_str(&j, "status", status);
-    kv_str(&j, "reason", why.failed ? "(reason too long)" : why.data);
+    gw__json_kv_str(&j, "status", status);
+    gw__json_kv_str(&j, "reason", why.failed ? "(reason too long)" : why.data);
     gw__strbuf_release(&why);
-    kv_str(&j, "version", GW_VERSION_STRING);
-    kv_num(&j, "uptime_seconds", ctx != NULL, ctx ? ctx->uptime_seconds : 0);
+    gw__json_kv_str(&j, "version", GW_VERSION_STRING);
+    gw__json_kv_double(&j, "uptime_seconds", ctx != NULL, ctx ? ctx->uptime_seconds : 0);
     snapshot_meta(&j, s, ctx);
     gw__json_key(&j, "sampling");
     gw__json_object_begin(&j);
     const gw__sampler_stats *st = ctx ? ctx->sampler : NULL;
-    kv_num(&j, "interval_seconds", st != NULL, st ? st->interval_ms / 1000.0 : 0);
+    gw__json_kv_double(&j, "interval_seconds", st != NULL, st ? st->interval_ms / 1000.0 : 0);
     gw__json_key(&j, "stalled");
     gw__json_bool(&j, st ? st->stalled : (ctx && ctx->stale));
-    kv_num(&j, "stalled_seconds", st && st->stalled, st ? st->stalled_seconds : 0);
-    kv_num(&j, "last_round_seconds", true, (double)s->duration_ns / 1e9);
+    gw__json_kv_double(&j, "stalled_seconds", st && st->stalled, st ? st->stalled_seconds : 0);
+    gw__json_kv_double(&j, "last_round_seconds", true, (double)s->duration_ns / 1e9);
     gw__json_object_end(&j);
     gw__json_key(&j, "gpus");
     gw__json_array_begin(&j);
@@ -161,9 +134,9 @@ unsigned gw__api_info(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *ct
     gw__json_bool(&j, !s->cpu_only);
     gw__json_key(&j, "gpu_count");
     gw__json_u64(&j, s->n_devices);
-    kv_str(&j, "cpu_only_reason", s->cpu_only ? s->cpu_only_reason : NULL);
-    kv_str(&j, "gpuwatch_version", GW_VERSION_STRING);
-    kv_str(&j, "hostname", s->host.hostname);
+    gw__json_kv_str(&j, "cpu_only_reason", s->cpu_only ? s->cpu_only_reason : NULL);
+    gw__json_kv_str(&j, "gpuwatch_version", GW_VERSION_STRING);
+    gw__json_kv_str(&j, "hostname", s->host.hostname);
     snapshot_meta(&j, s, ctx);
     gw__json_key(&j, "gpus");
     gw__json_array_begin(&j);
@@ -172,13 +145,13 @@ unsigned gw__api_info(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *ct
         gw__json_object_begin(&j);
         gw__json_key(&j, "index");
         gw__json_u64(&j, d->info.index);
-        kv_str(&j, "name", d->info.name);
-        kv_str(&j, "uuid", d->info.uuid);
-        kv_str(&j, "vendor", gw_vendor_name(d->info.vendor));
-        kv_str(&j, "source", d->info.source);
-        kv_str(&j, "pci_bus_id", d->info.pci_bus_id);
-        kv_str(&j, "driver_version", d->info.driver_version);
-        kv_str(&j, "state", gw_device_state_name(d->state));
+        gw__json_kv_str(&j, "name", d->info.name);
+        gw__json_kv_str(&j, "uuid", d->info.uuid);
+        gw__json_kv_str(&j, "vendor", gw_vendor_name(d->info.vendor));
+        gw__json_kv_str(&j, "source", d->info.source);
+        gw__json_kv_str(&j, "pci_bus_id", d->info.pci_bus_id);
+        gw__json_kv_str(&j, "driver_version", d->info.driver_version);
+        gw__json_kv_str(&j, "state", gw_device_state_name(d->state));
         gw__json_object_end(&j);
     }
     gw__json_array_end(&j);
@@ -219,14 +192,14 @@ static void aggregates(gw_json *j, const gw_snapshot *s)
     gw__json_object_begin(j);
     gw__json_key(j, "gpu_count");
     gw__json_u64(j, s->n_devices);
-    kv_num(j, "memory_used_bytes", n_mem > 0, used);
-    kv_num(j, "memory_total_bytes", n_mem > 0, total);
-    kv_num(j, "memory_free_bytes", n_mem > 0, total - used);
-    kv_num(j, "memory_used_ratio", n_mem > 0 && total > 0, total > 0 ? used / total : 0);
-    kv_num(j, "utilization_gpu_mean_percent", n_util > 0, n_util ? util / (double)n_util : 0);
-    kv_num(j, "utilization_memory_mean_percent", n_mutil > 0, n_mutil ? mutil / (double)n_mutil : 0);
-    kv_num(j, "temperature_mean_celsius", n_temp > 0, n_temp ? temp / (double)n_temp : 0);
-    kv_num(j, "power_total_watts", n_power > 0, power);
+    gw__json_kv_double(j, "memory_used_bytes", n_mem > 0, used);
+    gw__json_kv_double(j, "memory_total_bytes", n_mem > 0, total);
+    gw__json_kv_double(j, "memory_free_bytes", n_mem > 0, total - used);
+    gw__json_kv_double(j, "memory_used_ratio", n_mem > 0 && total > 0, total > 0 ? used / total : 0);
+    gw__json_kv_double(j, "utilization_gpu_mean_percent", n_util > 0, n_util ? util / (double)n_util : 0);
+    gw__json_kv_double(j, "utilization_memory_mean_percent", n_mutil > 0, n_mutil ? mutil / (double)n_mutil : 0);
+    gw__json_kv_double(j, "temperature_mean_celsius", n_temp > 0, n_temp ? temp / (double)n_temp : 0);
+    gw__json_kv_double(j, "power_total_watts", n_power > 0, power);
     gw__json_object_end(j);
 }
 
@@ -390,9 +363,9 @@ unsigned gw__api_history(gw_strbuf *sb, const gw_snapshot *s, gw__history *h, co
     gw__json_object_begin(&j);
     gw__json_key(&j, "gpu");
     gw__json_u64(&j, idx);
-    kv_str(&j, "uuid", s->devices[idx].info.uuid);
-    kv_str(&j, "metric", gw_metric_name(m));
-    kv_str(&j, "unit", gw__history_unit(m));
+    gw__json_kv_str(&j, "uuid", s->devices[idx].info.uuid);
+    gw__json_kv_str(&j, "metric", gw_metric_name(m));
+    gw__json_kv_str(&j, "unit", gw__history_unit(m));
     gw__json_key(&j, "step_seconds");
     gw__json_double(&j, step_s);
     gw__json_key(&j, "points");
@@ -418,22 +391,22 @@ void gw__api_event_json(gw_json *j, const gw__event *e)
     gw__json_object_begin(j);
     gw__json_key(j, "seq");
     gw__json_u64(j, e->seq);
-    timestamp(j, "time", e->time_ns);
-    kv_str(j, "type", gw__event_type_name(e->type));
-    kv_str(j, "severity", gw__event_severity_name(e->severity));
+    gw__json_kv_timestamp(j, "time", e->time_ns);
+    gw__json_kv_str(j, "type", gw__event_type_name(e->type));
+    gw__json_kv_str(j, "severity", gw__event_severity_name(e->severity));
     gw__json_key(j, "gpu");
     if (e->gpu >= 0)
         gw__json_i64(j, e->gpu);
     else
         gw__json_null(j);
-    kv_str(j, "uuid", e->uuid);
+    gw__json_kv_str(j, "uuid", e->uuid);
     gw__json_key(j, "pid");
     if (e->pid)
         gw__json_u64(j, e->pid);
     else
         gw__json_null(j);
-    kv_num(j, "value", !isnan(e->value), e->value);
-    kv_str(j, "message", e->message);
+    gw__json_kv_double(j, "value", !isnan(e->value), e->value);
+    gw__json_kv_str(j, "message", e->message);
     gw__json_object_end(j);
 }
 

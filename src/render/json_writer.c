@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void gw__json_init(gw_json *j, gw_strbuf *sb, bool pretty)
 {
@@ -192,4 +193,40 @@ void gw__json_null(gw_json *j)
 {
     before_item(j);
     gw__strbuf_append(j->sb, "null", 4);
+}
+
+void gw__json_kv_u64(gw_json *j, const char *key, bool ok, uint64_t v)
+{
+    gw__json_key(j, key);
+    if (ok)
+        gw__json_u64(j, v);
+    else
+        gw__json_null(j);
+}
+
+void gw__json_kv_double(gw_json *j, const char *key, bool ok, double v)
+{
+    gw__json_key(j, key);
+    if (ok)
+        gw__json_double(j, v);
+    else
+        gw__json_null(j);
+}
+
+void gw__json_kv_str(gw_json *j, const char *key, const char *s)
+{
+    gw__json_key(j, key);
+    gw__json_string(j, s && *s ? s : NULL);
+}
+
+void gw__json_kv_timestamp(gw_json *j, const char *key, int64_t ns)
+{
+    char buf[48];
+    time_t sec = (time_t)(ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)((ns / 1000000) % 1000));
+    gw__json_kv_str(j, key, buf);
 }

@@ -37,6 +37,14 @@ void gw__json_double(gw_json *j, double v);
 void gw__json_bool(gw_json *j, bool v);
 void gw__json_null(gw_json *j);
 
+/* "key": value-or-null helpers: the value is written only when ok, else
+ * null; a NULL or empty string is null. Timestamps are RFC 3339 UTC with
+ * milliseconds ("2026-11-23T17:00:00.123Z") from CLOCK_REALTIME ns. */
+void gw__json_kv_u64(gw_json *j, const char *key, bool ok, uint64_t v);
+void gw__json_kv_double(gw_json *j, const char *key, bool ok, double v);
+void gw__json_kv_str(gw_json *j, const char *key, const char *s);
+void gw__json_kv_timestamp(gw_json *j, const char *key, int64_t ns);
+
 /* Appends s as a JSON string literal (quotes included) to sb. */
 void gw__json_escape(gw_strbuf *sb, const char *s);
 

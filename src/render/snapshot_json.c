@@ -9,45 +9,8 @@
 #include <stdio.h>
 #include <time.h>
 
-/* Helpers writing "key": value-or-null according to a valid bit. */
-static void kv_u64(gw_json *j, const char *k, bool ok, uint64_t v)
-{
-    gw__json_key(j, k);
-    if (ok)
-        gw__json_u64(j, v);
-    else
-        gw__json_null(j);
-}
-
-static void kv_double(gw_json *j, const char *k, bool ok, double v)
-{
-    gw__json_key(j, k);
-    if (ok)
-        gw__json_double(j, v);
-    else
-        gw__json_null(j);
-}
-
-static void kv_str(gw_json *j, const char *k, const char *s)
-{
-    gw__json_key(j, k);
-    gw__json_string(j, s && *s ? s : NULL);
-}
-
 #define S_HAS(d, m) gw_sample_has(&(d)->sample, GW_METRIC_##m)
 #define I_HAS(d, f) gw_info_has(&(d)->info, GW_INFO_##f)
-
-static void write_timestamp(gw_json *j, const char *key, int64_t ns)
-{
-    char buf[48];
-    time_t sec = (time_t)(ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)((ns / 1000000) % 1000));
-    kv_str(j, key, buf);
-}
 
 static const struct {
     uint64_t bit;
@@ -70,22 +33,22 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
     gw__json_object_begin(j);
     gw__json_key(j, "index");
     gw__json_u64(j, in->index);
-    kv_str(j, "vendor", gw_vendor_name(in->vendor));
-    kv_str(j, "source", in->source);
+    gw__json_kv_str(j, "vendor", gw_vendor_name(in->vendor));
+    gw__json_kv_str(j, "source", in->source);
     gw__json_key(j, "source_index");
     gw__json_u64(j, in->source_index);
-    kv_str(j, "name", in->name);
-    kv_str(j, "uuid", in->uuid);
-    kv_str(j, "pci_bus_id", in->pci_bus_id);
-    kv_str(j, "serial", in->serial);
-    kv_str(j, "state", gw_device_state_name(d->state));
-    kv_str(j, "state_reason", d->state_reason);
+    gw__json_kv_str(j, "name", in->name);
+    gw__json_kv_str(j, "uuid", in->uuid);
+    gw__json_kv_str(j, "pci_bus_id", in->pci_bus_id);
+    gw__json_kv_str(j, "serial", in->serial);
+    gw__json_kv_str(j, "state", gw_device_state_name(d->state));
+    gw__json_kv_str(j, "state_reason", d->state_reason);
     double age = d->sampled_at_ns ? (double)(s->taken_ns - d->sampled_at_ns) / 1e9 : 0.0;
-    kv_double(j, "sample_age_seconds", d->sampled_at_ns != 0, age < 0 ? 0 : age);
-    kv_str(j, "driver_version", in->driver_version);
-    kv_str(j, "library_version", in->library_version);
-    kv_str(j, "cuda_version", in->cuda_version);
-    kv_str(j, "memory_api", in->memory_api);
+    gw__json_kv_double(j, "sample_age_seconds", d->sampled_at_ns != 0, age < 0 ? 0 : age);
+    gw__json_kv_str(j, "driver_version", in->driver_version);
+    gw__json_kv_str(j, "library_version", in->library_version);
+    gw__json_kv_str(j, "cuda_version", in->cuda_version);
+    gw__json_kv_str(j, "memory_api", in->memory_api);
     gw__json_key(j, "compute_capability");
     if (I_HAS(d, COMPUTE_CAP)) {
         gw__json_object_begin(j);
@@ -100,65 +63,65 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
 
     gw__json_key(j, "memory");
     gw__json_object_begin(j);
-    kv_u64(j, "total_bytes", S_HAS(d, MEM_TOTAL) || I_HAS(d, MEMORY_TOTAL),
+    gw__json_kv_u64(j, "total_bytes", S_HAS(d, MEM_TOTAL) || I_HAS(d, MEMORY_TOTAL),
            S_HAS(d, MEM_TOTAL) ? x->mem_total : in->memory_total);
-    kv_u64(j, "used_bytes", S_HAS(d, MEM_USED), x->mem_used);
-    kv_u64(j, "free_bytes", S_HAS(d, MEM_FREE), x->mem_free);
-    kv_u64(j, "reserved_bytes", S_HAS(d, MEM_RESERVED), x->mem_reserved);
-    kv_u64(j, "gtt_total_bytes", S_HAS(d, GTT_TOTAL), x->gtt_total);
-    kv_u64(j, "gtt_used_bytes", S_HAS(d, GTT_USED), x->gtt_used);
-    kv_u64(j, "visible_vram_total_bytes", S_HAS(d, VIS_VRAM_TOTAL), x->vis_vram_total);
-    kv_u64(j, "visible_vram_used_bytes", S_HAS(d, VIS_VRAM_USED), x->vis_vram_used);
+    gw__json_kv_u64(j, "used_bytes", S_HAS(d, MEM_USED), x->mem_used);
+    gw__json_kv_u64(j, "free_bytes", S_HAS(d, MEM_FREE), x->mem_free);
+    gw__json_kv_u64(j, "reserved_bytes", S_HAS(d, MEM_RESERVED), x->mem_reserved);
+    gw__json_kv_u64(j, "gtt_total_bytes", S_HAS(d, GTT_TOTAL), x->gtt_total);
+    gw__json_kv_u64(j, "gtt_used_bytes", S_HAS(d, GTT_USED), x->gtt_used);
+    gw__json_kv_u64(j, "visible_vram_total_bytes", S_HAS(d, VIS_VRAM_TOTAL), x->vis_vram_total);
+    gw__json_kv_u64(j, "visible_vram_used_bytes", S_HAS(d, VIS_VRAM_USED), x->vis_vram_used);
     gw__json_object_end(j);
 
     gw__json_key(j, "utilization");
     gw__json_object_begin(j);
-    kv_double(j, "gpu_percent", S_HAS(d, UTIL_GPU), x->util_gpu);
-    kv_double(j, "memory_percent", S_HAS(d, UTIL_MEM), x->util_mem);
-    kv_double(j, "encoder_percent", S_HAS(d, UTIL_ENC), x->util_enc);
-    kv_double(j, "decoder_percent", S_HAS(d, UTIL_DEC), x->util_dec);
+    gw__json_kv_double(j, "gpu_percent", S_HAS(d, UTIL_GPU), x->util_gpu);
+    gw__json_kv_double(j, "memory_percent", S_HAS(d, UTIL_MEM), x->util_mem);
+    gw__json_kv_double(j, "encoder_percent", S_HAS(d, UTIL_ENC), x->util_enc);
+    gw__json_kv_double(j, "decoder_percent", S_HAS(d, UTIL_DEC), x->util_dec);
     gw__json_object_end(j);
 
     gw__json_key(j, "temperature");
     gw__json_object_begin(j);
-    kv_double(j, "gpu_celsius", S_HAS(d, TEMP), x->temp_mc / 1000.0);
-    kv_double(j, "junction_celsius", S_HAS(d, TEMP_JUNCTION), x->temp_junction_mc / 1000.0);
-    kv_double(j, "memory_celsius", S_HAS(d, TEMP_MEM), x->temp_mem_mc / 1000.0);
-    kv_double(j, "slowdown_celsius", I_HAS(d, TEMP_SLOWDOWN), in->temp_slowdown_mc / 1000.0);
-    kv_double(j, "shutdown_celsius", I_HAS(d, TEMP_SHUTDOWN), in->temp_shutdown_mc / 1000.0);
-    kv_double(j, "gpu_max_celsius", I_HAS(d, TEMP_GPU_MAX), in->temp_gpu_max_mc / 1000.0);
-    kv_double(j, "memory_max_celsius", I_HAS(d, TEMP_MEM_MAX), in->temp_mem_max_mc / 1000.0);
+    gw__json_kv_double(j, "gpu_celsius", S_HAS(d, TEMP), x->temp_mc / 1000.0);
+    gw__json_kv_double(j, "junction_celsius", S_HAS(d, TEMP_JUNCTION), x->temp_junction_mc / 1000.0);
+    gw__json_kv_double(j, "memory_celsius", S_HAS(d, TEMP_MEM), x->temp_mem_mc / 1000.0);
+    gw__json_kv_double(j, "slowdown_celsius", I_HAS(d, TEMP_SLOWDOWN), in->temp_slowdown_mc / 1000.0);
+    gw__json_kv_double(j, "shutdown_celsius", I_HAS(d, TEMP_SHUTDOWN), in->temp_shutdown_mc / 1000.0);
+    gw__json_kv_double(j, "gpu_max_celsius", I_HAS(d, TEMP_GPU_MAX), in->temp_gpu_max_mc / 1000.0);
+    gw__json_kv_double(j, "memory_max_celsius", I_HAS(d, TEMP_MEM_MAX), in->temp_mem_max_mc / 1000.0);
     gw__json_object_end(j);
 
     gw__json_key(j, "power");
     gw__json_object_begin(j);
-    kv_double(j, "draw_watts", S_HAS(d, POWER), x->power_mw / 1000.0);
-    kv_double(j, "limit_watts", S_HAS(d, POWER_LIMIT), x->power_limit_mw / 1000.0);
-    kv_double(j, "limit_min_watts", I_HAS(d, POWER_LIMIT_MIN), in->power_limit_min_mw / 1000.0);
-    kv_double(j, "limit_max_watts", I_HAS(d, POWER_LIMIT_MAX), in->power_limit_max_mw / 1000.0);
-    kv_double(j, "limit_default_watts", I_HAS(d, POWER_LIMIT_DEFAULT),
+    gw__json_kv_double(j, "draw_watts", S_HAS(d, POWER), x->power_mw / 1000.0);
+    gw__json_kv_double(j, "limit_watts", S_HAS(d, POWER_LIMIT), x->power_limit_mw / 1000.0);
+    gw__json_kv_double(j, "limit_min_watts", I_HAS(d, POWER_LIMIT_MIN), in->power_limit_min_mw / 1000.0);
+    gw__json_kv_double(j, "limit_max_watts", I_HAS(d, POWER_LIMIT_MAX), in->power_limit_max_mw / 1000.0);
+    gw__json_kv_double(j, "limit_default_watts", I_HAS(d, POWER_LIMIT_DEFAULT),
               in->power_limit_default_mw / 1000.0);
-    kv_double(j, "energy_joules", S_HAS(d, ENERGY), (double)x->energy_mj / 1000.0);
+    gw__json_kv_double(j, "energy_joules", S_HAS(d, ENERGY), (double)x->energy_mj / 1000.0);
     gw__json_object_end(j);
 
     gw__json_key(j, "clocks");
     gw__json_object_begin(j);
-    kv_u64(j, "sm_hz", S_HAS(d, CLOCK_SM), (uint64_t)x->clock_sm_mhz * 1000000);
-    kv_u64(j, "graphics_hz", S_HAS(d, CLOCK_GRAPHICS), (uint64_t)x->clock_graphics_mhz * 1000000);
-    kv_u64(j, "memory_hz", S_HAS(d, CLOCK_MEM), (uint64_t)x->clock_mem_mhz * 1000000);
-    kv_u64(j, "max_sm_hz", I_HAS(d, MAX_CLOCK_SM), (uint64_t)in->max_clock_sm_mhz * 1000000);
-    kv_u64(j, "max_graphics_hz", I_HAS(d, MAX_CLOCK_GRAPHICS),
+    gw__json_kv_u64(j, "sm_hz", S_HAS(d, CLOCK_SM), (uint64_t)x->clock_sm_mhz * 1000000);
+    gw__json_kv_u64(j, "graphics_hz", S_HAS(d, CLOCK_GRAPHICS), (uint64_t)x->clock_graphics_mhz * 1000000);
+    gw__json_kv_u64(j, "memory_hz", S_HAS(d, CLOCK_MEM), (uint64_t)x->clock_mem_mhz * 1000000);
+    gw__json_kv_u64(j, "max_sm_hz", I_HAS(d, MAX_CLOCK_SM), (uint64_t)in->max_clock_sm_mhz * 1000000);
+    gw__json_kv_u64(j, "max_graphics_hz", I_HAS(d, MAX_CLOCK_GRAPHICS),
            (uint64_t)in->max_clock_graphics_mhz * 1000000);
-    kv_u64(j, "max_memory_hz", I_HAS(d, MAX_CLOCK_MEM), (uint64_t)in->max_clock_mem_mhz * 1000000);
+    gw__json_kv_u64(j, "max_memory_hz", I_HAS(d, MAX_CLOCK_MEM), (uint64_t)in->max_clock_mem_mhz * 1000000);
     gw__json_object_end(j);
 
     gw__json_key(j, "fan");
     gw__json_object_begin(j);
-    kv_double(j, "speed_percent", S_HAS(d, FAN), x->fan_pct);
-    kv_u64(j, "rpm", S_HAS(d, FAN_RPM), x->fan_rpm);
+    gw__json_kv_double(j, "speed_percent", S_HAS(d, FAN), x->fan_pct);
+    gw__json_kv_u64(j, "rpm", S_HAS(d, FAN_RPM), x->fan_rpm);
     gw__json_object_end(j);
 
-    kv_u64(j, "pstate", S_HAS(d, PSTATE), x->pstate);
+    gw__json_kv_u64(j, "pstate", S_HAS(d, PSTATE), x->pstate);
     gw__json_key(j, "clock_event_reasons");
     if (S_HAS(d, CLOCK_EVENTS)) {
         gw__json_object_begin(j);
@@ -176,10 +139,10 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
     }
     gw__json_key(j, "pcie");
     gw__json_object_begin(j);
-    kv_u64(j, "gen", S_HAS(d, PCIE_GEN), x->pcie_gen);
-    kv_u64(j, "width", S_HAS(d, PCIE_WIDTH), x->pcie_width);
-    kv_u64(j, "max_gen", I_HAS(d, PCIE_MAX_GEN), in->pcie_max_gen);
-    kv_u64(j, "max_width", I_HAS(d, PCIE_MAX_WIDTH), in->pcie_max_width);
+    gw__json_kv_u64(j, "gen", S_HAS(d, PCIE_GEN), x->pcie_gen);
+    gw__json_kv_u64(j, "width", S_HAS(d, PCIE_WIDTH), x->pcie_width);
+    gw__json_kv_u64(j, "max_gen", I_HAS(d, PCIE_MAX_GEN), in->pcie_max_gen);
+    gw__json_kv_u64(j, "max_width", I_HAS(d, PCIE_MAX_WIDTH), in->pcie_max_width);
     gw__json_object_end(j);
     gw__json_key(j, "mig_enabled");
     if (S_HAS(d, MIG_MODE))
@@ -196,27 +159,27 @@ static void write_process(gw_json *j, const gw_snapshot *s, const gw_process *p)
     gw__json_u64(j, p->pid);
     gw__json_key(j, "device_index");
     gw__json_u64(j, p->device_index);
-    kv_str(j, "device_uuid",
+    gw__json_kv_str(j, "device_uuid",
            p->device_index < s->n_devices ? s->devices[p->device_index].info.uuid : NULL);
-    kv_str(j, "kind", gw_process_kind_name(p->kind));
-    kv_u64(j, "gpu_memory_bytes", gw_process_has(p, GW_PROC_GPU_MEMORY), p->gpu_memory);
-    kv_u64(j, "gtt_memory_bytes", gw_process_has(p, GW_PROC_GTT_MEMORY), p->gtt_memory);
-    kv_double(j, "sm_percent", gw_process_has(p, GW_PROC_SM_UTIL), p->sm_util);
-    kv_double(j, "memory_percent", gw_process_has(p, GW_PROC_MEM_UTIL), p->mem_util);
-    kv_double(j, "encoder_percent", gw_process_has(p, GW_PROC_ENC_UTIL), p->enc_util);
-    kv_double(j, "decoder_percent", gw_process_has(p, GW_PROC_DEC_UTIL), p->dec_util);
-    kv_str(j, "name", gw_process_has(p, GW_PROC_NAME) ? p->name : NULL);
-    kv_str(j, "user", gw_process_has(p, GW_PROC_USER) ? p->user : NULL);
-    kv_str(j, "cmdline", gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline : NULL);
+    gw__json_kv_str(j, "kind", gw_process_kind_name(p->kind));
+    gw__json_kv_u64(j, "gpu_memory_bytes", gw_process_has(p, GW_PROC_GPU_MEMORY), p->gpu_memory);
+    gw__json_kv_u64(j, "gtt_memory_bytes", gw_process_has(p, GW_PROC_GTT_MEMORY), p->gtt_memory);
+    gw__json_kv_double(j, "sm_percent", gw_process_has(p, GW_PROC_SM_UTIL), p->sm_util);
+    gw__json_kv_double(j, "memory_percent", gw_process_has(p, GW_PROC_MEM_UTIL), p->mem_util);
+    gw__json_kv_double(j, "encoder_percent", gw_process_has(p, GW_PROC_ENC_UTIL), p->enc_util);
+    gw__json_kv_double(j, "decoder_percent", gw_process_has(p, GW_PROC_DEC_UTIL), p->dec_util);
+    gw__json_kv_str(j, "name", gw_process_has(p, GW_PROC_NAME) ? p->name : NULL);
+    gw__json_kv_str(j, "user", gw_process_has(p, GW_PROC_USER) ? p->user : NULL);
+    gw__json_kv_str(j, "cmdline", gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline : NULL);
     gw__json_object_end(j);
 }
 
 static void write_host(gw_json *j, const gw_host *h)
 {
     gw__json_object_begin(j);
-    kv_str(j, "hostname", h->hostname);
-    kv_u64(j, "cpu_count", gw_host_has(h, GW_HOST_CPU_COUNT), h->cpu_count);
-    kv_double(j, "cpu_percent", gw_host_has(h, GW_HOST_CPU_UTIL), h->cpu_util);
+    gw__json_kv_str(j, "hostname", h->hostname);
+    gw__json_kv_u64(j, "cpu_count", gw_host_has(h, GW_HOST_CPU_COUNT), h->cpu_count);
+    gw__json_kv_double(j, "cpu_percent", gw_host_has(h, GW_HOST_CPU_UTIL), h->cpu_util);
     gw__json_key(j, "load_average");
     if (gw_host_has(h, GW_HOST_LOADAVG)) {
         gw__json_array_begin(j);
@@ -227,10 +190,10 @@ static void write_host(gw_json *j, const gw_host *h)
     } else {
         gw__json_null(j);
     }
-    kv_u64(j, "memory_total_bytes", gw_host_has(h, GW_HOST_MEM_TOTAL), h->mem_total);
-    kv_u64(j, "memory_available_bytes", gw_host_has(h, GW_HOST_MEM_AVAILABLE), h->mem_available);
-    kv_u64(j, "swap_total_bytes", gw_host_has(h, GW_HOST_SWAP_TOTAL), h->swap_total);
-    kv_u64(j, "swap_free_bytes", gw_host_has(h, GW_HOST_SWAP_FREE), h->swap_free);
+    gw__json_kv_u64(j, "memory_total_bytes", gw_host_has(h, GW_HOST_MEM_TOTAL), h->mem_total);
+    gw__json_kv_u64(j, "memory_available_bytes", gw_host_has(h, GW_HOST_MEM_AVAILABLE), h->mem_available);
+    gw__json_kv_u64(j, "swap_total_bytes", gw_host_has(h, GW_HOST_SWAP_TOTAL), h->swap_total);
+    gw__json_kv_u64(j, "swap_free_bytes", gw_host_has(h, GW_HOST_SWAP_FREE), h->swap_free);
     gw__json_object_end(j);
 }
 
@@ -258,10 +221,10 @@ static void write_summary(gw_json *j, const gw_snapshot *s)
     gw__json_u64(j, lost);
     gw__json_key(j, "gpus_with_memory");
     gw__json_u64(j, with_mem);
-    kv_u64(j, "memory_total_bytes", with_mem > 0, total);
-    kv_u64(j, "memory_used_bytes", with_mem > 0, used);
-    kv_u64(j, "memory_free_bytes", with_mem > 0, free_b);
-    kv_double(j, "memory_used_ratio", total > 0, total ? (double)used / (double)total : 0);
+    gw__json_kv_u64(j, "memory_total_bytes", with_mem > 0, total);
+    gw__json_kv_u64(j, "memory_used_bytes", with_mem > 0, used);
+    gw__json_kv_u64(j, "memory_free_bytes", with_mem > 0, free_b);
+    gw__json_kv_double(j, "memory_used_ratio", total > 0, total ? (double)used / (double)total : 0);
     gw__json_key(j, "process_count");
     gw__json_u64(j, s->n_processes);
     gw__json_object_end(j);
@@ -270,21 +233,21 @@ static void write_summary(gw_json *j, const gw_snapshot *s)
 void gw__render_source_json(gw_json *j, const gw_source_status *st)
 {
     gw__json_object_begin(j);
-    kv_str(j, "name", st->name);
-    kv_str(j, "state", gw_source_state_name(st->state));
+    gw__json_kv_str(j, "name", st->name);
+    gw__json_kv_str(j, "state", gw_source_state_name(st->state));
     gw__json_key(j, "error");
     if (st->error) {
         gw__json_object_begin(j);
         gw__json_key(j, "code");
         gw__json_i64(j, st->error);
-        kv_str(j, "name", gw_strerror(st->error));
+        gw__json_kv_str(j, "name", gw_strerror(st->error));
         gw__json_object_end(j);
     } else {
         gw__json_null(j);
     }
-    kv_str(j, "message", st->message);
-    kv_str(j, "driver_version", st->driver_version);
-    kv_str(j, "library_version", st->library_version);
+    gw__json_kv_str(j, "message", st->message);
+    gw__json_kv_str(j, "driver_version", st->driver_version);
+    gw__json_kv_str(j, "library_version", st->library_version);
     gw__json_key(j, "device_count");
     gw__json_u64(j, st->device_count);
     gw__json_key(j, "calls");
@@ -312,14 +275,14 @@ void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty)
     gw_json j;
     gw__json_init(&j, sb, pretty);
     gw__json_object_begin(&j);
-    kv_str(&j, "schema", GW_REPORT_SCHEMA);
-    kv_str(&j, "gpuwatch_version", GW_VERSION_STRING);
-    write_timestamp(&j, "timestamp", s->taken_ns);
+    gw__json_kv_str(&j, "schema", GW_REPORT_SCHEMA);
+    gw__json_kv_str(&j, "gpuwatch_version", GW_VERSION_STRING);
+    gw__json_kv_timestamp(&j, "timestamp", s->taken_ns);
     gw__json_key(&j, "sample_duration_seconds");
     gw__json_double(&j, (double)s->duration_ns / 1e9);
     gw__json_key(&j, "cpu_only");
     gw__json_bool(&j, s->cpu_only);
-    kv_str(&j, "cpu_only_reason", s->cpu_only ? s->cpu_only_reason : NULL);
+    gw__json_kv_str(&j, "cpu_only_reason", s->cpu_only ? s->cpu_only_reason : NULL);
 
     gw__json_key(&j, "sources");
     gw__json_array_begin(&j);

@@ -65,6 +65,27 @@ static void doubles_round_trip(void **state)
     gw__strbuf_release(&sb);
 }
 
+static void keyed_helpers_write_null_when_unknown(void **state)
+{
+    (void)state;
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw_json j;
+    gw__json_init(&j, &sb, false);
+    gw__json_object_begin(&j);
+    gw__json_kv_u64(&j, "a", true, 7);
+    gw__json_kv_u64(&j, "b", false, 7);
+    gw__json_kv_double(&j, "c", false, 1.5);
+    gw__json_kv_str(&j, "d", "");
+    gw__json_kv_str(&j, "e", "x");
+    /* 2001-09-09T01:46:40Z is 1e9 s after the epoch */
+    gw__json_kv_timestamp(&j, "t", 1000000000ll * 1000000000ll + 123456789);
+    gw__json_object_end(&j);
+    assert_string_equal(sb.data, "{\"a\":7,\"b\":null,\"c\":null,\"d\":null,\"e\":\"x\","
+                                 "\"t\":\"2001-09-09T01:46:40.123Z\"}");
+    gw__strbuf_release(&sb);
+}
+
 static void too_deep_marks_failed(void **state)
 {
     (void)state;
@@ -84,6 +105,7 @@ int main(void)
         cmocka_unit_test(nested_values_get_commas),
         cmocka_unit_test(strings_are_escaped),
         cmocka_unit_test(doubles_round_trip),
+        cmocka_unit_test(keyed_helpers_write_null_when_unknown),
         cmocka_unit_test(too_deep_marks_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
