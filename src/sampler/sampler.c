@@ -38,6 +38,7 @@ struct gw__sampler {
 
     round_state round;
     bool round_full;        /* this round samples pmon */
+    gw_monitor *running;    /* the monitor of the round in progress, or NULL */
     int64_t round_started_mono;
     gw_snapshot *result; /* ROUND_DONE: the worker's snapshot (owned) */
     int result_rc;
@@ -83,6 +84,7 @@ static void *worker_main(void *arg)
             break;
         s->round = ROUND_RUNNING;
         gw_monitor *m = s->round_full && s->pmon ? s->pmon : s->mon;
+        s->running = m;
         pthread_mutex_unlock(&s->lock);
 
         gw_snapshot *snap = NULL;
@@ -91,6 +93,7 @@ static void *worker_main(void *arg)
         int rc = gw_monitor_sample(m, &snap, &err);
 
         pthread_mutex_lock(&s->lock);
+        s->running = NULL;
         s->result = snap;
         s->result_rc = rc;
         gw__strlcpy(s->result_msg, err.message, sizeof s->result_msg);
@@ -105,9 +108,12 @@ static void *worker_main(void *arg)
 
 /* ---------------------------------------------------------------- ticker */
 
-gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, double hung_seconds,
-                                     unsigned deadline_ms, int64_t now_real_ns)
+gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, const char *hung_source,
+                                     double hung_seconds, unsigned deadline_ms,
+                                     int64_t now_real_ns)
 {
+    if (hung_source && !*hung_source)
+        hung_source = NULL;
     gw__collect c;
     gw__collect_init(&c);
     for (size_t i = 0; i < snap->n_devices; i++) {
@@ -119,9 +125,21 @@ gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, double hung_second
             d->sampled_at_ns = snap->taken_ns;
         if (d->state != GW_DEVICE_LOST) {
             d->state = GW_DEVICE_STALE;
-            snprintf(d->state_reason, sizeof d->state_reason,
-                     "sampling has not returned for %.1f s (deadline %u ms); showing the last sample",
-                     hung_seconds, deadline_ms);
+            if (!hung_source)
+                snprintf(d->state_reason, sizeof d->state_reason,
+                         "sampling has not returned for %.1f s (deadline %u ms); showing the "
+                         "last sample",
+                         hung_seconds, deadline_ms);
+            else if (strcmp(d->info.source, hung_source) == 0)
+                snprintf(d->state_reason, sizeof d->state_reason,
+                         "source '%s' has not answered for %.1f s (deadline %u ms); showing "
+                         "the last sample",
+                         hung_source, hung_seconds, deadline_ms);
+            else
+                snprintf(d->state_reason, sizeof d->state_reason,
+                         "not refreshed for %.1f s: the sampling round is blocked by source "
+                         "'%s'; showing the last sample",
+                         hung_seconds, hung_source);
         }
     }
     for (size_t i = 0; i < snap->n_processes; i++) {
@@ -135,12 +153,19 @@ gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, double hung_second
         if (!st)
             goto fail;
         *st = snap->sources[i];
-        if (st->device_count > 0) {
+        bool hung = hung_source && strcmp(st->name, hung_source) == 0;
+        if (hung || (!hung_source && st->device_count > 0)) {
             st->state = GW_SOURCE_FAILED;
             st->error = GW_ETIMEDOUT;
             snprintf(st->message, sizeof st->message,
-                     "%s: sampling has not returned for %.1f s (deadline %u ms)", st->name,
-                     hung_seconds, deadline_ms);
+                     "%s: %s for %.1f s (deadline %u ms)", st->name,
+                     hung ? "has not answered" : "sampling has not returned", hung_seconds,
+                     deadline_ms);
+        } else if (hung_source && st->device_count > 0) {
+            st->state = GW_SOURCE_DEGRADED;
+            snprintf(st->message, sizeof st->message,
+                     "%s: not refreshed for %.1f s, the round is blocked by source '%s'",
+                     st->name, hung_seconds, hung_source);
         }
     }
     *gw__collect_host(&c) = snap->host;
@@ -331,11 +356,15 @@ static void publish_stale(gw__sampler *s, int64_t started, int64_t now)
         s->stats.overruns++;
     gw_snapshot *good = gw_snapshot_acquire(s->last_good);
     unsigned deadline = s->cfg.deadline_ms;
+    /* which source the stuck round is in (gw_monitor_busy_source is the one
+     * monitor call allowed while another thread samples) */
+    const char *busy = s->running ? gw_monitor_busy_source(s->running) : NULL;
     pthread_mutex_unlock(&s->lock);
     if (first) {
         char m[256];
-        snprintf(m, sizeof m, "sampling round has not returned within its %u ms deadline; "
-                 "serving the last sample as stale", deadline);
+        snprintf(m, sizeof m, "sampling round has not returned within its %u ms deadline%s%s%s; "
+                 "serving the last sample as stale", deadline, busy ? " (source '" : "",
+                 busy ? busy : "", busy ? "' has not answered)" : "");
         uint64_t before = gw__events_last_seq(s->events);
         gw__events_add(s->events, GW__EV_SAMPLING_STALLED, GW__SEV_WARNING, hung, m);
         log_event_range(s, before);
@@ -356,7 +385,7 @@ static void publish_stale(gw__sampler *s, int64_t started, int64_t now)
         publish(s, empty, true);
         return;
     }
-    gw_snapshot *copy = gw__snapshot_stale_copy(good, hung, deadline, gw__now_real_ns());
+    gw_snapshot *copy = gw__snapshot_stale_copy(good, busy, hung, deadline, gw__now_real_ns());
     gw_snapshot_release(good);
     if (copy)
         publish(s, copy, true);

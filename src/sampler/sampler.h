@@ -105,13 +105,18 @@ void gw__sampler_stats_get(gw__sampler *s, gw__sampler_stats *out);
 gw__history *gw__sampler_history(gw__sampler *s);
 gw__events *gw__sampler_events(gw__sampler *s);
 
-/* Makes a copy of snap with every device stale (lost ones stay lost), its
- * reason naming `hung_seconds`, taken_ns = now_real_ns and every source with
- * a device marked failed with GW_ETIMEDOUT. Devices keep their sample time
- * (the snapshot's time when they had none). NULL when out of memory.
- * Exposed for tests. */
-gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, double hung_seconds,
-                                     unsigned deadline_ms, int64_t now_real_ns);
+/* Makes a copy of snap with every device stale (lost ones stay lost; none is
+ * fresh, since the round that would refresh them has not returned), taken_ns
+ * = now_real_ns. With hung_source (the source the round is stuck in, or
+ * NULL when unknown): that source is failed with GW_ETIMEDOUT and its
+ * devices' reason says it has not answered for `hung_seconds`; the other
+ * sources with devices are degraded and their devices' reason names the
+ * source blocking the round. Without it every source with a device is
+ * failed. Devices keep their sample time (the snapshot's time when they had
+ * none). NULL when out of memory. Exposed for tests. */
+gw_snapshot *gw__snapshot_stale_copy(const gw_snapshot *snap, const char *hung_source,
+                                     double hung_seconds, unsigned deadline_ms,
+                                     int64_t now_real_ns);
 
 /* A new snapshot (one reference) with cheap's devices, sources and host and
  * full's processes, each re-pointed at cheap's device with the same key

@@ -257,7 +257,7 @@ static void test_stale_copy(void **state)
                  {"GPU-b", NULL, GW_DEVICE_LOST, 0, UINT64_MAX, 0, 0}};
     tproc p[] = {{0, 42}};
     gw_snapshot *s = snap(5000000000, d, 2, p, 1);
-    gw_snapshot *c = gw__snapshot_stale_copy(s, 3.5, 2000, 9000000000);
+    gw_snapshot *c = gw__snapshot_stale_copy(s, NULL, 3.5, 2000, 9000000000);
     assert_non_null(c);
     assert_int_equal(c->taken_ns, 9000000000);
     assert_int_equal(c->devices[0].state, GW_DEVICE_STALE);
@@ -270,6 +270,32 @@ static void test_stale_copy(void **state)
     assert_int_equal(c->sources[0].state, GW_SOURCE_FAILED);
     assert_int_equal(c->sources[0].error, GW_ETIMEDOUT);
     assert_int_equal(s->devices[0].state, GW_DEVICE_OK); /* original untouched */
+    gw_snapshot_release(c);
+    gw_snapshot_release(s);
+}
+
+/* The round is stuck in a named source: that source fails and its devices
+ * say so; another source's devices are stale too (not refreshed) and name
+ * the blocker; the other source is degraded, not failed. */
+static void test_stale_copy_names_the_hung_source(void **state)
+{
+    (void)state;
+    tdev d[2] = {{"GPU-a", NULL, GW_DEVICE_OK, 100, 10, 50, 0},
+                 {"GPU-b", NULL, GW_DEVICE_OK, 100, 20, 50, 0}};
+    gw_snapshot *s = snap(5000000000, d, 2, NULL, 0);
+    gw__strlcpy(s->devices[0].info.source, "nvml", sizeof s->devices[0].info.source);
+    gw__strlcpy(s->devices[1].info.source, "amdgpu", sizeof s->devices[1].info.source);
+    gw__strlcpy(s->sources[0].name, "nvml", sizeof s->sources[0].name);
+    s->sources[0].device_count = 1;
+    gw_snapshot *c = gw__snapshot_stale_copy(s, "nvml", 4.0, 2000, 9000000000);
+    assert_non_null(c);
+    assert_int_equal(c->devices[0].state, GW_DEVICE_STALE);
+    assert_non_null(strstr(c->devices[0].state_reason, "source 'nvml' has not answered for 4.0 s"));
+    assert_int_equal(c->devices[1].state, GW_DEVICE_STALE);
+    assert_non_null(strstr(c->devices[1].state_reason, "blocked by source 'nvml'"));
+    assert_int_equal(c->sources[0].state, GW_SOURCE_FAILED);
+    assert_int_equal(c->sources[0].error, GW_ETIMEDOUT);
+    assert_non_null(strstr(c->sources[0].message, "nvml: has not answered for 4.0 s"));
     gw_snapshot_release(c);
     gw_snapshot_release(s);
 }
@@ -494,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_events_lost_thermal_processes),
         cmocka_unit_test(test_events_ring_wraps),
         cmocka_unit_test(test_stale_copy),
+        cmocka_unit_test(test_stale_copy_names_the_hung_source),
         cmocka_unit_test(test_with_processes),
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_find_device),
