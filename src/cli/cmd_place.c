@@ -3,8 +3,15 @@
  * the ledger, without reserving anything. Human text or --json (schema
  * gpuwatch.plan/1, docs/placement.md). Exit 0 when it fits, 1 when it does
  * not (the reason is printed), 2 for a bad command line.
+ *
+ * When a daemon answers (--daemon URL / GPUWATCH_DAEMON / the default
+ * http://127.0.0.1:9400; --local, --gpu, --ledger skip it) the plan is the
+ * daemon's POST /api/v1/plan, which counts the daemon's reservations; nothing
+ * listening falls back to this host with one stderr line (remote.h). The plan
+ * output names the path ("via daemon URL" / "via local ledger PATH").
  */
 #include "cli/cli.h"
+#include "place/remote.h"
 #include "place/request.h"
 #include "render/json_writer.h"
 
@@ -24,6 +31,12 @@ static void place_usage(FILE *out)
             "%s"
             "Output:\n"
             "  --json, --pretty      machine-readable plan (schema gpuwatch.plan/1)\n"
+            "Daemon:\n"
+            "  --daemon URL          plan on the daemon at URL (http://HOST:PORT on this\n"
+            "                        host; default $GPUWATCH_DAEMON, else\n"
+            "                        " GW_DAEMON_DEFAULT_URL "); nothing listening: locally\n"
+            "  --token TOKEN         the daemon's bearer token (default $GPUWATCH_TOKEN)\n"
+            "  --local               plan locally, not on the daemon\n"
             "Sources (when no --gpu is given):\n"
             "%s"
             "  -h, --help            this text\n"
@@ -32,12 +45,34 @@ static void place_usage(FILE *out)
             gw_place_request_help, gw_cli_source_options_help);
 }
 
+typedef struct daemon_opts {
+    const char *url, *token;
+    bool local;
+} daemon_opts;
+
 /* Parses the options; returns -1 on a usage error (printed), 1 for --help,
  * 0 otherwise. */
 static int parse_options(const char *cmd, int argc, char **argv, gw_place_request *r,
-                         void (*usage)(FILE *))
+                         daemon_opts *dopt, void (*usage)(FILE *))
 {
     for (int i = 1; i < argc;) {
+        if (strcmp(argv[i], "--local") == 0) {
+            dopt->local = true;
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "--daemon") == 0 || strcmp(argv[i], "--token") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "gpuwatch %s: option %s needs a value\n", cmd, argv[i]);
+                return -1;
+            }
+            if (argv[i][2] == 'd')
+                dopt->url = argv[i + 1];
+            else
+                dopt->token = argv[i + 1];
+            i += 2;
+            continue;
+        }
         int s = gw_cli_source_option(argc, argv, &i, &r->cfg);
         if (s < 0)
             return -1;
@@ -67,7 +102,8 @@ int gw_cmd_place(int argc, char **argv)
 {
     gw_place_request r;
     gw_place_request_init(&r);
-    int s = parse_options("place", argc, argv, &r, place_usage);
+    daemon_opts dopt = {0};
+    int s = parse_options("place", argc, argv, &r, &dopt, place_usage);
     if (s)
         return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
     gw_error err;
@@ -76,16 +112,38 @@ int gw_cmd_place(int argc, char **argv)
         fprintf(stderr, "gpuwatch place: %s\n", err.message);
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
-    int rc = gw_place_request_pending(&r, &err);
+    gw_place_remote d;
+    bool use_daemon = false, refused = false;
+    int rc = gw_place_remote_select(dopt.url, dopt.token, dopt.local, &r, &d, &use_daemon,
+                                    &refused, &err);
     if (rc) {
-        fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        fprintf(stderr, "gpuwatch place: %s (--local plans on this host)\n", err.message);
         gw_place_request_release(&r);
-        return GW_EXIT_ERROR;
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    if (refused)
+        fprintf(stderr, "gpuwatch place: no daemon at %s (connection refused); using the local "
+                        "ledger\n", d.url.text);
+    char via[1100];
+    if (use_daemon) {
+        snprintf(via, sizeof via, "daemon %s", d.url.text);
+    } else {
+        const char *lp = gw_place_request_ledger(&r);
+        snprintf(via, sizeof via, "local ledger %s", lp ? lp : "(none)");
+        rc = gw_place_request_pending(&r, &err);
+        if (rc) {
+            fprintf(stderr, "gpuwatch place: %s\n", err.message);
+            gw_place_request_release(&r);
+            return GW_EXIT_ERROR;
+        }
     }
     gw_plan plan;
     gw_plan_init(&plan);
-    if (gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err) != GW_OK) {
+    rc = use_daemon ? gw_place_remote_plan(&d, &r, &plan, &err)
+                    : gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err);
+    if (rc != GW_OK) {
         fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        gw_plan_release(&plan);
         gw_place_request_release(&r);
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
@@ -98,6 +156,8 @@ int gw_cmd_place(int argc, char **argv)
         gw__json_object_begin(&j);
         gw__json_key(&j, "schema");
         gw__json_string(&j, "gpuwatch.plan/1");
+        gw__json_key(&j, "via");
+        gw__json_string(&j, via);
         gw__json_key(&j, "model");
         gw__json_string(&j, r.model_note[0] ? r.model_note : NULL);
         gw__json_key(&j, "plan");
@@ -113,6 +173,7 @@ int gw_cmd_place(int argc, char **argv)
         gw__strbuf_release(&sb);
     } else {
         gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
+        printf("  via %s\n", via);
     }
     gw_plan_release(&plan);
     gw_place_request_release(&r);

@@ -17,8 +17,23 @@
  *   5. when the child ends, however it ends, the reservation is released
  *      and run exits with CMD's status (128 + signal when it was killed).
  * --dry-run prints the plan, the environment and the command, and stops.
+ *
+ * Where it reserves: through the daemon (`gpuwatch serve`, its placement API)
+ * when one answers at --daemon URL / GPUWATCH_DAEMON / http://127.0.0.1:9400,
+ * else in the local ledger (the daemon's ledger is the same kind of file, so
+ * both paths see each other's reservations when they share it). Nothing
+ * listening (connection refused) falls back to the local ledger with one line
+ * on stderr; a daemon that answers with an error (401, 400, 5xx) is reported
+ * and run stops, as the local path does for the same failure. --local, --gpu
+ * and --ledger keep run on the local ledger. Through the daemon the plan comes
+ * back as JSON and is mapped onto this host's devices (remote.h), so the
+ * environment and flags below are the same code for both paths. The daemon
+ * has no route to hand a reservation to another pid, so there it stays owned
+ * by run's own pid: if run is killed with SIGKILL the daemon releases it
+ * while CMD may still run (the local path hands it to CMD's pid).
  */
 #include "cli/cli.h"
+#include "place/remote.h"
 #include "place/request.h"
 #include "render/json_writer.h"
 
@@ -51,6 +66,13 @@ static void run_usage(FILE *out)
             "  --lease SECONDS       the reservation also lapses SECONDS after run stops\n"
             "                        renewing it (run renews it every SECONDS/3)\n"
             "  --quiet               do not print the plan line before running\n"
+            "Daemon:\n"
+            "  --daemon URL          reserve through the daemon at URL (http://HOST:PORT on\n"
+            "                        this host; default $GPUWATCH_DAEMON, else\n"
+            "                        " GW_DAEMON_DEFAULT_URL "); nothing listening: the local ledger\n"
+            "  --token TOKEN         the daemon's bearer token (default $GPUWATCH_TOKEN)\n"
+            "  --local               use the local ledger, not the daemon (also implied by\n"
+            "                        --gpu and --ledger)\n"
             "Sources (when no --gpu is given):\n"
             "%s"
             "  -h, --help            this text\n"
@@ -61,8 +83,8 @@ static void run_usage(FILE *out)
 }
 
 typedef struct run_opts {
-    bool dry_run, quiet;
-    const char *key, *owner;
+    bool dry_run, quiet, local;
+    const char *key, *owner, *daemon, *token;
     int64_t lease_ns;
 } run_opts;
 
@@ -80,12 +102,27 @@ static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *r
             run_usage(stdout);
             return 1;
         }
-        if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--quiet") == 0) {
+        if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--quiet") == 0 ||
+            strcmp(a, "--local") == 0) {
             if (a[2] == 'd')
                 ro->dry_run = true;
-            else
+            else if (a[2] == 'q')
                 ro->quiet = true;
+            else
+                ro->local = true;
             i++;
+            continue;
+        }
+        if (strcmp(a, "--daemon") == 0 || strcmp(a, "--token") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "gpuwatch run: option %s needs a value\n", a);
+                return -1;
+            }
+            if (a[2] == 'd')
+                ro->daemon = argv[i + 1];
+            else
+                ro->token = argv[i + 1];
+            i += 2;
             continue;
         }
         if (strcmp(a, "--key") == 0 || strcmp(a, "--owner") == 0 || strcmp(a, "--lease") == 0) {
@@ -125,7 +162,7 @@ static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *r
 }
 
 static void print_dry_json(const gw_plan *plan, const gw_place_device *devs, char **env, size_t n_env,
-                           char **cmd, bool pretty)
+                           char **cmd, const char *via, bool pretty)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
@@ -134,6 +171,8 @@ static void print_dry_json(const gw_plan *plan, const gw_place_device *devs, cha
     gw__json_object_begin(&j);
     gw__json_key(&j, "schema");
     gw__json_string(&j, "gpuwatch.run/1");
+    gw__json_key(&j, "via");
+    gw__json_string(&j, via);
     gw__json_key(&j, "plan");
     gw_place_plan_json(&j, plan, devs);
     gw__json_key(&j, "env");
@@ -173,11 +212,29 @@ static void join_args(char **argv, char *buf, size_t cap)
     }
 }
 
+/* Where the reservation is held: the local ledger (l) or the daemon (d). */
+typedef struct holder {
+    gw_ledger *l;
+    const gw_place_remote *d;
+    int64_t id;
+} holder;
+
+static int hold_renew(const holder *h, int64_t lease_ns, gw_error *err)
+{
+    return h->d ? gw_place_remote_renew(h->d, h->id, lease_ns, err)
+                : gw_ledger_renew(h->l, h->id, lease_ns, err);
+}
+
+static int hold_release(const holder *h, gw_error *err)
+{
+    return h->d ? gw_place_remote_release(h->d, h->id, err) : gw_ledger_release(h->l, h->id, err);
+}
+
 /* Forks and execs; waits forwarding signals, renewing a lease every third
  * of it. Returns the exit code. */
-static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledger *l,
-                  int64_t lease_ns)
+static int launch(char **cmd, char **env, size_t n_env, const holder *h, int64_t lease_ns)
 {
+    int64_t res_id = h->id;
     static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
     sigset_t set, old;
     sigemptyset(&set);
@@ -207,7 +264,7 @@ static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledge
     }
     gw_error err;
     gw_error_clear(&err);
-    if (gw_ledger_set_pid(l, res_id, (uint32_t)child, &err) != GW_OK)
+    if (h->l && gw_ledger_set_pid(h->l, res_id, (uint32_t)child, &err) != GW_OK)
         fprintf(stderr, "gpuwatch run: warning: reservation %lld stays owned by gpuwatch: %s\n",
                 (long long)res_id, err.message);
     int status = 0;
@@ -219,7 +276,7 @@ static int launch(char **cmd, char **env, size_t n_env, int64_t res_id, gw_ledge
             struct timespec ts = {.tv_sec = third / 1000000000, .tv_nsec = third % 1000000000};
             sig = sigtimedwait(&set, &si, &ts);
             if (sig < 0 && errno == EAGAIN) {
-                if (gw_ledger_renew(l, res_id, lease_ns, &err) != GW_OK)
+                if (hold_renew(h, lease_ns, &err) != GW_OK)
                     fprintf(stderr, "gpuwatch run: warning: could not renew the lease of "
                                     "reservation %lld: %s\n", (long long)res_id, err.message);
                 continue;
@@ -290,8 +347,53 @@ int gw_cmd_run(int argc, char **argv)
     char *env[3] = {0};
     size_t n_env = 0;
     char **cmd = NULL;
+    char note[256], owner[64], via[1100];
+    join_args(cmd_argv, note, sizeof note);
+    if (ro.owner)
+        gw__strlcpy(owner, ro.owner, sizeof owner);
+    else
+        snprintf(owner, sizeof owner, "gpuwatch run %s", cmd_argv[0]);
 
-    if (ro.dry_run) {
+    gw_place_remote d;
+    bool use_daemon = false, refused = false;
+    if (gw_place_remote_select(ro.daemon, ro.token, ro.local, &r, &d, &use_daemon, &refused,
+                               &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch run: %s (--local uses the local ledger)\n", err.message);
+        rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        goto out;
+    }
+    if (refused)
+        fprintf(stderr, "gpuwatch run: no daemon at %s (connection refused); using the local "
+                        "ledger\n", d.url.text);
+    if (use_daemon) {
+        snprintf(via, sizeof via, "daemon %s", d.url.text);
+    } else {
+        const char *lp = gw_place_request_ledger(&r);
+        snprintf(via, sizeof via, "local ledger %s", lp ? lp : "(none)");
+    }
+
+    if (use_daemon && ro.dry_run) {
+        if (gw_place_remote_plan(&d, &r, &plan, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+            goto out;
+        }
+    } else if (use_daemon) {
+        gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
+                              .lease_ns = ro.lease_ns, .note = note};
+        bool replayed = false;
+        if (gw_place_remote_reserve(&d, &r, &req, &plan, &res.id, &replayed, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+            goto out;
+        }
+        if (replayed) {
+            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (%s)\n",
+                    (long long)res.id, ro.key ? ro.key : "", via);
+            rc = GW_EXIT_ERROR;
+            goto out;
+        }
+    } else if (ro.dry_run) {
         if (gw_place_request_pending(&r, &err) != GW_OK ||
             gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err) != GW_OK) {
             fprintf(stderr, "gpuwatch run: %s\n", err.message);
@@ -315,12 +417,6 @@ int gw_cmd_run(int argc, char **argv)
             rc = GW_EXIT_ERROR;
             goto out;
         }
-        char note[256], owner[64];
-        join_args(cmd_argv, note, sizeof note);
-        if (ro.owner)
-            gw__strlcpy(owner, ro.owner, sizeof owner);
-        else
-            snprintf(owner, sizeof owner, "gpuwatch run %s", cmd_argv[0]);
         gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
                               .lease_ns = ro.lease_ns, .note = note};
         bool existed = false;
@@ -339,7 +435,7 @@ int gw_cmd_run(int argc, char **argv)
     }
     if (!plan.fits) {
         if (ro.dry_run && r.json)
-            print_dry_json(&plan, r.devs, NULL, 0, NULL, r.pretty);
+            print_dry_json(&plan, r.devs, NULL, 0, NULL, via, r.pretty);
         else
             gw_place_print_plan(ro.dry_run ? stdout : stderr, &plan, r.devs, r.model_note);
         rc = GW_EXIT_ERROR;
@@ -354,9 +450,10 @@ int gw_cmd_run(int argc, char **argv)
     }
     if (ro.dry_run) {
         if (r.json) {
-            print_dry_json(&plan, r.devs, env, n_env, cmd, r.pretty);
+            print_dry_json(&plan, r.devs, env, n_env, cmd, via, r.pretty);
         } else {
             gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
+            printf("  via %s\n", via);
             for (size_t i = 0; i < n_env; i++)
                 printf("  env %s\n", env[i]);
             printf("  command:");
@@ -367,7 +464,7 @@ int gw_cmd_run(int argc, char **argv)
         goto out;
     }
     if (!ro.quiet) {
-        fprintf(stderr, "gpuwatch run: reservation %lld:", (long long)res.id);
+        fprintf(stderr, "gpuwatch run: reservation %lld (via %s):", (long long)res.id, via);
         char a[32];
         for (size_t i = 0; i < plan.n_used; i++)
             fprintf(stderr, "%s GPU %u %s", i ? "," : "", r.devs[plan.used[i].device].index,
@@ -376,9 +473,10 @@ int gw_cmd_run(int argc, char **argv)
             fprintf(stderr, "; %s", env[i]);
         fprintf(stderr, "\n");
     }
-    rc = launch(cmd, env, n_env, res.id, l, ro.lease_ns);
+    holder h = {.l = l, .d = use_daemon ? &d : NULL, .id = res.id};
+    rc = launch(cmd, env, n_env, &h, ro.lease_ns);
     gw_error_clear(&err);
-    if (gw_ledger_release(l, res.id, &err) != GW_OK && err.code != GW_ENOENT)
+    if (hold_release(&h, &err) != GW_OK && err.code != GW_ENOENT)
         fprintf(stderr, "gpuwatch run: warning: could not release reservation %lld (%s); it is "
                         "released automatically now that its owner is gone\n",
                 (long long)res.id, err.message);

@@ -1,0 +1,379 @@
+/* daemon_client.c — see daemon_client.h: URL parsing, a strict HTTP/1.1
+ * response parser over a caller's buffer, and one request per TCP connection
+ * with poll deadlines. The parser never trusts a length it did not check
+ * against the buffer and the caps; the transport grows its buffer only up to
+ * head cap + body cap.
+ */
+#include "place/daemon_client.h"
+#include "core/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!text || strncmp(text, "http://", 7) != 0)
+        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': only http://HOST:PORT is supported",
+                             text ? text : "");
+    if (strlen(text) >= sizeof out->text)
+        return gw__error_set(err, GW_EINVAL, "daemon URL '%.60s...': too long", text);
+    gw__strlcpy(out->text, text, sizeof out->text);
+    size_t n = strlen(out->text);
+    if (n > 7 && out->text[n - 1] == '/')
+        out->text[--n] = '\0';
+    const char *h = out->text + 7, *colon;
+    size_t hl;
+    if (*h == '[') {
+        const char *close = strchr(h, ']');
+        if (!close || close[1] != ':')
+            return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad [IPv6]:PORT", text);
+        hl = (size_t)(close - h - 1);
+        h++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(h, ':');
+        if (!colon)
+            return gw__error_set(err, GW_EINVAL, "daemon URL '%s': no :PORT", text);
+        hl = (size_t)(colon - h);
+    }
+    if (hl == 0 || hl >= sizeof out->host)
+        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad host", text);
+    memcpy(out->host, h, hl);
+    out->host[hl] = '\0';
+    for (size_t i = 0; i < hl; i++)
+        if (out->host[i] == '/' || out->host[i] == '@' || out->host[i] == ' ')
+            return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad host", text);
+    uint64_t port;
+    if (!gw__parse_u64(colon + 1, &port) || port == 0 || port > 65535)
+        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad port", text);
+    snprintf(out->port, sizeof out->port, "%u", (unsigned)port);
+    return GW_OK;
+}
+
+void gw_daemon_response_release(gw_daemon_response *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
+
+static bool is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Visible text of a header value or a reason phrase: no control byte but TAB. */
+static bool is_text(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+int gw_daemon_response_parse(const char *buf, size_t len, gw_daemon_response *out, gw_error *err)
+{
+    static const char proto[] = "HTTP/1.";
+    memset(out, 0, sizeof *out);
+    size_t pre = len < 7 ? len : 7;
+    if (memcmp(buf, proto, pre) != 0)
+        return gw__error_set(err, GW_EPARSE, "daemon response: not HTTP/1.x (starts '%.*s')",
+                             (int)(pre), buf);
+    /* the head ends at the first empty line */
+    size_t scan = len < GW_DAEMON_MAX_HEAD ? len : GW_DAEMON_MAX_HEAD;
+    size_t head_end = 0;
+    for (size_t i = 0; i + 3 < scan; i++)
+        if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+            head_end = i + 4;
+            break;
+        }
+    if (!head_end) {
+        if (len >= GW_DAEMON_MAX_HEAD)
+            return gw__error_set(err, GW_ERANGE, "daemon response: head over %u bytes",
+                                 GW_DAEMON_MAX_HEAD);
+        return 1;
+    }
+    /* status line: HTTP/1.x SP DDD [SP reason] CRLF */
+    if ((buf[7] != '0' && buf[7] != '1') || buf[8] != ' ')
+        return gw__error_set(err, GW_EPARSE, "daemon response: bad HTTP version");
+    int status = 0;
+    for (size_t i = 9; i < 12; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
+            return gw__error_set(err, GW_EPARSE, "daemon response: bad status code");
+        status = status * 10 + (buf[i] - '0');
+    }
+    if (status < 100 || status > 599)
+        return gw__error_set(err, GW_EPARSE, "daemon response: status %d out of range", status);
+    size_t p = 12;
+    if (buf[p] == ' ') {
+        for (p++; buf[p] != '\r'; p++)
+            if (!is_text((unsigned char)buf[p]))
+                return gw__error_set(err, GW_EPARSE, "daemon response: control byte in the "
+                                                     "status line");
+    }
+    if (buf[p] != '\r' || buf[p + 1] != '\n')
+        return gw__error_set(err, GW_EPARSE, "daemon response: bad status line");
+    p += 2;
+    /* header lines until the empty line at head_end - 2 */
+    bool have_cl = false;
+    uint64_t cl = 0;
+    while (p < head_end - 2) {
+        size_t name = p;
+        while (p < head_end && is_tchar((unsigned char)buf[p]))
+            p++;
+        if (p == name || buf[p] != ':')
+            return gw__error_set(err, GW_EPARSE, "daemon response: bad header line at byte %zu",
+                                 name);
+        size_t name_len = p - name;
+        p++;
+        while (buf[p] == ' ' || buf[p] == '\t')
+            p++;
+        size_t val = p;
+        while (buf[p] != '\r') {
+            if (!is_text((unsigned char)buf[p]))
+                return gw__error_set(err, GW_EPARSE, "daemon response: control byte in a header "
+                                                     "at byte %zu", p);
+            p++;
+        }
+        if (buf[p + 1] != '\n')
+            return gw__error_set(err, GW_EPARSE, "daemon response: bare CR in the head");
+        size_t val_end = p;
+        while (val_end > val && (buf[val_end - 1] == ' ' || buf[val_end - 1] == '\t'))
+            val_end--;
+        p += 2;
+        if (name_len == 14 && strncasecmp(buf + name, "Content-Length", 14) == 0) {
+            if (have_cl)
+                return gw__error_set(err, GW_EPARSE, "daemon response: Content-Length twice");
+            if (val_end == val || val_end - val > 10)
+                return gw__error_set(err, GW_EPARSE, "daemon response: bad Content-Length");
+            for (size_t i = val; i < val_end; i++) {
+                if (buf[i] < '0' || buf[i] > '9')
+                    return gw__error_set(err, GW_EPARSE, "daemon response: bad Content-Length");
+                cl = cl * 10 + (uint64_t)(buf[i] - '0');
+            }
+            have_cl = true;
+        } else if (name_len == 17 && strncasecmp(buf + name, "Transfer-Encoding", 17) == 0) {
+            return gw__error_set(err, GW_EPARSE, "daemon response: Transfer-Encoding is not "
+                                                 "supported (expected Content-Length)");
+        }
+    }
+    if (!have_cl) {
+        if (status != 204 && status != 304 && status >= 200)
+            return gw__error_set(err, GW_EPARSE, "daemon response: no Content-Length");
+    }
+    if (cl > GW_DAEMON_MAX_BODY)
+        return gw__error_set(err, GW_ERANGE, "daemon response: body of %llu bytes is over %u",
+                             (unsigned long long)cl, GW_DAEMON_MAX_BODY);
+    if (len - head_end < cl)
+        return 1;
+    if (len - head_end > cl)
+        return gw__error_set(err, GW_EPARSE, "daemon response: %zu bytes after the body",
+                             (size_t)(len - head_end - cl));
+    char *body = malloc((size_t)cl + 1);
+    if (!body)
+        return gw__error_set(err, GW_ENOMEM, "daemon response: out of memory");
+    memcpy(body, buf + head_end, (size_t)cl);
+    body[cl] = '\0';
+    out->status = status;
+    out->body = body;
+    out->body_len = (size_t)cl;
+    return GW_OK;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
+/* Waits for events on fd; GW_ETIMEDOUT / GW_EIO naming what. */
+static int wait_fd(int fd, short events, int timeout_ms, const gw_daemon_url *u, const char *what,
+                   gw_error *err)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    for (;;) {
+        int n = poll(&pfd, 1, timeout_ms);
+        if (n > 0)
+            return GW_OK;
+        if (n == 0)
+            return gw__error_set(err, GW_ETIMEDOUT, "daemon %s: no answer within %d ms while %s",
+                                 u->text, timeout_ms, what);
+        if (errno != EINTR)
+            return gw__error_set(err, GW_EIO, "daemon %s: poll: %s", u->text, strerror(errno));
+    }
+}
+
+/* Connects (non-blocking) to the first loopback address that accepts. */
+static int connect_to(const gw_daemon_url *u, int timeout_ms, int *fd_out, gw_error *err)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(u->host, u->port, &hints, &res);
+    if (g != 0)
+        return gw__error_set(err, GW_EINVAL, "daemon %s: cannot resolve '%s': %s", u->text,
+                             u->host, gai_strerror(g));
+    int rc = gw__error_set(err, GW_EPERM, "daemon %s: '%s' is not a loopback address (the "
+                                          "daemon client talks to this host only)", u->text, u->host);
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        if (!is_loopback(a->ai_addr))
+            continue;
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            rc = gw__error_set(err, GW_EIO, "daemon %s: socket: %s", u->text, strerror(errno));
+            continue;
+        }
+        int c = connect(fd, a->ai_addr, a->ai_addrlen);
+        int e = c == 0 ? 0 : errno;
+        if (e == EINPROGRESS) {
+            rc = wait_fd(fd, POLLOUT, timeout_ms, u, "connecting", err);
+            if (rc) {
+                close(fd);
+                continue;
+            }
+            socklen_t sl = sizeof e;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) != 0)
+                e = errno;
+        }
+        if (e == 0) {
+            *fd_out = fd;
+            freeaddrinfo(res);
+            gw_error_clear(err);
+            return GW_OK;
+        }
+        close(fd);
+        if (e == ECONNREFUSED)
+            rc = gw__error_set(err, GW_ENOENT, "daemon %s: nothing listens (connection refused)",
+                               u->text);
+        else
+            rc = gw__error_set(err, GW_EIO, "daemon %s: connect: %s", u->text, strerror(e));
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *path,
+                      const char *token, const char *body, size_t len, int timeout_ms,
+                      gw_daemon_response *out, gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    gw_strbuf req;
+    gw__strbuf_init(&req, 0);
+    gw__strbuf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n"
+                            "Accept: application/json\r\n", method, path, u->host, u->port);
+    if (token && *token)
+        gw__strbuf_printf(&req, "Authorization: Bearer %s\r\n", token);
+    if (body)
+        gw__strbuf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
+    else if (strcmp(method, "POST") == 0)
+        gw__strbuf_puts(&req, "Content-Length: 0\r\n");
+    gw__strbuf_puts(&req, "\r\n");
+    if (body)
+        gw__strbuf_append(&req, body, len);
+    if (req.failed) {
+        gw__strbuf_release(&req);
+        return gw__error_set(err, GW_ENOMEM, "daemon request: out of memory");
+    }
+    int fd = -1;
+    int rc = connect_to(u, timeout_ms, &fd, err);
+    if (rc) {
+        gw__strbuf_release(&req);
+        return rc;
+    }
+    for (size_t off = 0; off < req.len && !rc;) {
+        ssize_t n = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_fd(fd, POLLOUT, timeout_ms, u, "sending the request", err);
+        } else if (n < 0 && errno != EINTR) {
+            rc = gw__error_set(err, GW_EIO, "daemon %s: send: %s", u->text, strerror(errno));
+        }
+    }
+    gw__strbuf_release(&req);
+    size_t cap = 0, got = 0;
+    char *buf = NULL;
+    while (!rc) {
+        if (got == cap) {
+            size_t limit = GW_DAEMON_MAX_HEAD + GW_DAEMON_MAX_BODY + 1;
+            if (cap >= limit) {
+                rc = gw__error_set(err, GW_ERANGE, "daemon %s: response over %zu bytes", u->text,
+                                   limit - 1);
+                break;
+            }
+            size_t nc = cap ? cap * 2 : 4096;
+            if (nc > limit)
+                nc = limit;
+            char *nb = realloc(buf, nc);
+            if (!nb) {
+                rc = gw__error_set(err, GW_ENOMEM, "daemon response: out of memory");
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        ssize_t n = recv(fd, buf + got, cap - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                rc = wait_fd(fd, POLLIN, timeout_ms, u, "waiting for the response", err);
+                continue;
+            }
+            rc = gw__error_set(err, GW_EIO, "daemon %s: recv: %s", u->text, strerror(errno));
+            break;
+        }
+        got += (size_t)n;
+        int p = gw_daemon_response_parse(buf, got, out, err);
+        if (p == 1 && n == 0)
+            rc = gw__error_set(err, GW_EIO, "daemon %s: connection closed after %zu bytes, before "
+                                            "the end of the response", u->text, got);
+        else if (p != 1)
+            rc = p == GW_OK ? 1 : p; /* 1: done */
+    }
+    free(buf);
+    close(fd);
+    return rc == 1 ? GW_OK : rc;
+}
+
+const char *gw_daemon_error_message(const gw_daemon_response *r, char *buf, size_t cap)
+{
+    /* a small scan for "message":"..." — enough for the daemon's own shape */
+    const char *b = r->body ? r->body : "";
+    const char *m = strstr(b, "\"message\":");
+    if (m) {
+        m += 10;
+        while (*m == ' ')
+            m++;
+    }
+    size_t k = 0;
+    if (m && *m == '"') {
+        for (m++; *m && *m != '"' && k + 1 < cap; m++) {
+            if (*m == '\\' && m[1])
+                m++;
+            buf[k++] = *m;
+        }
+    } else {
+        for (; *b && *b != '\n' && k + 1 < cap && k < 200; b++)
+            buf[k++] = (unsigned char)*b < 0x20 ? ' ' : *b;
+    }
+    buf[k] = '\0';
+    return buf;
+}

@@ -1,0 +1,74 @@
+/* daemon_client.h — a minimal HTTP/1.1 client for the gpuwatch daemon, so
+ * `gpuwatch run` / `place` can reserve through `gpuwatch serve` when one runs
+ * (no libcurl: it would drag a TLS stack into every command).
+ *
+ * Scope: plain TCP to "http://HOST:PORT" where HOST resolves to a loopback
+ * address (the daemon's placement API is meant for this machine; anything
+ * else is refused, so a token never leaves the host in clear text). One
+ * request per connection ("Connection: close"), a Content-Length body, an
+ * optional "Authorization: Bearer TOKEN". Every connect / write / read
+ * waits at most the deadline (poll).
+ *
+ * The response is untrusted input: gw_daemon_response_parse is strict and
+ * bounds-checked (status line "HTTP/1.x NNN ...", CRLF header lines, a
+ * Content-Length that is required, unique and decimal; no chunked encoding;
+ * headers at most 16 KiB, body at most GW_DAEMON_MAX_BODY).
+ *
+ * Invariants:
+ *  1. No global state; each call owns its socket and closes it.
+ *  2. On failure err names what was wrong (the URL, the syscall, the part of
+ *     the response); a gw_daemon_response is filled only on GW_OK.
+ */
+#ifndef GW_PLACE_DAEMON_CLIENT_H
+#define GW_PLACE_DAEMON_CLIENT_H
+
+#include "gpuwatch.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_DAEMON_DEFAULT_URL "http://127.0.0.1:9400"
+#define GW_DAEMON_MAX_BODY (1u << 20)
+#define GW_DAEMON_MAX_HEAD (16u << 10)
+
+typedef struct gw_daemon_url {
+    char host[256];
+    char port[8];
+    char text[300]; /* "http://HOST:PORT" as given (for messages) */
+} gw_daemon_url;
+
+typedef struct gw_daemon_response {
+    int status;   /* 100..599 */
+    char *body;   /* heap, NUL-terminated (body_len bytes before the NUL) */
+    size_t body_len;
+} gw_daemon_response;
+
+/* Parses "http://HOST:PORT" (HOST: name, IPv4, or [IPv6]; PORT 1..65535;
+ * an optional trailing "/"). GW_EINVAL naming the URL otherwise. */
+int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err);
+
+/* Parses one complete response in buf[0..len). Returns GW_OK with *out
+ * filled (caller releases), 1 when buf is a valid but incomplete prefix (read
+ * more), GW_EPARSE naming the offending part, GW_ERANGE when the head or the
+ * body is over its cap. Never reads outside buf. */
+int gw_daemon_response_parse(const char *buf, size_t len, gw_daemon_response *out, gw_error *err);
+
+/* Frees the body; NULL and a cleared response are no-ops. */
+void gw_daemon_response_release(gw_daemon_response *r);
+
+/* Sends METHOD PATH (PATH starts with '/') with body[0..len) (JSON; NULL: no
+ * body) and token (NULL/empty: none), waits for the whole response at most
+ * timeout_ms per step. Errors: GW_ENOENT when nothing listens (connection
+ * refused), GW_EPERM when HOST is not a loopback address, GW_ETIMEDOUT,
+ * GW_EIO (socket errors, early close), and the parser's errors. *out is
+ * filled only on GW_OK (caller releases). */
+int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *path,
+                      const char *token, const char *body, size_t len, int timeout_ms,
+                      gw_daemon_response *out, gw_error *err);
+
+/* The "message" of the daemon's error body {"error":{"code":..,"message":..}}
+ * copied into buf (the body itself, shortened, when it is not that shape). */
+const char *gw_daemon_error_message(const gw_daemon_response *r, char *buf, size_t cap);
+
+#endif

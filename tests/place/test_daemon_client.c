@@ -1,0 +1,230 @@
+/* test_daemon_client.c — the daemon client's response parser (untrusted
+ * input) and URL parser, and the plan mapping of remote.c:
+ *  - a valid response parses, and every proper prefix of it is "incomplete"
+ *    (1) or an error, never GW_OK and never a read past the prefix (each
+ *    prefix is copied into an exact-size heap buffer so ASan catches it);
+ *  - malformed heads, lengths, caps and trailing bytes are refused;
+ *  - deterministic garbage never crashes and never parses as complete with a
+ *    body outside the buffer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "place/daemon_client.h"
+#include "place/remote.h"
+
+static int parse_copy(const char *s, size_t len, gw_daemon_response *r)
+{
+    char *b = malloc(len ? len : 1);
+    assert_non_null(b);
+    memcpy(b, s, len);
+    gw_error err;
+    gw_error_clear(&err);
+    int rc = gw_daemon_response_parse(b, len, r, &err);
+    if (rc < 0)
+        assert_true(err.message[0] != '\0');
+    free(b);
+    return rc;
+}
+
+static void test_valid_and_prefixes(void **state)
+{
+    (void)state;
+    static const char ok[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                             "content-length:  13 \r\nX-A:\r\n\r\n{\"released\":1}";
+    /* the body above is 14 bytes; use the exact one */
+    char msg[256];
+    const char *body = "{\"released\":1}";
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                     "content-length:  %zu \r\nX-A:\r\n\r\n%s", strlen(body), body);
+    (void)ok;
+    gw_daemon_response r;
+    assert_int_equal(parse_copy(msg, (size_t)n, &r), GW_OK);
+    assert_int_equal(r.status, 201);
+    assert_int_equal(r.body_len, strlen(body));
+    assert_string_equal(r.body, body);
+    gw_daemon_response_release(&r);
+    for (int k = 0; k < n; k++) {
+        int rc = parse_copy(msg, (size_t)k, &r);
+        assert_int_equal(rc, 1);
+    }
+    /* one byte more is trailing garbage */
+    char more[300];
+    memcpy(more, msg, (size_t)n);
+    more[n] = 'x';
+    assert_int_equal(parse_copy(more, (size_t)n + 1, &r), GW_EPARSE);
+}
+
+static void test_no_body_status(void **state)
+{
+    (void)state;
+    gw_daemon_response r;
+    static const char s[] = "HTTP/1.0 204\r\n\r\n";
+    assert_int_equal(parse_copy(s, sizeof s - 1, &r), GW_OK);
+    assert_int_equal(r.status, 204);
+    assert_int_equal(r.body_len, 0);
+    assert_string_equal(r.body, "");
+    gw_daemon_response_release(&r);
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "XTTP/1.1 200 OK\r\n",
+        "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 099 x\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 600 x\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 12345678901\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nNo colon\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n : x\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nA: b\rc\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nA: b\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n\tfolded\r\nContent-Length: 0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gw_daemon_response r;
+        int rc = parse_copy(bad[i], strlen(bad[i]), &r);
+        if (rc == GW_OK)
+            fail_msg("case %zu parsed: %s", i, bad[i]);
+        if (i > 0)
+            assert_true(rc < 0);
+    }
+    /* body over the cap */
+    char big[128];
+    int n = snprintf(big, sizeof big, "HTTP/1.1 200 OK\r\nContent-Length: %u\r\n\r\n",
+                     GW_DAEMON_MAX_BODY + 1);
+    gw_daemon_response r;
+    assert_int_equal(parse_copy(big, (size_t)n, &r), GW_ERANGE);
+    /* a head that never ends */
+    size_t hl = GW_DAEMON_MAX_HEAD + 10;
+    char *head = malloc(hl);
+    assert_non_null(head);
+    memcpy(head, "HTTP/1.1 200 OK\r\n", 17);
+    memset(head + 17, 'a', hl - 17);
+    assert_int_equal(parse_copy(head, hl, &r), GW_ERANGE);
+    free(head);
+}
+
+static void test_garbage(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "HTP/1. 0234\r\n:Content-Length;xa\t\x01";
+    uint32_t x = 12345;
+    for (int iter = 0; iter < 20000; iter++) {
+        char buf[96];
+        size_t len = 0;
+        /* half start with a valid prefix so the head parser is reached */
+        if (iter & 1) {
+            memcpy(buf, "HTTP/1.1 200 ", 13);
+            len = 13;
+        }
+        size_t want = len + (x % (sizeof buf - len));
+        while (len < want) {
+            x = x * 1103515245u + 12345u;
+            buf[len++] = alphabet[(x >> 16) % (sizeof alphabet - 1)];
+        }
+        gw_daemon_response r;
+        int rc = parse_copy(buf, len, &r);
+        assert_true(rc == 1 || rc < 0 || rc == GW_OK);
+        if (rc == GW_OK) {
+            assert_true(r.body_len <= len);
+            gw_daemon_response_release(&r);
+        }
+    }
+}
+
+static void test_url(void **state)
+{
+    (void)state;
+    gw_daemon_url u;
+    gw_error err;
+    assert_int_equal(gw_daemon_url_parse("http://127.0.0.1:9400", &u, &err), GW_OK);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_string_equal(u.port, "9400");
+    assert_int_equal(gw_daemon_url_parse("http://[::1]:80/", &u, &err), GW_OK);
+    assert_string_equal(u.host, "::1");
+    assert_string_equal(u.text, "http://[::1]:80");
+    static const char *const bad[] = {"https://127.0.0.1:1", "http://127.0.0.1", "http://:80",
+                                      "http://h:0", "http://h:65536", "http://h:80/x",
+                                      "http://u@h:80", "127.0.0.1:80", "http://[::1:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        gw_error_clear(&err);
+        if (gw_daemon_url_parse(bad[i], &u, &err) != GW_EINVAL)
+            fail_msg("URL accepted: %s", bad[i]);
+        assert_true(err.message[0] != '\0');
+    }
+}
+
+static void test_error_message(void **state)
+{
+    (void)state;
+    char b[64];
+    gw_daemon_response r = {.status = 401,
+                            .body = (char *)"{\"error\":{\"code\":401,\"message\":\"needs \\\"token\\\"\"}}"};
+    assert_string_equal(gw_daemon_error_message(&r, b, sizeof b), "needs \"token\"");
+    r.body = (char *)"plain\ntext";
+    assert_string_equal(gw_daemon_error_message(&r, b, sizeof b), "plain");
+}
+
+static void test_plan_mapping(void **state)
+{
+    (void)state;
+    gw_place_device devs[2] = {0};
+    strcpy(devs[0].uuid, "GPU-a");
+    strcpy(devs[1].uuid, "GPU-b");
+    static const char plan[] =
+        "{\"fits\":true,\"partial\":false,\"policy\":\"best-fit\",\"reason\":null,"
+        "\"need_bytes\":100,\"gpu_bytes\":120,\"host_bytes\":0,\"n_layers\":10,\"ngl\":10,"
+        "\"tensor_split\":[4,6],\"devices\":[{\"index\":1,\"uuid\":\"GPU-b\",\"bytes\":50,"
+        "\"usable_bytes\":60,\"layers\":4,\"first_layer\":0},{\"index\":0,\"uuid\":\"GPU-a\","
+        "\"bytes\":70,\"usable_bytes\":80,\"layers\":6,\"first_layer\":4}],"
+        "\"excluded\":[]}";
+    gw_plan p;
+    gw_plan_init(&p);
+    gw_error err;
+    assert_int_equal(gw_place_remote_plan_from_json(plan, sizeof plan - 1, devs, 2, &p, &err),
+                     GW_OK);
+    assert_true(p.fits);
+    assert_int_equal(p.n_used, 2);
+    assert_int_equal(p.used[0].device, 1);
+    assert_int_equal(p.used[0].n_units, 4);
+    assert_int_equal(p.used[1].device, 0);
+    assert_int_equal(p.used[1].bytes, 70);
+    assert_int_equal(p.ngl, 10);
+    /* a device this host does not list */
+    strcpy(devs[1].uuid, "GPU-c");
+    assert_int_equal(gw_place_remote_plan_from_json(plan, sizeof plan - 1, devs, 2, &p, &err),
+                     GW_EPARSE);
+    assert_non_null(strstr(err.message, "GPU-b"));
+    assert_int_equal(gw_place_remote_plan_from_json("[1]", 3, devs, 2, &p, &err), GW_EPARSE);
+    gw_plan_release(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_and_prefixes), cmocka_unit_test(test_no_body_status),
+        cmocka_unit_test(test_refused),            cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_url),                cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_plan_mapping),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
