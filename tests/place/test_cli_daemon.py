@@ -70,6 +70,12 @@ def reservations(d, token=None):
     return json.loads(body)["reservations"]
 
 
+def clean(err, what):
+    """The command's stderr has no sanitizer report (ASan/LSan change the
+    exit status, UBSan does not)."""
+    check("runtime error" not in err and "Sanitizer" not in err, "%s: sanitizer: %s" % (what, err))
+
+
 def start_run(args, env, script):
     return subprocess.Popen([BIN, "run", "--sources", "nvml"] + args + ["--", script],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -153,17 +159,36 @@ def main():
         check(proc.returncode == rc_want, "%s: rc %d, want %d: %s" % (case, proc.returncode,
                                                                       rc_want, err))
         check("via daemon " + url in err, "%s: no 'via daemon' in %r" % (case, err))
+        clean(err, case)
         check(reservations(d) == [], "%s: reservation left after exit" % case)
+    # the lease is renewed through the daemon while CMD runs (2 s lease, renewed every 0.67 s)
+    if os.path.exists(show):
+        os.unlink(show)
+    proc = start_run(["--daemon", url, "--mem", "1GiB", "--lease", "2"], env, script)
+    wait_show(show, proc)
+    first = reservations(d)
+    time.sleep(2.5)
+    later = reservations(d)
+    check(len(first) == 1 and len(later) == 1 and later[0]["id"] == first[0]["id"],
+          "lease 2 s: the reservation lapsed while run renewed it: %r -> %r" % (first, later))
+    check(later[0]["expires_ns"] > first[0]["expires_ns"], "lease not renewed: %r -> %r" %
+          (first[0]["expires_ns"], later[0]["expires_ns"]))
+    os.unlink(show)
+    out, err = proc.communicate(timeout=20)
+    check(proc.returncode == 0 and "warning" not in err, "lease: rc %d: %s" % (proc.returncode, err))
+    check(reservations(d) == [], "lease: reservation left")
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--daemon", url, "--mem", "1GiB", "--",
                         os.path.join(tmp, "no-such-program")], env=env, capture_output=True,
                        text=True, timeout=30)
     check(p.returncode == 127, "cannot-exec rc %d: %s" % (p.returncode, p.stderr))
+    clean(p.stderr, "cannot-exec")
     check(reservations(d) == [], "cannot-exec: reservation left")
     # does not fit: 409 with the plan, exit 1, nothing held
     total = sum(num(g, "memory.total") for g in gpus)
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--daemon", url, "--mem", str(total),
                         "--", script], env=env, capture_output=True, text=True, timeout=30)
     check(p.returncode == 1, "too big: rc %d: %s" % (p.returncode, p.stderr))
+    clean(p.stderr, "too big")
     check(reservations(d) == [], "too big: reservation left")
     d.stop()
 
@@ -206,6 +231,7 @@ def main():
                         script], env=env, capture_output=True, text=True, timeout=30)
     check(p.returncode == 1, "no token: rc %d: %s" % (p.returncode, p.stderr))
     check("401" in p.stderr and "token" in p.stderr, "no token: message %r" % p.stderr)
+    clean(p.stderr, "no token")
     check("local ledger" not in p.stderr, "no token: fell back: %r" % p.stderr)
     check(not os.path.exists(show), "no token: CMD ran")
     check(not os.path.exists(local_ledger), "no token: the local ledger was used")
@@ -241,6 +267,7 @@ def main():
     os.unlink(show)
     out, err = proc.communicate(timeout=20)
     check(proc.returncode == 0, "fallback: rc %d: %s" % (proc.returncode, err))
+    clean(err, "fallback")
     lines = [x for x in err.splitlines() if "no daemon at " + url in x]
     check(len(lines) == 1 and "local ledger" in lines[0], "fallback line: %r" % err)
     check(os.path.exists(local_ledger), "fallback: the local ledger was not used")
