@@ -36,15 +36,12 @@ static int parse_copy(const char *s, size_t len, gw_daemon_response *r)
 static void test_valid_and_prefixes(void **state)
 {
     (void)state;
-    static const char ok[] = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-                             "content-length:  13 \r\nX-A:\r\n\r\n{\"released\":1}";
-    /* the body above is 14 bytes; use the exact one */
+    /* odd spacing and case in Content-Length, an empty header value */
     char msg[256];
     const char *body = "{\"released\":1}";
     int n = snprintf(msg, sizeof msg,
                      "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
                      "content-length:  %zu \r\nX-A:\r\n\r\n%s", strlen(body), body);
-    (void)ok;
     gw_daemon_response r;
     assert_int_equal(parse_copy(msg, (size_t)n, &r), GW_OK);
     assert_int_equal(r.status, 201);
