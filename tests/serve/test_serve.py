@@ -264,6 +264,13 @@ def case_limits():
     d.stop()
     d = Daemon(scenario=TWO, args=["--set", "max_connections_per_ip=4"])
     socks = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(4)]
+    # Make sure the server has accepted (and counted) all four before the
+    # fifth arrives: with a thread pool, two threads accepting at once could
+    # otherwise count the fifth before the fourth.
+    for s in socks:
+        s.settimeout(10)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(s.recv(12).startswith(b"HTTP/1.1 200"), "one of the first four connections served")
     extra = socket.create_connection(("127.0.0.1", d.port))
     extra.settimeout(5)
     extra.sendall(b"GET /health HTTP/1.0\r\n\r\n")
