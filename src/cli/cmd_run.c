@@ -264,7 +264,10 @@ static int launch(char **cmd, char **env, size_t n_env, const holder *h, int64_t
     }
     gw_error err;
     gw_error_clear(&err);
-    if (h->l && gw_ledger_set_pid(h->l, res_id, (uint32_t)child, &err) != GW_OK)
+    int handed = h->d   ? gw_place_remote_set_pid(h->d, res_id, (uint32_t)child, &err)
+                 : h->l ? gw_ledger_set_pid(h->l, res_id, (uint32_t)child, &err)
+                        : GW_OK;
+    if (handed != GW_OK)
         fprintf(stderr, "gpuwatch run: warning: reservation %lld stays owned by gpuwatch: %s\n",
                 (long long)res_id, err.message);
     int status = 0;

@@ -478,20 +478,35 @@ int gw_place_api_renew(gw_place_api *a, const char *id_text, const char *body, s
     int64_t id;
     if (!parse_id(id_text, &id))
         return error_body(out, GW_EINVAL, "a reservation id is a positive integer");
+    /* {"lease_s": SECONDS} renews; {"pid": N} hands the reservation to
+     * another owner process (gpuwatch run gives it to the command it
+     * started); both may come together. Nothing else is accepted. */
     json_error_t jerr;
     json_t *doc = json_loadb(body ? body : "", body ? len : 0, 0, &jerr);
     json_t *lease = doc ? json_object_get(doc, "lease_s") : NULL;
-    if (!doc || !json_is_object(doc) || json_object_size(doc) != 1 || !json_is_integer(lease) ||
-        json_integer_value(lease) < 0 || json_integer_value(lease) > 10ll * 365 * 86400) {
+    json_t *pid = doc ? json_object_get(doc, "pid") : NULL;
+    size_t known = (lease != NULL) + (pid != NULL);
+    if (!doc || !json_is_object(doc) || known == 0 || json_object_size(doc) != known ||
+        (lease && (!json_is_integer(lease) || json_integer_value(lease) < 0 ||
+                   json_integer_value(lease) > 10ll * 365 * 86400)) ||
+        (pid && (!json_is_integer(pid) || json_integer_value(pid) <= 0 ||
+                 json_integer_value(pid) > UINT32_MAX))) {
         json_decref(doc);
-        return error_body(out, GW_EINVAL, "renew takes {\"lease_s\": SECONDS} (0: no expiry)");
+        return error_body(out, GW_EINVAL,
+                          "renew takes {\"lease_s\": SECONDS} (0: no expiry) and/or "
+                          "{\"pid\": OWNER_PID}");
     }
-    int64_t ns = (int64_t)json_integer_value(lease) * 1000000000;
+    int64_t ns = lease ? (int64_t)json_integer_value(lease) * 1000000000 : 0;
+    uint32_t owner = pid ? (uint32_t)json_integer_value(pid) : 0;
     json_decref(doc);
     gw_error err;
     gw_error_clear(&err);
     pthread_mutex_lock(&a->lock);
-    int rc = gw_ledger_renew(a->ledger, id, ns, &err);
+    int rc = GW_OK;
+    if (owner)
+        rc = gw_ledger_set_pid(a->ledger, id, owner, &err);
+    if (rc == GW_OK && lease)
+        rc = gw_ledger_renew(a->ledger, id, ns, &err);
     pthread_mutex_unlock(&a->lock);
     if (rc)
         return error_body(out, rc, err.message);

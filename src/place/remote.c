@@ -355,19 +355,34 @@ int gw_place_remote_release(const gw_place_remote *d, int64_t id, gw_error *err)
     return rc;
 }
 
-int gw_place_remote_renew(const gw_place_remote *d, int64_t id, int64_t lease_ns, gw_error *err)
+/* POSTs body to /api/v1/reservations/ID/renew; what says what for errors. */
+static int renew_post(const gw_place_remote *d, int64_t id, const char *body, size_t n,
+                      const char *what, gw_error *err)
 {
-    char path[80], body[64];
+    char path[80];
     snprintf(path, sizeof path, "/api/v1/reservations/%lld/renew", (long long)id);
-    int n = snprintf(body, sizeof body, "{\"lease_s\":%lld}",
-                     (long long)((lease_ns + 999999999) / 1000000000));
     gw_daemon_response resp;
-    int rc = gw_daemon_request(&d->url, "POST", path, d->token, body, (size_t)n,
-                               GW_REMOTE_TIMEOUT_MS, &resp, err);
+    int rc = gw_daemon_request(&d->url, "POST", path, d->token, body, n, GW_REMOTE_TIMEOUT_MS,
+                               &resp, err);
     if (rc)
         return rc;
     if (resp.status != 200)
-        rc = answer_error(d, "renew", &resp, err);
+        rc = answer_error(d, what, &resp, err);
     gw_daemon_response_release(&resp);
     return rc;
+}
+
+int gw_place_remote_renew(const gw_place_remote *d, int64_t id, int64_t lease_ns, gw_error *err)
+{
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"lease_s\":%lld}",
+                     (long long)((lease_ns + 999999999) / 1000000000));
+    return renew_post(d, id, body, (size_t)n, "renew", err);
+}
+
+int gw_place_remote_set_pid(const gw_place_remote *d, int64_t id, uint32_t pid, gw_error *err)
+{
+    char body[48];
+    int n = snprintf(body, sizeof body, "{\"pid\":%u}", pid);
+    return renew_post(d, id, body, (size_t)n, "hand over", err);
 }

@@ -64,6 +64,9 @@ int gw_place_remote_release(const gw_place_remote *d, int64_t id, gw_error *err)
 
 /* POST /api/v1/reservations/{id}/renew with the lease in seconds. */
 int gw_place_remote_renew(const gw_place_remote *d, int64_t id, int64_t lease_ns, gw_error *err);
+/* Hands reservation id to owner pid on the daemon (the command run started),
+ * so it lives exactly as long as that process. Errors as renew. */
+int gw_place_remote_set_pid(const gw_place_remote *d, int64_t id, uint32_t pid, gw_error *err);
 
 /* Fills plan from the API's plan object (text, len) over devs[n], matching
  * devices by UUID. GW_EPARSE naming what is missing or unknown. Exposed for

@@ -162,6 +162,21 @@ static void reserve_list_get_delete_renew(void **state)
     const char *bad = "{\"lease\":1}";
     gw__strbuf_reset(&f->out);
     assert_int_equal(gw_place_api_renew(f->api, id, bad, strlen(bad), &f->out), 400);
+    /* hand over to another owner pid (what gpuwatch run does after fork) */
+    char handover[48];
+    snprintf(handover, sizeof handover, "{\"pid\":%d}", (int)getppid());
+    gw__strbuf_reset(&f->out);
+    assert_int_equal(gw_place_api_renew(f->api, id, handover, strlen(handover), &f->out), 200);
+    char want_pid[40];
+    snprintf(want_pid, sizeof want_pid, "\"pid\":%d", (int)getppid());
+    has(f, want_pid);
+    static const char *const bad_pids[] = {"{\"pid\":0}", "{\"pid\":-3}", "{\"pid\":\"1\"}",
+                                           "{\"pid\":4294967296}", "{\"pid\":1,\"x\":1}", "{}"};
+    for (size_t i = 0; i < sizeof bad_pids / sizeof bad_pids[0]; i++) {
+        gw__strbuf_reset(&f->out);
+        assert_int_equal(gw_place_api_renew(f->api, id, bad_pids[i], strlen(bad_pids[i]), &f->out),
+                         400);
+    }
 
     gw_json j;
     gw__strbuf_reset(&f->out);

@@ -149,7 +149,10 @@ def main():
                                                              r["id"]))
         check([(x["uuid"], x["bytes"]) for x in r["devices"]] == [(want_uuid, GIB)],
               "%s: reserved %r" % (case, r["devices"]))
-        check(r["pid"] == proc.pid, "%s: owner pid %r, run is %d" % (case, r["pid"], proc.pid))
+        # handed to the command itself, as the local path does: the
+        # reservation lives exactly as long as the command
+        check(r["pid"] == got["pid"], "%s: owner pid %r, the command is %d (run %d)"
+              % (case, r["pid"], got["pid"], proc.pid))
         check(r["expires_ns"] is not None, "%s: lease not passed" % case)
         if case == "term":
             proc.send_signal(signal.SIGTERM)  # run forwards it; the script dies of it
@@ -212,9 +215,15 @@ def main():
     proc.stdin.write("go\n")
     proc.stdin.close()
     proc.stdin = None  # communicate() must not flush it
-    wait_show(show, proc)
+    got = wait_show(show, proc)
+    # the reservation now belongs to the command: keep it "alive" in the fake
+    # proc root too, so only an explicit DELETE can free it
+    os.mkdir(os.path.join(fake_proc, str(got["pid"])))
+    with open("/proc/%d/stat" % got["pid"]) as f, \
+            open(os.path.join(fake_proc, str(got["pid"]), "stat"), "w") as g:
+        g.write(f.read())
     rs = reservations(d)
-    check(len(rs) == 1 and rs[0]["pid"] == proc.pid, "fake proc: reservations %r" % rs)
+    check(len(rs) == 1 and rs[0]["pid"] == got["pid"], "fake proc: reservations %r" % rs)
     os.unlink(show)
     out, err = proc.communicate(timeout=20)
     check(proc.returncode == 0, "fake proc: rc %d: %s" % (proc.returncode, err))
