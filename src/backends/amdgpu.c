@@ -569,26 +569,6 @@ static void sample_device(amd_state *s, amd_dev *d, gw_device *out)
     }
 }
 
-static void add_processes(amd_state *s, gw__collect *c, size_t first)
-{
-    size_t n = gw__fdinfo_usage_count(s->fdinfo);
-    gw__procinfo_begin_round(s->names);
-    for (size_t i = 0; i < n; i++) {
-        const gw__fdinfo_usage *u = gw__fdinfo_usage_at(s->fdinfo, i);
-        size_t k;
-        for (k = 0; k < s->n_devs; k++)
-            if (strcmp(s->devs[k].card.pci_bus_id, u->pdev) == 0)
-                break;
-        if (k == s->n_devs)
-            continue;
-        gw_process *p = gw__collect_add_process(c);
-        if (!p)
-            return;
-        gw__fdinfo_usage_to_process(u, (uint32_t)(first + k), p);
-        gw__procinfo_fill(s->names, p);
-    }
-}
-
 /* Encoder / decoder use of a device: the sum over its DRM clients (the sysfs
  * has no device figure for the video engines). Needs two samples. */
 static void add_video_use(amd_state *s, amd_dev *d, gw_device *out)
@@ -656,7 +636,7 @@ static int amd_sample(void *state, gw__collect *c, gw_error *err)
             add_video_use(s, &s->devs[i], d);
     }
     if (swept)
-        add_processes(s, c, first);
+        gw__fdinfo_add_processes(s->fdinfo, s->names, c, first, s->n_devs);
     return GW_OK;
 }
 

@@ -16,6 +16,7 @@
  */
 #include "backends/fdinfo.h"
 #include "backends/backend.h"
+#include "backends/procinfo.h"
 #include "core/util.h"
 
 #include <dirent.h>
@@ -1155,7 +1156,7 @@ char *gw__fdinfo_describe(const gw__fdinfo *f, char *out, size_t cap)
     return out;
 }
 
-void gw__fdinfo_usage_to_process(const gw__fdinfo_usage *u, uint32_t device_index, gw_process *p)
+static void usage_to_process(const gw__fdinfo_usage *u, uint32_t device_index, gw_process *p)
 {
     p->pid = u->pid;
     p->device_index = device_index;
@@ -1180,5 +1181,26 @@ void gw__fdinfo_usage_to_process(const gw__fdinfo_usage *u, uint32_t device_inde
     if (u->valid & (1u << GW__USE_DEC)) {
         p->dec_util = u->dec_pct;
         p->valid |= 1u << GW_PROC_DEC_UTIL;
+    }
+}
+
+void gw__fdinfo_add_processes(const gw__fdinfo *f, gw__procinfo *names, gw__collect *c,
+                              size_t first, size_t n_devices)
+{
+    size_t n = gw__fdinfo_usage_count(f);
+    gw__procinfo_begin_round(names);
+    for (size_t i = 0; i < n; i++) {
+        const gw__fdinfo_usage *u = gw__fdinfo_usage_at(f, i);
+        size_t k;
+        for (k = 0; k < n_devices; k++)
+            if (strcmp(gw__collect_device(c, first + k)->info.pci_bus_id, u->pdev) == 0)
+                break;
+        if (k == n_devices)
+            continue;
+        gw_process *p = gw__collect_add_process(c);
+        if (!p)
+            return;
+        usage_to_process(u, (uint32_t)(first + k), p);
+        gw__procinfo_fill(names, p);
     }
 }

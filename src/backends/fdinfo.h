@@ -52,6 +52,8 @@
 #ifndef GW_BACKENDS_FDINFO_H
 #define GW_BACKENDS_FDINFO_H
 
+#include "backends/backend.h"
+#include "backends/procinfo.h"
 #include "gpuwatch.h"
 
 #include <stdbool.h>
@@ -173,10 +175,14 @@ int gw__fdinfo_sweep(gw__fdinfo *f, int64_t now_ns, gw_error *err);
 size_t gw__fdinfo_usage_count(const gw__fdinfo *f);
 const gw__fdinfo_usage *gw__fdinfo_usage_at(const gw__fdinfo *f, size_t i);
 
-/* Fills p (zeroed by the caller) from one usage row: pid, device_index, kind
- * and every figure the row has (VRAM, GTT, gfx/enc/dec busy) with its valid
- * bit. Names are left to procinfo. */
-void gw__fdinfo_usage_to_process(const gw__fdinfo_usage *u, uint32_t device_index, gw_process *p);
+/* Appends one process per usage row whose pdev is the PCI address of one of
+ * the n_devices devices at snapshot indexes first..first+n_devices-1 of c
+ * (the calling backend's own), with every figure the row has (VRAM, GTT,
+ * gfx/enc/dec busy) and its valid bit, and the name/user/cmdline from names
+ * (whose round it begins). Rows of other devices are skipped. Stops quietly
+ * when the collector is out of memory. */
+void gw__fdinfo_add_processes(const gw__fdinfo *f, gw__procinfo *names, gw__collect *c,
+                              size_t first, size_t n_devices);
 
 /* Sum over every client of one pdev (pid 0); false when none was seen. */
 bool gw__fdinfo_device_usage(const gw__fdinfo *f, const char *pdev, gw__fdinfo_usage *out);

@@ -343,26 +343,6 @@ static void sample_device(intel_state *s, intel_dev *d, gw_device *out)
     }
 }
 
-static void add_processes(intel_state *s, gw__collect *c, size_t first)
-{
-    size_t n = gw__fdinfo_usage_count(s->fdinfo);
-    gw__procinfo_begin_round(s->names);
-    for (size_t i = 0; i < n; i++) {
-        const gw__fdinfo_usage *u = gw__fdinfo_usage_at(s->fdinfo, i);
-        size_t k;
-        for (k = 0; k < s->n_devs; k++)
-            if (strcmp(s->devs[k].card.pci_bus_id, u->pdev) == 0)
-                break;
-        if (k == s->n_devs)
-            continue;
-        gw_process *p = gw__collect_add_process(c);
-        if (!p)
-            return;
-        gw__fdinfo_usage_to_process(u, (uint32_t)(first + k), p);
-        gw__procinfo_fill(s->names, p);
-    }
-}
-
 static int intel_sample(void *state, gw__collect *c, gw_error *err)
 {
     intel_state *s = state;
@@ -409,7 +389,7 @@ static int intel_sample(void *state, gw__collect *c, gw_error *err)
         sample_device(s, &s->devs[i], d);
     }
     if (s->fdinfo)
-        add_processes(s, c, first);
+        gw__fdinfo_add_processes(s->fdinfo, s->names, c, first, s->n_devs);
     s->fdinfo = saved;
     return GW_OK;
 }
