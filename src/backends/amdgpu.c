@@ -385,14 +385,14 @@ typedef struct rd {
     int last_errno;
 } rd;
 
-static bool rd_u64(rd *r, int a, uint64_t *out)
+/* Counts one read of an open attribute: ok, or failed with errno e (0: the
+ * text was not a number); a device gone from sysfs answers ENODEV/ENOENT/
+ * ENXIO. Returns ok. */
+static bool rd_count(rd *r, bool ok, int e)
 {
-    if (r->d->attr[a].fd < 0)
-        return false;
-    int e = 0;
     r->tried++;
     r->s->calls++;
-    if (gw__attr_u64(&r->d->attr[a], out, &e))
+    if (ok)
         return true;
     r->failed++;
     if (e == ENODEV || e == ENOENT || e == ENXIO)
@@ -400,6 +400,15 @@ static bool rd_u64(rd *r, int a, uint64_t *out)
     if (e)
         r->last_errno = e;
     return false;
+}
+
+static bool rd_u64(rd *r, int a, uint64_t *out)
+{
+    if (r->d->attr[a].fd < 0)
+        return false;
+    int e = 0;
+    bool ok = gw__attr_u64(&r->d->attr[a], out, &e);
+    return rd_count(r, ok, e);
 }
 
 static bool rd_i64(rd *r, int a, int64_t *out)
@@ -407,33 +416,16 @@ static bool rd_i64(rd *r, int a, int64_t *out)
     if (r->d->attr[a].fd < 0)
         return false;
     int e = 0;
-    r->tried++;
-    r->s->calls++;
-    if (gw__attr_i64(&r->d->attr[a], out, &e))
-        return true;
-    r->failed++;
-    if (e == ENODEV || e == ENOENT || e == ENXIO)
-        r->gone++;
-    if (e)
-        r->last_errno = e;
-    return false;
+    bool ok = gw__attr_i64(&r->d->attr[a], out, &e);
+    return rd_count(r, ok, e);
 }
 
 static bool rd_text(rd *r, int a, char *buf, size_t cap)
 {
     if (r->d->attr[a].fd < 0)
         return false;
-    r->tried++;
-    r->s->calls++;
     long n = gw__attr_read(&r->d->attr[a], buf, cap);
-    if (n > 0)
-        return true;
-    r->failed++;
-    if (n == -ENODEV || n == -ENOENT || n == -ENXIO)
-        r->gone++;
-    if (n < 0)
-        r->last_errno = (int)-n;
-    return false;
+    return rd_count(r, n > 0, n < 0 ? (int)-n : 0);
 }
 
 #define SET(x, m) ((x)->valid |= 1ull << (m))
