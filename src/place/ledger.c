@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,6 +164,23 @@ void gw_ledger_close(gw_ledger *l)
     free(l);
 }
 
+/* sqlite3_exec, retried while the database answers SQLITE_BUSY until
+ * timeout_ms: some set-up steps (switching a fresh file to WAL, the first
+ * write transaction while another opener recovers it) return BUSY without
+ * consulting the busy handler, so the busy timeout alone does not cover
+ * two processes creating the ledger at once. */
+static int exec_busy_retry(sqlite3 *db, const char *sql, unsigned timeout_ms)
+{
+    int64_t until = gw__now_mono_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY || gw__now_mono_ns() >= until)
+            return rc;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int gw_ledger_open(gw_ledger **out, const gw_ledger_opts *o, gw_error *err)
 {
     *out = NULL;
@@ -199,20 +217,21 @@ int gw_ledger_open(gw_ledger **out, const gw_ledger_opts *o, gw_error *err)
         gw_ledger_close(l);
         return rc;
     }
-    sqlite3_busy_timeout(l->db, o->busy_timeout_ms ? (int)o->busy_timeout_ms : 10000);
+    unsigned busy_ms = o->busy_timeout_ms ? (unsigned)o->busy_timeout_ms : 10000;
+    sqlite3_busy_timeout(l->db, (int)busy_ms);
     char pragmas[160];
     const char *sync_env = getenv("GPUWATCH_LEDGER_SYNC");
     bool full = o->sync_full || (sync_env && strcmp(sync_env, "full") == 0);
     snprintf(pragmas, sizeof pragmas, "PRAGMA foreign_keys=ON; PRAGMA synchronous=%s;",
              full ? "FULL" : "NORMAL");
-    if (sqlite3_exec(l->db, pragmas, NULL, NULL, NULL) != SQLITE_OK)
+    if (exec_busy_retry(l->db, pragmas, busy_ms) != SQLITE_OK)
         goto fail;
     if (!o->read_only) {
         /* journal_mode is persistent in the file; setting it may meet a
-         * concurrent opener, which the busy timeout covers */
-        if (sqlite3_exec(l->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
+         * concurrent opener: see exec_busy_retry */
+        if (exec_busy_retry(l->db, "PRAGMA journal_mode=WAL", busy_ms) != SQLITE_OK)
             goto fail;
-        if (sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        if (exec_busy_retry(l->db, "BEGIN IMMEDIATE", busy_ms) != SQLITE_OK)
             goto fail;
         if (sqlite3_exec(l->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
             sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
