@@ -362,7 +362,9 @@ static int amd_open(void **state, const gw__config *cfg, gw_error *err)
         return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
     }
     if (cfg->processes) {
-        gw__fdinfo_opts o = {.drivers = GW__DRM_AMDGPU};
+        char debugfs[sizeof cfg->sys_root + 16];
+        snprintf(debugfs, sizeof debugfs, "%s/kernel/debug", cfg->sys_root);
+        gw__fdinfo_opts o = {.drivers = GW__DRM_AMDGPU, .debugfs_root = debugfs};
         gw_error fe;
         gw_error_clear(&fe);
         rc = gw__fdinfo_open(&s->fdinfo, cfg->proc_root, &o, &fe);

@@ -16,6 +16,7 @@
  */
 #include "backends/fdinfo.h"
 #include "backends/backend.h"
+#include "backends/drm_clients.h"
 #include "backends/procinfo.h"
 #include "core/util.h"
 
@@ -390,6 +391,7 @@ typedef struct pid_ent {
     uint64_t ino;
     int64_t next_scan_ns, interval_ns;
     bool kfd, unreadable, listed;
+    bool hinted; /* in the DRM client lists of the last sweep */
     uint32_t n_fds, cap_fds;
     fd_slot *fds;
 } pid_ent;
@@ -410,6 +412,8 @@ typedef struct hist_ent {
 
 struct gw__fdinfo {
     char root[512];
+    char debugfs[512]; /* "" when client lists are not used */
+    gw__drm_clients hint;
     int procfd;
     DIR *procdir;
     gw__fdinfo_opts opts;
@@ -440,9 +444,12 @@ int gw__fdinfo_open(gw__fdinfo **out, const char *proc_root, const gw__fdinfo_op
         return gw__error_set(err, GW_ENOMEM, "fdinfo: out of memory");
     }
     gw__strlcpy(f->root, proc_root ? proc_root : "/proc", sizeof f->root);
-    if (opts)
+    if (opts) {
         f->opts = *opts;
-    else
+        if (opts->debugfs_root)
+            gw__strlcpy(f->debugfs, opts->debugfs_root, sizeof f->debugfs);
+        f->opts.debugfs_root = NULL; /* borrowed: f->debugfs is the copy */
+    } else
         f->opts.drivers = GW__DRM_AMDGPU | GW__DRM_I915 | GW__DRM_XE;
     if (f->opts.rescan_min_ns <= 0)
         f->opts.rescan_min_ns = 1000000000ll;
@@ -504,6 +511,7 @@ void gw__fdinfo_close(gw__fdinfo *f)
     free(f->usage);
     free(f->dev);
     free(f->buf);
+    gw__drm_clients_release(&f->hint);
     free(f);
 }
 
@@ -570,6 +578,19 @@ static uint64_t mix(uint64_t x)
     x *= 0xc4ceb9fe1a85ec53ull;
     x ^= x >> 33;
     return x;
+}
+
+/* Schedules the next listing of a process that is not young (there before
+ * the first sweep, or passed over because the DRM client lists do not name
+ * it) anywhere in [rescan_min, rescan_max], at the longest interval: the
+ * listings of a whole /proc spread evenly instead of coming back together. */
+static void schedule_spread(const gw__fdinfo *f, pid_ent *p, int64_t now)
+{
+    int64_t span = f->opts.rescan_max_ns - f->opts.rescan_min_ns;
+    p->interval_ns = f->opts.rescan_max_ns;
+    p->next_scan_ns =
+        now + f->opts.rescan_min_ns +
+        (span > 0 ? (int64_t)(mix(((uint64_t)p->pid << 32) ^ p->ino) % (uint64_t)span) : 0);
 }
 
 /* Lists /proc/PID/fd: keeps the /dev/dri descriptors as slots (existing
@@ -670,16 +691,8 @@ static void pid_scan(gw__fdinfo *f, pid_ent *p, int64_t now)
     p->kfd = kfd;
     p->listed = true;
     if (!f->have_swept) {
-        /* a process that was there before the first sweep is not young:
-         * its first rescan falls anywhere in [rescan_min, rescan_max], so
-         * the rescans of a whole /proc spread evenly instead of coming back
-         * all together */
-        int64_t span = f->opts.rescan_max_ns - f->opts.rescan_min_ns;
-        p->interval_ns = f->opts.rescan_max_ns;
-        p->next_scan_ns = now + f->opts.rescan_min_ns +
-                          (span > 0 ? (int64_t)(mix(((uint64_t)p->pid << 32) ^ p->ino) %
-                                                (uint64_t)span)
-                                    : 0);
+        /* a process that was there before the first sweep is not young */
+        schedule_spread(f, p, now);
         return;
     }
     if (changed || p->interval_ns <= 0)
@@ -1063,6 +1076,12 @@ int gw__fdinfo_sweep(gw__fdinfo *f, int64_t now, gw_error *err)
     f->n_usage = 0;
     f->n_dev = 0;
     f->round++;
+    bool hint = false;
+    if (f->debugfs[0]) {
+        /* without the lists (any error) every new fd folder is listed */
+        hint = gw__drm_clients_read(&f->hint, f->debugfs, &f->stats.syscalls) == GW_OK;
+        f->stats.client_lists = f->hint.lists;
+    }
     rewinddir(f->procdir);
     f->stats.syscalls += 2;
     int rc = GW_OK;
@@ -1090,8 +1109,14 @@ int gw__fdinfo_sweep(gw__fdinfo *f, int64_t now, gw_error *err)
         }
         p->ino = (uint64_t)d->d_ino;
         p->seen_round = f->round;
-        if (fresh || now >= p->next_scan_ns)
+        bool hinted = hint && gw__drm_clients_has(&f->hint, p->pid);
+        if (hinted)
+            f->stats.pids_hinted++;
+        if (hint && fresh && !hinted)
+            schedule_spread(f, p, now); /* no DRM file: the back-off finds a miss */
+        else if (fresh || now >= p->next_scan_ns || (hinted && !p->hinted && p->n_fds == 0))
             pid_scan(f, p, now);
+        p->hinted = hinted;
         if (p->unreadable)
             f->stats.pids_unreadable++;
         if (p->n_fds && (rc = pid_read_slots(f, p)) != GW_OK)

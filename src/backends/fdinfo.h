@@ -21,7 +21,17 @@
  * Keeping the sweep cheap (nvtop#139/#238/#365): readdir(/proc) once per
  * sweep; a pid is recognised as the same process when the d_ino of its
  * /proc/PID entry is unchanged (procfs gives a new inode to a new process
- * with a recycled pid). Only new pids are listed at once; a known pid's fd
+ * with a recycled pid).
+ * When the kernel's DRM client lists can be read (opts.debugfs_root; root
+ * only, see drm_clients.h), they are read at the start of every sweep and
+ * only the processes they name are listed at once: new ones, and known ones
+ * that just appeared in a list while no DRM descriptor of theirs is known.
+ * Every other new process is treated like one there before the first sweep
+ * (first listing spread over [rescan_min, rescan_max]), so a DRM file the
+ * lists attribute to another process (an inherited or passed descriptor
+ * whose opener exited, on kernels that do not update the owner) is still
+ * found within rescan_max. Without the lists, every new pid is listed at
+ * once. Either way, a known pid's fd
  * folder is listed again on a per-pid back-off (rescan_min, doubling to
  * rescan_max, reset when its DRM descriptors change, jittered so rescans
  * spread over time; processes already there at the first sweep are not
@@ -117,6 +127,8 @@ typedef struct gw__fdinfo_opts {
     int64_t rescan_min_ns; /* 0: 1 s */
     int64_t rescan_max_ns; /* 0: 30 s */
     unsigned max_held;     /* fdinfo descriptors kept open; 0: 256 */
+    const char *debugfs_root; /* NULL: no DRM client lists; else where
+                                 debugfs is ("/sys/kernel/debug"); copied */
 } gw__fdinfo_opts;
 
 /* Valid bits of gw__fdinfo_usage. */
@@ -144,6 +156,8 @@ typedef struct gw__fdinfo_usage {
 typedef struct gw__fdinfo_stats {
     uint32_t pids;          /* processes in the proc root */
     uint32_t pids_listed;   /* fd folders listed this sweep */
+    uint32_t client_lists;  /* DRM client lists read (0: not used) */
+    uint32_t pids_hinted;   /* processes those lists name */
     uint32_t pids_unreadable; /* fd folders we may not read (not root) */
     uint32_t drm_fds;       /* /dev/dri descriptors known */
     uint32_t drm_fds_keys;  /* ... whose fdinfo has DRM keys (any driver) */

@@ -222,7 +222,9 @@ static int intel_open(void **state, const gw__config *cfg, gw_error *err)
         return gw__error_set(err, GW_ENOMEM, "intel: out of memory");
     }
     if (cfg->processes) {
-        gw__fdinfo_opts o = {.drivers = GW__DRM_I915 | GW__DRM_XE};
+        char debugfs[sizeof cfg->sys_root + 16];
+        snprintf(debugfs, sizeof debugfs, "%s/kernel/debug", cfg->sys_root);
+        gw__fdinfo_opts o = {.drivers = GW__DRM_I915 | GW__DRM_XE, .debugfs_root = debugfs};
         gw_error fe;
         gw_error_clear(&fe);
         rc = gw__fdinfo_open(&s->fdinfo, cfg->proc_root, &o, &fe);

@@ -244,6 +244,40 @@ def check_processes(doc, root, drivers, vram_names, gtt_names, what):
            "%s pid %d name" % (what, key[0]))
 
 
+def client_list(rows):
+    """A debugfs dri/<pci>/clients file in the kernel's column layout."""
+    out = ["%20s %5s %3s master a %5s %10s %64s %20s" % ("command", "tgid", "dev", "uid", "magic",
+                                                        "name", "id")]
+    for comm, pid, minor, cid in rows:
+        out.append("%20s %5d %3d   n    y  1000          0 %64s %20d" % (comm, pid, minor,
+                                                                       "<unset>", cid))
+    return "\n".join(out) + "\n"
+
+
+def check_client_lists(tmp, plain):
+    """two_amd as root sees it, with the kernel's DRM client lists under
+    sys/kernel/debug: the first look lists only the processes named there,
+    and the report is the one that listing every process gives."""
+    root = copy_fixture("two_amd", os.path.join(tmp, "lists"))
+    dri = os.path.join(root, "sys", "kernel", "debug", "dri")
+    lists = {"0000:03:00.0": [("trainer", 100, 128, 21), ("game", 300, 128, 41)],
+             "0000:43:00.0": [("trainer", 100, 129, 31), ("oldtool", 400, 129, 7)]}
+    for minor, (pci, rows) in zip((0, 1), sorted(lists.items())):
+        os.makedirs(os.path.join(dri, pci))
+        with open(os.path.join(dri, pci, "clients"), "w") as f:
+            f.write(client_list(rows))
+        os.symlink(pci, os.path.join(dri, str(minor)))
+    doc = report(root)
+    eq(doc["processes"], plain["processes"], "two_amd with client lists: same processes")
+    # the lists are what is read: a process they do not name is not listed
+    # on the first look (it is on its back-off listing, within 30 s)
+    with open(os.path.join(dri, "0000:03:00.0", "clients"), "w") as f:
+        f.write(client_list(lists["0000:03:00.0"][:1]))
+    doc = report(root)
+    pids = sorted((p["pid"], p["device_index"]) for p in doc["processes"])
+    eq(pids, [(100, 0), (100, 1), (400, 1)], "two_amd: only the listed processes on the first look")
+
+
 def source(doc, name):
     return next(s for s in doc["sources"] if s["name"] == name)
 
@@ -268,6 +302,7 @@ def main():
         doc = report(os.path.join(tmp, "two_amd"))
         pids = sorted((p["pid"], p["device_index"]) for p in doc["processes"])
         eq(pids, [(100, 0), (100, 1), (300, 0), (400, 1)], "two_amd: dedupe and matching by pdev")
+        check_client_lists(tmp, doc)
         doc = report(os.path.join(tmp, "rdna3"), ["--no-processes"])
         eq(doc["processes"], [], "--no-processes")
 
