@@ -7,15 +7,18 @@
  * descriptors (10 each: tty, pipes, sockets, files; 100 of the processes
  * hold a DRM render node, 40 of them two, the fd symlinks pointing at
  * /dev/dri/renderD* as the kernel writes them) and a /sys with 4 AMD
- * (amdgpu) and 2 Intel (xe, i915) GPUs laid out as the kernel does. Prints,
- * in milliseconds (median, 10th/90th percentile, minimum):
- *   cold sweep           a new sweep object's first sweep: every pid new,
- *                        every fd folder listed, every fd's link read
+ * (amdgpu) and 2 Intel (xe, i915) GPUs laid out as the kernel does,
+ * including the DRM client lists a root process reads from debugfs
+ * (sys/kernel/debug/dri/<pci>/clients, naming the 100 GPU processes).
+ * Prints, in milliseconds (median, 10th/90th percentile, minimum), once with
+ * the client lists (root: only the processes they name are listed at once)
+ * and once without (not root, or no debugfs: every fd folder is listed):
+ *   cold sweep           a new sweep object's first sweep: every pid new
  *   unchanged re-sweep   the next sweep, nothing changed and no rescan due:
  *                        readdir(/proc) + the known DRM fdinfo re-read
- *   syscall floor        the same first look done with bare system calls
- *                        (open, getdents, close, readlinkat): what no
- *                        design that lists every fd folder can beat
+ *   syscall floor        (without lists) the same first look done with bare
+ *                        system calls (open, getdents, close, readlinkat):
+ *                        what no design that lists every fd folder can beat
  *   steady 1 s sweeps    sweeps 1 s apart (virtual clock), minutes 3-5:
  *                        re-sweeps plus the per-pid back-off rescans
  *   full sample          gw_monitor_sample over sources amdgpu,intel on the
@@ -194,6 +197,35 @@ static void make_gpu(const char *sys, int card, const char *bus, const char *ven
     }
 }
 
+/* The kernel's DRM client lists under sys/kernel/debug/dri (the layout of
+ * kernels with per-device folders: one folder per PCI address, the minor
+ * numbers as links to it), naming every process that holds each GPU: those
+ * of the big /proc and of the small one. */
+static void make_client_lists(const char *sys)
+{
+    static char text[6][65536];
+    size_t len[6];
+    for (int c = 0; c < 6; c++)
+        len[c] = (size_t)snprintf(text[c], sizeof text[c], "%20s %5s %3s master a %5s %10s %*s %20s\n",
+                                  "command", "tgid", "dev", "uid", "magic", 64, "name", "id");
+    unsigned id = 3;
+    for (unsigned k = 1; k <= NPROC + 6; k++) {
+        unsigned pid = k <= NPROC ? k : 5000 + (k - NPROC); /* the small /proc's 5001..5006 */
+        int drm = pid > NPROC ? 1 : pid % 20 == 0 ? (pid % 40 == 0 ? 2 : 1) : 0;
+        for (int fd = FDS_PER_PROC - drm; fd < FDS_PER_PROC; fd++) {
+            int c = (int)((pid + (unsigned)fd) % 6);
+            len[c] += (size_t)snprintf(text[c] + len[c], sizeof text[c] - len[c],
+                                       "%20s %5u %3d   n    y  1000          0 %*s %20u\n", "p",
+                                       pid, 128 + c, 64, "<unset>", id++);
+        }
+    }
+    for (int c = 0; c < 6; c++) {
+        put(text[c], "%s/kernel/debug/dri/%s/clients", sys, PDEVS[c]);
+        lnk(PDEVS[c], "%s/kernel/debug/dri/%d", sys, c);
+        lnk(PDEVS[c], "%s/kernel/debug/dri/%d", sys, 128 + c);
+    }
+}
+
 /* The syscall floor of a first look: for every pid, open PID/fd, one
  * getdents, close, and one readlinkat per entry, with no bookkeeping. */
 static double floor_ms(const char *proc)
@@ -286,6 +318,7 @@ int main(int argc, char **argv)
     }
     make_gpu(sys, 4, PDEVS[4], "0x8086\n", "xe", 0);
     make_gpu(sys, 5, PDEVS[5], "0x8086\n", "i915", 0);
+    make_client_lists(sys);
     printf("fixture: %d processes, %d fds (%d DRM fds in %d processes), 4 AMD + 2 Intel GPUs; "
            "built in %.0f ms under %s\n",
            NPROC, NPROC * FDS_PER_PROC, drm_fds, gpu_procs, now_ms() - t0, root);
@@ -293,62 +326,75 @@ int main(int argc, char **argv)
     double *t = calloc((size_t)(runs > 120 ? runs : 120), sizeof *t);
     gw_error err;
     unsigned all = GW__DRM_AMDGPU | GW__DRM_I915 | GW__DRM_XE;
+    char debugfs[300];
+    snprintf(debugfs, sizeof debugfs, "%s/kernel/debug", sys);
+    /* mode 0: root with debugfs, the DRM client lists name the processes to
+     * list; mode 1: no lists (not root, no debugfs): every fd folder */
+    const char *mode_name[2] = {"with DRM client lists (root)", "without client lists"};
     gw__fdinfo_opts o = {.drivers = all};
-    /* cold sweeps: a fresh object each time */
-    for (int i = 0; i < runs; i++) {
+    for (int mode = 0; mode < 2; mode++) {
+        o.debugfs_root = mode == 0 ? debugfs : NULL;
+        printf("\n-- %s\n", mode_name[mode]);
+        /* cold sweeps: a fresh object each time */
+        for (int i = 0; i < runs; i++) {
+            gw__fdinfo *f;
+            if (gw__fdinfo_open(&f, proc, &o, &err) != GW_OK) {
+                fprintf(stderr, "%s\n", err.message);
+                return 1;
+            }
+            double a = now_ms();
+            gw__fdinfo_sweep(f, 100 * SEC, &err);
+            t[i] = now_ms() - a;
+            if (i == 0) {
+                const gw__fdinfo_stats *st = gw__fdinfo_get_stats(f);
+                printf("cold sweep found %u pids (%u named by %u client lists), listed %u fd "
+                       "folders, %u DRM fds, %u clients, %zu (pid, GPU) usages, %llu syscalls\n",
+                       st->pids, st->pids_hinted, st->client_lists, st->pids_listed, st->drm_fds,
+                       st->clients, gw__fdinfo_usage_count(f), (unsigned long long)st->syscalls);
+            }
+            gw__fdinfo_close(f);
+        }
+        report("cold sweep (all pids new)", t, runs, 10);
+        if (mode == 1) {
+            for (int i = 0; i < runs; i++)
+                t[i] = floor_ms(proc);
+            report("  syscall floor of listing every fd", t, runs, 0);
+        }
+
         gw__fdinfo *f;
-        if (gw__fdinfo_open(&f, proc, &o, &err) != GW_OK) {
-            fprintf(stderr, "%s\n", err.message);
-            return 1;
-        }
-        double a = now_ms();
+        gw__fdinfo_open(&f, proc, &o, &err);
         gw__fdinfo_sweep(f, 100 * SEC, &err);
-        t[i] = now_ms() - a;
-        if (i == 0) {
-            const gw__fdinfo_stats *st = gw__fdinfo_get_stats(f);
-            printf("cold sweep found %u pids, %u DRM fds, %u clients, %zu (pid, GPU) usages, "
-                   "%llu syscalls\n",
-                   st->pids, st->drm_fds, st->clients, gw__fdinfo_usage_count(f),
-                   (unsigned long long)st->syscalls);
+        for (int i = 0; i < runs; i++) {
+            double a = now_ms();
+            gw__fdinfo_sweep(f, 100 * SEC + 1000 * (i + 1), &err);
+            t[i] = now_ms() - a;
         }
+        printf("unchanged re-sweep: %llu syscalls, %u fd folders listed\n",
+               (unsigned long long)gw__fdinfo_get_stats(f)->syscalls,
+               gw__fdinfo_get_stats(f)->pids_listed);
+        report("unchanged re-sweep", t, runs, 2);
+        /* 1 s sweeps for 5 virtual minutes; the back-off (1 s doubling to
+         * 30 s) settles after the first ~60 s: the last 120 sweeps are the
+         * steady state */
+        double sum = 0;
+        unsigned listed = 0;
+        for (int i = 0; i < 300; i++) {
+            double a = now_ms();
+            gw__fdinfo_sweep(f, (101 + i) * SEC, &err);
+            double dt = now_ms() - a;
+            if (i >= 180) {
+                t[i - 180] = dt;
+                sum += dt;
+                listed += gw__fdinfo_get_stats(f)->pids_listed;
+            }
+        }
+        printf("steady 1 s sweeps (minutes 3-5): mean %.3f ms per sweep, %.1f fd folders listed "
+               "per sweep\n",
+               sum / 120, listed / 120.0);
+        report("steady 1 s sweeps", t, 120, 0);
         gw__fdinfo_close(f);
     }
-    report("cold sweep (all pids new)", t, runs, 10);
-    for (int i = 0; i < runs; i++)
-        t[i] = floor_ms(proc);
-    report("  syscall floor of that first look", t, runs, 0);
-
-    gw__fdinfo *f;
-    gw__fdinfo_open(&f, proc, &o, &err);
-    gw__fdinfo_sweep(f, 100 * SEC, &err);
-    for (int i = 0; i < runs; i++) {
-        double a = now_ms();
-        gw__fdinfo_sweep(f, 100 * SEC + 1000 * (i + 1), &err);
-        t[i] = now_ms() - a;
-    }
-    printf("unchanged re-sweep: %llu syscalls, %u fd folders listed\n",
-           (unsigned long long)gw__fdinfo_get_stats(f)->syscalls,
-           gw__fdinfo_get_stats(f)->pids_listed);
-    report("unchanged re-sweep", t, runs, 2);
-    /* 1 s sweeps for 5 virtual minutes; the back-off (1 s doubling to 30 s)
-     * settles after the first ~60 s: the last 120 sweeps are the steady state */
-    double sum = 0;
-    unsigned listed = 0;
-    for (int i = 0; i < 300; i++) {
-        double a = now_ms();
-        gw__fdinfo_sweep(f, (101 + i) * SEC, &err);
-        double dt = now_ms() - a;
-        if (i >= 180) {
-            t[i - 180] = dt;
-            sum += dt;
-            listed += gw__fdinfo_get_stats(f)->pids_listed;
-        }
-    }
-    printf("steady 1 s sweeps (minutes 3-5): mean %.3f ms per sweep, %.1f fd folders listed "
-           "per sweep\n",
-           sum / 120, listed / 120.0);
-    report("steady 1 s sweeps", t, 120, 0);
-    gw__fdinfo_close(f);
+    printf("\n");
 
     const char *roots[2] = {small, proc};
     const char *names[2] = {"full sample, 6 GPUs, small /proc", "full sample, 2,000-pid /proc"};
@@ -383,7 +429,9 @@ int main(int argc, char **argv)
     report("full sample, sysfs only", t, runs, 1);
     gw_monitor_close(m);
     if (argc > 2) {
-        /* the same first look and re-sweep on a real procfs (argv[2]) */
+        /* the same first look on a real procfs (argv[2]), with the real
+         * client lists when debugfs can be read */
+        o.debugfs_root = "/sys/kernel/debug";
         for (int i = 0; i < runs; i++) {
             gw__fdinfo *g;
             if (gw__fdinfo_open(&g, argv[2], &o, &err) != GW_OK) {
@@ -394,8 +442,10 @@ int main(int argc, char **argv)
             gw__fdinfo_sweep(g, 100 * SEC, &err);
             t[i] = now_ms() - a;
             if (i == 0)
-                printf("%s: %u pids, %u fd folders listed, %llu syscalls in the first look\n",
-                       argv[2], gw__fdinfo_get_stats(g)->pids, gw__fdinfo_get_stats(g)->pids_listed,
+                printf("%s: %u pids, %u client lists, %u fd folders listed, %llu syscalls in "
+                       "the first look\n",
+                       argv[2], gw__fdinfo_get_stats(g)->pids,
+                       gw__fdinfo_get_stats(g)->client_lists, gw__fdinfo_get_stats(g)->pids_listed,
                        (unsigned long long)gw__fdinfo_get_stats(g)->syscalls);
             gw__fdinfo_close(g);
         }
