@@ -446,22 +446,13 @@ int gw__nvsmi_parse_apps(const char *text, size_t len, gw__nvsmi_app **out, size
 /* ------------------------------------------------------------- backend */
 
 typedef struct nvsmi {
+    gw__smi_source src; /* reaper, last good devices, back-off, status */
     char path[PATH_MAX];
     unsigned timeout_ms;
     bool processes;
     gw__procinfo *procinfo;
-    gw__reaper reaper;
-    gw__smi_keeper keep;
-    /* status of the last sample */
-    gw_source_state state;
-    int error;
-    char message[384];
     char driver[32];
-    uint64_t calls;
     bool legacy; /* the driver refused memory.reserved: legacy field list */
-    /* why the tool said the GPUs are absent, repeated during the back-off */
-    int unavail_error;
-    char unavail_message[384];
 } nvsmi;
 
 /* What an exit code / output of nvidia-smi means. absent: the hardware or
@@ -525,8 +516,8 @@ static int run_query(nvsmi *s, const char *query, gw__subprocess_result *res, bo
 {
     const char *argv[] = {TOOL, query, "--format=csv,noheader,nounits", NULL};
     *absent = false;
-    s->calls++;
-    int rc = gw__subprocess_run(s->path, argv, s->timeout_ms, OUT_CAP, ERR_CAP, &s->reaper, res,
+    s->src.calls++;
+    int rc = gw__subprocess_run(s->path, argv, s->timeout_ms, OUT_CAP, ERR_CAP, &s->src.reaper, res,
                                 err);
     if (rc) {
         char why[300];
@@ -555,7 +546,9 @@ static int nvsmi_open(void **state, const gw__config *cfg, gw_error *err)
         free(s);
         return gw__error_set(err, GW_ENOMEM, TOOL ": out of memory");
     }
-    gw__reaper_init(&s->reaper);
+    s->src.tool = TOOL;
+    s->src.vendor = GW_VENDOR_NVIDIA;
+    gw__reaper_init(&s->src.reaper);
     *state = s;
     return GW_OK;
 }
@@ -565,25 +558,9 @@ static void nvsmi_close(void *state)
     nvsmi *s = state;
     if (!s)
         return;
-    gw__reaper_release(&s->reaper, 1000);
-    gw__smi_keeper_release(&s->keep);
+    gw__smi_source_release(&s->src, 1000);
     gw__procinfo_close(s->procinfo);
     free(s);
-}
-
-/* The call failed (err says why): replay the last good devices as stale, or
- * fail the source when there are none. */
-static int fail_or_stale(nvsmi *s, gw__collect *c, int rc, gw_error *err)
-{
-    if (s->keep.n == 0)
-        return rc;
-    long added = gw__smi_keeper_replay(&s->keep, c, err->message);
-    if (added < 0)
-        return gw__error_set(err, GW_ENOMEM, TOOL ": out of memory");
-    s->state = GW_SOURCE_DEGRADED;
-    s->error = rc;
-    gw__strlcpy(s->message, err->message, sizeof s->message);
-    return GW_OK;
 }
 
 static const char *base_name(const char *path)
@@ -606,9 +583,9 @@ static void sample_apps(nvsmi *s, gw__collect *c, size_t first, size_t count)
         rc = gw__nvsmi_parse_apps(res.out, res.out_len, &apps, &n, &err);
     gw__subprocess_result_release(&res);
     if (rc) {
-        s->state = GW_SOURCE_DEGRADED;
-        s->error = rc;
-        snprintf(s->message, sizeof s->message, "processes not read: %.340s", err.message);
+        s->src.state = GW_SOURCE_DEGRADED;
+        s->src.error = rc;
+        snprintf(s->src.message, sizeof s->src.message, "processes not read: %.340s", err.message);
         return;
     }
     if (s->procinfo)
@@ -622,9 +599,10 @@ static void sample_apps(nvsmi *s, gw__collect *c, size_t first, size_t count)
             continue; /* a GPU another source reports, or one gone between the calls */
         gw_process *p = gw__collect_add_process(c);
         if (!p) {
-            s->state = GW_SOURCE_DEGRADED;
-            s->error = GW_ENOMEM;
-            gw__strlcpy(s->message, TOOL ": out of memory listing processes", sizeof s->message);
+            s->src.state = GW_SOURCE_DEGRADED;
+            s->src.error = GW_ENOMEM;
+            gw__strlcpy(s->src.message, TOOL ": out of memory listing processes",
+                        sizeof s->src.message);
             break;
         }
         p->pid = apps[i].pid;
@@ -647,25 +625,9 @@ static void sample_apps(nvsmi *s, gw__collect *c, size_t first, size_t count)
 static int nvsmi_sample(void *state, gw__collect *c, gw_error *err)
 {
     nvsmi *s = state;
-    s->calls = 0;
-    s->state = GW_SOURCE_OK;
-    s->error = GW_OK;
-    s->message[0] = '\0';
-    gw__reaper_poll(&s->reaper);
-
-    const char *direct = NULL;
-    if (gw__smi_collect_has_vendor(c, GW_VENDOR_NVIDIA, &direct)) {
-        snprintf(s->message, sizeof s->message, "not run: %s already reports the NVIDIA GPUs",
-                 direct && *direct ? direct : "another source");
+    int64_t now;
+    if (!gw__smi_source_begin(&s->src, c, &now))
         return GW_OK;
-    }
-    int64_t now = gw__now_mono_ns();
-    if (gw__smi_keeper_waiting(&s->keep, now)) {
-        s->state = GW_SOURCE_UNAVAILABLE;
-        s->error = s->unavail_error;
-        gw__strlcpy(s->message, s->unavail_message, sizeof s->message);
-        return GW_OK;
-    }
 
     gw__subprocess_result res;
     bool absent;
@@ -684,60 +646,24 @@ static int nvsmi_sample(void *state, gw__collect *c, gw_error *err)
     if (rc == GW_OK)
         rc = gw__nvsmi_parse_gpus(res.out, res.out_len, &devs, &n, err);
     gw__subprocess_result_release(&res);
-    for (size_t i = 0; rc == GW_OK && s->legacy && i < n; i++) {
-        devs[i].sample.valid &= ~(1ull << GW_METRIC_MEM_RESERVED); /* that column was total */
-        devs[i].sample.mem_reserved = 0;
+    if (rc == GW_OK && n == 0) {
+        rc = gw__error_set(err, GW_ENODEV, TOOL ": no NVIDIA GPU listed");
+        absent = true;
     }
     if (rc && absent) {
-        gw__smi_keeper_clear(&s->keep);
-        gw__smi_keeper_backoff(&s->keep, now);
-        s->state = GW_SOURCE_UNAVAILABLE;
-        s->error = rc;
-        gw__strlcpy(s->message, err->message, sizeof s->message);
-        s->unavail_error = rc;
-        gw__strlcpy(s->unavail_message, s->message, sizeof s->unavail_message);
+        gw__smi_source_absent(&s->src, rc, err->message, now);
         return GW_OK;
     }
     if (rc)
-        return fail_or_stale(s, c, rc, err);
-    gw__smi_keeper_reset_backoff(&s->keep);
-
-    int64_t at = gw__now_real_ns();
-    size_t first = gw__collect_device_count(c), added = 0, skipped = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (devs[i].info.pci_bus_id[0] && gw__collect_has_pci_bus_id(c, devs[i].info.pci_bus_id)) {
-            skipped++;
-            continue;
-        }
-        gw_device *d = gw__collect_add_device(c);
-        if (!d) {
-            free(devs);
-            return gw__error_set(err, GW_ENOMEM, TOOL ": out of memory");
-        }
-        uint32_t index = d->info.index;
-        *d = devs[i];
-        d->info.index = index;
-        d->sampled_at_ns = at;
-        added++;
+        return gw__smi_source_failed(&s->src, c, rc, err);
+    for (size_t i = 0; s->legacy && i < n; i++) {
+        devs[i].sample.valid &= ~(1ull << GW_METRIC_MEM_RESERVED); /* that column was total */
+        devs[i].sample.mem_reserved = 0;
     }
-    if (n)
-        gw__strlcpy(s->driver, devs[0].info.driver_version, sizeof s->driver);
-    free(devs);
-    /* keep what this round reported (stable copies: the collector may move) */
-    if (gw__smi_keeper_store(&s->keep, gw__collect_device(c, first), added) != GW_OK)
-        gw__smi_keeper_clear(&s->keep);
-    if (skipped)
-        snprintf(s->message, sizeof s->message, "%zu GPU%s skipped: already reported by another "
-                 "source", skipped, skipped == 1 ? "" : "s");
-    if (n == 0) {
-        s->state = GW_SOURCE_UNAVAILABLE;
-        s->error = GW_ENODEV;
-        gw__strlcpy(s->message, TOOL ": no NVIDIA GPU listed", sizeof s->message);
-        s->unavail_error = s->error;
-        gw__strlcpy(s->unavail_message, s->message, sizeof s->unavail_message);
-        gw__smi_keeper_backoff(&s->keep, now);
-        return GW_OK;
-    }
+    gw__strlcpy(s->driver, devs[0].info.driver_version, sizeof s->driver);
+    size_t first, added;
+    if ((rc = gw__smi_source_add(&s->src, c, devs, n, &first, &added, err)) != GW_OK)
+        return rc;
     if (s->processes && added)
         sample_apps(s, c, first, added);
     return GW_OK;
@@ -746,11 +672,8 @@ static int nvsmi_sample(void *state, gw__collect *c, gw_error *err)
 static void nvsmi_status(void *state, gw_source_status *st)
 {
     nvsmi *s = state;
-    st->state = s->state;
-    st->error = s->error;
-    gw__strlcpy(st->message, s->message, sizeof st->message);
+    gw__smi_source_status(&s->src, st);
     gw__strlcpy(st->driver_version, s->driver, sizeof st->driver_version);
-    st->calls = s->calls;
 }
 
 const gw__backend_ops gw__backend_nvidia_smi = {

@@ -781,19 +781,11 @@ out:
 /* ------------------------------------------------------------- backends */
 
 typedef struct rsmi {
-    const char *tool; /* "amd-smi" or "rocm-smi" */
+    gw__smi_source src; /* tool, reaper, last good devices, back-off, status */
     char path[PATH_MAX];
     unsigned timeout_ms;
-    gw__reaper reaper;
-    gw__smi_keeper keep;
     gw__amdsmi_list_entry *list; /* amd-smi only: gpu -> bdf, uuid */
     size_t n_list;
-    gw_source_state state;
-    int error;
-    char message[384];
-    uint64_t calls;
-    int unavail_error;
-    char unavail_message[384];
 } rsmi;
 
 static bool contains_ci(const char *hay, const char *needle)
@@ -815,15 +807,15 @@ static int run_tool(rsmi *s, const char *const *argv, gw__subprocess_result *res
                     gw_error *err)
 {
     *absent = false;
-    s->calls++;
-    int rc = gw__subprocess_run(s->path, argv, s->timeout_ms, OUT_CAP, ERR_CAP, &s->reaper, res,
+    s->src.calls++;
+    int rc = gw__subprocess_run(s->path, argv, s->timeout_ms, OUT_CAP, ERR_CAP, &s->src.reaper, res,
                                 err);
     if (rc) {
         char why[300];
         gw__strlcpy(why, err->message, sizeof why);
-        return gw__error_set(err, rc, "%s: %s", s->tool, why);
+        return gw__error_set(err, rc, "%s: %s", s->src.tool, why);
     }
-    if ((rc = gw__smi_run_failure(s->tool, res, s->timeout_ms, err)))
+    if ((rc = gw__smi_run_failure(s->src.tool, res, s->timeout_ms, err)))
         return rc;
     if (res->exit_code == 0)
         return GW_OK;
@@ -834,18 +826,18 @@ static int run_tool(rsmi *s, const char *const *argv, gw__subprocess_result *res
     if (said(res, "driver not loaded") || said(res, "driver not initialized") ||
         said(res, "amdgpu not found") || said(res, "DRIVER_NOT_LOADED")) {
         *absent = true;
-        return gw__error_set(err, GW_EDRIVER, "%s: amdgpu driver not loaded (exit %d)", s->tool,
+        return gw__error_set(err, GW_EDRIVER, "%s: amdgpu driver not loaded (exit %d)", s->src.tool,
                              res->exit_code);
     }
     if (said(res, "no gpus") || said(res, "no amd gpu") || said(res, "no devices")) {
         *absent = true;
-        return gw__error_set(err, GW_ENODEV, "%s: no AMD GPU found (exit %d)", s->tool,
+        return gw__error_set(err, GW_ENODEV, "%s: no AMD GPU found (exit %d)", s->src.tool,
                              res->exit_code);
     }
     if (said(res, "permission denied"))
-        return gw__error_set(err, GW_EPERM, "%s: permission denied (exit %d)%s%s", s->tool,
+        return gw__error_set(err, GW_EPERM, "%s: permission denied (exit %d)%s%s", s->src.tool,
                              res->exit_code, line[0] ? ": " : "", line);
-    return gw__error_set(err, GW_EIO, "%s: failed (exit %d)%s%s", s->tool, res->exit_code,
+    return gw__error_set(err, GW_EIO, "%s: failed (exit %d)%s%s", s->src.tool, res->exit_code,
                          line[0] ? ": " : "", line);
 }
 
@@ -854,13 +846,14 @@ static int open_tool(void **state, const gw__config *cfg, const char *tool, gw_e
     rsmi *s = calloc(1, sizeof *s);
     if (!s)
         return gw__error_set(err, GW_ENOMEM, "%s: out of memory", tool);
-    s->tool = tool;
+    s->src.tool = tool;
+    s->src.vendor = GW_VENDOR_AMD;
     if (gw__subprocess_find(tool, s->path, sizeof s->path) != GW_OK) {
         free(s);
         return gw__error_set(err, GW_ENODEV, "%s: not found on PATH", tool);
     }
     s->timeout_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 5000;
-    gw__reaper_init(&s->reaper);
+    gw__reaper_init(&s->src.reaper);
     *state = s;
     return GW_OK;
 }
@@ -880,8 +873,7 @@ static void rsmi_close(void *state)
     rsmi *s = state;
     if (!s)
         return;
-    gw__reaper_release(&s->reaper, 1000);
-    gw__smi_keeper_release(&s->keep);
+    gw__smi_source_release(&s->src, 1000);
     free(s->list);
     free(s);
 }
@@ -911,7 +903,8 @@ static void amd_fill_identity(rsmi *s, gw_device *devs, size_t n)
             rc = gw__amdsmi_parse_list(res.out, res.out_len, &list, &nl, &err);
         gw__subprocess_result_release(&res);
         if (rc) {
-            snprintf(s->message, sizeof s->message, "PCI addresses not read: %.340s", err.message);
+            snprintf(s->src.message, sizeof s->src.message, "PCI addresses not read: %.340s",
+                     err.message);
         } else {
             free(s->list);
             s->list = list;
@@ -924,7 +917,7 @@ static void amd_fill_identity(rsmi *s, gw_device *devs, size_t n)
                 rc = gw__amdsmi_parse_static_names(res.out, res.out_len, s->list, s->n_list, &err);
             gw__subprocess_result_release(&res);
             if (rc)
-                snprintf(s->message, sizeof s->message, "GPU names not read: %.340s",
+                snprintf(s->src.message, sizeof s->src.message, "GPU names not read: %.340s",
                          err.message);
         }
     }
@@ -941,32 +934,16 @@ static void amd_fill_identity(rsmi *s, gw_device *devs, size_t n)
 static int rsmi_sample(void *state, gw__collect *c, gw_error *err)
 {
     rsmi *s = state;
-    s->calls = 0;
-    s->state = GW_SOURCE_OK;
-    s->error = GW_OK;
-    s->message[0] = '\0';
-    gw__reaper_poll(&s->reaper);
-
-    const char *direct = NULL;
-    if (gw__smi_collect_has_vendor(c, GW_VENDOR_AMD, &direct)) {
-        snprintf(s->message, sizeof s->message, "not run: %s already reports the AMD GPUs",
-                 direct && *direct ? direct : "another source");
+    int64_t now;
+    if (!gw__smi_source_begin(&s->src, c, &now))
         return GW_OK;
-    }
-    int64_t now = gw__now_mono_ns();
-    if (gw__smi_keeper_waiting(&s->keep, now)) {
-        s->state = GW_SOURCE_UNAVAILABLE;
-        s->error = s->unavail_error;
-        gw__strlcpy(s->message, s->unavail_message, sizeof s->message);
-        return GW_OK;
-    }
 
     static const char *const amd_argv[] = {"amd-smi", "metric", "--json", NULL};
     static const char *const rocm_argv[] = {
         "rocm-smi",  "--showmeminfo", "vram",          "--showuse",   "--showmemuse",
         "--showtemp", "--showpower",  "--showmaxpower", "--showfan",   "--showclocks",
         "--showuniqueid", "--showbus", "--showproductname", "--json", NULL};
-    bool amd = strcmp(s->tool, "amd-smi") == 0;
+    bool amd = strcmp(s->src.tool, "amd-smi") == 0;
     gw__subprocess_result res;
     bool absent;
     int rc = run_tool(s, amd ? amd_argv : rocm_argv, &res, &absent, err);
@@ -977,67 +954,25 @@ static int rsmi_sample(void *state, gw__collect *c, gw_error *err)
                  : gw__rocmsmi_parse(res.out, res.out_len, &devs, &n, err);
     gw__subprocess_result_release(&res);
     if (rc == GW_OK && n == 0) {
-        rc = gw__error_set(err, GW_ENODEV, "%s: no AMD GPU listed", s->tool);
+        rc = gw__error_set(err, GW_ENODEV, "%s: no AMD GPU listed", s->src.tool);
         absent = true;
     }
     if (rc && absent) {
-        gw__smi_keeper_clear(&s->keep);
-        gw__smi_keeper_backoff(&s->keep, now);
-        s->state = GW_SOURCE_UNAVAILABLE;
-        s->error = s->unavail_error = rc;
-        gw__strlcpy(s->message, err->message, sizeof s->message);
-        gw__strlcpy(s->unavail_message, err->message, sizeof s->unavail_message);
+        gw__smi_source_absent(&s->src, rc, err->message, now);
         return GW_OK;
     }
-    if (rc) {
-        if (s->keep.n == 0)
-            return rc;
-        if (gw__smi_keeper_replay(&s->keep, c, err->message) < 0)
-            return gw__error_set(err, GW_ENOMEM, "%s: out of memory", s->tool);
-        s->state = GW_SOURCE_DEGRADED;
-        s->error = rc;
-        gw__strlcpy(s->message, err->message, sizeof s->message);
-        return GW_OK;
-    }
-    gw__smi_keeper_reset_backoff(&s->keep);
+    if (rc)
+        return gw__smi_source_failed(&s->src, c, rc, err);
     if (amd)
         amd_fill_identity(s, devs, n);
-
-    int64_t at = gw__now_real_ns();
-    size_t first = gw__collect_device_count(c), added = 0, skipped = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (devs[i].info.pci_bus_id[0] && gw__collect_has_pci_bus_id(c, devs[i].info.pci_bus_id)) {
-            skipped++;
-            continue;
-        }
-        gw_device *d = gw__collect_add_device(c);
-        if (!d) {
-            free(devs);
-            return gw__error_set(err, GW_ENOMEM, "%s: out of memory", s->tool);
-        }
-        uint32_t index = d->info.index;
-        *d = devs[i];
-        d->info.index = index;
-        d->sampled_at_ns = at;
-        added++;
-    }
-    free(devs);
-    if (gw__smi_keeper_store(&s->keep, gw__collect_device(c, first), added) != GW_OK)
-        gw__smi_keeper_clear(&s->keep);
-    if (skipped && !s->message[0])
-        snprintf(s->message, sizeof s->message,
-                 "%zu GPU%s skipped: already reported by another source", skipped,
-                 skipped == 1 ? "" : "s");
-    return GW_OK;
+    size_t first, added;
+    return gw__smi_source_add(&s->src, c, devs, n, &first, &added, err);
 }
 
 static void rsmi_status(void *state, gw_source_status *st)
 {
     rsmi *s = state;
-    st->state = s->state;
-    st->error = s->error;
-    gw__strlcpy(st->message, s->message, sizeof st->message);
-    st->calls = s->calls;
+    gw__smi_source_status(&s->src, st);
 }
 
 const gw__backend_ops gw__backend_amd_smi = {

@@ -4,6 +4,7 @@
 #include "core/util.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,4 +180,100 @@ bool gw__smi_collect_has_vendor(gw__collect *c, gw_vendor v, const char **source
         }
     }
     return false;
+}
+
+bool gw__smi_source_begin(gw__smi_source *s, gw__collect *c, int64_t *now_mono_ns)
+{
+    s->calls = 0;
+    s->state = GW_SOURCE_OK;
+    s->error = GW_OK;
+    s->message[0] = '\0';
+    gw__reaper_poll(&s->reaper);
+    const char *direct = NULL;
+    if (gw__smi_collect_has_vendor(c, s->vendor, &direct)) {
+        snprintf(s->message, sizeof s->message, "not run: %s already reports the %s GPUs",
+                 direct && *direct ? direct : "another source",
+                 s->vendor == GW_VENDOR_NVIDIA ? "NVIDIA" : s->vendor == GW_VENDOR_AMD ? "AMD"
+                                                                                       : "other");
+        return false;
+    }
+    *now_mono_ns = gw__now_mono_ns();
+    if (gw__smi_keeper_waiting(&s->keep, *now_mono_ns)) {
+        s->state = GW_SOURCE_UNAVAILABLE;
+        s->error = s->unavail_error;
+        gw__strlcpy(s->message, s->unavail_message, sizeof s->message);
+        return false;
+    }
+    return true;
+}
+
+void gw__smi_source_absent(gw__smi_source *s, int rc, const char *why, int64_t now_mono_ns)
+{
+    gw__smi_keeper_clear(&s->keep);
+    gw__smi_keeper_backoff(&s->keep, now_mono_ns);
+    s->state = GW_SOURCE_UNAVAILABLE;
+    s->error = s->unavail_error = rc;
+    gw__strlcpy(s->message, why, sizeof s->message);
+    gw__strlcpy(s->unavail_message, why, sizeof s->unavail_message);
+}
+
+int gw__smi_source_failed(gw__smi_source *s, gw__collect *c, int rc, gw_error *err)
+{
+    if (s->keep.n == 0)
+        return rc;
+    if (gw__smi_keeper_replay(&s->keep, c, err->message) < 0)
+        return gw__error_set(err, GW_ENOMEM, "%s: out of memory", s->tool);
+    s->state = GW_SOURCE_DEGRADED;
+    s->error = rc;
+    gw__strlcpy(s->message, err->message, sizeof s->message);
+    return GW_OK;
+}
+
+int gw__smi_source_add(gw__smi_source *s, gw__collect *c, gw_device *devs, size_t n,
+                       size_t *first, size_t *added, gw_error *err)
+{
+    gw__smi_keeper_reset_backoff(&s->keep);
+    int64_t at = gw__now_real_ns();
+    size_t skipped = 0;
+    *first = gw__collect_device_count(c);
+    *added = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (devs[i].info.pci_bus_id[0] && gw__collect_has_pci_bus_id(c, devs[i].info.pci_bus_id)) {
+            skipped++;
+            continue;
+        }
+        gw_device *d = gw__collect_add_device(c);
+        if (!d) {
+            free(devs);
+            return gw__error_set(err, GW_ENOMEM, "%s: out of memory", s->tool);
+        }
+        uint32_t index = d->info.index;
+        *d = devs[i];
+        d->info.index = index;
+        d->sampled_at_ns = at;
+        (*added)++;
+    }
+    free(devs);
+    /* keep what this round reported (stable copies: the collector may move) */
+    if (gw__smi_keeper_store(&s->keep, gw__collect_device(c, *first), *added) != GW_OK)
+        gw__smi_keeper_clear(&s->keep);
+    if (skipped && !s->message[0])
+        snprintf(s->message, sizeof s->message,
+                 "%zu GPU%s skipped: already reported by another source", skipped,
+                 skipped == 1 ? "" : "s");
+    return GW_OK;
+}
+
+void gw__smi_source_status(const gw__smi_source *s, gw_source_status *st)
+{
+    st->state = s->state;
+    st->error = s->error;
+    gw__strlcpy(st->message, s->message, sizeof st->message);
+    st->calls = s->calls;
+}
+
+void gw__smi_source_release(gw__smi_source *s, unsigned grace_ms)
+{
+    gw__reaper_release(&s->reaper, grace_ms);
+    gw__smi_keeper_release(&s->keep);
 }

@@ -1,8 +1,10 @@
 /* smi_common.h — what the command-line fallback backends (nvidia-smi,
  * rocm-smi, amd-smi) share: strict number parsing of tool output, a
  * printable one-line excerpt of what a tool said, the "last good devices"
- * keeper that turns a failed call into stale devices, and the back-off of a
- * tool that said the hardware is not there.
+ * keeper that turns a failed call into stale devices, the back-off of a
+ * tool that said the hardware is not there, and the steps of one sample
+ * that do not depend on the tool (gw__smi_source: when to run, absent,
+ * failed, add the devices, status).
  *
  * Invariants:
  *  1. Parsers accept exactly the documented text (digits, one optional '.',
@@ -79,5 +81,59 @@ void gw__smi_keeper_release(gw__smi_keeper *k);
 /* True when c already holds a device of vendor v; *source gets the name of
  * the source of the first one (borrowed from c, valid until c changes). */
 bool gw__smi_collect_has_vendor(gw__collect *c, gw_vendor v, const char **source);
+
+/* What every CLI fallback backend keeps between samples: its children's
+ * reaper, the last good devices and the absent-hardware back-off, and the
+ * status of the last sample. Embedded in the backend's state; zero it, then
+ * set tool (a static string) and vendor. One sample goes:
+ *   gw__smi_source_begin -> run the tool and parse ->
+ *   gw__smi_source_absent | gw__smi_source_failed | gw__smi_source_add. */
+typedef struct gw__smi_source {
+    const char *tool; /* "nvidia-smi", "amd-smi", "rocm-smi" */
+    gw_vendor vendor;
+    gw__reaper reaper;
+    gw__smi_keeper keep;
+    /* status of the last sample */
+    gw_source_state state;
+    int error;
+    char message[384];
+    uint64_t calls;
+    /* why the tool said the GPUs are absent, repeated during the back-off */
+    int unavail_error;
+    char unavail_message[384];
+} gw__smi_source;
+
+/* Starts a sample: resets the status, reaps finished children and decides
+ * whether the tool runs this round. False when it must not (the status then
+ * says why: another source already reports this vendor's GPUs, or the
+ * absent-hardware back-off is running, its reason repeated). *now_mono_ns
+ * gets the time the back-off is measured from. */
+bool gw__smi_source_begin(gw__smi_source *s, gw__collect *c, int64_t *now_mono_ns);
+
+/* The tool said the hardware or driver is not there (rc, why): forgets the
+ * kept devices, starts or doubles the back-off, and marks the source
+ * unavailable with that reason. */
+void gw__smi_source_absent(gw__smi_source *s, int rc, const char *why, int64_t now_mono_ns);
+
+/* A call failed otherwise (rc, err->message): with devices kept from an
+ * earlier sample they are added to c marked stale with that reason and the
+ * source is degraded (GW_OK); without, rc is returned. GW_ENOMEM when the
+ * collector is full. */
+int gw__smi_source_failed(gw__smi_source *s, gw__collect *c, int rc, gw_error *err);
+
+/* A good answer: ends the back-off, adds devs[0..n) to c (taking ownership
+ * of devs, freed here) except those whose PCI bus id c already holds (said
+ * in the status message when it is free), stamps them now, and keeps copies
+ * for later failures. *first / *added get where the added devices start in
+ * c and how many there are. GW_OK or GW_ENOMEM. */
+int gw__smi_source_add(gw__smi_source *s, gw__collect *c, gw_device *devs, size_t n,
+                       size_t *first, size_t *added, gw_error *err);
+
+/* Fills a source status from s (state, error, message, calls). */
+void gw__smi_source_status(const gw__smi_source *s, gw_source_status *st);
+
+/* Reaps or abandons children (waiting up to grace_ms) and frees the kept
+ * devices. */
+void gw__smi_source_release(gw__smi_source *s, unsigned grace_ms);
 
 #endif
