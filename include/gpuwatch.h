@@ -170,6 +170,10 @@ typedef enum gw_metric {
     GW_METRIC_TEMP_JUNCTION,
     GW_METRIC_TEMP_MEM,
     GW_METRIC_FAN_RPM,
+    GW_METRIC_PCIE_REPLAYS,  /* pcie_replays */
+    GW_METRIC_ECC_ERRORS,    /* ecc_corrected, ecc_uncorrected */
+    GW_METRIC_ROW_REMAP,     /* remap_* (one call fills the four) */
+    GW_METRIC_XID,           /* xid_last, xid_events */
     GW_METRIC_COUNT
 } gw_metric;
 
@@ -204,6 +208,15 @@ typedef struct gw_sample {
     uint64_t vis_vram_total, vis_vram_used; /* bytes (AMD) */
     int32_t temp_junction_mc, temp_mem_mc;
     uint32_t fan_rpm;
+    /* health (NVIDIA): counters since the driver loaded, except the Xid
+     * figures, which count what this monitor has seen since it opened */
+    uint64_t pcie_replays;                   /* PCIe replays (link retries) */
+    uint64_t ecc_corrected, ecc_uncorrected; /* volatile ECC error totals */
+    uint32_t remap_correctable, remap_uncorrectable; /* remapped rows */
+    bool remap_pending; /* a remap waits for a GPU reset */
+    bool remap_failure; /* a remap failed: the GPU needs service */
+    uint32_t xid_last;  /* last critical Xid seen; 0: none */
+    uint64_t xid_events; /* critical Xid events seen */
 } gw_sample;
 
 static inline bool gw_sample_has(const gw_sample *s, gw_metric m)

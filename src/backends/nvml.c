@@ -3,8 +3,9 @@
  * What it owns: the loaded library and its resolved entry points, the NVML
  * init reference (taken once in open, dropped in close: never re-initialised
  * per query), one record per GPU (handle, static info read once at open,
- * lost flag, per-process-utilisation lastSeen), the per-sample call counter,
- * and a procinfo cache for PID -> name/user/command line.
+ * lost flag, per-process-utilisation lastSeen, Xid counts), the per-sample
+ * call counter, the Xid event set, and a procinfo cache for PID -> name/user/
+ * command line.
  *
  * Invariants:
  *  1. Only init, count and handle-by-index are required; every other symbol
@@ -38,6 +39,11 @@
  *     under MIG (NVML has none).
  *  9. Calls are counted per sample (gw_source_status.calls); open's calls
  *     are not part of any sample.
+ * 10. Health: PCIe replays, volatile ECC totals and remapped rows are read
+ *     per sample like any metric. Critical Xid events come through one event
+ *     set registered at open (the GPUs that accept it); each sample takes
+ *     what is pending with a zero timeout, so it never waits; the Xid
+ *     figures of a GPU are valid only when it is registered.
  */
 #include "backends/nvml.h"
 
@@ -96,6 +102,13 @@ typedef struct nvml_fns {
     gw_nvml_fn_dev_procs_v2 DeviceGetGraphicsRunningProcesses_v2;
     gw_nvml_fn_dev_procs_v1 DeviceGetGraphicsRunningProcesses;
     gw_nvml_fn_dev_proc_util DeviceGetProcessUtilization;
+    gw_nvml_fn_dev_uint DeviceGetPcieReplayCounter;
+    gw_nvml_fn_dev_ecc DeviceGetTotalEccErrors;
+    gw_nvml_fn_dev_uint4 DeviceGetRemappedRows;
+    gw_nvml_fn_event_set_create EventSetCreate;
+    gw_nvml_fn_register_events DeviceRegisterEvents;
+    gw_nvml_fn_event_set_wait EventSetWait_v2;
+    gw_nvml_fn_event_set_free EventSetFree;
 } nvml_fns;
 
 typedef struct nvml_dev {
@@ -108,6 +121,9 @@ typedef struct nvml_dev {
     enum { MEM_V2 = 0, MEM_V1, MEM_HOST } mem_src; /* see read_memory */
     uint64_t unsupported; /* 1 << gw_metric: answered NOT_SUPPORTED, not asked again */
     unsigned long long last_seen_us; /* per-process utilisation cursor */
+    bool xid_registered; /* Xid events of this GPU reach the event set */
+    uint32_t xid_last;   /* last critical Xid seen (0: none) */
+    uint64_t xid_events; /* critical Xid events seen since open */
 } nvml_dev;
 
 /* One process row while merging the two lists of one device. */
@@ -135,6 +151,7 @@ typedef struct nvml_state {
     char proc_root[512];
     gw__procinfo *pc;
     uint64_t calls; /* NVML calls in the last sample */
+    gw_nvml_event_set events; /* Xid events of every GPU; NULL: none */
     /* scratch buffers reused across samples */
     gw_nvml_process_info_v2 *raw;
     size_t raw_cap; /* entries of v2 size (v1 entries are smaller) */
@@ -306,6 +323,13 @@ static void resolve(nvml_state *s)
     SYM(s, DeviceGetGraphicsRunningProcesses_v2);
     SYM(s, DeviceGetGraphicsRunningProcesses);
     SYM(s, DeviceGetProcessUtilization);
+    SYM(s, DeviceGetPcieReplayCounter);
+    SYM(s, DeviceGetTotalEccErrors);
+    SYM(s, DeviceGetRemappedRows);
+    SYM(s, EventSetCreate);
+    SYM(s, DeviceRegisterEvents);
+    SYM(s, EventSetWait_v2);
+    SYM(s, EventSetFree);
 }
 
 /* Copies a string the library wrote into buf[cap] (forcing a NUL). */
@@ -522,6 +546,7 @@ static void add_note(nvml_state *s, const char *fmt, unsigned idx, const char *w
 }
 
 static void nvml_close(void *state);
+static void open_xid_events(nvml_state *s);
 
 /* Opens NVML: dlopen + init once + static info of every GPU.
  * On success *out owns the library and the init reference (nvml_close drops
@@ -614,6 +639,7 @@ static int nvml_open(void **out, const gw__config *cfg, gw_error *err)
         d->handle = h;
         read_static(s, d, i);
     }
+    open_xid_events(s);
     s->calls = 0; /* calls are counted per sample */
     if (s->processes) {
         int rc = gw__procinfo_open(&s->pc, cfg->proc_root);
@@ -627,6 +653,88 @@ static int nvml_open(void **out, const gw__config *cfg, gw_error *err)
 }
 
 /* ---------------------------------------------------------------- sample */
+
+/* Registers every usable GPU for critical Xid events in one event set.
+ * Without the entry points, or when no GPU accepts (NOT_SUPPORTED on
+ * consumer cards and under some hypervisors), there is no set and the Xid
+ * figures stay unknown. */
+static void open_xid_events(nvml_state *s)
+{
+    if (!s->fn.EventSetCreate || !s->fn.DeviceRegisterEvents || !s->fn.EventSetWait_v2 ||
+        !s->fn.EventSetFree || s->fn.EventSetCreate(&s->events) != GW_NVML_SUCCESS)
+        return;
+    bool any = false;
+    for (unsigned i = 0; i < s->n_devs; i++) {
+        nvml_dev *d = &s->devs[i];
+        if (d->handle && !d->lost && !d->error &&
+            s->fn.DeviceRegisterEvents(d->handle, GW_NVML_EVENT_TYPE_XID_CRITICAL_ERROR,
+                                       s->events) == GW_NVML_SUCCESS)
+            any = d->xid_registered = true;
+    }
+    if (!any) {
+        s->fn.EventSetFree(s->events);
+        s->events = NULL;
+    }
+}
+
+/* Takes every pending event without waiting (timeout 0) and counts the
+ * Xids per GPU. At most 256 per sample: a storm is drained over samples. */
+static void drain_xid_events(nvml_state *s)
+{
+    if (!s->events)
+        return;
+    for (int k = 0; k < 256; k++) {
+        gw_nvml_event_data ev;
+        memset(&ev, 0, sizeof ev);
+        s->calls++;
+        if (s->fn.EventSetWait_v2(s->events, &ev, 0) != GW_NVML_SUCCESS)
+            return; /* TIMEOUT: nothing pending; anything else: next sample */
+        if (!(ev.event_type & GW_NVML_EVENT_TYPE_XID_CRITICAL_ERROR))
+            continue;
+        for (unsigned i = 0; i < s->n_devs; i++)
+            if (s->devs[i].handle == ev.device) {
+                s->devs[i].xid_last =
+                    ev.event_data > UINT32_MAX ? UINT32_MAX : (uint32_t)ev.event_data;
+                s->devs[i].xid_events++;
+                break;
+            }
+    }
+}
+
+/* The health counters: PCIe replays, volatile ECC totals, remapped rows,
+ * and the Xids drain_xid_events counted. */
+static void read_health(nvml_state *s, nvml_dev *d, gw_sample *sm)
+{
+    gw_nvml_device h = d->handle;
+    unsigned a, b, c, e;
+    unsigned long long corr, unc;
+    if (CALLM(s, d, GW_METRIC_PCIE_REPLAYS, DeviceGetPcieReplayCounter, h, &a)) {
+        sm->pcie_replays = a;
+        sm->valid |= 1ull << GW_METRIC_PCIE_REPLAYS;
+    }
+    /* ECC off (or not on this GPU) answers NOT_SUPPORTED: then never asked
+     * again while the driver stays loaded, as enabling ECC needs a reset */
+    if (CALLM(s, d, GW_METRIC_ECC_ERRORS, DeviceGetTotalEccErrors, h,
+              GW_NVML_MEMORY_ERROR_TYPE_CORRECTED, GW_NVML_VOLATILE_ECC, &corr) &&
+        CALLM(s, d, GW_METRIC_ECC_ERRORS, DeviceGetTotalEccErrors, h,
+              GW_NVML_MEMORY_ERROR_TYPE_UNCORRECTED, GW_NVML_VOLATILE_ECC, &unc)) {
+        sm->ecc_corrected = corr;
+        sm->ecc_uncorrected = unc;
+        sm->valid |= 1ull << GW_METRIC_ECC_ERRORS;
+    }
+    if (CALLM(s, d, GW_METRIC_ROW_REMAP, DeviceGetRemappedRows, h, &a, &b, &c, &e)) {
+        sm->remap_correctable = a;
+        sm->remap_uncorrectable = b;
+        sm->remap_pending = c != 0;
+        sm->remap_failure = e != 0;
+        sm->valid |= 1ull << GW_METRIC_ROW_REMAP;
+    }
+    if (d->xid_registered) {
+        sm->xid_last = d->xid_last;
+        sm->xid_events = d->xid_events;
+        sm->valid |= 1ull << GW_METRIC_XID;
+    }
+}
 
 static void read_sample(nvml_state *s, nvml_dev *d, gw_sample *sm)
 {
@@ -702,6 +810,7 @@ static void read_sample(nvml_state *s, nvml_dev *d, gw_sample *sm)
         sm->mig_mode = a;
         sm->valid |= 1ull << GW_METRIC_MIG_MODE;
     }
+    read_health(s, d, sm);
 }
 
 static int cmp_row(const void *a, const void *b)
@@ -942,6 +1051,7 @@ static int nvml_sample(void *state, gw__collect *c, gw_error *err)
     s->calls = 0;
     if (s->pc)
         gw__procinfo_begin_round(s->pc);
+    drain_xid_events(s);
     for (unsigned i = 0; i < s->n_devs; i++) {
         nvml_dev *d = &s->devs[i];
         gw_device *gd = gw__collect_add_device(c);
@@ -1005,6 +1115,8 @@ static void nvml_close(void *state)
     nvml_state *s = state;
     if (!s)
         return;
+    if (s->events)
+        s->fn.EventSetFree(s->events);
     if (s->fn.Shutdown)
         s->fn.Shutdown();
     if (s->lib)

@@ -148,6 +148,27 @@ typedef struct gw_nvml_process_utilization_sample {
     unsigned int dec_util;
 } gw_nvml_process_utilization_sample;
 
+/* nvmlMemoryErrorType_t / nvmlEccCounterType_t */
+#define GW_NVML_MEMORY_ERROR_TYPE_CORRECTED 0
+#define GW_NVML_MEMORY_ERROR_TYPE_UNCORRECTED 1
+#define GW_NVML_VOLATILE_ECC 0
+#define GW_NVML_AGGREGATE_ECC 1
+
+/* nvmlEventType bits */
+#define GW_NVML_EVENT_TYPE_XID_CRITICAL_ERROR 0x8ull
+
+/* nvmlEventSet_t: an opaque pointer. */
+typedef struct gw_nvml_event_set_st *gw_nvml_event_set;
+
+/* nvmlEventData_t, 32 bytes. */
+typedef struct gw_nvml_event_data {
+    gw_nvml_device device;
+    unsigned long long event_type;
+    unsigned long long event_data; /* the Xid number for Xid events */
+    unsigned int gpu_instance_id;
+    unsigned int compute_instance_id;
+} gw_nvml_event_data;
+
 /* Function pointer types, one per prototype shape (dev = gw_nvml_device). */
 typedef gw_nvml_return (*gw_nvml_fn_void)(void);
 typedef const char *(*gw_nvml_fn_error_string)(gw_nvml_return);
@@ -171,6 +192,17 @@ typedef gw_nvml_return (*gw_nvml_fn_dev_procs_v1)(gw_nvml_device, unsigned int *
                                                   gw_nvml_process_info_v1 *);
 typedef gw_nvml_return (*gw_nvml_fn_dev_procs_v2)(gw_nvml_device, unsigned int *,
                                                   gw_nvml_process_info_v2 *);
+/* nvmlDeviceGetRemappedRows(dev, corrRows, uncRows, isPending, failureOccurred) */
+typedef gw_nvml_return (*gw_nvml_fn_dev_uint4)(gw_nvml_device, unsigned int *, unsigned int *,
+                                               unsigned int *, unsigned int *);
+/* nvmlDeviceGetTotalEccErrors(dev, errorType, counterType, count) */
+typedef gw_nvml_return (*gw_nvml_fn_dev_ecc)(gw_nvml_device, int, int, unsigned long long *);
+typedef gw_nvml_return (*gw_nvml_fn_event_set_create)(gw_nvml_event_set *);
+typedef gw_nvml_return (*gw_nvml_fn_register_events)(gw_nvml_device, unsigned long long,
+                                                     gw_nvml_event_set);
+typedef gw_nvml_return (*gw_nvml_fn_event_set_wait)(gw_nvml_event_set, gw_nvml_event_data *,
+                                                    unsigned int);
+typedef gw_nvml_return (*gw_nvml_fn_event_set_free)(gw_nvml_event_set);
 typedef gw_nvml_return (*gw_nvml_fn_dev_proc_util)(gw_nvml_device,
                                                    gw_nvml_process_utilization_sample *,
                                                    unsigned int *, unsigned long long);

@@ -74,6 +74,29 @@ static void print_memory(const gw_device *d)
                (double)s->gtt_total / MIB);
 }
 
+/* One HEALTH line, only when a reliability counter says something is wrong
+ * (a critical Xid, an uncorrected ECC error, a pending or failed row remap);
+ * the figures themselves are in --json. */
+static void print_health(const gw_sample *s)
+{
+    char line[256];
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, sizeof line);
+    if (gw_sample_has(s, GW_METRIC_XID) && s->xid_events > 0)
+        gw__strbuf_printf(&sb, "last Xid %u (%llu seen)", s->xid_last,
+                          (unsigned long long)s->xid_events);
+    if (gw_sample_has(s, GW_METRIC_ECC_ERRORS) && s->ecc_uncorrected > 0)
+        gw__strbuf_printf(&sb, "%s%llu uncorrected ECC errors", sb.len ? "; " : "",
+                          (unsigned long long)s->ecc_uncorrected);
+    if (gw_sample_has(s, GW_METRIC_ROW_REMAP) && s->remap_failure)
+        gw__strbuf_printf(&sb, "%srow remap FAILED (the GPU needs service)", sb.len ? "; " : "");
+    else if (gw_sample_has(s, GW_METRIC_ROW_REMAP) && s->remap_pending)
+        gw__strbuf_printf(&sb, "%srow remap pending (reset the GPU)", sb.len ? "; " : "");
+    if (sb.len && !sb.failed)
+        printf("  HEALTH   %s\n", sb.data);
+    gw__strbuf_release(&sb);
+}
+
 static void print_device(const gw_snapshot *snap, const gw_device *d)
 {
     const gw_sample *s = &d->sample;
@@ -108,6 +131,7 @@ static void print_device(const gw_snapshot *snap, const gw_device *d)
                      s->clock_graphics_mhz),
            fmt_or_na(c, sizeof c, gw_sample_has(s, GW_METRIC_CLOCK_MEM), "%.0f MHz",
                      s->clock_mem_mhz));
+    print_health(s);
     bool header = false;
     for (size_t i = 0; i < snap->n_processes; i++) {
         const gw_process *p = &snap->processes[i];

@@ -96,6 +96,10 @@ static const char *const metric_names[GW_METRIC_COUNT] = {
     [GW_METRIC_TEMP_JUNCTION] = "temperature_junction",
     [GW_METRIC_TEMP_MEM] = "temperature_memory",
     [GW_METRIC_FAN_RPM] = "fan_rpm",
+    [GW_METRIC_PCIE_REPLAYS] = "pcie_replays",
+    [GW_METRIC_ECC_ERRORS] = "ecc_errors",
+    [GW_METRIC_ROW_REMAP] = "row_remap",
+    [GW_METRIC_XID] = "xid",
 };
 
 const char *gw_metric_name(gw_metric m)

@@ -93,6 +93,15 @@ GET(g_pcie_gen, S(d, PCIE_GEN), (double)d->sample.pcie_gen)
 GET(g_pcie_width, S(d, PCIE_WIDTH), (double)d->sample.pcie_width)
 GET(g_gtt_total, S(d, GTT_TOTAL), (double)d->sample.gtt_total)
 GET(g_gtt_used, S(d, GTT_USED), (double)d->sample.gtt_used)
+GET(g_pcie_replays, S(d, PCIE_REPLAYS), (double)d->sample.pcie_replays)
+GET(g_ecc_corrected, S(d, ECC_ERRORS), (double)d->sample.ecc_corrected)
+GET(g_ecc_uncorrected, S(d, ECC_ERRORS), (double)d->sample.ecc_uncorrected)
+GET(g_remap_corr, S(d, ROW_REMAP), (double)d->sample.remap_correctable)
+GET(g_remap_unc, S(d, ROW_REMAP), (double)d->sample.remap_uncorrectable)
+GET(g_remap_pending, S(d, ROW_REMAP), d->sample.remap_pending ? 1.0 : 0.0)
+GET(g_remap_failure, S(d, ROW_REMAP), d->sample.remap_failure ? 1.0 : 0.0)
+GET(g_xid_last, S(d, XID), (double)d->sample.xid_last)
+GET(g_xid_events, S(d, XID), (double)d->sample.xid_events)
 /* dcgm-exporter units */
 GET(g_mib_free, S(d, MEM_FREE), floor((double)d->sample.mem_free / 1048576.0))
 GET(g_mib_used, S(d, MEM_USED), floor((double)d->sample.mem_used / 1048576.0))
@@ -150,6 +159,25 @@ static const family native_gpu[] = {
      g_pstate},
     {"gpuwatch_gpu_pcie_link_generation", "gauge", "Current PCIe link generation.", g_pcie_gen},
     {"gpuwatch_gpu_pcie_link_width", "gauge", "Current PCIe link width in lanes.", g_pcie_width},
+    {"gpuwatch_gpu_pcie_replays_total", "counter",
+     "PCIe link replays (retransmissions) since the driver loaded.", g_pcie_replays},
+    {"gpuwatch_gpu_ecc_corrected_errors_total", "counter",
+     "Corrected ECC memory errors since the driver loaded (volatile count).", g_ecc_corrected},
+    {"gpuwatch_gpu_ecc_uncorrected_errors_total", "counter",
+     "Uncorrected ECC memory errors since the driver loaded (volatile count).",
+     g_ecc_uncorrected},
+    {"gpuwatch_gpu_remapped_rows_correctable", "gauge",
+     "Memory rows remapped because of correctable errors.", g_remap_corr},
+    {"gpuwatch_gpu_remapped_rows_uncorrectable", "gauge",
+     "Memory rows remapped because of uncorrectable errors.", g_remap_unc},
+    {"gpuwatch_gpu_row_remap_pending", "gauge",
+     "1 when a row remap waits for a GPU reset.", g_remap_pending},
+    {"gpuwatch_gpu_row_remap_failure", "gauge",
+     "1 when a row remap failed: the GPU needs service.", g_remap_failure},
+    {"gpuwatch_gpu_xid_last", "gauge",
+     "Number of the last critical Xid error seen since gpuwatch started (0: none).", g_xid_last},
+    {"gpuwatch_gpu_xid_errors_total", "counter",
+     "Critical Xid error events seen since gpuwatch started.", g_xid_events},
 };
 
 /* Writes `name{gpu="N",uuid="..."` (the set left open for more labels). */
@@ -404,6 +432,15 @@ static const family dcgm_fams[] = {
     {"DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", g_mib_free},
     {"DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", g_mib_used},
     {"DCGM_FI_DEV_FB_RESERVED", "gauge", "Framebuffer memory reserved (in MiB).", g_mib_reserved},
+    {"DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries.",
+     g_pcie_replays},
+    {"DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered.", g_xid_last},
+    {"DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "counter",
+     "Number of remapped rows for uncorrectable errors", g_remap_unc},
+    {"DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", "counter",
+     "Number of remapped rows for correctable errors", g_remap_corr},
+    {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed",
+     g_remap_failure},
 };
 
 static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const char *host)

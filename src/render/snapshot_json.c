@@ -26,6 +26,33 @@ static const struct {
     {GW_CLOCK_EVENT_HW_POWER_BRAKE, "hw_power_brake"},
 };
 
+/* "health": the NVIDIA reliability counters (null each when not read). */
+static void write_health(gw_json *j, const gw_device *d)
+{
+    const gw_sample *x = &d->sample;
+    gw__json_key(j, "health");
+    gw__json_object_begin(j);
+    gw__json_kv_u64(j, "pcie_replays", S_HAS(d, PCIE_REPLAYS), x->pcie_replays);
+    gw__json_kv_u64(j, "ecc_corrected", S_HAS(d, ECC_ERRORS), x->ecc_corrected);
+    gw__json_kv_u64(j, "ecc_uncorrected", S_HAS(d, ECC_ERRORS), x->ecc_uncorrected);
+    gw__json_key(j, "remapped_rows");
+    if (S_HAS(d, ROW_REMAP)) {
+        gw__json_object_begin(j);
+        gw__json_kv_u64(j, "correctable", true, x->remap_correctable);
+        gw__json_kv_u64(j, "uncorrectable", true, x->remap_uncorrectable);
+        gw__json_key(j, "pending");
+        gw__json_bool(j, x->remap_pending);
+        gw__json_key(j, "failure");
+        gw__json_bool(j, x->remap_failure);
+        gw__json_object_end(j);
+    } else {
+        gw__json_null(j);
+    }
+    gw__json_kv_u64(j, "xid_last", S_HAS(d, XID), x->xid_last);
+    gw__json_kv_u64(j, "xid_events", S_HAS(d, XID), x->xid_events);
+    gw__json_object_end(j);
+}
+
 void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d)
 {
     const gw_sample *x = &d->sample;
@@ -149,6 +176,7 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
         gw__json_bool(j, x->mig_mode != 0);
     else
         gw__json_null(j);
+    write_health(j, d);
     gw__json_object_end(j);
 }
 

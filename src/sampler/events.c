@@ -17,6 +17,8 @@ typedef struct dev_state {
     bool hot;
     bool lost;
     bool present; /* in the last snapshot */
+    uint64_t xid_events, ecc_uncorrected; /* last observed counters */
+    int remap; /* 0 none, 1 pending, 2 failure */
 } dev_state;
 
 typedef struct proc_key {
@@ -213,6 +215,56 @@ static size_t observe_thermal(gw__events *ev, const gw_device *d, dev_state *st,
     return 1;
 }
 
+/* New critical Xids, new uncorrected ECC errors, a row remap that became
+ * pending or failed: one event each. */
+static size_t observe_health(gw__events *ev, const gw_device *d, dev_state *st, int64_t t)
+{
+    const gw_sample *x = &d->sample;
+    if (d->state == GW_DEVICE_LOST)
+        return 0;
+    size_t n = 0;
+    char name[160];
+    if (gw_sample_has(x, GW_METRIC_XID)) {
+        if (x->xid_events > st->xid_events) {
+            gw__event *e = push(ev, GW__EV_XID_ERROR, GW__SEV_CRITICAL, (double)x->xid_last, t);
+            snprintf(e->message, sizeof e->message, "%s critical Xid %u (%llu new)",
+                     label(d, name, sizeof name), x->xid_last,
+                     (unsigned long long)(x->xid_events - st->xid_events));
+            about(e, d);
+            n++;
+        }
+        st->xid_events = x->xid_events;
+    }
+    if (gw_sample_has(x, GW_METRIC_ECC_ERRORS)) {
+        if (x->ecc_uncorrected > st->ecc_uncorrected) {
+            gw__event *e = push(ev, GW__EV_ECC_UNCORRECTED, GW__SEV_CRITICAL,
+                                (double)x->ecc_uncorrected, t);
+            snprintf(e->message, sizeof e->message,
+                     "%s %llu new uncorrected ECC errors (%llu since the driver loaded)",
+                     label(d, name, sizeof name),
+                     (unsigned long long)(x->ecc_uncorrected - st->ecc_uncorrected),
+                     (unsigned long long)x->ecc_uncorrected);
+            about(e, d);
+            n++;
+        }
+        st->ecc_uncorrected = x->ecc_uncorrected;
+    }
+    if (gw_sample_has(x, GW_METRIC_ROW_REMAP)) {
+        int remap = x->remap_failure ? 2 : x->remap_pending ? 1 : 0;
+        if (remap > st->remap) {
+            gw__event *e = push(ev, GW__EV_ROW_REMAP, remap == 2 ? GW__SEV_CRITICAL : GW__SEV_WARNING,
+                                (double)(x->remap_correctable + x->remap_uncorrectable), t);
+            snprintf(e->message, sizeof e->message, "%s %s", label(d, name, sizeof name),
+                     remap == 2 ? "row remap failed: the GPU needs service"
+                                : "row remap pending: reset the GPU to apply it");
+            about(e, d);
+            n++;
+        }
+        st->remap = remap;
+    }
+    return n;
+}
+
 static int proc_cmp(const void *a, const void *b)
 {
     const proc_key *x = a, *y = b;
@@ -298,6 +350,7 @@ size_t gw__events_observe(gw__events *ev, const gw_snapshot *s)
         st->lost = lost;
         n += observe_pressure(ev, d, st, t);
         n += observe_thermal(ev, d, st, t);
+        n += observe_health(ev, d, st, t);
     }
     /* A device that vanished from its source is lost too. */
     for (size_t i = 0; i < ev->n_devs; i++) {

@@ -1,7 +1,8 @@
 /* events.h — what changed between two snapshots that people care about:
  * memory pressure (with hysteresis), GPU lost / recovered, temperature at or
  * over the slowdown threshold, processes started / exited, sampling stalled /
- * resumed.
+ * resumed, and the health counters: new critical Xids, new uncorrected ECC
+ * errors, a row remap that became pending (warning) or failed (critical).
  *
  * Owns: the detector state per device (keyed like history: UUID or
  * "index:N"), a ring of the last GW__EVENTS_RING events with increasing
@@ -13,8 +14,10 @@
  *  2. Memory pressure levels go normal -> warning -> critical when used/total
  *     reaches the warn / critical ratio, and come back down only when the
  *     ratio falls below threshold - hysteresis: a level change is one event.
- *  3. The first snapshot observed announces lost GPUs and pressure/thermal
- *     states already present, never the processes already running.
+ *  3. The first snapshot observed announces lost GPUs, pressure/thermal
+ *     states and health counters already non-zero, never the processes
+ *     already running. A health counter that goes down (driver reloaded) is
+ *     taken as the new base without an event.
  *  4. All functions lock one internal mutex.
  */
 #ifndef GW_SAMPLER_EVENTS_H
@@ -37,7 +40,10 @@
     X(GW__EV_PROCESS_STARTED, "process_started")               \
     X(GW__EV_PROCESS_EXITED, "process_exited")                 \
     X(GW__EV_SAMPLING_STALLED, "sampling_stalled")             \
-    X(GW__EV_SAMPLING_RESUMED, "sampling_resumed")
+    X(GW__EV_SAMPLING_RESUMED, "sampling_resumed")             \
+    X(GW__EV_XID_ERROR, "xid_error")                           \
+    X(GW__EV_ECC_UNCORRECTED, "ecc_uncorrected_errors")        \
+    X(GW__EV_ROW_REMAP, "row_remap")
 
 typedef enum gw__event_type {
 #define GW__EV_ENUM(id, name) id,

@@ -89,6 +89,19 @@ SAME_OFF(gw_nvml_process_utilization_sample, enc_util, nvmlProcessUtilizationSam
 SAME_OFF(gw_nvml_process_utilization_sample, dec_util, nvmlProcessUtilizationSample_t,
          decUtil);
 
+_Static_assert(sizeof(gw_nvml_event_data) == 32, "event data is 32 bytes");
+SAME_SIZE(gw_nvml_event_data, nvmlEventData_t);
+SAME_OFF(gw_nvml_event_data, device, nvmlEventData_t, device);
+SAME_OFF(gw_nvml_event_data, event_type, nvmlEventData_t, eventType);
+SAME_OFF(gw_nvml_event_data, event_data, nvmlEventData_t, eventData);
+SAME_OFF(gw_nvml_event_data, gpu_instance_id, nvmlEventData_t, gpuInstanceId);
+SAME_OFF(gw_nvml_event_data, compute_instance_id, nvmlEventData_t, computeInstanceId);
+SAME_VAL(GW_NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_MEMORY_ERROR_TYPE_CORRECTED);
+SAME_VAL(GW_NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_MEMORY_ERROR_TYPE_UNCORRECTED);
+SAME_VAL(GW_NVML_VOLATILE_ECC, NVML_VOLATILE_ECC);
+SAME_VAL(GW_NVML_AGGREGATE_ECC, NVML_AGGREGATE_ECC);
+SAME_VAL(GW_NVML_EVENT_TYPE_XID_CRITICAL_ERROR, nvmlEventTypeXidCriticalError);
+
 /* return codes (the header of this Debian release stops at 25) */
 SAME_VAL(GW_NVML_SUCCESS, NVML_SUCCESS);
 SAME_VAL(GW_NVML_ERROR_UNINITIALIZED, NVML_ERROR_UNINITIALIZED);

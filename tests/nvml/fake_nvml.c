@@ -91,7 +91,14 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device,
     X(nvmlDeviceGetGraphicsRunningProcesses, 1)          \
     X(nvmlDeviceGetGraphicsRunningProcesses_v2, 1)       \
     X(nvmlDeviceGetGraphicsRunningProcesses_v3, 1)       \
-    X(nvmlDeviceGetProcessUtilization, 1)
+    X(nvmlDeviceGetProcessUtilization, 1)                \
+    X(nvmlDeviceGetPcieReplayCounter, 1)                 \
+    X(nvmlDeviceGetTotalEccErrors, 1)                    \
+    X(nvmlDeviceGetRemappedRows, 1)                      \
+    X(nvmlDeviceRegisterEvents, 1)                       \
+    X(nvmlEventSetCreate, 0)                             \
+    X(nvmlEventSetWait_v2, 0)                            \
+    X(nvmlEventSetFree, 0)
 
 enum fake_fn {
 #define X(name, dev) FN_##name,
@@ -138,7 +145,12 @@ static const bool fn_is_device[FN_COUNT] = {
     X(FAN, "fan") X(PSTATE, "pstate") X(CLOCK_EVENTS, "clock_events")        \
     X(PCIE_GEN, "pcie.gen") X(PCIE_WIDTH, "pcie.width")                      \
     X(PCIE_MAX_GEN, "pcie.max_gen") X(PCIE_MAX_WIDTH, "pcie.max_width")      \
-    X(MIG, "mig") X(MIG_PENDING, "mig.pending") X(PROCS_GROW, "procs.grow")
+    X(MIG, "mig") X(MIG_PENDING, "mig.pending") X(PROCS_GROW, "procs.grow")  \
+    X(PCIE_REPLAY, "pcie.replay")                                            \
+    X(ECC_CORRECTED, "ecc.corrected") X(ECC_UNCORRECTED, "ecc.uncorrected")  \
+    X(REMAP_CORR, "remap.correctable") X(REMAP_UNC, "remap.uncorrectable")   \
+    X(REMAP_PENDING, "remap.pending") X(REMAP_FAILURE, "remap.failure")      \
+    X(EVENTS, "events")
 
 enum fake_key {
 #define X(id, str) K_##id,
@@ -178,6 +190,8 @@ struct nvmlDevice_st {
     unsigned long long v[K_COUNT];
     bool has[K_COUNT];
     struct fake_list compute, graphics, putil; /* fake_proc / fake_putil */
+    struct fake_list xid;   /* unsigned long long Xids, in order */
+    unsigned xid_delivered; /* how many of them an event set has served */
 };
 
 struct fake_fault {
@@ -244,6 +258,7 @@ static void state_free(struct fake_state *s)
         list_free(&s->gpus[i].compute);
         list_free(&s->gpus[i].graphics);
         list_free(&s->gpus[i].putil);
+        list_free(&s->gpus[i].xid);
     }
     list_free(&s->pnames);
     free(s->gpus);
@@ -500,6 +515,13 @@ static bool parse_line(struct fake_state *s, char *line)
         return parse_process(g, val);
     else if (!strcmp(key, "putil"))
         return parse_putil(g, val);
+    else if (!strcmp(key, "xid")) {
+        unsigned long long v;
+        unsigned long long *x = parse_ull(val, &v) ? list_push(&g->xid, sizeof *x) : NULL;
+        if (!x)
+            return false;
+        *x = v;
+    }
     else {
         for (int k = 0; k < K_COUNT; k++)
             if (!strcmp(key, key_names[k])) {
@@ -1254,5 +1276,109 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t d,
             out[k++] = (nvmlProcessUtilizationSample_t){u[i].pid, u[i].ts, u[i].sm,
                                                          u[i].mem, u[i].enc, u[i].dec};
     *count = n;
+    return NVML_SUCCESS;
+}
+
+/* ---------------------------------------------------------- health */
+
+nvmlReturn_t nvmlDeviceGetPcieReplayCounter(nvmlDevice_t d, unsigned int *v)
+{
+    ENTER_DEV(nvmlDeviceGetPcieReplayCounter, d);
+    return get_u(d, K_PCIE_REPLAY, v);
+}
+
+/* Volatile totals from ecc.corrected / ecc.uncorrected; the aggregate
+ * (lifetime) counters are not served. */
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t d, nvmlMemoryErrorType_t type,
+                                         nvmlEccCounterType_t counter, unsigned long long *v)
+{
+    ENTER_DEV(nvmlDeviceGetTotalEccErrors, d);
+    if (!v || counter != NVML_VOLATILE_ECC)
+        return counter == NVML_AGGREGATE_ECC ? NVML_ERROR_NOT_SUPPORTED
+                                             : NVML_ERROR_INVALID_ARGUMENT;
+    int k = type == NVML_MEMORY_ERROR_TYPE_CORRECTED     ? K_ECC_CORRECTED
+            : type == NVML_MEMORY_ERROR_TYPE_UNCORRECTED ? K_ECC_UNCORRECTED
+                                                         : -1;
+    if (k < 0)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    NEED(d, k);
+    *v = d->v[k];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t d, unsigned int *corr, unsigned int *unc,
+                                       unsigned int *pending, unsigned int *failure)
+{
+    ENTER_DEV(nvmlDeviceGetRemappedRows, d);
+    if (!corr || !unc || !pending || !failure)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    NEED(d, K_REMAP_CORR);
+    NEED(d, K_REMAP_UNC);
+    NEED(d, K_REMAP_PENDING);
+    NEED(d, K_REMAP_FAILURE);
+    *corr = (unsigned)d->v[K_REMAP_CORR];
+    *unc = (unsigned)d->v[K_REMAP_UNC];
+    *pending = (unsigned)d->v[K_REMAP_PENDING];
+    *failure = (unsigned)d->v[K_REMAP_FAILURE];
+    return NVML_SUCCESS;
+}
+
+/* An event set: which GPUs are registered for which event types. Each GPU's
+ * scenario Xids ("xid N" lines) are served once, in order, to the first set
+ * that waits while the GPU is registered for Xid events. */
+struct nvmlEventSet_st {
+    unsigned long long types[64];
+};
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set)
+{
+    ENTER_SYS(nvmlEventSetCreate);
+    if (!set)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *set = calloc(1, sizeof **set);
+    return *set ? NVML_SUCCESS : NVML_ERROR_MEMORY;
+}
+
+/* "events 0" on a GPU: registering answers NOT_SUPPORTED (consumer cards). */
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types, nvmlEventSet_t set)
+{
+    ENTER_DEV(nvmlDeviceRegisterEvents, d);
+    if (!set || d->index >= 64)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->has[K_EVENTS] && d->v[K_EVENTS] == 0)
+        return NVML_ERROR_NOT_SUPPORTED;
+    set->types[d->index] |= types;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeout_ms)
+{
+    ENTER_SYS(nvmlEventSetWait_v2);
+    if (!set || !data)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&g_lock);
+    for (unsigned i = 0; g_state && i < g_state->n_gpus && i < 64; i++) {
+        struct nvmlDevice_st *g = &g_state->gpus[i];
+        if (!(set->types[i] & nvmlEventTypeXidCriticalError) || g->xid_delivered >= g->xid.n)
+            continue;
+        const unsigned long long *x = g->xid.items;
+        memset(data, 0, sizeof *data);
+        data->device = g;
+        data->eventType = nvmlEventTypeXidCriticalError;
+        data->eventData = x[g->xid_delivered++];
+        data->gpuInstanceId = data->computeInstanceId = 0xFFFFFFFFu;
+        pthread_mutex_unlock(&g_lock);
+        return NVML_SUCCESS;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (timeout_ms)
+        sleep_ms(timeout_ms < 50 ? timeout_ms : 50); /* nothing will come: a short wait */
+    return NVML_ERROR_TIMEOUT;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set)
+{
+    ENTER_SYS(nvmlEventSetFree);
+    free(set);
     return NVML_SUCCESS;
 }

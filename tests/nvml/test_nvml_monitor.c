@@ -100,16 +100,18 @@ static void test_lost_gpu_stays_lost(void **state)
 /* two.scn: NOT_SUPPORTED answers in sample 1, not asked again in sample 2.
  * GPU 0 lacks: mig (1). GPU 1 lacks: util.encoder, util.decoder,
  * power.usage, power.limit, energy, clock.sm, clock.graphics, clock.mem,
- * fan, clock_events, mig (11). Sample 1 also sized GPU 0's compute list
- * (count=0 query, then fill: 1 extra call) while sample 2 reuses the buffer.
- * So sample 2 makes 12 + 1 calls fewer, and every value is the same. */
+ * fan, clock_events, mig (11). Both lack the health counters: PCIe replays,
+ * ECC (one call: the second is not made), remapped rows (3 each, 6). Sample
+ * 1 also sized GPU 0's compute list (count=0 query, then fill: 1 extra
+ * call) while sample 2 reuses the buffer. So sample 2 makes 12 + 6 + 1 calls
+ * fewer, and every value is the same. */
 static void test_unsupported_not_asked_again(void **state)
 {
     (void)state;
     gw_monitor *m = open_with("two.scn");
     gw_snapshot *s1 = sample(m);
     gw_snapshot *s2 = sample(m);
-    assert_int_equal(nvml_source(s1)->calls - nvml_source(s2)->calls, 12 + 1);
+    assert_int_equal(nvml_source(s1)->calls - nvml_source(s2)->calls, 12 + 6 + 1);
     for (int k = 0; k < 2; k++) {
         gw_snapshot *s = k ? s2 : s1;
         assert_int_equal(s->n_devices, 2);
@@ -123,6 +125,12 @@ static void test_unsupported_not_asked_again(void **state)
         assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_FAN));
         assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_CLOCK_SM));
         assert_int_equal(s->devices[1].sample.pcie_width, 8);
+        /* GPU 0 is registered for Xid events and none came; GPU 1 refused */
+        assert_true(gw_sample_has(&s->devices[0].sample, GW_METRIC_XID));
+        assert_int_equal(s->devices[0].sample.xid_last, 0);
+        assert_int_equal(s->devices[0].sample.xid_events, 0);
+        assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_XID));
+        assert_false(gw_sample_has(&s->devices[1].sample, GW_METRIC_ECC_ERRORS));
     }
     gw_snapshot_release(s1);
     gw_snapshot_release(s2);
@@ -168,6 +176,33 @@ static void test_process_util_cursor(void **state)
 /* transient.scn: GPU 0 answers UNKNOWN to one call of sample 1: lost in
  * sample 1, whole in sample 2 (memory.used 2000000000, temp 52 C, power
  * 180000 mW, process 900 with 2000000000 bytes). */
+/* one.scn's health lines: the counters as the scenario gives them, and the
+ * two queued Xids (63, then 94) taken by the first sample: last 94, 2 seen.
+ * They stay in later samples (nothing new arrives); a real GPU adds more. */
+static void test_health_counters_and_xid_events(void **state)
+{
+    (void)state;
+    gw_monitor *m = open_with("one.scn");
+    for (int k = 0; k < 2; k++) {
+        gw_snapshot *s = sample(m);
+        const gw_sample *x = &s->devices[0].sample;
+        assert_true(gw_sample_has(x, GW_METRIC_PCIE_REPLAYS));
+        assert_int_equal(x->pcie_replays, 3);
+        assert_true(gw_sample_has(x, GW_METRIC_ECC_ERRORS));
+        assert_int_equal(x->ecc_corrected, 17);
+        assert_int_equal(x->ecc_uncorrected, 0);
+        assert_true(gw_sample_has(x, GW_METRIC_ROW_REMAP));
+        assert_int_equal(x->remap_correctable, 2);
+        assert_int_equal(x->remap_uncorrectable, 1);
+        assert_true(x->remap_pending);
+        assert_false(x->remap_failure);
+        assert_true(gw_sample_has(x, GW_METRIC_XID));
+        assert_int_equal(x->xid_last, 94);
+        assert_int_equal(x->xid_events, 2);
+        gw_snapshot_release(s);
+    }
+}
+
 static void test_unknown_is_retried(void **state)
 {
     (void)state;
@@ -264,6 +299,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_lost_gpu_stays_lost, teardown),
         cmocka_unit_test_teardown(test_unsupported_not_asked_again, teardown),
         cmocka_unit_test_teardown(test_process_util_cursor, teardown),
+        cmocka_unit_test_teardown(test_health_counters_and_xid_events, teardown),
         cmocka_unit_test_teardown(test_unknown_is_retried, teardown),
         cmocka_unit_test_teardown(test_init_failure, teardown),
         cmocka_unit_test_teardown(test_init_failure_backs_off, teardown),

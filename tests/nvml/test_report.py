@@ -57,7 +57,8 @@ def read_scenario(path):
             elif key == "procname":
                 pass
             elif key == "gpu":
-                sc["gpus"].append({"v": {}, "compute": [], "graphics": [], "putil": []})
+                sc["gpus"].append({"v": {}, "compute": [], "graphics": [], "putil": [],
+                                   "xid": []})
             else:
                 g = sc["gpus"][-1]
                 if key == "process":
@@ -66,6 +67,8 @@ def read_scenario(path):
                     g[w[0]].append((int(w[1]), mem))
                 elif key == "putil":
                     g["putil"].append(tuple(int(x, 0) for x in val.split()))
+                elif key == "xid":
+                    g["xid"].append(int(val, 0))
                 elif key in ("name", "uuid", "serial", "pci.bus_id"):
                     g["v"][key] = val
                 elif val != "unsupported":
@@ -92,6 +95,8 @@ class Lib:
         self.mem_v2 = variant == "full"
         self.procs = variant != "minimal"
         self.handle_fn = "nvmlDeviceGetHandleByIndex" + ("_v2" if variant != "v1" else "")
+        # replay counter, ECC, remapped rows, event sets: only the full variant
+        self.health = variant == "full"
 
 
 def scaled(v, key, factor):
@@ -178,6 +183,25 @@ def expected_device(sc, lib, gpu_index, snap_index):
                  "max_gen": get("pcie.max_gen"), "max_width": get("pcie.max_width")}
     mig = get("mig")
     d["mig_enabled"] = None if mig is None or mig > 1 else bool(mig)  # 0 off, 1 on
+    hv = v if lib.health else {}
+    ecc = "ecc.corrected" in hv and "ecc.uncorrected" in hv
+    remap = all(k in hv for k in ("remap.correctable", "remap.uncorrectable",
+                                  "remap.pending", "remap.failure"))
+    # every GPU accepts Xid events unless the scenario says "events 0"; the
+    # scenario's Xids all arrive before the first sample
+    xids = sc["gpus"][gpu_index]["xid"]
+    events = lib.health and v.get("events", 1) != 0
+    d["health"] = {
+        "pcie_replays": hv.get("pcie.replay"),
+        "ecc_corrected": hv["ecc.corrected"] if ecc else None,
+        "ecc_uncorrected": hv["ecc.uncorrected"] if ecc else None,
+        "remapped_rows": {"correctable": hv["remap.correctable"],
+                          "uncorrectable": hv["remap.uncorrectable"],
+                          "pending": hv["remap.pending"] != 0,
+                          "failure": hv["remap.failure"] != 0} if remap else None,
+        "xid_last": (xids[-1] if xids else 0) if events else None,
+        "xid_events": len(xids) if events else None,
+    }
     return d
 
 
@@ -191,6 +215,8 @@ NULL_WHEN_LOST = {
     "fan": {"speed_percent": None},
     "pstate": None, "clock_event_reasons": None,
     "pcie": {"gen": None, "width": None}, "mig_enabled": None,
+    "health": {"pcie_replays": None, "ecc_corrected": None, "ecc_uncorrected": None,
+               "remapped_rows": None, "xid_last": None, "xid_events": None},
 }
 
 
@@ -689,6 +715,14 @@ def case_human(ctx):
     ctx.check(p.returncode == 0, "exit %d" % p.returncode)
     ctx.check("NVIDIA T400 4GB" in out and "N/A" in out, "no N/A for unsupported: %r" % out)
     ctx.check("v2" in out, "memory api not shown: %r" % out)
+    ctx.check("HEALTH" not in out, "a HEALTH line for healthy GPUs: %r" % out)
+    # one.scn: Xids 63 then 94, and a row remap waiting for a reset
+    env["GPUWATCH_FAKE_NVML_SCENARIO"] = os.path.join(SCENARIOS, "one.scn")
+    p = subprocess.run([ctx.bin, "report", "--sources", "nvml,host", "--nvml-library",
+                        ctx.lib("full")], env=env, stdout=subprocess.PIPE, timeout=120)
+    out = p.stdout.decode(errors="replace")
+    ctx.check("HEALTH   last Xid 94 (2 seen); row remap pending (reset the GPU)" in out,
+              "no HEALTH line for one.scn's Xids and pending remap: %r" % out)
 
 
 def case_smoke(ctx):

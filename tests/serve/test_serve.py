@@ -380,6 +380,32 @@ def case_metrics():
         check(close(series(s, "nvidia_smi_utilization_gpu_ratio", uuid=u), num(g, "util.gpu") / 100),
               "nvidia_smi_utilization_gpu_ratio")
         check(series(s, "nvidia_smi_gpu_info", uuid=u, name=g["name"], index=i) == 1, "nvsmi info")
+    # health: GPU 0 has every counter and two Xids (31, then 43); GPU 1 none
+    g0 = {"gpu": 0, "uuid": gpus[0]["uuid"]}
+    for fam, want in (("gpuwatch_gpu_pcie_replays_total", num(gpus[0], "pcie.replay")),
+                      ("gpuwatch_gpu_ecc_corrected_errors_total", num(gpus[0], "ecc.corrected")),
+                      ("gpuwatch_gpu_ecc_uncorrected_errors_total",
+                       num(gpus[0], "ecc.uncorrected")),
+                      ("gpuwatch_gpu_remapped_rows_correctable",
+                       num(gpus[0], "remap.correctable")),
+                      ("gpuwatch_gpu_remapped_rows_uncorrectable",
+                       num(gpus[0], "remap.uncorrectable")),
+                      ("gpuwatch_gpu_row_remap_pending", num(gpus[0], "remap.pending")),
+                      ("gpuwatch_gpu_row_remap_failure", num(gpus[0], "remap.failure")),
+                      ("gpuwatch_gpu_xid_last", 43), ("gpuwatch_gpu_xid_errors_total", 2)):
+        check(series(s, fam, **g0) == want, "%s gpu 0 = %r, want %r" % (fam, series(s, fam, **g0),
+                                                                        want))
+        check(series(s, fam, gpu=1) is None, "%s gpu 1 present though not read" % fam)
+    dl0 = {"gpu": 0, "UUID": gpus[0]["uuid"]}
+    for fam, want in (("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", num(gpus[0], "pcie.replay")),
+                      ("DCGM_FI_DEV_XID_ERRORS", 43),
+                      ("DCGM_FI_DEV_CORRECTABLE_REMAPPED_ROWS", num(gpus[0], "remap.correctable")),
+                      ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS",
+                       num(gpus[0], "remap.uncorrectable")),
+                      ("DCGM_FI_DEV_ROW_REMAP_FAILURE", num(gpus[0], "remap.failure"))):
+        check(series(s, fam, **dl0) == want, "%s gpu 0 = %r, want %r" % (fam, series(s, fam, **dl0),
+                                                                         want))
+    check(fams["gpuwatch_gpu_xid_errors_total"][0] == "counter", "xid errors is a counter")
     check(fams["gpuwatch_gpu_energy_joules_total"][0] == "counter", "energy is a counter")
     check(fams["DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"][0] == "counter", "dcgm energy counter")
     procs = [(i, pid, int(mem)) for i, g in enumerate(gpus) for _, pid, mem in g["process"]]

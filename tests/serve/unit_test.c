@@ -27,6 +27,10 @@ typedef struct tdev {
     gw_device_state state;
     uint64_t total, used; /* used == UINT64_MAX: memory not valid */
     int temp_c, slowdown_c;
+    bool health; /* the health counters below are valid */
+    uint32_t xid_last;
+    uint64_t xid_events, ecc_uncorrected;
+    bool remap_pending, remap_failure;
 } tdev;
 
 typedef struct tproc {
@@ -56,6 +60,15 @@ static gw_snapshot *snap(int64_t t_ns, const tdev *d, size_t nd, const tproc *p,
         if (d[i].temp_c) {
             x->sample.temp_mc = d[i].temp_c * 1000;
             x->sample.valid |= 1u << GW_METRIC_TEMP;
+        }
+        if (d[i].health) {
+            x->sample.xid_last = d[i].xid_last;
+            x->sample.xid_events = d[i].xid_events;
+            x->sample.ecc_uncorrected = d[i].ecc_uncorrected;
+            x->sample.remap_pending = d[i].remap_pending;
+            x->sample.remap_failure = d[i].remap_failure;
+            x->sample.valid |= 1ull << GW_METRIC_XID | 1ull << GW_METRIC_ECC_ERRORS |
+                               1ull << GW_METRIC_ROW_REMAP;
         }
         if (d[i].slowdown_c) {
             x->info.temp_slowdown_mc = d[i].slowdown_c * 1000;
@@ -228,6 +241,52 @@ static void test_events_lost_thermal_processes(void **state)
     assert_int_equal(gw__events_since(ev, gw__events_last_seq(ev) - 1, &e, 1), 1);
     assert_string_equal(e.uuid, "GPU-b");
     assert_int_equal(gw__events_count(ev, GW__EV_GPU_LOST), 2);
+    gw__events_free(ev);
+}
+
+static void test_events_health(void **state)
+{
+    (void)state;
+    gw__events *ev;
+    assert_int_equal(gw__events_create(&ev, NULL, NULL), GW_OK);
+    tdev d = {"GPU-a", NULL, GW_DEVICE_OK, 100, 10, 0, 0, true, 0, 0, 0, false, false};
+    size_t n;
+    observe_one(ev, 1, &d, 1, NULL, 0, &n);
+    assert_int_equal(n, 0); /* healthy */
+    d.xid_last = 79;
+    d.xid_events = 1;
+    assert_int_equal(observe_one(ev, 2, &d, 1, NULL, 0, &n), GW__EV_XID_ERROR);
+    gw__event e;
+    assert_int_equal(gw__events_since(ev, gw__events_last_seq(ev) - 1, &e, 1), 1);
+    assert_int_equal(e.severity, GW__SEV_CRITICAL);
+    assert_true(e.value == 79);
+    assert_non_null(strstr(e.message, "Xid 79"));
+    observe_one(ev, 3, &d, 1, NULL, 0, &n);
+    assert_int_equal(n, 0); /* the same count: no repeat */
+    d.ecc_uncorrected = 2;
+    assert_int_equal(observe_one(ev, 4, &d, 1, NULL, 0, &n), GW__EV_ECC_UNCORRECTED);
+    d.remap_pending = true;
+    assert_int_equal(observe_one(ev, 5, &d, 1, NULL, 0, &n), GW__EV_ROW_REMAP);
+    assert_int_equal(gw__events_since(ev, gw__events_last_seq(ev) - 1, &e, 1), 1);
+    assert_int_equal(e.severity, GW__SEV_WARNING);
+    d.remap_failure = true;
+    assert_int_equal(observe_one(ev, 6, &d, 1, NULL, 0, &n), GW__EV_ROW_REMAP);
+    assert_int_equal(gw__events_since(ev, gw__events_last_seq(ev) - 1, &e, 1), 1);
+    assert_int_equal(e.severity, GW__SEV_CRITICAL);
+    observe_one(ev, 7, &d, 1, NULL, 0, &n);
+    assert_int_equal(n, 0);
+    /* the driver reloads: volatile counters restart lower, no event */
+    d.ecc_uncorrected = 0;
+    observe_one(ev, 8, &d, 1, NULL, 0, &n);
+    assert_int_equal(n, 0);
+    d.ecc_uncorrected = 1;
+    assert_int_equal(observe_one(ev, 9, &d, 1, NULL, 0, &n), GW__EV_ECC_UNCORRECTED);
+    assert_int_equal(gw__events_count(ev, GW__EV_ECC_UNCORRECTED), 2);
+    gw__events_free(ev);
+    /* a first snapshot that already has them announces them */
+    assert_int_equal(gw__events_create(&ev, NULL, NULL), GW_OK);
+    observe_one(ev, 1, &d, 1, NULL, 0, &n);
+    assert_int_equal(n, 3);
     gw__events_free(ev);
 }
 
@@ -518,6 +577,7 @@ int main(void)
         cmocka_unit_test(test_history_ring),
         cmocka_unit_test(test_events_pressure_hysteresis),
         cmocka_unit_test(test_events_lost_thermal_processes),
+        cmocka_unit_test(test_events_health),
         cmocka_unit_test(test_events_ring_wraps),
         cmocka_unit_test(test_stale_copy),
         cmocka_unit_test(test_stale_copy_names_the_hung_source),
