@@ -27,6 +27,9 @@
  *  - identity: PCI bus id from the device link, vendor/device ids,
  *    product_name (server cards), unique_id (GFX9+) as uuid, serial_number;
  *    PCIe current/max link speed and width.
+ *  - memory ECC (RAS-capable cards, e.g. MI200/MI300): ras/umc_err_count,
+ *    "ue: N" uncorrected and "ce: N" corrected errors of the memory
+ *    controllers since the driver loaded.
  *  - encoder / decoder use: summed over the device's DRM fdinfo clients
  *    (enc* / dec*, jpeg engines), from the second sample on.
  *  - APUs: recognised by the hwmon voltage in1 labelled "vddnb", which
@@ -69,6 +72,7 @@ enum {
     A_PWM,
     A_LINK_SPEED,
     A_LINK_WIDTH,
+    A_RAS_UMC,
     A_COUNT
 };
 
@@ -162,6 +166,29 @@ static bool parse_dpm(const char *text, bool want_max, uint32_t *mhz)
     return found;
 }
 
+/* "ue: N\nce: N\n" (newer kernels add "de: N", deferred) of a RAS
+ * <block>_err_count file; false for anything else, e.g. "Query currently
+ * inaccessible" while the GPU resets. */
+static bool parse_ras_count(const char *text, uint64_t *ue, uint64_t *ce)
+{
+    bool has_ue = false, has_ce = false;
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        char buf[64];
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (len < sizeof buf) {
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            if (strncmp(buf, "ue: ", 4) == 0)
+                has_ue = gw__parse_u64(buf + 4, ue);
+            else if (strncmp(buf, "ce: ", 4) == 0)
+                has_ce = gw__parse_u64(buf + 4, ce);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return has_ue && has_ce;
+}
+
 static uint32_t mw_from_uw(uint64_t uw)
 {
     uint64_t mw = uw / 1000;
@@ -251,6 +278,7 @@ static void open_device(amd_dev *d)
     gw__attr_open(&d->attr[A_MEM_BUSY], dev, "mem_busy_percent");
     gw__attr_open(&d->attr[A_LINK_SPEED], dev, "current_link_speed");
     gw__attr_open(&d->attr[A_LINK_WIDTH], dev, "current_link_width");
+    gw__attr_open(&d->attr[A_RAS_UMC], dev, "ras/umc_err_count");
 
     char buf[1024];
     uint32_t mhz;
@@ -551,6 +579,12 @@ static void sample_device(amd_state *s, amd_dev *d, gw_device *out)
     if (rd_u64(&r, A_LINK_WIDTH, &v) && v > 0 && v <= 64) {
         x->pcie_width = (uint32_t)v;
         SET(x, GW_METRIC_PCIE_WIDTH);
+    }
+    uint64_t ue, ce;
+    if (rd_text(&r, A_RAS_UMC, buf, 128) && parse_ras_count(buf, &ue, &ce)) {
+        x->ecc_uncorrected = ue;
+        x->ecc_corrected = ce;
+        SET(x, GW_METRIC_ECC_ERRORS);
     }
     if (r.tried > 0 && r.failed == r.tried) {
         bool gone = r.gone == r.failed;

@@ -176,6 +176,10 @@ def make_mi300(root):
         "pp_dpm_mclk": "0: 900Mhz\n1: 1300Mhz *\n",
         "current_link_speed": "32.0 GT/s PCIe\n", "current_link_width": "16\n",
         "max_link_speed": "32.0 GT/s PCIe\n", "max_link_width": "16\n",
+        # RAS: memory-controller ECC counts as the kernel prints them (with
+        # the deferred count of newer kernels)
+        "ras/umc_err_count": "ue: 1\nce: 27\nde: 0\n",
+        "ras/gfx_err_count": "ue: 0\nce: 0\n",
     }
     hw = {
         "name": "amdgpu\n",

@@ -153,6 +153,11 @@ def check_amd_device(d, dev, what):
             want = None
         eq(c[key], want, what + " " + key)
     eq(c["max_graphics_hz"], dpm(os.path.join(dev, "pp_dpm_sclk"), False) * 1000000, what + " max sclk")
+    ras = os.path.join(dev, "ras", "umc_err_count")
+    counts = dict(line.split(": ") for line in read(ras).splitlines()) if os.path.exists(ras) else {}
+    eq(d["health"]["ecc_uncorrected"], int(counts["ue"]) if counts else None, what + " ECC ue")
+    eq(d["health"]["ecc_corrected"], int(counts["ce"]) if counts else None, what + " ECC ce")
+    eq(d["health"]["xid_last"], None, what + " no Xid on AMD")
     if h is None:
         return
     edge, junc, mem = labelled(h, "edge"), labelled(h, "junction"), labelled(h, "mem")
