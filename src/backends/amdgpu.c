@@ -389,19 +389,10 @@ static int amd_open(void **state, const gw__config *cfg, gw_error *err)
         amd_close(s);
         return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
     }
-    if (cfg->processes) {
-        char debugfs[sizeof cfg->sys_root + 16];
-        snprintf(debugfs, sizeof debugfs, "%s/kernel/debug", cfg->sys_root);
-        gw__fdinfo_opts o = {.drivers = GW__DRM_AMDGPU, .debugfs_root = debugfs};
-        gw_error fe;
-        gw_error_clear(&fe);
-        rc = gw__fdinfo_open(&s->fdinfo, cfg->proc_root, &o, &fe);
-        if (rc == GW_ENOMEM) {
-            amd_close(s);
-            return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
-        }
-        if (rc != GW_OK)
-            gw__strlcpy(s->fdinfo_error, fe.message, sizeof s->fdinfo_error);
+    if (cfg->processes && gw__fdinfo_open_for_backend(&s->fdinfo, cfg, GW__DRM_AMDGPU, s->fdinfo_error,
+                                                      sizeof s->fdinfo_error) != GW_OK) {
+        amd_close(s);
+        return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
     }
     *state = s;
     return GW_OK;

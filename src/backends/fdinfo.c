@@ -475,6 +475,22 @@ int gw__fdinfo_open(gw__fdinfo **out, const char *proc_root, const gw__fdinfo_op
     return GW_OK;
 }
 
+int gw__fdinfo_open_for_backend(gw__fdinfo **out, const gw__config *cfg, unsigned drivers,
+                                char *why, size_t why_cap)
+{
+    char debugfs[sizeof cfg->sys_root + 16];
+    snprintf(debugfs, sizeof debugfs, "%s/kernel/debug", cfg->sys_root);
+    gw__fdinfo_opts o = {.drivers = drivers, .debugfs_root = debugfs};
+    gw_error fe;
+    gw_error_clear(&fe);
+    int rc = gw__fdinfo_open(out, cfg->proc_root, &o, &fe);
+    if (rc == GW_ENOMEM)
+        return rc;
+    if (rc != GW_OK)
+        gw__strlcpy(why, fe.message, why_cap);
+    return GW_OK;
+}
+
 static void slot_release(gw__fdinfo *f, fd_slot *s)
 {
     if (s->held >= 0) {

@@ -178,6 +178,14 @@ typedef struct gw__fdinfo gw__fdinfo;
 int gw__fdinfo_open(gw__fdinfo **out, const char *proc_root, const gw__fdinfo_opts *opts,
                     gw_error *err);
 
+/* The sweep of a GPU backend: below cfg->proc_root, keeping the clients of
+ * `drivers`, with the DRM client lists of <cfg->sys_root>/kernel/debug and
+ * the default back-off. Returns GW_OK (*out set) or GW_ENOMEM; any other
+ * failure (no proc root) also returns GW_OK with *out NULL and its message
+ * in why (the backend then has no per-process use and says why). */
+int gw__fdinfo_open_for_backend(gw__fdinfo **out, const gw__config *cfg, unsigned drivers,
+                                char *why, size_t why_cap);
+
 /* Sweeps /proc once; now_ns is the CLOCK_MONOTONIC time used for busy %
  * (a seam: tests pass fixed times). Replaces the previous results. Errors:
  * GW_ENOMEM (results are then empty, the cache stays consistent), GW_EIO when
