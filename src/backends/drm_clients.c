@@ -58,20 +58,21 @@ static bool column_pid(const char *c, size_t len, uint32_t *out)
     return true;
 }
 
-static bool push_pid(gw__drm_clients *dc, uint32_t pid)
+/* Appends pid; GW_ERANGE past MAX_PIDS (the set would be incomplete). */
+static int push_pid(gw__drm_clients *dc, uint32_t pid)
 {
     if (dc->n == dc->cap) {
         if (dc->cap >= MAX_PIDS)
-            return false;
+            return GW_ERANGE;
         size_t ncap = dc->cap ? dc->cap * 2 : 64;
         uint32_t *t = realloc(dc->pids, ncap * sizeof *t);
         if (!t)
-            return false;
+            return GW_ENOMEM;
         dc->pids = t;
         dc->cap = ncap;
     }
     dc->pids[dc->n++] = pid;
-    return true;
+    return GW_OK;
 }
 
 int gw__drm_clients_parse(gw__drm_clients *dc, const char *text, size_t len)
@@ -86,29 +87,33 @@ int gw__drm_clients_parse(gw__drm_clients *dc, const char *text, size_t len)
         return GW_EPARSE;
     size_t from_end = 0; /* the tgid column's distance from the last column */
     for (size_t i = 1; i < n_head; i++)
-        if (column_is(col[i], col_len[i], "tgid") || column_is(col[i], col_len[i], "pid")) {
+        if (column_is(col[i], col_len[i], "tgid")) {
             from_end = n_head - i;
             break;
         }
     if (from_end == 0)
-        return GW_EPARSE;
+        return GW_EPARSE; /* includes the "pid" lists of older kernels */
     for (const char *s = nl ? nl + 1 : end; s < end;) {
         nl = memchr(s, '\n', (size_t)(end - s));
         line_end = nl ? nl : end;
         size_t n = split_columns(s, (size_t)(line_end - s), col, col_len);
         s = nl ? nl + 1 : end;
+        if (n == 0)
+            continue; /* a blank line */
+        /* an empty command leaves its column out: one fewer is fine */
         uint32_t pid;
-        if (n < n_head || n > MAX_COLUMNS ||
+        if (n + 1 < n_head || n > MAX_COLUMNS ||
             !column_pid(col[n - from_end], col_len[n - from_end], &pid))
-            continue;
-        if (!push_pid(dc, pid))
-            return GW_ENOMEM;
+            return GW_ERANGE; /* a client we cannot name: the set is incomplete */
+        int rc = push_pid(dc, pid);
+        if (rc != GW_OK)
+            return rc;
     }
     return GW_OK;
 }
 
 /* Reads dirfd/rel whole into dc->buf (growing it up to MAX_LIST_BYTES);
- * returns the length or a negative errno. */
+ * returns the length or a negative errno (-EFBIG when longer). */
 static long read_list(gw__drm_clients *dc, int dirfd, const char *rel, uint64_t *syscalls)
 {
     (*syscalls)++;
@@ -117,18 +122,20 @@ static long read_list(gw__drm_clients *dc, int dirfd, const char *rel, uint64_t 
         return -errno;
     long len = 0;
     for (;;) {
-        if ((size_t)len == dc->buf_cap) {
+        if ((size_t)len == dc->buf_cap && dc->buf_cap < MAX_LIST_BYTES) {
             size_t ncap = dc->buf_cap ? dc->buf_cap * 2 : 16384;
-            char *t = ncap <= MAX_LIST_BYTES ? realloc(dc->buf, ncap) : NULL;
+            char *t = realloc(dc->buf, ncap);
             if (!t) {
-                len = ncap <= MAX_LIST_BYTES ? -ENOMEM : -EFBIG;
+                len = -ENOMEM;
                 break;
             }
             dc->buf = t;
             dc->buf_cap = ncap;
         }
+        char probe;
+        bool full = (size_t)len == dc->buf_cap; /* at the cap: only end of file fits */
         (*syscalls)++;
-        ssize_t r = read(fd, dc->buf + len, dc->buf_cap - (size_t)len);
+        ssize_t r = full ? read(fd, &probe, 1) : read(fd, dc->buf + len, dc->buf_cap - (size_t)len);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -137,6 +144,10 @@ static long read_list(gw__drm_clients *dc, int dirfd, const char *rel, uint64_t 
         }
         if (r == 0)
             break;
+        if (full) {
+            len = -EFBIG;
+            break;
+        }
         len += r;
     }
     (*syscalls)++;
@@ -169,38 +180,41 @@ int gw__drm_clients_read(gw__drm_clients *dc, const char *debugfs_root, uint64_t
         return GW_ENOENT;
     DIR *dir = fdopendir(dfd);
     if (!dir) {
+        int e = errno;
         close(dfd);
-        return errno == ENOMEM ? GW_ENOMEM : GW_ENOENT;
+        return e == ENOMEM ? GW_ENOMEM : GW_ENOENT;
     }
     int rc = GW_OK;
     struct dirent *d;
     (*syscalls) += 2; /* getdents until the end */
+    errno = 0;
     while ((d = readdir(dir)) != NULL) {
         /* symbolic links are the minor numbers of per-device folders;
          * client-N folders hold no list */
         if (d->d_name[0] == '.' || d->d_type == DT_LNK || strncmp(d->d_name, "client-", 7) == 0)
             continue;
         char rel[320];
-        if ((size_t)snprintf(rel, sizeof rel, "%s/clients", d->d_name) >= sizeof rel)
-            continue;
+        if ((size_t)snprintf(rel, sizeof rel, "%s/clients", d->d_name) >= sizeof rel) {
+            rc = GW_ENOENT;
+            break;
+        }
         long len = read_list(dc, dfd, rel, syscalls);
-        if (len == -ENOMEM) {
-            rc = GW_ENOMEM;
+        if (len == -ENOENT)
+            continue; /* a folder without a list */
+        if (len < 0) {
+            rc = len == -ENOMEM ? GW_ENOMEM : GW_ENOENT; /* a list we cannot read */
             break;
         }
-        if (len < 0)
-            continue;
-        size_t before = dc->n;
         int prc = gw__drm_clients_parse(dc, dc->buf, (size_t)len);
-        if (prc == GW_ENOMEM) {
-            rc = GW_ENOMEM;
+        if (prc != GW_OK) {
+            rc = prc == GW_ENOMEM ? GW_ENOMEM : GW_ENOENT; /* refused or incomplete */
             break;
         }
-        if (prc == GW_OK)
-            dc->lists++;
-        else
-            dc->n = before;
+        dc->lists++;
+        errno = 0;
     }
+    if (rc == GW_OK && errno != 0)
+        rc = GW_ENOENT; /* the folder could not be listed to its end */
     (*syscalls)++;
     closedir(dir);
     if (rc == GW_OK && dc->lists == 0)

@@ -6,15 +6,21 @@
  * at once only the fd folders of processes that hold a DRM file, instead of
  * every process's (see fdinfo.h); it is a hint, never the only source.
  *
- * The file (drivers/gpu/drm/drm_debugfs.c, every kernel since 2.6.x) is a
- * header line and one line per open DRM file of the device:
+ * The file (drivers/gpu/drm/drm_debugfs.c) is a header line and one line per
+ * open DRM file of the device:
  *        command   tgid dev master a   uid      magic     name     id
  *            Xorg   1370   0   y    y     0          0  <unset>     3
- * Kernels before 6.4 call the second column "pid", kernels before 6.13 have
- * no "name"/"id" columns. The command (the task's comm, which may contain
- * spaces) is the only free-text column and comes first, so the tgid is found
- * at its header position counted from the end of the line. A tgid of 0 (a
- * process outside our pid namespace) is skipped.
+ * Newer kernels add the "name"/"id" columns. The command (the task's comm,
+ * which may contain spaces, or be empty and leave its column out) is the
+ * only free-text column and comes first, so the tgid is found at its header
+ * position counted from the end of the line.
+ *
+ * The set is used only when it is complete, since a process it leaves out
+ * is listed up to rescan_max later. So these make it unusable: a list whose
+ * header names the column "pid" instead of "tgid" (older kernels, which may
+ * record the opening thread, not its process), a client line whose tgid
+ * cannot be read or is 0 (a process outside our pid namespace), a list that
+ * cannot be read, and a dri folder that cannot be listed to its end.
  *
  * Layout under <debugfs>/dri: kernels before 6.8 have one folder per minor
  * ("0", "128", both listing the device's clients); later ones one folder per
@@ -43,19 +49,20 @@ typedef struct gw__drm_clients {
 } gw__drm_clients;
 
 /* Appends the tgid of every client line of one client list (text, len bytes,
- * need not be NUL-terminated) to dc->pids, unsorted. Lines that do not have
- * at least the header's number of columns, or whose tgid is not a number,
- * are skipped. Returns GW_OK; GW_EPARSE when the first line is not a client
- * list header (no "tgid"/"pid" column) — nothing is appended then; GW_ENOMEM
- * (what was appended stays). */
+ * need not be NUL-terminated) to dc->pids, unsorted; blank lines are
+ * skipped. Returns GW_OK; GW_EPARSE when the first line is not a client
+ * list header with a "tgid" column (nothing is appended then); GW_ERANGE
+ * when a client line has no readable non-zero tgid, or the set is full
+ * (the list is incomplete); GW_ENOMEM. What was appended before an error
+ * stays. */
 int gw__drm_clients_parse(gw__drm_clients *dc, const char *text, size_t len);
 
 /* Replaces dc's set with the clients of every list under
  * <debugfs_root>/dri. *syscalls (may be NULL) is increased by the system
- * calls made. Returns GW_OK when at least one list was read (the set may be
- * empty: no process holds a DRM file); GW_ENOENT when there is no dri folder,
- * it may not be read (not root), or no list in it could be read or parsed;
- * GW_ENOMEM. On an error the set is empty. */
+ * calls made. Returns GW_OK when every list was read whole and at least one
+ * was there (the set may be empty: no process holds a DRM file); GW_ENOENT
+ * when the set is not complete: no dri folder, not root, no list, or any of
+ * the reasons above; GW_ENOMEM. On an error the set is empty. */
 int gw__drm_clients_read(gw__drm_clients *dc, const char *debugfs_root, uint64_t *syscalls);
 
 /* Whether pid is in the set read last. */

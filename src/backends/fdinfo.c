@@ -446,8 +446,8 @@ int gw__fdinfo_open(gw__fdinfo **out, const char *proc_root, const gw__fdinfo_op
     gw__strlcpy(f->root, proc_root ? proc_root : "/proc", sizeof f->root);
     if (opts) {
         f->opts = *opts;
-        if (opts->debugfs_root)
-            gw__strlcpy(f->debugfs, opts->debugfs_root, sizeof f->debugfs);
+        if (opts->debugfs_root && strlen(opts->debugfs_root) < sizeof f->debugfs)
+            gw__strlcpy(f->debugfs, opts->debugfs_root, sizeof f->debugfs); /* else: none */
         f->opts.debugfs_root = NULL; /* borrowed: f->debugfs is the copy */
     } else
         f->opts.drivers = GW__DRM_AMDGPU | GW__DRM_I915 | GW__DRM_XE;
@@ -1132,7 +1132,8 @@ int gw__fdinfo_sweep(gw__fdinfo *f, int64_t now, gw_error *err)
             schedule_spread(f, p, now); /* no DRM file: the back-off finds a miss */
         else if (fresh || now >= p->next_scan_ns || (hinted && !p->hinted && p->n_fds == 0))
             pid_scan(f, p, now);
-        p->hinted = hinted;
+        if (hint) /* a sweep without the lists says nothing about them */
+            p->hinted = hinted;
         if (p->unreadable)
             f->stats.pids_unreadable++;
         if (p->n_fds && (rc = pid_read_slots(f, p)) != GW_OK)

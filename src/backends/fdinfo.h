@@ -23,8 +23,8 @@
  * /proc/PID entry is unchanged (procfs gives a new inode to a new process
  * with a recycled pid).
  * When the kernel's DRM client lists can be read (opts.debugfs_root; root
- * only, see drm_clients.h), they are read at the start of every sweep and
- * only the processes they name are listed at once: new ones, and known ones
+ * only, see drm_clients.h), they are read at the start of every sweep and,
+ * when complete, only the processes they name are listed at once: new ones, and known ones
  * that just appeared in a list while no DRM descriptor of theirs is known.
  * Every other new process is treated like one there before the first sweep
  * (first listing spread over [rescan_min, rescan_max]), so a DRM file the

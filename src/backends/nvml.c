@@ -712,8 +712,9 @@ static void read_health(nvml_state *s, nvml_dev *d, gw_sample *sm)
         sm->pcie_replays = a;
         sm->valid |= 1ull << GW_METRIC_PCIE_REPLAYS;
     }
-    /* ECC off (or not on this GPU) answers NOT_SUPPORTED: then never asked
-     * again while the driver stays loaded, as enabling ECC needs a reset */
+    /* ECC off (or not on this GPU) answers NOT_SUPPORTED: like any metric,
+     * not asked again while this source stays open (ECC turned on and the
+     * GPU reset shows after gpuwatch reopens NVML, e.g. a restart) */
     if (CALLM(s, d, GW_METRIC_ECC_ERRORS, DeviceGetTotalEccErrors, h,
               GW_NVML_MEMORY_ERROR_TYPE_CORRECTED, GW_NVML_VOLATILE_ECC, &corr) &&
         CALLM(s, d, GW_METRIC_ECC_ERRORS, DeviceGetTotalEccErrors, h,

@@ -226,7 +226,14 @@ static size_t observe_health(gw__events *ev, const gw_device *d, dev_state *st, 
     char name[160];
     if (gw_sample_has(x, GW_METRIC_XID)) {
         if (x->xid_events > st->xid_events) {
-            gw__event *e = push(ev, GW__EV_XID_ERROR, GW__SEV_CRITICAL, (double)x->xid_last, t);
+            /* NVML reports every Xid as "critical"; those an application
+             * causes (13 graphics engine exception, 31 memory page fault,
+             * 43 stopped processing, 45 preemptive cleanup) do not mean the
+             * GPU is failing */
+            bool app = x->xid_last == 13 || x->xid_last == 31 || x->xid_last == 43 ||
+                       x->xid_last == 45;
+            gw__event *e = push(ev, GW__EV_XID_ERROR, app ? GW__SEV_WARNING : GW__SEV_CRITICAL,
+                                (double)x->xid_last, t);
             snprintf(e->message, sizeof e->message, "%s critical Xid %u (%llu new)",
                      label(d, name, sizeof name), x->xid_last,
                      (unsigned long long)(x->xid_events - st->xid_events));

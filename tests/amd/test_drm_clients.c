@@ -38,38 +38,43 @@ static size_t list_old(char *buf, size_t cap, const char *const *comm, const int
     return len;
 }
 
-static void parse_new_and_old_layouts(void **state)
+static void parse_both_tgid_layouts(void **state)
 {
     (void)state;
     char t[4096];
-    /* a comm with spaces, the kernel's "<unknown>", a pid outside our
-     * namespace (0) */
-    const char *comm[] = {"Xorg", "Web Content", "<unknown>", "llama-server", "ns-other"};
-    const int pid[] = {1370, 4242, 77, 65535, 0};
+    /* a comm with spaces, the kernel's "<unknown>", an empty comm (its
+     * column left out) */
+    const char *comm[] = {"Xorg", "Web Content", "<unknown>", "", "llama-server"};
+    const int pid[] = {1370, 4242, 77, 88, 65535};
     gw__drm_clients dc = {0};
     assert_int_equal(gw__drm_clients_parse(&dc, t, list_new(t, sizeof t, comm, pid, 5)), GW_OK);
-    assert_int_equal(dc.n, 4);
-    assert_int_equal(dc.pids[0], 1370);
-    assert_int_equal(dc.pids[1], 4242);
-    assert_int_equal(dc.pids[2], 77);
-    assert_int_equal(dc.pids[3], 65535);
+    assert_int_equal(dc.n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(dc.pids[i], pid[i]);
+    /* the layout of kernels without name / id, but with "tgid" */
     dc.n = 0;
-    assert_int_equal(gw__drm_clients_parse(&dc, t, list_old(t, sizeof t, comm, pid, 5)), GW_OK);
-    assert_int_equal(dc.n, 4);
-    assert_int_equal(dc.pids[1], 4242);
-    /* no final newline: the last line still counts */
-    dc.n = 0;
-    size_t len = list_old(t, sizeof t, comm, pid, 1);
-    assert_int_equal(gw__drm_clients_parse(&dc, t, len - 1), GW_OK);
+    size_t len = (size_t)snprintf(t, sizeof t, "%20s %5s %3s master a %5s %10s\n", "command",
+                                  "tgid", "dev", "uid", "magic");
+    len += (size_t)snprintf(t + len, sizeof t - len, "%20s %5d %3d   %c    %c %5d %10u\n",
+                            "gnome-shell", 901, 0, 'y', 'y', 1000, 0u);
+    assert_int_equal(gw__drm_clients_parse(&dc, t, len), GW_OK);
     assert_int_equal(dc.n, 1);
-    assert_int_equal(dc.pids[0], 1370);
+    assert_int_equal(dc.pids[0], 901);
+    /* no final newline: the last line still counts; blank lines are skipped */
+    dc.n = 0;
+    len = list_new(t, sizeof t, comm, pid, 1);
+    t[len++] = '\n';
+    assert_int_equal(gw__drm_clients_parse(&dc, t, len), GW_OK);
+    assert_int_equal(gw__drm_clients_parse(&dc, t, len - 2), GW_OK);
+    assert_int_equal(dc.n, 2);
     gw__drm_clients_release(&dc);
 }
 
-static void parse_refuses_other_text_and_skips_bad_lines(void **state)
+static void parse_refuses_what_it_cannot_use(void **state)
 {
     (void)state;
     gw__drm_clients dc = {0};
+    char t[4096];
     static const char *const bad_headers[] = {
         "", "\n", "command\n", "name dev=0000:03:00.0 unique=0000:03:00.0\n",
         "command dev master a uid magic\n  Xorg 0 y y 0 0\n", "pos:\t0\nflags:\t02\n"};
@@ -78,15 +83,28 @@ static void parse_refuses_other_text_and_skips_bad_lines(void **state)
                          GW_EPARSE);
         assert_int_equal(dc.n, 0);
     }
-    static const char text[] = "             command  tgid dev master a   uid      magic\n"
-                               "                Xorg  abc   0   y    y     0          0\n"
-                               "                Xorg    12\n"                       /* short */
-                               "                Xorg 99999999999   0   y    y     0     0\n" /* > u32 */
-                               "                Xorg    -5   0   y    y     0          0\n"
-                               "                   a    41   0   n    y  1000          0\n";
-    assert_int_equal(gw__drm_clients_parse(&dc, text, sizeof text - 1), GW_OK);
-    assert_int_equal(dc.n, 1);
-    assert_int_equal(dc.pids[0], 41);
+    /* older kernels' "pid" column may hold the opening thread: refused */
+    const char *comm[] = {"Xorg", "ns-other"};
+    const int pid[] = {1370, 0};
+    assert_int_equal(gw__drm_clients_parse(&dc, t, list_old(t, sizeof t, comm, pid, 1)),
+                     GW_EPARSE);
+    assert_int_equal(dc.n, 0);
+    /* a client outside our pid namespace (tgid 0): the set is incomplete */
+    assert_int_equal(gw__drm_clients_parse(&dc, t, list_new(t, sizeof t, comm, pid, 2)),
+                     GW_ERANGE);
+    /* so is any client line whose tgid cannot be read */
+    static const char *const bad_lines[] = {
+        "                Xorg  abc   0   y    y     0          0\n",
+        "                Xorg    12\n",
+        "                Xorg 99999999999   0   y    y     0     0\n",
+        "                Xorg    -5   0   y    y     0          0\n",
+    };
+    static const char head[] = "             command  tgid dev master a   uid      magic\n";
+    for (size_t i = 0; i < sizeof bad_lines / sizeof *bad_lines; i++) {
+        size_t len = (size_t)snprintf(t, sizeof t, "%s%s", head, bad_lines[i]);
+        dc.n = 0;
+        assert_int_equal(gw__drm_clients_parse(&dc, t, len), GW_ERANGE);
+    }
     gw__drm_clients_release(&dc);
 }
 
@@ -108,11 +126,11 @@ static void read_skips_minor_links_and_client_folders(void **state)
     list_new(t, sizeof t, comm, p2, 2);
     fx_write(root, "dri/0000:23:00.0/clients", t);
     fx_write(root, "dri/client-3/proc_info", "pid: 30\ncomm: a\n");
-    fx_write(root, "dri/other/clients", "not a client list\n");
+    fx_write(root, "dri/accel-like/name", "a folder without a client list\n");
     gw__drm_clients dc = {0};
     uint64_t sc = 0;
     assert_int_equal(gw__drm_clients_read(&dc, root, &sc), GW_OK);
-    assert_int_equal(dc.lists, 2); /* each device once; the garbage list not counted */
+    assert_int_equal(dc.lists, 2); /* each device once */
     assert_int_equal(dc.n, 4);      /* sorted, without the shared pid twice */
     const uint32_t want[] = {10, 20, 30, 40};
     for (size_t i = 0; i < 4; i++)
@@ -120,23 +138,37 @@ static void read_skips_minor_links_and_client_folders(void **state)
     assert_true(gw__drm_clients_has(&dc, 40));
     assert_false(gw__drm_clients_has(&dc, 41));
     assert_true(sc > 0);
-    /* older kernels: one real folder per minor, the same list in each */
+    /* one list that is not a client list, or not complete: no set at all,
+     * since a process it leaves out would be listed late */
+    fx_write(root, "dri/other/clients", "not a client list\n");
+    assert_int_equal(gw__drm_clients_read(&dc, root, NULL), GW_ENOENT);
+    assert_int_equal(dc.n, 0);
+    const int p0[] = {50, 0};
+    list_new(t, sizeof t, comm, p0, 2);
+    fx_write(root, "dri/other/clients", t);
+    assert_int_equal(gw__drm_clients_read(&dc, root, NULL), GW_ENOENT);
+    /* per-minor folders (kernels before per-device folders): the same list
+     * in each */
     char old[64];
     assert_non_null(fx_tmpdir(old, sizeof old));
-    list_old(t, sizeof t, comm, p1, 3);
+    list_new(t, sizeof t, comm, p1, 3);
     fx_write(old, "dri/0/clients", t);
     fx_write(old, "dri/128/clients", t);
     assert_int_equal(gw__drm_clients_read(&dc, old, NULL), GW_OK);
     assert_int_equal(dc.lists, 2);
     assert_int_equal(dc.n, 3);
     /* an empty list is a list: no process holds a DRM file */
-    list_old(t, sizeof t, comm, p1, 0);
+    list_new(t, sizeof t, comm, p1, 0);
     fx_write(old, "dri/0/clients", t);
     fx_write(old, "dri/128/clients", t);
     assert_int_equal(gw__drm_clients_read(&dc, old, NULL), GW_OK);
     assert_int_equal(dc.n, 0);
     assert_false(gw__drm_clients_has(&dc, 20));
-    /* nothing to read: no dri folder, or no readable list in it */
+    /* older kernels' "pid" lists are not used */
+    list_old(t, sizeof t, comm, p1, 3);
+    fx_write(old, "dri/0/clients", t);
+    assert_int_equal(gw__drm_clients_read(&dc, old, NULL), GW_ENOENT);
+    /* nothing to read: no dri folder, or no list in it */
     assert_int_equal(gw__drm_clients_read(&dc, "/nonexistent", NULL), GW_ENOENT);
     assert_int_equal(dc.n, 0);
     fx_unlink(old, "dri/0/clients");
@@ -269,13 +301,48 @@ static void sweep_lists_only_named_processes(void **state)
     fx_rmrf(dbg);
 }
 
+/* A sweep that cannot read the lists changes nothing about what they said:
+ * when they come back, the processes they named all along are not listed
+ * again (pid 11 is named but holds its GPU through a descriptor the list
+ * attributes to it while another process owns it: no DRM descriptor found). */
+static void unreadable_lists_for_one_sweep_relist_nothing(void **state)
+{
+    (void)state;
+    char proc[64], dbg[64], t[512];
+    assert_non_null(fx_tmpdir(proc, sizeof proc));
+    assert_non_null(fx_tmpdir(dbg, sizeof dbg));
+    fx_fd(proc, 10, 5, "/dev/dri/renderD128", amd_info(t, sizeof t, 1, 1024));
+    fx_fd(proc, 11, 1, "pipe:[9]", "pos:\t0\n");
+    const int listed[] = {10, 11};
+    write_list(dbg, listed, 2);
+    gw__fdinfo *f = open_sweep(proc, dbg);
+    gw_error err;
+    const gw__fdinfo_stats *st = gw__fdinfo_get_stats(f);
+    assert_int_equal(gw__fdinfo_sweep(f, 100 * SEC, &err), GW_OK);
+    assert_int_equal(st->pids_listed, 2);
+    /* (root reads any file mode: the list turns to garbage instead) */
+    fx_write(dbg, "dri/0000:03:00.0/clients", "not a list\n");
+    assert_int_equal(gw__fdinfo_sweep(f, 100 * SEC + 1, &err), GW_OK);
+    assert_int_equal(st->client_lists, 0);
+    assert_int_equal(st->pids_listed, 0);
+    write_list(dbg, listed, 2);
+    assert_int_equal(gw__fdinfo_sweep(f, 100 * SEC + 2, &err), GW_OK);
+    assert_int_equal(st->client_lists, 1);
+    assert_int_equal(st->pids_listed, 0);
+    assert_true(has_pid(f, 10));
+    gw__fdinfo_close(f);
+    fx_rmrf(proc);
+    fx_rmrf(dbg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parse_new_and_old_layouts),
-        cmocka_unit_test(parse_refuses_other_text_and_skips_bad_lines),
+        cmocka_unit_test(parse_both_tgid_layouts),
+        cmocka_unit_test(parse_refuses_what_it_cannot_use),
         cmocka_unit_test(read_skips_minor_links_and_client_folders),
         cmocka_unit_test(sweep_lists_only_named_processes),
+        cmocka_unit_test(unreadable_lists_for_one_sweep_relist_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

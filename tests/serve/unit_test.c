@@ -261,6 +261,11 @@ static void test_events_health(void **state)
     assert_int_equal(e.severity, GW__SEV_CRITICAL);
     assert_true(e.value == 79);
     assert_non_null(strstr(e.message, "Xid 79"));
+    d.xid_last = 31; /* a page fault an application caused: a warning */
+    d.xid_events = 2;
+    assert_int_equal(observe_one(ev, 2, &d, 1, NULL, 0, &n), GW__EV_XID_ERROR);
+    assert_int_equal(gw__events_since(ev, gw__events_last_seq(ev) - 1, &e, 1), 1);
+    assert_int_equal(e.severity, GW__SEV_WARNING);
     observe_one(ev, 3, &d, 1, NULL, 0, &n);
     assert_int_equal(n, 0); /* the same count: no repeat */
     d.ecc_uncorrected = 2;
