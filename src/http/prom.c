@@ -119,6 +119,31 @@ typedef struct family {
     getter get;
 } family;
 
+/* Writes `name{...labels}` of one device's sample of a family, the label set
+ * closed; each exposition (native, dcgm, nvidia_smi) has its own labels. */
+typedef void (*series_start)(gw_strbuf *sb, const char *name, const gw_device *d,
+                             const gw_snapshot *s);
+
+/* Every family of fams[0..n): its HELP/TYPE when any device has the value,
+ * then one sample per such device. */
+static void family_rows(gw_strbuf *sb, const gw_snapshot *s, const family *fams, size_t n,
+                        series_start start)
+{
+    for (size_t f = 0; f < n; f++) {
+        bool any = false;
+        for (size_t i = 0; i < s->n_devices; i++) {
+            double v;
+            if (!fams[f].get(&s->devices[i], &v))
+                continue;
+            if (!any)
+                header(sb, fams[f].name, fams[f].type, fams[f].help);
+            any = true;
+            start(sb, fams[f].name, &s->devices[i], s);
+            value(sb, v);
+        }
+    }
+}
+
 static const family native_gpu[] = {
     {"gpuwatch_gpu_memory_total_bytes", "gauge", "Total GPU memory (VRAM) in bytes.", g_mem_total},
     {"gpuwatch_gpu_memory_used_bytes", "gauge", "Used GPU memory in bytes.", g_mem_used},
@@ -188,6 +213,14 @@ static void gpu_labels(gw_strbuf *sb, const char *name, const gw_device *d)
     gw__strbuf_puts(sb, "\"");
 }
 
+static void native_start(gw_strbuf *sb, const char *name, const gw_device *d,
+                         const gw_snapshot *s)
+{
+    (void)s;
+    gpu_labels(sb, name, d);
+    gw__strbuf_putc(sb, '}');
+}
+
 static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
 {
     header(sb, "gpuwatch_gpu_info", "gauge",
@@ -236,20 +269,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         gw__strbuf_putc(sb, '}');
         value(sb, age < 0 ? 0 : age);
     }
-    for (size_t f = 0; f < GW__ARRAY_LEN(native_gpu); f++) {
-        bool any = false;
-        for (size_t i = 0; i < s->n_devices; i++) {
-            double v;
-            if (!native_gpu[f].get(&s->devices[i], &v))
-                continue;
-            if (!any)
-                header(sb, native_gpu[f].name, native_gpu[f].type, native_gpu[f].help);
-            any = true;
-            gpu_labels(sb, native_gpu[f].name, &s->devices[i]);
-            gw__strbuf_putc(sb, '}');
-            value(sb, v);
-        }
-    }
+    family_rows(sb, s, native_gpu, GW__ARRAY_LEN(native_gpu), native_start);
     header(sb, "gpuwatch_gpu_processes", "gauge", "Number of processes using the GPU.");
     for (size_t i = 0; i < s->n_devices; i++) {
         size_t n = 0;
@@ -460,22 +480,15 @@ static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const char *host)
     gw__strbuf_putc(sb, '}');
 }
 
+static void dcgm_start(gw_strbuf *sb, const char *name, const gw_device *d, const gw_snapshot *s)
+{
+    gw__strbuf_puts(sb, name);
+    dcgm_labels(sb, d, s->host.hostname);
+}
+
 static void dcgm_families(gw_strbuf *sb, const gw_snapshot *s)
 {
-    for (size_t f = 0; f < GW__ARRAY_LEN(dcgm_fams); f++) {
-        bool any = false;
-        for (size_t i = 0; i < s->n_devices; i++) {
-            double v;
-            if (!dcgm_fams[f].get(&s->devices[i], &v))
-                continue;
-            if (!any)
-                header(sb, dcgm_fams[f].name, dcgm_fams[f].type, dcgm_fams[f].help);
-            any = true;
-            gw__strbuf_puts(sb, dcgm_fams[f].name);
-            dcgm_labels(sb, &s->devices[i], s->host.hostname);
-            value(sb, v);
-        }
-    }
+    family_rows(sb, s, dcgm_fams, GW__ARRAY_LEN(dcgm_fams), dcgm_start);
 }
 
 /* ---------------------------------------------- compat: nvidia_gpu_exporter */
@@ -510,6 +523,18 @@ static void nvsmi_uuid(char *out, size_t cap, const char *uuid)
     out[i] = '\0';
 }
 
+static void nvsmi_start(gw_strbuf *sb, const char *name, const gw_device *d,
+                        const gw_snapshot *s)
+{
+    (void)s;
+    char u[96];
+    nvsmi_uuid(u, sizeof u, d->info.uuid);
+    gw__strbuf_puts(sb, name);
+    bool first = true;
+    label(sb, &first, "uuid", u);
+    gw__strbuf_putc(sb, '}');
+}
+
 static void nvsmi_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
 {
     char u[96];
@@ -529,23 +554,7 @@ static void nvsmi_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         label(sb, &first, "index", idx);
         gw__strbuf_puts(sb, "} 1\n");
     }
-    for (size_t f = 0; f < GW__ARRAY_LEN(nvsmi_fams); f++) {
-        bool any = false;
-        for (size_t i = 0; i < s->n_devices; i++) {
-            double v;
-            if (!nvsmi_fams[f].get(&s->devices[i], &v))
-                continue;
-            if (!any)
-                header(sb, nvsmi_fams[f].name, nvsmi_fams[f].type, nvsmi_fams[f].help);
-            any = true;
-            nvsmi_uuid(u, sizeof u, s->devices[i].info.uuid);
-            gw__strbuf_puts(sb, nvsmi_fams[f].name);
-            bool first = true;
-            label(sb, &first, "uuid", u);
-            gw__strbuf_putc(sb, '}');
-            value(sb, v);
-        }
-    }
+    family_rows(sb, s, nvsmi_fams, GW__ARRAY_LEN(nvsmi_fams), nvsmi_start);
     bool ok = !s->cpu_only && !(self && self->stale);
     simple(sb, "nvidia_smi_last_collect_success", "gauge",
            "Whether the last collection was successful.", ok);
