@@ -6,7 +6,9 @@
 Used for scenarios/eight.scn (8 GPUs) and by bench/report.sh (8 GPUs, 200
 processes). Values vary per GPU so a test catches a GPU's figures shown under
 another GPU; some processes have unavailable memory, some are in both lists,
-and some utilisation samples are garbage.
+and some utilisation samples are garbage. Pids start at 5010000, above
+Linux's PID_MAX_LIMIT (4194304), so none can name a live process on the
+machine running the tests (see SCENARIOS.md).
 """
 import sys
 
@@ -52,7 +54,7 @@ def scenario(gpus, procs):
         ]
         mine = [p for p in range(procs) if p % gpus == g]
         for p in mine:
-            pid = 10000 + p
+            pid = 5010000 + p
             mem = "unavailable" if p % 17 == 5 else str((p + 1) * 1048576)
             kind = "graphics" if p % 5 == 4 else "compute"
             out.append("process %s %d %s" % (kind, pid, mem))

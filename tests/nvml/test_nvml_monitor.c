@@ -74,7 +74,7 @@ static const gw_process *find_proc(const gw_snapshot *s, uint32_t dev, uint32_t 
 }
 
 /* lost.scn: GPU 1 answers GPU_IS_LOST after 25 calls (during sample 1).
- * GPU 0: memory.used 1073741824, process 100 with 536870912 bytes. */
+ * GPU 0: memory.used 1073741824, process 5000100 with 536870912 bytes. */
 static void test_lost_gpu_stays_lost(void **state)
 {
     (void)state;
@@ -88,10 +88,10 @@ static void test_lost_gpu_stays_lost(void **state)
         assert_int_equal(s->devices[1].state, GW_DEVICE_LOST);
         assert_non_null(strstr(s->devices[1].state_reason, "GPU is lost (15)"));
         assert_int_equal(s->devices[1].sample.valid, 0);
-        const gw_process *p = find_proc(s, 0, 100);
+        const gw_process *p = find_proc(s, 0, 5000100);
         assert_non_null(p);
         assert_int_equal(p->gpu_memory, 536870912ull);
-        assert_null(find_proc(s, 1, 200)); /* a lost GPU lists no process */
+        assert_null(find_proc(s, 1, 5000200)); /* a lost GPU lists no process */
         assert_int_equal(nvml_source(s)->state, GW_SOURCE_DEGRADED);
         gw_snapshot_release(s);
     }
@@ -136,46 +136,46 @@ static void test_unsupported_not_asked_again(void **state)
     gw_snapshot_release(s2);
 }
 
-/* one.scn: pid 4242's newest sample (ts 1700000000500000) says sm 75; pid
- * 5150's sample is garbage (sm 4294967295) and its memory unavailable. Once
+/* one.scn: pid 5004242's newest sample (ts 1700000000500000) says sm 75; pid
+ * 5005150's sample is garbage (sm 4294967295) and its memory unavailable. Once
  * read, lastSeen is the newest timestamp: sample 2 gets NOT_FOUND (no newer
  * samples), which is not an error: NVML only returns samples of busy
- * processes, so every listed process was idle (0 %) since sample 1 — 5150
+ * processes, so every listed process was idle (0 %) since sample 1 — 5005150
  * too: its garbage sample is older than lastSeen. */
 static void test_process_util_cursor(void **state)
 {
     (void)state;
     gw_monitor *m = open_with("one.scn");
     gw_snapshot *s1 = sample(m);
-    const gw_process *p = find_proc(s1, 0, 4242);
+    const gw_process *p = find_proc(s1, 0, 5004242);
     assert_non_null(p);
     assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
     assert_true(p->sm_util == 75.0 && p->mem_util == 33.0);
     assert_int_equal(p->gpu_memory, 17179869184ull);
-    p = find_proc(s1, 0, 5150);
+    p = find_proc(s1, 0, 5005150);
     assert_non_null(p);
     assert_false(gw_process_has(p, GW_PROC_SM_UTIL));
     assert_false(gw_process_has(p, GW_PROC_GPU_MEMORY));
-    assert_null(find_proc(s1, 0, 99999)); /* sampled, but not on the GPU */
+    assert_null(find_proc(s1, 0, 5099999)); /* sampled, but not on the GPU */
     gw_snapshot *s2 = sample(m);
     assert_int_equal(nvml_source(s2)->state, GW_SOURCE_OK);
-    p = find_proc(s2, 0, 4242);
+    p = find_proc(s2, 0, 5004242);
     assert_non_null(p);
     assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
     assert_true(p->sm_util == 0.0 && p->mem_util == 0.0);
     assert_true(gw_process_has(p, GW_PROC_GPU_MEMORY));
-    p = find_proc(s2, 0, 5150);
+    p = find_proc(s2, 0, 5005150);
     assert_non_null(p);
     assert_true(gw_process_has(p, GW_PROC_SM_UTIL));
     assert_true(p->sm_util == 0.0);
-    assert_int_equal(s2->n_processes, 4); /* 4242 (both lists), 5150, 777, 31337 */
+    assert_int_equal(s2->n_processes, 4); /* 5004242 (both lists), 5005150, 5000777, 5031337 */
     gw_snapshot_release(s1);
     gw_snapshot_release(s2);
 }
 
 /* transient.scn: GPU 0 answers UNKNOWN to one call of sample 1: lost in
  * sample 1, whole in sample 2 (memory.used 2000000000, temp 52 C, power
- * 180000 mW, process 900 with 2000000000 bytes). */
+ * 180000 mW, process 5000900 with 2000000000 bytes). */
 /* one.scn's health lines: the counters as the scenario gives them, and the
  * two queued Xids (63, then 94) taken by the first sample: last 94, 2 seen.
  * They stay in later samples (nothing new arrives); a real GPU adds more. */
@@ -218,7 +218,7 @@ static void test_unknown_is_retried(void **state)
     assert_int_equal(s2->devices[0].sample.mem_used, 2000000000ull);
     assert_int_equal(s2->devices[0].sample.temp_mc, 52000);
     assert_int_equal(s2->devices[0].sample.power_mw, 180000);
-    const gw_process *p = find_proc(s2, 0, 900);
+    const gw_process *p = find_proc(s2, 0, 5000900);
     assert_non_null(p);
     assert_int_equal(p->gpu_memory, 2000000000ull);
     assert_int_equal(nvml_source(s2)->state, GW_SOURCE_OK);

@@ -413,6 +413,49 @@ def check_full_report(ctx, scenario, variant="full", procinfo=None, extra=()):
 
 # -------------------------------------------------------------------- cases
 
+# Linux's PID_MAX_LIMIT on 64-bit machines: /proc/sys/kernel/pid_max can be
+# set no higher, so a pid at or above it never names a live process.
+PID_MAX_LIMIT = 4194304
+
+
+def scenario_pids(path):
+    """(line number, pid) of every pid a scenario file names."""
+    out = []
+    with open(path) as f:
+        for n, raw in enumerate(f, 1):
+            w = raw.split()
+            if w and w[0] == "process" and len(w) > 2:
+                out.append((n, int(w[2], 0)))
+            elif w and w[0] in ("putil", "procname") and len(w) > 1:
+                out.append((n, int(w[1], 0)))
+    return out
+
+
+def case_scenario_pids(ctx):
+    """No scenario may name a pid that can exist: the tests expect those
+    processes' name, user and command line to be absent, and on another
+    machine pid 1005 was a kernel worker. Every committed scenario (here and
+    tests/serve) and gen_scenario.py's output keep their pids above
+    PID_MAX_LIMIT."""
+    files = sorted(os.path.join(SCENARIOS, f) for f in os.listdir(SCENARIOS)
+                   if f.endswith(".scn"))
+    serve = os.path.join(HERE, "..", "serve", "scenarios")
+    files += sorted(os.path.join(serve, f) for f in os.listdir(serve) if f.endswith(".scn"))
+    gen = os.path.join(ctx.tmp, "gen.scn")
+    subprocess.run([sys.executable, os.path.join(HERE, "gen_scenario.py"), "8", "200", gen],
+                   check=True, timeout=60)
+    files.append(gen)
+    seen = 0
+    for path in files:
+        for line, pid in scenario_pids(path):
+            seen += 1
+            ctx.check(pid >= PID_MAX_LIMIT, "%s:%d: pid %d can name a live process (use %d "
+                      "or more)" % (path, line, pid, PID_MAX_LIMIT))
+    ctx.check(seen > 200, "only %d pids found: is the reader still right?" % seen)
+    with open("/proc/sys/kernel/pid_max") as f:
+        ctx.check(int(f.read()) <= PID_MAX_LIMIT, "pid_max above PID_MAX_LIMIT")
+
+
 def case_zero(ctx):
     rc, rep, err = ctx.run("zero.scn")
     if not rep:
@@ -440,8 +483,8 @@ def proc_fixture(ctx):
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
-    procs = {4242: ("python3", ["python3", "train.py", "--epochs", "10"]),
-             777: ("llama-server", ["/usr/bin/llama-server", "-m", "model.gguf"])}
+    procs = {5004242: ("python3", ["python3", "train.py", "--epochs", "10"]),
+             5000777: ("llama-server", ["/usr/bin/llama-server", "-m", "model.gguf"])}
     want = {}
     for pid, (comm, argv) in procs.items():
         d = os.path.join(root, str(pid))
@@ -731,8 +774,8 @@ def case_smoke(ctx):
     smoke = os.path.join(HERE, "..", "..", "scripts", "gpu-smoke")
     fake_smi = os.path.join(HERE, "fake-nvidia-smi")
     runs = (("two.scn", "full", 0, 0, ()), ("eight.scn", "full", 0, 0, ()),
-            # nvidia-smi 2 MiB off: the GPU's and process 2002's memory differ
-            ("two.scn", "full", 2, 1, ("FAIL gpu 0 memory.used", "FAIL pid 2002")),
+            # nvidia-smi 2 MiB off: the GPU's and process 5002002's memory differ
+            ("two.scn", "full", 2, 1, ("FAIL gpu 0 memory.used", "FAIL pid 5002002")),
             # a v1 driver counts reserved memory as used: nvidia-smi does not
             ("one.scn", "v1", 0, 1, ("FAIL gpu 0 memory.used",)))
     for scenario, variant, skew, want_rc, want_lines in runs:
