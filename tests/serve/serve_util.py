@@ -25,6 +25,13 @@ FAKE_NVML = os.environ.get("GPUWATCH_FAKE_NVML",
 
 _LIVE = []
 
+# How long a test waits for something that must happen (a daemon to start, a
+# state to be reached, a request to be answered). Only "never" may fail a
+# test, never a slow or busy machine: scripts/test-stressed.sh runs the suite
+# on one core shared with a CPU burner. Waits end as soon as the thing
+# happens, so a long deadline costs nothing when the test passes.
+DEADLINE = 120
+
 
 def _die_with_parent():
     """preexec_fn: SIGTERM the daemon if this test process dies, so a failed
@@ -125,7 +132,7 @@ class Daemon:
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
         if wait:
-            if not self._ready.wait(20) or self.port is None:
+            if not self._ready.wait(DEADLINE) or self.port is None:
                 self.proc.kill()
                 fail("daemon did not start: %s\n%s" % (cmd, "".join(self.lines)))
             self.wait_health()
@@ -142,7 +149,7 @@ class Daemon:
     def log(self):
         return "".join(self.lines)
 
-    def wait_health(self, timeout=20):
+    def wait_health(self, timeout=DEADLINE):
         end = time.time() + timeout
         while time.time() < end:
             st, _, _ = self.get("/health")
@@ -151,7 +158,7 @@ class Daemon:
             time.sleep(0.05)
         fail("/health never answered 200:\n" + self.log())
 
-    def request(self, method, path, headers=None, timeout=10):
+    def request(self, method, path, headers=None, timeout=DEADLINE):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             c.request(method, path, headers=headers or {})
@@ -172,7 +179,7 @@ class Daemon:
               "%s: content-type %r" % (path, h.get("content-type")))
         return json.loads(body)
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
+    def stop(self, sig=signal.SIGTERM, timeout=DEADLINE):
         self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout)
@@ -185,12 +192,39 @@ class Daemon:
         check("ERROR: LeakSanitizer" not in self.log(), "leaks:\n" + self.log())
         check("runtime error" not in self.log(), "UBSan:\n" + self.log())
 
+    def snapshot_time(self):
+        """The published snapshot's timestamp (/health): it changes once per
+        sampling round."""
+        import json
+        st, _, body = self.get("/health")
+        check(st == 200, "/health status %d" % st)
+        return json.loads(body)["timestamp"]
+
+    def wait_rounds(self, n):
+        """Returns once n more snapshots than the current one were published:
+        "n sampling rounds later", however long they take on this machine."""
+        seen = [self.snapshot_time()]
+        wait_for(lambda: seen.append(self.snapshot_time()) or len(set(seen)) > n,
+                 "%d more snapshots" % n, self)
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         return 0
+
+
+def wait_for(pred, what, d=None, timeout=DEADLINE):
+    """Polls pred until it returns something true and returns that; fails
+    naming what (with the daemon's log) when DEADLINE passes first."""
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    fail("timed out waiting for " + what + ("\n" + d.log() if d else ""))
 
 
 def parse_prom(text):

@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import HERE, Daemon, check, fail, num, parse_scenario  # noqa: E402
+from serve_util import DEADLINE, HERE, Daemon, check, fail, num, parse_scenario  # noqa: E402
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
 GIB = 1 << 30
@@ -33,7 +33,7 @@ def call(d, method, path, body=None, token=None, headers=None, raw=None):
     data = raw if raw is not None else (json.dumps(body) if body is not None else None)
     if data is not None:
         h["Content-Type"] = "application/json"
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
     try:
         c.request(method, path, body=data, headers=h)
         r = c.getresponse()
@@ -111,7 +111,7 @@ def case_api():
     check(d.get("/health")[0] == 200, "serving after a refused body")
     # Far beyond the cap the server answers without reading the rest; the
     # close may reset the connection before the status line arrives.
-    c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    c = socket.create_connection(("127.0.0.1", d.port), timeout=DEADLINE)
     c.sendall(b"POST /api/v1/reservations HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
     try:
         for _ in range(100):
@@ -230,7 +230,7 @@ def case_concurrency():
 
     def client(t):
         go.wait()
-        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=20)
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
         for i in range(per_thread):
             size = (256 + 97 * ((t * per_thread + i) % 13)) * MIB  # 256 MiB .. 1.4 GiB
             c.request("POST", "/api/v1/reservations", body=json.dumps(
@@ -251,7 +251,7 @@ def case_concurrency():
         t.start()
     go.set()
     for t in ts:
-        t.join(60)
+        t.join()
     check(not errors, "neither granted nor refused: %r" % errors[:3])
     check(len(granted) + len(refused) == n_threads * per_thread, "lost answers")
     check(granted and refused, "the storm must both fill the GPUs and be refused: %d/%d"

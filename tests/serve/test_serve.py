@@ -19,8 +19,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (HERE, Daemon, _die_with_parent, check, close, fail, num,  # noqa: E402
-                        parse_prom, parse_scenario, series)
+from serve_util import (DEADLINE, HERE, Daemon, _die_with_parent, check, close,  # noqa: E402
+                        fail, num, parse_prom, parse_scenario, series, wait_for)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
 PRESSURE = os.path.join(HERE, "scenarios", "pressure.scn")
@@ -63,12 +63,17 @@ def case_endpoints():
     # Processes: this test and a child, so their names come from /proc.
     child = subprocess.Popen(["sleep", "60"], preexec_fn=_die_with_parent)
     with open(TWO) as f:
-        text = f.read().replace(" 4242 ", " %d " % os.getpid()).replace(" 4343 ", " %d " % child.pid)
+        text = f.read().replace(" 5004242 ", " %d " % os.getpid()).replace(" 5004343 ", " %d " % child.pid)
     scn = with_faults(TWO, [])
     with open(scn, "w") as f:
         f.write(text)
     system, gpus = parse_scenario(scn)
-    time.sleep(0.5)  # let the child exec before reading its name
+    # The child's name changes when it execs sleep; the daemon caches a name
+    # per pid and start time, so it must not look before then.
+    def child_comm():
+        with open("/proc/%d/comm" % child.pid) as f:
+            return f.read().strip() == "sleep"
+    wait_for(child_comm, "the child to exec sleep")
     comm = {}
     for pid in (os.getpid(), child.pid):
         with open("/proc/%d/comm" % pid) as f:
@@ -136,7 +141,7 @@ def case_endpoints():
     check(st == 404 and json.loads(body)["error"]["code"] == 404, "unknown path")
     # Keep-alive: one connection serves many requests (scrapers reuse it).
     import http.client
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
     for path in ("/metrics", "/health", "/gpu/metrics/0", "/nope", "/metrics"):
         c.request("GET", path)
         r = c.getresponse()
@@ -174,28 +179,39 @@ def case_cache():
     with open(conf, "w") as f:
         f.write("interval_ms = 100\n")
     d.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: d.get("/metrics")[2] != before, 10, "a new snapshot after SIGHUP", d)
+    wait_for(lambda: d.get("/metrics")[2] != before, "a new snapshot after SIGHUP", d)
     d.stop()
     shutil.rmtree(tmp)
 
 
-def case_cadence():
-    """Process lists on a slower cadence: every snapshot still carries the
-    scenario's processes, while the fake library saw far fewer process-list
-    calls than memory reads (its call log counts them)."""
+def snapshot_seconds(stamp):
+    """An API timestamp ("2024-01-02T03:04:05.678Z", UTC) in seconds."""
+    import calendar
+    t = time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")
+    return calendar.timegm(t) + int(stamp[20:23]) / 1000.0
+
+
+def cadence_run(process_ms, enough):
+    """A daemon sampling every 50 ms with process lists every process_ms:
+    reads /gpu/processes (every snapshot must carry the scenario's
+    processes) until enough(set of snapshot times seen) is true, stops it,
+    and returns (snapshot times, memory reads, compute process-list calls)
+    from the fake library's call log."""
     _, gpus = parse_scenario(TWO)
     want = sorted((pid, i) for i, g in enumerate(gpus) for _, pid, _ in g["process"])
     log = tempfile.mktemp(suffix=".calls")
-    d = Daemon(scenario=TWO, args=["--interval-ms", "50", "--set", "process_interval_ms=600"],
+    d = Daemon(scenario=TWO, args=["--interval-ms", "50", "--set",
+                                   "process_interval_ms=%d" % process_ms],
                env={"GPUWATCH_FAKE_NVML_CALL_LOG": log})
-    end = time.time() + 2.5
-    seen = 0
-    while time.time() < end:
+    seen = set()
+
+    def read():
         p = d.json("/gpu/processes")
         got = sorted((x["pid"], x["device_index"]) for x in p["processes"])
         check(got == want, "processes %r, want %r" % (got, want))
-        seen += 1
-        time.sleep(0.03)
+        seen.add(snapshot_seconds(p["timestamp"]))
+        return enough(seen)
+    wait_for(read, "snapshots (process interval %d ms)" % process_ms, d)
     d.stop()
     calls = {}
     with open(log) as f:
@@ -205,9 +221,25 @@ def case_cadence():
     os.unlink(log)
     mem = sum(v for k, v in calls.items() if k.startswith("nvmlDeviceGetMemoryInfo"))
     procs = sum(v for k, v in calls.items() if k.startswith("nvmlDeviceGetComputeRunningProcesses"))
-    check(mem >= 40 and 0 < procs * 5 < mem,
-          "memory reads %d vs compute process-list calls %d (cadence 50 vs 600 ms)" % (mem, procs))
-    check(seen > 10, "only %d reads" % seen)
+    return seen, mem, procs
+
+
+def case_cadence():
+    """Process lists on a slower cadence than the rest. Counted in rounds
+    and in the daemon's own clock, never in how fast this machine is:
+    - lists every hour: only the first round reads them, yet 20 snapshots
+      later every one still carries the scenario's processes, and the fake
+      library saw a handful of process-list calls against two memory reads
+      per round (one per GPU);
+    - lists every 200 ms: once the snapshots seen span a second of the
+      daemon's clock, the lists were read again (more calls than once)."""
+    seen, mem, once = cadence_run(3600000, lambda s: len(s) >= 20)
+    check(mem >= 2 * len(seen), "memory reads %d for %d snapshots" % (mem, len(seen)))
+    check(0 < once and once * 5 <= mem,
+          "process-list calls %d vs memory reads %d: read in every round?" % (once, mem))
+    seen, mem, again = cadence_run(200, lambda s: max(s) - min(s) >= 1.0)
+    check(again > once, "process-list calls %d over a second at 200 ms, %d for one read: "
+          "never read again" % (again, once))
 
 
 def case_limits():
@@ -220,11 +252,11 @@ def case_limits():
     check(st in (413, 414, 431), "oversized URL answered %d" % st)
     # Request bodies: no endpoint takes one; a small one is discarded (405
     # here), a large one is refused.
-    c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    c = socket.create_connection(("127.0.0.1", d.port), timeout=DEADLINE)
     c.sendall(b"POST /gpu/metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
     check(c.recv(100).startswith(b"HTTP/1.1 405"), "small POST body not answered 405")
     c.close()
-    c = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    c = socket.create_connection(("127.0.0.1", d.port), timeout=DEADLINE)
     c.sendall(b"POST /api/v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
     try:
         for _ in range(10):
@@ -235,7 +267,7 @@ def case_limits():
     # declared body; the close may reset the connection before the status
     # line arrives, so a reset or an empty read counts as refused too. Not
     # refusing would leave this read waiting for 120,000 more bytes.
-    c.settimeout(10)
+    c.settimeout(DEADLINE)
     try:
         got = c.recv(100)
     except ConnectionResetError:
@@ -245,19 +277,23 @@ def case_limits():
     check(got == b"" or got.startswith(b"HTTP/1.1 413"), "large body answered %r" % got[:40])
     c.close()
     check(d.get("/health")[0] == 200, "serving after a refused body")
-    # Slow client: half a request line, then silence. Others are served
-    # meanwhile; the slow one is closed by the idle timeout.
+    # Slow client: half a request, then silence. Others are served
+    # meanwhile; the slow one is closed by the idle timeout (2 s here). A
+    # server without one would keep it open for ever: DEADLINE tells the two
+    # apart on any machine.
     slow = socket.create_connection(("127.0.0.1", d.port))
     slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-    t0 = time.time()
     st, _, _ = d.get("/health")
     check(st == 200, "served %d while a slow client holds a connection" % st)
-    slow.settimeout(20)
+    slow.settimeout(DEADLINE)
     data = b"x"
-    while data:
-        data = slow.recv(4096)
-    waited = time.time() - t0
-    check(waited < 15, "slow client kept open %.1f s (timeout 2 s)" % waited)
+    try:
+        while data:
+            data = slow.recv(4096)
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        fail("an idle half request was kept open %d s (connection_timeout_s=2)" % DEADLINE)
     slow.close()
     # Many connections from one address beyond the per-IP limit are refused,
     # the server keeps serving afterwards.
@@ -270,7 +306,7 @@ def case_limits():
     # the address for a moment after it closed: when one of the four is
     # refused for that reason, let go of all four and try again.
     def served(s):
-        s.settimeout(10)
+        s.settimeout(DEADLINE)
         head = b""
         try:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -282,28 +318,35 @@ def case_limits():
         except OSError:
             return False
         return head.startswith(b"HTTP/1.1 200")
-    for attempt in range(50):
+    def four_served():
         socks = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(4)]
         if all([served(s) for s in socks]):
-            break
+            return socks
         for s in socks:
             s.close()
-        time.sleep(0.1)
-    else:
-        check(False, "four connections from one address were never all served")
+        return None
+    socks = wait_for(four_served, "four connections from one address all served", d)
+    # The fifth is closed at once; one neither served nor closed within
+    # DEADLINE would be a hang.
     extra = socket.create_connection(("127.0.0.1", d.port))
-    extra.settimeout(5)
-    extra.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+    extra.settimeout(DEADLINE)
     try:
+        extra.sendall(b"GET /health HTTP/1.0\r\n\r\n")
         got = extra.recv(100)
-    except (ConnectionResetError, socket.timeout):
+    except (ConnectionResetError, BrokenPipeError):
         got = b""
+    except socket.timeout:
+        fail("5th connection from one IP neither served nor closed")
     check(not got.startswith(b"HTTP/1.1 200"), "5th connection from one IP was served")
     for s in socks + [extra]:
         s.close()
-    time.sleep(0.3)
-    st, _, _ = d.get("/health")
-    check(st == 200, "server answers after refusing over-limit connections")
+    # The closed connections stop counting once the server has seen them go.
+    def health_ok():
+        try:
+            return d.get("/health")[0] == 200
+        except OSError:
+            return False
+    wait_for(health_ok, "an answer after refusing over-limit connections", d)
     d.stop()
 
 
@@ -465,14 +508,6 @@ def case_promtool():
           "label value not escaped as the format says")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def case_prometheus():
     """A real Prometheus scrapes the daemon; its stored values must equal the
     scenario's."""
@@ -482,46 +517,75 @@ def case_prometheus():
     _, gpus = parse_scenario(TWO)
     d = Daemon(scenario=TWO, args=["--interval-ms", "200"])
     tmp = tempfile.mkdtemp()
-    port = free_port()
     cfg = os.path.join(tmp, "prometheus.yml")
     with open(cfg, "w") as f:
         f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 "scrape_configs:\n  - job_name: gpuwatch\n    static_configs:\n"
                 "      - targets: ['127.0.0.1:%d']\n" % d.port)
+    # Port 0: the kernel picks a free port and Prometheus logs it ("Listening
+    # on" address=127.0.0.1:PORT); a port picked here and handed over could
+    # be taken by another test in between.
     p = subprocess.Popen([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + tmp + "/data",
-                          "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
+                          "--web.listen-address=127.0.0.1:0", "--log.level=info"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          preexec_fn=_die_with_parent)
+    prom_log, listening = [], threading.Event()
+    port_box = []
+
+    def drain():
+        for line in p.stderr:  # keep reading: a full pipe would stop Prometheus
+            prom_log.append(line)
+            m = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', line)
+            if m and not port_box:
+                port_box.append(int(m.group(1)))
+                listening.set()
+        listening.set()
+    threading.Thread(target=drain, daemon=True).start()
     try:
         import urllib.request
+        listening.wait(DEADLINE)
+        check(port_box, "Prometheus did not say where it listens:\n" + "".join(prom_log[-20:]))
+        port = port_box[0]
 
         def query(q):
             url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(q))
-            with urllib.request.urlopen(url, timeout=5) as r:
+            with urllib.request.urlopen(url, timeout=DEADLINE) as r:
                 return json.load(r)["data"]["result"]
 
-        end = time.time() + 60
-        res = []
-        while time.time() < end:
+        # One scrape on a busy machine may run past its 1 s timeout; then
+        # Prometheus marks the series stale until the next one. Read
+        # everything from a moment after a successful scrape.
+        last = [None]
+
+        def stored():
             try:
-                res = query("gpuwatch_gpu_memory_used_bytes")
-                if len(res) == 2:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        check(len(res) == 2, "Prometheus has %d memory series after scraping: %r" % (len(res), res))
+                got = (query("gpuwatch_gpu_memory_used_bytes"), query('up{job="gpuwatch"}'),
+                       query("gpuwatch_gpu_temperature_celsius"),
+                       query('gpuwatch_gpu_state{state="ok"}'))
+            except OSError as e:
+                last[0] = repr(e)
+                return None
+            last[0] = got
+            res, up, t, st = got
+            if len(up) == 1 and up[0]["value"][1] == "1" and len(res) == len(t) == len(st) == 2:
+                return got
+            return None
+        end = time.time() + DEADLINE
+        got = None
+        while got is None and time.time() < end:
+            got = stored()
+            if got is None:
+                time.sleep(0.5)
+        check(got is not None, "Prometheus never held both GPUs' series after a successful "
+              "scrape; last answer %r" % (last[0],))
+        res, up, t, st = got
         for r in res:
             i = int(r["metric"]["gpu"])
             check(r["metric"]["uuid"] == gpus[i]["uuid"], "uuid label in Prometheus")
             check(float(r["value"][1]) == num(gpus[i], "memory.used"), "stored memory used gpu %d" % i)
-        up = query('up{job="gpuwatch"}')
-        check(len(up) == 1 and up[0]["value"][1] == "1", "target up: %r" % up)
-        t = query("gpuwatch_gpu_temperature_celsius")
         check(sorted(float(r["value"][1]) for r in t) == sorted(num(g, "temp") for g in gpus),
               "stored temperatures %r" % t)
-        st = query('gpuwatch_gpu_state{state="ok"}')
-        check(len(st) == 2 and all(r["value"][1] == "1" for r in st), "stored states %r" % st)
+        check(all(r["value"][1] == "1" for r in st), "stored states %r" % st)
         # The scrape itself was clean: no samples dropped for format reasons.
         bad = query("scrape_samples_scraped{job=\"gpuwatch\"} - scrape_samples_post_metric_relabeling{job=\"gpuwatch\"}")
         check(all(float(r["value"][1]) == 0 for r in bad), "samples dropped %r" % bad)
@@ -535,23 +599,13 @@ def case_prometheus():
         d.stop()
 
 
-def wait_for(pred, timeout, what, d=None):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    fail("timed out waiting for " + what + ("\n" + d.log() if d else ""))
-
-
 def case_lost():
     _, gpus = parse_scenario(TWO)
     scn = with_faults(TWO, ["fault nvmlDeviceGetMemoryInfo_v2 GPU_IS_LOST gpu=1 after=4",
                             "fault * GPU_IS_LOST gpu=1 after=200"])
     d = Daemon(scenario=scn, args=["--interval-ms", "100"])
     h = wait_for(lambda: (lambda x: x if x["status"] == "degraded" else None)(d.json("/health")),
-                 20, "GPU 1 to be lost", d)
+                 "GPU 1 to be lost", d)
     check(h["gpus"][1]["state"] == "lost", "gpu 1 state %r" % h["gpus"][1]["state"])
     check("GPU 1 lost" in h["reason"], "reason %r" % h["reason"])
     check(h["gpus"][0]["state"] == "ok", "gpu 0 state %r" % h["gpus"][0]["state"])
@@ -566,7 +620,7 @@ def case_lost():
           "gpu 0 memory series")
     # GPU 0 keeps updating: its sample time moves on.
     t0 = d.json("/gpu/metrics/0")["timestamp"]
-    wait_for(lambda: d.json("/gpu/metrics/0")["timestamp"] != t0, 10, "gpu 0 to update", d)
+    wait_for(lambda: d.json("/gpu/metrics/0")["timestamp"] != t0, "gpu 0 to update", d)
     ev = d.json("/api/v1/events")
     lost = [e for e in ev["events"] if e["type"] == "gpu_lost"]
     check(len(lost) == 1 and lost[0]["gpu"] == 1 and lost[0]["uuid"] == gpus[1]["uuid"],
@@ -577,11 +631,15 @@ def case_lost():
     os.unlink(scn)
 
 
-def timed_get(d, path, limit):
-    t = time.time()
-    st, _, body = d.get(path, timeout=limit)
-    el = time.time() - t
-    check(el < limit, "%s took %.2f s while sampling hangs" % (path, el))
+def answered_get(d, path):
+    """GET that must be answered while a sampling call hangs. The hang lasts
+    an hour, so an endpoint that waited for the sampler would never answer:
+    the request's deadline (DEADLINE) tells the two apart, not a figure of
+    how fast this machine answers."""
+    try:
+        st, _, body = d.get(path, timeout=DEADLINE)
+    except OSError as e:
+        fail("%s not answered while sampling hangs: %r\n%s" % (path, e, d.log()))
     return st, body
 
 
@@ -591,27 +649,29 @@ def case_hang():
     SIGTERM still stops the daemon."""
     scn = with_faults(TWO, ["hang nvmlDeviceGetPowerUsage gpu=0 after=3"])
     d = Daemon(scenario=scn, args=["--interval-ms", "100", "--set", "deadline_ms=300"])
-    h = wait_for(lambda: (lambda x: x if x["stale"] else None)(d.json("/health")), 20,
+    h = wait_for(lambda: (lambda x: x if x["stale"] else None)(d.json("/health")),
                  "stale data", d)
     check(h["status"] == "degraded", "status while hung %r" % h["status"])
     check(all(g["state"] == "stale" for g in h["gpus"]), "gpu states %r" % [g["state"] for g in h["gpus"]])
     check(h["sampling"]["stalled"] is True, "sampling.stalled")
     age1 = h["data_age_seconds"]
-    time.sleep(1.5)
     for path in ("/health", "/gpu/info", "/gpu/metrics", "/gpu/metrics/0", "/gpu/processes",
                  "/metrics", "/api/v1/events", "/api/v1/history?gpu=0&metric=memory_used"):
-        st, _ = timed_get(d, path, 2.0)
+        st, _ = answered_get(d, path)
         check(st == 200, "%s answered %d while hung" % (path, st))
-    h2 = d.json("/health")
-    check(h2["data_age_seconds"] > age1 + 1.0, "age did not grow: %r -> %r" % (age1, h2["data_age_seconds"]))
-    check(h2["gpus"][0]["sample_age_seconds"] > 1.0, "device sample age %r" % h2["gpus"][0]["sample_age_seconds"])
+    # The stale copies keep being published: the data's age grows past a
+    # second (the sampler's own clock, however slowly this machine runs).
+    h2 = wait_for(lambda: (lambda x: x if x["data_age_seconds"] > age1 + 1.0 and
+                           x["gpus"][0]["sample_age_seconds"] > 1.0 else None)(d.json("/health")),
+                  "the data age to grow from %r by a second" % age1, d)
+    check(h2["stale"] and h2["gpus"][0]["state"] == "stale", "fresh again while hung: %r" % h2)
     s, _ = parse_prom(metrics_of(d))
     check(series(s, "gpuwatch_sampling_stalled") == 1, "stalled metric")
     check(series(s, "gpuwatch_gpu_state", gpu=0, state="stale") == 1, "stale state series")
     check(series(s, "gpuwatch_sample_age_seconds") > 1.0, "sample age metric")
     ev = d.json("/api/v1/events")
     check(ev["counts"]["sampling_stalled"] == 1, "sampling_stalled count %r" % ev["counts"])
-    d.stop(timeout=20)
+    d.stop()
     check("still blocked" in d.log(), "no log line about the abandoned round:\n" + d.log())
     os.unlink(scn)
 
@@ -622,9 +682,11 @@ def case_recover():
     _, gpus = parse_scenario(TWO)
     scn = with_faults(TWO, ["slow nvmlDeviceGetPowerUsage 2000 gpu=0 after=3"])
     d = Daemon(scenario=scn, args=["--interval-ms", "100", "--set", "deadline_ms=400"])
-    wait_for(lambda: d.json("/health")["stale"], 20, "stale data", d)
-    wait_for(lambda: not d.json("/health")["stale"], 20, "fresh data after the slow round", d)
-    h = d.json("/health")
+    wait_for(lambda: d.json("/health")["stale"], "stale data", d)
+    # The next slow round may already be overdue again by the time a second
+    # request is made: check the fresh document itself.
+    h = wait_for(lambda: (lambda x: None if x["stale"] else x)(d.json("/health")),
+                 "fresh data after the slow round", d)
     check(h["status"] == "ok", "status after recovery %r (%s)" % (h["status"], h["reason"]))
     check_device(h["gpus"][0], gpus[0], "gpu 0 after recovery")
     ev = d.json("/api/v1/events")
@@ -640,9 +702,9 @@ def case_history():
     # 2 s of history at 50 ms = 40 rows: wait until the ring is full, then
     # past a wrap: it must keep exactly 40 rows, the newest ones.
     q = "/api/v1/history?gpu=0&metric=memory_used"
-    wait_for(lambda: len(d.json(q)["points"]) >= 40, 30, "a full ring", d)
+    wait_for(lambda: len(d.json(q)["points"]) >= 40, "a full ring", d)
     first = d.json(q)["points"][0][0]
-    wait_for(lambda: d.json(q)["points"][0][0] > first, 30, "the ring to wrap", d)
+    wait_for(lambda: d.json(q)["points"][0][0] > first, "the ring to wrap", d)
     r = d.json(q)
     check(r["unit"] == "bytes" and r["metric"] == "memory_used", "history header %r" % r)
     pts = r["points"]
@@ -650,7 +712,11 @@ def case_history():
     check(all(v == num(gpus[0], "memory.used") for _, v in pts), "history values %r" % pts[:3])
     ts = [t for t, _ in pts]
     check(ts == sorted(ts) and len(set(ts)) == len(ts), "timestamps not increasing")
-    r = d.json("/api/v1/history?gpu=%s&metric=temperature&since=1&step=0.5" % gpus[1]["uuid"])
+    # The last second holds at most 3 half-second buckets, and at least one
+    # once a round has landed in it (on a busy machine, poll for that).
+    q1 = "/api/v1/history?gpu=%s&metric=temperature&since=1&step=0.5" % gpus[1]["uuid"]
+    r = wait_for(lambda: (lambda x: x if x["points"] else None)(d.json(q1)),
+                 "a round in the last second", d)
     check(r["uuid"] == gpus[1]["uuid"] and r["unit"] == "celsius", "history by uuid")
     check(1 <= len(r["points"]) <= 3, "since=1 step=0.5 gives %d buckets" % len(r["points"]))
     check(all(v == num(gpus[1], "temp") for _, v in r["points"]), "temp history %r" % r["points"])
@@ -665,7 +731,7 @@ def case_history():
     d.stop()
 
 
-def read_sse(d, want_types, timeout=15):
+def read_sse(d, want_types, timeout=DEADLINE):
     """Opens /events and collects (event, data) until every type in
     want_types was seen."""
     s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
@@ -697,7 +763,7 @@ def case_events():
     _, gpus = parse_scenario(PRESSURE)
     d = Daemon(scenario=PRESSURE, args=["--interval-ms", "100"])
     ev = wait_for(lambda: (lambda x: x if x["counts"]["thermal_slowdown"] else None)(
-        d.json("/api/v1/events")), 10, "events", d)
+        d.json("/api/v1/events")), "events", d)
     by = {}
     for e in ev["events"]:
         by.setdefault(e["type"], []).append(e)
@@ -712,7 +778,7 @@ def case_events():
     check(len(t) == 1 and t[0]["gpu"] == 0 and t[0]["value"] == num(gpus[0], "temp"),
           "thermal events %r" % t)
     # Repeated identical samples raise nothing more (hysteresis, no flapping).
-    time.sleep(1)
+    d.wait_rounds(10)
     ev2 = d.json("/api/v1/events")
     check(ev2["counts"]["memory_pressure_warning"] == 1 and ev2["counts"]["thermal_slowdown"] == 1,
           "events repeated: %r" % ev2["counts"])
@@ -728,7 +794,7 @@ def case_events():
     # A GPU lost while a client listens arrives as an SSE event.
     scn = with_faults(TWO, ["fault * GPU_IS_LOST gpu=1 after=120"])
     d = Daemon(scenario=scn, args=["--interval-ms", "100"])
-    seen, _ = read_sse(d, ["gpu_lost"], timeout=30)
+    seen, _ = read_sse(d, ["gpu_lost"])
     check("gpu_lost" in seen, "gpu_lost not streamed: %r\n%s" % (list(seen), d.log()))
     e = json.loads(seen["gpu_lost"][0])
     check(e["gpu"] == 1 and e["severity"] == "critical", "streamed event %r" % e)
@@ -738,42 +804,68 @@ def case_events():
 
 def case_sse():
     """16 clients open and drop /events streams for 5 s while snapshots are
-    published every 20 ms: streams start with a snapshot, and afterwards
-    the daemon still answers and stops (a waiting-list corruption once made
-    the publisher loop forever holding the server lock)."""
+    published every 20 ms: every stream starts with a snapshot, and
+    afterwards the daemon still answers and stops (a waiting-list corruption
+    once made the publisher loop forever holding the server lock). Each
+    client makes at least one stream, however late it starts."""
     d = Daemon(scenario=TWO, args=["--interval-ms", "20"])
     stop = time.time() + 5
-    errors, got = [], [0]
+    errors, firsts = [], []
+
+    def one_stream():
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=DEADLINE)
+        try:
+            s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+            buf = b""
+            # until the first event is whole (or the server closes)
+            while True:
+                at = buf.find(b"event: ")
+                if at >= 0 and b"\n\n" in buf[at:]:
+                    break
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            at = buf.find(b"event: ")
+            firsts.append(buf[at:at + 15] if at >= 0 else buf[:80])
+            # then drop it somewhere in the middle of the stream
+            linger = time.time() + 0.2
+            s.settimeout(0.05)
+            while time.time() < linger:
+                try:
+                    if not s.recv(65536):
+                        break
+                except socket.timeout:
+                    pass
+        finally:
+            s.close()
 
     def churn():
-        while time.time() < stop:
+        while True:
             try:
-                s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
-                s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-                buf, t = b"", time.time() + 0.2
-                while time.time() < t:
-                    buf += s.recv(65536)
-                s.close()
-                if b"event: snapshot" in buf:
-                    got[0] += 1
+                one_stream()
             except OSError as e:
                 errors.append(repr(e))
+            if time.time() >= stop:
+                break
 
     ts = [threading.Thread(target=churn) for _ in range(16)]
     for t in ts:
         t.start()
     for t in ts:
-        t.join(30)
+        t.join()
     check(not errors, "stream errors %r" % errors[:3])
-    check(got[0] > 16, "only %d streams carried a snapshot" % got[0])
-    st, _ = timed_get(d, "/health", 2.0)
+    bad = [f for f in firsts if f != b"event: snapshot"]
+    check(len(firsts) >= 16 and not bad, "%d streams, %d did not start with a snapshot: %r" % (
+        len(firsts), len(bad), bad[:3]))
+    st, _ = answered_get(d, "/health")
     check(st == 200, "health after SSE churn %d" % st)
     d.stop()
     # sse_max_clients: streams beyond the limit get a JSON 503.
     d = Daemon(scenario=TWO, args=["--set", "sse_max_clients=2"])
     held = []
     for _ in range(2):
-        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=DEADLINE)
         s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
         check(s.recv(4096).startswith(b"HTTP/1.1 200"), "stream within the limit refused")
         held.append(s)
@@ -785,47 +877,64 @@ def case_sse():
 
 
 def case_load():
-    """200 concurrent keep-alive clients for 10 s against the JSON and
-    Prometheus endpoints: no error, and RSS does not keep growing."""
+    """200 concurrent keep-alive clients against the JSON and Prometheus
+    endpoints: every client is answered (each makes at least one request,
+    however late its thread starts on a busy machine), no request fails,
+    and once all 200 are being served RSS does not keep growing over 10 s
+    more of that load. Requests wait up to DEADLINE: the pass condition is
+    that every one is answered, not how many fit in the time."""
     scn = os.path.join(os.environ.get("GPUWATCH_SOURCE_ROOT", HERE + "/../.."), "tests/nvml/scenarios/eight.scn")
     if not os.path.exists(scn):
         scn = TWO
     d = Daemon(scenario=scn, args=["--interval-ms", "200", "--set", "max_connections=1024",
                                    "--set", "max_connections_per_ip=512", "--set", "threads=2"])
     paths = ["/metrics", "/gpu/metrics", "/health", "/gpu/metrics/1", "/gpu/processes"]
-    errors, counts = [], [0] * 200
-    stop = time.time() + 10
+    nclients = 200
+    errors, counts = [], [0] * nclients
+    lock = threading.Lock()
+    answered = [0]
+    all_answered = threading.Event()
+    stop = threading.Event()
 
     def client(k):
         import http.client
-        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
         n = 0
         try:
-            while time.time() < stop:
+            while True:
                 c.request("GET", paths[(k + n) % len(paths)])
                 r = c.getresponse()
                 r.read()
                 if r.status != 200:
                     errors.append(r.status)
                 n += 1
+                if n == 1:
+                    with lock:
+                        answered[0] += 1
+                        if answered[0] == nclients:
+                            all_answered.set()
+                if stop.is_set():
+                    break
         except Exception as e:  # noqa: BLE001
             errors.append(repr(e))
         finally:
             c.close()
             counts[k] = n
 
-    rss0 = None
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(200)]
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(nclients)]
     for t in threads:
         t.start()
-    time.sleep(3)
+    all_answered.wait(DEADLINE)
     rss0 = d.rss_kib()
-    for t in threads:
-        t.join(30)
+    time.sleep(10)  # steady load: a duration, not a pass condition
     rss1 = d.rss_kib()
+    stop.set()
+    for t in threads:
+        t.join()
     check(not errors, "%d errors, first %r" % (len(errors), errors[:5]))
-    check(all(c > 0 for c in counts), "a client got no answer at all")
-    print("load: %d requests in 10 s, RSS %d -> %d KiB" % (sum(counts), rss0, rss1))
+    check(all(c > 0 for c in counts), "%d of %d clients got no answer at all" % (
+        sum(1 for c in counts if c == 0), nclients))
+    print("load: %d requests, RSS %d -> %d KiB" % (sum(counts), rss0, rss1))
     with open("/proc/%d/maps" % d.proc.pid) as f:
         asan = "libasan" in f.read()  # ASan's quarantine holds freed memory: RSS not meaningful
     if not asan:
@@ -846,17 +955,17 @@ def case_ops():
     with open(conf, "w") as f:
         f.write("log_level = debug\nmetrics_compat = dcgm\n")
     d.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in d.log(), 10, "reload log line", d)
+    wait_for(lambda: "configuration reloaded" in d.log(), "reload log line", d)
 
     def has_dcgm():
         s2, _ = parse_prom(metrics_of(d))
         return series(s2, "DCGM_FI_DEV_FB_USED", gpu=0) is not None
-    wait_for(has_dcgm, 10, "dcgm family after SIGHUP", d)
+    wait_for(has_dcgm, "dcgm family after SIGHUP", d)
     # A broken file on reload keeps the running configuration.
     with open(conf, "w") as f:
         f.write("interval_ms = fast\n")
     d.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reload failed" in d.log(), 10, "reload failure line", d)
+    wait_for(lambda: "reload failed" in d.log(), "reload failure line", d)
     check("gpuwatch.conf:1" in d.log(), "reload error does not name file:line")
     check(d.get("/health")[0] == 200, "still serving after a bad reload")
     # POST /api/v1/reload: allowed on loopback without a token.
@@ -867,7 +976,7 @@ def case_ops():
     # Beyond loopback without a token: refused, exit 1, says why.
     e = dict(os.environ)
     p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--listen", "0.0.0.0:0",
-                        "--sources", "host"], capture_output=True, text=True, timeout=20, env=e)
+                        "--sources", "host"], capture_output=True, text=True, timeout=DEADLINE, env=e)
     check(p.returncode == 1 and "token" in p.stderr, "non-loopback without token: rc %d %r" % (p.returncode, p.stderr))
     # With a token file: starts; mutating endpoint needs the token.
     tok = os.path.join(tmp, "token")
@@ -890,7 +999,7 @@ def case_ops():
     e["GPUWATCH_HISTORY_SECONDS"] = "120"
     p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--config", conf,
                         "--set", "history_seconds=30", "--print-config"],
-                       capture_output=True, text=True, timeout=20, env=e)
+                       capture_output=True, text=True, timeout=DEADLINE, env=e)
     check(p.returncode == 0, "print-config rc %d %s" % (p.returncode, p.stderr))
     got = dict(line.split(" = ", 1) for line in p.stdout.strip().split("\n"))
     check(got["interval_ms"] == "700" and got["history_seconds"] == "30", "precedence %r" % got)
@@ -898,7 +1007,7 @@ def case_ops():
     for args, word in ((["--set", "interval_ms=0"], "interval_ms"), (["--set", "nope=1"], "nope"),
                        (["--listen", "localhost"], "listen")):
         p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--print-config"] + args,
-                           capture_output=True, text=True, timeout=20, env=e)
+                           capture_output=True, text=True, timeout=DEADLINE, env=e)
         check(p.returncode == 1 and word in p.stderr, "%r: rc %d %r" % (args, p.returncode, p.stderr))
     shutil.rmtree(tmp)
 
@@ -955,7 +1064,7 @@ def case_docs():
     root = os.environ.get("GPUWATCH_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
     e = {k: v for k, v in os.environ.items() if not k.startswith("GPUWATCH_")}
     p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--print-config",
-                        "--config", "/dev/null"], capture_output=True, text=True, timeout=20, env=e)
+                        "--config", "/dev/null"], capture_output=True, text=True, timeout=DEADLINE, env=e)
     check(p.returncode == 0, p.stderr)
     defaults = dict(line.split(" = ", 1) if " = " in line else (line.rstrip(" ="), "")
                     for line in p.stdout.strip().split("\n"))
