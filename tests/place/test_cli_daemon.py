@@ -23,7 +23,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "serve"))
-from serve_util import FAKE_NVML, Daemon, check, fail, num, parse_scenario  # noqa: E402
+from serve_util import (DEADLINE, FAKE_NVML, Daemon, check, fail, num,  # noqa: E402
+                        parse_scenario, wait_for)
 
 BIN = os.environ["GPUWATCH_BIN"]
 TWO = os.path.join(HERE, "..", "serve", "scenarios", "two.scn")
@@ -38,8 +39,9 @@ doc = {"pid": os.getpid(), "argv": sys.argv,
 with open(out + ".tmp", "w") as f:
     json.dump(doc, f)
 os.rename(out + ".tmp", out)
-# wait until the test has looked at the daemon (it removes the file)
-end = time.time() + 10
+# wait until the test has looked at the daemon (it removes the file); the
+# limit only stops a command whose test died
+end = time.time() + 600
 while os.path.exists(out) and time.time() < end:
     time.sleep(0.02)
 sys.exit(int(os.environ.get("SHOW_RC", "0")))
@@ -59,7 +61,7 @@ def client_env(tmp, extra=None):
 
 def reservations(d, token=None):
     import http.client
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
     try:
         c.request("GET", "/api/v1/reservations")
         r = c.getresponse()
@@ -82,7 +84,7 @@ def start_run(args, env, script):
 
 
 def wait_show(path, proc):
-    end = time.time() + 15
+    end = time.time() + DEADLINE
     while time.time() < end:
         if os.path.exists(path):
             with open(path) as f:
@@ -117,7 +119,7 @@ def main():
     # --dry-run says which path it took and reserves nothing
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--daemon", url, "--mem", "1GiB",
                         "--dry-run", "--", script], env=env, capture_output=True, text=True,
-                       timeout=30)
+                       timeout=DEADLINE)
     check(p.returncode == 0, "dry-run rc %d: %s" % (p.returncode, p.stderr))
     check("via daemon " + url in p.stdout, "dry-run does not say via daemon:\n" + p.stdout)
     check("CUDA_VISIBLE_DEVICES=" + want_uuid in p.stdout, "dry-run env:\n" + p.stdout)
@@ -125,7 +127,7 @@ def main():
     # place through the daemon (GPUWATCH_DAEMON)
     p = subprocess.run([BIN, "place", "--sources", "nvml", "--mem", "1GiB", "--json"],
                        env=dict(env, GPUWATCH_DAEMON=url), capture_output=True, text=True,
-                       timeout=30)
+                       timeout=DEADLINE)
     check(p.returncode == 0, "place rc %d: %s" % (p.returncode, p.stderr))
     doc = json.loads(p.stdout)
     check(doc.get("via") == "daemon " + url, "place via %r" % doc.get("via"))
@@ -158,38 +160,40 @@ def main():
             proc.send_signal(signal.SIGTERM)  # run forwards it; the script dies of it
         else:
             os.unlink(show)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=DEADLINE)
         check(proc.returncode == rc_want, "%s: rc %d, want %d: %s" % (case, proc.returncode,
                                                                       rc_want, err))
         check("via daemon " + url in err, "%s: no 'via daemon' in %r" % (case, err))
         clean(err, case)
         check(reservations(d) == [], "%s: reservation left after exit" % case)
-    # the lease is renewed through the daemon while CMD runs (2 s lease, renewed every 0.67 s)
+    # the lease is renewed through the daemon while CMD runs (6 s lease,
+    # renewed every 2 s): wait for the expiry to move, however long that
+    # takes on this machine
     if os.path.exists(show):
         os.unlink(show)
-    proc = start_run(["--daemon", url, "--mem", "1GiB", "--lease", "2"], env, script)
+    proc = start_run(["--daemon", url, "--mem", "1GiB", "--lease", "6"], env, script)
     wait_show(show, proc)
     first = reservations(d)
-    time.sleep(2.5)
-    later = reservations(d)
-    check(len(first) == 1 and len(later) == 1 and later[0]["id"] == first[0]["id"],
-          "lease 2 s: the reservation lapsed while run renewed it: %r -> %r" % (first, later))
-    check(later[0]["expires_ns"] > first[0]["expires_ns"], "lease not renewed: %r -> %r" %
-          (first[0]["expires_ns"], later[0]["expires_ns"]))
+    check(len(first) == 1 and first[0]["expires_ns"], "lease: reservations %r" % first)
+    later = wait_for(lambda: (lambda x: x if len(x) != 1 or x[0]["expires_ns"] >
+                              first[0]["expires_ns"] else None)(reservations(d)),
+                     "the lease to be renewed", d)
+    check(len(later) == 1 and later[0]["id"] == first[0]["id"],
+          "lease 6 s: the reservation lapsed while run renewed it: %r -> %r" % (first, later))
     os.unlink(show)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=DEADLINE)
     check(proc.returncode == 0 and "warning" not in err, "lease: rc %d: %s" % (proc.returncode, err))
     check(reservations(d) == [], "lease: reservation left")
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--daemon", url, "--mem", "1GiB", "--",
                         os.path.join(tmp, "no-such-program")], env=env, capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=DEADLINE)
     check(p.returncode == 127, "cannot-exec rc %d: %s" % (p.returncode, p.stderr))
     clean(p.stderr, "cannot-exec")
     check(reservations(d) == [], "cannot-exec: reservation left")
     # does not fit: 409 with the plan, exit 1, nothing held
     total = sum(num(g, "memory.total") for g in gpus)
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--daemon", url, "--mem", str(total),
-                        "--", script], env=env, capture_output=True, text=True, timeout=30)
+                        "--", script], env=env, capture_output=True, text=True, timeout=DEADLINE)
     check(p.returncode == 1, "too big: rc %d: %s" % (p.returncode, p.stderr))
     clean(p.stderr, "too big")
     check(reservations(d) == [], "too big: reservation left")
@@ -225,7 +229,7 @@ def main():
     rs = reservations(d)
     check(len(rs) == 1 and rs[0]["pid"] == got["pid"], "fake proc: reservations %r" % rs)
     os.unlink(show)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=DEADLINE)
     check(proc.returncode == 0, "fake proc: rc %d: %s" % (proc.returncode, err))
     check(reservations(d) == [], "run did not DELETE its reservation on the daemon")
     d.stop()
@@ -237,7 +241,7 @@ def main():
     if os.path.exists(show):
         os.unlink(show)
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--daemon", url, "--mem", "1GiB", "--",
-                        script], env=env, capture_output=True, text=True, timeout=30)
+                        script], env=env, capture_output=True, text=True, timeout=DEADLINE)
     check(p.returncode == 1, "no token: rc %d: %s" % (p.returncode, p.stderr))
     check("401" in p.stderr and "token" in p.stderr, "no token: message %r" % p.stderr)
     clean(p.stderr, "no token")
@@ -257,16 +261,17 @@ def main():
         wait_show(show, proc)
         check(len(reservations(d)) == 1, "token by %s: not reserved on the daemon" % how)
         os.unlink(show)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=DEADLINE)
         check(proc.returncode == 0, "token by %s: rc %d: %s" % (how, proc.returncode, err))
         check(reservations(d) == [], "token by %s: reservation left" % how)
     d.stop()
 
-    # nothing listens: the local ledger, said in one stderr line
+    # nothing listens: the local ledger, said in one stderr line. The port
+    # stays bound (never listened on) until the end, so connecting is refused
+    # and no other test's daemon can be given it meanwhile.
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     free_port = s.getsockname()[1]
-    s.close()
     if os.path.exists(show):
         os.unlink(show)
     url = "http://127.0.0.1:%d" % free_port
@@ -274,7 +279,7 @@ def main():
     got = wait_show(show, proc)
     check(got["env"]["CUDA_VISIBLE_DEVICES"] == want_uuid, "fallback: env %r" % got["env"])
     os.unlink(show)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=DEADLINE)
     check(proc.returncode == 0, "fallback: rc %d: %s" % (proc.returncode, err))
     clean(err, "fallback")
     lines = [x for x in err.splitlines() if "no daemon at " + url in x]
@@ -283,14 +288,15 @@ def main():
     # --local never asks the daemon (no line)
     p = subprocess.run([BIN, "run", "--sources", "nvml", "--local", "--mem", "1GiB", "--dry-run",
                         "--", script], env=dict(env, GPUWATCH_DAEMON=url), capture_output=True,
-                       text=True, timeout=30)
+                       text=True, timeout=DEADLINE)
     check(p.returncode == 0 and "no daemon" not in p.stderr and
           "via local ledger " + local_ledger in p.stdout, "--local: %r %r" % (p.stdout, p.stderr))
     # a bad URL is a usage error
     p = subprocess.run([BIN, "run", "--daemon", "https://x:1", "--mem", "1GiB", "--", script],
-                       env=env, capture_output=True, text=True, timeout=30)
+                       env=env, capture_output=True, text=True, timeout=DEADLINE)
     check(p.returncode == 2 and "http://HOST:PORT" in p.stderr, "bad URL: %d %r" % (p.returncode,
                                                                                    p.stderr))
+    s.close()
     print("ok")
 
 

@@ -3,10 +3,15 @@
 a ledger in a temporary folder. The test command is a small script (named
 llama-server / job) that writes its argv, the GPU selection variables and
 what the ledger holds while it runs into a JSON file, then exits as told.
-Expected plans are worked out by hand in the comments."""
+Expected plans are worked out by hand in the comments.
+
+Nothing here depends on how fast the machine is: a command that must outlive
+a step waits for the test to create SHOW_OUT.go (mode "wait") instead of
+sleeping a fixed time, and every wait has the generous DEADLINE."""
 import json, os, signal, sqlite3, subprocess, sys, tempfile, time
 
 BIN = os.environ["GPUWATCH_BIN"]
+DEADLINE = 120  # seconds: only "never" may fail a wait, not a busy machine
 failures = []
 
 
@@ -42,11 +47,13 @@ if mode == "term":
         sys.exit(0)
     signal.signal(signal.SIGTERM, on_term)
     dump({"ready": True})
-    time.sleep(60)
+    time.sleep(600)
     sys.exit(9)
 dump()
-if mode == "sleep":
-    time.sleep(float(os.environ.get("SHOW_SLEEP", "2")))
+if mode == "wait":  # until the test says go (a safety limit if it died)
+    end = time.time() + 600
+    while not os.path.exists(out + ".go") and time.time() < end:
+        time.sleep(0.02)
 if mode == "fail":
     sys.exit(3)
 if mode == "kill":
@@ -78,7 +85,7 @@ with tempfile.TemporaryDirectory() as tmp:
     base_env.update({"PATH": bindir + ":" + os.environ["PATH"], "GPUWATCH_LEDGER": ledger,
                      "SHOW_OUT": show})
 
-    def run(*args, mode="exit0", env=None, timeout=60):
+    def run(*args, mode="exit0", env=None, timeout=DEADLINE):
         e = dict(base_env)
         e["SHOW_MODE"] = mode
         e.update(env or {})
@@ -89,6 +96,29 @@ with tempfile.TemporaryDirectory() as tmp:
     def shown():
         with open(show) as f:
             return json.load(f)
+
+    def wait_until(pred, what):
+        end = time.time() + DEADLINE
+        while time.time() < end:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.02)
+        check(False, "timed out waiting for " + what)
+        return None
+
+    def go():
+        """Lets a "wait" command finish."""
+        with open(show + ".go", "w"):
+            pass
+
+    def gone(pid):
+        """pid has exited (a zombie counts: its reservation is dead too)."""
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
 
     GIB = 1 << 30
     two24 = ["--gpu", "24GiB", "--gpu", "24GiB"]
@@ -180,10 +210,7 @@ with tempfile.TemporaryDirectory() as tmp:
         os.unlink(show)
     holder = subprocess.Popen([BIN, "run", "--mem", "16GiB", "--gpu", "24GiB", "--", "job"],
                               env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while not os.path.exists(show) and time.time() < deadline:
-        time.sleep(0.02)
-    check(os.path.exists(show), "the holder's command started")
+    wait_until(lambda: os.path.exists(show), "the holder's command to start")
     r = run("run", "--mem", "16GiB", "--gpu", "24GiB", "--", "job", env={"SHOW_OUT": show + "2"})
     check(r.returncode == 1 and "16.00 GiB reserved" in r.stderr,
           f"a second 16 GiB on the same 24 GiB GPU is refused, naming the reservation: {r.stderr}")
@@ -192,53 +219,60 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("place", "--mem", "9GiB", "--gpu", "24GiB")
     check(r.returncode == 1, "place sees the reservation (9 does not fit)")
     holder.send_signal(signal.SIGTERM)
-    out, err = holder.communicate(timeout=30)
+    out, err = holder.communicate(timeout=DEADLINE)
     check(holder.returncode == 0, f"SIGTERM forwarded, the command exited 0 ({holder.returncode} {err})")
     check(shown().get("got") == signal.SIGTERM, "the command received SIGTERM")
     check(live_rows(ledger) == [], "released after the forwarded signal")
 
     # --- run itself SIGKILLed: the command keeps the reservation, then it is auto-released
     e = dict(base_env)
-    e.update({"SHOW_MODE": "sleep", "SHOW_SLEEP": "4"})
-    if os.path.exists(show):
-        os.unlink(show)
+    e.update({"SHOW_MODE": "wait"})
+    for f in (show, show + ".go"):
+        if os.path.exists(f):
+            os.unlink(f)
     # (the command inherits run's stdout: DEVNULL, so waiting for run does not wait for it)
     runner = subprocess.Popen([BIN, "run", "--mem", "16GiB", "--gpu", "24GiB", "--", "job"], env=e,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while not os.path.exists(show) and time.time() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: os.path.exists(show), "run's command to start")
     child = shown()["pid"]
     runner.send_signal(signal.SIGKILL)
-    runner.wait(timeout=30)
-    check(os.path.exists(f"/proc/{child}"), "the command outlives a killed run")
+    runner.wait(timeout=DEADLINE)
+    check(not gone(child), "the command outlives a killed run")
     r = run("place", "--mem", "9GiB", "--gpu", "24GiB")
     check(r.returncode == 1, "with run killed, its command still holds the reservation")
-    deadline = time.time() + 20
-    while os.path.exists(f"/proc/{child}") and time.time() < deadline:
-        time.sleep(0.05)
+    go()
+    wait_until(lambda: gone(child), "the command to exit")
     r = run("place", "--mem", "20GiB", "--gpu", "24GiB")
     check(r.returncode == 0, f"once the command is gone its reservation no longer counts: {r.stdout}")
     r = run("run", "--mem", "20GiB", "--gpu", "24GiB", "--", "job")
     check(r.returncode == 0 and live_rows(ledger) == [], "the next run reaps it and releases its own")
 
-    # --- --lease: run renews it while the command runs (lease 2 s, command 3.5 s;
-    # renewals every 0.67 s leave 1.3 s of slack on a loaded machine)
+    # --- --lease: run renews it while the command runs. Lease 6 s, renewed
+    # every 2 s: the expiry moves on while the command waits, however long
+    # this machine takes to get there (4 s of slack before a lapse).
     e = dict(base_env)
-    e.update({"SHOW_MODE": "sleep", "SHOW_SLEEP": "3.5"})
-    if os.path.exists(show):
-        os.unlink(show)
-    leased = subprocess.Popen([BIN, "run", "--lease", "2", "--mem", "4GiB", "--gpu", "24GiB", "--",
+    e.update({"SHOW_MODE": "wait"})
+    for f in (show, show + ".go"):
+        if os.path.exists(f):
+            os.unlink(f)
+    leased = subprocess.Popen([BIN, "run", "--lease", "6", "--mem", "4GiB", "--gpu", "24GiB", "--",
                                "job"], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 20
-    while not os.path.exists(show) and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(2.6)  # past the first lease: only renewals keep it
-    db = sqlite3.connect(ledger)
-    exp = db.execute("SELECT expires_ns FROM reservations").fetchall()
-    db.close()
-    check(len(exp) == 1 and exp[0][0] > time.time_ns(), f"the lease is renewed while running: {exp}")
-    leased.communicate(timeout=30)
+    wait_until(lambda: os.path.exists(show), "the leased command to start")
+
+    def expiry():
+        db = sqlite3.connect(ledger)
+        exp = db.execute("SELECT expires_ns FROM reservations").fetchall()
+        db.close()
+        return exp
+    first = expiry()
+    check(len(first) == 1 and first[0][0] is not None, f"one leased reservation: {first}")
+    if len(first) == 1 and first[0][0] is not None:
+        later = wait_until(lambda: (lambda x: x if len(x) == 1 and x[0][0] > first[0][0] else None)(
+            expiry()), "the lease to be renewed")
+        check(later and later[0][0] > time.time_ns(),
+              f"the lease is renewed while running: {first} -> {later}")
+    go()
+    leased.communicate(timeout=DEADLINE)
     check(leased.returncode == 0 and live_rows(ledger) == [], "leased run released at exit")
 
     # --- a GGUF model through the estimator (tests/estimate/model_writer.py)

@@ -12,17 +12,20 @@ ledger code in many processes (tests/place/ledger_storm.c).
    KILLS times, against one ledger file that lives on across the kills;
    after each kill the ledger is consistent, not over-committed, and every
    reservation acknowledged so far (ACK printed after the commit) is still
-   there unless a client had started releasing it.
+   there unless a client had started releasing it. Every other kill waits
+   for the process's first ACK before its random delay, so kills after
+   acknowledgements happen however slowly this machine starts processes.
 
 Default size: 16 clients x 4 s and 15 kills (keeps the suite short on a
 shared 2-core machine); GW_PLACE_FULL=1 runs the issue's full size,
 64 clients x 20 s and 50 kills.
 """
-import os, random, signal, sqlite3, subprocess, sys, tempfile, time
+import os, random, re, signal, sqlite3, subprocess, sys, tempfile, time
 
 STORM = sys.argv[1]
 FULL = os.environ.get("GW_PLACE_FULL") == "1"
 CLIENTS, SECONDS, KILLS = (64, 20, 50) if FULL else (16, 4, 15)
+DEADLINE = 120  # seconds: only "never" may fail a wait, not a busy machine
 failures = []
 
 
@@ -51,7 +54,7 @@ def parse(out):
 
 
 def ledger_check(path):
-    r = subprocess.run([STORM, "check", path], capture_output=True, text=True, timeout=60)
+    r = subprocess.run([STORM, "check", path], capture_output=True, text=True, timeout=DEADLINE)
     live = {int(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("LIVE ")}
     return r.returncode, r.stdout, live
 
@@ -63,7 +66,7 @@ def concurrent(tmp):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(CLIENTS)]
     # the watcher keeps one read-only handle: start it once the schema exists
-    deadline = time.time() + 20
+    deadline = time.time() + DEADLINE
     while time.time() < deadline:
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
@@ -78,7 +81,7 @@ def concurrent(tmp):
                                stderr=subprocess.PIPE, text=True)
     all_acks, total = [], [0, 0, 0, 0]
     for p in procs:
-        out, err = p.communicate(timeout=SECONDS + 120)
+        out, err = p.communicate(timeout=SECONDS + DEADLINE)
         check(p.returncode == 0, f"client exit {p.returncode}: {err.strip()} {out[-300:]}")
         acks, dups, _, refused, summary = parse(out)
         check(summary is not None, "client printed its summary")
@@ -89,7 +92,7 @@ def concurrent(tmp):
                   f"summary matches the lines: {summary}")
             total = [a + b for a, b in zip(total, summary)]
         all_acks += acks
-    wout, werr = watcher.communicate(timeout=60)
+    wout, werr = watcher.communicate(timeout=SECONDS + DEADLINE)
     check(watcher.returncode == 0, f"watcher saw no over-commit: {wout[-500:]} {werr}")
     check(len(all_acks) == len(set(all_acks)), "no reservation id granted twice")
     rc, out, _ = ledger_check(path)
@@ -109,10 +112,24 @@ def crashes(tmp):
     for k in range(KILLS):
         # few releases, so many acknowledged reservations must survive each kill
         p = subprocess.Popen([STORM, "reserve", path, "30", str(1000 + k), me, "5"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        fd, buf = p.stdout.fileno(), b""
+        if k % 2:  # after its first acknowledgement (lines are flushed one by one)
+            while not re.search(rb"(^|\n)ACK \d+\n", buf):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buf += chunk
         time.sleep(rng.uniform(0.02, 0.4))
         p.send_signal(signal.SIGKILL)
-        out, _ = p.communicate(timeout=30)
+        while True:  # every line it printed, read here (no buffer in between)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+        p.stdout.close()
+        p.wait(timeout=DEADLINE)
+        out = buf.decode()
         check(p.returncode == -signal.SIGKILL, f"kill {k}: process was killed ({p.returncode})")
         acks, _, rel, _, _ = parse(out)
         if acks:

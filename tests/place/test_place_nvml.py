@@ -60,13 +60,13 @@ with tempfile.TemporaryDirectory() as tmp:
                 "json.dump({'pid': os.getpid(), 'cuda': os.environ.get('CUDA_VISIBLE_DEVICES')},"
                 " open(os.environ['SHOW_OUT'] + '.tmp', 'w'))\n"
                 "os.rename(os.environ['SHOW_OUT'] + '.tmp', os.environ['SHOW_OUT'])\n"
-                "time.sleep(60)\n")
+                "time.sleep(600)\n")  # until the test's SIGTERM
     os.chmod(job, 0o755)
     env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=scn, GPUWATCH_LEDGER=ledger, SHOW_OUT=show)
     src = ["--sources", "nvml", "--nvml-library", LIB]
 
     def gw(*args):
-        return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=120)
 
     scenario(scn, 22 * GIB)
     r = gw("place", "--mem", "10GiB", "--json", *src)
@@ -80,7 +80,7 @@ with tempfile.TemporaryDirectory() as tmp:
 
     proc = subprocess.Popen([BIN, "run", "--mem", "10GiB", *src, "--", job], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
+    deadline = time.time() + 120  # only "never" may fail this, not a busy machine
     while not os.path.exists(show) and time.time() < deadline:
         time.sleep(0.02)
     check(os.path.exists(show), "the job started")
@@ -100,7 +100,7 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 1 and "4.00 GiB reserved" in r.stdout,
           f"the part not yet visible still counts: {r.stdout}")
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=120)
     check(proc.returncode == 128 + signal.SIGTERM, f"the job ended by the forwarded SIGTERM ({proc.returncode})")
     scenario(scn, 22 * GIB)
     r = gw("place", "--mem", "22GiB", *src)
