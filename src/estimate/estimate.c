@@ -3,7 +3,9 @@
  *
  * Owns: llama.cpp's context rules (n_ctx padding to 256, per-sequence
  * context, batch clamps, SWA cache size), its layer placement rule, the KV
- * cache sizes, the CUDA buffer rules, and the assembly of gw_est_result.
+ * cache sizes, the CUDA buffer rules, which buffer types hold host weights
+ * (a GPU's pinned host buffer first unless no_host, else the CPU variant's
+ * AMX / CPU_REPACK; hostcpu.c), and the assembly of gw_est_result.
  * Invariants: gw_est_estimate reads only its inputs and writes only *r;
  * byte sums are overflow-checked (GW_ERANGE); on error *r is zeroed.
  */
@@ -29,9 +31,7 @@ void gw_est_params_init(gw_est_params *p)
     p->backend = GW_EST_CUDA;
     p->overhead = GW_EST_DEFAULT_OVERHEAD;
     p->margin = GW_EST_DEFAULT_MARGIN;
-#if defined(__x86_64__) || defined(__aarch64__)
-    p->cpu_repack = true;
-#endif
+    p->host_cpu = gw_est_cpu_variant_host();
 }
 
 static uint32_t pad256(uint32_t x)
@@ -123,6 +123,20 @@ int gw__est_kv_bytes(const gw_est_model *m, const gw_est_params *p, const gw_est
     if (v)
         *v = sv;
     return GW_OK;
+}
+
+/* Bytes of a tied output's own copy of token_embd on the host: token_embd
+ * (GET_ROWS) always sits in the plain CPU buffer, the output (MUL_MAT) in
+ * the first of AMX, CPU_REPACK, CPU that takes it; a copy exists exactly
+ * when that is not the plain buffer. bufts: the layout's host buffer types. */
+static uint64_t tied_output_copy(const gw_est_model *m, const gw_est_params *p, unsigned bufts)
+{
+    if ((bufts & GW_EST_BUFT_AMX) && m->embd_bytes_amx)
+        return m->embd_bytes_amx;
+    if ((bufts & GW_EST_BUFT_REPACK) &&
+        gw__est_repack_takes(p->host_cpu, m->embd_type, m->embd_rows, 2, GW_EST_OP_MUL_MAT))
+        return m->embd_bytes;
+    return 0;
 }
 
 /* Resolves the context parameters as llama_context's constructor does. */
@@ -233,20 +247,18 @@ int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result
         r->layer_device[il + 1] = dev[il];
 
     bool ok = true;
-    /* weights */
-    ok &= add_to(&r->host.weights, m->layer_bytes[0]);
+    /* weights: host layers in the host buffer types of this layout */
+    r->host_cpu = p->host_cpu;
+    r->host_buffer_types = n_dev > 0 && !p->no_host ? 0 : gw_est_cpu_variant_buffer_types(p->host_cpu);
+    bool amx = r->host_buffer_types & GW_EST_BUFT_AMX;
+    ok &= add_to(&r->host.weights, amx ? m->layer_bytes_amx[0] : m->layer_bytes[0]);
     for (uint32_t il = 0; il <= m->n_layer; il++) {
         uint32_t d = dev[il];
         uint32_t slot = il + 1;
         if (d == HOST) {
-            ok &= add_to(&r->host.weights, m->layer_bytes[slot]);
-            /* CPU repack (x86 AVX2): a tied output of a repackable type gets
-             * its own CPU_REPACK copy, token_embd stays for get_rows */
-            if (il == m->n_layer && !m->has_output && p->cpu_repack &&
-                (m->embd_type == 2 || m->embd_type == 12 || m->embd_type == 20 ||
-                 m->embd_type == 39) &&
-                m->n_vocab % 8 == 0)
-                ok &= add_to(&r->host.weights, m->embd_bytes);
+            ok &= add_to(&r->host.weights, amx ? m->layer_bytes_amx[slot] : m->layer_bytes[slot]);
+            if (il == m->n_layer && !m->has_output)
+                ok &= add_to(&r->host.weights, tied_output_copy(m, p, r->host_buffer_types));
         } else {
             ok &= add_to(&r->device[d].weights, cuda ? m->layer_bytes_cuda[slot] : m->layer_bytes[slot]);
             if (il == m->n_layer && !m->has_output) /* tied output: a copy of token_embd */

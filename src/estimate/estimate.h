@@ -82,7 +82,11 @@ typedef struct gw_est_model {
     uint64_t *layer_bytes;
     uint64_t *layer_bytes_cuda;
     uint64_t *layer_tensors; /* tensor count per layer (for alignment padding) */
+    uint64_t *layer_bytes_amx; /* CPU-aligned bytes when the host CPU has AMX: the
+                                  MUL_MAT weights AMX takes at AMX's size */
     uint64_t embd_bytes, embd_bytes_cuda; /* token_embd (the tied copy) */
+    uint64_t embd_bytes_amx;  /* its size in the AMX buffer; 0: AMX does not take it */
+    uint64_t embd_rows;       /* token_embd ne1 (repack needs it divisible) */
     uint64_t file_size;
 } gw_est_model;
 
@@ -97,6 +101,50 @@ GW_API int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err
 GW_API void gw_est_model_free(gw_est_model *m);
 
 typedef enum gw_est_backend { GW_EST_CPU = 0, GW_EST_CUDA } gw_est_backend;
+
+/* ggml's CPU backend variants (libggml-cpu-<name>.so of a build with
+ * GGML_CPU_ALL_VARIANTS, as llama.cpp releases and node-llama-cpp ship):
+ * llama.cpp loads the one with the highest score among those the host can
+ * run. The variant decides which extra buffer types hold host weights.
+ * GW_EST_CPUV_NONE: no extra buffer type (llama.cpp --no-repack, or a
+ * build without them). */
+typedef enum gw_est_cpu_variant {
+    GW_EST_CPUV_NONE = 0,
+    GW_EST_CPUV_X64, GW_EST_CPUV_SSE42, GW_EST_CPUV_SANDYBRIDGE, GW_EST_CPUV_IVYBRIDGE,
+    GW_EST_CPUV_PILEDRIVER, GW_EST_CPUV_HASWELL, GW_EST_CPUV_SKYLAKEX, GW_EST_CPUV_CANNONLAKE,
+    GW_EST_CPUV_CASCADELAKE, GW_EST_CPUV_ICELAKE, GW_EST_CPUV_COOPERLAKE, GW_EST_CPUV_ZEN4,
+    GW_EST_CPUV_ALDERLAKE, GW_EST_CPUV_SAPPHIRERAPIDS,
+    GW_EST_CPUV_ARMV8_0_1, GW_EST_CPUV_ARMV8_2_1, GW_EST_CPUV_ARMV8_2_2, GW_EST_CPUV_ARMV8_2_3,
+    GW_EST_CPUV_ARMV8_6_1, GW_EST_CPUV_ARMV8_6_2, GW_EST_CPUV_ARMV9_2_1, GW_EST_CPUV_ARMV9_2_2,
+    GW_EST_CPUV_COUNT
+} gw_est_cpu_variant;
+
+/* Extra weight buffer types of a CPU variant (bits). */
+#define GW_EST_BUFT_AMX 1u    /* "AMX": Intel AMX packed weights */
+#define GW_EST_BUFT_REPACK 2u /* "CPU_REPACK": interleaved quantized weights */
+
+/* The variant's file name part ("sapphirerapids", "armv8.2_1"), or "none";
+ * "unknown" for a value out of range. Static storage. */
+GW_API const char *gw_est_cpu_variant_name(gw_est_cpu_variant v);
+
+/* Parses a --host-cpu value into *out: a name of gw_est_cpu_variant_name,
+ * or "host" for gw_est_cpu_variant_host(). GW_OK, or GW_EINVAL with a
+ * message listing the valid names (*out untouched). err may be NULL. */
+GW_API int gw_est_cpu_variant_parse(const char *name, gw_est_cpu_variant *out, gw_error *err);
+
+/* The variant llama.cpp's backend loader picks on this host (cpuid on
+ * x86-64, HWCAP on arm64; scored as ggml's cpu-feats do). NONE on other
+ * architectures. Pure: same machine, same answer; thread-safe. */
+GW_API gw_est_cpu_variant gw_est_cpu_variant_host(void);
+
+/* GW_EST_BUFT_* bits of the extra buffer types that take weights on v
+ * (REPACK only where some weight type has a repacked kernel). */
+GW_API unsigned gw_est_cpu_variant_buffer_types(gw_est_cpu_variant v);
+
+/* Names of the GW_EST_BUFT_* bits in bufts, llama.cpp's spelling, joined by
+ * sep ("AMX, CPU_REPACK"); "" for none. Writes at most n bytes (always
+ * terminated when n > 0); returns buf. */
+GW_API char *gw_est_buffer_types_str(unsigned bufts, const char *sep, char *buf, size_t n);
 typedef enum gw_est_split { GW_EST_SPLIT_LAYER = 0, GW_EST_SPLIT_NONE, GW_EST_SPLIT_ROW } gw_est_split;
 typedef enum gw_est_fa { GW_EST_FA_AUTO = -1, GW_EST_FA_OFF = 0, GW_EST_FA_ON = 1 } gw_est_fa;
 
@@ -123,9 +171,10 @@ typedef struct gw_est_params {
     uint64_t margin;    /* per GPU safety margin kept free */
     uint64_t mmproj_bytes; /* vision projector weights (on main GPU or host) */
     bool no_op_offload;    /* --no-op-offload: host weights' big ops stay on the CPU */
-    bool cpu_repack;       /* host CPU repacks Q4_0/Q4_K/IQ4_NL/MXFP4 matmul weights
-                              (ggml-cpu "CPU_REPACK", x86 AVX2 / ARM): default on
-                              for x86-64 and aarch64 */
+    gw_est_cpu_variant host_cpu; /* --host-cpu: the CPU variant whose extra buffer
+                                    types hold host weights; default: this host's */
+    bool no_host;          /* --no-host: with GPUs, host weights skip the GPU's pinned
+                              host buffer and go to the CPU's extra buffer types */
 } gw_est_params;
 
 /* Default overhead and margin per GPU (docs/estimate.md explains them). */
@@ -133,8 +182,9 @@ typedef struct gw_est_params {
 #define GW_EST_DEFAULT_MARGIN (512ull << 20)
 
 /* Fills llama.cpp's defaults (n_ctx 0 = train, batch 2048, ubatch 512,
- * 1 sequence, F16 KV, flash attention auto, all layers on GPU, layer split)
- * and gpuwatch's overhead/margin defaults; no devices. */
+ * 1 sequence, F16 KV, flash attention auto, all layers on GPU, layer split),
+ * gpuwatch's overhead/margin defaults and this host's CPU variant
+ * (gw_est_cpu_variant_host); no devices. */
 GW_API void gw_est_params_init(gw_est_params *p);
 
 /* Bytes of one device (or the host). */
@@ -157,6 +207,10 @@ typedef struct gw_est_result {
     uint64_t kv_k, kv_v; /* all KV bytes split into K and V */
     bool approximate;
     bool fits;          /* every device: total + margin <= free */
+    gw_est_cpu_variant host_cpu;  /* the variant assumed (params' host_cpu) */
+    unsigned host_buffer_types;   /* GW_EST_BUFT_* that hold host weights in this
+                                     layout: the variant's, or 0 when a GPU's pinned
+                                     host buffer takes them (GPUs without no_host) */
 } gw_est_result;
 
 /* Estimates model m under params p. Returns GW_OK and fills *r, or

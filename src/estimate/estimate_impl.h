@@ -23,4 +23,37 @@ static inline bool gw__est_pad(uint64_t x, uint64_t a, uint64_t *out)
     return true;
 }
 
+/* How llama.cpp uses a weight (its tensor info table): the op decides
+ * which extra buffer types may take it. */
+typedef enum gw_est_weight_op {
+    GW_EST_OP_OTHER = 0, /* get_rows, add, mul, ssm_conv...: plain buffer */
+    GW_EST_OP_MUL_MAT,
+    GW_EST_OP_MUL_MAT_ID,
+} gw_est_weight_op;
+
+/* hostcpu.c: the op of a weight named name[0..len) ("blk.3.attn_q.weight");
+ * biases and unknown names are GW_EST_OP_OTHER. */
+gw_est_weight_op gw__est_weight_op(const char *name, size_t len);
+
+/* AMX's allocation size of a weight (type, ne0 x ne1, plain size nbytes):
+ * true and *out when AMX can hold the type and shape, false otherwise. */
+bool gw__est_amx_size(uint32_t type, uint64_t ne0, uint64_t ne1, uint64_t nbytes, uint64_t *out);
+
+/* Whether the AMX buffer (on a variant that has one) takes the weight, and
+ * its allocation size in *size when size is not NULL. */
+bool gw__est_amx_takes(uint32_t type, const uint64_t ne[4], uint64_t nbytes, gw_est_weight_op op,
+                       uint64_t *size);
+
+/* Whether variant v's CPU_REPACK buffer takes the weight. */
+bool gw__est_repack_takes(gw_est_cpu_variant v, uint32_t type, uint64_t ne1, uint32_t n_dims,
+                          gw_est_weight_op op);
+
+/* The variant ggml's loader picks for a CPU with features feats (arm: the
+ * arm64 table, else x86); exposed for tests. */
+gw_est_cpu_variant gw__est_cpu_variant_for(bool arm, unsigned feats);
+
+/* Invariant checks (hostcpu.c invariant 1; the op table is sorted). */
+bool gw__est_cpu_table_check(void);
+bool gw__est_weight_names_sorted(void);
+
 #endif

@@ -2,7 +2,8 @@
  *
  * Owns: the mapping from GGUF metadata (llama.cpp's key names) to
  * gw_est_model, the per-architecture flags that shape the compute graph,
- * and the per-layer weight bytes (raw, CPU-aligned and CUDA-padded).
+ * and the per-layer weight bytes (CPU-aligned, CUDA-padded, and as an AMX
+ * host lays them out; hostcpu.c has the buffer-type rules).
  * Invariants: a model is either fully read or not returned at all; every
  * sum is overflow-checked; nothing of the gw_gguf handle is kept.
  */
@@ -84,6 +85,20 @@ uint64_t gw__est_cuda_tensor_size(const gw_ggml_type_info *t, const uint64_t ne[
         gw_ggml_row_bytes(t, GW__EST_ROW_PAD - ne[0] % GW__EST_ROW_PAD, &extra) == GW_OK)
         size += extra;
     return size;
+}
+
+/* CPU-aligned bytes of tensor t in an AMX variant's weight buffers: AMX's
+ * own size when AMX takes it (a MUL_MAT weight of a type and shape it
+ * packs), else plain_padded; false on overflow. */
+static bool amx_bytes(const gw_gguf_tensor *t, gw_est_weight_op op, uint64_t plain_padded,
+                      uint64_t *out)
+{
+    uint64_t size;
+    if (!gw__est_amx_takes(t->type, t->ne, t->nbytes, op, &size)) {
+        *out = plain_padded;
+        return true;
+    }
+    return gw__est_pad(size, GW__EST_CPU_ALIGN, out);
 }
 
 static int fail(gw_est_model *m, gw_error *err, int code, const char *fmt, const char *what)
@@ -265,24 +280,31 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
     m->layer_bytes = calloc(slots, sizeof *m->layer_bytes);
     m->layer_bytes_cuda = calloc(slots, sizeof *m->layer_bytes_cuda);
     m->layer_tensors = calloc(slots, sizeof *m->layer_tensors);
-    if (!m->layer_bytes || !m->layer_bytes_cuda || !m->layer_tensors)
+    m->layer_bytes_amx = calloc(slots, sizeof *m->layer_bytes_amx);
+    if (!m->layer_bytes || !m->layer_bytes_cuda || !m->layer_tensors || !m->layer_bytes_amx)
         return fail(m, err, GW_ENOMEM, "%s: out of memory", "estimate");
     bool has_embd = false;
     for (size_t i = 0; i < nt; i++) {
         const gw_gguf_tensor *t = gw_gguf_tensor_at(g, i);
         uint32_t slot = layer_slot(t->name, m->n_layer);
-        uint64_t cpu, cuda;
+        uint64_t cpu, cuda, amx;
         if (!gw__est_pad(t->nbytes, GW__EST_CPU_ALIGN, &cpu) ||
             !gw__est_pad(gw__est_cuda_tensor_size(t->info, t->ne, t->nbytes), GW__EST_CUDA_ALIGN,
                          &cuda) ||
+            !amx_bytes(t, gw__est_weight_op(t->name.ptr, t->name.len), cpu, &amx) ||
             !gw__add_u64(m->layer_bytes[slot], cpu, &m->layer_bytes[slot]) ||
-            !gw__add_u64(m->layer_bytes_cuda[slot], cuda, &m->layer_bytes_cuda[slot]))
+            !gw__add_u64(m->layer_bytes_cuda[slot], cuda, &m->layer_bytes_cuda[slot]) ||
+            !gw__add_u64(m->layer_bytes_amx[slot], amx, &m->layer_bytes_amx[slot]))
             return fail(m, err, GW_ERANGE, "%s: weight bytes overflow", "estimate");
         m->layer_tensors[slot]++;
         if (gw_gguf_str_eq(t->name, "token_embd.weight")) {
             has_embd = true;
             m->embd_bytes = cpu;
             m->embd_bytes_cuda = cuda;
+            m->embd_rows = t->n_dims >= 2 ? t->ne[1] : 1;
+            /* the tied output is this tensor multiplied (MUL_MAT) */
+            if (!amx_bytes(t, GW_EST_OP_MUL_MAT, 0, &m->embd_bytes_amx))
+                return fail(m, err, GW_ERANGE, "%s: weight bytes overflow", "estimate");
             m->embd_type = t->type;
             if (m->n_vocab == 0 && t->n_dims >= 2)
                 m->n_vocab = (uint32_t)t->ne[1];
@@ -339,5 +361,6 @@ void gw_est_model_free(gw_est_model *m)
     free(m->layer_bytes);
     free(m->layer_bytes_cuda);
     free(m->layer_tensors);
+    free(m->layer_bytes_amx);
     free(m);
 }

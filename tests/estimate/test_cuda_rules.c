@@ -106,6 +106,7 @@ static gw_est_model *tiny_model(void)
     lbc[1] = lbc[2] = 5120;
     lbc[3] = 384;
     m.layer_bytes = lb;
+    m.layer_bytes_amx = lb; /* no AMX-packed weights */
     m.layer_bytes_cuda = lbc;
     m.layer_tensors = lt;
     m.embd_bytes = 1000;
@@ -191,6 +192,7 @@ static void test_split_by_free_memory(void **state)
     for (int i = 0; i < 34; i++)
         lb[i] = lbc[i] = 1024;
     m.layer_bytes = lb;
+    m.layer_bytes_amx = lb; /* no AMX-packed weights */
     m.layer_bytes_cuda = lbc;
     m.layer_tensors = lt;
     gw_est_params p;
