@@ -5,6 +5,7 @@
  * --cpu says otherwise. Parsing and printing only: the work is in
  * src/estimate (gw_est_*). */
 #include "cli/cli.h"
+#include "cli/host_cpu.h"
 #include "core/util.h"
 #include "estimate/estimate.h"
 #include "render/json_writer.h"
@@ -41,6 +42,14 @@ static void fit_usage(FILE *out)
             "  --mmproj FILE             vision projector GGUF (its weights count)\n"
             "  --embeddings              output buffer also holds embeddings\n"
             "  --no-op-offload           keep host layers' big ops on the CPU\n"
+            "  --no-host                 with GPUs: host weights skip the GPU's pinned host\n"
+            "                            buffer and use the CPU's AMX / CPU_REPACK buffers\n"
+            "Host CPU:\n"
+            "  --host-cpu VARIANT|none   estimate for llama.cpp's CPU backend VARIANT (x64,\n"
+            "                            sse42, haswell, skylakex, icelake, zen4, alderlake,\n"
+            "                            sapphirerapids, armv8.2_1, armv8.6_1, ...; 'none':\n"
+            "                            no extra buffer types, as llama.cpp --no-repack).\n"
+            "                            Default: the variant llama.cpp loads on this host\n"
             "GPUs:\n"
             "  --gpu SIZE                a GPU with SIZE free (e.g. 24GiB, 8000MiB); repeat\n"
             "  --cpu                     no GPU: CPU-only estimate\n"
@@ -290,6 +299,11 @@ int gw_cmd_fit(int argc, char **argv)
             i++;
             continue;
         }
+        if (FLAG("--no-host", "--no-host")) {
+            p.no_host = true;
+            i++;
+            continue;
+        }
         if (FLAG("--embeddings", "--embedding")) {
             p.embeddings = true;
             i++;
@@ -365,6 +379,13 @@ int gw_cmd_fit(int argc, char **argv)
             ok = parse_u32(v, &p.main_gpu);
         else if (FLAG("--mmproj", "-mm"))
             mmproj = v;
+        else if (FLAG("--host-cpu", "--host-cpu")) {
+            gw_error perr;
+            if (gw_est_cpu_variant_parse(v, &p.host_cpu, &perr) != GW_OK) {
+                fprintf(stderr, "gpuwatch: fit: --host-cpu: %s\n", perr.message);
+                return GW_EXIT_USAGE;
+            }
+        }
         else if (FLAG("--gpu", "--gpu")) {
             if (p.n_devices >= GW_EST_MAX_DEVICES)
                 ok = false;
@@ -461,6 +482,8 @@ int gw_cmd_fit(int argc, char **argv)
         gw__json_key(&j, "n_ctx_train");
         gw__json_u64(&j, m->n_ctx_train);
         gw__json_object_end(&j);
+        gw__json_key(&j, "host_cpu");
+        gw_cli_host_cpu_json(&j, p.host_cpu, asked->host_buffer_types);
         gw__json_key(&j, "overhead");
         gw__json_u64(&j, p.overhead);
         gw__json_key(&j, "margin");
@@ -491,6 +514,11 @@ int gw_cmd_fit(int argc, char **argv)
         printf("%s: %s, %u layers, %s%s\n", model, m->arch_name, m->n_layer,
                p.n_devices ? "" : "CPU only",
                m->approximate ? " (approximate: no exact rules for this architecture)" : "");
+        char cpu_text[160];
+        printf("host CPU: %s%s\n", gw_cli_host_cpu_text(p.host_cpu, cpu_text, sizeof cpu_text),
+               p.n_devices && !asked->host_buffer_types && gw_est_cpu_variant_buffer_types(p.host_cpu)
+                   ? "; host weights in the GPU's pinned host buffer (--no-host to change)"
+                   : "");
         printf("Requested layout:\n");
         print_result(m, &p, asked);
         if (p.n_devices) {
