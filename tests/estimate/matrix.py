@@ -50,6 +50,17 @@ MODELS = {
     "gpt-oss": {"arch": "gpt-oss", "n_layer": 4, "n_embd": 1024, "n_head": 16, "n_head_kv": 4,
                 "head_dim": 64, "n_ff": 1024, "n_ff_exp": 512, "n_expert": 8, "n_expert_used": 2,
                 "n_vocab": 32000, "wtype": "Q8_0", "n_swa": 128},
+    # CPU buffer-type rules (AMX sizes, CPU_REPACK, the tied-output copy):
+    # every type AMX packs, a Q2_K tied output (AVX-512 repack), shapes AMX
+    # refuses (ne1 % 32, ne0 % 256) beside ones it takes
+    "llama-kquants": {"arch": "llama", "n_layer": 2, "n_embd": 768, "n_head": 12, "n_head_kv": 4,
+                      "n_ff": 2304, "n_vocab": 32008, "wtype": "Q5_K", "embd_type": "Q2_K",
+                      "tied": True,
+                      "tensor_types": {"attn_q": "IQ4_XS", "attn_k": "Q4_1", "attn_v": "Q4_K",
+                                       "ffn_down": "Q6_K"}},
+    "qwen2-q40": {"arch": "qwen2", "n_layer": 2, "n_embd": 1024, "n_head": 16, "n_head_kv": 4,
+                  "n_ff": 2816, "n_vocab": 50000, "wtype": "Q4_0", "tied": True,
+                  "tensor_types": {"ffn_down": "IQ4_NL", "ffn_gate": "Q8_0"}},
     "deepseek2": {"arch": "deepseek2", "n_layer": 3, "n_embd": 1024, "n_head": 8, "n_head_kv": 1,
                   "n_ff": 2048, "n_ff_exp": 256, "n_expert": 8, "n_expert_used": 2,
                   "n_vocab": 32000, "wtype": "Q8_0", "kv_lora_rank": 512, "rope_dim": 64,
@@ -157,36 +168,111 @@ def ensure_oracle_ext(workdir, node_modules):
     return exe, bins
 
 
-def run_oracle_ext(oracle, jobs):
+def run_resilient(cmd, lines):
+    """Feeds lines (one job each) to cmd, which answers one JSON line per job,
+    in order. When llama.cpp kills the process (a GGML_ASSERT aborts it), the
+    job it died on gets {"error": "llama.cpp aborts: ...", "aborted": True}
+    and a new process takes the jobs after it. Returns one dict per line."""
+    out = []
+    while len(out) < len(lines):
+        rest = lines[len(out):]
+        r = subprocess.run(cmd, input="".join(rest), capture_output=True, text=True)
+        got = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+        out.extend(got[:len(rest)])
+        if len(got) >= len(rest):
+            break
+        if r.returncode == 0:
+            raise RuntimeError(f"{cmd[0]}: {len(got)} results for {len(rest)} jobs, exit 0: "
+                               f"{r.stderr[-1000:]}")
+        why = [x[x.index("GGML_"):] if "GGML_" in x else x for x in r.stderr.splitlines()
+               if "GGML_ASSERT" in x or "GGML_ABORT" in x or "error" in x.lower()]
+        out.append({"error": "llama.cpp aborts: " + (why[-1].strip() if why else
+                                                     f"exit {r.returncode}"), "aborted": True})
+    return out
+
+
+def cpu_variants(bins):
+    """ggml's CPU backend variants shipped in bins: [(name, score)], score
+    from the library's own ggml_backend_score (0: this CPU cannot run it).
+    Each library is scored in its own process, as a library built for
+    instructions the CPU lacks must not take the caller down."""
+    out = []
+    base = os.path.join(bins, "libggml-base.so")
+    for f in sorted(os.listdir(bins)):
+        if not (f.startswith("libggml-cpu-") and f.endswith(".so")):
+            continue
+        code = ("import ctypes,sys; ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL); "
+                "print(ctypes.CDLL(sys.argv[2]).ggml_backend_score())")
+        r = subprocess.run([sys.executable, "-c", code, base, os.path.join(bins, f)],
+                           capture_output=True, text=True)
+        score = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
+        out.append((f[len("libggml-cpu-"):-len(".so")], score))
+    return out
+
+
+def pin_variant(bins, variant, workdir):
+    """A folder holding only libggml-cpu-VARIANT.so (a link), so that the
+    backend loader, pointed at it, can load no other CPU variant."""
+    d = os.path.join(os.path.abspath(workdir), "cpu-" + variant)
+    os.makedirs(d, exist_ok=True)
+    link = os.path.join(d, f"libggml-cpu-{variant}.so")
+    if not os.path.islink(link):
+        os.symlink(os.path.join(bins, f"libggml-cpu-{variant}.so"), link)
+    return d
+
+
+def run_oracle_ext(oracle, jobs, backend_dir=None):
+    """Runs oracle_ext on jobs; backend_dir: where the loader looks for the
+    CPU backend (a pin_variant folder), default every variant of the package."""
     exe, bins = oracle
-    lines = "".join(f"{j['model']} {j['n_ctx']} {j['n_batch']} {j['n_ubatch']} {j['n_seq']} "
-                    f"{int(j['unified'])} {int(j['flash_attn'])} {GGML_ID[j['type_k']]} "
-                    f"{GGML_ID[j['type_v']]} {int(j['swa_full'])} {int(j.get('embeddings', False))}\n"
-                    for j in jobs)
-    r = subprocess.run([exe, bins], input=lines, capture_output=True, text=True, check=True)
-    res = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    if len(res) != len(jobs):
-        raise RuntimeError(f"oracle_ext: {len(res)} results for {len(jobs)} jobs: {r.stderr[-1000:]}")
-    return res
+    lines = [f"{j['model']} {j['n_ctx']} {j['n_batch']} {j['n_ubatch']} {j['n_seq']} "
+             f"{int(j['unified'])} {int(j['flash_attn'])} {GGML_ID[j['type_k']]} "
+             f"{GGML_ID[j['type_v']]} {int(j['swa_full'])} {int(j.get('embeddings', False))}\n"
+             for j in jobs]
+    return run_resilient([exe, backend_dir or bins], lines)
 
 
-def compare_ext(gpuwatch, oracle, models, cfgs):
+def fit_args(gpuwatch, job, host_cpu=None):
+    """`gpuwatch fit --cpu --json` with the job's context settings."""
+    args = [gpuwatch, "fit", job["model"], "--cpu", "--json", "-c", str(job["n_ctx"]),
+            "-b", str(job["n_batch"]), "-ub", str(job.get("n_ubatch", job["n_batch"])),
+            "-np", str(job["n_seq"]), "-ctk", job["type_k"], "-ctv", job["type_v"],
+            "-fa", "on" if job["flash_attn"] else "off"]
+    if job.get("unified"):
+        args.append("--kv-unified")
+    if job.get("swa_full"):
+        args.append("--swa-full")
+    if job.get("embeddings"):
+        args.append("--embeddings")
+    if host_cpu:
+        args += ["--host-cpu", host_cpu]
+    return args
+
+
+def aborted_row(job, o, g):
+    """A configuration llama.cpp aborts on: its message and gpuwatch's answer."""
+    row = dict(job=job, error=o["error"], aborted=True, gw_refused=g.returncode != 0)
+    if g.returncode == 0:
+        row["gpuwatch"] = json.loads(g.stdout)["requested"]["host"]
+    else:
+        row["gpuwatch_error"] = g.stderr.strip()
+    return row
+
+
+def compare_ext(gpuwatch, oracle, models, cfgs, variant=None, backend_dir=None):
     """Like compare(), with the direct oracle: model, KV and compute bytes are
-    exact on llama.cpp's side; output comes from its 0.01 MiB log line."""
+    exact on llama.cpp's side; output comes from its 0.01 MiB log line.
+    variant: the CPU variant llama.cpp is pinned to (backend_dir) and that
+    gpuwatch is told (--host-cpu); None: the loader's choice and gpuwatch's
+    detection."""
     jobs = [dict(c, model=path, name=name) for name, path in models.items() for c in cfgs]
-    res = run_oracle_ext(oracle, jobs)
+    res = run_oracle_ext(oracle, jobs, backend_dir)
     rows = []
     for job, o in zip(jobs, res):
-        args = [gpuwatch, "fit", job["model"], "--cpu", "--json", "-c", str(job["n_ctx"]),
-                "-b", str(job["n_batch"]), "-ub", str(job["n_ubatch"]), "-np", str(job["n_seq"]),
-                "-ctk", job["type_k"], "-ctv", job["type_v"], "-fa", "on" if job["flash_attn"] else "off"]
-        if job["unified"]:
-            args.append("--kv-unified")
-        if job["swa_full"]:
-            args.append("--swa-full")
-        if job.get("embeddings"):
-            args.append("--embeddings")
-        g = subprocess.run(args, capture_output=True, text=True)
+        g = subprocess.run(fit_args(gpuwatch, job, variant), capture_output=True, text=True)
+        if o.get("aborted"):
+            rows.append(aborted_row(job, o, g))
+            continue
         if "error" in o:
             rows.append(dict(job=job, error="oracle: " + o["error"], gw_refused=g.returncode != 0))
             continue
@@ -222,20 +308,14 @@ def write_models(outdir, names=None):
 
 
 def run_oracle(node_modules, jobs):
-    """Runs oracle.mjs on jobs (list of dicts); returns results in order."""
-    inp = "".join(json.dumps(j) + "\n" for j in jobs)
-    r = subprocess.run(["node", os.path.join(HERE, "oracle.mjs"), node_modules], input=inp,
-                       capture_output=True, text=True, check=True)
-    res = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-    if len(res) != len(jobs):
-        raise RuntimeError(f"oracle returned {len(res)} results for {len(jobs)} jobs: {r.stderr[-2000:]}")
-    return res
+    """Runs oracle.mjs on jobs (list of dicts); returns results in order (a
+    job llama.cpp aborted on is marked, see run_resilient)."""
+    return run_resilient(["node", os.path.join(HERE, "oracle.mjs"), node_modules],
+                         [json.dumps(j) + "\n" for j in jobs])
 
 
 def run_gpuwatch(gpuwatch, job):
-    args = [gpuwatch, "fit", job["model"], "--cpu", "--json", "-c", str(job["n_ctx"]),
-            "-b", str(job["n_batch"]), "-ub", str(job["n_batch"]), "-np", str(job["n_seq"]),
-            "-ctk", job["type_k"], "-ctv", job["type_v"], "-fa", "on" if job["flash_attn"] else "off"]
+    args = fit_args(gpuwatch, job)
     r = subprocess.run(args, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(args)}: exit {r.returncode}: {r.stderr}")
@@ -251,6 +331,10 @@ def compare(gpuwatch, node_modules, models, cfgs):
     oracle = run_oracle(node_modules, [{k: v for k, v in j.items() if k != "name"} for j in jobs])
     rows = []
     for job, o in zip(jobs, oracle):
+        if o.get("aborted"):
+            rows.append(aborted_row(job, o, subprocess.run(fit_args(gpuwatch, job),
+                                                           capture_output=True, text=True)))
+            continue
         if "error" in o:
             try:
                 run_gpuwatch(gpuwatch, job)
@@ -305,6 +389,14 @@ def table(rows):
              f"{'weights%':>9} {'kv%':>8} {'compute%':>9} {'total%':>8}"]
     for r in rows:
         j = r["job"]
+        if r.get("aborted"):
+            gw = r.get("gpuwatch")
+            ans = (f"gpuwatch: weights {gw['weights']} kv {gw['kv']} compute {gw['compute']}"
+                   if gw else "gpuwatch refuses it too")
+            lines.append(f"{j['name']:<11} {j['n_ctx']:>6} {j['n_batch']:>5} {j['n_seq']:>3} "
+                         f"{j['type_k'] + '/' + j['type_v']:>10} {'on' if j['flash_attn'] else 'off':>3} "
+                         f"llama.cpp aborts ({r['error'][len('llama.cpp aborts: '):][:60]}); {ans}")
+            continue
         if "error" in r:
             lines.append(f"{j['name']:<11} {j['n_ctx']:>6} {j['n_batch']:>5} {j['n_seq']:>3} "
                          f"{j['type_k'] + '/' + j['type_v']:>10} {'on' if j['flash_attn'] else 'off':>3} "

@@ -62,6 +62,7 @@ DEFAULTS = {
     "n_expert_shared": 1,
     "n_dense_lead": 1,
     "alignment": 32,
+    "tensor_types": {},    # base name ("attn_q", "ffn_down", "output") -> ggml type
 }
 
 PRESETS = {
@@ -74,14 +75,23 @@ PRESETS = {
 
 
 class Writer:
-    def __init__(self):
-        self.kv = []
-        self.tensors = []
 
     def add(self, key, vtype, value):
         self.kv.append((key, vtype, value))
 
+    def __init__(self, overrides=None):
+        self.kv = []
+        self.tensors = []
+        self.overrides = overrides or {}
+
     def tensor(self, name, ne, tname):
+        # "tensor_types" of the spec: a type per base name ("ffn_down") for
+        # the matrices, to mix quantizations as real files do
+        base = name[:-len(".weight")] if name.endswith(".weight") else None
+        if base and base.startswith("blk."):
+            base = base.split(".", 2)[2]
+        if base in self.overrides and len(ne) >= 2:
+            tname = self.overrides[base]
         self.tensors.append((name, list(ne), tname))
 
     @staticmethod
@@ -159,6 +169,7 @@ def build(d):
     hkv = s["n_head_kv"]
     hkv_l = hkv if isinstance(hkv, list) else [hkv] * L
     wt, f32 = s["wtype"], "F32"
+    w.overrides = s["tensor_types"]
 
     w.add("general.architecture", GGUF_STRING, a)
     w.add("general.name", GGUF_STRING, f"gpuwatch-test-{a}")
