@@ -11,6 +11,7 @@
  * output names the path ("via daemon URL" / "via local ledger PATH").
  */
 #include "cli/cli.h"
+#include "cli/host_cpu.h"
 #include "place/remote.h"
 #include "place/request.h"
 #include "render/json_writer.h"
@@ -160,6 +161,10 @@ int gw_cmd_place(int argc, char **argv)
         gw__json_string(&j, via);
         gw__json_key(&j, "model");
         gw__json_string(&j, r.model_note[0] ? r.model_note : NULL);
+        if (r.model) {
+            gw__json_key(&j, "host_cpu");
+            gw_cli_host_cpu_json(&j, (gw_est_cpu_variant)r.host_cpu, r.host_bufts);
+        }
         gw__json_key(&j, "plan");
         gw_place_plan_json(&j, &plan, r.devs);
         gw__json_object_end(&j);

@@ -31,6 +31,9 @@ const char gw_place_request_help[] =
     "  --overhead SIZE       bytes per used GPU beyond its layers (model default: compute\n"
     "                        buffer + 512 MiB; else 0)\n"
     "  --host-size SIZE      bytes that always stay on the host (informational)\n"
+    "  --host-cpu VARIANT    with --model: llama.cpp's CPU backend variant for the host\n"
+    "                        part (default: the one llama.cpp loads here; see gpuwatch\n"
+    "                        fit --help)\n"
     "  --no-partial          refuse instead of leaving layers on the host\n"
     "Placement:\n"
     "  --policy P            best-fit (default: one GPU first, smallest that fits),\n"
@@ -189,7 +192,8 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
         }
     enum {
         O_MEM, O_MODEL, O_CTX, O_PARALLEL, O_LAYERS, O_LAYER_SIZE, O_OUTPUT_SIZE, O_OVERHEAD,
-        O_HOST_SIZE, O_POLICY, O_GPUS, O_DEVICES, O_MARGIN, O_MAX_TEMP, O_GPU, O_LEDGER, O_COUNT
+        O_HOST_SIZE, O_POLICY, O_GPUS, O_DEVICES, O_MARGIN, O_MAX_TEMP, O_GPU, O_LEDGER,
+        O_HOST_CPU, O_COUNT
     };
     static const char *const valued[O_COUNT] = {
         [O_MEM] = "--mem",           [O_MODEL] = "--model",       [O_CTX] = "--ctx",
@@ -197,7 +201,7 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
         [O_OUTPUT_SIZE] = "--output-size", [O_OVERHEAD] = "--overhead",
         [O_HOST_SIZE] = "--host-size", [O_POLICY] = "--policy",  [O_GPUS] = "--gpus",
         [O_DEVICES] = "--devices",   [O_MARGIN] = "--margin",     [O_MAX_TEMP] = "--max-temp",
-        [O_GPU] = "--gpu",           [O_LEDGER] = "--ledger",
+        [O_GPU] = "--gpu",           [O_LEDGER] = "--ledger",     [O_HOST_CPU] = "--host-cpu",
     };
     size_t which = GW__ARRAY_LEN(valued);
     const char *v = NULL;
@@ -256,6 +260,14 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
         }
         break;
     case O_LEDGER: r->ledger_path = v; break;
+    case O_HOST_CPU: {
+        gw_est_cpu_variant cv;
+        if (gw_est_cpu_variant_parse(v, &cv, err) != GW_OK)
+            return GW_EINVAL;
+        r->host_cpu = (int)cv;
+        r->host_cpu_set = true;
+        break;
+    }
     }
     if (!ok)
         return gw__error_set(err, GW_EINVAL, "bad value '%s' for %s", v, name);
@@ -400,6 +412,9 @@ static int need_from_model(gw_place_request *r, gw_error *err)
     gw_est_params p;
     gw_est_params_init(&p);
     p.n_ctx = r->ctx;
+    if (r->host_cpu_set)
+        p.host_cpu = (gw_est_cpu_variant)r->host_cpu;
+    r->host_cpu = (int)p.host_cpu;
     if (r->parallel)
         p.n_seq = r->parallel;
     p.n_devices = 1;
@@ -449,8 +464,12 @@ static int need_from_model(gw_place_request *r, gw_error *err)
     r->need.overhead = r->overhead_set ? r->overhead : res->device[0].compute + res->device[0].overhead;
     r->need.host_bytes = r->host_bytes ? r->host_bytes : res->host.total;
     r->model_ctx = res->n_ctx;
-    snprintf(r->model_note, sizeof r->model_note, "%s, %u layers, context %u%s", m->arch_name,
-             m->n_layer, res->n_ctx, m->approximate ? " (approximate)" : "");
+    r->host_bufts = res->host_buffer_types;
+    char bufts[64];
+    gw_est_buffer_types_str(gw_est_cpu_variant_buffer_types(p.host_cpu), ", ", bufts, sizeof bufts);
+    snprintf(r->model_note, sizeof r->model_note, "%s, %u layers, context %u%s, host CPU: %s (%s)",
+             m->arch_name, m->n_layer, res->n_ctx, m->approximate ? " (approximate)" : "",
+             gw_est_cpu_variant_name(p.host_cpu), bufts[0] ? bufts : "plain CPU buffers");
     free(res);
     if (r->overhead_set) { /* the user's overhead replaces the estimator's figures */
         gw_est_model_free(m);
@@ -477,6 +496,8 @@ static int build_need(gw_place_request *r, gw_error *err)
                                              "--layers N --layer-size SIZE");
     if (kinds > 1)
         return gw__error_set(err, GW_EINVAL, "give only one of --mem, --model and --layers");
+    if (r->host_cpu_set && !r->model)
+        return gw__error_set(err, GW_EINVAL, "--host-cpu needs --model");
     if ((r->ctx || r->parallel) && !r->model)
         return gw__error_set(err, GW_EINVAL, "--ctx and --parallel need --model");
     memset(&r->need, 0, sizeof r->need);

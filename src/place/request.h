@@ -58,7 +58,10 @@ typedef struct gw_place_request {
     uint32_t model_ctx;      /* the context the estimate used (for -c) */
     void *est_model;         /* gw_est_model of --model (refines each split) */
     void *est_params;        /* gw_est_params it was estimated with */
-    char model_note[160];    /* "llama, 32 layers, ctx 8192" */
+    char model_note[256];    /* "llama, 32 layers, context 8192, host CPU: ..." */
+    int host_cpu;            /* gw_est_cpu_variant of --host-cpu (default: this host's) */
+    bool host_cpu_set;
+    unsigned host_bufts;     /* GW_EST_BUFT_* holding host weights in the estimate */
     char ledger_buf[1024];
 } gw_place_request;
 

@@ -26,6 +26,77 @@ def check(cond, what):
         fails.append(what)
 
 
+def plain_bytes(w):
+    """Bytes of every tensor in a plain CPU buffer: each padded to 32."""
+    total = 0
+    for _, ne, tname in w.tensors:
+        _, be, bb = model_writer.GGML_TYPES[tname]
+        n = 1
+        for x in ne:
+            n *= x
+        total += (n // be * bb + 31) // 32 * 32
+    return total
+
+
+def host_cpu_checks(t):
+    """--host-cpu / --no-host and the host CPU in the output. A tied Q4_0
+    model: token_embd (GET_ROWS) stays in the plain buffer; the output
+    (MUL_MAT of the same tensor) goes to CPU_REPACK on an AVX2 variant
+    (32000 rows % 8 == 0), which makes it a second copy; a variant without
+    AVX2 (sse42) has no Q4_0 kernel and shares token_embd; with a GPU, host
+    weights sit in its pinned host buffer (no copy) unless --no-host."""
+    spec = {"arch": "llama", "n_layer": 2, "n_embd": 512, "n_head": 8, "n_head_kv": 4,
+            "n_ff": 1024, "n_vocab": 32000, "wtype": "Q4_0", "tied": True}
+    path = os.path.join(t, "tied.gguf")
+    model_writer.write_model(path, spec)
+    w, _ = model_writer.build(spec)
+    plain = plain_bytes(w)
+    embd = (512 * 32000 // 32 * 18 + 31) // 32 * 32
+
+    def host_weights(*args):
+        r = run(path, "--json", "-c", "512", *args)
+        if r.returncode != 0:
+            fails.append(f"fit {args}: exit {r.returncode}: {r.stderr}")
+            return None, {}
+        d = json.loads(r.stdout)
+        return d["requested"]["host"]["weights"], d["host_cpu"]
+
+    hw, cpu = host_weights("--cpu", "--host-cpu", "none")
+    check(hw == plain, f"--host-cpu none: host weights {hw}, plain buffer {plain}")
+    check(cpu.get("variant") == "none" and cpu.get("buffer_types") == [], f"none: {cpu}")
+    hw, cpu = host_weights("--cpu", "--host-cpu", "sse42")
+    check(hw == plain, f"--host-cpu sse42: host weights {hw}, plain buffer {plain}")
+    hw, cpu = host_weights("--cpu", "--host-cpu", "haswell")
+    check(hw == plain + embd, f"--host-cpu haswell: host weights {hw}, expected {plain + embd}")
+    check(cpu.get("variant") == "haswell" and cpu.get("buffer_types") == ["CPU_REPACK"] and
+          cpu.get("host_weights_buffer_types") == ["CPU_REPACK"], f"haswell: {cpu}")
+    hw, cpu = host_weights("--gpu", "100GiB", "-ngl", "0", "--host-cpu", "haswell")
+    check(hw == plain, f"GPU layout, pinned host buffer: host weights {hw}, expected {plain}")
+    check(cpu.get("host_weights_buffer_types") == [], f"GPU layout: {cpu}")
+    hw, cpu = host_weights("--gpu", "100GiB", "-ngl", "0", "--host-cpu", "haswell", "--no-host")
+    check(hw == plain + embd, f"GPU layout --no-host: host weights {hw}, expected {plain + embd}")
+    # the detected variant by default, said in words
+    r = run(path, "--cpu", "-c", "512")
+    check(r.returncode == 0 and "host CPU: " in r.stdout and "given with --host-cpu" not in r.stdout,
+          f"human host CPU line: {r.stdout}")
+    r = run(path, "--cpu", "-c", "512", "--host-cpu", "haswell")
+    check("host CPU: haswell (CPU_REPACK)" in r.stdout, f"human --host-cpu line: {r.stdout}")
+    r = run(path, "--cpu", "--host-cpu", "skylake")
+    check(r.returncode == 2 and "unknown CPU variant 'skylake'" in r.stderr and "skylakex" in r.stderr,
+          f"bad --host-cpu: {r.returncode} {r.stderr}")
+    # place: the note and the JSON name the host CPU too
+    env = dict(os.environ, GPUWATCH_DAEMON="http://127.0.0.1:1")
+    r = subprocess.run([GW, "place", "--model", path, "--gpu", "8GiB", "--no-ledger", "--json",
+                        "--host-cpu", "zen4"], capture_output=True, text=True, env=env, timeout=60)
+    d = json.loads(r.stdout) if r.returncode == 0 and r.stdout.startswith("{") else {}
+    check(d.get("host_cpu", {}).get("variant") == "zen4" and "host CPU: zen4" in (d.get("model") or ""),
+          f"place --host-cpu: {r.returncode} {r.stderr} {r.stdout[:300]}")
+    r = subprocess.run([GW, "place", "--mem", "1GiB", "--gpu", "8GiB", "--no-ledger", "--host-cpu",
+                        "zen4"], capture_output=True, text=True, env=env, timeout=60)
+    check(r.returncode == 2 and "--host-cpu needs --model" in r.stderr,
+          f"place --host-cpu without --model: {r.returncode} {r.stderr}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         notgguf = os.path.join(t, "x.gguf")
@@ -129,6 +200,7 @@ def main():
                   f"live GPUs: {r.returncode} {r.stderr} {devs}")
         else:
             print("note: fake NVML not built, live-GPU path not checked")
+        host_cpu_checks(t)
     if fails:
         print("\n".join(fails))
         return 1
