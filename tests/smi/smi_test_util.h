@@ -13,6 +13,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The deadline of fixture calls that answer by themselves: never reached, so
+ * no test depends on how fast this machine runs a fixture script. */
+#define SMI_NO_DEADLINE_MS 120000u
+/* The deadline a hanging fixture runs into: short, so the suite stays quick.
+ * A test that also needs a normal call to finish within it (the same
+ * backend, opened once) retries with a longer one: see smi_retry_deadline. */
+#define SMI_HANG_MS 400u
+
+/* For a call that timed out where it must not have: true (and *ms
+ * quadrupled) while a longer deadline is left to try, when this machine was
+ * merely too busy to run the fixture within *ms. */
+static inline bool smi_retry_deadline(int rc, int timed_out_code, unsigned *ms)
+{
+    if (rc != timed_out_code || *ms >= SMI_NO_DEADLINE_MS)
+        return false;
+    *ms *= 4;
+    return true;
+}
+
 /* Puts tests/smi/fixtures/<scenario> first on PATH (the rest of PATH kept
  * from the test's start). */
 static inline void smi_use_fixture(const char *scenario)
@@ -34,7 +53,7 @@ static inline void smi_use_fixture(const char *scenario)
  * this is no timing assertion, only patience. */
 static inline bool smi_pid_dead(long pid)
 {
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < 6000; i++) { /* up to a minute */
         char path[64], buf[512];
         snprintf(path, sizeof path, "/proc/%ld/stat", pid);
         FILE *f = fopen(path, "r");
@@ -67,6 +86,19 @@ static inline bool smi_read_pids(const char *file, long *a, long *b)
     int n = fscanf(f, "%ld %ld", a, b);
     fclose(f);
     return n == 2;
+}
+
+/* After a hang fixture was killed at its deadline: true when its shell and
+ * the sleep it started in the background are both dead (the whole process
+ * group went). When the deadline came before the shell had written their
+ * pids, it had started nothing to leave behind (test_subprocess.c checks
+ * the group kill itself without that condition). */
+static inline bool smi_hang_left_nothing(const char *pidfile)
+{
+    long a, b;
+    if (!smi_read_pids(pidfile, &a, &b))
+        return true;
+    return smi_pid_dead(a) && smi_pid_dead(b);
 }
 
 #endif
