@@ -48,6 +48,8 @@ enum op_class {
 };
 
 #define MAX_DEV (GW_EST_MAX_DEVICES + 1)
+/* sources per op: ggml's GGML_MAX_SRC is 10; ssm_scan uses 7 */
+#define MAX_SRC 8
 
 typedef struct sim_tensor {
     int64_t ne[4];
@@ -56,7 +58,7 @@ typedef struct sim_tensor {
     bool input, output, external, weight;
     int dev; /* backend: 0..n_dev-1 GPUs, n_dev the host; -1 unassigned */
     int next_copy; /* scheduler copies of one split, chained */
-    int src[5];
+    int src[MAX_SRC];
     int view_src; /* base of a view */
     /* graph / allocation state */
     bool visited;
@@ -115,6 +117,8 @@ static int t_add(sim *s, uint32_t type, uint8_t kind, const int64_t ne[4], int a
     t->src[2] = c;
     t->src[3] = d;
     t->src[4] = e;
+    for (int k = 5; k < MAX_SRC; k++)
+        t->src[k] = NONE;
     t->view_src = NONE;
     t->dev = -1;
     t->op = kind == K_VIEW ? O_VIEW : kind == K_LEAF ? O_NONE : O_OTHER;
@@ -292,7 +296,7 @@ static void expand(sim *s, int root)
     s->t[root].visited = true;
     while (n > 0 && !s->failed) {
         int cur = stack[n - 1];
-        if (next_src[n - 1] < 5) {
+        if (next_src[n - 1] < MAX_SRC) {
             int src = s->t[cur].src[next_src[n - 1]++];
             if (src != NONE && !s->t[src].visited) {
                 if (n == cap) {
@@ -451,7 +455,7 @@ static void alloc_node(sim *s, int i)
     if (t->dev < 0)
         t->dev = s->host;
     if (t->kind == K_INPLACE) {
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < MAX_SRC; k++) {
             int p = t->src[k];
             if (p == NONE)
                 continue;
@@ -492,17 +496,17 @@ static void run_alloc(sim *s)
             s->t[t->view_src].n_views++;
         if (t->input) /* graph inputs (pipeline copies) first */
             alloc_node(s, s->nodes[i]);
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < MAX_SRC; k++)
             if (t->src[k] != NONE)
                 s->t[t->src[k]].n_children++;
     }
     for (size_t i = 0; i < s->n_nodes && !s->failed; i++) {
         int ni = s->nodes[i];
-        for (int k = 0; k < 5; k++)
+        for (int k = 0; k < MAX_SRC; k++)
             if (s->t[ni].src[k] != NONE)
                 alloc_node(s, s->t[ni].src[k]);
         alloc_node(s, ni);
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < MAX_SRC; k++) {
             int p = s->t[ni].src[k];
             if (p == NONE)
                 continue;
@@ -559,7 +563,7 @@ static void assign_backends(sim *s, bool op_offload)
         }
         if (t->op == O_ROPE || t->op == O_FA)
             continue;
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < MAX_SRC; k++) {
             int p = t->src[k];
             if (p == NONE || !s->t[p].weight)
                 continue;
@@ -590,7 +594,7 @@ static void assign_backends(sim *s, bool op_offload)
         sim_tensor *t = &s->t[s->nodes[i]];
         if (t->view_src != NONE && t->dev == -1)
             t->dev = s->t[t->view_src].dev;
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < MAX_SRC; k++) {
             int p = t->src[k];
             if (p == NONE || s->t[p].dev != -1)
                 continue;
@@ -674,7 +678,7 @@ static void insert_copies(sim *s, int n_copies)
         if (is_view_op(&s->t[ni]) || s->t[ni].op == O_SET_ROWS)
             continue;
         int d = s->t[ni].dev;
-        for (int k = 0; k < 5 && !s->failed; k++) {
+        for (int k = 0; k < MAX_SRC && !s->failed; k++) {
             int p = s->t[ni].src[k];
             if (p == NONE || (size_t)p >= nt)
                 continue;
@@ -1047,6 +1051,23 @@ static int layer_dev(const gctx *g, uint32_t il)
     return d == UINT32_MAX || (int)d >= g->s->n_dev ? g->s->host : (int)d;
 }
 
+/* build_inp_embd: the token ids and embedding inputs, the token_embd rows
+ * (token_embd always lives on the host); the selected path is expanded. */
+static int inp_embd(gctx *g)
+{
+    sim *s = g->s;
+    int64_t E = g->m->n_embd, T = g->T, V = g->m->n_vocab;
+    s->cur_dev = s->host;
+    s->wtype = g->m->embd_type;
+    int tokens = input(s, T_I32, T, 1, 1, 1);
+    int embd_in = input(s, T_F32, E, T, 1, 1);
+    int inpL = get_rows(s, W(s, E, V, 1), tokens);
+    expand(s, inpL);
+    expand(s, embd_in);
+    expand(s, inpL);
+    return inpL;
+}
+
 /* One transformer-block graph for every supported architecture. */
 static void build(gctx *g)
 {
@@ -1055,15 +1076,7 @@ static void build(gctx *g)
     gw_est_arch a = m->arch;
     int64_t E = m->n_embd, T = g->T, V = m->n_vocab;
 
-    /* build_inp_embd: token_embd always lives on the host */
-    s->cur_dev = s->host;
-    s->wtype = m->embd_type;
-    int tokens = input(s, T_I32, T, 1, 1, 1);
-    int embd_in = input(s, T_F32, E, T, 1, 1);
-    int inpL = get_rows(s, W(s, E, V, 1), tokens);
-    expand(s, inpL);
-    expand(s, embd_in);
-    expand(s, inpL);
+    int inpL = inp_embd(g);
     if (a == GW_EST_ARCH_GEMMA2 || a == GW_EST_ARCH_GEMMA3)
         inpL = unary(s, inpL); /* scale by sqrt(n_embd) */
     g->inp_pos = input(s, T_I32, T, 1, 1, 1);
