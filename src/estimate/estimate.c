@@ -5,7 +5,8 @@
  * context, batch clamps, SWA cache size), its layer placement rule, the KV
  * cache sizes, the CUDA buffer rules, which buffer types hold host weights
  * (a GPU's pinned host buffer first unless no_host, else the CPU variant's
- * AMX / CPU_REPACK; hostcpu.c), and the assembly of gw_est_result.
+ * AMX / CPU_REPACK; hostcpu.c), and the assembly of gw_est_result
+ * (the recurrent state of recurrent.c counts as KV, on the layer's device).
  * Invariants: gw_est_estimate reads only its inputs and writes only *r;
  * byte sums are overflow-checked (GW_ERANGE); on error *r is zeroed.
  */
@@ -93,7 +94,7 @@ static bool kv_layer(const gw_est_model *m, const gw_est_params *p, const gw_est
                      uint32_t il, bool cuda, uint64_t *k, uint64_t *v)
 {
     *k = *v = 0;
-    if (m->n_head_kv[il] == 0)
+    if (m->n_head_kv[il] == 0 || m->recr_layer[il]) /* recurrent: state, no KV */
         return true;
     uint64_t size = m->swa_layer[il] ? c->kv_size_swa : c->kv_size;
     uint64_t wk = (uint64_t)m->head_k * m->n_head_kv[il];
@@ -275,6 +276,11 @@ int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result
         uint64_t k0, v0;
         ok &= kv_layer(m, p, r, il, false, &k0, &v0);
         ok &= add_to(&r->kv_k, k0) && add_to(&r->kv_v, v0);
+        /* recurrent layers: the conv / SSM state rows, beside the KV */
+        uint64_t sr, ss;
+        ok &= gw__est_state_bytes(m, r->n_seq, il, d != HOST && cuda, &sr, &ss);
+        ok &= add_to(d == HOST ? &r->host.kv : &r->device[d].kv, sr);
+        ok &= add_to(d == HOST ? &r->host.kv : &r->device[d].kv, ss);
     }
     if (!ok) {
         memset(r, 0, sizeof *r);

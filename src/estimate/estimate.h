@@ -57,6 +57,10 @@ typedef enum gw_est_arch {
     GW_EST_ARCH_COMMAND_R,
     GW_EST_ARCH_DEEPSEEK2,
     GW_EST_ARCH_GPT_OSS,
+    GW_EST_ARCH_MAMBA2,        /* recurrent: Mamba-2 state only, no KV cache */
+    GW_EST_ARCH_GRANITE_HYBRID, /* Mamba-2 layers + attention layers (head_count_kv 0: Mamba) */
+    GW_EST_ARCH_LFM2,          /* short-convolution layers + attention layers */
+    GW_EST_ARCH_QWEN3NEXT,     /* gated delta net layers + gated attention every n-th layer */
 } gw_est_arch;
 
 /* What the estimator knows of a model: hyper-parameters and weight bytes. */
@@ -88,6 +92,15 @@ typedef struct gw_est_model {
     uint64_t embd_bytes_amx;  /* its size in the AMX buffer; 0: AMX does not take it */
     uint64_t embd_rows;       /* token_embd ne1 (repack needs it divisible) */
     uint64_t file_size;
+    /* Recurrent state (recurrent.c). recr_layer[il]: layer il keeps a
+     * recurrent state (conv state r + SSM state s, F32, one row per
+     * sequence) instead of a KV cache. n_embd_r / n_embd_s: floats per
+     * sequence and layer, llama_hparams::n_embd_r() / n_embd_s(). */
+    bool recr_layer[GW_EST_MAX_LAYERS];
+    bool has_recr;                          /* some layer is recurrent */
+    uint32_t ssm_d_conv, ssm_d_inner, ssm_d_state, ssm_n_group, ssm_dt_rank;
+    uint32_t shortconv_l_cache;             /* lfm2 */
+    uint32_t n_embd_r, n_embd_s;
 } gw_est_model;
 
 /* Reads the estimator's model from an open GGUF. On success the caller owns
@@ -263,6 +276,13 @@ int gw__est_kv_bytes(const gw_est_model *m, const gw_est_params *p, const gw_est
  * every graph input. */
 int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *ctx,
                           const gw_est_params *p, gw_error *err, uint64_t *out);
+
+/* Recurrent-state bytes of layer il under p (llama_memory_recurrent): r =
+ * F32 [n_embd_r, max(1, n_seq)], s = F32 [n_embd_s, max(1, n_seq)], each
+ * padded to the buffer alignment (CUDA 128, CPU 32); both 0 for a layer
+ * without a recurrent state. False on overflow. */
+bool gw__est_state_bytes(const gw_est_model *m, uint32_t n_seq, uint32_t il, bool cuda, uint64_t *r,
+                         uint64_t *s);
 
 /* CUDA's allocation size of a weight tensor: nbytes plus, for quantized
  * types with ne0 % 512 != 0, row_bytes(type, 512 - ne0 % 512) (llama.cpp's

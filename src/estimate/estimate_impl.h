@@ -1,6 +1,6 @@
 /* estimate_impl.h — what the estimator's files share (gw__ tier).
  * Owns nothing by itself: it includes the public header and the internal
- * utilities so graph.c, model.c, kv.c, estimate.c and plan.c agree. */
+ * utilities so graph.c, model.c, recurrent.c, estimate.c and plan.c agree. */
 #ifndef GW_ESTIMATE_IMPL_H
 #define GW_ESTIMATE_IMPL_H
 
@@ -55,5 +55,10 @@ gw_est_cpu_variant gw__est_cpu_variant_for(bool arm, unsigned feats);
 /* Invariant checks (hostcpu.c invariant 1; the op table is sorted). */
 bool gw__est_cpu_table_check(void);
 bool gw__est_weight_names_sorted(void);
+
+/* Reads the recurrent-state keys of m's architecture from g (recurrent.c)
+ * and marks its recurrent layers; m's arch, n_layer, n_embd and n_head_kv
+ * must be set. GW_OK (nothing to do for other archs) or GW_EPARSE. */
+int gw__est_recr_read(const gw_gguf *g, gw_est_model *m, gw_error *err);
 
 #endif

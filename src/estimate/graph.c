@@ -17,6 +17,10 @@
  *   - memory comes from a best-fit free list (the last block is unbounded)
  *     with TENSOR_ALIGNMENT (32) padding; the buffer size is the high-water
  *     mark.
+ * Recurrent and hybrid graphs (mamba2, granitehybrid, lfm2) add the state
+ * ops: the cached rows gathered per sequence (get_rows, or ssm_scan whose
+ * one output vector holds y and the new states), concat, ssm_conv, and
+ * copies into the state cache (views of it: nothing allocated).
  * Invariants: tensors are append-only in one array and refer to each other
  * by index; every size is overflow-checked (a graph whose bytes overflow is
  * GW_ERANGE); the simulation allocates O(nodes) memory and frees it all.
@@ -751,6 +755,11 @@ typedef struct gctx {
     int k_idxs[2], v_idxs[2], mask[2], k_rot[2], v_rot[2];
     int64_t n_kv[2]; /* full cache, swa cache */
     bool v_trans;
+    /* recurrent state (build_rs_inp): the s_copy input and its two views;
+     * n_rs cells (max(1, n_seq)), n_seqs sequences in the ubatch */
+    int s_copy, s_copy_main, s_copy_extra;
+    int64_t n_rs, n_seqs;
+    bool embeddings; /* --embeddings (lfm2 then builds no logits) */
 } gctx;
 
 static int64_t head_k(const gctx *g) { return g->m->head_k; }
@@ -1206,6 +1215,250 @@ static void build(gctx *g)
     expand(s, cur);
 }
 
+/* ------------------------------------- recurrent and hybrid graphs */
+
+/* ggml_concat(a, b, 0): a's type, ne0 summed. */
+static int concat0(sim *s, int a, int b)
+{
+    if (s->failed)
+        return 0;
+    const int64_t *x = s->t[a].ne;
+    return new_op(s, s->t[a].type, x[0] + s->t[b].ne[0], x[1], x[2], x[3], a, b, NONE, NONE,
+                  NONE);
+}
+
+/* ggml_cpy(a, b) into a view b of a cache: the result is a view of the
+ * cache (nothing allocated), its sources (a, b). */
+static int cpy_to(sim *s, int a, int b)
+{
+    if (s->failed)
+        return 0;
+    int t = t_add(s, s->t[b].type, K_VIEW, s->t[b].ne, a, b, NONE, NONE, NONE);
+    if (!s->failed) {
+        s->t[t].view_src = s->t[b].view_src != NONE ? s->t[b].view_src : b;
+        s->t[t].op = O_SET_ROWS;
+    }
+    return t;
+}
+
+/* ggml_ssm_conv(sx, c): F32 [c.ne1, sx.ne0 - c.ne0 + 1, sx.ne2]. */
+static int ssm_conv(sim *s, int sx, int c)
+{
+    if (s->failed)
+        return 0;
+    int64_t n_t = s->t[sx].ne[0] - s->t[c].ne[0] + 1;
+    return new_op(s, T_F32, s->t[c].ne[1], n_t, s->t[sx].ne[2], 1, sx, c, NONE, NONE, NONE);
+}
+
+/* ggml_ssm_scan(s, x, dt, A, B, C, ids), K = 1: one F32 vector holding y
+ * (nelements(x)) followed by the final states (s.ne0 * s.ne1 * s.ne2 per
+ * sequence of ids). */
+static int ssm_scan(sim *s, int st, int x, int dt, int A, int B, int C, int ids)
+{
+    if (s->failed)
+        return 0;
+    const int64_t *xn = s->t[x].ne, *sn = s->t[st].ne;
+    int64_t n = xn[0] * xn[1] * xn[2] * xn[3] + sn[0] * sn[1] * sn[2] * s->t[ids].ne[0];
+    int t = new_op(s, T_F32, n, 1, 1, 1, st, x, dt, A, B);
+    if (!s->failed) {
+        s->t[t].src[5] = C;
+        s->t[t].src[6] = ids;
+    }
+    return t;
+}
+
+/* build_rs_inp: s_copy (I32 [n_rs]) viewed as the ubatch's sequences and
+ * the extra cells. */
+static void rs_inputs(gctx *g)
+{
+    sim *s = g->s;
+    g->s_copy = input(s, T_I32, g->n_rs, 1, 1, 1);
+    g->s_copy_main = view(s, g->s_copy, g->n_seqs, 1, 1, 1);
+    g->s_copy_extra = view(s, g->s_copy, g->n_rs - g->n_seqs, 1, 1, 1);
+}
+
+/* build_rs, first half: the cache as [width, n_rs] rows; the cleared row
+ * (scale_inplace: a view, nothing allocated) is expanded. */
+static int rs_states(gctx *g, int cache, int64_t width)
+{
+    sim *s = g->s;
+    int states = view(s, cache, width, g->n_rs, 1, 1);
+    int zero = view(s, states, width, 1, 1, 1);
+    expand(s, set_op(s, view(s, zero, width, 1, 1, 1), O_SET_ROWS));
+    return states;
+}
+
+/* build_rs, second half: the rows of the cells beyond the ubatch's
+ * sequences (none in the reserve graph: a zero-row get_rows) copied back. */
+static void rs_extra(gctx *g, int cache, int states, int64_t width)
+{
+    sim *s = g->s;
+    int extra = get_rows(s, states, g->s_copy_extra);
+    int dst = view(s, cache, width, g->n_rs - g->n_seqs, 1, 1);
+    expand(s, cpy_to(s, extra, dst));
+}
+
+/* build_rs with ggml_get_rows as the gather: [width, n_seqs]. */
+static int build_rs(gctx *g, int cache, int64_t width)
+{
+    sim *s = g->s;
+    int states = rs_states(g, cache, width);
+    int out = get_rows(s, states, g->s_copy_main);
+    expand(s, out);
+    rs_extra(g, cache, states, width);
+    return out;
+}
+
+/* build_mamba2_layer (mamba-base.cpp): in_proj to z | xBC | dt, causal
+ * conv over the conv state and xBC, the selective scan over the SSM
+ * state, D skip, gate, grouped RMS norm, out_proj. */
+static int mamba2_layer(gctx *g, int cur)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, T = g->T, ns = g->n_seqs, nst = T / ns;
+    int64_t dc = m->ssm_d_conv, di = m->ssm_d_inner, ds = m->ssm_d_state;
+    int64_t ng = m->ssm_n_group, nh = m->ssm_dt_rank, hd = di / nh;
+    int64_t conv_dim = di + 2 * ng * ds, d_in_proj = di + conv_dim + nh;
+    int rc = leaf(s, T_F32, m->n_embd_r, g->n_rs, 1, 1, false);
+    int sc = leaf(s, T_F32, m->n_embd_s, g->n_rs, 1, 1, false);
+    int conv = build_rs(g, rc, m->n_embd_r);
+    conv = view(s, conv, dc - 1, conv_dim, ns, 1);
+    int zx = mul_mat(s, W(s, E, d_in_proj, 1), cur);
+    zx = view(s, zx, d_in_proj, nst, ns, 1);
+    int z = view(s, zx, hd, nh, nst, ns);
+    int xbc = view(s, zx, conv_dim, nst, ns, 1);
+    int dt = view(s, zx, nh, nst, ns, 1);
+    int conv_x = concat0(s, conv, transpose(s, xbc));
+    int last = view(s, conv_x, dc - 1, conv_dim, ns, 1);
+    expand(s, cpy_to(s, last, view(s, rc, (dc - 1) * conv_dim, ns, 1, 1)));
+    xbc = ssm_conv(s, conv_x, W(s, dc, conv_dim, 1));
+    xbc = add(s, xbc, W(s, conv_dim, 1, 1));
+    xbc = unary(s, xbc); /* silu */
+    int x = view(s, xbc, hd, nh, nst, ns);
+    int B = view(s, xbc, ds, ng, nst, ns);
+    int C = view(s, xbc, ds, ng, nst, ns);
+    dt = add(s, cont(s, dt, nh, nst, ns, 1), W(s, nh, 1, 1));
+    int A = W(s, 1, nh, 1);
+    /* build_rs with the scan as the gather */
+    int states = rs_states(g, sc, m->n_embd_s);
+    int ssm = view(s, states, ds, hd, nh, g->n_rs);
+    int y_ssm = ssm_scan(s, ssm, x, dt, A, B, C, g->s_copy_main);
+    expand(s, y_ssm);
+    rs_extra(g, sc, states, m->n_embd_s);
+    expand(s, cpy_to(s, view(s, y_ssm, ds * di, ns, 1, 1), view(s, sc, ds * di, ns, 1, 1)));
+    int y = view(s, y_ssm, hd, nh, nst, ns);
+    y = add(s, y, mul(s, x, W(s, 1, nh, 1)));
+    y = glu_split(s, cont(s, z, hd, nh, nst, ns), y);
+    y = view(s, y, di / ng, ng, nst, ns);
+    y = norm_w(g, y, di / ng); /* grouped RMS norm (weight [di/ng, ng]) */
+    y = view(s, y, di, T, 1, 1);
+    return mul_mat(s, W(s, di, E, 1), y);
+}
+
+/* lfm2's short convolution block: in_proj to b | c | x, b*x convolved
+ * with the conv state prepended, gated by c, out_proj. */
+static int shortconv_layer(gctx *g, int cur)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, T = g->T, ns = g->n_seqs, nst = T / ns;
+    int64_t dc = m->shortconv_l_cache - 1;
+    int rc = leaf(s, T_F32, m->n_embd_r, g->n_rs, 1, 1, false);
+    cur = view(s, cur, E, nst, ns, 1);
+    int bcx = mul_mat(s, W(s, E, 3 * E, 1), cur);
+    int b = view(s, bcx, E, nst, ns, 1);
+    int c = view(s, bcx, E, nst, ns, 1);
+    int x = view(s, bcx, E, nst, ns, 1);
+    int bx = transpose(s, mul(s, b, x));
+    int conv = build_rs(g, rc, m->n_embd_r);
+    conv = view(s, conv, dc, E, ns, 1);
+    bx = concat0(s, conv, bx);
+    int snap = view(s, bx, dc, E, ns, 1);
+    expand(s, cpy_to(s, snap, view(s, rc, dc * E, ns, 1, 1)));
+    int conv_out = ssm_conv(s, bx, W(s, m->shortconv_l_cache, E, 1));
+    int y = mul(s, c, conv_out);
+    y = mul_mat(s, W(s, E, E, 1), y);
+    return view(s, y, E, T, 1, 1);
+}
+
+/* The attention layer of a hybrid (granitehybrid, lfm2): separate Q, K, V
+ * projections, lfm2's Q/K RMS norms, rope, build_attn with the output
+ * projection. */
+static int hybrid_attn(gctx *g, int cur, uint32_t il)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, T = g->T, H = m->n_head, hkv = m->n_head_kv[il];
+    int64_t Dk = m->head_k, Dv = m->head_v;
+    int q = mul_mat(s, W(s, E, H * Dk, 1), cur);
+    int k = mul_mat(s, W(s, E, hkv * Dk, 1), cur);
+    int v = mul_mat(s, W(s, E, hkv * Dv, 1), cur);
+    q = view(s, q, Dk, H, T, 1);
+    k = view(s, k, Dk, hkv, T, 1);
+    v = view(s, v, Dv, hkv, T, 1);
+    if (m->arch == GW_EST_ARCH_LFM2) {
+        q = norm_w(g, q, Dk);
+        k = norm_w(g, k, Dk);
+    }
+    q = rope(s, q, g->inp_pos);
+    k = rope(s, k, g->inp_pos);
+    return attn(g, (int)il, q, k, v, W(s, H * Dv, E, 1), NONE, NONE);
+}
+
+/* The graphs of mamba2 (llama_model_mamba::graph), granitehybrid and
+ * lfm2: embeddings, one block per layer (recurrent mixer or attention,
+ * then the FFN for the hybrids), output norm and logits. */
+static void build_recurrent(gctx *g)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    gw_est_arch a = m->arch;
+    int64_t E = m->n_embd, V = m->n_vocab;
+    int inpL = inp_embd(g);
+    rs_inputs(g);
+    if (a != GW_EST_ARCH_MAMBA2) {
+        attn_inputs(g, 0);
+        g->inp_pos = input(s, T_I32, g->T, 1, 1, 1);
+    }
+    g->out_ids = input(s, T_I32, g->n_out, 1, 1, 1);
+    for (uint32_t il = 0; il < m->n_layer && !s->failed; il++) {
+        s->cur_dev = layer_dev(g, il);
+        s->wtype = m->mat_type;
+        int inpSA = inpL;
+        int cur = norm_w(g, inpL, E);
+        if (!m->recr_layer[il])
+            cur = hybrid_attn(g, cur, il);
+        else if (a == GW_EST_ARCH_LFM2)
+            cur = shortconv_layer(g, cur);
+        else
+            cur = mamba2_layer(g, cur);
+        if (il + 1 == m->n_layer) {
+            cur = get_rows(s, cur, g->out_ids);
+            inpSA = get_rows(s, inpSA, g->out_ids);
+        }
+        if (a == GW_EST_ARCH_MAMBA2) {
+            inpL = add(s, cur, inpSA);
+            continue;
+        }
+        /* granite: ffn_inp = cur + inpSA; lfm2: prev + cur (same shapes) */
+        int ffn_inp = a == GW_EST_ARCH_LFM2 ? add(s, inpSA, cur) : add(s, cur, inpSA);
+        cur = ffn(g, norm_w(g, ffn_inp, E), m->n_ff);
+        inpL = a == GW_EST_ARCH_LFM2 ? add(s, ffn_inp, cur) : add(s, cur, ffn_inp);
+    }
+    s->cur_dev = layer_dev(g, m->n_layer);
+    s->wtype = m->output_type;
+    int cur = norm_w(g, inpL, E);
+    if (!s->failed)
+        s->t[cur].output = true; /* t_embd */
+    if (!(a == GW_EST_ARCH_LFM2 && g->embeddings)) {
+        cur = mul_mat(s, W(s, E, V, 1), cur);
+        if (!s->failed)
+            s->t[cur].output = true; /* t_logits */
+    }
+    expand(s, cur);
+}
+
 int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
                           const gw_est_params *p, gw_error *err, uint64_t *out)
 {
@@ -1236,7 +1489,13 @@ int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
     g.n_kv[0] = c->kv_size;
     g.n_kv[1] = c->kv_size_swa;
     g.v_trans = !c->flash_attn;
-    build(&g);
+    g.n_rs = n_seqs;  /* mem_size = max(1, n_seq_max); the reserve ubatch has them all */
+    g.n_seqs = n_seqs;
+    g.embeddings = p->embeddings;
+    if (m->has_recr)
+        build_recurrent(&g);
+    else
+        build(&g);
     if (!s.failed && s.n_dev > 0) {
         /* pipeline parallelism: several GPUs, everything offloaded, layer split */
         bool pp = s.n_dev > 1 && c->n_gpu_layers > (int32_t)m->n_layer &&

@@ -22,7 +22,9 @@ static const struct {
     {"qwen3moe", GW_EST_ARCH_QWEN3MOE}, {"gemma2", GW_EST_ARCH_GEMMA2},
     {"gemma3", GW_EST_ARCH_GEMMA3},     {"phi3", GW_EST_ARCH_PHI3},
     {"command-r", GW_EST_ARCH_COMMAND_R}, {"deepseek2", GW_EST_ARCH_DEEPSEEK2},
-    {"gpt-oss", GW_EST_ARCH_GPT_OSS},
+    {"gpt-oss", GW_EST_ARCH_GPT_OSS},   {"mamba2", GW_EST_ARCH_MAMBA2},
+    {"granitehybrid", GW_EST_ARCH_GRANITE_HYBRID}, {"lfm2", GW_EST_ARCH_LFM2},
+    {"qwen3next", GW_EST_ARCH_QWEN3NEXT},
 };
 
 static bool get_u32(const gw_gguf *g, gw_gguf_str arch, const char *suffix, uint32_t *out)
@@ -139,11 +141,15 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
         return fail(m, err, GW_EPARSE, "estimate: missing %s.embedding_length", m->arch_name);
     uint32_t heads[GW_EST_MAX_LAYERS];
     bool found;
-    if (!get_per_layer(g, arch, "attention.head_count", m->n_layer, heads, &found) || !found ||
-        heads[0] == 0)
+    /* attention-free (mamba2): no head counts, no KV cache */
+    bool no_attn = m->arch == GW_EST_ARCH_MAMBA2;
+    if (!get_per_layer(g, arch, "attention.head_count", m->n_layer, heads, &found) ||
+        (!no_attn && (!found || heads[0] == 0)))
         return fail(m, err, GW_EPARSE, "estimate: missing or bad %s.attention.head_count",
                     m->arch_name);
-    m->n_head = heads[0];
+    m->n_head = found ? heads[0] : 0;
+    if (no_attn)
+        m->n_head = 0;
     for (uint32_t i = 0; i < m->n_layer; i++)
         m->n_head_kv[i] = m->n_head;
     if (!get_per_layer(g, arch, "attention.head_count_kv", m->n_layer, m->n_head_kv, &found))
@@ -151,7 +157,7 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
     get_u32(g, arch, "feed_forward_length", &m->n_ff);
     if (!get_u32(g, arch, "context_length", &m->n_ctx_train))
         m->n_ctx_train = 4096;
-    m->head_k = m->head_v = m->n_embd / m->n_head;
+    m->head_k = m->head_v = m->n_head ? m->n_embd / m->n_head : 0;
     get_u32(g, arch, "attention.key_length", &m->head_k);
     get_u32(g, arch, "attention.value_length", &m->head_v);
     get_u32(g, arch, "expert_count", &m->n_expert);
@@ -249,11 +255,17 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
                     m->arch_name);
     if (m->n_expert > 0 && m->n_expert_used == 0)
         return fail(m, err, GW_EPARSE, "estimate: %s.expert_used_count missing or 0", m->arch_name);
-    if (m->head_k == 0 || m->head_v == 0)
+    if (!no_attn && (m->head_k == 0 || m->head_v == 0))
         return fail(m, err, GW_EPARSE, "estimate: %s: zero attention key/value length", m->arch_name);
     if (m->arch == GW_EST_ARCH_DEEPSEEK2 && m->head_k_mla && m->head_v_mla &&
         (m->rope_dim >= m->head_k_mla || m->head_k != m->kv_lora_rank + m->rope_dim))
         return fail(m, err, GW_EPARSE, "estimate: %s: inconsistent MLA dimensions", m->arch_name);
+
+    int rc = gw__est_recr_read(g, m, err);
+    if (rc != GW_OK) {
+        gw_est_model_free(m);
+        return rc;
+    }
 
     /* deepseek2 without MLA tensors (legacy wkv_b files) has no exact graph here */
     if (m->arch == GW_EST_ARCH_DEEPSEEK2 && !(m->head_k_mla && m->head_v_mla && m->kv_lora_rank))

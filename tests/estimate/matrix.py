@@ -65,6 +65,19 @@ MODELS = {
                   "n_ff": 2048, "n_ff_exp": 256, "n_expert": 8, "n_expert_used": 2,
                   "n_vocab": 32000, "wtype": "Q8_0", "kv_lora_rank": 512, "rope_dim": 64,
                   "head_k_mla": 192, "head_v_mla": 128, "q_lora_rank": 384},
+    # recurrent and hybrid: ratios of Mamba-Codestral (8 groups, 64-wide SSM
+    # heads), Granite-4.0-H (Mamba-2 + GQA attention), LFM2-350M (short
+    # convolutions + attention)
+    "mamba2": {"arch": "mamba2", "n_layer": 3, "n_embd": 1024, "n_head": 1, "n_head_kv": 0,
+               "n_vocab": 32000, "wtype": "F16", "ssm_d_inner": 2048, "ssm_d_state": 128,
+               "ssm_n_group": 8, "ssm_dt_rank": 32},
+    "granitehybrid": {"arch": "granitehybrid", "n_layer": 4, "n_embd": 1024, "n_head": 8,
+                      "n_head_kv": [0, 0, 2, 0], "head_dim": 128, "n_ff": 4096, "n_vocab": 49160,
+                      "wtype": "Q8_0", "ssm_d_inner": 2048, "ssm_d_state": 128, "ssm_n_group": 1,
+                      "ssm_dt_rank": 32},
+    "lfm2": {"arch": "lfm2", "n_layer": 6, "n_embd": 1024, "n_head": 16,
+             "n_head_kv": [0, 0, 8, 0, 8, 0], "n_ff": 4608, "n_vocab": 65536, "wtype": "F16",
+             "tied": True, "shortconv_l_cache": 3},
 }
 
 

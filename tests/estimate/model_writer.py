@@ -61,6 +61,13 @@ DEFAULTS = {
     "head_v_mla": 128,
     "n_expert_shared": 1,
     "n_dense_lead": 1,
+    # recurrent state (mamba2, granitehybrid, qwen3next): <arch>.ssm.*
+    "ssm_d_conv": 4,
+    "ssm_d_inner": 0,      # 0: 2 * n_embd
+    "ssm_d_state": 128,
+    "ssm_n_group": 1,
+    "ssm_dt_rank": 0,      # mamba2: number of SSM heads; 0: ssm_d_inner / 64
+    "shortconv_l_cache": 3,  # lfm2
     "alignment": 32,
     "tensor_types": {},    # base name ("attn_q", "ffn_down", "output") -> ggml type
 }
@@ -156,6 +163,10 @@ def _spec(d):
             s[k] = s["wtype"]
     if s["n_ff_exp"] is None:
         s["n_ff_exp"] = s["n_ff"]
+    if not s["ssm_d_inner"]:
+        s["ssm_d_inner"] = 2 * s["n_embd"]
+    if not s["ssm_dt_rank"]:
+        s["ssm_dt_rank"] = s["ssm_d_inner"] // 64
     return s
 
 
@@ -180,6 +191,18 @@ def build(d):
     w.add(f"{a}.embedding_length", GGUF_U32, E)
     w.add(f"{a}.block_count", GGUF_U32, L)
     w.add(f"{a}.feed_forward_length", GGUF_U32, s["n_ff"])
+    if a in ("mamba2", "granitehybrid", "qwen3next"):
+        w.add(f"{a}.ssm.conv_kernel", GGUF_U32, s["ssm_d_conv"])
+        w.add(f"{a}.ssm.inner_size", GGUF_U32, s["ssm_d_inner"])
+        w.add(f"{a}.ssm.state_size", GGUF_U32, s["ssm_d_state"])
+        w.add(f"{a}.ssm.time_step_rank", GGUF_U32, s["ssm_dt_rank"])
+        w.add(f"{a}.ssm.group_count", GGUF_U32, s["ssm_n_group"])
+    if a == "lfm2":
+        w.add(f"{a}.shortconv.l_cache", GGUF_U32, s["shortconv_l_cache"])
+    if a == "mamba2":  # attention-free: no head counts, no rope
+        w.add(f"{a}.attention.layer_norm_rms_epsilon", GGUF_F32, 1e-5)
+        w.add("tokenizer.ggml.model", GGUF_STRING, "none")
+        return _mamba2(w, s)
     w.add(f"{a}.attention.head_count", GGUF_U32, H)
     if isinstance(hkv, list):
         w.add(f"{a}.attention.head_count_kv", GGUF_ARRAY, (GGUF_U32, hkv))
@@ -204,7 +227,7 @@ def build(d):
     w.add("tokenizer.ggml.model", GGUF_STRING, "none")
 
     w.tensor("token_embd.weight", [E, V], s["embd_type"])
-    w.tensor("output_norm.weight", [E], f32)
+    w.tensor("token_embd_norm.weight" if a == "lfm2" else "output_norm.weight", [E], f32)
     if not s["tied"] and a not in ("gemma2", "command-r"):
         w.tensor("output.weight", [E, V], s["out_type"])
 
@@ -297,6 +320,26 @@ def build(d):
                 w.tensor(f"blk.{i}.ffn_gate_shexp.weight", [E, fe * sh], wt)
                 w.tensor(f"blk.{i}.ffn_down_shexp.weight", [fe * sh, E], wt)
                 w.tensor(f"blk.{i}.ffn_up_shexp.weight", [E, fe * sh], wt)
+        elif a == "granitehybrid":
+            if kv == 0:
+                _mamba2_mixer(w, s, i)
+            else:
+                qkv(i, H * D, kv * D, kv * D)
+                w.tensor(f"blk.{i}.attn_output.weight", [H * D, E], wt)
+            w.tensor(f"blk.{i}.ffn_norm.weight", [E], f32)
+            dense_ffn(i, s["n_ff"])
+        elif a == "lfm2":
+            if kv == 0:
+                w.tensor(f"blk.{i}.shortconv.conv.weight", [s["shortconv_l_cache"], E], f32)
+                w.tensor(f"blk.{i}.shortconv.in_proj.weight", [E, 3 * E], wt)
+                w.tensor(f"blk.{i}.shortconv.out_proj.weight", [E, E], wt)
+            else:
+                w.tensor(f"blk.{i}.attn_q_norm.weight", [D], f32)
+                w.tensor(f"blk.{i}.attn_k_norm.weight", [D], f32)
+                qkv(i, E, kv * D, kv * D)
+                w.tensor(f"blk.{i}.attn_output.weight", [E, E], wt)
+            w.tensor(f"blk.{i}.ffn_norm.weight", [E], f32)
+            dense_ffn(i, s["n_ff"])
         else:
             raise ValueError(f"model_writer: no layout for architecture {a!r}")
 
@@ -311,6 +354,35 @@ def build(d):
         w.add(f"{a}.rope.dimension_count", GGUF_U32, s["rope_dim"])
         w.add(f"{a}.leading_dense_block_count", GGUF_U32, s["n_dense_lead"])
         w.add(f"{a}.expert_shared_count", GGUF_U32, s["n_expert_shared"])
+    return w, s
+
+
+def _mamba2_mixer(w, s, i):
+    """The Mamba-2 mixer of layer i (llama.cpp's mamba2 / granitehybrid
+    tensors): in_proj to z, xBC, dt; depthwise conv over xBC; A, D, dt bias
+    per head; grouped RMS norm; out_proj."""
+    E, wt = s["n_embd"], s["wtype"]
+    di, ds, ng, nh = s["ssm_d_inner"], s["ssm_d_state"], s["ssm_n_group"], s["ssm_dt_rank"]
+    conv_dim = di + 2 * ng * ds
+    w.tensor(f"blk.{i}.ssm_in.weight", [E, di + conv_dim + nh], wt)
+    w.tensor(f"blk.{i}.ssm_conv1d.weight", [s["ssm_d_conv"], conv_dim], "F32")
+    w.tensor(f"blk.{i}.ssm_conv1d.bias", [conv_dim], "F32")
+    w.tensor(f"blk.{i}.ssm_dt.bias", [nh], "F32")
+    w.tensor(f"blk.{i}.ssm_a", [1, nh], "F32")
+    w.tensor(f"blk.{i}.ssm_d", [1, nh], "F32")
+    w.tensor(f"blk.{i}.ssm_norm.weight", [di // ng, ng], "F32")
+    w.tensor(f"blk.{i}.ssm_out.weight", [di, E], wt)
+
+
+def _mamba2(w, s):
+    E, V = s["n_embd"], s["n_vocab"]
+    w.tensor("token_embd.weight", [E, V], s["embd_type"])
+    w.tensor("output_norm.weight", [E], "F32")
+    if not s["tied"]:
+        w.tensor("output.weight", [E, V], s["out_type"])
+    for i in range(s["n_layer"]):
+        w.tensor(f"blk.{i}.attn_norm.weight", [E], "F32")
+        _mamba2_mixer(w, s, i)
     return w, s
 
 
