@@ -101,6 +101,7 @@ typedef struct gw_est_model {
     uint32_t ssm_d_conv, ssm_d_inner, ssm_d_state, ssm_n_group, ssm_dt_rank;
     uint32_t shortconv_l_cache;             /* lfm2 */
     uint32_t n_embd_r, n_embd_s;
+    uint32_t n_ff_shexp; /* shared-expert FFN width (qwen3next); 0: n_ff */
 } gw_est_model;
 
 /* Reads the estimator's model from an open GGUF. On success the caller owns

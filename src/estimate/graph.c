@@ -17,10 +17,12 @@
  *   - memory comes from a best-fit free list (the last block is unbounded)
  *     with TENSOR_ALIGNMENT (32) padding; the buffer size is the high-water
  *     mark.
- * Recurrent and hybrid graphs (mamba2, granitehybrid, lfm2) add the state
- * ops: the cached rows gathered per sequence (get_rows, or ssm_scan whose
- * one output vector holds y and the new states), concat, ssm_conv, and
- * copies into the state cache (views of it: nothing allocated).
+ * Recurrent and hybrid graphs (mamba2, granitehybrid, lfm2, qwen3next) add
+ * the state ops: the cached rows gathered per sequence (get_rows, or ssm_scan whose
+ * one output vector holds y and the new states), concat, ssm_conv,
+ * gated_delta_net (one output: per-token output rows, then the new
+ * states), and copies into the state cache (views of it: nothing
+ * allocated).
  * Invariants: tensors are append-only in one array and refer to each other
  * by index; every size is overflow-checked (a graph whose bytes overflow is
  * GW_ERANGE); the simulation allocates O(nodes) memory and frees it all.
@@ -817,7 +819,8 @@ static int hadamard(gctx *g, int x, int rot)
     return view(s, y, ne0, ne1, ne2, ne3);
 }
 
-/* build_attn with a KV cache: store K/V, attend, output projection. */
+/* build_attn with a KV cache: store K/V, attend, output projection (none
+ * when wo is NONE). */
 static int attn(gctx *g, int il, int q, int k, int v, int wo, int wo_b,
                 int sinks)
 {
@@ -890,6 +893,8 @@ static int attn(gctx *g, int il, int q, int k, int v, int wo, int wo_b,
     expand(s, cur);
     if (g->v_rot[w] != NONE)
         cur = hadamard(g, cur, g->v_rot[w]);
+    if (wo == NONE) /* qwen3next gates the output before projecting it */
+        return cur;
     cur = mul_mat(s, wo, cur);
     if (wo_b != NONE)
         cur = add(s, cur, wo_b);
@@ -1406,6 +1411,172 @@ static int hybrid_attn(gctx *g, int cur, uint32_t il)
     return attn(g, (int)il, q, k, v, W(s, H * Dv, E, 1), NONE, NONE);
 }
 
+/* qwen3next's build_qkvz: the mixed Q|K|V ([conv channels, nst, ns]) and
+ * the gate z, from attn_qkv + attn_gate, or from the legacy ssm_in split
+ * per K head and concatenated back. Returns qkv, sets *z. */
+static int qwen3next_qkvz(gctx *g, int cur, int *z)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, ns = g->n_seqs, nst = g->T / ns;
+    int64_t hk = m->ssm_d_state, nkh = m->ssm_n_group, nvh = m->ssm_dt_rank;
+    int64_t di = m->ssm_d_inner, hv = di / nvh, vper = hv * (nvh / nkh);
+    if (m->fused_qkv) {
+        int qkv = mul_mat(s, W(s, E, 2 * hk * nkh + di, 1), cur);
+        qkv = view(s, qkv, 2 * hk * nkh + di, nst, ns, 1);
+        *z = mul_mat(s, W(s, E, di, 1), cur);
+        return qkv;
+    }
+    int mixed = mul_mat(s, W(s, E, 2 * hk * nkh + 2 * di, 1), cur);
+    mixed = view(s, mixed, 2 * hk + 2 * vper, nkh, nst, ns);
+    int q = view(s, mixed, hk, nkh, nst, ns);
+    int k = view(s, mixed, hk, nkh, nst, ns);
+    int v = view(s, mixed, vper, nkh, nst, ns);
+    *z = cont(s, view(s, mixed, vper, nkh, nst, ns), vper, nkh, nst, ns);
+    q = cont(s, q, hk * nkh, nst, ns, 1);
+    k = cont(s, k, hk * nkh, nst, ns, 1);
+    v = cont(s, v, hv * nvh, nst, ns, 1);
+    return concat0(s, concat0(s, q, k), v);
+}
+
+/* build_gdn_l2_norm (rms_norm, scale), then the K heads repeated up to the
+ * V heads when they differ. */
+static int gdn_qk(gctx *g, int x)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t hk = m->ssm_d_state, nkh = m->ssm_n_group, nvh = m->ssm_dt_rank;
+    int64_t ns = g->n_seqs, nst = g->T / ns;
+    x = unary(s, rms_norm(s, x));
+    if (nkh == nvh)
+        return x;
+    int r = view(s, x, hk, 1, nkh, nst * ns);
+    r = new_op(s, T_F32, hk, nvh / nkh, nkh, nst * ns, r, NONE, NONE, NONE, NONE); /* repeat */
+    return view(s, r, hk, nvh, nst, ns);
+}
+
+/* qwen3next's linear-attention layer (gated delta net, the fused op that
+ * llama.cpp uses by default): projections, beta / gate, causal conv over
+ * the conv state, L2-normed Q and K, ggml_gated_delta_net over the SSM
+ * state, gated RMS norm, out_proj. */
+static int qwen3next_linear(gctx *g, int cur)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, T = g->T, ns = g->n_seqs, nst = T / ns;
+    int64_t hk = m->ssm_d_state, nkh = m->ssm_n_group, nvh = m->ssm_dt_rank;
+    int64_t di = m->ssm_d_inner, hv = di / nvh, kc = m->ssm_d_conv;
+    int64_t conv_ch = di + 2 * nkh * hk;
+    int z;
+    int qkv = qwen3next_qkvz(g, cur, &z);
+    int ba = mul_mat(s, W(s, E, 2 * nvh, 1), cur);
+    ba = view(s, ba, 2 * nvh / nkh, nkh, nst, ns);
+    int b = view(s, ba, nvh / nkh, nkh, nst, ns);
+    int a = view(s, ba, nvh / nkh, nkh, nst, ns);
+    int beta = unary(s, cont(s, b, nvh / nkh, nkh, nst, ns)); /* sigmoid */
+    int alpha = cont(s, a, nvh, nst, ns, 1);
+    int gate = unary(s, add(s, alpha, W(s, nvh, 1, 1))); /* softplus */
+    gate = mul(s, gate, W(s, nvh, 1, 1));
+    beta = view(s, beta, 1, nvh, nst, ns);
+    gate = view(s, gate, 1, nvh, nst, ns);
+    int rc = leaf(s, T_F32, m->n_embd_r, g->n_rs, 1, 1, false);
+    int sc = leaf(s, T_F32, m->n_embd_s, g->n_rs, 1, 1, false);
+    /* build_conv_state */
+    int conv = view(s, build_rs(g, rc, m->n_embd_r), kc - 1, conv_ch, ns, 1);
+    int conv_in = concat0(s, conv, transpose(s, qkv));
+    expand(s, cpy_to(s, view(s, conv_in, kc - 1, conv_ch, ns, 1),
+                     view(s, rc, (kc - 1) * conv_ch, ns, 1, 1)));
+    int state = view(s, build_rs(g, sc, m->n_embd_s), hv, hv, nvh, ns);
+    int conv_out = unary(s, ssm_conv(s, conv_in, W(s, kc, conv_ch, 1))); /* silu */
+    int q = gdn_qk(g, view(s, conv_out, hk, nkh, nst, ns));
+    int k = gdn_qk(g, view(s, conv_out, hk, nkh, nst, ns));
+    int v = view(s, conv_out, hv, nvh, nst, ns);
+    /* ggml_gated_delta_net, K = 1: [S_v * H, nst * ns + S_v * ns] */
+    int gdn = new_op(s, T_F32, hv * nvh, nst * ns + hv * ns, 1, 1, q, k, v, gate, beta);
+    if (!s->failed)
+        s->t[gdn].src[5] = state;
+    int out = view(s, gdn, hv, nvh, nst, ns);
+    expand(s, cpy_to(s, view(s, gdn, hv, hv, nvh, ns), view(s, sc, m->n_embd_s, ns, 1, 1)));
+    /* build_norm_gated: rms_norm(out) * w * silu(z) */
+    int normed = norm_w(g, out, hv);
+    int y = mul(s, normed, unary(s, view(s, z, hv, nvh, nst, ns)));
+    y = view(s, y, hv * nvh, nst, ns, 1);
+    y = mul_mat(s, W(s, di, E, 1), y);
+    return view(s, y, E, T, 1, 1);
+}
+
+/* qwen3next's gated full attention: Q and its gate from one projection,
+ * Q/K RMS norms, rope, attention, sigmoid gate, output projection. */
+static int qwen3next_attn(gctx *g, int cur, uint32_t il)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, T = g->T, H = m->n_head, hkv = m->n_head_kv[il], D = m->head_k;
+    int qf = mul_mat(s, W(s, E, 2 * D * H, 1), cur);
+    int k = mul_mat(s, W(s, E, hkv * D, 1), cur);
+    int v = mul_mat(s, W(s, E, hkv * D, 1), cur);
+    qf = view(s, qf, 2 * D, H, T, 1);
+    int q = view(s, qf, D, H, T, 1);
+    int gate = view(s, qf, D, H, T, 1);
+    k = view(s, k, D, hkv, T, 1);
+    v = view(s, v, D, hkv, T, 1);
+    q = rope(s, norm_w(g, q, D), g->inp_pos);
+    k = rope(s, norm_w(g, k, D), g->inp_pos);
+    cur = attn(g, (int)il, q, k, v, NONE, NONE, NONE);
+    gate = unary(s, cont(s, gate, D * H, T, 1, 1)); /* sigmoid */
+    cur = mul(s, cur, gate);
+    return mul_mat(s, W(s, D * H, E, 1), cur);
+}
+
+/* qwen3next's FFN: routed experts plus the sigmoid-gated shared expert. */
+static int qwen3next_ffn(gctx *g, int cur)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int moe_out = moe(g, cur, false, true, false);
+    int sh = ffn(g, cur, m->n_ff_shexp ? m->n_ff_shexp : m->n_ff);
+    int sg = unary(s, mul_mat(s, W(s, m->n_embd, 1, 1), cur)); /* sigmoid */
+    sh = mul(s, sh, sg);
+    return add(s, moe_out, sh);
+}
+
+/* llama_model_qwen3next::graph: the last layer keeps every token (the
+ * hidden state after the output norm is an output of its own, t_h_nextn);
+ * the rows for the outputs are taken after the norm. */
+static void build_qwen3next(gctx *g)
+{
+    sim *s = g->s;
+    const gw_est_model *m = g->m;
+    int64_t E = m->n_embd, V = m->n_vocab;
+    int inpL = inp_embd(g);
+    rs_inputs(g);
+    attn_inputs(g, 0);
+    g->inp_pos = input(s, T_I32, g->T, 1, 1, 1);
+    g->out_ids = input(s, T_I32, g->n_out, 1, 1, 1);
+    for (uint32_t il = 0; il < m->n_layer && !s->failed; il++) {
+        s->cur_dev = layer_dev(g, il);
+        s->wtype = m->mat_type;
+        int cur = norm_w(g, inpL, E);
+        expand(s, cur);
+        cur = m->recr_layer[il] ? qwen3next_linear(g, cur) : qwen3next_attn(g, cur, il);
+        int res = add(s, cur, inpL);
+        cur = qwen3next_ffn(g, norm_w(g, res, E));
+        inpL = add(s, cur, res);
+    }
+    s->cur_dev = layer_dev(g, m->n_layer);
+    s->wtype = m->output_type;
+    int cur = norm_w(g, inpL, E);
+    if (!s->failed)
+        s->t[cur].output = true; /* t_h_nextn */
+    cur = get_rows(s, cur, g->out_ids);
+    if (!s->failed)
+        s->t[cur].output = true; /* t_embd */
+    cur = mul_mat(s, W(s, E, V, 1), cur);
+    if (!s->failed)
+        s->t[cur].output = true; /* t_logits */
+    expand(s, cur);
+}
+
 /* The graphs of mamba2 (llama_model_mamba::graph), granitehybrid and
  * lfm2: embeddings, one block per layer (recurrent mixer or attention,
  * then the FFN for the hybrids), output norm and logits. */
@@ -1492,7 +1663,9 @@ int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
     g.n_rs = n_seqs;  /* mem_size = max(1, n_seq_max); the reserve ubatch has them all */
     g.n_seqs = n_seqs;
     g.embeddings = p->embeddings;
-    if (m->has_recr)
+    if (m->arch == GW_EST_ARCH_QWEN3NEXT)
+        build_qwen3next(&g);
+    else if (m->has_recr)
         build_recurrent(&g);
     else
         build(&g);

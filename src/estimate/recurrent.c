@@ -100,6 +100,12 @@ int gw__est_recr_read(const gw_gguf *g, gw_est_model *m, gw_error *err)
             m->recr_layer[il] = m->n_head_kv[il] == 0;
         break;
     case GW_EST_ARCH_QWEN3NEXT:
+        key_u32(g, a, "expert_shared_feed_forward_length", &m->n_ff_shexp);
+        if (m->n_ff_shexp > (1u << 24))
+            return gw__error_set(err, GW_EPARSE, "estimate: %s: shared expert width out of range", a);
+        if (m->ssm_d_state == 0 || m->ssm_d_inner / m->ssm_dt_rank != m->ssm_d_state ||
+            m->ssm_dt_rank % m->ssm_n_group != 0)
+            return gw__error_set(err, GW_EPARSE, "estimate: %s: inconsistent gated delta net sizes", a);
         if (!qwen3next_layers(g, m))
             return gw__error_set(err, GW_EPARSE, "estimate: %s: bad recurrent layer pattern", a);
         break;

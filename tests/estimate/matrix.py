@@ -78,6 +78,17 @@ MODELS = {
     "lfm2": {"arch": "lfm2", "n_layer": 6, "n_embd": 1024, "n_head": 16,
              "n_head_kv": [0, 0, 8, 0, 8, 0], "n_ff": 4608, "n_vocab": 65536, "wtype": "F16",
              "tied": True, "shortconv_l_cache": 3},
+    # Qwen3-Next-80B-A3B ratios: 256-wide gated attention every 4th layer,
+    # gated delta net with 2x as many V heads as K heads, routed + shared experts
+    "qwen3next": {"arch": "qwen3next", "n_layer": 4, "n_embd": 1024, "n_head": 8, "n_head_kv": 2,
+                  "head_dim": 256, "n_ff": 1024, "n_ff_exp": 256, "n_expert": 16,
+                  "n_expert_used": 4, "n_vocab": 32000, "wtype": "Q8_0", "ssm_d_inner": 1024,
+                  "ssm_d_state": 128, "ssm_n_group": 4, "ssm_dt_rank": 8},
+    "qwen3next-ssm-in": {"arch": "qwen3next", "n_layer": 4, "n_embd": 1024, "n_head": 8,
+                         "n_head_kv": 2, "head_dim": 256, "n_ff": 1024, "n_ff_exp": 256,
+                         "n_expert": 16, "n_expert_used": 4, "n_vocab": 32000, "wtype": "F16",
+                         "ssm_d_inner": 1024, "ssm_d_state": 128, "ssm_n_group": 4,
+                         "ssm_dt_rank": 8, "ssm_in_legacy": True},
 }
 
 

@@ -68,6 +68,9 @@ DEFAULTS = {
     "ssm_n_group": 1,
     "ssm_dt_rank": 0,      # mamba2: number of SSM heads; 0: ssm_d_inner / 64
     "shortconv_l_cache": 3,  # lfm2
+    "full_attention_interval": 4,  # qwen3next: every n-th layer is attention
+    "n_ff_shexp": 0,       # qwen3next shared expert width; 0: n_ff_exp
+    "ssm_in_legacy": False,  # qwen3next: one ssm_in (q|k|v|z) instead of attn_qkv + attn_gate
     "alignment": 32,
     "tensor_types": {},    # base name ("attn_q", "ffn_down", "output") -> ggml type
 }
@@ -199,6 +202,9 @@ def build(d):
         w.add(f"{a}.ssm.group_count", GGUF_U32, s["ssm_n_group"])
     if a == "lfm2":
         w.add(f"{a}.shortconv.l_cache", GGUF_U32, s["shortconv_l_cache"])
+    if a == "qwen3next":
+        w.add(f"{a}.full_attention_interval", GGUF_U32, s["full_attention_interval"])
+        w.add(f"{a}.expert_shared_feed_forward_length", GGUF_U32, s["n_ff_shexp"] or s["n_ff_exp"])
     if a == "mamba2":  # attention-free: no head counts, no rope
         w.add(f"{a}.attention.layer_norm_rms_epsilon", GGUF_F32, 1e-5)
         w.add("tokenizer.ggml.model", GGUF_STRING, "none")
@@ -220,7 +226,7 @@ def build(d):
     if s["n_expert"]:
         w.add(f"{a}.expert_count", GGUF_U32, s["n_expert"])
         w.add(f"{a}.expert_used_count", GGUF_U32, s["n_expert_used"])
-        if a in ("qwen3moe", "deepseek2", "gpt-oss"):
+        if a in ("qwen3moe", "deepseek2", "gpt-oss", "qwen3next"):
             w.add(f"{a}.expert_feed_forward_length", GGUF_U32, s["n_ff_exp"])
     if s["n_swa"]:
         w.add(f"{a}.attention.sliding_window", GGUF_U32, s["n_swa"])
@@ -328,6 +334,8 @@ def build(d):
                 w.tensor(f"blk.{i}.attn_output.weight", [H * D, E], wt)
             w.tensor(f"blk.{i}.ffn_norm.weight", [E], f32)
             dense_ffn(i, s["n_ff"])
+        elif a == "qwen3next":
+            _qwen3next_block(w, s, i)
         elif a == "lfm2":
             if kv == 0:
                 w.tensor(f"blk.{i}.shortconv.conv.weight", [s["shortconv_l_cache"], E], f32)
@@ -372,6 +380,43 @@ def _mamba2_mixer(w, s, i):
     w.tensor(f"blk.{i}.ssm_d", [1, nh], "F32")
     w.tensor(f"blk.{i}.ssm_norm.weight", [di // ng, ng], "F32")
     w.tensor(f"blk.{i}.ssm_out.weight", [di, E], wt)
+
+
+def _qwen3next_block(w, s, i):
+    """One qwen3next block: gated attention every full_attention_interval-th
+    layer, gated delta net otherwise; routed + shared-expert FFN."""
+    E, wt, f32 = s["n_embd"], s["wtype"], "F32"
+    H, kv, D = s["n_head"], s["n_head_kv"], s["head_dim"]
+    hk, nkh, nvh, di = s["ssm_d_state"], s["ssm_n_group"], s["ssm_dt_rank"], s["ssm_d_inner"]
+    w.tensor(f"blk.{i}.post_attention_norm.weight", [E], f32)
+    if (i + 1) % s["full_attention_interval"] == 0:
+        w.tensor(f"blk.{i}.attn_q.weight", [E, 2 * H * D], wt)
+        w.tensor(f"blk.{i}.attn_k.weight", [E, kv * D], wt)
+        w.tensor(f"blk.{i}.attn_v.weight", [E, kv * D], wt)
+        w.tensor(f"blk.{i}.attn_output.weight", [H * D, E], wt)
+        w.tensor(f"blk.{i}.attn_q_norm.weight", [D], f32)
+        w.tensor(f"blk.{i}.attn_k_norm.weight", [D], f32)
+    else:
+        if s["ssm_in_legacy"]:
+            w.tensor(f"blk.{i}.ssm_in.weight", [E, 2 * hk * nkh + 2 * di], wt)
+        else:
+            w.tensor(f"blk.{i}.attn_qkv.weight", [E, 2 * hk * nkh + di], wt)
+            w.tensor(f"blk.{i}.attn_gate.weight", [E, di], wt)
+        w.tensor(f"blk.{i}.ssm_conv1d.weight", [s["ssm_d_conv"], 2 * hk * nkh + di], f32)
+        w.tensor(f"blk.{i}.ssm_dt.bias", [nvh], f32)
+        w.tensor(f"blk.{i}.ssm_a", [nvh], f32)
+        w.tensor(f"blk.{i}.ssm_ba.weight", [E, 2 * nvh], wt)
+        w.tensor(f"blk.{i}.ssm_norm.weight", [di // nvh], f32)
+        w.tensor(f"blk.{i}.ssm_out.weight", [di, E], wt)
+    fe, X, sh = s["n_ff_exp"], s["n_expert"], s["n_ff_shexp"] or s["n_ff_exp"]
+    w.tensor(f"blk.{i}.ffn_gate_inp.weight", [E, X], f32)
+    w.tensor(f"blk.{i}.ffn_gate_exps.weight", [E, fe, X], wt)
+    w.tensor(f"blk.{i}.ffn_down_exps.weight", [fe, E, X], wt)
+    w.tensor(f"blk.{i}.ffn_up_exps.weight", [E, fe, X], wt)
+    w.tensor(f"blk.{i}.ffn_gate_inp_shexp.weight", [E], f32)
+    w.tensor(f"blk.{i}.ffn_gate_shexp.weight", [E, sh], wt)
+    w.tensor(f"blk.{i}.ffn_up_shexp.weight", [E, sh], wt)
+    w.tensor(f"blk.{i}.ffn_down_shexp.weight", [sh, E], wt)
 
 
 def _mamba2(w, s):
