@@ -155,6 +155,16 @@ static int W(sim *s, int64_t n0, int64_t n1, int64_t n2)
     return t;
 }
 
+/* An F32 weight whatever its shape: the SSM parameters (conv kernels, A,
+ * D, grouped norms) that GGUF files keep in F32. */
+static int Wf32(sim *s, int64_t n0, int64_t n1, int64_t n2)
+{
+    int t = W(s, n0, n1, n2);
+    if (!s->failed)
+        s->t[t].type = T_F32;
+    return t;
+}
+
 static int set_op(sim *s, int t, uint8_t op)
 {
     if (!s->failed)
@@ -1337,14 +1347,14 @@ static int mamba2_layer(gctx *g, int cur)
     int conv_x = concat0(s, conv, transpose(s, xbc));
     int last = view(s, conv_x, dc - 1, conv_dim, ns, 1);
     expand(s, cpy_to(s, last, view(s, rc, (dc - 1) * conv_dim, ns, 1, 1)));
-    xbc = ssm_conv(s, conv_x, W(s, dc, conv_dim, 1));
+    xbc = ssm_conv(s, conv_x, Wf32(s, dc, conv_dim, 1));
     xbc = add(s, xbc, W(s, conv_dim, 1, 1));
     xbc = unary(s, xbc); /* silu */
     int x = view(s, xbc, hd, nh, nst, ns);
     int B = view(s, xbc, ds, ng, nst, ns);
     int C = view(s, xbc, ds, ng, nst, ns);
     dt = add(s, cont(s, dt, nh, nst, ns, 1), W(s, nh, 1, 1));
-    int A = W(s, 1, nh, 1);
+    int A = Wf32(s, 1, nh, 1);
     /* build_rs with the scan as the gather */
     int states = rs_states(g, sc, m->n_embd_s);
     int ssm = view(s, states, ds, hd, nh, g->n_rs);
@@ -1353,7 +1363,7 @@ static int mamba2_layer(gctx *g, int cur)
     rs_extra(g, sc, states, m->n_embd_s);
     expand(s, cpy_to(s, view(s, y_ssm, ds * di, ns, 1, 1), view(s, sc, ds * di, ns, 1, 1)));
     int y = view(s, y_ssm, hd, nh, nst, ns);
-    y = add(s, y, mul(s, x, W(s, 1, nh, 1)));
+    y = add(s, y, mul(s, x, Wf32(s, 1, nh, 1)));
     y = glu_split(s, cont(s, z, hd, nh, nst, ns), y);
     y = view(s, y, di / ng, ng, nst, ns);
     y = norm_w(g, y, di / ng); /* grouped RMS norm (weight [di/ng, ng]) */
@@ -1381,7 +1391,7 @@ static int shortconv_layer(gctx *g, int cur)
     bx = concat0(s, conv, bx);
     int snap = view(s, bx, dc, E, ns, 1);
     expand(s, cpy_to(s, snap, view(s, rc, dc * E, ns, 1, 1)));
-    int conv_out = ssm_conv(s, bx, W(s, m->shortconv_l_cache, E, 1));
+    int conv_out = ssm_conv(s, bx, Wf32(s, m->shortconv_l_cache, E, 1));
     int y = mul(s, c, conv_out);
     y = mul_mat(s, W(s, E, E, 1), y);
     return view(s, y, E, T, 1, 1);
@@ -1487,7 +1497,7 @@ static int qwen3next_linear(gctx *g, int cur)
     expand(s, cpy_to(s, view(s, conv_in, kc - 1, conv_ch, ns, 1),
                      view(s, rc, (kc - 1) * conv_ch, ns, 1, 1)));
     int state = view(s, build_rs(g, sc, m->n_embd_s), hv, hv, nvh, ns);
-    int conv_out = unary(s, ssm_conv(s, conv_in, W(s, kc, conv_ch, 1))); /* silu */
+    int conv_out = unary(s, ssm_conv(s, conv_in, Wf32(s, kc, conv_ch, 1))); /* silu */
     int q = gdn_qk(g, view(s, conv_out, hk, nkh, nst, ns));
     int k = gdn_qk(g, view(s, conv_out, hk, nkh, nst, ns));
     int v = view(s, conv_out, hv, nvh, nst, ns);

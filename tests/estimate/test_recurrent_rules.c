@@ -9,6 +9,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -62,15 +63,17 @@ static void kv_u32_arr(buf *b, const char *k, const uint32_t *v, uint32_t n)
         u32(b, v[i]);
 }
 
-/* A model with one F32 tensor, token_embd [n_embd, 32] (32-token vocab);
- * the metadata comes from add(b, arch) and counts nkv keys. */
-static gw_est_model *load(const char *arch, uint32_t n_embd, uint32_t nkv,
-                          void (*add)(buf *, const char *))
+/* A model with one F32 tensor, token_embd [n_embd, 32] (32-token vocab),
+ * and with q8 a Q8_0 blk.0.ffn_down.weight [32, 1] that makes Q8_0 the
+ * block matrices' type; the metadata comes from add(b, arch) and counts
+ * nkv keys. */
+static gw_est_model *load_ex(const char *arch, uint32_t n_embd, uint32_t nkv,
+                             void (*add)(buf *, const char *), bool q8)
 {
     buf b = {0};
     put(&b, "GGUF", 4);
     u32(&b, 3);
-    u64(&b, 1);
+    u64(&b, q8 ? 2 : 1);
     u64(&b, nkv + 2);
     kv_str(&b, "general.architecture", arch);
     char key[96];
@@ -83,9 +86,18 @@ static gw_est_model *load(const char *arch, uint32_t n_embd, uint32_t nkv,
     u64(&b, 32);
     u32(&b, 0); /* F32 */
     u64(&b, 0);
+    size_t data = (size_t)n_embd * 32 * 4;
+    if (q8) { /* one Q8_0 block (34 bytes), after token_embd padded to 32 */
+        str(&b, "blk.0.ffn_down.weight");
+        u32(&b, 2);
+        u64(&b, 32);
+        u64(&b, 1);
+        u32(&b, 8); /* Q8_0 */
+        u64(&b, data);
+        data += 64;
+    }
     static const unsigned char zero[32];
     put(&b, zero, (32 - b.n % 32) % 32);
-    size_t data = (size_t)n_embd * 32 * 4;
     unsigned char *z = calloc(1, data);
     assert_non_null(z);
     put(&b, z, data);
@@ -98,6 +110,12 @@ static gw_est_model *load(const char *arch, uint32_t n_embd, uint32_t nkv,
     gw_gguf_close(g);
     free(b.p);
     return rc == GW_OK ? m : NULL;
+}
+
+static gw_est_model *load(const char *arch, uint32_t n_embd, uint32_t nkv,
+                          void (*add)(buf *, const char *))
+{
+    return load_ex(arch, n_embd, nkv, add, false);
 }
 
 static void key(char *out, const char *arch, const char *suffix)
@@ -154,6 +172,33 @@ static void test_mamba2_state(void **state)
     assert_true(gw__est_state_bytes(m, 0, 1, false, &sr, &ss));
     assert_int_equal(sr, 12288 * 4);
     assert_int_equal(ss, 262144 * 4);
+    gw_est_model_free(m);
+}
+
+/* Quantized block matrices, partial offload to one GPU: the host layers'
+ * SSM parameters (A, D, conv kernels: F32 in GGUF files, [1, n_head] for
+ * A and D) are copied to the GPU by the scheduler; sizing them as the
+ * quantized matrix type would be a row of 1 element in 32-element blocks,
+ * which is no size at all. The estimate must succeed. */
+static void test_mamba2_partial_offload_quantized(void **state)
+{
+    (void)state;
+    gw_est_model *m = load_ex("mamba2", 1024, 9, add_mamba2, true);
+    assert_non_null(m);
+    assert_int_equal(m->mat_type, 8);
+    gw_est_params p;
+    gw_est_params_init(&p);
+    p.n_ctx = 4096;
+    p.n_devices = 1;
+    p.device_free[0] = 24ull << 30;
+    p.n_gpu_layers = 2; /* layers 2 and the output on the GPU, 0 and 1 on the host */
+    gw_est_result r;
+    gw_error err = {0};
+    assert_int_equal(gw_est_estimate(m, &p, &r, &err), GW_OK);
+    /* the state follows its layer: 1 cell, (12288 + 262144) * 4 = 1097728
+     * bytes per layer, one layer on the GPU and two on the host */
+    assert_int_equal(r.device[0].kv, 1097728);
+    assert_int_equal(r.host.kv, 2 * 1097728);
     gw_est_model_free(m);
 }
 
@@ -281,6 +326,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mamba2_state),
+        cmocka_unit_test(test_mamba2_partial_offload_quantized),
         cmocka_unit_test(test_mamba2_missing_keys),
         cmocka_unit_test(test_lfm2_state_and_kv),
         cmocka_unit_test(test_qwen3next_layers),
