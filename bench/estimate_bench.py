@@ -10,7 +10,9 @@ Speed: parse + estimate of a 70B-shaped (llama, 80 layers, Q4_K) and a
   - in process: bench/estimate_inproc (best and mean per round);
   - node-llama-cpp's `inspect estimate` on the same file (best of 3).
 Accuracy: the matrix of tests/estimate/matrix.py ("big" configurations)
-against llama.cpp's no_alloc dry run, with the worst error per component.
+against llama.cpp's no_alloc dry run, with the worst error per component;
+then the direct oracle once per ggml CPU variant this machine can run
+(llama.cpp pinned to it, gpuwatch told --host-cpu), worst error per variant.
 
 Usage: estimate_bench.py --build BUILD_DIR [--rounds N] [--quick]
 """
@@ -46,6 +48,44 @@ def timed(cmd, n, env=None):
         if rc not in (0, 1):
             raise RuntimeError(f"{cmd}: exit {rc}")
     return min(ts), statistics.median(ts)
+
+
+def per_variant(gw, oracle, models, a):
+    """The direct oracle (prebuilt libllama via llama.h: exact model/KV/compute
+    bytes; -ub < -b, --kv-unified, --swa-full) once per ggml CPU variant this
+    machine can run, llama.cpp pinned to it and gpuwatch given --host-cpu;
+    worst error per component and variant."""
+    print("\n== accuracy per CPU variant, direct oracle (exact model/KV/compute bytes)")
+    workdir = os.path.join(a.build, "tests", "estimate", "oracle")
+    cfgs = matrix.configs_ext("small" if a.quick else "big")
+    print(f"{len(models)} models x {len(cfgs)} configurations per variant")
+    print(f"{'variant':<15} {'score':>5} {'compared':>8} {'aborts':>6} {'exact':>6} "
+          f"{'weights%':>9} {'kv%':>8} {'compute%':>9} {'output B':>9} {'total%':>8} {'s':>6}")
+    for v, score in matrix.cpu_variants(oracle[1]):
+        if score == 0:
+            print(f"{v:<15} {score:>5} not checked: this CPU cannot run it")
+            continue
+        t0 = time.perf_counter()
+        rows = matrix.compare_ext(gw, oracle, models, cfgs, variant=v,
+                                  backend_dir=matrix.pin_variant(oracle[1], v, workdir))
+        ok = [r for r in rows if "error" not in r]
+        aborts = [r for r in rows if r.get("aborted")]
+        disagree = [r for r in rows if "error" in r and not r.get("aborted") and
+                    (r.get("oracle_ok") or not r.get("gw_refused"))]
+        exact = sum(1 for r in ok if all(r[k][0] == r[k][1] for k in ("weights", "kv", "compute")))
+        w = {k: max((matrix.rel_err(r[k]) for r in ok), default=0.0)
+             for k in ("weights", "kv", "compute")}
+        w["total"] = max((matrix.rel_err(r["total"], r["resolution"]) for r in ok), default=0.0)
+        out_b = max((abs(r["output"][0] - r["output"][1]) for r in ok), default=0)
+        print(f"{v:<15} {score:>5} {len(ok):>8} {len(aborts):>6} {exact:>6} "
+              f"{100 * w['weights']:>9.4f} {100 * w['kv']:>8.4f} {100 * w['compute']:>9.4f} "
+              f"{out_b:>9} {100 * w['total']:>8.4f} {time.perf_counter() - t0:>6.1f}"
+              + (f"  {len(disagree)} DISAGREEMENTS" if disagree else ""))
+        for r in aborts[:1]:
+            print(f"{'':<15} llama.cpp aborts on {len(aborts)} ({r['job']['name']} ...: "
+                  f"{r['error'][len('llama.cpp aborts: '):][:70]})")
+    print("(output: llama.cpp's 0.01 MiB log figure, so up to 5243 bytes is its rounding, "
+          "which total% does not count)")
 
 
 def main():
@@ -105,21 +145,7 @@ def main():
             print(f"  {k:<16} {d:+12d} bytes ({100 * abs(d) / worst[k][1]:.5f}%)  {worst['job']['name']}")
         oracle = matrix.ensure_oracle_ext(os.path.join(a.build, "tests", "estimate", "oracle"), nm)
         if oracle:
-            print("\n== accuracy, direct oracle (prebuilt libllama via llama.h: exact model/KV/compute "
-                  "bytes; -ub < -b, --kv-unified, --swa-full)")
-            cfgs = matrix.configs_ext("small" if a.quick else "big")
-            t0 = time.perf_counter()
-            ext = matrix.compare_ext(gw, oracle, models, cfgs)
-            ok = [r for r in ext if "error" not in r]
-            both = [r for r in ext if "error" in r and r.get("gw_refused") and not r.get("oracle_ok")]
-            print(f"{len(ok)} configurations compared, {len(both)} refused by both llama.cpp and gpuwatch, "
-                  f"{len(ext) - len(ok) - len(both)} disagreements, in {time.perf_counter() - t0:.1f} s")
-            for k in ("weights", "kv", "compute", "output", "total"):
-                worst = max(ok, key=lambda r: abs(r[k][0] - r[k][1]))
-                d = worst[k][0] - worst[k][1]
-                n_exact = sum(1 for r in ok if r[k][0] == r[k][1])
-                print(f"  {k:<8} largest difference {d:+10d} bytes ({100 * abs(d) / worst[k][1]:.5f}%), "
-                      f"{n_exact}/{len(ok)} equal to the byte")
+            per_variant(gw, oracle, models, a)
     return 0
 
 
