@@ -313,7 +313,11 @@ static struct MHD_Response *body(gw__server *srv, pub *p, int kind)
         gw__strbuf_init(&sb, 0);
         uint64_t place_gen = atomic_load(&srv->place_gen);
         p->status[kind] = render(srv, p, kind, &sb);
-        p->health_place_gen = place_gen; /* published by the atomic store below */
+        /* Written once, by /health's own rendering (another body's would
+         * race with a /health reader and claim a placement it never showed);
+         * published to readers of resp[B_HEALTH] by the atomic store below. */
+        if (kind == B_HEALTH)
+            p->health_place_gen = place_gen;
         if (!sb.failed) {
             r = make_response(&srv->lib, sb.data ? sb.data : "", sb.len,
                               kind == B_PROM ? GW__PROM_CONTENT_TYPE : GW__JSON_CONTENT_TYPE);
