@@ -23,6 +23,11 @@ static inline bool gw__est_pad(uint64_t x, uint64_t a, uint64_t *out)
     return true;
 }
 
+/* model.c: a per-layer flag array key (one bool or u32 per layer) into
+ * flags[0..n_layer): 1 read, 0 the key is absent (flags untouched), -1 it
+ * has another length than n_layer. */
+int gw__est_layer_flags(const gw_gguf *g, const char *key, uint32_t n_layer, bool *flags);
+
 /* How llama.cpp uses a weight (its tensor info table): the op decides
  * which extra buffer types may take it. */
 typedef enum gw_est_weight_op {

@@ -63,6 +63,25 @@ static bool get_per_layer(const gw_gguf *g, gw_gguf_str arch, const char *suffix
     return true;
 }
 
+int gw__est_layer_flags(const gw_gguf *g, const char *key, uint32_t n_layer, bool *flags)
+{
+    uint64_t cnt;
+    const gw_gguf_kv *kv = gw_gguf_get_array(g, key, NULL, &cnt);
+    if (!kv)
+        return 0;
+    if (cnt != n_layer)
+        return -1;
+    gw_gguf_iter it;
+    gw_gguf_value v;
+    gw_gguf_iter_init(&it, kv);
+    for (uint32_t i = 0; i < n_layer && gw_gguf_iter_next(&it, &v); i++) {
+        bool b = false;
+        uint32_t u = 0;
+        flags[i] = gw_gguf_value_bool(&v, &b) ? b : gw_gguf_value_u32(&v, &u) && u;
+    }
+    return 1;
+}
+
 /* Layer slot of a tensor: 0 input, 1 + il block il, 1 + n_layer output. */
 static uint32_t layer_slot(gw_gguf_str name, uint32_t n_layer)
 {
@@ -200,20 +219,9 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
         if (get_u32(g, arch, "attention.sliding_window", &w))
             m->n_swa = w;
         if (m->n_swa > 0) {
-            uint64_t cnt;
             char key[160];
             gw_gguf_key(key, sizeof key, arch, "attention.sliding_window_pattern");
-            const gw_gguf_kv *kv = gw_gguf_get_array(g, key, NULL, &cnt);
-            if (kv && cnt == m->n_layer) {
-                gw_gguf_iter it;
-                gw_gguf_value v;
-                gw_gguf_iter_init(&it, kv);
-                for (uint32_t i = 0; gw_gguf_iter_next(&it, &v); i++) {
-                    bool b = false;
-                    uint32_t u = 0;
-                    m->swa_layer[i] = gw_gguf_value_bool(&v, &b) ? b : gw_gguf_value_u32(&v, &u) && u;
-                }
-            } else {
+            if (gw__est_layer_flags(g, key, m->n_layer, m->swa_layer) <= 0) {
                 gw_gguf_get_u32(g, key, &pattern);
                 for (uint32_t il = 0; il < m->n_layer; il++)
                     m->swa_layer[il] = pattern == 0 || (il % pattern < pattern - 1);

@@ -40,21 +40,9 @@ static bool qwen3next_layers(const gw_gguf *g, gw_est_model *m)
 {
     char key[160];
     snprintf(key, sizeof key, "%s.attention.recurrent_layers", m->arch_name);
-    uint64_t cnt;
-    const gw_gguf_kv *kv = gw_gguf_get_array(g, key, NULL, &cnt);
-    if (kv) {
-        if (cnt != m->n_layer)
-            return false;
-        gw_gguf_iter it;
-        gw_gguf_value v;
-        gw_gguf_iter_init(&it, kv);
-        for (uint32_t i = 0; gw_gguf_iter_next(&it, &v); i++) {
-            bool b = false;
-            uint32_t u = 0;
-            m->recr_layer[i] = gw_gguf_value_bool(&v, &b) ? b : gw_gguf_value_u32(&v, &u) && u;
-        }
-        return true;
-    }
+    int found = gw__est_layer_flags(g, key, m->n_layer, m->recr_layer);
+    if (found != 0)
+        return found > 0;
     uint32_t interval = 4;
     key_u32(g, m->arch_name, "full_attention_interval", &interval);
     if (interval == 0)
