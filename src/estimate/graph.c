@@ -29,6 +29,7 @@
  */
 #include "core/util.h"
 #include "estimate/estimate_impl.h"
+#include "estimate/sim.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ typedef struct blk {
     uint64_t offset, size;
 } blk;
 
-typedef struct sim {
+typedef struct gw__sim {
     sim_tensor *t;
     size_t n, cap;
     int *nodes, *leafs;
@@ -1640,17 +1641,51 @@ static void build_recurrent(gctx *g)
     expand(s, cur);
 }
 
+/* An empty simulator for n_dev GPUs and the host (s zeroed by the caller). */
+static void sim_setup(sim *s, int n_dev, bool cuda)
+{
+    s->n_dev = n_dev;
+    s->host = n_dev;
+    s->cur_dev = n_dev;
+    for (int d = 0; d <= n_dev; d++) {
+        s->cuda[d] = d < n_dev && cuda;
+        s->align[d] = s->cuda[d] ? GW__EST_CUDA_ALIGN : GW__EST_CPU_ALIGN;
+    }
+}
+
+/* Scheduler passes (with GPUs) and the allocator; out[d] per backend. */
+static int sim_finish(sim *s, bool op_offload, int n_copies, uint64_t *out, gw_error *err)
+{
+    if (!s->failed && s->n_dev > 0) {
+        assign_backends(s, op_offload);
+        insert_copies(s, n_copies);
+    }
+    if (!s->failed)
+        run_alloc(s);
+    if (s->failed)
+        return gw__error_set(err, GW_ENOMEM, "estimate: out of memory simulating the compute graph");
+    if (s->overflow)
+        return gw__error_set(err, GW_ERANGE, "estimate: compute graph bytes overflow");
+    for (int d = 0; d <= s->n_dev; d++)
+        out[d] = s->max_size[d];
+    return GW_OK;
+}
+
+static void sim_release(sim *s)
+{
+    free(s->t);
+    free(s->nodes);
+    free(s->leafs);
+    for (int d = 0; d <= s->n_dev; d++)
+        free(s->free_[d]);
+}
+
 int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
                           const gw_est_params *p, gw_error *err, uint64_t *out)
 {
     sim s;
     memset(&s, 0, sizeof s);
-    s.n_dev = (int)c->n_devices;
-    s.host = s.n_dev;
-    for (int d = 0; d <= s.n_dev; d++) {
-        s.cuda[d] = d < s.n_dev && p->backend == GW_EST_CUDA;
-        s.align[d] = s.cuda[d] ? GW__EST_CUDA_ALIGN : GW__EST_CPU_ALIGN;
-    }
+    sim_setup(&s, (int)c->n_devices, p->backend == GW_EST_CUDA);
     gctx g;
     memset(&g, 0, sizeof g);
     g.s = &s;
@@ -1679,27 +1714,91 @@ int gw__est_compute_bytes(const gw_est_model *m, const gw_est_result *c,
         build_recurrent(&g);
     else
         build(&g);
-    if (!s.failed && s.n_dev > 0) {
-        /* pipeline parallelism: several GPUs, everything offloaded, layer split */
-        bool pp = s.n_dev > 1 && c->n_gpu_layers > (int32_t)m->n_layer &&
-                  p->split_mode == GW_EST_SPLIT_LAYER;
-        assign_backends(&s, !p->no_op_offload);
-        insert_copies(&s, pp ? 4 : 1);
-    }
-    if (!s.failed)
-        run_alloc(&s);
-    int rc = GW_OK;
-    if (s.failed)
-        rc = gw__error_set(err, GW_ENOMEM, "estimate: out of memory simulating the compute graph");
-    else if (s.overflow)
-        rc = gw__error_set(err, GW_ERANGE, "estimate: compute graph bytes overflow");
-    else
-        for (int d = 0; d <= s.n_dev; d++)
-            out[d] = s.max_size[d];
-    free(s.t);
-    free(s.nodes);
-    free(s.leafs);
-    for (int d = 0; d <= s.n_dev; d++)
-        free(s.free_[d]);
+    /* pipeline parallelism: several GPUs, everything offloaded, layer split */
+    bool pp = s.n_dev > 1 && c->n_gpu_layers > (int32_t)m->n_layer &&
+              p->split_mode == GW_EST_SPLIT_LAYER;
+    int rc = sim_finish(&s, !p->no_op_offload, pp ? 4 : 1, out, err);
+    sim_release(&s);
     return rc;
+}
+
+/* ------------------------------------ the simulator for other builders */
+
+gw__sim *gw__sim_new(uint32_t n_dev, bool cuda)
+{
+    if (n_dev > GW_EST_MAX_DEVICES)
+        return NULL;
+    sim *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    sim_setup(s, (int)n_dev, cuda);
+    return s;
+}
+
+void gw__sim_free(gw__sim *s)
+{
+    if (!s)
+        return;
+    sim_release(s);
+    free(s);
+}
+
+void gw__sim_place(gw__sim *s, int dev)
+{
+    s->cur_dev = dev < 0 || dev >= s->n_dev ? s->host : dev;
+}
+
+int gw__sim_input(gw__sim *s, uint32_t type, const int64_t ne[4])
+{
+    return input(s, type, ne[0], ne[1], ne[2], ne[3]);
+}
+
+int gw__sim_weight(gw__sim *s, uint32_t type, const int64_t ne[4])
+{
+    int t = leaf(s, type, ne[0], ne[1], ne[2], ne[3], false);
+    if (!s->failed)
+        s->t[t].weight = true;
+    return t;
+}
+
+int gw__sim_scratch(gw__sim *s, uint32_t type, const int64_t ne[4])
+{
+    int t = t_add(s, type, K_LEAF, ne, NONE, NONE, NONE, NONE, NONE);
+    return t; /* neither input nor external: allocated with the leafs */
+}
+
+int gw__sim_op(gw__sim *s, gw__sim_kind kind, gw__sim_class op, uint32_t type, const int64_t ne[4],
+               int a, int b, int c, int d)
+{
+    static const uint8_t kinds[] = {[GW__SIM_VIEW] = K_VIEW, [GW__SIM_INPLACE] = K_INPLACE,
+                                    [GW__SIM_OTHER] = K_OTHER};
+    static const uint8_t ops[] = {[GW__SIM_OP_PLAIN] = O_OTHER, [GW__SIM_OP_MUL_MAT] = O_MUL_MAT,
+                                  [GW__SIM_OP_GET_ROWS] = O_GET_ROWS, [GW__SIM_OP_ROPE] = O_ROPE,
+                                  [GW__SIM_OP_FA] = O_FA};
+    uint8_t k = kind >= GW__SIM_VIEW && kind <= GW__SIM_OTHER ? kinds[kind] : K_OTHER;
+    int t = t_add(s, type, k, ne, a, b, c, d, NONE);
+    if (!s->failed && k != K_VIEW && op >= GW__SIM_OP_PLAIN && op <= GW__SIM_OP_FA)
+        s->t[t].op = ops[op];
+    return t;
+}
+
+const int64_t *gw__sim_ne(const gw__sim *s, int t)
+{
+    static const int64_t zero[4] = {0, 0, 0, 0};
+    return s->failed || t < 0 || (size_t)t >= s->n ? zero : s->t[t].ne;
+}
+
+uint32_t gw__sim_type(const gw__sim *s, int t)
+{
+    return s->failed || t < 0 || (size_t)t >= s->n ? T_F32 : s->t[t].type;
+}
+
+void gw__sim_expand(gw__sim *s, int t)
+{
+    expand(s, t);
+}
+
+int gw__sim_run(gw__sim *s, bool op_offload, int n_copies, uint64_t *out, gw_error *err)
+{
+    return sim_finish(s, op_offload, n_copies, out, err);
 }
