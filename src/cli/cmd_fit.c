@@ -39,7 +39,9 @@ static void fit_usage(FILE *out)
             "  -ts, --tensor-split A,B   split proportions (default: by free memory)\n"
             "  -sm, --split-mode none|layer|row\n"
             "  -mg, --main-gpu N\n"
-            "  --mmproj FILE             vision projector GGUF (its weights count)\n"
+            "  --mmproj FILE             vision projector GGUF: its weights and the compute\n"
+            "                            buffer CLIP reserves, on the first GPU\n"
+            "  --no-mmproj-offload       keep the projector on the host\n"
             "  --embeddings              output buffer also holds embeddings\n"
             "  --no-op-offload           keep host layers' big ops on the CPU\n"
             "  --no-host                 with GPUs: host weights skip the GPU's pinned host\n"
@@ -126,8 +128,9 @@ static void print_mem(const char *name, const gw_est_mem *x)
     printf("  %-8s weights %9.1f  KV %9.1f  compute %8.1f  output %7.1f", name,
            (double)x->weights / MIB, (double)x->kv / MIB, (double)x->compute / MIB,
            (double)x->output / MIB);
-    if (x->mmproj)
-        printf("  mmproj %7.1f", (double)x->mmproj / MIB);
+    if (x->mmproj || x->mmproj_compute)
+        printf("  mmproj %7.1f + compute %7.1f", (double)x->mmproj / MIB,
+               (double)x->mmproj_compute / MIB);
     if (x->overhead)
         printf("  overhead %6.1f", (double)x->overhead / MIB);
     printf("  = %9.1f MiB\n", (double)x->total / MIB);
@@ -165,6 +168,8 @@ static void json_mem(gw_json *j, const gw_est_mem *x)
     gw__json_u64(j, x->output);
     gw__json_key(j, "mmproj");
     gw__json_u64(j, x->mmproj);
+    gw__json_key(j, "mmproj_compute");
+    gw__json_u64(j, x->mmproj_compute);
     gw__json_key(j, "overhead");
     gw__json_u64(j, x->overhead);
     gw__json_key(j, "total");
@@ -216,6 +221,38 @@ static void json_result(gw_json *j, const gw_est_params *p, const gw_est_result 
     json_mem(j, &r->host);
     gw__json_key(j, "fits");
     gw__json_bool(j, r->fits);
+    gw__json_object_end(j);
+}
+
+static void print_mmproj(const char *path, const gw_est_mmproj *mp)
+{
+    if (!mp->vision) {
+        printf("projector %s: %s, audio only: compute buffer not estimated (approximate)\n", path,
+               mp->projector);
+        return;
+    }
+    printf("projector %s: %s, warm-up image %ux%u%s\n", path, mp->projector, mp->warmup_size,
+           mp->warmup_size,
+           mp->approximate ? " (approximate compute buffer: no exact rules for this projector)"
+                           : "");
+}
+
+static void json_mmproj(gw_json *j, const char *path, const gw_est_mmproj *mp)
+{
+    gw__json_key(j, "mmproj");
+    gw__json_object_begin(j);
+    gw__json_key(j, "path");
+    gw__json_string(j, path);
+    gw__json_key(j, "projector");
+    gw__json_string(j, mp->projector);
+    gw__json_key(j, "vision");
+    gw__json_bool(j, mp->vision);
+    gw__json_key(j, "approximate");
+    gw__json_bool(j, mp->approximate);
+    gw__json_key(j, "warmup_image");
+    gw__json_u64(j, mp->warmup_size);
+    gw__json_key(j, "weights");
+    gw__json_u64(j, mp->weight_bytes);
     gw__json_object_end(j);
 }
 
@@ -301,6 +338,11 @@ int gw_cmd_fit(int argc, char **argv)
         }
         if (FLAG("--no-host", "--no-host")) {
             p.no_host = true;
+            i++;
+            continue;
+        }
+        if (FLAG("--no-mmproj-offload", "--no-mmproj-offload")) {
+            p.no_mmproj_offload = true;
             i++;
             continue;
         }
@@ -433,6 +475,7 @@ int gw_cmd_fit(int argc, char **argv)
         return GW_EXIT_ERROR;
     }
     gw_gguf_close(g);
+    static gw_est_mmproj mp; /* borrowed by p.mmproj until we return */
     if (mmproj) {
         gw_gguf *pg = NULL;
         if (gw_gguf_open(&pg, mmproj, &err) != GW_OK) {
@@ -440,8 +483,15 @@ int gw_cmd_fit(int argc, char **argv)
             gw_est_model_free(m);
             return GW_EXIT_ERROR;
         }
-        p.mmproj_bytes = gw_gguf_tensor_bytes(pg);
+        int mrc = gw_est_mmproj_read(pg, &mp, &err);
         gw_gguf_close(pg);
+        if (mrc != GW_OK) {
+            fprintf(stderr, "gpuwatch: fit: --mmproj %s: %s\n", mmproj, err.message);
+            gw_est_model_free(m);
+            return GW_EXIT_ERROR;
+        }
+        p.mmproj_bytes = mp.weight_bytes;
+        p.mmproj = &mp;
     }
     int rc = GW_EXIT_OK;
     gw_est_result *asked = malloc(sizeof *asked);
@@ -484,6 +534,8 @@ int gw_cmd_fit(int argc, char **argv)
         gw__json_object_end(&j);
         gw__json_key(&j, "host_cpu");
         gw_cli_host_cpu_json(&j, p.host_cpu, asked->host_buffer_types);
+        if (mmproj)
+            json_mmproj(&j, mmproj, &mp);
         gw__json_key(&j, "overhead");
         gw__json_u64(&j, p.overhead);
         gw__json_key(&j, "margin");
@@ -519,6 +571,8 @@ int gw_cmd_fit(int argc, char **argv)
                p.n_devices && !asked->host_buffer_types && gw_est_cpu_variant_buffer_types(p.host_cpu)
                    ? "; host weights in the GPU's pinned host buffer (--no-host to change)"
                    : "");
+        if (mmproj)
+            print_mmproj(mmproj, &mp);
         printf("Requested layout:\n");
         print_result(m, &p, asked);
         if (p.n_devices) {

@@ -198,6 +198,29 @@ static int resolve_ctx(const gw_est_model *m, const gw_est_params *p, gw_est_res
     return GW_OK;
 }
 
+/* The projector goes where mtmd puts it: the first GPU (llama.cpp's
+ * mmproj_use_gpu, whatever -ngl and -mg say), or the host without GPUs or
+ * with --no-mmproj-offload. Its compute buffer is clip.cpp's warm-up
+ * reserve: the GPU part there, graph inputs on the host. */
+static int place_mmproj(const gw_est_params *p, gw_est_result *r, uint32_t n_dev, bool cuda,
+                        gw_error *err)
+{
+    bool gpu = n_dev > 0 && !p->no_mmproj_offload;
+    gw_est_mem *at = gpu ? &r->device[0] : &r->host;
+    at->mmproj = p->mmproj_bytes;
+    if (!p->mmproj)
+        return GW_OK;
+    uint64_t c[2];
+    int rc = gw_est_mmproj_compute(p->mmproj, r->flash_attn, gpu, cuda, c, err);
+    if (rc != GW_OK)
+        return rc;
+    if (gpu)
+        r->device[0].mmproj_compute = c[0];
+    r->host.mmproj_compute = c[1];
+    r->mmproj_approximate = p->mmproj->approximate;
+    return GW_OK;
+}
+
 int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
                     gw_error *err)
 {
@@ -300,20 +323,20 @@ int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result
     uint64_t outs = r->n_seq;
     r->host.output = 4 * outs * ((uint64_t)m->n_vocab + (p->embeddings ? m->n_embd : 0));
     /* projector and per-GPU overhead */
-    if (n_dev > 0) {
-        uint32_t main = p->main_gpu < n_dev ? p->main_gpu : 0;
-        r->device[main].mmproj = p->mmproj_bytes;
-        for (uint32_t d = 0; d < n_dev; d++)
-            r->device[d].overhead = p->overhead;
-    } else {
-        r->host.mmproj = p->mmproj_bytes;
+    rc = place_mmproj(p, r, n_dev, cuda, err);
+    if (rc != GW_OK) {
+        memset(r, 0, sizeof *r);
+        return rc;
     }
+    for (uint32_t d = 0; d < n_dev; d++)
+        r->device[d].overhead = p->overhead;
     r->fits = true;
     for (uint32_t d = 0; d <= n_dev; d++) {
         gw_est_mem *x = d < n_dev ? &r->device[d] : &r->host;
         uint64_t t = 0;
         ok &= add_to(&t, x->weights) && add_to(&t, x->kv) && add_to(&t, x->compute) &&
-              add_to(&t, x->output) && add_to(&t, x->mmproj) && add_to(&t, x->overhead);
+              add_to(&t, x->output) && add_to(&t, x->mmproj) && add_to(&t, x->overhead) &&
+              add_to(&t, x->mmproj_compute);
         x->total = t;
         if (d < n_dev) {
             uint64_t need;

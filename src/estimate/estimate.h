@@ -183,12 +183,16 @@ typedef struct gw_est_params {
     uint64_t device_free[GW_EST_MAX_DEVICES]; /* bytes usable now */
     uint64_t overhead;  /* per GPU runtime overhead outside llama.cpp's buffers */
     uint64_t margin;    /* per GPU safety margin kept free */
-    uint64_t mmproj_bytes; /* vision projector weights (on main GPU or host) */
+    uint64_t mmproj_bytes; /* vision projector weights (first GPU, or host) */
     bool no_op_offload;    /* --no-op-offload: host weights' big ops stay on the CPU */
     gw_est_cpu_variant host_cpu; /* --host-cpu: the CPU variant whose extra buffer
                                     types hold host weights; default: this host's */
     bool no_host;          /* --no-host: with GPUs, host weights skip the GPU's pinned
                               host buffer and go to the CPU's extra buffer types */
+    /* The vision projector (--mmproj), borrowed: its compute buffer is
+     * estimated when set (NULL: weights only, from mmproj_bytes). */
+    const struct gw_est_mmproj *mmproj;
+    bool no_mmproj_offload; /* --no-mmproj-offload: the projector stays on the host */
 } gw_est_params;
 
 /* Default overhead and margin per GPU (docs/estimate.md explains them). */
@@ -204,7 +208,8 @@ GW_API void gw_est_params_init(gw_est_params *p);
 /* Bytes of one device (or the host). */
 typedef struct gw_est_mem {
     uint64_t weights, kv, compute, output, mmproj, overhead;
-    uint64_t total; /* sum of the above */
+    uint64_t total; /* sum of all the fields */
+    uint64_t mmproj_compute; /* the projector's compute buffer (mmproj: its weights) */
 } gw_est_mem;
 
 typedef struct gw_est_result {
@@ -225,6 +230,7 @@ typedef struct gw_est_result {
     unsigned host_buffer_types;   /* GW_EST_BUFT_* that hold host weights in this
                                      layout: the variant's, or 0 when a GPU's pinned
                                      host buffer takes them (GPUs without no_host) */
+    bool mmproj_approximate; /* the projector's compute buffer has no exact rules */
 } gw_est_result;
 
 /* Estimates model m under params p. Returns GW_OK and fills *r, or
@@ -298,5 +304,67 @@ uint64_t gw__est_cuda_tensor_size(const gw_ggml_type_info *t, const uint64_t ne[
  * i_gpu_start <= il, device = upper_bound(cum, (il - i_gpu_start) / act). */
 void gw__est_place_layers(uint32_t n_layer, int32_t ngl, uint32_t n_dev, const double *cum,
                           uint32_t *dev);
+
+/* ------------------------------------------- vision projector (mmproj) */
+
+/* Projector graphs with exact rules (clip.projector_type); anything else is
+ * GW_EST_PROJ_OTHER, estimated as a plain ViT and flagged approximate. */
+typedef enum gw_est_proj {
+    GW_EST_PROJ_OTHER = 0,
+    GW_EST_PROJ_MLP,      /* "mlp": llava 1.5 style (CLIP ViT + 2-layer MLP) */
+    GW_EST_PROJ_GEMMA3,   /* "gemma3": SigLIP + 4x4 average pool */
+    GW_EST_PROJ_IDEFICS3, /* "idefics3": SigLIP + pixel shuffle (SmolVLM) */
+    GW_EST_PROJ_QWEN2VL,  /* "qwen2vl_merger" */
+    GW_EST_PROJ_QWEN25VL, /* "qwen2.5vl_merger": window attention */
+    GW_EST_PROJ_PIXTRAL,  /* "pixtral": 2D RoPE ViT (+ Mistral Small 3.1 patch merger) */
+} gw_est_proj;
+
+/* The projector tensors whose shapes the graph needs (block 0 stands for
+ * every block). */
+typedef enum gw_est_mm_slot {
+    GW_EST_MM_PATCH = 0, GW_EST_MM_PATCH_1, GW_EST_MM_PATCH_B, GW_EST_MM_CLASS, GW_EST_MM_POS,
+    GW_EST_MM_PRE_LN, GW_EST_MM_PRE_LN_B, GW_EST_MM_POST_LN, GW_EST_MM_POST_LN_B,
+    GW_EST_MM_QKV, GW_EST_MM_QKV_B, GW_EST_MM_Q, GW_EST_MM_Q_B, GW_EST_MM_K, GW_EST_MM_K_B,
+    GW_EST_MM_V, GW_EST_MM_V_B, GW_EST_MM_O, GW_EST_MM_O_B, GW_EST_MM_Q_NORM, GW_EST_MM_K_NORM,
+    GW_EST_MM_LN1, GW_EST_MM_LN1_B, GW_EST_MM_LN2, GW_EST_MM_LN2_B, GW_EST_MM_UP, GW_EST_MM_UP_B,
+    GW_EST_MM_GATE, GW_EST_MM_GATE_B, GW_EST_MM_DOWN, GW_EST_MM_DOWN_B, GW_EST_MM_LS1,
+    GW_EST_MM_LS2, GW_EST_MM_ATTN_POST_NORM, GW_EST_MM_FFN_POST_NORM, GW_EST_MM_MOE,
+    GW_EST_MM_0, GW_EST_MM_0_B, GW_EST_MM_1, GW_EST_MM_1_B, GW_EST_MM_2, GW_EST_MM_2_B,
+    GW_EST_MM_3, GW_EST_MM_INP_PROJ, GW_EST_MM_SOFT_EMB_NORM, GW_EST_MM_FC, GW_EST_MM_PATCH_MERGER,
+    GW_EST_MM_INP_NORM, GW_EST_MM_IMG_BREAK,
+    GW_EST_MM_SLOTS /* count, not a slot */
+} gw_est_mm_slot;
+
+typedef struct gw_est_mm_tensor {
+    bool present;
+    uint32_t type; /* ggml type id */
+    int64_t ne[4];
+} gw_est_mm_tensor;
+
+/* What the estimator knows of a projector GGUF (llama.cpp's clip.* keys). */
+typedef struct gw_est_mmproj {
+    char projector[40];  /* clip.projector_type as written */
+    gw_est_proj kind;
+    bool vision;         /* clip.has_vision_encoder; false: audio only (no compute estimate) */
+    bool approximate;    /* no exact graph: kind OTHER, or a variant of a known kind */
+    uint32_t image_size, patch_size, n_embd, n_head, n_head_kv, head_dim, n_ff, n_layer;
+    uint32_t projection_dim, n_merge, n_wa_pattern, n_feature_layers;
+    uint32_t warmup_size; /* side in pixels of the square warm-up image clip.cpp reserves for */
+    uint64_t weight_bytes; /* all tensor bytes */
+    gw_est_mm_tensor t[GW_EST_MM_SLOTS];
+} gw_est_mmproj;
+
+/* Reads a projector GGUF into *out (caller-allocated; nothing is borrowed
+ * from g). Errors: GW_EPARSE for a file that is not a projector or lacks a
+ * key or tensor llama.cpp requires (the message names it); *out is zeroed
+ * then. */
+GW_API int gw_est_mmproj_read(const gw_gguf *g, gw_est_mmproj *out, gw_error *err);
+
+/* The projector's compute buffer as clip.cpp reserves it at warm-up:
+ * out[0] on the GPU (when gpu; 0 otherwise), out[1] on the host. cuda
+ * selects CUDA's 128-byte alignment for the GPU buffer. Returns GW_OK,
+ * GW_ENOMEM or GW_ERANGE. An audio-only projector yields 0 and 0. */
+GW_API int gw_est_mmproj_compute(const gw_est_mmproj *mp, bool flash_attn, bool gpu, bool cuda,
+                                 uint64_t out[2], gw_error *err);
 
 #endif /* GW_ESTIMATE_H */
