@@ -184,7 +184,7 @@ static int check_required(const gw_est_mmproj *mp, gw_error *err)
     if (!mp->t[GW_EST_MM_PATCH].present)
         return gw__error_set(err, GW_EPARSE, "mmproj: no tensor %s (not a vision projector?)",
                              slot_names[GW_EST_MM_PATCH]);
-    if (!mp->t[GW_EST_MM_O].present)
+    if (mp->n_layer > 0 && !mp->t[GW_EST_MM_O].present)
         return gw__error_set(err, GW_EPARSE, "mmproj: no tensor %s", slot_names[GW_EST_MM_O]);
     for (size_t i = 0; i < GW__ARRAY_LEN(req); i++)
         if (req[i].kind == mp->kind && !mp->t[req[i].slot].present)
@@ -204,7 +204,7 @@ static bool is_variant(const gw_est_mmproj *mp)
             return true;
     if (mp->kind == GW_EST_PROJ_MLP && (mp->t[GW_EST_MM_3].present || mp->n_feature_layers > 0))
         return true; /* Yi-style MLP_NORM, granite feature stacks */
-    if (mp->kind != GW_EST_PROJ_OTHER && !mp->t[GW_EST_MM_Q].present)
+    if (mp->n_layer > 0 && mp->kind != GW_EST_PROJ_OTHER && !mp->t[GW_EST_MM_Q].present)
         return true; /* fused QKV only in build_vit graphs; treat as a variant */
     return mp->n_head_kv != mp->n_head;
 }

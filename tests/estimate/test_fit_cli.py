@@ -12,6 +12,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import model_writer  # noqa: E402
+import mmproj_writer  # noqa: E402
 
 GW = os.environ.get("GPUWATCH_BIN")
 fails = []
@@ -97,6 +98,62 @@ def host_cpu_checks(t):
           f"place --host-cpu without --model: {r.returncode} {r.stderr}")
 
 
+def mmproj_checks(t, model):
+    """The projector: its tensor bytes and its compute buffer on the first
+    GPU (inputs in the host buffer), on the host with --cpu or
+    --no-mmproj-offload; malformed files refused with the key named. The
+    figures are the worked examples of test_mmproj.c (llava "mlp", one
+    block: clip.cpp runs none; 56608 bytes on the CPU, 56704 + 37792 with a
+    GPU), written as a real GGUF here."""
+    proj = os.path.join(t, "mmproj.gguf")
+    small = {"n_layer": 1, "image_size": 56, "patch_size": 14, "n_embd": 64, "n_head": 4,
+             "n_ff": 128, "n_text": 96}
+    size = mmproj_writer.write_mmproj(proj, "mlp", **small)
+    r = run(model, "--gpu", "24GiB", "-mg", "0", "--mmproj", proj, "--json")
+    d = json.loads(r.stdout)
+    dev, host = d["requested"]["devices"][0]["memory"], d["requested"]["host"]
+    check(d["mmproj"]["projector"] == "mlp" and not d["mmproj"]["approximate"]
+          and d["mmproj"]["warmup_image"] == 56, f"mmproj json: {d.get('mmproj')}")
+    check(0 < dev["mmproj"] <= size, f"mmproj weights: {dev}")
+    check(dev["mmproj_compute"] == 56704 and host["mmproj_compute"] == 37792,
+          f"mmproj compute gpu: {dev} {host}")
+    check(dev["total"] == sum(dev[k] for k in ("weights", "kv", "compute", "output", "mmproj",
+                                               "overhead", "mmproj_compute")), f"total: {dev}")
+    r = run(model, "--cpu", "--mmproj", proj, "--json")
+    h = json.loads(r.stdout)["requested"]["host"]
+    check(h["mmproj_compute"] == 56608 and h["mmproj"] == dev["mmproj"], f"mmproj cpu: {h}")
+    r = run(model, "--gpu", "24GiB", "--no-mmproj-offload", "--mmproj", proj, "--json")
+    d = json.loads(r.stdout)["requested"]
+    check(d["devices"][0]["memory"]["mmproj_compute"] == 0 and d["host"]["mmproj_compute"] == 56608,
+          f"no-mmproj-offload: {d}")
+    r = run(model, "--cpu", "--mmproj", proj)
+    check("projector" in r.stdout and "mlp" in r.stdout and "compute" in r.stdout,
+          f"mmproj human: {r.stdout}")
+    # a projector type without exact rules: a figure, flagged approximate
+    other = os.path.join(t, "other.gguf")
+    w = mmproj_writer.build(dict(mmproj_writer.PRESETS["gemma3"], **small, projector="glm4v"))
+    w.write(other)
+    r = run(model, "--cpu", "--mmproj", other, "--json")
+    d = json.loads(r.stdout)
+    check(d["mmproj"]["approximate"] and d["requested"]["host"]["mmproj_compute"] > 0,
+          f"approximate projector: {d.get('mmproj')}")
+    r = run(model, "--cpu", "--mmproj", other)
+    check("approximate" in r.stdout, f"approximate human: {r.stdout}")
+    # malformed: not a projector, a missing key
+    bad = os.path.join(t, "bad.gguf")
+    w = model_writer.Writer()
+    w.add("general.architecture", model_writer.GGUF_STRING, "clip")
+    w.tensor("v.patch_embd.weight", [1024, 1024], "F16")
+    w.write(bad)
+    r = run(model, "--cpu", "--mmproj", bad)
+    check(r.returncode == 1 and "clip.projector_type" in r.stderr, f"bad mmproj: {r.stderr}")
+    w = mmproj_writer.build(dict(mmproj_writer.PRESETS["gemma3"], **small))
+    w.kv = [kv for kv in w.kv if kv[0] != "clip.vision.patch_size"]
+    w.write(bad)
+    r = run(model, "--cpu", "--mmproj", bad)
+    check(r.returncode == 1 and "clip.vision.patch_size" in r.stderr, f"no patch size: {r.stderr}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         notgguf = os.path.join(t, "x.gguf")
@@ -138,15 +195,7 @@ def main():
         r = run(generic, "--cpu")
         check("approximate" in r.stdout, f"generic human: {r.stdout}")
 
-        # the projector counts its tensor bytes on the main GPU
-        proj = os.path.join(t, "mmproj.gguf")
-        pw = model_writer.Writer()
-        pw.add("general.architecture", model_writer.GGUF_STRING, "clip")
-        pw.tensor("v.patch_embd.weight", [1024, 1024], "F16")
-        pw.write(proj)
-        r = run(model, "--gpu", "24GiB", "--mmproj", proj, "--json")
-        d = json.loads(r.stdout)
-        check(d["requested"]["devices"][0]["memory"]["mmproj"] == 2 * 1024 * 1024, f"mmproj: {d['requested']}")
+        mmproj_checks(t, model)
 
         r = run(model, "--cpu", "-c", "abc")
         check(r.returncode == 2 and "-c" in r.stderr, f"bad -c: {r.returncode} {r.stderr}")
