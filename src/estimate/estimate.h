@@ -22,6 +22,9 @@
  *    reserves (n_tokens = min(n_ctx, n_ubatch), full KV); exact for the
  *    architectures listed in gw_est_arch, "approximate" otherwise.
  *  - output: 4 * n_vocab * n_seq (+ n_embd when embeddings) on the host.
+ *  - projector (--mmproj): its tensor bytes, and the compute buffer of
+ *    clip.cpp's warm-up graph (mmproj.c over the same simulator), on the
+ *    first GPU or the host (gw_est_mmproj, gw_est_mem.mmproj_compute).
  *
  * Invariants:
  *  1. A gw_est_model is immutable once read; it owns its arrays and is
