@@ -475,7 +475,8 @@ int gw_cmd_fit(int argc, char **argv)
         return GW_EXIT_ERROR;
     }
     gw_gguf_close(g);
-    static gw_est_mmproj mp; /* borrowed by p.mmproj until we return */
+    gw_est_mmproj mp; /* borrowed by p.mmproj until we return */
+    memset(&mp, 0, sizeof mp);
     if (mmproj) {
         gw_gguf *pg = NULL;
         if (gw_gguf_open(&pg, mmproj, &err) != GW_OK) {
