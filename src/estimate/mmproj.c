@@ -388,6 +388,12 @@ static int add(pb *b, int a, int c)
     return c == NONE ? a : like(b, GW__SIM_INPLACE, GW__SIM_OP_PLAIN, a, c);
 }
 
+/* ggml_mul: the same in-place rule as ggml_add. */
+static int mul(pb *b, int a, int c)
+{
+    return add(b, a, c);
+}
+
 static int unary(pb *b, int a)
 {
     return like(b, GW__SIM_INPLACE, GW__SIM_OP_PLAIN, a, NONE);
@@ -418,7 +424,7 @@ static int norm(pb *b, int x, gw_est_mm_slot w, gw_est_mm_slot bias, bool rms)
 {
     int cur = rms ? like(b, GW__SIM_INPLACE, GW__SIM_OP_PLAIN, x, NONE)
                   : like(b, GW__SIM_OTHER, GW__SIM_OP_PLAIN, x, NONE);
-    cur = add(b, cur, W(b, w));
+    cur = mul(b, cur, W(b, w));
     return add(b, cur, W(b, bias));
 }
 
@@ -593,7 +599,7 @@ static int build_siglip(pb *b)
         cur = view(b, cur, q * q, b->E, 1, 1);
         cur = cont_same(b, transpose(b, cur));
         cur = unary(b, cur); /* rms_norm */
-        cur = add(b, cur, W(b, GW_EST_MM_SOFT_EMB_NORM));
+        cur = mul(b, cur, W(b, GW_EST_MM_SOFT_EMB_NORM));
         int wt = cont_same(b, transpose(b, W(b, GW_EST_MM_INP_PROJ)));
         cur = mm(b, wt, cur);
     } else if (mp->kind == GW_EST_PROJ_IDEFICS3) {
@@ -731,7 +737,7 @@ static int build_pixtral(pb *b)
     int inp = build_inp(b, gw__sim_input(b->s, T_F32, ne));
     int cur = build_vit(b, inp, true, pos_h, pos_w);
     if (mp->t[GW_EST_MM_PATCH_MERGER].present) {
-        cur = add(b, unary(b, cur), W(b, GW_EST_MM_INP_NORM)); /* rms_norm, * weight */
+        cur = mul(b, unary(b, cur), W(b, GW_EST_MM_INP_NORM)); /* rms_norm, * weight */
         cur = view(b, cur, E, b->px, b->py, 1);
         cur = cont_same(b, permute(b, cur, 2, 0, 1, 3));
         int kernel = view(b, cur, m, m, ne_of(b, cur)[2], 1);
