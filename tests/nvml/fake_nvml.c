@@ -226,6 +226,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fake_state *g_state; /* loaded at first init */
 static int g_init_refs;
 static unsigned long long g_calls[FN_COUNT];
+static unsigned g_asleep; /* calls sleeping in a slow/hang rule (atomic) */
 
 static void list_free(struct fake_list *l)
 {
@@ -604,8 +605,11 @@ static nvmlReturn_t apply_faults(int fn, int gpu)
             code = f->code;
     }
     pthread_mutex_unlock(&g_lock);
-    if (nap)
+    if (nap) {
+        __atomic_fetch_add(&g_asleep, 1, __ATOMIC_SEQ_CST);
         sleep_ms(nap);
+        __atomic_fetch_sub(&g_asleep, 1, __ATOMIC_SEQ_CST);
+    }
     return code;
 }
 
@@ -733,7 +737,11 @@ const char *nvmlErrorString(nvmlReturn_t r)
 }
 
 /* Writes "FUNCTION COUNT" lines (non-zero counts) and "total N" to
- * $GPUWATCH_FAKE_NVML_CALL_LOG, and frees the scenario, when unloaded. */
+ * $GPUWATCH_FAKE_NVML_CALL_LOG, and frees the scenario, when unloaded.
+ * A process may exit while one of its threads still sleeps in a hang rule
+ * (the daemon abandons a hung sampling round): the scenario is then left to
+ * the exit, since that thread would read it on waking. g_lock orders the
+ * free after everything the other threads did before their last call. */
 __attribute__((destructor)) static void fake_unload(void)
 {
     const char *path = getenv("GPUWATCH_FAKE_NVML_CALL_LOG");
@@ -751,8 +759,12 @@ __attribute__((destructor)) static void fake_unload(void)
             fclose(f);
         }
     }
-    state_free(g_state);
-    g_state = NULL;
+    pthread_mutex_lock(&g_lock);
+    if (!__atomic_load_n(&g_asleep, __ATOMIC_SEQ_CST)) {
+        state_free(g_state);
+        g_state = NULL;
+    }
+    pthread_mutex_unlock(&g_lock);
 }
 
 /* --------------------------------------------------------------- system */

@@ -191,6 +191,7 @@ class Daemon:
         check("stopped" in self.log(), "no 'stopped' line in the log:\n" + self.log())
         check("ERROR: LeakSanitizer" not in self.log(), "leaks:\n" + self.log())
         check("runtime error" not in self.log(), "UBSan:\n" + self.log())
+        check("WARNING: ThreadSanitizer" not in self.log(), "TSan:\n" + self.log())
 
     def snapshot_time(self):
         """The published snapshot's timestamp (/health): it changes once per
