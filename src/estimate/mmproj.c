@@ -534,6 +534,41 @@ static int rope_2d(pb *b, int x, int pos_h, int pos_w)
               NONE);
 }
 
+/* How a ViT block rotates q and k: not at all (siglip, llava), 2D RoPE from
+ * row/column positions (pixtral), or RoPE over 4 position rows (Qwen2-VL's
+ * M-RoPE). */
+typedef struct vit_rope {
+    enum { ROPE_NONE, ROPE_2D, ROPE_M } kind;
+    int pos_h, pos_w, positions;
+} vit_rope;
+
+static int rotate(pb *b, int x, const vit_rope *r)
+{
+    if (r->kind == ROPE_2D)
+        return rope_2d(b, x, r->pos_h, r->pos_w);
+    if (r->kind == ROPE_M)
+        return op(b, GW__SIM_INPLACE, GW__SIM_OP_ROPE, T_F32, b->D, b->H, b->P, 1, x, r->positions,
+                  NONE, NONE);
+    return x;
+}
+
+/* One pre-norm transformer block of clip.cpp's build_vit: attention (with
+ * mask when not NONE) and the FFN, each added to its input. */
+static int vit_block(pb *b, int inpL, bool rms, const vit_rope *r, int mask)
+{
+    int cur = norm(b, inpL, GW_EST_MM_LN1, GW_EST_MM_LN1_B, rms);
+    int q, k, v;
+    qkv(b, cur, &q, &k, &v);
+    q = rotate(b, q, r);
+    k = rotate(b, k, r);
+    cur = attn(b, q, k, v, mask);
+    inpL = add(b, cur, inpL);
+    cur = norm(b, inpL, GW_EST_MM_LN2, GW_EST_MM_LN2_B, rms);
+    cur = ffn(b, cur, GW_EST_MM_UP, GW_EST_MM_UP_B, GW_EST_MM_GATE, GW_EST_MM_GATE_B,
+              GW_EST_MM_DOWN, GW_EST_MM_DOWN_B);
+    return add(b, inpL, cur);
+}
+
 /* build_vit (siglip, pixtral): optional learned positions, pre-norm,
  * n_layer blocks, post-norm. pos_h/pos_w: pixtral's 2D RoPE, else NONE. */
 static int build_vit(pb *b, int inp, bool rms, int pos_h, int pos_w)
@@ -542,22 +577,9 @@ static int build_vit(pb *b, int inp, bool rms, int pos_h, int pos_w)
     int inpL = view(b, inp, b->E, b->P, 1, 1);
     if (b->mp->t[GW_EST_MM_PRE_LN].present)
         inpL = norm(b, inpL, GW_EST_MM_PRE_LN, GW_EST_MM_PRE_LN_B, rms);
-    for (uint32_t il = 0; il < b->mp->n_layer; il++) {
-        int cur = norm(b, inpL, GW_EST_MM_LN1, GW_EST_MM_LN1_B, rms);
-        int q, k, v;
-        qkv(b, cur, &q, &k, &v);
-        if (pos_h != NONE) {
-            q = rope_2d(b, q, pos_h, pos_w);
-            k = rope_2d(b, k, pos_h, pos_w);
-        }
-        cur = attn(b, q, k, v, NONE);
-        cur = add(b, cur, inpL);
-        inpL = cur;
-        cur = norm(b, cur, GW_EST_MM_LN2, GW_EST_MM_LN2_B, rms);
-        cur = ffn(b, cur, GW_EST_MM_UP, GW_EST_MM_UP_B, GW_EST_MM_GATE, GW_EST_MM_GATE_B,
-                  GW_EST_MM_DOWN, GW_EST_MM_DOWN_B);
-        inpL = add(b, inpL, cur);
-    }
+    vit_rope r = {pos_h != NONE ? ROPE_2D : ROPE_NONE, pos_h, pos_w, NONE};
+    for (uint32_t il = 0; il < b->mp->n_layer; il++)
+        inpL = vit_block(b, inpL, rms, &r, NONE);
     if (b->mp->t[GW_EST_MM_POST_LN].present)
         inpL = norm(b, inpL, GW_EST_MM_POST_LN, GW_EST_MM_POST_LN_B, rms);
     return view(b, inpL, b->E, b->P, 1, 1);
@@ -630,18 +652,9 @@ static int build_llava(pb *b)
         inpL = norm(b, inpL, GW_EST_MM_PRE_LN, GW_EST_MM_PRE_LN_B, false);
     int64_t P = b->P;
     b->P = n_pos; /* the blocks see the class token too */
-    for (uint32_t il = 0; il + 1 < mp->n_layer; il++) {
-        int cur = norm(b, inpL, GW_EST_MM_LN1, GW_EST_MM_LN1_B, false);
-        int q, k, v;
-        qkv(b, cur, &q, &k, &v);
-        cur = attn(b, q, k, v, NONE);
-        cur = add(b, cur, inpL);
-        inpL = cur;
-        cur = norm(b, cur, GW_EST_MM_LN2, GW_EST_MM_LN2_B, false);
-        cur = ffn(b, cur, GW_EST_MM_UP, GW_EST_MM_UP_B, GW_EST_MM_GATE, GW_EST_MM_GATE_B,
-                  GW_EST_MM_DOWN, GW_EST_MM_DOWN_B);
-        inpL = add(b, inpL, cur);
-    }
+    vit_rope r = {ROPE_NONE, NONE, NONE, NONE};
+    for (uint32_t il = 0; il + 1 < mp->n_layer; il++)
+        inpL = vit_block(b, inpL, false, &r, NONE);
     b->P = P;
     if (mp->t[GW_EST_MM_POST_LN].present)
         inpL = norm(b, inpL, GW_EST_MM_POST_LN, GW_EST_MM_POST_LN_B, false);
@@ -695,20 +708,10 @@ static int build_qwen2vl(pb *b)
         inpL = get_rows(b, inpL, inv_idx);
         inpL = view(b, inpL, E, P, 1, 1);
     }
+    vit_rope r = {ROPE_M, NONE, NONE, positions};
     for (uint32_t il = 0; il < mp->n_layer; il++) {
         bool full = !wa || (il + 1) % mp->n_wa_pattern == 0;
-        int cur = norm(b, inpL, GW_EST_MM_LN1, GW_EST_MM_LN1_B, rms);
-        int q, k, v;
-        qkv(b, cur, &q, &k, &v);
-        q = op(b, GW__SIM_INPLACE, GW__SIM_OP_ROPE, T_F32, b->D, b->H, P, 1, q, positions, NONE, NONE);
-        k = op(b, GW__SIM_INPLACE, GW__SIM_OP_ROPE, T_F32, b->D, b->H, P, 1, k, positions, NONE, NONE);
-        cur = attn(b, q, k, v, full ? NONE : mask);
-        cur = add(b, cur, inpL);
-        inpL = cur;
-        cur = norm(b, cur, GW_EST_MM_LN2, GW_EST_MM_LN2_B, rms);
-        cur = ffn(b, cur, GW_EST_MM_UP, GW_EST_MM_UP_B, GW_EST_MM_GATE, GW_EST_MM_GATE_B,
-                  GW_EST_MM_DOWN, GW_EST_MM_DOWN_B);
-        inpL = add(b, inpL, cur);
+        inpL = vit_block(b, inpL, rms, &r, full ? NONE : mask);
     }
     if (mp->t[GW_EST_MM_POST_LN].present)
         inpL = norm(b, inpL, GW_EST_MM_POST_LN, GW_EST_MM_POST_LN_B, rms);
