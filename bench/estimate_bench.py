@@ -131,8 +131,10 @@ def main():
         rows = matrix.compare(gw, nm, models, cfgs)
         print(matrix.table(rows))
         ok = [r for r in rows if "error" not in r]
-        print(f"\n{len(ok)} configurations compared ({len(rows) - len(ok)} refused by llama.cpp itself) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        aborts = [r for r in rows if r.get("aborted")]
+        print(f"\n{len(ok)} configurations compared, {len(rows) - len(ok) - len(aborts)} refused by "
+              f"llama.cpp itself, {len(aborts)} where llama.cpp aborts, in "
+              f"{time.perf_counter() - t0:.1f} s")
         print("worst relative error per component (llama.cpp's 0.01 MiB log resolution "
               "for compute/output/kv not counted as error):")
         for k, (e, name, cfg) in sorted(matrix.summarize(ok).items()):
