@@ -63,7 +63,9 @@ with tempfile.TemporaryDirectory() as tmp:
                 "time.sleep(600)\n")  # until the test's SIGTERM
     os.chmod(job, 0o755)
     env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=scn, GPUWATCH_LEDGER=ledger, SHOW_OUT=show)
-    src = ["--sources", "nvml", "--nvml-library", LIB]
+    # --local: the ledger in tmp, never a daemon that may listen on the
+    # default port (127.0.0.1:9400) of whatever machine runs the suite
+    src = ["--sources", "nvml", "--nvml-library", LIB, "--local"]
 
     def gw(*args):
         return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=120)
