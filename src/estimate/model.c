@@ -9,6 +9,7 @@
  */
 #include "estimate/estimate_impl.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,7 @@ static int fail(gw_est_model *m, gw_error *err, int code, const char *fmt, const
 
 int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
 {
+    assert(gw__est_weight_names_sorted() && gw__est_cpu_table_check());
     *out = NULL;
     gw_est_model *m = calloc(1, sizeof *m);
     if (!m)
