@@ -33,6 +33,7 @@
  * while CMD may still run (the local path hands it to CMD's pid).
  */
 #include "cli/cli.h"
+#include "cli/host_cpu.h"
 #include "place/remote.h"
 #include "place/request.h"
 #include "render/json_writer.h"
@@ -161,20 +162,26 @@ static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *r
     return 0;
 }
 
-static void print_dry_json(const gw_plan *plan, const gw_place_device *devs, char **env, size_t n_env,
-                           char **cmd, const char *via, bool pretty)
+static void print_dry_json(const gw_plan *plan, const gw_place_request *r, char **env, size_t n_env,
+                           char **cmd, const char *via)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     gw_json j;
-    gw__json_init(&j, &sb, pretty);
+    gw__json_init(&j, &sb, r->pretty);
     gw__json_object_begin(&j);
     gw__json_key(&j, "schema");
     gw__json_string(&j, "gpuwatch.run/1");
     gw__json_key(&j, "via");
     gw__json_string(&j, via);
+    gw__json_key(&j, "model");
+    gw__json_string(&j, r->model_note[0] ? r->model_note : NULL);
+    if (r->model) {
+        gw__json_key(&j, "host_cpu");
+        gw_cli_host_cpu_json(&j, (gw_est_cpu_variant)r->host_cpu, r->host_bufts);
+    }
     gw__json_key(&j, "plan");
-    gw_place_plan_json(&j, plan, devs);
+    gw_place_plan_json(&j, plan, r->devs);
     gw__json_key(&j, "env");
     gw__json_object_begin(&j);
     for (size_t i = 0; i < n_env; i++) {
@@ -438,7 +445,7 @@ int gw_cmd_run(int argc, char **argv)
     }
     if (!plan.fits) {
         if (ro.dry_run && r.json)
-            print_dry_json(&plan, r.devs, NULL, 0, NULL, via, r.pretty);
+            print_dry_json(&plan, &r, NULL, 0, NULL, via);
         else
             gw_place_print_plan(ro.dry_run ? stdout : stderr, &plan, r.devs, r.model_note);
         rc = GW_EXIT_ERROR;
@@ -453,7 +460,7 @@ int gw_cmd_run(int argc, char **argv)
     }
     if (ro.dry_run) {
         if (r.json) {
-            print_dry_json(&plan, r.devs, env, n_env, cmd, via, r.pretty);
+            print_dry_json(&plan, &r, env, n_env, cmd, via);
         } else {
             gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
             printf("  via %s\n", via);

@@ -92,6 +92,12 @@ def host_cpu_checks(t):
     d = json.loads(r.stdout) if r.returncode == 0 and r.stdout.startswith("{") else {}
     check(d.get("host_cpu", {}).get("variant") == "zen4" and "host CPU: zen4" in (d.get("model") or ""),
           f"place --host-cpu: {r.returncode} {r.stderr} {r.stdout[:300]}")
+    r = subprocess.run([GW, "run", "--model", path, "--gpu", "8GiB", "--no-ledger", "--dry-run",
+                        "--json", "--host-cpu", "haswell", "--", "true"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    d = json.loads(r.stdout) if r.returncode == 0 and r.stdout.startswith("{") else {}
+    check(d.get("host_cpu", {}).get("variant") == "haswell" and "host CPU: haswell" in (d.get("model") or ""),
+          f"run --dry-run --json --host-cpu: {r.returncode} {r.stderr} {r.stdout[:300]}")
     r = subprocess.run([GW, "place", "--mem", "1GiB", "--gpu", "8GiB", "--no-ledger", "--host-cpu",
                         "zen4"], capture_output=True, text=True, env=env, timeout=60)
     check(r.returncode == 2 and "--host-cpu needs --model" in r.stderr,
