@@ -225,15 +225,16 @@ int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result
                     gw_error *err)
 {
     memset(r, 0, sizeof *r);
+    uint32_t n_dev = p->n_devices;
+    if (n_dev > GW_EST_MAX_DEVICES) /* before anything is written to *r */
+        return gw__error_set(err, GW_EINVAL, "estimate: %u devices: at most %d", n_dev,
+                             GW_EST_MAX_DEVICES);
     int rc = resolve_ctx(m, p, r, err);
     if (rc != GW_OK) {
         memset(r, 0, sizeof *r);
         return rc;
     }
     r->approximate = m->approximate;
-    uint32_t n_dev = p->n_devices;
-    if (n_dev > GW_EST_MAX_DEVICES)
-        return gw__error_set(err, GW_EINVAL, "estimate: more than %d devices", GW_EST_MAX_DEVICES);
     bool cuda = n_dev > 0 && p->backend == GW_EST_CUDA;
     int32_t ngl = p->n_gpu_layers < 0 ? (int32_t)m->n_layer + 1 : p->n_gpu_layers;
     if (n_dev == 0)

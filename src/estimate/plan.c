@@ -108,6 +108,9 @@ int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *
     gw_est_params q = *p;
     bool fits = false;
     int rc;
+    if (p->n_devices > GW_EST_MAX_DEVICES) /* order[] below holds that many */
+        return gw__error_set(err, GW_EINVAL, "estimate: %u devices: at most %d", p->n_devices,
+                             GW_EST_MAX_DEVICES);
     if (p->n_devices == 0) {
         pl->kind = GW_EST_PLAN_CPU;
         pl->params = q;
