@@ -128,7 +128,9 @@ class Writer:
             return out + b"".join(self._value(etype, v) for v in items)
         raise ValueError(vtype)
 
-    def write(self, path, alignment=32):
+    def write(self, path, alignment=32, header_only=False):
+        """Writes the file (data section sparse) and returns its size;
+        header_only: stop at the data section (the fuzz corpus' seeds)."""
         head = bytearray(b"GGUF")
         head += struct.pack("<IQQ", 3, len(self.tensors), len(self.kv))
         for key, vtype, value in self.kv:
@@ -149,8 +151,8 @@ class Writer:
         head += b"\0" * pad
         with open(path, "wb") as f:
             f.write(head)
-            f.truncate(len(head) + offset)
-        return len(head) + offset
+            f.truncate(len(head) + (0 if header_only else offset))
+        return len(head) + (0 if header_only else offset)
 
 
 def _spec(d):

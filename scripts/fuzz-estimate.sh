@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# fuzz-estimate.sh — builds the estimator's libFuzzer target (fuzz/
+# fuzz_estimate.c: model and projector readers, the estimate, the planner
+# and the projector graph) with clang (-fsanitize=fuzzer,address,undefined)
+# and runs it on the seed corpus.
+#   scripts/fuzz-estimate.sh [SECONDS]     default 60; 0 = build only
+# Environment: FUZZ_DIR (work folder, default build-fuzz-estimate), FUZZ_JOBS
+# (parallel fuzzing processes, default 1), CC (default clang).
+# Seeds: tests/estimate/corpus (GGUF headers of every architecture and
+# projector type, written by tests/estimate/make_corpus.py), its fuzz/
+# folder (fixed crashes, coverage keepers) and tests/gguf/corpus; all are
+# read, never written. New interesting inputs go to $FUZZ_DIR/corpus; a
+# crash is written as $FUZZ_DIR/crash-* (a unit slower than 10 s as
+# timeout-*) and the script exits non-zero. Copy a fixed crash into
+# tests/estimate/corpus/fuzz/ so the test suite replays it. To keep what a
+# run found (only inputs that add coverage over the seeds):
+#   mkdir m && cp tests/estimate/corpus/*.gguf tests/estimate/corpus/fuzz/* m/
+#   $FUZZ_DIR/fuzz_estimate -merge=1 m $FUZZ_DIR/corpus
+#   then copy the new (hash-named) files of m/ into tests/estimate/corpus/fuzz/.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-60}
+dir=${FUZZ_DIR:-$top/build-fuzz-estimate}
+cc=${CC:-clang}
+mkdir -p "$dir/corpus"
+"$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -I"$top/include" -I"$top/src" \
+  "$top/fuzz/fuzz_estimate.c" "$top"/src/estimate/{model,recurrent,graph,mmproj,estimate,plan,hostcpu}.c \
+  "$top/src/gguf/gguf.c" "$top/src/gguf/ggml_types.c" \
+  "$top/src/core/util.c" "$top/src/core/names.c" -lm \
+  -o "$dir/fuzz_estimate"
+echo "fuzz-estimate: built $dir/fuzz_estimate" >&2
+[ "$secs" -gt 0 ] || exit 0
+cd "$dir"
+jobs=()
+[ "${FUZZ_JOBS:-1}" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+exec ./fuzz_estimate -max_total_time="$secs" -max_len=65536 -timeout=10 -report_slow_units=1 \
+  -rss_limit_mb=2048 "${jobs[@]}" -print_final_stats=1 -artifact_prefix="$dir/" corpus \
+  "$top/tests/estimate/corpus" "$top/tests/estimate/corpus/fuzz" "$top/tests/gguf/corpus"
