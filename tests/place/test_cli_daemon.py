@@ -175,9 +175,9 @@ def main():
     wait_show(show, proc)
     first = reservations(d)
     check(len(first) == 1 and first[0]["expires_ns"], "lease: reservations %r" % first)
-    later = wait_for(lambda: (lambda x: x if len(x) != 1 or x[0]["expires_ns"] >
-                              first[0]["expires_ns"] else None)(reservations(d)),
-                     "the lease to be renewed", d)
+    later, = wait_for(lambda: (lambda x: (x,) if len(x) != 1 or x[0]["expires_ns"] >
+                               first[0]["expires_ns"] else None)(reservations(d)),
+                      "the lease to be renewed", d)
     check(len(later) == 1 and later[0]["id"] == first[0]["id"],
           "lease 6 s: the reservation lapsed while run renewed it: %r -> %r" % (first, later))
     os.unlink(show)
