@@ -238,7 +238,9 @@ typedef struct gw_est_result {
 
 /* Estimates model m under params p. Returns GW_OK and fills *r, or
  * GW_EINVAL (bad parameter: message names it, e.g. quantized V cache
- * without flash attention) / GW_ERANGE (byte count overflow). */
+ * without flash attention) / GW_ERANGE (byte count overflow, or a compute
+ * graph too large to simulate: hyper-parameters far beyond any real model).
+ * On error *r is zeroed. */
 GW_API int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
                     gw_error *err);
 

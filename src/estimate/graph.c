@@ -25,7 +25,9 @@
  * allocated).
  * Invariants: tensors are append-only in one array and refer to each other
  * by index; every size is overflow-checked (a graph whose bytes overflow is
- * GW_ERANGE); the simulation allocates O(nodes) memory and frees it all.
+ * GW_ERANGE); a graph of more than GW__SIM_MAX_TENSORS tensors is GW_ERANGE
+ * too, so time and memory stay O(GW__SIM_MAX_TENSORS); the simulation
+ * allocates O(nodes) memory and frees it all.
  */
 #include "core/util.h"
 #include "estimate/estimate_impl.h"
@@ -92,8 +94,9 @@ typedef struct gw__sim {
     /* builder state: where new weights / caches live, their matrix type */
     int n_dev, host, cur_dev;
     uint32_t wtype;
-    bool failed;   /* ENOMEM */
+    bool failed;   /* ENOMEM, or too_big: constructors return 0 */
     bool overflow; /* ERANGE */
+    bool too_big;  /* ERANGE: GW__SIM_MAX_TENSORS reached */
 } sim;
 
 /* ------------------------------------------------------------ tensors */
@@ -104,6 +107,10 @@ static int t_add(sim *s, uint32_t type, uint8_t kind, const int64_t ne[4], int a
     if (s->failed)
         return 0;
     int64_t shape[4] = {ne[0], ne[1], ne[2], ne[3]}; /* ne may point into s->t */
+    if (s->n == GW__SIM_MAX_TENSORS) {
+        s->failed = s->too_big = true;
+        return 0;
+    }
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 256;
         sim_tensor *nt = realloc(s->t, nc * sizeof *nt);
@@ -1662,6 +1669,11 @@ static int sim_finish(sim *s, bool op_offload, int n_copies, uint64_t *out, gw_e
     }
     if (!s->failed)
         run_alloc(s);
+    if (s->too_big)
+        return gw__error_set(err, GW_ERANGE,
+                             "estimate: the compute graph needs more than %u tensors (block count "
+                             "or experts used far beyond any real model)",
+                             GW__SIM_MAX_TENSORS);
     if (s->failed)
         return gw__error_set(err, GW_ENOMEM, "estimate: out of memory simulating the compute graph");
     if (s->overflow)

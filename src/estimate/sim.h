@@ -9,9 +9,10 @@
  *
  * Invariants:
  *  1. Tensors are named by the int index a constructor returned; an index
- *     is valid until gw__sim_free. After an allocation failure every
- *     constructor returns 0 and gw__sim_run reports GW_ENOMEM, so a builder
- *     needs no error checks between calls.
+ *     is valid until gw__sim_free. After an allocation failure, or once the
+ *     graph holds GW__SIM_MAX_TENSORS tensors, every constructor returns 0
+ *     and gw__sim_run reports GW_ENOMEM (GW_ERANGE for the size limit), so
+ *     a builder needs no error checks between calls.
  *  2. Shapes are ggml's ne[4] (unused dimensions 1); op results are
  *     contiguous tensors of the given type; views share their base.
  *  3. gw__sim_run is called at most once; it leaves the handle to be freed.
@@ -32,6 +33,13 @@
 #include "estimate/estimate_impl.h"
 
 #define GW__SIM_NONE (-1)
+
+/* The most tensors one simulation holds (ops, leafs, scheduler copies).
+ * The graph of a real model is a few thousand (llama 70B: about 4000; a
+ * 1024-layer dense model: about 45000); the simulation is linear in it, so
+ * this bounds the time of one estimate (tens of milliseconds) against
+ * hyper-parameters no real model has (1024 layers x 256 experts used). */
+#define GW__SIM_MAX_TENSORS (1u << 17)
 
 typedef struct gw__sim gw__sim;
 
@@ -88,7 +96,8 @@ void gw__sim_expand(gw__sim *s, int t);
 /* Assigns backends and scheduler copies (when there are GPUs; n_copies > 1
  * for pipeline parallelism) and runs the allocator. On GW_OK out[0..n_dev]
  * holds the compute buffer of each GPU and, last, the host. Errors:
- * GW_ENOMEM, GW_ERANGE (a size overflowed); out is untouched then. */
+ * GW_ENOMEM, GW_ERANGE (a size overflowed, or the graph outgrew
+ * GW__SIM_MAX_TENSORS); out is untouched then. */
 int gw__sim_run(gw__sim *s, bool op_offload, int n_copies, uint64_t *out, gw_error *err);
 
 #endif /* GW_ESTIMATE_SIM_H */
