@@ -141,7 +141,7 @@ static const layout layouts[] = {
      .fa = GW_EST_FA_OFF, .n_ctx = 8192, .cpu = GW_EST_CPUV_HASWELL, .plan = true},
     {.n_dev = 2, .backend = GW_EST_CUDA, .free0 = 80 * GIB, .free1 = 80 * GIB, .ngl = -1,
      .fa = GW_EST_FA_ON, .n_ctx = 131072, .n_seq = 3, .type_k = 8, .type_v = 8,
-     .cpu = GW_EST_CPUV_ZEN4, .swa_full = true, .plan = true},
+     .cpu = GW_EST_CPUV_ZEN4, .swa_full = true},
     {.n_dev = 2, .backend = GW_EST_CUDA, .free0 = 2 * GIB, .free1 = 2 * GIB, .ngl = -1,
      .fa = GW_EST_FA_ON, .n_ctx = 2048, .split = GW_EST_SPLIT_NONE, .main_gpu = 1,
      .no_op_offload = true},
