@@ -23,7 +23,8 @@
  *  1. gw_est_mmproj_read either fills *out completely or zeroes it and
  *     returns an error naming the missing or bad key / tensor.
  *  2. Every shape comes from the file's validated hyper-parameters or its
- *     tensor infos; sizes are overflow-checked by the simulator (GW_ERANGE).
+ *     tensor infos (no dimension 0, at most 2^40 elements); sizes are
+ *     overflow-checked by the simulator (GW_ERANGE).
  *  3. gw_est_mmproj_compute is a pure function of its inputs.
  */
 #include "estimate/sim.h"
@@ -135,7 +136,13 @@ static int need_u32(const gw_gguf *g, const char *key, uint32_t *out, gw_error *
     return GW_OK;
 }
 
-static void read_slots(const gw_gguf *g, gw_est_mmproj *mp)
+/* The most elements of a tensor the graph takes a shape from: every
+ * product of its dimensions the builders form stays far inside int64. */
+#define MAX_ELEMS (1ull << 40)
+
+/* Shapes of the slot tensors. A dimension of 0 leaves the other ones
+ * unbounded by the file size, so it is refused like an oversized tensor. */
+static int read_slots(const gw_gguf *g, gw_est_mmproj *mp, gw_error *err)
 {
     for (int i = 0; i < GW_EST_MM_SLOTS; i++) {
         const gw_gguf_tensor *t = gw_gguf_find_tensor(g, slot_names[i]);
@@ -144,9 +151,19 @@ static void read_slots(const gw_gguf *g, gw_est_mmproj *mp)
         if (!t)
             continue;
         d->type = t->type;
-        for (int k = 0; k < 4; k++)
+        uint64_t n = 1;
+        for (int k = 0; k < 4; k++) {
+            if (t->ne[k] == 0 || !gw__mul_u64(n, t->ne[k], &n) || n > MAX_ELEMS)
+                return gw__error_set(err, GW_EPARSE,
+                                     "mmproj: tensor %s: shape %llu x %llu x %llu x %llu has a "
+                                     "zero dimension or more than 2^40 elements",
+                                     slot_names[i], (unsigned long long)t->ne[0],
+                                     (unsigned long long)t->ne[1], (unsigned long long)t->ne[2],
+                                     (unsigned long long)t->ne[3]);
             d->ne[k] = (int64_t)t->ne[k];
+        }
     }
+    return GW_OK;
 }
 
 /* clip.cpp swaps ffn_up/ffn_down of old conversions (down.ne0 == n_embd). */
@@ -287,8 +304,9 @@ int gw_est_mmproj_read(const gw_gguf *g, gw_est_mmproj *out, gw_error *err)
     out->approximate = true;
     if (!out->vision)
         return GW_OK; /* audio only: no vision graph to estimate */
-    read_slots(g, out);
-    int rc = read_vision(g, out, pi, err);
+    int rc = read_slots(g, out, err);
+    if (rc == GW_OK)
+        rc = read_vision(g, out, pi, err);
     if (rc == GW_OK)
         rc = check_required(out, err);
     if (rc != GW_OK) {
