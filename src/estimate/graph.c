@@ -425,6 +425,10 @@ static uint64_t dyn_alloc(sim *s, int d, uint64_t size)
         }
     if (best == SIZE_MAX)
         best = n - 1;
+    if (f[best].size < size) { /* past the last block's 2^63 bytes: ERANGE, no wrap */
+        s->overflow = true;
+        return 0;
+    }
     uint64_t off = f[best].offset;
     f[best].offset += size;
     f[best].size -= size;
@@ -785,12 +789,14 @@ typedef struct gctx {
 static int64_t head_k(const gctx *g) { return g->m->head_k; }
 static int64_t head_v(const gctx *g) { return g->m->head_v; }
 
-static uint32_t n_embd_v_gqa_max(const gw_est_model *m)
+/* Widest V row of any layer; both factors may be 2^16 (model.c's bounds),
+ * so the product is formed in 64 bits. */
+static int64_t n_embd_v_gqa_max(const gw_est_model *m)
 {
-    uint32_t mx = 0;
+    int64_t mx = 0;
     for (uint32_t il = 0; il < m->n_layer; il++)
-        if (m->n_head_kv[il] * m->head_v > mx)
-            mx = m->n_head_kv[il] * m->head_v;
+        if ((int64_t)m->n_head_kv[il] * m->head_v > mx)
+            mx = (int64_t)m->n_head_kv[il] * m->head_v;
     return mx;
 }
 
