@@ -328,14 +328,14 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
             if (!amx_bytes(t, GW_EST_OP_MUL_MAT, 0, &m->embd_bytes_amx))
                 return fail(m, err, GW_ERANGE, "%s: weight bytes overflow", "estimate");
             m->embd_type = t->type;
-            if (m->n_vocab == 0 && t->n_dims >= 2)
-                m->n_vocab = (uint32_t)t->ne[1];
+            if (m->n_vocab == 0 && t->n_dims >= 2) /* too wide: refused below */
+                m->n_vocab = t->ne[1] > UINT32_MAX ? UINT32_MAX : (uint32_t)t->ne[1];
         }
         if (gw_gguf_str_eq(t->name, "output.weight")) {
             m->has_output = true;
             m->output_type = t->type;
             if (t->n_dims >= 2)
-                m->n_vocab = (uint32_t)t->ne[1];
+                m->n_vocab = t->ne[1] > UINT32_MAX ? UINT32_MAX : (uint32_t)t->ne[1];
         }
         if (t->name.len > 4 && t->name.len >= 15 &&
             memcmp(t->name.ptr + t->name.len - 15, ".attn_qkv.weight", 15) == 0)
