@@ -287,8 +287,9 @@ int gw_est_mmproj_read(const gw_gguf *g, gw_est_mmproj *out, gw_error *err)
         !gw_gguf_get_str(g, "clip.vision.projector_type", &s) &&
         !gw_gguf_get_str(g, "clip.audio.projector_type", &s))
         return gw__error_set(err, GW_EPARSE, "mmproj: no clip.projector_type (not a projector GGUF)");
-    if (s.len == 0 || s.len >= sizeof out->projector)
-        return gw__error_set(err, GW_EPARSE, "mmproj: bad clip.projector_type");
+    if (s.len == 0 || s.len >= sizeof out->projector || memchr(s.ptr, 0, s.len))
+        return gw__error_set(err, GW_EPARSE,
+                             "mmproj: bad clip.projector_type (empty, over 39 bytes or with a NUL)");
     memcpy(out->projector, s.ptr, s.len);
     bool audio = false;
     gw_gguf_get_bool(g, "clip.has_vision_encoder", &out->vision);

@@ -142,8 +142,9 @@ int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err)
     if (!gw_gguf_get_str(g, "general.architecture", &arch))
         return fail(m, err, GW_ENOTSUP, "%s: no general.architecture: not a model file",
                     "estimate");
-    if (arch.len == 0 || arch.len >= sizeof m->arch_name)
-        return fail(m, err, GW_ENOTSUP, "%s: bad general.architecture", "estimate");
+    if (arch.len == 0 || arch.len >= sizeof m->arch_name || memchr(arch.ptr, 0, arch.len))
+        return fail(m, err, GW_ENOTSUP,
+                    "%s: bad general.architecture (empty, over 31 bytes or with a NUL)", "estimate");
     memcpy(m->arch_name, arch.ptr, arch.len);
     m->arch = GW_EST_ARCH_GENERIC;
     for (size_t i = 0; i < GW__ARRAY_LEN(arch_names); i++)
