@@ -1,10 +1,17 @@
-/* replay.c — runs fuzz_gguf.c's entry point over files, without libFuzzer.
+/* replay.c — runs a libFuzzer target's entry point over files, without
+ * libFuzzer.
  *
- * Owns: the main() of the corpus replay test. Each argument is a file or a
- * directory (its regular files, not recursive). Each input is copied into a
- * buffer of exactly its size followed by an inaccessible guard page, so a
- * read one byte past the end faults even without ASan. Exit 0 when every
- * input was replayed, 1 when one could not be read. */
+ * Owns: the main() of every corpus replay test. It is linked with exactly
+ * one target (LLVMFuzzerTestOneInput): fuzz_gguf.c, fuzz_estimate.c,
+ * fuzz_smi_csv.c, fuzz_rocm_json.c or fuzz_drm_text.c (see the meson.build
+ * of tests/gguf, estimate, smi and amd). Each argument is a file or a
+ * directory (its regular files whose names do not start with '.', not
+ * recursive). Each input is copied into a buffer of exactly its size
+ * followed by an inaccessible guard page, so a read one byte past the end
+ * faults even without ASan. A crash (a target's own abort on a broken
+ * invariant included) or a sanitizer report is the failure; the target's
+ * return value is not looked at. Exit 0 when every input was replayed, 1
+ * when one could not be read or mapped. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>

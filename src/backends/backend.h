@@ -1,7 +1,9 @@
-/* backend.h — the ops table every vendor source implements, and the collector
- * a source writes one sample into.
+/* backend.h — the ops table every vendor source implements.
  *
- * Owns: the contract between the monitor (src/core/monitor.c) and a backend.
+ * Owns: the contract between the monitor (backends/monitor.c) and a backend,
+ * and the monitor's resolved configuration. A source writes one sample into
+ * the collector of core/collect.h (included here). Which backends exist and
+ * in which order: registry.c; the map of every module: docs/ARCHITECTURE.md.
  *
  * Lifecycle of a backend, driven only by the monitor:
  *   open  -> GW_OK: the source is present; state is the backend's own.
@@ -19,12 +21,14 @@
  *   close  -> frees everything; state is not used again.
  *
  * Invariants: a backend never calls exit(), never prints, and reads the
- * machine only below cfg->proc_root / cfg->sys_root or through the library
- * path it was given, so tests can point it at fixtures.
+ * machine only below cfg->proc_root / cfg->sys_root, through the library
+ * path it was given, or through programs found on PATH (the CLI fallbacks),
+ * so tests can point it at fixtures.
  */
 #ifndef GW_BACKEND_H
 #define GW_BACKEND_H
 
+#include "core/collect.h"
 #include "gpuwatch.h"
 
 #include <stddef.h>
@@ -37,39 +41,6 @@ typedef struct gw__config {
     unsigned call_timeout_ms;
     bool processes;
 } gw__config;
-
-/* Where a backend writes one sample. Opaque outside snapshot.c. */
-typedef struct gw__collect gw__collect;
-
-/* Appends a zeroed device (state ok) and returns it, or NULL when out of
- * memory. The pointer is valid until the next add_device call. The device's
- * info.index is set by the monitor; backends fill everything else. */
-gw_device *gw__collect_add_device(gw__collect *c);
-
-/* Number of devices appended so far (by every backend): a backend records it
- * before appending its first device to know its devices' snapshot indexes. */
-size_t gw__collect_device_count(const gw__collect *c);
-
-/* The device at snapshot index i (i < device_count), for processes' lookup. */
-gw_device *gw__collect_device(gw__collect *c, size_t i);
-
-/* Appends a zeroed process and returns it, or NULL when out of memory. The
- * pointer is valid until the next add_process call. */
-gw_process *gw__collect_add_process(gw__collect *c);
-
-/* True when a device already in the collector has the same PCI address as
- * bus_id (compared after gw__pci_bus_id_normalize). Fallback sources call it
- * to skip devices a direct source already reports. */
-bool gw__collect_has_pci_bus_id(const gw__collect *c, const char *bus_id);
-
-/* Writes bus_id in one canonical form, "dddd:bb:dd.f" lowercase with a
- * 4-digit domain, into out[cap] (NVML's "00000000:01:00.0" and sysfs's
- * "0000:01:00.0" become equal). Returns false (out empty) when bus_id is not
- * a PCI address. */
-bool gw__pci_bus_id_normalize(const char *bus_id, char *out, size_t cap);
-
-/* Host figures (the host backend fills them). */
-gw_host *gw__collect_host(gw__collect *c);
 
 typedef struct gw__backend_ops {
     const char *name;    /* "nvml": used in JSON, flags and messages */

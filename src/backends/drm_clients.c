@@ -1,5 +1,6 @@
 /* drm_clients.c — see drm_clients.h for the file format and the layout. */
 #include "backends/drm_clients.h"
+#include "core/array.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -61,16 +62,9 @@ static bool column_pid(const char *c, size_t len, uint32_t *out)
 /* Appends pid; GW_ERANGE past MAX_PIDS (the set would be incomplete). */
 static int push_pid(gw__drm_clients *dc, uint32_t pid)
 {
-    if (dc->n == dc->cap) {
-        if (dc->cap >= MAX_PIDS)
-            return GW_ERANGE;
-        size_t ncap = dc->cap ? dc->cap * 2 : 64;
-        uint32_t *t = realloc(dc->pids, ncap * sizeof *t);
-        if (!t)
-            return GW_ENOMEM;
-        dc->pids = t;
-        dc->cap = ncap;
-    }
+    int rc = GW__ARRAY_RESERVE(dc->pids, dc->cap, dc->n + 1, MAX_PIDS);
+    if (rc) /* GW_ERANGE or GW_ENOMEM */
+        return rc;
     dc->pids[dc->n++] = pid;
     return GW_OK;
 }

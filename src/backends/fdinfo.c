@@ -18,6 +18,7 @@
 #include "backends/backend.h"
 #include "backends/drm_clients.h"
 #include "backends/procinfo.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <dirent.h>
@@ -30,6 +31,8 @@
 
 #define MAX_FDS_PER_PID 256
 #define FDINFO_BUF 8192
+/* client records per sweep (and so usage rows): more is a runaway */
+#define MAX_RECS 65536
 
 /* ------------------------------------------------------------- parser */
 
@@ -688,17 +691,13 @@ static void pid_scan(gw__fdinfo *f, pid_ent *p, int64_t now)
     for (uint32_t k = 0; k < p->n_fds; k++)
         slot_release(f, &p->fds[k]);
     p->n_fds = 0;
-    if (n_found > p->cap_fds) {
-        fd_slot *t = realloc(p->fds, n_found * sizeof *t);
-        if (!t) {
-            for (uint32_t i = 0; i < n_found; i++)
-                slot_release(f, &found[i]);
-            n_found = 0;
-        } else {
-            p->fds = t;
-            p->cap_fds = n_found;
-        }
+    size_t cap_fds = p->cap_fds; /* <= n_found afterwards: fits uint32_t */
+    if (GW__ARRAY_RESERVE_EXACT(p->fds, cap_fds, n_found)) {
+        for (uint32_t i = 0; i < n_found; i++)
+            slot_release(f, &found[i]);
+        n_found = 0;
     }
+    p->cap_fds = (uint32_t)cap_fds;
     if (n_found)
         memcpy(p->fds, found, n_found * sizeof *found);
     p->n_fds = n_found;
@@ -726,16 +725,8 @@ static void pid_scan(gw__fdinfo *f, pid_ent *p, int64_t now)
 
 static rec *rec_push(gw__fdinfo *f)
 {
-    if (f->n_recs == f->cap_recs) {
-        size_t ncap = f->cap_recs ? f->cap_recs * 2 : 16;
-        if (ncap > 65536)
-            return NULL;
-        rec *t = realloc(f->recs, ncap * sizeof *t);
-        if (!t)
-            return NULL;
-        f->recs = t;
-        f->cap_recs = ncap;
-    }
+    if (GW__ARRAY_RESERVE(f->recs, f->cap_recs, f->n_recs + 1, MAX_RECS))
+        return NULL;
     return &f->recs[f->n_recs++];
 }
 
@@ -997,29 +988,14 @@ static int usage_cmp(const void *a, const void *b)
     return c ? c : x->pid < y->pid ? -1 : x->pid > y->pid;
 }
 
-static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need)
-        ncap *= 2;
-    void *t = realloc(*arr, ncap * elem);
-    if (!t)
-        return false;
-    *arr = t;
-    *cap = ncap;
-    return true;
-}
-
 /* Dedupes recs, computes busy against hist, builds usage/dev and the next
  * history. */
 static int build_results(gw__fdinfo *f, int64_t now)
 {
     if (f->n_recs > 1)
         qsort(f->recs, f->n_recs, sizeof *f->recs, rec_cmp);
-    if (!grow((void **)&f->usage, &f->cap_usage, f->n_recs, sizeof *f->usage) ||
-        !grow((void **)&f->hist_next, &f->cap_hist_next, f->n_recs, sizeof *f->hist_next))
+    if (GW__ARRAY_RESERVE(f->usage, f->cap_usage, f->n_recs, MAX_RECS) ||
+        GW__ARRAY_RESERVE(f->hist_next, f->cap_hist_next, f->n_recs, MAX_RECS))
         return GW_ENOMEM;
     f->n_hist_next = 0;
     size_t n_clients = 0;
@@ -1045,7 +1021,7 @@ static int build_results(gw__fdinfo *f, int64_t now)
     }
     f->stats.clients = (uint32_t)n_clients;
     /* per device totals: the clients are in pdev order already */
-    if (!grow((void **)&f->dev, &f->cap_dev, n_clients, sizeof *f->dev))
+    if (GW__ARRAY_RESERVE(f->dev, f->cap_dev, n_clients, MAX_RECS))
         return GW_ENOMEM;
     f->n_dev = 0;
     for (size_t i = 0; i < n_clients; i++) {

@@ -26,6 +26,7 @@
 #include "backends/procinfo.h"
 #include "backends/smi_common.h"
 #include "backends/subprocess.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <limits.h>
@@ -349,16 +350,8 @@ static void *vec_add(vec *v, bool *over)
         *over = true;
         return NULL;
     }
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 8;
-        if (ncap > v->max)
-            ncap = v->max;
-        void *p = realloc(v->items, ncap * v->size); /* <= max * size: small */
-        if (!p)
-            return NULL;
-        v->items = p;
-        v->cap = ncap;
-    }
+    if (gw__array_reserve(&v->items, &v->cap, v->n + 1, v->size, v->max))
+        return NULL;
     void *it = (char *)v->items + v->n++ * v->size;
     memset(it, 0, v->size);
     return it;

@@ -49,6 +49,7 @@
 
 #include "backends/nvml_abi.h"
 #include "backends/procinfo.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <dlfcn.h>
@@ -221,22 +222,6 @@ static bool check_metric(nvml_state *s, nvml_dev *d, gw_metric m, gw_nvml_return
 #define CALLM(s, d, m, f, ...)                                                   \
     (!(((d)->unsupported >> (m)) & 1u) && (s)->fn.f && !(d)->lost &&            \
      check_metric((s), (d), (m), (s)->fn.f(__VA_ARGS__), #f))
-
-/* Grows a scratch array to at least n elements of size sz. */
-static bool reserve(void **buf, size_t *cap, size_t n, size_t sz)
-{
-    if (n <= *cap)
-        return true;
-    uint64_t bytes;
-    if (!gw__mul_u64(n, sz, &bytes) || bytes > SIZE_MAX)
-        return false;
-    void *p = realloc(*buf, (size_t)bytes);
-    if (!p)
-        return false;
-    *buf = p;
-    *cap = n;
-    return true;
-}
 
 /* The buffer size to ask for after the library said it needs `count`
  * entries: count*2+5 (processes start between the two calls), capped. */
@@ -854,8 +839,9 @@ static int read_list(nvml_state *s, nvml_dev *d, gw_nvml_fn_dev_procs_v2 f2,
         return GW_OK;
     for (int attempt = 0; attempt < 4 && r == GW_NVML_ERROR_INSUFFICIENT_SIZE; attempt++) {
         cap = retry_size(count);
-        /* a v2-sized buffer holds cap entries of either size */
-        if (!reserve((void **)&s->raw, &s->raw_cap, cap, sizeof *s->raw))
+        /* a v2-sized buffer holds cap entries of either size; exactly cap:
+         * the next sample's first call offers the library raw_cap entries */
+        if (GW__ARRAY_RESERVE_EXACT(s->raw, s->raw_cap, cap))
             return GW_ENOMEM;
         count = cap;
         r = f2 ? f2(d->handle, &count, s->raw)
@@ -885,7 +871,7 @@ static int read_list(nvml_state *s, nvml_dev *d, gw_nvml_fn_dev_procs_v2 f2,
 static int merge_rows(nvml_state *s, size_t *n_rows, unsigned n, gw_process_kind kind)
 {
     size_t base = *n_rows;
-    if (!reserve((void **)&s->rows, &s->rows_cap, base + n, sizeof *s->rows))
+    if (GW__ARRAY_RESERVE(s->rows, s->rows_cap, base + n, GW__ARRAY_UNBOUNDED))
         return GW_ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         const gw_nvml_process_info_v2 *e = &s->raw[i];
@@ -948,7 +934,7 @@ static int read_process_util(nvml_state *s, nvml_dev *d, size_t n_rows)
     bool fill = r == GW_NVML_ERROR_INSUFFICIENT_SIZE || (r == GW_NVML_SUCCESS && !buf);
     for (int attempt = 0; attempt < 4 && fill; attempt++) {
         cap = retry_size(count);
-        if (!reserve((void **)&s->util, &s->util_cap, cap, sizeof *s->util))
+        if (GW__ARRAY_RESERVE_EXACT(s->util, s->util_cap, cap)) /* offered as-is next time */
             return GW_ENOMEM;
         count = cap;
         r = s->fn.DeviceGetProcessUtilization(d->handle, s->util, &count, d->last_seen_us);

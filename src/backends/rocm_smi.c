@@ -25,6 +25,7 @@
 #include "backends/backend.h"
 #include "backends/smi_common.h"
 #include "backends/subprocess.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -370,7 +371,7 @@ static json_t *load_json(const char *tool, const char *text, size_t len, gw_erro
 
 typedef struct devvec {
     gw_device *d;
-    size_t n;
+    size_t n, cap;
 } devvec;
 
 static gw_device *devvec_add(devvec *v, const char *tool, gw_error *err)
@@ -379,14 +380,12 @@ static gw_device *devvec_add(devvec *v, const char *tool, gw_error *err)
         gw__error_set(err, GW_ERANGE, "%s: more than %d GPUs listed", tool, GW__ROCM_MAX_GPUS);
         return NULL;
     }
-    gw_device *p = realloc(v->d, (v->n + 1) * sizeof *p); /* n <= 256: tiny */
-    if (!p) {
+    if (GW__ARRAY_RESERVE(v->d, v->cap, v->n + 1, GW__ROCM_MAX_GPUS)) {
         gw__error_set(err, GW_ENOMEM, "%s: out of memory", tool);
         return NULL;
     }
-    v->d = p;
-    memset(&p[v->n], 0, sizeof *p);
-    return &p[v->n++];
+    memset(&v->d[v->n], 0, sizeof *v->d);
+    return &v->d[v->n++];
 }
 
 /* ------------------------------------------------------------- rocm-smi */

@@ -12,8 +12,18 @@
  * The child's exit is first observed with waitid(WNOWAIT): the zombie keeps
  * its pid, so killing its process group afterwards (stragglers holding the
  * pipes) can never hit a recycled pid. Only then is it reaped.
+ *
+ * gw__subprocess_run is four stages, each a section below:
+ *   spawn  spawn_child: pipes, attributes (spawn_setup), posix_spawn;
+ *   watch  watch_until_done: poll rounds (watch_round) reading the pipes
+ *          into capped captures (watch_read) until EOF and exit, the
+ *          deadline or a cap;
+ *   reap   reap_child: kill the group if it had not exited, reap within a
+ *          grace period or hand it to the gw__reaper;
+ *   result result_set_end and capture_take fill gw__subprocess_result.
  */
 #include "backends/subprocess.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -149,18 +159,9 @@ static bool capture_add(capture *b, const char *s, size_t n)
         b->over = true;
     }
     if (n) {
-        if (b->len + n + 1 > b->alloc) {
-            size_t want = b->alloc ? b->alloc : 4096;
-            while (want < b->len + n + 1)
-                want *= 2;
-            if (want > b->cap + 1)
-                want = b->cap + 1;
-            char *p = realloc(b->data, want);
-            if (!p)
-                return false;
-            b->data = p;
-            b->alloc = want;
-        }
+        size_t max = b->cap < SIZE_MAX ? b->cap + 1 : SIZE_MAX; /* the text and its NUL */
+        if (GW__ARRAY_RESERVE(b->data, b->alloc, b->len + n + 1, max))
+            return false;
         memcpy(b->data + b->len, s, n);
         b->len += n;
         b->data[b->len] = '\0';
@@ -226,20 +227,48 @@ static int spawn_error(int e, const char *path, gw_error *err)
     return gw__error_set(err, code, "%s: cannot run: %s", path, strerror(e));
 }
 
-int gw__subprocess_run(const char *path, const char *const argv[], unsigned timeout_ms,
-                       size_t out_cap, size_t err_cap, gw__reaper *reaper,
-                       gw__subprocess_result *res, gw_error *err)
-{
-    memset(res, 0, sizeof *res);
-    if (!timeout_ms)
-        timeout_ms = 5000;
-    if (!out_cap)
-        out_cap = 1;
-    if (!err_cap)
-        err_cap = 1;
-    if (reaper)
-        gw__reaper_poll(reaper);
+/* ------------------------------------------------------------ spawn */
 
+/* Fills the spawn attributes and file actions of invariant 1: a process
+ * group of its own, an empty signal mask, default dispositions for the
+ * signals a daemon handles or ignores, stdin from /dev/null, stdout/stderr
+ * onto the pipes' write ends, everything from 3 up closed. Returns 0 or an
+ * errno value. */
+static int spawn_setup(posix_spawnattr_t *at, posix_spawn_file_actions_t *fa, int out_w,
+                       int err_w)
+{
+    sigset_t empty, defaults;
+    sigemptyset(&empty);
+    sigemptyset(&defaults);
+    static const int reset[] = {SIGPIPE, SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM,
+                                SIGUSR1, SIGUSR2};
+    for (size_t i = 0; i < GW__ARRAY_LEN(reset); i++)
+        sigaddset(&defaults, reset[i]);
+    int rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                              POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawnattr_setpgroup(at, 0);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(at, &empty);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(at, &defaults);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(fa, out_w, 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(fa, err_w, 2);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(fa, 3);
+    return rc;
+}
+
+/* Starts path with argv on two new pipes. On GW_OK, *pid is the child and
+ * rd[0] / rd[1] the read ends of its stdout / stderr (ours to close); on
+ * error nothing is left open and err says why. */
+static int spawn_child(const char *path, const char *const argv[], pid_t *pid, int rd[2],
+                       gw_error *err)
+{
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
     if (pipe2(po, O_CLOEXEC) != 0)
         return spawn_error(errno, path, err);
@@ -249,7 +278,6 @@ int gw__subprocess_run(const char *path, const char *const argv[], unsigned time
         close(po[1]);
         return spawn_error(e, path, err);
     }
-
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     int rc = posix_spawn_file_actions_init(&fa);
@@ -259,33 +287,10 @@ int gw__subprocess_run(const char *path, const char *const argv[], unsigned time
         close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
         return spawn_error(rc, path, err);
     }
-    sigset_t empty, defaults;
-    sigemptyset(&empty);
-    sigemptyset(&defaults);
-    static const int reset[] = {SIGPIPE, SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM,
-                                SIGUSR1, SIGUSR2};
-    for (size_t i = 0; i < GW__ARRAY_LEN(reset); i++)
-        sigaddset(&defaults, reset[i]);
+    rc = spawn_setup(&at, &fa, po[1], pe[1]);
+    *pid = -1;
     if (rc == 0)
-        rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                               POSIX_SPAWN_SETSIGDEF);
-    if (rc == 0)
-        rc = posix_spawnattr_setpgroup(&at, 0);
-    if (rc == 0)
-        rc = posix_spawnattr_setsigmask(&at, &empty);
-    if (rc == 0)
-        rc = posix_spawnattr_setsigdefault(&at, &defaults);
-    if (rc == 0)
-        rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (rc == 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    if (rc == 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    pid_t pid = -1;
-    if (rc == 0)
-        rc = posix_spawn(&pid, path, &fa, &at, (char *const *)argv, environ);
+        rc = posix_spawn(pid, path, &fa, &at, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(po[1]);
@@ -295,103 +300,168 @@ int gw__subprocess_run(const char *path, const char *const argv[], unsigned time
         close(pe[0]);
         return spawn_error(rc, path, err);
     }
+    rd[0] = po[0];
+    rd[1] = pe[0];
+    return GW_OK;
+}
 
-    capture cout = {.cap = out_cap}, cerr = {.cap = err_cap};
-    int pidfd = pidfd_open_(pid);
-    int fds[2] = {po[0], pe[0]};
-    capture *bufs[2] = {&cout, &cerr};
-    bool exited = false, gone = false, memfail = false;
-    int64_t deadline = gw__now_mono_ns() + (int64_t)timeout_ms * 1000000;
-    int64_t stragglers_until = 0; /* after exit: how long we wait for pipe EOF */
+/* ------------------------------------------------------------ watch */
 
-    while (fds[0] >= 0 || fds[1] >= 0 || !exited) {
-        int64_t now = gw__now_mono_ns();
-        if (now >= deadline) {
-            if (!exited)
-                res->timed_out = true;
-            break;
+/* The parent's view of a running child, from spawn to reaping.
+ * Invariants:
+ *  1. fds[k] is an open read end until its pipe reaches EOF (then -1);
+ *     buf[k] holds what came through it (0: stdout, 1: stderr).
+ *  2. exited is set once, when waitid(WNOWAIT) first sees the child gone
+ *     (gone: it was reaped behind our back); from then on the pid is a
+ *     zombie of ours (or not ours at all), never a recycled one.
+ *  3. stragglers_until is 0 until exited, then the moment reading stops
+ *     even if someone outside the group still holds a pipe open. */
+typedef struct watch {
+    pid_t pid;
+    int pidfd; /* -1 without pidfd_open: a NO_PIDFD_TICK_MS tick instead */
+    int fds[2];
+    capture buf[2];
+    bool exited, gone, memfail;
+    int64_t deadline, stragglers_until;
+} watch;
+
+/* Fills pf with the open pipes and (until exit) the pidfd; idx[i] names
+ * what pf[i] is (0, 1: a pipe; 2: the pidfd). Returns the count. */
+static int watch_pollset(const watch *w, struct pollfd pf[3], int idx[3])
+{
+    int np = 0;
+    for (int k = 0; k < 2; k++)
+        if (w->fds[k] >= 0) {
+            pf[np] = (struct pollfd){.fd = w->fds[k], .events = POLLIN};
+            idx[np++] = k;
         }
-        if (exited && stragglers_until && now >= stragglers_until)
-            break; /* someone outside the group holds the pipes: stop reading */
-        struct pollfd pf[3];
-        int idx[3], np = 0;
-        for (int k = 0; k < 2; k++)
-            if (fds[k] >= 0) {
-                pf[np] = (struct pollfd){.fd = fds[k], .events = POLLIN};
-                idx[np++] = k;
-            }
-        if (!exited && pidfd >= 0) {
-            pf[np] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-            idx[np++] = 2;
-        }
-        int64_t wait_ns = deadline - now;
-        if (exited && stragglers_until && stragglers_until - now < wait_ns)
-            wait_ns = stragglers_until - now;
-        int wait_ms = (int)((wait_ns + 999999) / 1000000);
-        if (!exited && pidfd < 0 && wait_ms > NO_PIDFD_TICK_MS)
-            wait_ms = NO_PIDFD_TICK_MS;
-        int n = poll(pf, (nfds_t)np, wait_ms);
-        if (n < 0 && errno != EINTR)
-            break;
-        bool overflow = false;
-        for (int i = 0; n > 0 && i < np; i++) {
-            if (!pf[i].revents || idx[i] == 2)
-                continue;
-            int k = idx[i];
-            int d = drain(fds[k], bufs[k]);
-            if (d < 0) {
-                if (bufs[k]->over)
-                    overflow = true;
-                else
-                    memfail = true;
-            } else if (d > 0) {
-                close(fds[k]);
-                fds[k] = -1;
-            }
-        }
-        if (overflow || memfail) {
-            res->overflow = overflow;
-            break;
-        }
-        if (!exited && child_exited(pid, &gone)) {
-            exited = true;
-            if (!gone)
-                kill(-pid, SIGKILL); /* its group must not outlive it */
-            /* what is left in the pipes is readable; give writers outside
-             * the group a short while, never past the deadline */
-            stragglers_until = gw__now_mono_ns() + 100 * 1000000ll;
+    if (!w->exited && w->pidfd >= 0) {
+        pf[np] = (struct pollfd){.fd = w->pidfd, .events = POLLIN};
+        idx[np++] = 2;
+    }
+    return np;
+}
+
+/* How long poll may sleep at now: to the deadline, or the stragglers'
+ * end, whichever is first; at most a tick while exit is polled for. */
+static int watch_timeout_ms(const watch *w, int64_t now)
+{
+    int64_t wait_ns = w->deadline - now;
+    if (w->exited && w->stragglers_until && w->stragglers_until - now < wait_ns)
+        wait_ns = w->stragglers_until - now;
+    int wait_ms = (int)((wait_ns + 999999) / 1000000);
+    if (!w->exited && w->pidfd < 0 && wait_ms > NO_PIDFD_TICK_MS)
+        wait_ms = NO_PIDFD_TICK_MS;
+    return wait_ms;
+}
+
+/* Reads every pipe poll found ready (n: poll's answer); closes those at
+ * EOF. Returns false when a capture passed its cap (*overflow) or memory
+ * ran out (w->memfail). */
+static bool watch_read(watch *w, const struct pollfd *pf, const int *idx, int np, int n,
+                       bool *overflow)
+{
+    for (int i = 0; n > 0 && i < np; i++) {
+        if (!pf[i].revents || idx[i] == 2)
+            continue;
+        int k = idx[i];
+        int d = drain(w->fds[k], &w->buf[k]);
+        if (d < 0) {
+            if (w->buf[k].over)
+                *overflow = true;
+            else
+                w->memfail = true;
+        } else if (d > 0) {
+            close(w->fds[k]);
+            w->fds[k] = -1;
         }
     }
-    for (int k = 0; k < 2; k++)
-        if (fds[k] >= 0)
-            close(fds[k]);
+    return !*overflow && !w->memfail;
+}
 
-    int status = 0;
+/* One poll round. Returns false when the loop must stop: deadline
+ * (res->timed_out unless the child had exited), the stragglers' time up,
+ * poll failing, a capture over its cap (res->overflow) or out of memory. */
+static bool watch_round(watch *w, gw__subprocess_result *res)
+{
+    int64_t now = gw__now_mono_ns();
+    if (now >= w->deadline) {
+        if (!w->exited)
+            res->timed_out = true;
+        return false;
+    }
+    if (w->exited && w->stragglers_until && now >= w->stragglers_until)
+        return false; /* someone outside the group holds the pipes: stop reading */
+    struct pollfd pf[3];
+    int idx[3];
+    int np = watch_pollset(w, pf, idx);
+    int n = poll(pf, (nfds_t)np, watch_timeout_ms(w, now));
+    if (n < 0 && errno != EINTR)
+        return false;
+    bool overflow = false;
+    if (!watch_read(w, pf, idx, np, n, &overflow)) {
+        res->overflow = overflow;
+        return false;
+    }
+    if (!w->exited && child_exited(w->pid, &w->gone)) {
+        w->exited = true;
+        if (!w->gone)
+            kill(-w->pid, SIGKILL); /* its group must not outlive it */
+        /* what is left in the pipes is readable; give writers outside
+         * the group a short while, never past the deadline */
+        w->stragglers_until = gw__now_mono_ns() + 100 * 1000000ll;
+    }
+    return true;
+}
+
+/* Reads both pipes until they reach EOF and the child has exited, or
+ * watch_round says stop; then closes the pipes. */
+static void watch_until_done(watch *w, gw__subprocess_result *res)
+{
+    while ((w->fds[0] >= 0 || w->fds[1] >= 0 || !w->exited) && watch_round(w, res)) {
+    }
+    for (int k = 0; k < 2; k++)
+        if (w->fds[k] >= 0)
+            close(w->fds[k]);
+}
+
+/* ------------------------------------------------------------ reap */
+
+/* Invariant 3: reaps the child, first killing its group when it had not
+ * exited (deadline, overflow, poll failure); a child that outlives the
+ * grace period goes to reaper (res->unreaped), or is waited for without
+ * limit when there is no room there. Returns true with *status set when
+ * the wait status was collected here. */
+static bool reap_child(const watch *w, gw__reaper *reaper, gw__subprocess_result *res,
+                       int *status)
+{
     bool have_status = false;
-    if (!exited) {
-        /* deadline, overflow or poll failure: kill the group, then reap */
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        if (!reap_within(pid, KILL_GRACE_MS, &status, &have_status)) {
+    if (!w->exited) {
+        kill(-w->pid, SIGKILL);
+        kill(w->pid, SIGKILL);
+        if (!reap_within(w->pid, KILL_GRACE_MS, status, &have_status)) {
             if (reaper && reaper->n < GW__REAPER_MAX) {
-                reaper->pids[reaper->n++] = pid;
+                reaper->pids[reaper->n++] = w->pid;
                 res->unreaped = true;
             } else {
-                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                while (waitpid(w->pid, status, 0) < 0 && errno == EINTR) {
                 }
                 have_status = true;
             }
         }
-    } else if (!gone) {
-        while (waitpid(pid, &status, 0) < 0) {
+    } else if (!w->gone) {
+        while (waitpid(w->pid, status, 0) < 0) {
             if (errno != EINTR)
                 break;
         }
         have_status = true;
     }
-    if (pidfd >= 0)
-        close(pidfd);
+    return have_status;
+}
 
+/* How it ended, from the wait status: exited only when we did not kill it. */
+static void result_set_end(gw__subprocess_result *res, bool have_status, int status)
+{
     if (have_status && WIFEXITED(status) && !res->timed_out && !res->overflow) {
         res->exited = true;
         res->exit_code = WEXITSTATUS(status);
@@ -399,9 +469,36 @@ int gw__subprocess_run(const char *path, const char *const argv[], unsigned time
         res->signaled = true;
         res->term_signal = WTERMSIG(status);
     }
-    res->out = capture_take(&cout, &res->out_len);
-    res->err = capture_take(&cerr, &res->err_len);
-    if (memfail || !res->out || !res->err) {
+}
+
+/* ------------------------------------------------------------ run */
+
+int gw__subprocess_run(const char *path, const char *const argv[], unsigned timeout_ms,
+                       size_t out_cap, size_t err_cap, gw__reaper *reaper,
+                       gw__subprocess_result *res, gw_error *err)
+{
+    memset(res, 0, sizeof *res);
+    if (!timeout_ms)
+        timeout_ms = 5000;
+    if (reaper)
+        gw__reaper_poll(reaper);
+    watch w = {.buf = {{.cap = out_cap ? out_cap : 1}, {.cap = err_cap ? err_cap : 1}}};
+    int rc = spawn_child(path, argv, &w.pid, w.fds, err);
+    if (rc)
+        return rc;
+    w.pidfd = pidfd_open_(w.pid);
+    w.deadline = gw__now_mono_ns() + (int64_t)timeout_ms * 1000000;
+
+    watch_until_done(&w, res);
+    int status = 0;
+    bool have_status = reap_child(&w, reaper, res, &status);
+    if (w.pidfd >= 0)
+        close(w.pidfd);
+
+    result_set_end(res, have_status, status);
+    res->out = capture_take(&w.buf[0], &res->out_len);
+    res->err = capture_take(&w.buf[1], &res->err_len);
+    if (w.memfail || !res->out || !res->err) {
         gw__subprocess_result_release(res);
         return gw__error_set(err, GW_ENOMEM, "%s: out of memory reading its output", path);
     }

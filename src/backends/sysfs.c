@@ -2,6 +2,7 @@
  * handed to the caller. */
 #include "backends/sysfs.h"
 #include "backends/backend.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <dirent.h>
@@ -253,17 +254,11 @@ int gw__drm_cards_list(const char *sys_root, uint32_t vendor_id, const char *con
             close(cfd);
             continue;
         }
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            gw__drm_card *t = ncap <= 256 ? realloc(cards, ncap * sizeof *t) : NULL;
-            if (!t) {
-                close(dfd);
-                close(cfd);
-                rc = gw__error_set(err, GW_ENOMEM, "out of memory listing %s", path);
-                break;
-            }
-            cards = t;
-            cap = ncap;
+        if (GW__ARRAY_RESERVE(cards, cap, n + 1, 256)) {
+            close(dfd);
+            close(cfd);
+            rc = gw__error_set(err, GW_ENOMEM, "out of memory listing %s", path);
+            break;
         }
         gw__drm_card *c = &cards[n++];
         memset(c, 0, sizeof *c);

@@ -9,6 +9,7 @@
  *  3. Processes in a snapshot are sorted by (device_index, pid).
  */
 #include "core/snapshot_build.h"
+#include "core/array.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -28,26 +29,9 @@ void gw__collect_release(gw__collect *c)
     gw__collect_init(c);
 }
 
-/* Grows *arr (of *cap elements of size sz) to hold one more; false on ENOMEM. */
-static bool grow(void **arr, size_t *cap, size_t len, size_t sz)
-{
-    if (len < *cap)
-        return true;
-    size_t ncap = *cap ? *cap * 2 : 8;
-    uint64_t bytes;
-    if (!gw__mul_u64(ncap, sz, &bytes) || bytes > SIZE_MAX)
-        return false;
-    void *p = realloc(*arr, (size_t)bytes);
-    if (!p)
-        return false;
-    *arr = p;
-    *cap = ncap;
-    return true;
-}
-
 gw_device *gw__collect_add_device(gw__collect *c)
 {
-    if (!grow((void **)&c->devices, &c->cap_devices, c->n_devices, sizeof *c->devices))
+    if (GW__ARRAY_RESERVE(c->devices, c->cap_devices, c->n_devices + 1, GW__ARRAY_UNBOUNDED))
         return NULL;
     gw_device *d = &c->devices[c->n_devices];
     memset(d, 0, sizeof *d);
@@ -65,7 +49,8 @@ gw_device *gw__collect_device(gw__collect *c, size_t i)
 
 gw_process *gw__collect_add_process(gw__collect *c)
 {
-    if (!grow((void **)&c->processes, &c->cap_processes, c->n_processes, sizeof *c->processes))
+    if (GW__ARRAY_RESERVE(c->processes, c->cap_processes, c->n_processes + 1,
+                          GW__ARRAY_UNBOUNDED))
         return NULL;
     gw_process *p = &c->processes[c->n_processes++];
     memset(p, 0, sizeof *p);
@@ -105,7 +90,7 @@ gw_host *gw__collect_host(gw__collect *c) { return &c->host; }
 
 gw_source_status *gw__collect_add_source(gw__collect *c)
 {
-    if (!grow((void **)&c->sources, &c->cap_sources, c->n_sources, sizeof *c->sources))
+    if (GW__ARRAY_RESERVE(c->sources, c->cap_sources, c->n_sources + 1, GW__ARRAY_UNBOUNDED))
         return NULL;
     gw_source_status *s = &c->sources[c->n_sources++];
     memset(s, 0, sizeof *s);

@@ -1,10 +1,11 @@
-/* snapshot_build.h — the collector's layout, for the monitor and tests only.
- * Backends use the functions in backends/backend.h and never see inside.
+/* snapshot_build.h — the collector's layout and lifecycle, for the code that
+ * builds snapshots (the monitor, the sampler's stale copies) and tests.
+ * Backends use the functions in core/collect.h and never see inside.
  */
 #ifndef GW_CORE_SNAPSHOT_BUILD_H
 #define GW_CORE_SNAPSHOT_BUILD_H
 
-#include "backends/backend.h"
+#include "core/collect.h"
 
 struct gw__collect {
     gw_device *devices;

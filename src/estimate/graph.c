@@ -29,6 +29,7 @@
  * too, so time and memory stay O(GW__SIM_MAX_TENSORS); the simulation
  * allocates O(nodes) memory and frees it all.
  */
+#include "core/array.h"
 #include "core/util.h"
 #include "estimate/estimate_impl.h"
 #include "estimate/sim.h"
@@ -111,15 +112,9 @@ static int t_add(sim *s, uint32_t type, uint8_t kind, const int64_t ne[4], int a
         s->failed = s->too_big = true;
         return 0;
     }
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 256;
-        sim_tensor *nt = realloc(s->t, nc * sizeof *nt);
-        if (!nt) {
-            s->failed = true;
-            return 0;
-        }
-        s->t = nt;
-        s->cap = nc;
+    if (GW__ARRAY_RESERVE(s->t, s->cap, s->n + 1, GW__SIM_MAX_TENSORS)) {
+        s->failed = true;
+        return 0;
     }
     sim_tensor *t = &s->t[s->n];
     memset(t, 0, sizeof *t);
@@ -290,15 +285,9 @@ static void order_push(sim *s, bool is_leaf, int v)
     int **arr = is_leaf ? &s->leafs : &s->nodes;
     size_t *n = is_leaf ? &s->n_leafs : &s->n_nodes;
     size_t *cap = is_leaf ? &s->cap_leafs : &s->cap_nodes;
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 512;
-        int *a = realloc(*arr, nc * sizeof *a);
-        if (!a) {
-            s->failed = true;
-            return;
-        }
-        *arr = a;
-        *cap = nc;
+    if (GW__ARRAY_RESERVE(*arr, *cap, *n + 1, GW__ARRAY_UNBOUNDED)) {
+        s->failed = true;
+        return;
     }
     (*arr)[(*n)++] = v;
 }
@@ -386,15 +375,9 @@ static uint64_t t_bytes(sim *s, const sim_tensor *t)
 
 static void free_insert(sim *s, int d, size_t pos, uint64_t off, uint64_t size)
 {
-    if (s->nfree_[d] == s->capfree_[d]) {
-        size_t nc = s->capfree_[d] ? s->capfree_[d] * 2 : 64;
-        blk *nb = realloc(s->free_[d], nc * sizeof *nb);
-        if (!nb) {
-            s->failed = true;
-            return;
-        }
-        s->free_[d] = nb;
-        s->capfree_[d] = nc;
+    if (GW__ARRAY_RESERVE(s->free_[d], s->capfree_[d], s->nfree_[d] + 1, GW__ARRAY_UNBOUNDED)) {
+        s->failed = true;
+        return;
     }
     blk *f = s->free_[d];
     memmove(&f[pos + 1], &f[pos], (s->nfree_[d] - pos) * sizeof *f);

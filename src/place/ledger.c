@@ -11,6 +11,7 @@
  * once per handle.
  */
 #include "place/ledger.h"
+#include "core/array.h"
 #include "render/json_writer.h"
 
 #include <errno.h>
@@ -391,15 +392,9 @@ static int scan(gw_ledger *l, judge *j, gw_place_device *devs, size_t n, const g
             last_alive = alive(j, (uint32_t)sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
                                sqlite3_column_int64(st, 3));
             if (!last_alive && dead) {
-                if (*n_dead == cap_dead) {
-                    size_t c = cap_dead ? cap_dead * 2 : 16;
-                    int64_t *v = realloc(*dead, c * sizeof *v);
-                    if (!v) {
-                        rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
-                        break;
-                    }
-                    *dead = v;
-                    cap_dead = c;
+                if (GW__ARRAY_RESERVE(*dead, cap_dead, *n_dead + 1, GW__ARRAY_UNBOUNDED)) {
+                    rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
+                    break;
                 }
                 (*dead)[(*n_dead)++] = id;
             }
@@ -536,14 +531,9 @@ static int load(gw_ledger *l, int64_t id, gw_reservation *r, gw_error *err)
     size_t cap = 0;
     int rc = GW_OK;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (r->n_devices == cap) {
-            cap = cap ? cap * 2 : 4;
-            gw_reservation_dev *v = realloc(r->devices, cap * sizeof *v);
-            if (!v) {
-                rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
-                break;
-            }
-            r->devices = v;
+        if (GW__ARRAY_RESERVE(r->devices, cap, r->n_devices + 1, GW__ARRAY_UNBOUNDED)) {
+            rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
+            break;
         }
         gw_reservation_dev *d = &r->devices[r->n_devices++];
         col_text(st, 0, d->uuid, sizeof d->uuid);
@@ -761,14 +751,9 @@ int gw_ledger_reap(gw_ledger *l, size_t *released, gw_error *err)
         if (alive(&j, (uint32_t)sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
                   sqlite3_column_int64(st, 3)))
             continue;
-        if (n_dead == cap) {
-            cap = cap ? cap * 2 : 16;
-            int64_t *v = realloc(dead, cap * sizeof *v);
-            if (!v) {
-                rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
-                break;
-            }
-            dead = v;
+        if (GW__ARRAY_RESERVE(dead, cap, n_dead + 1, GW__ARRAY_UNBOUNDED)) {
+            rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
+            break;
         }
         dead[n_dead++] = sqlite3_column_int64(st, 0);
     }
@@ -809,14 +794,9 @@ int gw_ledger_list(gw_ledger *l, gw_reservation **out, size_t *n, gw_error *err)
         if (!alive(&j, (uint32_t)sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
                    sqlite3_column_int64(st, 3)))
             continue;
-        if (n_ids == cap_ids) {
-            cap_ids = cap_ids ? cap_ids * 2 : 16;
-            int64_t *x = realloc(ids, cap_ids * sizeof *x);
-            if (!x) {
-                rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
-                break;
-            }
-            ids = x;
+        if (GW__ARRAY_RESERVE(ids, cap_ids, n_ids + 1, GW__ARRAY_UNBOUNDED)) {
+            rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
+            break;
         }
         ids[n_ids++] = sqlite3_column_int64(st, 0);
     }

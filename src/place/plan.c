@@ -16,6 +16,7 @@
  * microseconds.
  */
 #include "place/plan.h"
+#include "core/array.h"
 #include "render/json_writer.h"
 
 #include <stdio.h>
@@ -168,18 +169,14 @@ void gw_plan_release(gw_plan *p)
 /* Empties the plan and makes room for n devices. */
 static int plan_reset(gw_plan *p, size_t n, gw_error *err)
 {
-    if (p->cap_ < n || !p->used) {
-        size_t c = n ? n : 1;
-        gw_plan_device *u = realloc(p->used, c * sizeof *u);
-        if (u)
-            p->used = u;
-        gw_plan_excluded *x = realloc(p->excluded, c * sizeof *x);
-        if (x)
-            p->excluded = x;
-        if (!u || !x)
-            return gw__error_set(err, GW_ENOMEM, "place: out of memory for %zu devices", n);
+    /* used and excluded share cap_: each grows on its own (exactly: a plan's
+     * device count is known), and cap_ moves only once both have room */
+    size_t c = n ? n : 1, cap_used = p->cap_, cap_excluded = p->cap_;
+    if (GW__ARRAY_RESERVE_EXACT(p->used, cap_used, c) ||
+        GW__ARRAY_RESERVE_EXACT(p->excluded, cap_excluded, c))
+        return gw__error_set(err, GW_ENOMEM, "place: out of memory for %zu devices", n);
+    if (c > p->cap_)
         p->cap_ = c;
-    }
     gw_plan_device *u = p->used;
     gw_plan_excluded *x = p->excluded;
     size_t cap = p->cap_;

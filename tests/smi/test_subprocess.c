@@ -156,6 +156,31 @@ static void test_output_cap_kills(void **state)
     assert_true(smi_no_children());
 }
 
+/* Output arriving in many reads grows the capture buffer several times; a
+ * child printing exactly the cap is not an overflow, one byte more is. */
+static void test_output_exactly_at_cap(void **state)
+{
+    (void)state;
+    const char *script = "i=0; while [ $i -lt 3000 ]; do"
+                         " printf '0123456789abcdefghijklmnopqrstu\\n'; i=$((i+1)); done";
+    gw__subprocess_result res;
+    gw_error err;
+    assert_int_equal(run_sh(script, NO_DEADLINE_MS, 96000, NULL, &res, &err), GW_OK);
+    assert_true(res.exited);
+    assert_int_equal(res.exit_code, 0);
+    assert_false(res.overflow);
+    assert_int_equal(res.out_len, 96000);
+    assert_int_equal(strlen(res.out), 96000);
+    assert_memory_equal(res.out + 95968, "0123456789abcdefghijklmnopqrstu\n", 32);
+    gw__subprocess_result_release(&res);
+    assert_int_equal(run_sh(script, NO_DEADLINE_MS, 95999, NULL, &res, &err), GW_OK);
+    assert_true(res.overflow);
+    assert_false(res.exited);
+    assert_int_equal(res.out_len, 95999);
+    gw__subprocess_result_release(&res);
+    assert_true(smi_no_children());
+}
+
 static void test_descriptors_do_not_leak(void **state)
 {
     (void)state;
@@ -214,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_deadline_kills_the_group_and_reaps),
         cmocka_unit_test(test_exit_kills_what_it_left_behind),
         cmocka_unit_test(test_output_cap_kills),
+        cmocka_unit_test(test_output_exactly_at_cap),
         cmocka_unit_test(test_descriptors_do_not_leak),
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_find_on_path),
