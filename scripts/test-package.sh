@@ -117,6 +117,7 @@ record "lintian: no errors" $? "$(grep -v 'running with root' "$log/lintian.err"
 # every path the unit names resolves inside the root; man pages from there.
 root=$work/root
 dpkg -x "$deb" "$root"
+gw_pkg=$root/usr/bin/gpuwatch
 unit=$(cd "$root" && ls -d lib/systemd/system/gpuwatch.service usr/lib/systemd/system/gpuwatch.service 2>/dev/null | head -1)
 verify_unit() { # verify_unit ROOT UNITPATH-IN-ROOT MANPATH LOG
   local r=$1 u=$2 mp=$3 out=$4
@@ -142,6 +143,29 @@ grep -qE '^#.*Environment=.*CREDENTIALS_DIRECTORY' "$u" && problems+=("a comment
 grep -q '19400' "$u" || problems+=("unit does not name port 19400")
 [ ${#problems[@]} = 0 ]
 record "unit: DynamicUser, StateDirectory + ledger, ProtectSystem=strict, ExecReload, credentials" $? "${problems[@]-}"
+
+# The unit's Environment= as its DynamicUser sees it: not root, HOME=/, only
+# the StateDirectory writable. The packaged binary's daemon must open its
+# ledger there (without GPUWATCH_LEDGER it would try //.local/state and the
+# placement API would answer 503). Needs root to switch to an unprivileged
+# user (setpriv); otherwise the check is left out, saying so.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  state=$(mktemp -d /tmp/gpuwatch-state.XXXXXX)
+  chmod 755 "$state" && chown 65534:65534 "$state"
+  install -m 0755 "$gw_pkg" "$state/gpuwatch"   # the scratch folder is 0700
+  mapfile -t envs < <(sed -n 's/^Environment=//p' "$u" | sed "s|/var/lib/gpuwatch/|$state/|g")
+  setpriv --reuid=65534 --regid=65534 --clear-groups env -i HOME=/ PATH=/usr/bin:/bin "${envs[@]}" \
+    "$state/gpuwatch" serve --config /dev/null --listen 127.0.0.1:0 --sources host >"$state/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do grep -q 'listening on' "$state/log" && break; sleep 0.1; done
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  grep -q "placement API: ledger $state/ledger.db" "$state/log" && [ "$(stat -c %u "$state/ledger.db" 2>/dev/null)" = 65534 ]
+  record "unit environment: an unprivileged daemon with HOME=/ keeps its ledger in the StateDirectory" $? \
+    "$(head -5 "$state/log")"
+  rm -rf "$state"
+else
+  echo "     (not root: the unit-environment ledger check needs setpriv as root; left out)"
+fi
 
 # ---- meson install --destdir
 if [ -z "$build" ]; then
@@ -188,7 +212,7 @@ done
 record "man pages render without warnings (groff -ww, man --warnings -l)" $? "${bad[@]-}"
 
 # ---- documentation against the program (the packaged binary)
-gw=$root/usr/bin/gpuwatch
+gw=$gw_pkg
 # roff source with font escapes removed and \- as -, to search for options
 roff_text() { sed -e 's/\\f[BIRP]//g' -e 's/\\[c&:]//g' -e 's/\\-/-/g' -e 's/\\(aq/'"'"'/g' "$1"; }
 roff_text "$top/man/gpuwatch.1" >"$work/gpuwatch.1.txt"
