@@ -213,11 +213,13 @@ record "man pages render without warnings (groff -ww, man --warnings -l)" $? "${
 
 # ---- documentation against the program (the packaged binary)
 gw=$gw_pkg
+# the commands `gpuwatch --help` lists
+help_commands() { env -i "$gw" --help | awk '/^Commands:/ { on = 1; next } on && /^$/ { on = 0 } on && /^  [a-z]/ { print $1 }'; }
 # roff source with font escapes removed and \- as -, to search for options
 roff_text() { sed -e 's/\\f[BIRP]//g' -e 's/\\[c&:]//g' -e 's/\\-/-/g' -e 's/\\(aq/'"'"'/g' "$1"; }
 roff_text "$top/man/gpuwatch.1" >"$work/gpuwatch.1.txt"
 missing=()
-for cmd in "" report serve place run fit gguf; do
+for cmd in "" $(help_commands); do
   help=$(env -i PATH=/usr/bin:/bin "$gw" $cmd --help 2>&1)
   opts=$( { grep -oE -- '--[a-z][-a-z0-9]*' <<<"$help"
             grep -oE -- '^ +-[a-z]+,' <<<"$help" | tr -d ' ,'; } | sort -u)
@@ -225,8 +227,14 @@ for cmd in "" report serve place run fit gguf; do
     grep -qE -- "(^|[^-a-z0-9])$o([^-a-z0-9]|\$)" "$work/gpuwatch.1.txt" || missing+=("${cmd:-gpuwatch} $o")
   done
 done
+documented=$(awk '/^\.SH / { on = ($2 == "COMMANDS") } on && prev == ".TP" && /^\.B / { print $2 } { prev = $0 }' \
+  "$top/man/gpuwatch.1" | sort | tr '\n' ' ')
+commands=$(help_commands |
+  sort | tr '\n' ' ')
+[ "$documented" = "$commands" ] || missing+=("COMMANDS section: '$documented', gpuwatch --help lists '$commands'")
 [ ${#missing[@]} = 0 ]
-record "gpuwatch.1 names every option of every command's --help" $? "missing: ${missing[*]-}"
+record "gpuwatch.1 describes every command and names every option of every command's --help" $? \
+  "missing: ${missing[*]-}"
 
 conf=$work/print-config
 env -i PATH=/usr/bin:/bin "$gw" serve --config /dev/null --print-config >"$conf" 2>"$log/print-config.err"
@@ -272,7 +280,10 @@ complete_words() { # complete_words WORD... (the last is the one being completed
 }
 bad=()
 got=$(complete_words "" | tr '\n' ' ')
-[ "$got" = "fit gguf place report run serve " ] || bad+=("commands: '$got'")
+want=$(help_commands |
+  sort | tr '\n' ' ')
+for c in fit gguf place report run serve; do [[ " $want" == *" $c "* ]] || bad+=("gpuwatch --help lacks command $c"); done
+[ "$got" = "$want" ] || bad+=("commands: '$got', gpuwatch --help lists '$want'")
 got=$(complete_words serve --)
 for o in $(env -i "$gw" serve --help | grep -oE -- '--[a-z][-a-z0-9]*' | sort -u); do
   grep -qx -- "$o" <<<"$got" || bad+=("serve --<TAB> lacks $o")
