@@ -71,6 +71,11 @@ src=$work/gpuwatch-$version
 mkdir -p "$src"
 (cd "$top" && git ls-files -co --exclude-standard -z | grep -zv '^\.deps$' | tar --null -T - -cf -) |
   (cd "$src" && tar xf -)
+# debian/control's Build-Depends is the list: install what is missing of it
+if ! (cd "$src" && dpkg-checkbuilddeps) >"$log/checkbuilddeps" 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  (cd "$src" && DEBIAN_FRONTEND=noninteractive $SUDO apt-get build-dep -y -qq ./) >>"$log/checkbuilddeps" 2>&1
+fi
 jobs=$(nproc 2>/dev/null || echo 2)
 (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$jobs" nice dpkg-buildpackage -us -uc -b) >"$log/dpkg-buildpackage" 2>&1
 rc=$?
@@ -210,6 +215,12 @@ for page in "$root"/usr/share/man/man*/*.gz; do
 done
 [ ${#bad[@]} = 0 ]
 record "man pages render without warnings (groff -ww, man --warnings -l)" $? "${bad[@]-}"
+
+# dcgm-exporter's port must not come back: gpuwatch's is 19400
+old_port=$(cd "$root" && zgrep -nE '(^|[^0-9])9400([^0-9]|$)' usr/share/man/man*/*.gz usr/share/doc/gpuwatch/examples/* \
+  "$unit" usr/share/bash-completion/completions/gpuwatch 2>/dev/null)
+[ -z "$old_port" ]
+record "installed pages, unit, sample and completion name port 19400, never 9400" $? "$old_port"
 
 # ---- documentation against the program (the packaged binary)
 gw=$gw_pkg
