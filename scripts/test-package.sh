@@ -194,9 +194,12 @@ if [ -n "$build" ]; then
               "$prefix/share/doc/gpuwatch/examples/gpuwatch.conf"; do
     grep -qxE -- "$want" "$log/meson-files" || missing+=("$want")
   done
-  [ $rc = 0 ] && [ ${#missing[@]} = 0 ]
-  record "meson install --destdir: binary, man pages, unit, completion, sample config" $? \
-    "missing: ${missing[*]-}" "$(tail -5 "$log/meson-install")"
+  # and nothing else (a test or bench program marked install : true, say)
+  unexpected=$(grep -vxE "$prefix/bin/gpuwatch|$prefix/share/man/man[15]/gpuwatch(\.conf)?\.[15]|(/usr)?/lib/systemd/system/gpuwatch\.service|.*/bash-completion/completions/gpuwatch|$prefix/share/doc/gpuwatch/examples/.*" \
+    "$log/meson-files")
+  [ $rc = 0 ] && [ ${#missing[@]} = 0 ] && [ -z "$unexpected" ]
+  record "meson install --destdir: binary, man pages, unit, completion, sample config, nothing else" $? \
+    "missing: ${missing[*]-}" "${unexpected:+unexpected: $unexpected}" "$(tail -5 "$log/meson-install")"
   munit=$(cd "$dest" && ls -d lib/systemd/system/gpuwatch.service usr/lib/systemd/system/gpuwatch.service 2>/dev/null | head -1)
   if [ -n "$munit" ]; then
     grep -qx "ExecStart=$prefix/bin/gpuwatch serve" "$dest/$munit" &&
