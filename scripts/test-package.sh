@@ -31,7 +31,7 @@ done
 [ -z "$results" ] || : > "$results"
 
 passed=0 failed=0
-# check NAME STATUS [DETAIL...]: records one result
+# record NAME STATUS [DETAIL...]: one check's result (STATUS 0: passed)
 record() {
   local name=$1 ok=$2; shift 2
   if [ "$ok" = 0 ]; then
@@ -69,8 +69,13 @@ record "one version: meson.build, debian/changelog, man pages" $? \
 # not ignored; .deps is the NVIDIA test inputs' symlink)
 src=$work/gpuwatch-$version
 mkdir -p "$src"
-(cd "$top" && git ls-files -co --exclude-standard -z | grep -zv '^\.deps$' | tar --null -T - -cf -) |
-  (cd "$src" && tar xf -)
+if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  # (a tracked file deleted in the working tree is left out, not an error)
+  (cd "$top" && git ls-files -co --exclude-standard -z | grep -zv '^\.deps$' |
+     tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | (cd "$src" && tar xf -)
+else # an unpacked source tarball
+  (cd "$top" && tar --exclude='./build*' --exclude=./.deps --exclude='./obj-*' -cf - .) | (cd "$src" && tar xf -)
+fi
 # debian/control's Build-Depends is the list: install what is missing of it
 if ! (cd "$src" && dpkg-checkbuilddeps) >"$log/checkbuilddeps" 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
