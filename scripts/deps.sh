@@ -4,6 +4,8 @@
 # into .deps/ WITHOUT changing the machine's apt sources.
 #   scripts/deps.sh build   -> build dependencies only
 #   scripts/deps.sh test    -> build + test dependencies + NVIDIA inputs
+#   scripts/deps.sh package -> build dependencies + what scripts/test-package.sh
+#                              uses to build and check the .deb (no NVIDIA inputs)
 set -euo pipefail
 mode=${1:-test}
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +13,13 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 build_pkgs="gcc pkg-config meson ninja-build libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libncurses-dev"
 test_pkgs="libcmocka-dev clang libclang-rt-14-dev g++ git python3 binutils prometheus wrk prometheus-node-exporter time"
-want="$build_pkgs"; [ "$mode" = build ] || want="$want $test_pkgs"
+# scripts/test-package.sh: dpkg-buildpackage, lintian, man page and unit checks
+pkg_pkgs="dpkg-dev debhelper fakeroot lintian groff-base man-db systemd bash-completion python3"
+case $mode in
+  build) want="$build_pkgs" ;;
+  package) want="$build_pkgs $pkg_pkgs" ;;
+  *) want="$build_pkgs $test_pkgs $pkg_pkgs" ;;
+esac
 
 missing=""
 for p in $want; do
@@ -22,7 +30,7 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-[ "$mode" = build ] && exit 0
+case $mode in build | package) exit 0 ;; esac
 
 # NVIDIA non-free packages, unpacked under .deps/nvidia (never installed system-wide).
 nv="$top/.deps/nvidia"

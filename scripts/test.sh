@@ -3,7 +3,10 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer build (leak detection on);
 # then the threaded code's tests (meson suite 'threads': sampler, HTTP
 # server, run through the daemon, report's deadline worker) a third time in
-# a ThreadSanitizer build. Installs what it needs first (scripts/deps.sh
+# a ThreadSanitizer build. With the normal build it also checks the
+# packaging (scripts/test-package.sh: the .deb, lintian, the systemd unit,
+# meson install, man pages, completion, docs against --help), each check
+# counted in the summary. Installs what it needs first (scripts/deps.sh
 # test). Ends with the line "N passed, N failed" and exits non-zero when
 # anything failed. docs/testing.md says more.
 #   scripts/test.sh            all three builds
@@ -49,6 +52,17 @@ for b in $builds; do
   meson test -C "$dir" --print-errorlogs --timeout-multiplier 3 ${tests[@]+"${tests[@]}"} || status=1
   logs+=("$dir/meson-logs/testlog.json")
 done
+
+# Packaging (once, with the normal build): the .deb built in a copy of the
+# tree, lintian, systemd-analyze verify, meson install --destdir from the
+# plain build, man pages, completion, and docs against the program.
+if [ -f "$prefix-plain/build.ninja" ] && [[ " $builds " == *" plain "* ]]; then
+  echo "== package"
+  scripts/test-package.sh --build "$prefix-plain" --results "$prefix-package.result.json" || status=1
+  [ -s "$prefix-package.result.json" ] ||
+    echo '{"name": "package: scripts/test-package.sh ran", "result": "FAIL"}' > "$prefix-package.result.json"
+  logs+=("$prefix-package.result.json")
+fi
 
 # The README's first command builds a release (-O3) binary: warnings that only
 # the optimiser sees must fail here too, not on a user's machine.
