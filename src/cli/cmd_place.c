@@ -5,10 +5,12 @@
  * not (the reason is printed), 2 for a bad command line.
  *
  * When a daemon answers (--daemon URL / GPUWATCH_DAEMON / the default
- * http://127.0.0.1:9400; --local, --gpu, --ledger skip it) the plan is the
- * daemon's POST /api/v1/plan, which counts the daemon's reservations; nothing
- * listening falls back to this host with one stderr line (remote.h). The plan
- * output names the path ("via daemon URL" / "via local ledger PATH").
+ * GW_DAEMON_DEFAULT_URL = http://127.0.0.1:19400; --local, --gpu, --ledger
+ * skip it) the plan is the daemon's POST /api/v1/plan, which counts the
+ * daemon's reservations; nothing listening, or a server there that is not
+ * gpuwatch, falls back to this host with one stderr line saying which
+ * (remote.h). The plan output names the path ("via daemon URL" / "via local
+ * ledger PATH").
  */
 #include "cli/cli.h"
 #include "cli/host_cpu.h"

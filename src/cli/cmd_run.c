@@ -19,7 +19,8 @@
  * --dry-run prints the plan, the environment and the command, and stops.
  *
  * Where it reserves: through the daemon (`gpuwatch serve`, its placement API)
- * when one answers at --daemon URL / GPUWATCH_DAEMON / http://127.0.0.1:9400,
+ * when one answers at --daemon URL / GPUWATCH_DAEMON / GW_DAEMON_DEFAULT_URL
+ * (http://127.0.0.1:19400),
  * else in the local ledger (the daemon's ledger is the same kind of file, so
  * both paths see each other's reservations when they share it). Nothing
  * listening (connection refused) falls back to the local ledger with one line

@@ -17,7 +17,7 @@ static void serve_usage(FILE *out)
             "usage: gpuwatch serve [OPTIONS]\n"
             "\n"
             "Runs the daemon: samples every GPU in the background and serves the JSON API\n"
-            "and Prometheus /metrics over HTTP (default http://127.0.0.1:9400).\n"
+            "and Prometheus /metrics over HTTP (default http://" GW_DEFAULT_LISTEN ").\n"
             "SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the configuration.\n"
             "\n"
             "Options:\n"

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 const gw__config_key gw__serve_config_keys[] = {
-    {"listen", "127.0.0.1:9400",
+    {"listen", GW_DEFAULT_LISTEN,
      "HOST:PORT or [IPV6]:PORT to serve on. Beyond loopback a token is required."},
     {"token", "", "Bearer token for mutating endpoints (prefer token_file)."},
     {"token_file", "", "File whose first line is the bearer token."},

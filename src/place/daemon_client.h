@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_DAEMON_DEFAULT_URL "http://127.0.0.1:9400"
+#define GW_DAEMON_DEFAULT_URL "http://" GW_DEFAULT_LISTEN
 #define GW_DAEMON_MAX_BODY (1u << 20)
 #define GW_DAEMON_MAX_HEAD (16u << 10)
 

@@ -153,9 +153,9 @@ static void test_url(void **state)
     (void)state;
     gw_daemon_url u;
     gw_error err;
-    assert_int_equal(gw_daemon_url_parse("http://127.0.0.1:9400", &u, &err), GW_OK);
+    assert_int_equal(gw_daemon_url_parse("http://127.0.0.1:19400", &u, &err), GW_OK);
     assert_string_equal(u.host, "127.0.0.1");
-    assert_string_equal(u.port, "9400");
+    assert_string_equal(u.port, "19400");
     assert_int_equal(gw_daemon_url_parse("http://[::1]:80/", &u, &err), GW_OK);
     assert_string_equal(u.host, "::1");
     assert_string_equal(u.text, "http://[::1]:80");

@@ -471,7 +471,7 @@ static void test_config(void **state)
     (void)state;
     gw__serve_config c;
     gw__serve_config_default(&c);
-    assert_string_equal(c.http.listen, "127.0.0.1:9400");
+    assert_string_equal(c.http.listen, "127.0.0.1:19400");
     assert_int_equal(c.sampler.interval_ms, 1000);
     gw_error err;
     assert_int_equal(gw__serve_config_set(&c, "interval_ms", "250", &err), GW_OK);
@@ -509,7 +509,7 @@ static void test_config(void **state)
     unsetenv("GPUWATCH_DEADLINE_MS");
 
     gw__serve_config_default(&c);
-    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:9400", &err), GW_OK);
+    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:19400", &err), GW_OK);
     assert_int_equal(gw__serve_config_finish(&c, &err), GW_EINVAL); /* no token */
     assert_int_equal(gw__serve_config_set(&c, "token", "t", &err), GW_OK);
     assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
