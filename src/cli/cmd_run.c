@@ -90,76 +90,75 @@ typedef struct run_opts {
     int64_t lease_ns;
 } run_opts;
 
-/* Parses options before "--"; -1 usage error, 1 help, 0 ok. */
-static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *ro)
+enum { O_DRY_RUN = 1, O_QUIET, O_LOCAL, O_DAEMON, O_TOKEN, O_KEY, O_OWNER, O_LEASE };
+
+static const gw_opt run_opts_table[] = {
+    {"--dry-run", NULL, NULL, O_DRY_RUN},  {"--quiet", NULL, NULL, O_QUIET},
+    {"--local", NULL, NULL, O_LOCAL},      {"--daemon", NULL, "URL", O_DAEMON},
+    {"--token", NULL, "TOKEN", O_TOKEN},   {"--key", NULL, "KEY", O_KEY},
+    {"--owner", NULL, "NAME", O_OWNER},    {"--lease", NULL, "SECONDS", O_LEASE},
+    {NULL, NULL, NULL, 0},
+};
+
+/* Applies one of run's own options; GW_CLI_EXIT_USAGE after printing. */
+static int run_option(const gw_cli_parse *p, int id, run_opts *ro)
 {
-    for (int i = 1; i < argc;) {
-        int s = gw_cli_source_option(argc, argv, &i, &r->cfg);
+    const char *v = p->scan.value;
+    switch (id) {
+    case O_DRY_RUN: ro->dry_run = true; break;
+    case O_QUIET: ro->quiet = true; break;
+    case O_LOCAL: ro->local = true; break;
+    case O_DAEMON: ro->daemon = v; break;
+    case O_TOKEN: ro->token = v; break;
+    case O_KEY: ro->key = v; break;
+    case O_OWNER: ro->owner = v; break;
+    case O_LEASE: {
+        uint64_t sec;
+        gw_error why;
+        if (gw__parse_uint(v, 1, 10ull * 365 * 86400, &sec, &why) != GW_OK)
+            return gw_cli_bad_value(p, &why);
+        ro->lease_ns = (int64_t)sec * 1000000000;
+        break;
+    }
+    }
+    return 0;
+}
+
+/* Parses the options before "--"; returns 0 with *cmd_at the index of CMD
+ * (argc when none), or GW_CLI_EXIT_OK / GW_CLI_EXIT_USAGE (printed). */
+static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *ro, int *cmd_at)
+{
+    const gw_opt *const tables[] = {run_opts_table, gw_place_request_opts, gw_cli_source_opts,
+                                    NULL};
+    gw_cli_parse p;
+    gw_cli_parse_init(&p, "run", argc, argv, tables, run_usage);
+    p.scan.stop_at_dashdash = true;
+    for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
+        if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
+            return id;
+        if (id == GW_CLI_ARG) {
+            fprintf(stderr, "gpuwatch run: unexpected argument '%s': put the command after '--' "
+                            "(gpuwatch run --mem 8GiB -- CMD ...)\n", p.scan.value);
+            return GW_CLI_EXIT_USAGE;
+        }
+        if (id < O_LEASE + 1) {
+            if (run_option(&p, id, ro))
+                return GW_CLI_EXIT_USAGE;
+            continue;
+        }
+        int s = gw_cli_source_apply(&p, id, &r->cfg);
         if (s < 0)
-            return -1;
+            return s;
         if (s > 0)
             continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            run_usage(stdout);
-            return 1;
-        }
-        if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--quiet") == 0 ||
-            strcmp(a, "--local") == 0) {
-            if (a[2] == 'd')
-                ro->dry_run = true;
-            else if (a[2] == 'q')
-                ro->quiet = true;
-            else
-                ro->local = true;
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--daemon") == 0 || strcmp(a, "--token") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "gpuwatch run: option %s needs a value\n", a);
-                return -1;
-            }
-            if (a[2] == 'd')
-                ro->daemon = argv[i + 1];
-            else
-                ro->token = argv[i + 1];
-            i += 2;
-            continue;
-        }
-        if (strcmp(a, "--key") == 0 || strcmp(a, "--owner") == 0 || strcmp(a, "--lease") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "gpuwatch run: option %s needs a value\n", a);
-                return -1;
-            }
-            const char *v = argv[i + 1];
-            if (a[2] == 'k') {
-                ro->key = v;
-            } else if (a[2] == 'o') {
-                ro->owner = v;
-            } else {
-                uint64_t sec;
-                if (!gw__parse_u64(v, &sec) || sec == 0 || sec > 10ull * 365 * 86400) {
-                    fprintf(stderr, "gpuwatch run: bad value '%s' for --lease (seconds)\n", v);
-                    return -1;
-                }
-                ro->lease_ns = (int64_t)sec * 1000000000;
-            }
-            i += 2;
-            continue;
-        }
         gw_error err;
         gw_error_clear(&err);
-        s = gw_place_request_option(r, argc, argv, &i, &err);
-        if (s < 0) {
+        if (gw_place_request_apply(r, id, p.scan.value, &err) < 0) {
             fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            return -1;
-        }
-        if (s == 0) {
-            fprintf(stderr, "gpuwatch run: unknown option '%s' (see 'gpuwatch run --help')\n", a);
-            return -1;
+            return GW_CLI_EXIT_USAGE;
         }
     }
+    *cmd_at = p.scan.dashdash ? p.scan.i : argc;
     return 0;
 }
 
@@ -321,28 +320,23 @@ static int launch(char **cmd, char **env, size_t n_env, const holder *h, int64_t
 
 int gw_cmd_run(int argc, char **argv)
 {
-    int dash = -1;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--") == 0) {
-            dash = i;
-            break;
-        }
     gw_place_request r;
     gw_place_request_init(&r);
     run_opts ro = {0};
-    int s = parse_options(dash < 0 ? argc : dash, argv, &r, &ro);
+    int cmd_at = argc;
+    int s = parse_options(argc, argv, &r, &ro, &cmd_at);
     if (s)
-        return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
+        return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
     if (r.json && !ro.dry_run) {
         fprintf(stderr, "gpuwatch run: --json goes with --dry-run\n");
         return GW_EXIT_USAGE;
     }
-    if (dash < 0 || dash + 1 >= argc) {
+    if (cmd_at >= argc) {
         fprintf(stderr, "gpuwatch run: no command: put it after '--' (gpuwatch run --mem 8GiB -- CMD ...)\n");
         return GW_EXIT_USAGE;
     }
-    int cmd_argc = argc - dash - 1;
-    char **cmd_argv = argv + dash + 1;
+    int cmd_argc = argc - cmd_at;
+    char **cmd_argv = argv + cmd_at;
 
     gw_error err;
     gw_error_clear(&err);
