@@ -112,8 +112,8 @@ int gw__parse_size(const char *s, uint64_t *out, gw_error *err)
     }
     if (!digits)
         return gw__error_set(err, GW_EINVAL, "'%s' %s", s, grammar);
-    if (*q == ' ')
-        q++;
+    if (*q == ' ' && q[1] != '\0')
+        q++; /* "512 MiB": one space before a unit, none after the number alone */
     for (size_t i = 0; i < GW__ARRAY_LEN(units); i++) {
         if (strcasecmp(q, units[i].suffix) != 0)
             continue;
