@@ -116,17 +116,17 @@ int gw_cmd_place(int argc, char **argv)
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
     gw_place_remote d;
-    bool use_daemon = false, refused = false;
+    bool use_daemon = false;
+    char fallback[600];
     int rc = gw_place_remote_select(dopt.url, dopt.token, dopt.local, &r, &d, &use_daemon,
-                                    &refused, &err);
+                                    fallback, sizeof fallback, &err);
     if (rc) {
         fprintf(stderr, "gpuwatch place: %s (--local plans on this host)\n", err.message);
         gw_place_request_release(&r);
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
-    if (refused)
-        fprintf(stderr, "gpuwatch place: no daemon at %s (connection refused); using the local "
-                        "ledger\n", d.url.text);
+    if (fallback[0])
+        fprintf(stderr, "gpuwatch place: %s; using the local ledger\n", fallback);
     char via[1100];
     if (use_daemon) {
         snprintf(via, sizeof via, "daemon %s", d.url.text);

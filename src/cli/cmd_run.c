@@ -20,18 +20,26 @@
  *
  * Where it reserves: through the daemon (`gpuwatch serve`, its placement API)
  * when one answers at --daemon URL / GPUWATCH_DAEMON / GW_DAEMON_DEFAULT_URL
- * (http://127.0.0.1:19400),
- * else in the local ledger (the daemon's ledger is the same kind of file, so
- * both paths see each other's reservations when they share it). Nothing
- * listening (connection refused) falls back to the local ledger with one line
- * on stderr; a daemon that answers with an error (401, 400, 5xx) is reported
- * and run stops, as the local path does for the same failure. --local, --gpu
- * and --ledger keep run on the local ledger. Through the daemon the plan comes
- * back as JSON and is mapped onto this host's devices (remote.h), so the
- * environment and flags below are the same code for both paths. The daemon
- * has no route to hand a reservation to another pid, so there it stays owned
- * by run's own pid: if run is killed with SIGKILL the daemon releases it
- * while CMD may still run (the local path hands it to CMD's pid).
+ * (http://127.0.0.1:19400), else in the local ledger (the daemon's ledger is
+ * the same kind of file, so both paths see each other's reservations when
+ * they share it). Nothing listening (connection refused), or a server there
+ * that is not gpuwatch (remote.h: its /health lacks "service": "gpuwatch"),
+ * falls back to the local ledger with one line on stderr saying which; a
+ * gpuwatch daemon that answers with an error (401, 400, 5xx) or a server
+ * that does not answer in time is reported and run stops, as the local path
+ * does for the same failure. --local, --gpu and --ledger keep run on the
+ * local ledger. Through the daemon the plan comes back as JSON and is mapped
+ * onto this host's devices (remote.h), so the environment and flags below
+ * are the same code for both paths.
+ *
+ * Pid hand-over (step 3) is the same on both paths: the reservation is made
+ * with run's own pid as owner, and right after fork launch() hands it to
+ * CMD's pid (gw_ledger_set_pid locally; through the daemon POST
+ * /api/v1/reservations/{id}/renew {"pid": N}, gw_place_remote_set_pid). From
+ * then on the reservation lives exactly as long as CMD, even if run is
+ * SIGKILLed. Only if the hand-over fails (printed as a warning) does it stay
+ * owned by run's pid, and then a SIGKILLed run releases it while CMD may
+ * still run.
  */
 #include "cli/cli.h"
 #include "cli/host_cpu.h"
@@ -360,16 +368,16 @@ int gw_cmd_run(int argc, char **argv)
         snprintf(owner, sizeof owner, "gpuwatch run %s", cmd_argv[0]);
 
     gw_place_remote d;
-    bool use_daemon = false, refused = false;
-    if (gw_place_remote_select(ro.daemon, ro.token, ro.local, &r, &d, &use_daemon, &refused,
-                               &err) != GW_OK) {
+    bool use_daemon = false;
+    char fallback[600];
+    if (gw_place_remote_select(ro.daemon, ro.token, ro.local, &r, &d, &use_daemon, fallback,
+                               sizeof fallback, &err) != GW_OK) {
         fprintf(stderr, "gpuwatch run: %s (--local uses the local ledger)\n", err.message);
         rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
         goto out;
     }
-    if (refused)
-        fprintf(stderr, "gpuwatch run: no daemon at %s (connection refused); using the local "
-                        "ledger\n", d.url.text);
+    if (fallback[0])
+        fprintf(stderr, "gpuwatch run: %s; using the local ledger\n", fallback);
     if (use_daemon) {
         snprintf(via, sizeof via, "daemon %s", d.url.text);
     } else {
