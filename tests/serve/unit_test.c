@@ -466,6 +466,66 @@ static void test_find_device(void **state)
 
 /* ----------------------------------------------------------------- config */
 
+/* Prints c into path; returns the text (static buffer). */
+static const char *print_to(const gw__serve_config *c, const char *path)
+{
+    static char text[8192];
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    gw__serve_config_print(f, c);
+    fclose(f);
+    f = fopen(path, "r");
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+/* --print-config's output, loaded as a config file, never makes its token
+ * placeholder the token (issue 12: "token = (set)" became the token
+ * "(set)"), and prints the same again. */
+static void test_print_config_round_trip(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gw-serve-print-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    gw_error err;
+    gw__serve_config c, back;
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_set(&c, "token", "s3cret", &err), GW_OK);
+    assert_int_equal(gw__serve_config_set(&c, "interval_ms", "250", &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
+    char first[8192];
+    snprintf(first, sizeof first, "%s", print_to(&c, path));
+    assert_null(strstr(first, "s3cret"));
+    gw__serve_config_default(&back);
+    assert_int_equal(gw__serve_config_load_file(&back, path, &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&back, &err), GW_OK);
+    assert_string_equal(back.http.token, ""); /* not "(set)" */
+    assert_int_equal(back.sampler.interval_ms, 250);
+
+    /* from token_file: the same configuration, the same text again */
+    char tok[] = "/tmp/gw-serve-token-XXXXXX";
+    fd = mkstemp(tok);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cret\n", 7), 7);
+    close(fd);
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_set(&c, "token_file", tok, &err), GW_OK);
+    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:19400", &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
+    snprintf(first, sizeof first, "%s", print_to(&c, path));
+    gw__serve_config_default(&back);
+    assert_int_equal(gw__serve_config_load_file(&back, path, &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&back, &err), GW_OK);
+    assert_string_equal(back.http.token, "s3cret");
+    assert_string_equal(print_to(&back, path), first);
+    unlink(tok);
+    unlink(path);
+}
+
 static void test_config(void **state)
 {
     (void)state;
@@ -590,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_find_device),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_print_config_round_trip),
         cmocka_unit_test(test_sampler_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
