@@ -13,11 +13,13 @@
 #include "http/api.h"
 #include "http/config.h"
 #include "http/prom.h"
+#include "sampler/log.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GIB (1024ull * 1024 * 1024)
@@ -526,6 +528,43 @@ static void test_print_config_round_trip(void **state)
     unlink(path);
 }
 
+/* JOURNAL_STREAM counts only when it names the log fd itself (systemd's
+ * rule: compare st_dev:st_ino), never any value (issue 12). */
+static void test_journal_stream(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct stat st;
+    assert_int_equal(fstat(p[1], &st), 0);
+    char mine[64], other[64], bad[80];
+    snprintf(mine, sizeof mine, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    snprintf(other, sizeof other, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + 1);
+    assert_true(gw__log_journal_stream_is(mine, p[1]));
+    assert_false(gw__log_journal_stream_is(other, p[1]));
+    snprintf(bad, sizeof bad, "%s ", mine);
+    assert_false(gw__log_journal_stream_is(bad, p[1]));
+    snprintf(bad, sizeof bad, "-%s", mine);
+    assert_false(gw__log_journal_stream_is(bad, p[1]));
+    static const char *const junk[] = {"8:1234", "", ":", "1:", ":1", "x:y", "1:2:3", "nan:inf"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        assert_false(gw__log_journal_stream_is(junk[i], p[1]));
+    assert_false(gw__log_journal_stream_is(NULL, p[1]));
+    assert_false(gw__log_journal_stream_is(mine, 12345)); /* not open */
+    gw__log log;
+    setenv("JOURNAL_STREAM", "8:1234", 1);
+    gw__log_init(&log, p[1], GW__LOG_INFO);
+    assert_false(log.journal);
+    setenv("JOURNAL_STREAM", mine, 1);
+    gw__log_init(&log, p[1], GW__LOG_INFO);
+    assert_true(log.journal);
+    unsetenv("JOURNAL_STREAM");
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_config(void **state)
 {
     (void)state;
@@ -650,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_find_device),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_journal_stream),
         cmocka_unit_test(test_print_config_round_trip),
         cmocka_unit_test(test_sampler_lifecycle),
     };
