@@ -1,6 +1,9 @@
-/* options.c — the command line of every command (cli.h): the scan with
- * the common options (-h/--help, --list-options) and its messages, and the
- * source options shared by every command that reads the machine. */
+/* options.c — the command line of every command (cli.h).
+ *
+ * Owns: the scan of a command's option tables plus the common options
+ * (-h/--help, --list-options), the messages of a bad command line
+ * ("gpuwatch CMD: ..."), and the source options shared by every command
+ * that reads the machine. The grammar itself is core/parse.c. */
 #include "cli/cli.h"
 #include "core/util.h"
 

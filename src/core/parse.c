@@ -62,8 +62,8 @@ int gw__parse_decimal(const char *s, double lo, double hi, double *out, gw_error
     }
     if (*p == '.') {
         for (p++; is_digit(*p); p++, any = true) {
-            if (sig >= 18)
-                continue; /* beyond double's precision anyway */
+            if (sig >= 18 || scale >= 1000000000000000000ull)
+                continue; /* beyond double's precision anyway; scale stays in range */
             if (sig || *p != '0')
                 sig++;
             mant = mant * 10 + (uint64_t)(*p - '0');

@@ -5,6 +5,7 @@
  * head cap + body cap.
  */
 #include "place/daemon_client.h"
+#include "core/parse.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -55,8 +56,9 @@ int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err)
         if (out->host[i] == '/' || out->host[i] == '@' || out->host[i] == ' ')
             return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad host", text);
     uint64_t port;
-    if (!gw__parse_u64(colon + 1, &port) || port == 0 || port > 65535)
-        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad port", text);
+    gw_error why;
+    if (gw__parse_uint(colon + 1, 1, 65535, &port, &why) != GW_OK)
+        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad port: %s", text, why.message);
     snprintf(out->port, sizeof out->port, "%u", (unsigned)port);
     return GW_OK;
 }

@@ -67,6 +67,9 @@ static void decimal_refuses_garbage(void **state)
     assert_int_equal(gw__parse_decimal("3.", 0, 10, &v, &err), GW_OK);
     assert_true(v == 3);
     assert_int_equal(gw__parse_decimal("0.000000000000000000001", 0, 1, &v, &err), GW_OK);
+    assert_true(v >= 0 && v < 1e-17);
+    assert_int_equal(gw__parse_decimal("1.0000000000000000000000000000001", 0, 2, &v, &err), GW_OK);
+    assert_true(v == 1);
 }
 
 static void size_grammar(void **state)

@@ -161,7 +161,9 @@ static void test_url(void **state)
     assert_string_equal(u.text, "http://[::1]:80");
     static const char *const bad[] = {"https://127.0.0.1:1", "http://127.0.0.1", "http://:80",
                                       "http://h:0", "http://h:65536", "http://h:80/x",
-                                      "http://u@h:80", "127.0.0.1:80", "http://[::1:80"};
+                                      "http://u@h:80", "127.0.0.1:80", "http://[::1:80",
+                                      "http://h: 80", "http://h:80 ", "http://h:+80",
+                                      "http://h:-1", "http://h:0x50"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         gw_error_clear(&err);
         if (gw_daemon_url_parse(bad[i], &u, &err) != GW_EINVAL)
