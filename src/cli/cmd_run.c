@@ -149,7 +149,7 @@ static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *r
                             "(gpuwatch run --mem 8GiB -- CMD ...)\n", p.scan.value);
             return GW_CLI_EXIT_USAGE;
         }
-        if (id < O_LEASE + 1) {
+        if (id <= O_LEASE) { /* run's own */
             if (run_option(&p, id, ro))
                 return GW_CLI_EXIT_USAGE;
             continue;

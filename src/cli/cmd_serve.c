@@ -71,7 +71,8 @@ static void free_overrides(overrides *o)
 enum { O_CONFIG = 1, O_SET, O_PRINT_CONFIG, O_SHORTHAND };
 
 /* Every flag but --config / --set / --print-config is a shorthand for a
- * key; its id is O_SHORTHAND + its index in this table. */
+ * key; its id is O_SHORTHAND + its index in this table. A shorthand without
+ * a value (value NULL) sets its boolean key to true ("--read-only"). */
 static const struct {
     const char *flag, *value, *key;
 } shorthand[] = {
@@ -134,7 +135,7 @@ static int parse_options(int argc, char **argv, overrides *o, gw__serve_options 
                 return GW_CLI_EXIT_USAGE;
             }
             o->n++;
-        } else if (add(o, shorthand[id - O_SHORTHAND].key, v) < 0) {
+        } else if (add(o, shorthand[id - O_SHORTHAND].key, v ? v : "true") < 0) {
             return GW_CLI_EXIT_USAGE;
         }
     }
