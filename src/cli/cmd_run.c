@@ -326,6 +326,90 @@ static int launch(char **cmd, char **env, size_t n_env, const holder *h, int64_t
     return GW_EXIT_ERROR;
 }
 
+/* Plans (--dry-run) or plans and reserves, through the daemon d (not NULL)
+ * or the local ledger (opened into *l; the caller closes it). Fills plan and
+ * res (its id; the local ledger's whole row). Returns GW_EXIT_OK, or an exit
+ * code after printing why. */
+static int plan_and_hold(gw_place_request *r, const run_opts *ro, const gw_place_remote *d,
+                         const char *owner, const char *note, const char *via, gw_plan *plan,
+                         gw_reservation *res, gw_ledger **l)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    if (d && ro->dry_run) {
+        if (gw_place_remote_plan(d, r, plan, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+    } else if (d) {
+        gw_reserve_req req = {.key = ro->key, .owner = owner, .pid = (uint32_t)getpid(),
+                              .lease_ns = ro->lease_ns, .note = note};
+        bool replayed = false;
+        if (gw_place_remote_reserve(d, r, &req, plan, &res->id, &replayed, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+        if (replayed) {
+            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (%s)\n",
+                    (long long)res->id, ro->key ? ro->key : "", via);
+            return GW_EXIT_ERROR;
+        }
+    } else if (ro->dry_run) {
+        if (gw_place_request_pending(r, &err) != GW_OK ||
+            gw_place(r->devs, r->n_devs, &r->need, &r->opts, plan, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return GW_EXIT_ERROR;
+        }
+    } else {
+        const char *path = gw_place_request_ledger(r);
+        if (!path) {
+            fprintf(stderr, "gpuwatch run: no ledger to reserve in (set --ledger PATH or "
+                            "GPUWATCH_LEDGER; --no-ledger works only with --dry-run)\n");
+            return GW_EXIT_USAGE;
+        }
+        gw_ledger_opts lo;
+        gw_ledger_opts_init(&lo);
+        lo.path = path;
+        lo.proc_root = r->cfg.proc_root;
+        if (gw_ledger_open(l, &lo, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return GW_EXIT_ERROR;
+        }
+        gw_reserve_req req = {.key = ro->key, .owner = owner, .pid = (uint32_t)getpid(),
+                              .lease_ns = ro->lease_ns, .note = note};
+        bool existed = false;
+        if (gw_ledger_reserve(*l, r->devs, r->n_devs, r->seen, r->n_seen, &r->need, &r->opts, &req,
+                              plan, res, &existed, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+        if (existed) {
+            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (by pid %u)\n",
+                    (long long)res->id, res->key, res->pid);
+            return GW_EXIT_ERROR;
+        }
+    }
+    return GW_EXIT_OK;
+}
+
+/* --dry-run's output: the plan, via, environment and command (or JSON). */
+static void print_dry(const gw_plan *plan, const gw_place_request *r, char **env, size_t n_env,
+                      char **cmd, const char *via)
+{
+    if (r->json) {
+        print_dry_json(plan, r, env, n_env, cmd, via);
+        return;
+    }
+    gw_place_print_plan(stdout, plan, r->devs, r->model_note);
+    printf("  via %s\n", via);
+    for (size_t i = 0; i < n_env; i++)
+        printf("  env %s\n", env[i]);
+    printf("  command:");
+    for (size_t i = 0; cmd[i]; i++)
+        printf(" %s", cmd[i]);
+    printf("\n");
+}
+
 int gw_cmd_run(int argc, char **argv)
 {
     gw_place_request r;
@@ -385,67 +469,9 @@ int gw_cmd_run(int argc, char **argv)
         snprintf(via, sizeof via, "local ledger %s", lp ? lp : "(none)");
     }
 
-    if (use_daemon && ro.dry_run) {
-        if (gw_place_remote_plan(&d, &r, &plan, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-            goto out;
-        }
-    } else if (use_daemon) {
-        gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
-                              .lease_ns = ro.lease_ns, .note = note};
-        bool replayed = false;
-        if (gw_place_remote_reserve(&d, &r, &req, &plan, &res.id, &replayed, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-            goto out;
-        }
-        if (replayed) {
-            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (%s)\n",
-                    (long long)res.id, ro.key ? ro.key : "", via);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-    } else if (ro.dry_run) {
-        if (gw_place_request_pending(&r, &err) != GW_OK ||
-            gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-    } else {
-        const char *path = gw_place_request_ledger(&r);
-        if (!path) {
-            fprintf(stderr, "gpuwatch run: no ledger to reserve in (set --ledger PATH or "
-                            "GPUWATCH_LEDGER; --no-ledger works only with --dry-run)\n");
-            rc = GW_EXIT_USAGE;
-            goto out;
-        }
-        gw_ledger_opts lo;
-        gw_ledger_opts_init(&lo);
-        lo.path = path;
-        lo.proc_root = r.cfg.proc_root;
-        if (gw_ledger_open(&l, &lo, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-        gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
-                              .lease_ns = ro.lease_ns, .note = note};
-        bool existed = false;
-        if (gw_ledger_reserve(l, r.devs, r.n_devs, r.seen, r.n_seen, &r.need, &r.opts, &req, &plan,
-                              &res, &existed, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-            goto out;
-        }
-        if (existed) {
-            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (by pid %u)\n",
-                    (long long)res.id, res.key, res.pid);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-    }
+    rc = plan_and_hold(&r, &ro, use_daemon ? &d : NULL, owner, note, via, &plan, &res, &l);
+    if (rc != GW_EXIT_OK)
+        goto out;
     if (!plan.fits) {
         if (ro.dry_run && r.json)
             print_dry_json(&plan, &r, NULL, 0, NULL, via);
@@ -462,18 +488,7 @@ int gw_cmd_run(int argc, char **argv)
         goto out;
     }
     if (ro.dry_run) {
-        if (r.json) {
-            print_dry_json(&plan, &r, env, n_env, cmd, via);
-        } else {
-            gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
-            printf("  via %s\n", via);
-            for (size_t i = 0; i < n_env; i++)
-                printf("  env %s\n", env[i]);
-            printf("  command:");
-            for (size_t i = 0; cmd[i]; i++)
-                printf(" %s", cmd[i]);
-            printf("\n");
-        }
+        print_dry(&plan, &r, env, n_env, cmd, via);
         goto out;
     }
     if (!ro.quiet) {
