@@ -29,6 +29,17 @@ extern "C" {
 #define GW_VERSION_STRING "0.1.0"
 #define GW_API __attribute__((visibility("default")))
 
+/* The daemon's TCP port by default: `gpuwatch serve` listens on it and
+ * `place` / `run` look for a daemon there. 19400 is outside Prometheus's
+ * default-port allocation list (9100-9999, every number an exporter's; 9400
+ * is dcgm-exporter's), below Linux's ephemeral range (32768+) and not in
+ * /etc/services. The only place the number is written in the code. */
+#define GW_DEFAULT_PORT 19400
+#define GW__STR_(x) #x
+#define GW__STR(x) GW__STR_(x)
+#define GW_DEFAULT_PORT_STR GW__STR(GW_DEFAULT_PORT)      /* "19400" */
+#define GW_DEFAULT_LISTEN "127.0.0.1:" GW_DEFAULT_PORT_STR /* serve's listen */
+
 /* ---------------------------------------------------------------- errors */
 
 /* Error codes. Only ever append: the numbers are part of the ABI and of the

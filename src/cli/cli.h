@@ -5,6 +5,7 @@
 #define GW_CLI_CLI_H
 
 #include "gpuwatch.h"
+#include "core/parse.h"
 
 #include <stdio.h>
 
@@ -23,11 +24,59 @@ typedef struct gw_cli_command {
     int (*run)(int argc, char **argv);
 } gw_cli_command;
 
-/* Options of every command that reads the machine. If argv[*i] (with its
- * value at argv[*i + 1] when it takes one) is one of them, stores it in cfg,
- * advances *i past it and returns 1; returns 0 when it is not one of them and
- * -1 (after printing the problem to stderr) when its value is missing. */
-int gw_cli_source_option(int argc, char **argv, int *i, gw_config *cfg);
+/* ------------------------------------------------------------- options
+ *
+ * Every command parses argv with one scanner (core/parse.h) over its own
+ * table(s) of options plus the common ones (-h/--help, --list-options), so
+ * `--opt=value` and `--opt value` are the same everywhere and a command's
+ * table is the single list of what it accepts. Option ids: a command's own
+ * from 1, the source options from GW_CLI_ID_SOURCE, the placement request's
+ * from GW_PLACE_OPT_BASE (place/request.h).
+ *
+ * --list-options (not in the help texts) prints the table, one option a
+ * line: "NAME<TAB>ALIAS<TAB>VALUE" ("-" for none); the tests derive the
+ * options of every command from it, and so can shell completion.
+ */
+enum { GW_CLI_ID_SOURCE = 1000, GW_CLI_ID_HELP = 9000, GW_CLI_ID_LIST };
+
+/* What gw_cli_next returns besides an option id (> 0). */
+enum {
+    GW_CLI_DONE = GW_OPT_END,      /* no more arguments ("--" for run: p->scan.i after it) */
+    GW_CLI_ARG = GW_OPT_POSITIONAL, /* p->scan.value is a positional argument */
+    GW_CLI_EXIT_OK = -100,         /* --help / --list-options printed: exit 0 */
+    GW_CLI_EXIT_USAGE = -101,      /* a bad command line, already printed: exit 2 */
+};
+
+#define GW_CLI_MAX_TABLES 6
+
+/* A command's scan. Borrowed: argv, the tables; owns nothing. */
+typedef struct gw_cli_parse {
+    gw_opt_scan scan;
+    const char *cmd;           /* "serve", for messages */
+    void (*usage)(FILE *out);  /* the command's --help text */
+    const gw_opt *tables[GW_CLI_MAX_TABLES + 2];
+} gw_cli_parse;
+
+/* Prepares the scan of argv[1..argc) over tables (NULL-terminated, at most
+ * GW_CLI_MAX_TABLES) and the common options. */
+void gw_cli_parse_init(gw_cli_parse *p, const char *cmd, int argc, char **argv,
+                       const gw_opt *const *tables, void (*usage)(FILE *));
+
+/* The next option's id, GW_CLI_ARG, GW_CLI_DONE, or GW_CLI_EXIT_OK /
+ * GW_CLI_EXIT_USAGE after printing (help, the table, or the problem). */
+int gw_cli_next(gw_cli_parse *p);
+
+/* Prints "gpuwatch CMD: --opt: REASON" for the current option's value
+ * (why->message from a core/parse.h parser) and returns GW_CLI_EXIT_USAGE. */
+int gw_cli_bad_value(const gw_cli_parse *p, const gw_error *why);
+
+/* Options of every command that reads the machine (--sources, --nvml-library,
+ * --proc-root, --sys-root, --call-timeout, --no-processes). */
+extern const gw_opt gw_cli_source_opts[];
+
+/* Applies source option id (with p's current value) to cfg: 1 done, 0 when
+ * id is not a source option, GW_CLI_EXIT_USAGE after printing a bad value. */
+int gw_cli_source_apply(const gw_cli_parse *p, int id, gw_config *cfg);
 
 /* The usage lines of those options, for --help texts. */
 extern const char gw_cli_source_options_help[];

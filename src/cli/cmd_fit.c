@@ -68,48 +68,6 @@ static void fit_usage(FILE *out)
             gw_cli_source_options_help);
 }
 
-/* "24GiB", "8000MiB", "24G", "1.5GB", plain bytes. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return false;
-    double mul = 1;
-    if (*end == '\0' || strcasecmp(end, "b") == 0)
-        mul = 1;
-    else if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0)
-        mul = 1024.0;
-    else if (strcasecmp(end, "kb") == 0)
-        mul = 1e3;
-    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0)
-        mul = 1024.0 * 1024;
-    else if (strcasecmp(end, "mb") == 0)
-        mul = 1e6;
-    else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0)
-        mul = 1024.0 * 1024 * 1024;
-    else if (strcasecmp(end, "gb") == 0)
-        mul = 1e9;
-    else if (strcasecmp(end, "t") == 0 || strcasecmp(end, "tib") == 0)
-        mul = 1024.0 * 1024 * 1024 * 1024;
-    else
-        return false;
-    double b = v * mul;
-    if (b >= 1.8e19)
-        return false;
-    *out = (uint64_t)b;
-    return true;
-}
-
-static bool parse_u32(const char *s, uint32_t *out)
-{
-    uint64_t v;
-    if (!gw__parse_u64(s, &v) || v > UINT32_MAX)
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 static bool parse_cache_type(const char *s, uint32_t *out)
 {
     static const char *ok[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"};
@@ -284,216 +242,323 @@ static int live_gpus(const gw_config *cfg, gw_est_params *p)
     return (int)p->n_devices;
 }
 
-/* `gpuwatch fit`: argv[0] is "fit". Returns an exit code (GW_EXIT_*);
- * prints to stdout/stderr only; owns nothing after it returns. */
-int gw_cmd_fit(int argc, char **argv)
-{
-    gw_est_params p;
-    gw_est_params_init(&p);
-    gw_config cfg;
-    gw_config_init(&cfg);
-    const char *model = NULL, *mmproj = NULL;
-    bool json = false, pretty = false, cpu = false, gpus_given = false, ts_given = false;
-    for (int i = 1; i < argc;) {
-        const char *a = argv[i];
-        int src = gw_cli_source_option(argc, argv, &i, &cfg);
-        if (src < 0)
-            return GW_EXIT_USAGE;
-        if (src > 0)
-            continue;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fit_usage(stdout);
-            return GW_EXIT_OK;
-        }
-#define FLAG(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
-        if (FLAG("--json", "--json")) {
-            json = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--pretty", "--pretty")) {
-            json = pretty = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--cpu", "--cpu")) {
-            cpu = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--kv-unified", "-kvu")) {
-            p.kv_unified = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--swa-full", "--swa-full")) {
-            p.swa_full = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--no-op-offload", "--no-op-offload")) {
-            p.no_op_offload = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--no-host", "--no-host")) {
-            p.no_host = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--no-mmproj-offload", "--no-mmproj-offload")) {
-            p.no_mmproj_offload = true;
-            i++;
-            continue;
-        }
-        if (FLAG("--embeddings", "--embedding")) {
-            p.embeddings = true;
-            i++;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (model) {
-                fprintf(stderr, "gpuwatch: fit: one model only ('%s' and '%s')\n", model, a);
-                return GW_EXIT_USAGE;
-            }
-            model = a;
-            i++;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "gpuwatch: fit: option %s needs a value (or is unknown; see --help)\n",
-                    a);
-            return GW_EXIT_USAGE;
-        }
-        const char *v = argv[i + 1];
-        bool ok = true;
-        if (FLAG("-c", "--ctx-size"))
-            ok = parse_u32(v, &p.n_ctx);
-        else if (FLAG("-b", "--batch-size"))
-            ok = parse_u32(v, &p.n_batch) && p.n_batch > 0;
-        else if (FLAG("-ub", "--ubatch-size"))
-            ok = parse_u32(v, &p.n_ubatch) && p.n_ubatch > 0;
-        else if (FLAG("-np", "--parallel"))
-            ok = parse_u32(v, &p.n_seq) && p.n_seq > 0;
-        else if (FLAG("-ctk", "--cache-type-k"))
-            ok = parse_cache_type(v, &p.type_k);
-        else if (FLAG("-ctv", "--cache-type-v"))
-            ok = parse_cache_type(v, &p.type_v);
-        else if (FLAG("-fa", "--flash-attn")) {
-            if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
-                p.flash_attn = GW_EST_FA_ON;
-            else if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
-                p.flash_attn = GW_EST_FA_OFF;
-            else if (strcmp(v, "auto") == 0)
-                p.flash_attn = GW_EST_FA_AUTO;
-            else
-                ok = false;
-        } else if (FLAG("-ngl", "--n-gpu-layers") || FLAG("--gpu-layers", "--gpu-layers")) {
-            uint32_t n = 0;
-            ok = parse_u32(v, &n) || strcmp(v, "all") == 0 || strcmp(v, "auto") == 0;
-            p.n_gpu_layers = (strcmp(v, "all") == 0 || strcmp(v, "auto") == 0) ? -1
-                             : n > 100000                                       ? -1
-                                                                                : (int32_t)n;
-        } else if (FLAG("-ts", "--tensor-split")) {
-            char buf[256];
-            gw__strlcpy(buf, v, sizeof buf);
-            uint32_t k = 0;
-            for (char *save = NULL, *tok = strtok_r(buf, ",/", &save); tok && ok;
-                 tok = strtok_r(NULL, ",/", &save)) {
-                char *end;
-                double d = strtod(tok, &end);
-                if (*end || d < 0 || k >= GW_EST_MAX_DEVICES)
-                    ok = false;
-                else
-                    p.tensor_split[k++] = d;
-            }
-            ts_given = true;
-        } else if (FLAG("-sm", "--split-mode")) {
-            if (strcmp(v, "none") == 0)
-                p.split_mode = GW_EST_SPLIT_NONE;
-            else if (strcmp(v, "layer") == 0)
-                p.split_mode = GW_EST_SPLIT_LAYER;
-            else if (strcmp(v, "row") == 0)
-                p.split_mode = GW_EST_SPLIT_ROW;
-            else
-                ok = false;
-        } else if (FLAG("-mg", "--main-gpu"))
-            ok = parse_u32(v, &p.main_gpu);
-        else if (FLAG("--mmproj", "-mm"))
-            mmproj = v;
-        else if (FLAG("--host-cpu", "--host-cpu")) {
-            gw_error perr;
-            if (gw_est_cpu_variant_parse(v, &p.host_cpu, &perr) != GW_OK) {
-                fprintf(stderr, "gpuwatch: fit: --host-cpu: %s\n", perr.message);
-                return GW_EXIT_USAGE;
-            }
-        }
-        else if (FLAG("--gpu", "--gpu")) {
-            if (p.n_devices >= GW_EST_MAX_DEVICES)
-                ok = false;
-            else
-                ok = parse_size(v, &p.device_free[p.n_devices++]);
-            gpus_given = true;
-        } else if (FLAG("--overhead", "--overhead"))
-            ok = parse_size(v, &p.overhead);
-        else if (FLAG("--margin", "--margin"))
-            ok = parse_size(v, &p.margin);
-        else {
-            fprintf(stderr, "gpuwatch: fit: unknown option '%s' (see 'gpuwatch fit --help')\n", a);
-            return GW_EXIT_USAGE;
-        }
-#undef FLAG
-        if (!ok) {
-            fprintf(stderr, "gpuwatch: fit: bad value '%s' for %s\n", v, a);
-            return GW_EXIT_USAGE;
-        }
-        i += 2;
-    }
-    (void)ts_given;
-    if (!model) {
-        fprintf(stderr, "gpuwatch: fit: which model? (usage: gpuwatch fit MODEL.gguf)\n");
-        return GW_EXIT_USAGE;
-    }
-    if (cpu) {
-        p.n_devices = 0;
-    } else if (!gpus_given) {
-        if (live_gpus(&cfg, &p) < 0)
-            return GW_EXIT_ERROR;
-    }
+/* ------------------------------------------------------------ options */
 
+/* What the command line asked for. Strings borrowed from argv. */
+typedef struct fit_args {
+    gw_est_params p;
+    gw_config cfg;
+    const char *model, *mmproj;
+    bool json, pretty, cpu, gpus_given;
+} fit_args;
+
+enum {
+    F_CTX = 1, F_BATCH, F_UBATCH, F_PARALLEL, F_KV_UNIFIED, F_SWA_FULL, F_CTK, F_CTV, F_FA,
+    F_NGL, F_TS, F_SM, F_MG, F_MMPROJ, F_NO_MMPROJ_OFFLOAD, F_EMBEDDINGS, F_NO_OP_OFFLOAD,
+    F_NO_HOST, F_HOST_CPU, F_GPU, F_CPU, F_OVERHEAD, F_MARGIN, F_JSON, F_PRETTY
+};
+
+/* llama.cpp's spellings: the long name, its short alias. */
+static const gw_opt fit_opts[] = {
+    {"--ctx-size", "-c", "N", F_CTX},
+    {"--batch-size", "-b", "N", F_BATCH},
+    {"--ubatch-size", "-ub", "N", F_UBATCH},
+    {"--parallel", "-np", "N", F_PARALLEL},
+    {"--kv-unified", "-kvu", NULL, F_KV_UNIFIED},
+    {"--swa-full", NULL, NULL, F_SWA_FULL},
+    {"--cache-type-k", "-ctk", "T", F_CTK},
+    {"--cache-type-v", "-ctv", "T", F_CTV},
+    {"--flash-attn", "-fa", "on|off|auto", F_FA},
+    {"--n-gpu-layers", "-ngl", "N", F_NGL},
+    {"--gpu-layers", NULL, "N", F_NGL},
+    {"--tensor-split", "-ts", "A,B", F_TS},
+    {"--split-mode", "-sm", "none|layer|row", F_SM},
+    {"--main-gpu", "-mg", "N", F_MG},
+    {"--mmproj", "-mm", "FILE", F_MMPROJ},
+    {"--no-mmproj-offload", NULL, NULL, F_NO_MMPROJ_OFFLOAD},
+    {"--embeddings", "--embedding", NULL, F_EMBEDDINGS},
+    {"--no-op-offload", NULL, NULL, F_NO_OP_OFFLOAD},
+    {"--no-host", NULL, NULL, F_NO_HOST},
+    {"--host-cpu", NULL, "VARIANT", F_HOST_CPU},
+    {"--gpu", NULL, "SIZE", F_GPU},
+    {"--cpu", NULL, NULL, F_CPU},
+    {"--overhead", NULL, "SIZE", F_OVERHEAD},
+    {"--margin", NULL, "SIZE", F_MARGIN},
+    {"--json", NULL, NULL, F_JSON},
+    {"--pretty", NULL, NULL, F_PRETTY},
+    {NULL, NULL, NULL, 0},
+};
+
+static int u32_value(const char *v, uint32_t lo, uint32_t *out, gw_error *why)
+{
+    uint64_t x;
+    int rc = gw__parse_uint(v, lo, UINT32_MAX, &x, why);
+    if (rc == GW_OK)
+        *out = (uint32_t)x;
+    return rc;
+}
+
+/* -ts 3,1 or 3/1: non-negative proportions, one per device. */
+static int tensor_split_value(const char *v, gw_est_params *p, gw_error *why)
+{
+    char buf[256];
+    if (strlen(v) >= sizeof buf)
+        return gw__error_set(why, GW_EINVAL, "'%.40s...' is too long", v);
+    gw__strlcpy(buf, v, sizeof buf);
+    uint32_t k = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",/", &save); tok;
+         tok = strtok_r(NULL, ",/", &save)) {
+        if (k >= GW_EST_MAX_DEVICES)
+            return gw__error_set(why, GW_EINVAL, "more than %d proportions", GW_EST_MAX_DEVICES);
+        int rc = gw__parse_decimal(tok, 0, 1e12, &p->tensor_split[k++], why);
+        if (rc)
+            return rc;
+    }
+    return GW_OK;
+}
+
+/* One of the words in names (NULL-terminated) into *out (its index). */
+static int word_value(const char *v, const char *const *names, const char *say, int *out,
+                      gw_error *why)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return GW_OK;
+        }
+    return gw__error_set(why, GW_EINVAL, "'%s' is not %s", v, say);
+}
+
+/* Applies a valued option of fit_opts; GW_EINVAL with why saying what. */
+static int fit_value(fit_args *a, int id, const char *v, gw_error *why)
+{
+    gw_est_params *p = &a->p;
+    static const char *const fa[] = {"on", "1", "off", "0", "auto", NULL};
+    static const char *const sm[] = {"none", "layer", "row", NULL};
+    int w = 0, rc = GW_OK;
+    switch (id) {
+    case F_CTX: return u32_value(v, 0, &p->n_ctx, why);
+    case F_BATCH: return u32_value(v, 1, &p->n_batch, why);
+    case F_UBATCH: return u32_value(v, 1, &p->n_ubatch, why);
+    case F_PARALLEL: return u32_value(v, 1, &p->n_seq, why);
+    case F_MG: return u32_value(v, 0, &p->main_gpu, why);
+    case F_CTK:
+    case F_CTV:
+        if (!parse_cache_type(v, id == F_CTK ? &p->type_k : &p->type_v))
+            return gw__error_set(why, GW_EINVAL, "'%s' is not a KV cache type", v);
+        return GW_OK;
+    case F_FA:
+        rc = word_value(v, fa, "on, off or auto", &w, why);
+        p->flash_attn = w < 2 ? GW_EST_FA_ON : w < 4 ? GW_EST_FA_OFF : GW_EST_FA_AUTO;
+        return rc;
+    case F_SM:
+        rc = word_value(v, sm, "none, layer or row", &w, why);
+        p->split_mode = w == 0 ? GW_EST_SPLIT_NONE : w == 1 ? GW_EST_SPLIT_LAYER : GW_EST_SPLIT_ROW;
+        return rc;
+    case F_NGL: {
+        uint32_t n = 0;
+        if (strcmp(v, "all") == 0 || strcmp(v, "auto") == 0)
+            n = UINT32_MAX;
+        else if ((rc = u32_value(v, 0, &n, why)) != GW_OK)
+            return rc;
+        p->n_gpu_layers = n > 100000 ? -1 : (int32_t)n;
+        return GW_OK;
+    }
+    case F_TS: return tensor_split_value(v, p, why);
+    case F_MMPROJ: a->mmproj = v; return GW_OK;
+    case F_HOST_CPU: return gw_est_cpu_variant_parse(v, &p->host_cpu, why);
+    case F_GPU:
+        a->gpus_given = true;
+        if (p->n_devices >= GW_EST_MAX_DEVICES)
+            return gw__error_set(why, GW_EINVAL, "at most %d GPUs", GW_EST_MAX_DEVICES);
+        return gw__parse_size(v, &p->device_free[p->n_devices++], why);
+    case F_OVERHEAD: return gw__parse_size(v, &p->overhead, why);
+    case F_MARGIN: return gw__parse_size(v, &p->margin, why);
+    }
+    return GW_OK;
+}
+
+/* Applies a flag of fit_opts. */
+static void fit_flag(fit_args *a, int id)
+{
+    switch (id) {
+    case F_KV_UNIFIED: a->p.kv_unified = true; break;
+    case F_SWA_FULL: a->p.swa_full = true; break;
+    case F_NO_MMPROJ_OFFLOAD: a->p.no_mmproj_offload = true; break;
+    case F_EMBEDDINGS: a->p.embeddings = true; break;
+    case F_NO_OP_OFFLOAD: a->p.no_op_offload = true; break;
+    case F_NO_HOST: a->p.no_host = true; break;
+    case F_CPU: a->cpu = true; break;
+    case F_JSON: a->json = true; break;
+    case F_PRETTY: a->json = a->pretty = true; break;
+    }
+}
+
+/* Parses argv into a; 0, or GW_CLI_EXIT_OK / GW_CLI_EXIT_USAGE (printed). */
+static int parse_fit_options(int argc, char **argv, fit_args *a)
+{
+    const gw_opt *const tables[] = {fit_opts, gw_cli_source_opts, NULL};
+    gw_cli_parse cp;
+    gw_cli_parse_init(&cp, "fit", argc, argv, tables, fit_usage);
+    for (int id; (id = gw_cli_next(&cp)) != GW_CLI_DONE;) {
+        if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
+            return id;
+        if (id == GW_CLI_ARG) {
+            if (a->model) {
+                fprintf(stderr, "gpuwatch fit: one model only ('%s' and '%s')\n", a->model,
+                        cp.scan.value);
+                return GW_CLI_EXIT_USAGE;
+            }
+            a->model = cp.scan.value;
+            continue;
+        }
+        int s = gw_cli_source_apply(&cp, id, &a->cfg);
+        if (s < 0)
+            return s;
+        if (s > 0)
+            continue;
+        if (!cp.scan.opt->value) {
+            fit_flag(a, id);
+            continue;
+        }
+        gw_error why;
+        gw_error_clear(&why);
+        if (fit_value(a, id, cp.scan.value, &why) != GW_OK)
+            return gw_cli_bad_value(&cp, &why);
+    }
+    if (!a->model) {
+        fprintf(stderr, "gpuwatch fit: which model? (usage: gpuwatch fit MODEL.gguf)\n");
+        return GW_CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- inputs */
+
+/* Reads the model and, with --mmproj, the projector into *mp (p->mmproj
+ * then points at mp: keep mp alive while p is used). On failure prints and
+ * returns GW_EXIT_ERROR with nothing held. */
+static int load_model(fit_args *a, gw_est_mmproj *mp, gw_est_model **out)
+{
     gw_error err;
     gw_error_clear(&err);
     gw_gguf *g = NULL;
-    if (gw_gguf_open(&g, model, &err) != GW_OK) {
+    if (gw_gguf_open(&g, a->model, &err) != GW_OK) {
         fprintf(stderr, "gpuwatch: fit: %s\n", err.message);
         return GW_EXIT_ERROR;
     }
     gw_est_model *m = NULL;
-    if (gw_est_model_read(g, &m, &err) != GW_OK) {
-        fprintf(stderr, "gpuwatch: fit: %s: %s\n", model, err.message);
-        gw_gguf_close(g);
+    int rc = gw_est_model_read(g, &m, &err);
+    gw_gguf_close(g);
+    if (rc != GW_OK) {
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", a->model, err.message);
         return GW_EXIT_ERROR;
     }
-    gw_gguf_close(g);
-    gw_est_mmproj mp; /* borrowed by p.mmproj until we return */
-    memset(&mp, 0, sizeof mp);
-    if (mmproj) {
+    memset(mp, 0, sizeof *mp);
+    if (a->mmproj) {
         gw_gguf *pg = NULL;
-        if (gw_gguf_open(&pg, mmproj, &err) != GW_OK) {
+        if (gw_gguf_open(&pg, a->mmproj, &err) != GW_OK) {
             fprintf(stderr, "gpuwatch: fit: --mmproj: %s\n", err.message);
             gw_est_model_free(m);
             return GW_EXIT_ERROR;
         }
-        int mrc = gw_est_mmproj_read(pg, &mp, &err);
+        int mrc = gw_est_mmproj_read(pg, mp, &err);
         gw_gguf_close(pg);
         if (mrc != GW_OK) {
-            fprintf(stderr, "gpuwatch: fit: --mmproj %s: %s\n", mmproj, err.message);
+            fprintf(stderr, "gpuwatch: fit: --mmproj %s: %s\n", a->mmproj, err.message);
             gw_est_model_free(m);
             return GW_EXIT_ERROR;
         }
-        p.mmproj_bytes = mp.weight_bytes;
-        p.mmproj = &mp;
+        a->p.mmproj_bytes = mp->weight_bytes;
+        a->p.mmproj = mp;
     }
+    *out = m;
+    return GW_EXIT_OK;
+}
+
+/* ------------------------------------------------------------- output */
+
+static void fit_json(const fit_args *a, const gw_est_model *m, const gw_est_mmproj *mp,
+                     const gw_est_result *asked, const gw_est_plan *plan, gw_strbuf *sb)
+{
+    const gw_est_params *p = &a->p;
+    gw_json j;
+    gw__json_init(&j, sb, a->pretty);
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "schema");
+    gw__json_string(&j, "gpuwatch.fit/1");
+    gw__json_key(&j, "model");
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "path");
+    gw__json_string(&j, a->model);
+    gw__json_key(&j, "architecture");
+    gw__json_string(&j, m->arch_name);
+    gw__json_key(&j, "approximate");
+    gw__json_bool(&j, m->approximate);
+    gw__json_key(&j, "n_layer");
+    gw__json_u64(&j, m->n_layer);
+    gw__json_key(&j, "n_ctx_train");
+    gw__json_u64(&j, m->n_ctx_train);
+    gw__json_object_end(&j);
+    gw__json_key(&j, "host_cpu");
+    gw_cli_host_cpu_json(&j, p->host_cpu, asked->host_buffer_types);
+    if (a->mmproj)
+        json_mmproj(&j, a->mmproj, mp);
+    gw__json_key(&j, "overhead");
+    gw__json_u64(&j, p->overhead);
+    gw__json_key(&j, "margin");
+    gw__json_u64(&j, p->margin);
+    gw__json_key(&j, "requested");
+    json_result(&j, p, asked);
+    gw__json_key(&j, "plan");
+    gw__json_object_begin(&j);
+    gw__json_key(&j, "kind");
+    gw__json_string(&j, gw_est_plan_kind_name(plan->kind));
+    gw__json_key(&j, "fits");
+    gw__json_bool(&j, plan->result.fits || p->n_devices == 0);
+    gw__json_key(&j, "llama_flags");
+    gw__json_string(&j, plan->flags);
+    gw__json_key(&j, "estimate");
+    json_result(&j, &plan->params, &plan->result);
+    gw__json_object_end(&j);
+    gw__json_object_end(&j);
+}
+
+static void fit_text(const fit_args *a, const gw_est_model *m, const gw_est_mmproj *mp,
+                     const gw_est_result *asked, const gw_est_plan *plan)
+{
+    const gw_est_params *p = &a->p;
+    printf("%s: %s, %u layers, %s%s\n", a->model, m->arch_name, m->n_layer,
+           p->n_devices ? "" : "CPU only",
+           m->approximate ? " (approximate: no exact rules for this architecture)" : "");
+    char cpu_text[160];
+    printf("host CPU: %s%s\n", gw_cli_host_cpu_text(p->host_cpu, cpu_text, sizeof cpu_text),
+           p->n_devices && !asked->host_buffer_types && gw_est_cpu_variant_buffer_types(p->host_cpu)
+               ? "; host weights in the GPU's pinned host buffer (--no-host to change)"
+               : "");
+    if (a->mmproj)
+        print_mmproj(a->mmproj, mp);
+    printf("Requested layout:\n");
+    print_result(m, p, asked);
+    if (p->n_devices) {
+        printf("Fits: %s\n", asked->fits ? "yes" : "no");
+        printf("Best plan: %s%s\n", gw_est_plan_kind_name(plan->kind),
+               plan->result.fits ? "" : " (nothing fits on the GPUs)");
+        if (plan->kind != GW_EST_PLAN_CPU)
+            print_result(m, &plan->params, &plan->result);
+    }
+    printf("llama.cpp flags: %s\n", plan->flags);
+    printf("(MiB; per-GPU overhead %.0f MiB and margin %.0f MiB are settable with "
+           "--overhead/--margin)\n",
+           (double)p->overhead / MIB, (double)p->margin / MIB);
+}
+
+/* Estimates the requested layout and the best plan, prints them; returns
+ * the exit code. */
+static int estimate_and_print(const fit_args *a, const gw_est_model *m, const gw_est_mmproj *mp)
+{
+    gw_error err;
+    gw_error_clear(&err);
     int rc = GW_EXIT_OK;
     gw_est_result *asked = malloc(sizeof *asked);
     gw_est_plan *plan = malloc(sizeof *plan);
@@ -503,58 +568,18 @@ int gw_cmd_fit(int argc, char **argv)
         goto out;
     }
     /* CPU only: the plan is the requested layout itself, estimate it once */
-    if ((p.n_devices > 0 && gw_est_estimate(m, &p, asked, &err) != GW_OK) ||
-        gw_est_plan_fit(m, &p, plan, &err) != GW_OK) {
-        fprintf(stderr, "gpuwatch: fit: %s: %s\n", model, err.message);
+    if ((a->p.n_devices > 0 && gw_est_estimate(m, &a->p, asked, &err) != GW_OK) ||
+        gw_est_plan_fit(m, &a->p, plan, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", a->model, err.message);
         rc = GW_EXIT_ERROR;
         goto out;
     }
-    if (p.n_devices == 0)
+    if (a->p.n_devices == 0)
         *asked = plan->result;
-    bool fits = p.n_devices == 0 || asked->fits;
-    if (json) {
+    if (a->json) {
         gw_strbuf sb;
         gw__strbuf_init(&sb, 0);
-        gw_json j;
-        gw__json_init(&j, &sb, pretty);
-        gw__json_object_begin(&j);
-        gw__json_key(&j, "schema");
-        gw__json_string(&j, "gpuwatch.fit/1");
-        gw__json_key(&j, "model");
-        gw__json_object_begin(&j);
-        gw__json_key(&j, "path");
-        gw__json_string(&j, model);
-        gw__json_key(&j, "architecture");
-        gw__json_string(&j, m->arch_name);
-        gw__json_key(&j, "approximate");
-        gw__json_bool(&j, m->approximate);
-        gw__json_key(&j, "n_layer");
-        gw__json_u64(&j, m->n_layer);
-        gw__json_key(&j, "n_ctx_train");
-        gw__json_u64(&j, m->n_ctx_train);
-        gw__json_object_end(&j);
-        gw__json_key(&j, "host_cpu");
-        gw_cli_host_cpu_json(&j, p.host_cpu, asked->host_buffer_types);
-        if (mmproj)
-            json_mmproj(&j, mmproj, &mp);
-        gw__json_key(&j, "overhead");
-        gw__json_u64(&j, p.overhead);
-        gw__json_key(&j, "margin");
-        gw__json_u64(&j, p.margin);
-        gw__json_key(&j, "requested");
-        json_result(&j, &p, asked);
-        gw__json_key(&j, "plan");
-        gw__json_object_begin(&j);
-        gw__json_key(&j, "kind");
-        gw__json_string(&j, gw_est_plan_kind_name(plan->kind));
-        gw__json_key(&j, "fits");
-        gw__json_bool(&j, plan->result.fits || p.n_devices == 0);
-        gw__json_key(&j, "llama_flags");
-        gw__json_string(&j, plan->flags);
-        gw__json_key(&j, "estimate");
-        json_result(&j, &plan->params, &plan->result);
-        gw__json_object_end(&j);
-        gw__json_object_end(&j);
+        fit_json(a, m, mp, asked, plan, &sb);
         if (sb.failed) {
             fprintf(stderr, "gpuwatch: fit: out of memory\n");
             rc = GW_EXIT_ERROR;
@@ -564,35 +589,36 @@ int gw_cmd_fit(int argc, char **argv)
         }
         gw__strbuf_release(&sb);
     } else {
-        printf("%s: %s, %u layers, %s%s\n", model, m->arch_name, m->n_layer,
-               p.n_devices ? "" : "CPU only",
-               m->approximate ? " (approximate: no exact rules for this architecture)" : "");
-        char cpu_text[160];
-        printf("host CPU: %s%s\n", gw_cli_host_cpu_text(p.host_cpu, cpu_text, sizeof cpu_text),
-               p.n_devices && !asked->host_buffer_types && gw_est_cpu_variant_buffer_types(p.host_cpu)
-                   ? "; host weights in the GPU's pinned host buffer (--no-host to change)"
-                   : "");
-        if (mmproj)
-            print_mmproj(mmproj, &mp);
-        printf("Requested layout:\n");
-        print_result(m, &p, asked);
-        if (p.n_devices) {
-            printf("Fits: %s\n", asked->fits ? "yes" : "no");
-            printf("Best plan: %s%s\n", gw_est_plan_kind_name(plan->kind),
-                   plan->result.fits ? "" : " (nothing fits on the GPUs)");
-            if (plan->kind != GW_EST_PLAN_CPU)
-                print_result(m, &plan->params, &plan->result);
-        }
-        printf("llama.cpp flags: %s\n", plan->flags);
-        printf("(MiB; per-GPU overhead %.0f MiB and margin %.0f MiB are settable with "
-               "--overhead/--margin)\n",
-               (double)p.overhead / MIB, (double)p.margin / MIB);
+        fit_text(a, m, mp, asked, plan);
     }
-    if (!fits)
+    if (a->p.n_devices > 0 && !asked->fits)
         rc = GW_EXIT_ERROR;
 out:
     free(asked);
     free(plan);
+    return rc;
+}
+
+/* `gpuwatch fit`: argv[0] is "fit". Returns an exit code (GW_EXIT_*);
+ * prints to stdout/stderr only; owns nothing after it returns. */
+int gw_cmd_fit(int argc, char **argv)
+{
+    fit_args a = {.model = NULL};
+    gw_est_params_init(&a.p);
+    gw_config_init(&a.cfg);
+    int s = parse_fit_options(argc, argv, &a);
+    if (s)
+        return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
+    if (a.cpu)
+        a.p.n_devices = 0;
+    else if (!a.gpus_given && live_gpus(&a.cfg, &a.p) < 0)
+        return GW_EXIT_ERROR;
+    gw_est_mmproj mp; /* borrowed by a.p.mmproj until we return */
+    gw_est_model *m = NULL;
+    int rc = load_model(&a, &mp, &m);
+    if (rc != GW_EXIT_OK)
+        return rc;
+    rc = estimate_and_print(&a, m, &mp);
     gw_est_model_free(m);
     return rc;
 }

@@ -339,34 +339,35 @@ static void render_json(gw_strbuf *sb, const gw_gguf *g, const gguf_opts *o)
 int gw_cmd_gguf(int argc, char **argv)
 {
     gguf_opts o = {.max_array = DEFAULT_MAX_ARRAY};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--json") == 0) {
-            o.json = true;
-        } else if (strcmp(a, "--pretty") == 0) {
-            o.pretty = true;
-        } else if (strcmp(a, "--tensors") == 0) {
-            o.tensors = true;
-        } else if (strcmp(a, "--full") == 0) {
-            o.full = true;
-        } else if (strcmp(a, "--max-array") == 0) {
-            if (i + 1 >= argc || !gw__parse_u64(argv[i + 1], &o.max_array)) {
-                fprintf(stderr, "gpuwatch gguf: --max-array needs a number\n");
+    enum { O_JSON = 1, O_PRETTY, O_TENSORS, O_FULL, O_MAX_ARRAY };
+    static const gw_opt opts[] = {
+        {"--json", NULL, NULL, O_JSON},       {"--pretty", NULL, NULL, O_PRETTY},
+        {"--tensors", NULL, NULL, O_TENSORS}, {"--full", NULL, NULL, O_FULL},
+        {"--max-array", NULL, "N", O_MAX_ARRAY}, {NULL, NULL, NULL, 0},
+    };
+    const gw_opt *const tables[] = {opts, NULL};
+    gw_cli_parse p;
+    gw_cli_parse_init(&p, "gguf", argc, argv, tables, gguf_usage);
+    for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
+        gw_error why;
+        switch (id) {
+        case GW_CLI_EXIT_OK: return GW_EXIT_OK;
+        case GW_CLI_EXIT_USAGE: return GW_EXIT_USAGE;
+        case O_JSON: o.json = true; break;
+        case O_PRETTY: o.pretty = true; break;
+        case O_TENSORS: o.tensors = true; break;
+        case O_FULL: o.full = true; break;
+        case O_MAX_ARRAY:
+            if (gw__parse_uint(p.scan.value, 0, UINT64_MAX, &o.max_array, &why) != GW_OK)
+                return gw_cli_bad_value(&p, &why), GW_EXIT_USAGE;
+            break;
+        default: /* GW_CLI_ARG */
+            if (o.path) {
+                fprintf(stderr, "gpuwatch gguf: one FILE only ('%s' and '%s')\n", o.path,
+                        p.scan.value);
                 return GW_EXIT_USAGE;
             }
-            i++;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            gguf_usage(stdout);
-            return GW_EXIT_OK;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "gpuwatch gguf: unknown option '%s'\n", a);
-            gguf_usage(stderr);
-            return GW_EXIT_USAGE;
-        } else if (o.path) {
-            fprintf(stderr, "gpuwatch gguf: one FILE only ('%s' and '%s')\n", o.path, a);
-            return GW_EXIT_USAGE;
-        } else {
-            o.path = a;
+            o.path = p.scan.value;
         }
     }
     if (!o.path) {

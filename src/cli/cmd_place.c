@@ -5,10 +5,12 @@
  * not (the reason is printed), 2 for a bad command line.
  *
  * When a daemon answers (--daemon URL / GPUWATCH_DAEMON / the default
- * http://127.0.0.1:9400; --local, --gpu, --ledger skip it) the plan is the
- * daemon's POST /api/v1/plan, which counts the daemon's reservations; nothing
- * listening falls back to this host with one stderr line (remote.h). The plan
- * output names the path ("via daemon URL" / "via local ledger PATH").
+ * GW_DAEMON_DEFAULT_URL = http://127.0.0.1:19400; --local, --gpu, --ledger
+ * skip it) the plan is the daemon's POST /api/v1/plan, which counts the
+ * daemon's reservations; nothing listening, or a server there that is not
+ * gpuwatch, falls back to this host with one stderr line saying which
+ * (remote.h). The plan output names the path ("via daemon URL" / "via local
+ * ledger PATH").
  */
 #include "cli/cli.h"
 #include "cli/host_cpu.h"
@@ -51,49 +53,49 @@ typedef struct daemon_opts {
     bool local;
 } daemon_opts;
 
-/* Parses the options; returns -1 on a usage error (printed), 1 for --help,
- * 0 otherwise. */
-static int parse_options(const char *cmd, int argc, char **argv, gw_place_request *r,
-                         daemon_opts *dopt, void (*usage)(FILE *))
+enum { O_DAEMON = 1, O_TOKEN, O_LOCAL };
+
+static const gw_opt place_opts[] = {
+    {"--daemon", NULL, "URL", O_DAEMON},
+    {"--token", NULL, "TOKEN", O_TOKEN},
+    {"--local", NULL, NULL, O_LOCAL},
+    {NULL, NULL, NULL, 0},
+};
+
+/* Parses the options; returns 0, or GW_CLI_EXIT_OK / GW_CLI_EXIT_USAGE
+ * (printed). */
+static int parse_options(int argc, char **argv, gw_place_request *r, daemon_opts *dopt)
 {
-    for (int i = 1; i < argc;) {
-        if (strcmp(argv[i], "--local") == 0) {
-            dopt->local = true;
-            i++;
-            continue;
+    const gw_opt *const tables[] = {place_opts, gw_place_request_opts, gw_cli_source_opts, NULL};
+    gw_cli_parse p;
+    gw_cli_parse_init(&p, "place", argc, argv, tables, place_usage);
+    for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
+        if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
+            return id;
+        if (id == GW_CLI_ARG) {
+            fprintf(stderr, "gpuwatch place: unexpected argument '%s' (see 'gpuwatch place "
+                            "--help')\n", p.scan.value);
+            return GW_CLI_EXIT_USAGE;
         }
-        if (strcmp(argv[i], "--daemon") == 0 || strcmp(argv[i], "--token") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "gpuwatch %s: option %s needs a value\n", cmd, argv[i]);
-                return -1;
-            }
-            if (argv[i][2] == 'd')
-                dopt->url = argv[i + 1];
+        if (id == O_DAEMON || id == O_TOKEN || id == O_LOCAL) {
+            if (id == O_DAEMON)
+                dopt->url = p.scan.value;
+            else if (id == O_TOKEN)
+                dopt->token = p.scan.value;
             else
-                dopt->token = argv[i + 1];
-            i += 2;
+                dopt->local = true;
             continue;
         }
-        int s = gw_cli_source_option(argc, argv, &i, &r->cfg);
+        int s = gw_cli_source_apply(&p, id, &r->cfg);
         if (s < 0)
-            return -1;
+            return s;
         if (s > 0)
             continue;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 1;
-        }
         gw_error err;
         gw_error_clear(&err);
-        s = gw_place_request_option(r, argc, argv, &i, &err);
-        if (s < 0) {
-            fprintf(stderr, "gpuwatch %s: %s\n", cmd, err.message);
-            return -1;
-        }
-        if (s == 0) {
-            fprintf(stderr, "gpuwatch %s: unknown option '%s' (see 'gpuwatch %s --help')\n", cmd,
-                    argv[i], cmd);
-            return -1;
+        if (gw_place_request_apply(r, id, p.scan.value, &err) < 0) {
+            fprintf(stderr, "gpuwatch place: %s\n", err.message);
+            return GW_CLI_EXIT_USAGE;
         }
     }
     return 0;
@@ -104,9 +106,9 @@ int gw_cmd_place(int argc, char **argv)
     gw_place_request r;
     gw_place_request_init(&r);
     daemon_opts dopt = {0};
-    int s = parse_options("place", argc, argv, &r, &dopt, place_usage);
+    int s = parse_options(argc, argv, &r, &dopt);
     if (s)
-        return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
+        return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
     gw_error err;
     gw_error_clear(&err);
     if (gw_place_request_prepare(&r, &err) != GW_OK) {
@@ -114,17 +116,17 @@ int gw_cmd_place(int argc, char **argv)
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
     gw_place_remote d;
-    bool use_daemon = false, refused = false;
+    bool use_daemon = false;
+    char fallback[600];
     int rc = gw_place_remote_select(dopt.url, dopt.token, dopt.local, &r, &d, &use_daemon,
-                                    &refused, &err);
+                                    fallback, sizeof fallback, &err);
     if (rc) {
         fprintf(stderr, "gpuwatch place: %s (--local plans on this host)\n", err.message);
         gw_place_request_release(&r);
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
-    if (refused)
-        fprintf(stderr, "gpuwatch place: no daemon at %s (connection refused); using the local "
-                        "ledger\n", d.url.text);
+    if (fallback[0])
+        fprintf(stderr, "gpuwatch place: %s; using the local ledger\n", fallback);
     char via[1100];
     if (use_daemon) {
         snprintf(via, sizeof via, "daemon %s", d.url.text);

@@ -285,33 +285,38 @@ int gw_cmd_report(int argc, char **argv)
     gw_config_init(&cfg);
     bool json = false, pretty = false;
     unsigned timeout_s = 15;
-    for (int i = 1; i < argc;) {
-        int r = gw_cli_source_option(argc, argv, &i, &cfg);
+    enum { O_JSON = 1, O_PRETTY, O_TIMEOUT };
+    static const gw_opt opts[] = {
+        {"--json", NULL, NULL, O_JSON},
+        {"--pretty", NULL, NULL, O_PRETTY},
+        {"--timeout", NULL, "SEC", O_TIMEOUT},
+        {NULL, NULL, NULL, 0},
+    };
+    const gw_opt *const tables[] = {opts, gw_cli_source_opts, NULL};
+    gw_cli_parse p;
+    gw_cli_parse_init(&p, "report", argc, argv, tables, report_usage);
+    for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
+        if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
+            return id == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
+        int r = gw_cli_source_apply(&p, id, &cfg);
         if (r < 0)
             return GW_EXIT_USAGE;
         if (r > 0)
             continue;
-        if (strcmp(argv[i], "--json") == 0) {
+        if (id == O_JSON) {
             json = true;
-        } else if (strcmp(argv[i], "--pretty") == 0) {
+        } else if (id == O_PRETTY) {
             pretty = true;
-        } else if (strcmp(argv[i], "--timeout") == 0) {
+        } else if (id == O_TIMEOUT) {
             uint64_t v;
-            if (i + 1 >= argc || !gw__parse_u64(argv[i + 1], &v) || v > 86400) {
-                fprintf(stderr, "gpuwatch report: --timeout needs seconds (0..86400)\n");
-                return GW_EXIT_USAGE;
-            }
+            gw_error why;
+            if (gw__parse_uint(p.scan.value, 0, 86400, &v, &why) != GW_OK)
+                return gw_cli_bad_value(&p, &why), GW_EXIT_USAGE;
             timeout_s = (unsigned)v;
-            i++;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            report_usage(stdout);
-            return GW_EXIT_OK;
         } else {
-            fprintf(stderr, "gpuwatch report: unknown option '%s'\n", argv[i]);
-            report_usage(stderr);
+            fprintf(stderr, "gpuwatch report: unexpected argument '%s'\n", p.scan.value);
             return GW_EXIT_USAGE;
         }
-        i++;
     }
 
     gw_error err;

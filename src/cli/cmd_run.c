@@ -19,18 +19,27 @@
  * --dry-run prints the plan, the environment and the command, and stops.
  *
  * Where it reserves: through the daemon (`gpuwatch serve`, its placement API)
- * when one answers at --daemon URL / GPUWATCH_DAEMON / http://127.0.0.1:9400,
- * else in the local ledger (the daemon's ledger is the same kind of file, so
- * both paths see each other's reservations when they share it). Nothing
- * listening (connection refused) falls back to the local ledger with one line
- * on stderr; a daemon that answers with an error (401, 400, 5xx) is reported
- * and run stops, as the local path does for the same failure. --local, --gpu
- * and --ledger keep run on the local ledger. Through the daemon the plan comes
- * back as JSON and is mapped onto this host's devices (remote.h), so the
- * environment and flags below are the same code for both paths. The daemon
- * has no route to hand a reservation to another pid, so there it stays owned
- * by run's own pid: if run is killed with SIGKILL the daemon releases it
- * while CMD may still run (the local path hands it to CMD's pid).
+ * when one answers at --daemon URL / GPUWATCH_DAEMON / GW_DAEMON_DEFAULT_URL
+ * (http://127.0.0.1:19400), else in the local ledger (the daemon's ledger is
+ * the same kind of file, so both paths see each other's reservations when
+ * they share it). Nothing listening (connection refused), or a server there
+ * that is not gpuwatch (remote.h: its /health lacks "service": "gpuwatch"),
+ * falls back to the local ledger with one line on stderr saying which; a
+ * gpuwatch daemon that answers with an error (401, 400, 5xx) or a server
+ * that does not answer in time is reported and run stops, as the local path
+ * does for the same failure. --local, --gpu and --ledger keep run on the
+ * local ledger. Through the daemon the plan comes back as JSON and is mapped
+ * onto this host's devices (remote.h), so the environment and flags below
+ * are the same code for both paths.
+ *
+ * Pid hand-over (step 3) is the same on both paths: the reservation is made
+ * with run's own pid as owner, and right after fork launch() hands it to
+ * CMD's pid (gw_ledger_set_pid locally; through the daemon POST
+ * /api/v1/reservations/{id}/renew {"pid": N}, gw_place_remote_set_pid). From
+ * then on the reservation lives exactly as long as CMD, even if run is
+ * SIGKILLed. Only if the hand-over fails (printed as a warning) does it stay
+ * owned by run's pid, and then a SIGKILLed run releases it while CMD may
+ * still run.
  */
 #include "cli/cli.h"
 #include "cli/host_cpu.h"
@@ -89,76 +98,75 @@ typedef struct run_opts {
     int64_t lease_ns;
 } run_opts;
 
-/* Parses options before "--"; -1 usage error, 1 help, 0 ok. */
-static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *ro)
+enum { O_DRY_RUN = 1, O_QUIET, O_LOCAL, O_DAEMON, O_TOKEN, O_KEY, O_OWNER, O_LEASE };
+
+static const gw_opt run_opts_table[] = {
+    {"--dry-run", NULL, NULL, O_DRY_RUN},  {"--quiet", NULL, NULL, O_QUIET},
+    {"--local", NULL, NULL, O_LOCAL},      {"--daemon", NULL, "URL", O_DAEMON},
+    {"--token", NULL, "TOKEN", O_TOKEN},   {"--key", NULL, "KEY", O_KEY},
+    {"--owner", NULL, "NAME", O_OWNER},    {"--lease", NULL, "SECONDS", O_LEASE},
+    {NULL, NULL, NULL, 0},
+};
+
+/* Applies one of run's own options; GW_CLI_EXIT_USAGE after printing. */
+static int run_option(const gw_cli_parse *p, int id, run_opts *ro)
 {
-    for (int i = 1; i < argc;) {
-        int s = gw_cli_source_option(argc, argv, &i, &r->cfg);
+    const char *v = p->scan.value;
+    switch (id) {
+    case O_DRY_RUN: ro->dry_run = true; break;
+    case O_QUIET: ro->quiet = true; break;
+    case O_LOCAL: ro->local = true; break;
+    case O_DAEMON: ro->daemon = v; break;
+    case O_TOKEN: ro->token = v; break;
+    case O_KEY: ro->key = v; break;
+    case O_OWNER: ro->owner = v; break;
+    case O_LEASE: {
+        uint64_t sec;
+        gw_error why;
+        if (gw__parse_uint(v, 1, 10ull * 365 * 86400, &sec, &why) != GW_OK)
+            return gw_cli_bad_value(p, &why);
+        ro->lease_ns = (int64_t)sec * 1000000000;
+        break;
+    }
+    }
+    return 0;
+}
+
+/* Parses the options before "--"; returns 0 with *cmd_at the index of CMD
+ * (argc when none), or GW_CLI_EXIT_OK / GW_CLI_EXIT_USAGE (printed). */
+static int parse_options(int argc, char **argv, gw_place_request *r, run_opts *ro, int *cmd_at)
+{
+    const gw_opt *const tables[] = {run_opts_table, gw_place_request_opts, gw_cli_source_opts,
+                                    NULL};
+    gw_cli_parse p;
+    gw_cli_parse_init(&p, "run", argc, argv, tables, run_usage);
+    p.scan.stop_at_dashdash = true;
+    for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
+        if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
+            return id;
+        if (id == GW_CLI_ARG) {
+            fprintf(stderr, "gpuwatch run: unexpected argument '%s': put the command after '--' "
+                            "(gpuwatch run --mem 8GiB -- CMD ...)\n", p.scan.value);
+            return GW_CLI_EXIT_USAGE;
+        }
+        if (id <= O_LEASE) { /* run's own */
+            if (run_option(&p, id, ro))
+                return GW_CLI_EXIT_USAGE;
+            continue;
+        }
+        int s = gw_cli_source_apply(&p, id, &r->cfg);
         if (s < 0)
-            return -1;
+            return s;
         if (s > 0)
             continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            run_usage(stdout);
-            return 1;
-        }
-        if (strcmp(a, "--dry-run") == 0 || strcmp(a, "--quiet") == 0 ||
-            strcmp(a, "--local") == 0) {
-            if (a[2] == 'd')
-                ro->dry_run = true;
-            else if (a[2] == 'q')
-                ro->quiet = true;
-            else
-                ro->local = true;
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--daemon") == 0 || strcmp(a, "--token") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "gpuwatch run: option %s needs a value\n", a);
-                return -1;
-            }
-            if (a[2] == 'd')
-                ro->daemon = argv[i + 1];
-            else
-                ro->token = argv[i + 1];
-            i += 2;
-            continue;
-        }
-        if (strcmp(a, "--key") == 0 || strcmp(a, "--owner") == 0 || strcmp(a, "--lease") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "gpuwatch run: option %s needs a value\n", a);
-                return -1;
-            }
-            const char *v = argv[i + 1];
-            if (a[2] == 'k') {
-                ro->key = v;
-            } else if (a[2] == 'o') {
-                ro->owner = v;
-            } else {
-                uint64_t sec;
-                if (!gw__parse_u64(v, &sec) || sec == 0 || sec > 10ull * 365 * 86400) {
-                    fprintf(stderr, "gpuwatch run: bad value '%s' for --lease (seconds)\n", v);
-                    return -1;
-                }
-                ro->lease_ns = (int64_t)sec * 1000000000;
-            }
-            i += 2;
-            continue;
-        }
         gw_error err;
         gw_error_clear(&err);
-        s = gw_place_request_option(r, argc, argv, &i, &err);
-        if (s < 0) {
+        if (gw_place_request_apply(r, id, p.scan.value, &err) < 0) {
             fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            return -1;
-        }
-        if (s == 0) {
-            fprintf(stderr, "gpuwatch run: unknown option '%s' (see 'gpuwatch run --help')\n", a);
-            return -1;
+            return GW_CLI_EXIT_USAGE;
         }
     }
+    *cmd_at = p.scan.dashdash ? p.scan.i : argc;
     return 0;
 }
 
@@ -318,30 +326,109 @@ static int launch(char **cmd, char **env, size_t n_env, const holder *h, int64_t
     return GW_EXIT_ERROR;
 }
 
+/* Plans (--dry-run) or plans and reserves, through the daemon d (not NULL)
+ * or the local ledger (opened into *l; the caller closes it). Fills plan and
+ * res (its id; the local ledger's whole row). Returns GW_EXIT_OK, or an exit
+ * code after printing why. */
+static int plan_and_hold(gw_place_request *r, const run_opts *ro, const gw_place_remote *d,
+                         const char *owner, const char *note, const char *via, gw_plan *plan,
+                         gw_reservation *res, gw_ledger **l)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    if (d && ro->dry_run) {
+        if (gw_place_remote_plan(d, r, plan, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+    } else if (d) {
+        gw_reserve_req req = {.key = ro->key, .owner = owner, .pid = (uint32_t)getpid(),
+                              .lease_ns = ro->lease_ns, .note = note};
+        bool replayed = false;
+        if (gw_place_remote_reserve(d, r, &req, plan, &res->id, &replayed, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+        if (replayed) {
+            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (%s)\n",
+                    (long long)res->id, ro->key ? ro->key : "", via);
+            return GW_EXIT_ERROR;
+        }
+    } else if (ro->dry_run) {
+        if (gw_place_request_pending(r, &err) != GW_OK ||
+            gw_place(r->devs, r->n_devs, &r->need, &r->opts, plan, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return GW_EXIT_ERROR;
+        }
+    } else {
+        const char *path = gw_place_request_ledger(r);
+        if (!path) {
+            fprintf(stderr, "gpuwatch run: no ledger to reserve in (set --ledger PATH or "
+                            "GPUWATCH_LEDGER; --no-ledger works only with --dry-run)\n");
+            return GW_EXIT_USAGE;
+        }
+        gw_ledger_opts lo;
+        gw_ledger_opts_init(&lo);
+        lo.path = path;
+        lo.proc_root = r->cfg.proc_root;
+        if (gw_ledger_open(l, &lo, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return GW_EXIT_ERROR;
+        }
+        gw_reserve_req req = {.key = ro->key, .owner = owner, .pid = (uint32_t)getpid(),
+                              .lease_ns = ro->lease_ns, .note = note};
+        bool existed = false;
+        if (gw_ledger_reserve(*l, r->devs, r->n_devs, r->seen, r->n_seen, &r->need, &r->opts, &req,
+                              plan, res, &existed, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch run: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+        if (existed) {
+            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (by pid %u)\n",
+                    (long long)res->id, res->key, res->pid);
+            return GW_EXIT_ERROR;
+        }
+    }
+    return GW_EXIT_OK;
+}
+
+/* --dry-run's output: the plan, via, environment and command (or JSON). */
+static void print_dry(const gw_plan *plan, const gw_place_request *r, char **env, size_t n_env,
+                      char **cmd, const char *via)
+{
+    if (r->json) {
+        print_dry_json(plan, r, env, n_env, cmd, via);
+        return;
+    }
+    gw_place_print_plan(stdout, plan, r->devs, r->model_note);
+    printf("  via %s\n", via);
+    for (size_t i = 0; i < n_env; i++)
+        printf("  env %s\n", env[i]);
+    printf("  command:");
+    for (size_t i = 0; cmd[i]; i++)
+        printf(" %s", cmd[i]);
+    printf("\n");
+}
+
 int gw_cmd_run(int argc, char **argv)
 {
-    int dash = -1;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--") == 0) {
-            dash = i;
-            break;
-        }
     gw_place_request r;
     gw_place_request_init(&r);
     run_opts ro = {0};
-    int s = parse_options(dash < 0 ? argc : dash, argv, &r, &ro);
+    int cmd_at = argc;
+    int s = parse_options(argc, argv, &r, &ro, &cmd_at);
     if (s)
-        return s < 0 ? GW_EXIT_USAGE : GW_EXIT_OK;
+        return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
     if (r.json && !ro.dry_run) {
         fprintf(stderr, "gpuwatch run: --json goes with --dry-run\n");
         return GW_EXIT_USAGE;
     }
-    if (dash < 0 || dash + 1 >= argc) {
+    if (cmd_at >= argc) {
         fprintf(stderr, "gpuwatch run: no command: put it after '--' (gpuwatch run --mem 8GiB -- CMD ...)\n");
         return GW_EXIT_USAGE;
     }
-    int cmd_argc = argc - dash - 1;
-    char **cmd_argv = argv + dash + 1;
+    int cmd_argc = argc - cmd_at;
+    char **cmd_argv = argv + cmd_at;
 
     gw_error err;
     gw_error_clear(&err);
@@ -365,16 +452,16 @@ int gw_cmd_run(int argc, char **argv)
         snprintf(owner, sizeof owner, "gpuwatch run %s", cmd_argv[0]);
 
     gw_place_remote d;
-    bool use_daemon = false, refused = false;
-    if (gw_place_remote_select(ro.daemon, ro.token, ro.local, &r, &d, &use_daemon, &refused,
-                               &err) != GW_OK) {
+    bool use_daemon = false;
+    char fallback[600];
+    if (gw_place_remote_select(ro.daemon, ro.token, ro.local, &r, &d, &use_daemon, fallback,
+                               sizeof fallback, &err) != GW_OK) {
         fprintf(stderr, "gpuwatch run: %s (--local uses the local ledger)\n", err.message);
         rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
         goto out;
     }
-    if (refused)
-        fprintf(stderr, "gpuwatch run: no daemon at %s (connection refused); using the local "
-                        "ledger\n", d.url.text);
+    if (fallback[0])
+        fprintf(stderr, "gpuwatch run: %s; using the local ledger\n", fallback);
     if (use_daemon) {
         snprintf(via, sizeof via, "daemon %s", d.url.text);
     } else {
@@ -382,67 +469,9 @@ int gw_cmd_run(int argc, char **argv)
         snprintf(via, sizeof via, "local ledger %s", lp ? lp : "(none)");
     }
 
-    if (use_daemon && ro.dry_run) {
-        if (gw_place_remote_plan(&d, &r, &plan, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-            goto out;
-        }
-    } else if (use_daemon) {
-        gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
-                              .lease_ns = ro.lease_ns, .note = note};
-        bool replayed = false;
-        if (gw_place_remote_reserve(&d, &r, &req, &plan, &res.id, &replayed, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-            goto out;
-        }
-        if (replayed) {
-            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (%s)\n",
-                    (long long)res.id, ro.key ? ro.key : "", via);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-    } else if (ro.dry_run) {
-        if (gw_place_request_pending(&r, &err) != GW_OK ||
-            gw_place(r.devs, r.n_devs, &r.need, &r.opts, &plan, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-    } else {
-        const char *path = gw_place_request_ledger(&r);
-        if (!path) {
-            fprintf(stderr, "gpuwatch run: no ledger to reserve in (set --ledger PATH or "
-                            "GPUWATCH_LEDGER; --no-ledger works only with --dry-run)\n");
-            rc = GW_EXIT_USAGE;
-            goto out;
-        }
-        gw_ledger_opts lo;
-        gw_ledger_opts_init(&lo);
-        lo.path = path;
-        lo.proc_root = r.cfg.proc_root;
-        if (gw_ledger_open(&l, &lo, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-        gw_reserve_req req = {.key = ro.key, .owner = owner, .pid = (uint32_t)getpid(),
-                              .lease_ns = ro.lease_ns, .note = note};
-        bool existed = false;
-        if (gw_ledger_reserve(l, r.devs, r.n_devs, r.seen, r.n_seen, &r.need, &r.opts, &req, &plan,
-                              &res, &existed, &err) != GW_OK) {
-            fprintf(stderr, "gpuwatch run: %s\n", err.message);
-            rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-            goto out;
-        }
-        if (existed) {
-            fprintf(stderr, "gpuwatch run: reservation %lld with key '%s' is already held (by pid %u)\n",
-                    (long long)res.id, res.key, res.pid);
-            rc = GW_EXIT_ERROR;
-            goto out;
-        }
-    }
+    rc = plan_and_hold(&r, &ro, use_daemon ? &d : NULL, owner, note, via, &plan, &res, &l);
+    if (rc != GW_EXIT_OK)
+        goto out;
     if (!plan.fits) {
         if (ro.dry_run && r.json)
             print_dry_json(&plan, &r, NULL, 0, NULL, via);
@@ -459,18 +488,7 @@ int gw_cmd_run(int argc, char **argv)
         goto out;
     }
     if (ro.dry_run) {
-        if (r.json) {
-            print_dry_json(&plan, &r, env, n_env, cmd, via);
-        } else {
-            gw_place_print_plan(stdout, &plan, r.devs, r.model_note);
-            printf("  via %s\n", via);
-            for (size_t i = 0; i < n_env; i++)
-                printf("  env %s\n", env[i]);
-            printf("  command:");
-            for (size_t i = 0; cmd[i]; i++)
-                printf(" %s", cmd[i]);
-            printf("\n");
-        }
+        print_dry(&plan, &r, env, n_env, cmd, via);
         goto out;
     }
     if (!ro.quiet) {

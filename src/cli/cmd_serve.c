@@ -17,7 +17,7 @@ static void serve_usage(FILE *out)
             "usage: gpuwatch serve [OPTIONS]\n"
             "\n"
             "Runs the daemon: samples every GPU in the background and serves the JSON API\n"
-            "and Prometheus /metrics over HTTP (default http://127.0.0.1:9400).\n"
+            "and Prometheus /metrics over HTTP (default http://" GW_DEFAULT_LISTEN ").\n"
             "SIGTERM/SIGINT stop it gracefully; SIGHUP reloads the configuration.\n"
             "\n"
             "Options:\n"
@@ -68,70 +68,90 @@ static void free_overrides(overrides *o)
         free(o->items[i]);
 }
 
+enum { O_CONFIG = 1, O_SET, O_PRINT_CONFIG, O_SHORTHAND };
+
+/* Every flag but --config / --set / --print-config is a shorthand for a
+ * key; its id is O_SHORTHAND + its index in this table. A shorthand without
+ * a value (value NULL) sets its boolean key to true ("--read-only"). */
+static const struct {
+    const char *flag, *value, *key;
+} shorthand[] = {
+    {"--listen", "HOST:PORT", "listen"},
+    {"--interval-ms", "N", "interval_ms"},
+    {"--token-file", "PATH", "token_file"},
+    {"--metrics-compat", "LIST", "metrics_compat"},
+    {"--log-level", "LEVEL", "log_level"},
+};
+
+/* The option table, built once from shorthand[] (single-threaded CLI). */
+static const gw_opt *serve_opts(void)
+{
+    static gw_opt t[3 + GW__ARRAY_LEN(shorthand) + 1] = {
+        {"--config", "-c", "PATH", O_CONFIG},
+        {"--set", NULL, "KEY=VALUE", O_SET},
+        {"--print-config", NULL, NULL, O_PRINT_CONFIG},
+    };
+    for (size_t k = 0; k < GW__ARRAY_LEN(shorthand); k++)
+        t[3 + k] = (gw_opt){shorthand[k].flag, NULL, shorthand[k].value, O_SHORTHAND + (int)k};
+    return t;
+}
+
+/* Parses argv into o, opt and src; returns 0, or GW_CLI_EXIT_OK /
+ * GW_CLI_EXIT_USAGE (printed). */
+static int parse_options(int argc, char **argv, overrides *o, gw__serve_options *opt,
+                         gw_config *src)
+{
+    const gw_opt *const tables[] = {serve_opts(), gw_cli_source_opts, NULL};
+    gw_cli_parse p;
+    gw_cli_parse_init(&p, "serve", argc, argv, tables, serve_usage);
+    for (;;) {
+        int id = gw_cli_next(&p);
+        if (id == GW_CLI_DONE)
+            return 0;
+        if (id < 0 && id != GW_CLI_ARG)
+            return id;
+        const char *v = p.scan.value;
+        int r = gw_cli_source_apply(&p, id, src);
+        if (r < 0)
+            return r;
+        if (r > 0)
+            continue;
+        if (id == GW_CLI_ARG) {
+            fprintf(stderr, "gpuwatch serve: unexpected argument '%s' (see 'gpuwatch serve "
+                            "--help')\n", v);
+            return GW_CLI_EXIT_USAGE;
+        } else if (id == O_PRINT_CONFIG) {
+            opt->print_config = true;
+        } else if (id == O_CONFIG) {
+            opt->config_path = v;
+        } else if (id == O_SET) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v) {
+                fprintf(stderr, "gpuwatch serve: --set needs KEY=VALUE, got '%s'\n", v);
+                return GW_CLI_EXIT_USAGE;
+            }
+            if (o->n >= MAX_OVERRIDES || !(o->items[o->n] = strdup(v))) {
+                fprintf(stderr, "gpuwatch serve: too many options\n");
+                return GW_CLI_EXIT_USAGE;
+            }
+            o->n++;
+        } else if (add(o, shorthand[id - O_SHORTHAND].key, v ? v : "true") < 0) {
+            return GW_CLI_EXIT_USAGE;
+        }
+    }
+}
+
 int gw_cmd_serve(int argc, char **argv)
 {
-    static const struct {
-        const char *flag, *key;
-    } shorthand[] = {
-        {"--listen", "listen"},         {"--interval-ms", "interval_ms"},
-        {"--token-file", "token_file"}, {"--metrics-compat", "metrics_compat"},
-        {"--log-level", "log_level"},
-    };
     overrides o = {.n = 0};
     gw__serve_options opt = {0};
     gw_config src;
     gw_config_init(&src);
     int code = GW_EXIT_USAGE;
-    for (int i = 1; i < argc;) {
-        int r = gw_cli_source_option(argc, argv, &i, &src);
-        if (r < 0)
-            goto out;
-        if (r > 0)
-            continue;
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            serve_usage(stdout);
-            code = GW_EXIT_OK;
-            goto out;
-        }
-        if (strcmp(a, "--print-config") == 0) {
-            opt.print_config = true;
-            i++;
-            continue;
-        }
-        bool takes = strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0 || strcmp(a, "--set") == 0;
-        const char *key = NULL;
-        for (size_t k = 0; k < GW__ARRAY_LEN(shorthand); k++)
-            if (strcmp(a, shorthand[k].flag) == 0)
-                key = shorthand[k].key;
-        if (!takes && !key) {
-            fprintf(stderr, "gpuwatch serve: unknown option '%s'\n", a);
-            serve_usage(stderr);
-            goto out;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "gpuwatch serve: option %s needs a value\n", a);
-            goto out;
-        }
-        const char *v = argv[i + 1];
-        i += 2;
-        if (key) {
-            if (add(&o, key, v) < 0)
-                goto out;
-        } else if (strcmp(a, "--set") == 0) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v) {
-                fprintf(stderr, "gpuwatch serve: --set needs KEY=VALUE, got '%s'\n", v);
-                goto out;
-            }
-            if (o.n >= MAX_OVERRIDES || !(o.items[o.n] = strdup(v))) {
-                fprintf(stderr, "gpuwatch serve: too many options\n");
-                goto out;
-            }
-            o.n++;
-        } else {
-            opt.config_path = v;
-        }
+    int s = parse_options(argc, argv, &o, &opt, &src);
+    if (s) {
+        code = s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
+        goto out;
     }
     if ((src.sources && add(&o, "sources", src.sources) < 0) ||
         (src.nvml_library && add(&o, "nvml_library", src.nvml_library) < 0) ||

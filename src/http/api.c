@@ -89,6 +89,8 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
     gw_json j;
     gw__json_init(&j, sb, false);
     gw__json_object_begin(&j);
+    /* how `place` / `run` tell gpuwatch from another server on the port */
+    gw__json_kv_str(&j, "service", "gpuwatch");
     gw__json_kv_str(&j, "status", status);
     gw__json_kv_str(&j, "reason", why.failed ? "(reason too long)" : why.data);
     gw__strbuf_release(&why);

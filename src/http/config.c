@@ -9,7 +9,7 @@
 #include <strings.h>
 
 const gw__config_key gw__serve_config_keys[] = {
-    {"listen", "127.0.0.1:9400",
+    {"listen", GW_DEFAULT_LISTEN,
      "HOST:PORT or [IPV6]:PORT to serve on. Beyond loopback a token is required."},
     {"token", "", "Bearer token for mutating endpoints (prefer token_file)."},
     {"token_file", "", "File whose first line is the bearer token."},
@@ -317,7 +317,17 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
                          : c->http.families & GW__PROM_NVSMI ? "nvidia_smi"
                                                              : "none";
     fprintf(out, "listen = %s\n", c->http.listen);
-    fprintf(out, "token = %s\n", c->http.token[0] ? "(set)" : "");
+    /* The token itself is never printed, and no placeholder a config file
+     * would read back as the token (it printed "(set)", which loaded as the
+     * token "(set)"): from token_file it comes back with that line; set
+     * inline, the line is a comment saying this output does not carry it. */
+    if (c->token_file[0])
+        fprintf(out, "# token = (the first line of token_file)\n");
+    else if (c->http.token[0])
+        fprintf(out, "# token = (set, not printed: this output does not carry it; give it with "
+                     "token_file, GPUWATCH_TOKEN or --set token=...)\n");
+    else
+        fprintf(out, "token = \n");
     fprintf(out, "token_file = %s\n", c->token_file);
     fprintf(out, "interval_ms = %u\n", c->sampler.interval_ms);
     fprintf(out, "deadline_ms = %u\n", c->sampler.deadline_ms);

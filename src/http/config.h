@@ -68,7 +68,11 @@ int gw__serve_config_apply_env(gw__serve_config *c, gw_error *err);
  * (listen beyond loopback needs a token). */
 int gw__serve_config_finish(gw__serve_config *c, gw_error *err);
 
-/* Prints every key = current value (tokens masked) in file format. */
+/* Prints every key = current value in file format, so the output loaded
+ * with --config gives the same configuration (and prints the same again),
+ * with one exception said in the output itself: a token set inline is
+ * never printed, its line is a comment. A token from token_file comes back
+ * through token_file. */
 void gw__serve_config_print(FILE *out, const gw__serve_config *c);
 
 #endif

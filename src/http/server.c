@@ -103,7 +103,7 @@ struct gw__server {
 void gw__server_config_default(gw__server_config *c)
 {
     memset(c, 0, sizeof *c);
-    gw__strlcpy(c->listen, "127.0.0.1:9400", sizeof c->listen);
+    gw__strlcpy(c->listen, GW_DEFAULT_LISTEN, sizeof c->listen);
     c->threads = 2;
     c->max_connections = 512;
     c->max_connections_per_ip = 256;

@@ -28,7 +28,7 @@
 #include "sampler/sampler.h"
 
 typedef struct gw__server_config {
-    char listen[128];                /* "HOST:PORT", "[V6]:PORT"; default 127.0.0.1:9400 */
+    char listen[128];                /* "HOST:PORT", "[V6]:PORT"; default GW_DEFAULT_LISTEN */
     char token[256];                 /* bearer token; empty: none */
     unsigned threads;                /* MHD thread pool size; default 2 */
     unsigned max_connections;        /* default 512 */

@@ -5,6 +5,7 @@
  * head cap + body cap.
  */
 #include "place/daemon_client.h"
+#include "core/parse.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -55,10 +56,18 @@ int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err)
         if (out->host[i] == '/' || out->host[i] == '@' || out->host[i] == ' ')
             return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad host", text);
     uint64_t port;
-    if (!gw__parse_u64(colon + 1, &port) || port == 0 || port > 65535)
-        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad port", text);
+    gw_error why;
+    if (gw__parse_uint(colon + 1, 1, 65535, &port, &why) != GW_OK)
+        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad port: %s", text, why.message);
     snprintf(out->port, sizeof out->port, "%u", (unsigned)port);
     return GW_OK;
+}
+
+const char *gw_daemon_authority(const gw_daemon_url *u, char *buf, size_t cap)
+{
+    bool v6 = strchr(u->host, ':') != NULL;
+    snprintf(buf, cap, "%s%s%s:%s", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port);
+    return buf;
 }
 
 void gw_daemon_response_release(gw_daemon_response *r)
@@ -269,6 +278,24 @@ static int connect_to(const gw_daemon_url *u, int timeout_ms, int *fd_out, gw_er
     return rc;
 }
 
+void gw_daemon_request_text(gw_strbuf *req, const gw_daemon_url *u, const char *method,
+                            const char *path, const char *token, const char *body, size_t len)
+{
+    char authority[sizeof u->host + sizeof u->port + 4];
+    gw__strbuf_printf(req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                           "Accept: application/json\r\n", method, path,
+                      gw_daemon_authority(u, authority, sizeof authority));
+    if (token && *token)
+        gw__strbuf_printf(req, "Authorization: Bearer %s\r\n", token);
+    if (body)
+        gw__strbuf_printf(req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
+    else if (strcmp(method, "POST") == 0)
+        gw__strbuf_puts(req, "Content-Length: 0\r\n");
+    gw__strbuf_puts(req, "\r\n");
+    if (body)
+        gw__strbuf_append(req, body, len);
+}
+
 int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *path,
                       const char *token, const char *body, size_t len, int timeout_ms,
                       gw_daemon_response *out, gw_error *err)
@@ -276,17 +303,7 @@ int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *pa
     memset(out, 0, sizeof *out);
     gw_strbuf req;
     gw__strbuf_init(&req, 0);
-    gw__strbuf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n"
-                            "Accept: application/json\r\n", method, path, u->host, u->port);
-    if (token && *token)
-        gw__strbuf_printf(&req, "Authorization: Bearer %s\r\n", token);
-    if (body)
-        gw__strbuf_printf(&req, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
-    else if (strcmp(method, "POST") == 0)
-        gw__strbuf_puts(&req, "Content-Length: 0\r\n");
-    gw__strbuf_puts(&req, "\r\n");
-    if (body)
-        gw__strbuf_append(&req, body, len);
+    gw_daemon_request_text(&req, u, method, path, token, body, len);
     if (req.failed) {
         gw__strbuf_release(&req);
         return gw__error_set(err, GW_ENOMEM, "daemon request: out of memory");
@@ -343,8 +360,8 @@ int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *pa
         got += (size_t)n;
         int p = gw_daemon_response_parse(buf, got, out, err);
         if (p == 1 && n == 0)
-            rc = gw__error_set(err, GW_EIO, "daemon %s: connection closed after %zu bytes, before "
-                                            "the end of the response", u->text, got);
+            rc = gw__error_set(err, GW_EPARSE, "daemon %s: connection closed after %zu bytes, "
+                                              "before the end of an HTTP response", u->text, got);
         else if (p != 1)
             rc = p == GW_OK ? 1 : p; /* 1: done */
     }

@@ -23,12 +23,13 @@
 #define GW_PLACE_DAEMON_CLIENT_H
 
 #include "gpuwatch.h"
+#include "core/util.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_DAEMON_DEFAULT_URL "http://127.0.0.1:9400"
+#define GW_DAEMON_DEFAULT_URL "http://" GW_DEFAULT_LISTEN
 #define GW_DAEMON_MAX_BODY (1u << 20)
 #define GW_DAEMON_MAX_HEAD (16u << 10)
 
@@ -48,6 +49,12 @@ typedef struct gw_daemon_response {
  * an optional trailing "/"). GW_EINVAL naming the URL otherwise. */
 int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err);
 
+/* "HOST:PORT" of u as an HTTP Host header and messages write it: an IPv6
+ * address in brackets ("[::1]:19400", RFC 7230 5.4 / RFC 3986 3.2.2),
+ * anything else as is. Into buf[cap] (truncated, always terminated);
+ * returns buf. */
+const char *gw_daemon_authority(const gw_daemon_url *u, char *buf, size_t cap);
+
 /* Parses one complete response in buf[0..len). Returns GW_OK with *out
  * filled (caller releases), 1 when buf is a valid but incomplete prefix (read
  * more), GW_EPARSE naming the offending part, GW_ERANGE when the head or the
@@ -61,11 +68,18 @@ void gw_daemon_response_release(gw_daemon_response *r);
  * body) and token (NULL/empty: none), waits for the whole response at most
  * timeout_ms per step. Errors: GW_ENOENT when nothing listens (connection
  * refused), GW_EPERM when HOST is not a loopback address, GW_ETIMEDOUT,
- * GW_EIO (socket errors, early close), and the parser's errors. *out is
- * filled only on GW_OK (caller releases). */
+ * GW_EIO (socket errors), and GW_EPARSE / GW_ERANGE when what came back is
+ * not one complete HTTP response within the caps (the parser's errors, and
+ * a connection closed before the end). *out is filled only on GW_OK
+ * (caller releases). */
 int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *path,
                       const char *token, const char *body, size_t len, int timeout_ms,
                       gw_daemon_response *out, gw_error *err);
+
+/* Appends the whole request gw_daemon_request sends (head and body) to req
+ * (caller's strbuf; check req->failed). Exposed for tests. */
+void gw_daemon_request_text(gw_strbuf *req, const gw_daemon_url *u, const char *method,
+                            const char *path, const char *token, const char *body, size_t len);
 
 /* The "message" of the daemon's error body {"error":{"code":..,"message":..}}
  * copied into buf (the body itself, shortened, when it is not that shape). */

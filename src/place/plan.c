@@ -17,6 +17,7 @@
  */
 #include "place/plan.h"
 #include "core/array.h"
+#include "core/parse.h"
 #include "render/json_writer.h"
 
 #include <stdio.h>
@@ -59,49 +60,8 @@ void gw_place_opts_init(gw_place_opts *o)
 
 bool gw_place_parse_size(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mult;
-    } units[] = {
-        {"", 1},         {"B", 1},           {"K", 1ull << 10}, {"KiB", 1ull << 10},
-        {"KB", 1000},    {"M", 1ull << 20},  {"MiB", 1ull << 20}, {"MB", 1000000},
-        {"G", 1ull << 30}, {"GiB", 1ull << 30}, {"GB", 1000000000}, {"T", 1ull << 40},
-        {"TiB", 1ull << 40}, {"TB", 1000000000000ull},
-    };
-    if (!s)
-        return false;
-    const char *q = s;
-    uint64_t whole = 0, frac_num = 0, frac_den = 1;
-    bool digits = false;
-    for (; *q >= '0' && *q <= '9'; q++, digits = true)
-        if (!gw__mul_u64(whole, 10, &whole) || !gw__add_u64(whole, (uint64_t)(*q - '0'), &whole))
-            return false;
-    if (*q == '.') {
-        for (q++; *q >= '0' && *q <= '9'; q++, digits = true)
-            if (frac_den < 1000000000ull) {
-                frac_num = frac_num * 10 + (uint64_t)(*q - '0');
-                frac_den *= 10;
-            }
-    }
-    if (!digits)
-        return false;
-    while (*q == ' ')
-        q++;
-    for (size_t i = 0; i < GW__ARRAY_LEN(units); i++) {
-        if (strcmp(q, units[i].suffix) != 0)
-            continue;
-        uint64_t v;
-        if (!gw__mul_u64(whole, units[i].mult, &v))
-            return false;
-        unsigned __int128 f = (unsigned __int128)frac_num * units[i].mult / frac_den;
-        if (units[i].mult == 1 && frac_num)
-            return false; /* a byte count is whole */
-        if (!gw__add_u64(v, (uint64_t)f, &v))
-            return false;
-        *out = v;
-        return true;
-    }
-    return false;
+    gw_error why;
+    return gw__parse_size(s, out, &why) == GW_OK;
 }
 
 const char *gw_place_format_size(uint64_t bytes, char *buf, size_t cap)

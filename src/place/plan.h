@@ -183,8 +183,9 @@ void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *de
 /* usable(d) = free - pending - margin, saturating at 0 (0 without a reading). */
 uint64_t gw_place_usable(const gw_place_device *d, uint64_t margin);
 
-/* Parses a byte size: "20GiB", "512MiB", "1.5G" (G = GiB: binary units),
- * "1000000" (bytes), "10GB" (decimal). False for anything else or overflow. */
+/* Parses a byte size in the one size grammar (gw__parse_size, core/parse.h:
+ * "20GiB", "512MiB", "1.5G" (G = GiB), "1000000" bytes, "10GB" decimal).
+ * False for anything else, negatives or overflow; *out is then unchanged. */
 bool gw_place_parse_size(const char *s, uint64_t *out);
 
 /* Formats bytes as "23.50 GiB" / "512.0 MiB" / "100 B" into buf; returns buf. */

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,25 +233,92 @@ static int answer_error(const gw_place_remote *d, const char *what, const gw_dae
                          resp->status, msg, hint);
 }
 
-int gw_place_remote_probe(const gw_place_remote *d, gw_error *err)
+/* Whether a /health body is gpuwatch's: a JSON object whose "service" is
+ * "gpuwatch" (src/http/api.c writes it first). */
+static bool is_gpuwatch_health(const gw_daemon_response *resp)
 {
+    json_t *doc = json_loadb(resp->body, resp->body_len, 0, NULL);
+    bool yes = json_is_object(doc) &&
+               json_is_string(json_object_get(doc, "service")) &&
+               strcmp(json_string_value(json_object_get(doc, "service")), "gpuwatch") == 0;
+    json_decref(doc);
+    return yes;
+}
+
+/* Fills note with "HOST:PORT answers but is not gpuwatch (WHAT)". */
+static void not_gpuwatch(const gw_place_remote *d, char *note, size_t cap, const char *fmt, ...)
+    GW__PRINTF(4, 5);
+static void not_gpuwatch(const gw_place_remote *d, char *note, size_t cap, const char *fmt, ...)
+{
+    char authority[300], what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    for (char *c = what; *c; c++) /* another server's bytes: printable only */
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
+    snprintf(note, cap, "%s answers but is not gpuwatch (%s)",
+             gw_daemon_authority(&d->url, authority, sizeof authority), what);
+}
+
+int gw_place_remote_probe(const gw_place_remote *d, gw_place_probe *what, char *note, size_t cap,
+                          gw_error *err)
+{
+    *what = GW_PROBE_NOTHING;
+    if (cap)
+        note[0] = '\0';
     gw_daemon_response resp;
-    int rc = gw_daemon_request(&d->url, "GET", "/health", NULL, NULL, 0, GW_REMOTE_TIMEOUT_MS,
-                               &resp, err);
-    if (rc)
+    int rc = gw_daemon_request(&d->url, "GET", "/health", d->token, NULL, 0,
+                               GW_REMOTE_TIMEOUT_MS, &resp, err);
+    if (rc == GW_ENOENT) { /* connection refused */
+        snprintf(note, cap, "no daemon at %s (connection refused)", d->url.text);
+        gw_error_clear(err);
+        return GW_OK;
+    }
+    if (rc == GW_EPARSE || rc == GW_ERANGE) {
+        /* something answered, and not in HTTP a gpuwatch would speak */
+        char prefix[sizeof d->url.text + 16];
+        const char *m = err->message;
+        snprintf(prefix, sizeof prefix, "daemon %s: ", d->url.text);
+        if (strncmp(m, prefix, strlen(prefix)) == 0)
+            m += strlen(prefix);
+        else if (strncmp(m, "daemon response: ", 17) == 0)
+            m += 17;
+        not_gpuwatch(d, note, cap, "%s", m);
+        *what = GW_PROBE_OTHER;
+        gw_error_clear(err);
+        return GW_OK;
+    }
+    if (rc) /* a timeout, a host that is not loopback, no memory */
         return rc;
-    if (resp.status != 200)
+    char msg[200];
+    bool ours = is_gpuwatch_health(&resp);
+    if (ours && resp.status == 200) {
+        *what = GW_PROBE_GPUWATCH;
+    } else if (ours || resp.status == 401 || resp.status == 403 || resp.status >= 500) {
+        /* ours in trouble, or maybe ours behind credentials: never guess */
         rc = answer_error(d, "GET /health", &resp, err);
+    } else {
+        gw_daemon_error_message(&resp, msg, sizeof msg);
+        if (resp.status == 200)
+            not_gpuwatch(d, note, cap, "GET /health: HTTP 200 without \"service\": \"gpuwatch\": "
+                                       "'%.120s'", msg);
+        else
+            not_gpuwatch(d, note, cap, "GET /health: HTTP %d: '%.120s'", resp.status, msg);
+        *what = GW_PROBE_OTHER;
+    }
     gw_daemon_response_release(&resp);
     return rc;
 }
 
 int gw_place_remote_select(const char *url_opt, const char *token_opt, bool local,
                            const gw_place_request *r, gw_place_remote *d, bool *use,
-                           bool *refused, gw_error *err)
+                           char *fallback, size_t cap, gw_error *err)
 {
     *use = false;
-    *refused = false;
+    if (cap)
+        fallback[0] = '\0';
     memset(d, 0, sizeof *d);
     if (local || r->n_given || r->ledger_path || r->no_ledger)
         return GW_OK;
@@ -261,14 +329,11 @@ int gw_place_remote_select(const char *url_opt, const char *token_opt, bool loca
     if (rc)
         return rc;
     d->token = token_opt && *token_opt ? token_opt : getenv("GPUWATCH_TOKEN");
-    rc = gw_place_remote_probe(d, err);
-    if (rc == GW_ENOENT) {
-        *refused = true;
-        return GW_OK;
-    }
+    gw_place_probe what;
+    rc = gw_place_remote_probe(d, &what, fallback, cap, err);
     if (rc)
         return rc;
-    *use = true;
+    *use = what == GW_PROBE_GPUWATCH;
     return GW_OK;
 }
 

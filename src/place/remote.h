@@ -29,20 +29,38 @@ typedef struct gw_place_remote {
     const char *token; /* NULL or empty: no Authorization header */
 } gw_place_remote;
 
+/* What answers at the daemon's URL. */
+typedef enum gw_place_probe {
+    GW_PROBE_GPUWATCH, /* gpuwatch's /health: 200 with "service": "gpuwatch" */
+    GW_PROBE_NOTHING,  /* connection refused */
+    GW_PROBE_OTHER,    /* a server that is not gpuwatch (dcgm-exporter on 9400, ...) */
+} gw_place_probe;
+
 /* Chooses the path for place / run. local, or a request with --gpu /
- * --ledger / --no-ledger: *use false. Else the URL is url_opt, else
- * $GPUWATCH_DAEMON, else GW_DAEMON_DEFAULT_URL; the token token_opt, else
- * $GPUWATCH_TOKEN (borrowed: d points at them). The daemon is probed: it
- * answers: *use true; nothing listens: *use false and *refused true (the
- * caller says so). Errors: a bad URL (GW_EINVAL), a daemon that does not
- * answer properly (the probe's errors): no fallback. */
+ * --ledger / --no-ledger: *use false, fallback empty. Else the URL is
+ * url_opt, else $GPUWATCH_DAEMON, else GW_DAEMON_DEFAULT_URL; the token
+ * token_opt, else $GPUWATCH_TOKEN (borrowed: d points at them). The daemon
+ * is probed: gpuwatch answers: *use true. Nothing listens, or a server that
+ * is not gpuwatch answers: *use false and fallback[cap] says which, in one
+ * line for the caller to print ("no daemon at URL (connection refused)",
+ * "127.0.0.1:19400 answers but is not gpuwatch (GET /health: HTTP 404:
+ * ...)"). Errors, with no fallback: a bad URL (GW_EINVAL), and the probe's
+ * errors. */
 int gw_place_remote_select(const char *url_opt, const char *token_opt, bool local,
                            const gw_place_request *r, gw_place_remote *d, bool *use,
-                           bool *refused, gw_error *err);
+                           char *fallback, size_t cap, gw_error *err);
 
-/* GET /health: GW_OK when a daemon answers 200; GW_ENOENT when nothing
- * listens; other errors (timeout, not HTTP, another status) name it. */
-int gw_place_remote_probe(const gw_place_remote *d, gw_error *err);
+/* GET /health (with the token, if any) and what answered it. GW_OK with
+ * *what: GW_PROBE_GPUWATCH (200 and a JSON object whose "service" is
+ * "gpuwatch"), GW_PROBE_NOTHING (connection refused; note says so) or
+ * GW_PROBE_OTHER (an answer that is not HTTP, ends early or is over the
+ * caps; or an HTTP status other than 401 / 403 / 5xx from a server whose
+ * body is not gpuwatch's: note[cap] says what it answered). Errors, never
+ * "not gpuwatch": a timeout (GW_ETIMEDOUT: a stuck daemon could be ours),
+ * gpuwatch answering other than 200, and 401 / 403 / 5xx from anyone
+ * (answer_error's codes), a host that is not loopback (GW_EPERM). */
+int gw_place_remote_probe(const gw_place_remote *d, gw_place_probe *what, char *note, size_t cap,
+                          gw_error *err);
 
 /* POST /api/v1/reservations with r's need and placement options and req's
  * owner / pid / lease / key / note; fills plan (over r->devs) and *id (0 when

@@ -16,6 +16,7 @@
  * compute buffer is larger than the profile said is never over-committed.
  */
 #include "place/request.h"
+#include "core/parse.h"
 #include "estimate/estimate.h"
 
 #include <stdio.h>
@@ -74,23 +75,23 @@ void gw_place_request_release(gw_place_request *r)
     memset(&r->need, 0, sizeof r->need);
 }
 
-static bool parse_u32(const char *s, uint32_t *out)
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out, gw_error *err)
 {
     uint64_t v;
-    if (!gw__parse_u64(s, &v) || v > UINT32_MAX)
-        return false;
-    *out = (uint32_t)v;
-    return true;
+    int rc = gw__parse_uint(s, lo, hi, &v, err);
+    if (rc == GW_OK)
+        *out = (uint32_t)v;
+    return rc;
 }
 
-static bool parse_celsius(const char *s, int32_t *mc)
+/* Degrees C as millidegrees; -99.999..999.999. */
+static int parse_celsius(const char *s, int32_t *mc, gw_error *err)
 {
-    char *end;
-    double c = strtod(s, &end);
-    if (end == s || *end || !(c > -100 && c < 1000))
-        return false;
-    *mc = (int32_t)(c * 1000.0);
-    return true;
+    double c;
+    int rc = gw__parse_decimal(s, -99.999, 999.999, &c, err);
+    if (rc == GW_OK)
+        *mc = (int32_t)(c * 1000.0);
+    return rc;
 }
 
 int gw_place_parse_gpu(const char *spec, size_t position, gw_place_device *d, gw_error *err)
@@ -110,28 +111,31 @@ int gw_place_parse_gpu(const char *spec, size_t position, gw_place_device *d, gw
     int k = 0;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save), k++) {
         char *eq = strchr(tok, '=');
+        gw_error why;
+        gw_error_clear(&why);
         if (k == 0 && !eq) {
-            if (!gw_place_parse_size(tok, &d->free))
-                return gw__error_set(err, GW_EINVAL, "--gpu '%s': '%s' is not a size", spec, tok);
+            if (gw__parse_size(tok, &d->free, &why) != GW_OK)
+                return gw__error_set(err, GW_EINVAL, "--gpu '%s': %s", spec, why.message);
             continue;
         }
         if (!eq)
             return gw__error_set(err, GW_EINVAL, "--gpu '%s': '%s' is not KEY=VALUE", spec, tok);
         *eq = '\0';
         const char *key = tok, *v = eq + 1;
-        bool ok = true;
+        int rc = GW_OK;
         if (strcmp(key, "free") == 0) {
-            ok = gw_place_parse_size(v, &d->free);
+            rc = gw__parse_size(v, &d->free, &why);
         } else if (strcmp(key, "total") == 0) {
-            ok = gw_place_parse_size(v, &d->total);
+            rc = gw__parse_size(v, &d->total, &why);
             total_set = true;
         } else if (strcmp(key, "name") == 0) {
             gw__strlcpy(d->name, v, sizeof d->name);
         } else if (strcmp(key, "uuid") == 0) {
-            ok = *v != '\0';
+            if (!*v)
+                rc = gw__error_set(&why, GW_EINVAL, "empty uuid");
             gw__strlcpy(d->uuid, v, sizeof d->uuid);
         } else if (strcmp(key, "index") == 0) {
-            ok = parse_u32(v, &d->source_index);
+            rc = parse_u32(v, 0, UINT32_MAX, &d->source_index, &why);
         } else if (strcmp(key, "vendor") == 0) {
             if (strcmp(v, "nvidia") == 0)
                 d->vendor = GW_VENDOR_NVIDIA;
@@ -140,7 +144,7 @@ int gw_place_parse_gpu(const char *spec, size_t position, gw_place_device *d, gw
             else if (strcmp(v, "intel") == 0)
                 d->vendor = GW_VENDOR_INTEL;
             else
-                ok = false;
+                rc = gw__error_set(&why, GW_EINVAL, "'%s' is not nvidia, amd or intel", v);
         } else if (strcmp(key, "state") == 0) {
             if (strcmp(v, "ok") == 0)
                 d->state = GW_DEVICE_OK;
@@ -151,18 +155,18 @@ int gw_place_parse_gpu(const char *spec, size_t position, gw_place_device *d, gw
             else if (strcmp(v, "error") == 0)
                 d->state = GW_DEVICE_ERROR;
             else
-                ok = false;
+                rc = gw__error_set(&why, GW_EINVAL, "'%s' is not ok, lost, stale or error", v);
         } else if (strcmp(key, "temp") == 0) {
-            ok = parse_celsius(v, &d->temp_mc);
+            rc = parse_celsius(v, &d->temp_mc, &why);
             d->has_temp = true;
         } else if (strcmp(key, "limit") == 0) {
-            ok = parse_celsius(v, &d->temp_limit_mc);
+            rc = parse_celsius(v, &d->temp_limit_mc, &why);
             d->has_temp_limit = true;
         } else {
             return gw__error_set(err, GW_EINVAL, "--gpu '%s': unknown key '%s'", spec, key);
         }
-        if (!ok)
-            return gw__error_set(err, GW_EINVAL, "--gpu '%s': bad value '%s' for %s", spec, v, key);
+        if (rc != GW_OK)
+            return gw__error_set(err, GW_EINVAL, "--gpu '%s': %s: %s", spec, key, why.message);
     }
     if (k == 0)
         return gw__error_set(err, GW_EINVAL, "--gpu: empty specification");
@@ -173,91 +177,91 @@ int gw_place_parse_gpu(const char *spec, size_t position, gw_place_device *d, gw
     return GW_OK;
 }
 
-int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, gw_error *err)
+enum {
+    O_MEM = GW_PLACE_OPT_BASE, O_MODEL, O_CTX, O_PARALLEL, O_LAYERS, O_LAYER_SIZE, O_OUTPUT_SIZE,
+    O_OVERHEAD, O_HOST_SIZE, O_POLICY, O_GPUS, O_DEVICES, O_MARGIN, O_MAX_TEMP, O_GPU, O_LEDGER,
+    O_HOST_CPU, O_NO_PARTIAL, O_NO_LEDGER, O_JSON, O_PRETTY
+};
+
+const gw_opt gw_place_request_opts[] = {
+    {"--mem", NULL, "SIZE", O_MEM},
+    {"--model", NULL, "FILE.gguf", O_MODEL},
+    {"--ctx", NULL, "N", O_CTX},
+    {"--parallel", NULL, "N", O_PARALLEL},
+    {"--layers", NULL, "N", O_LAYERS},
+    {"--layer-size", NULL, "SIZE", O_LAYER_SIZE},
+    {"--output-size", NULL, "SIZE", O_OUTPUT_SIZE},
+    {"--overhead", NULL, "SIZE", O_OVERHEAD},
+    {"--host-size", NULL, "SIZE", O_HOST_SIZE},
+    {"--policy", NULL, "P", O_POLICY},
+    {"--gpus", NULL, "N", O_GPUS},
+    {"--devices", NULL, "LIST", O_DEVICES},
+    {"--margin", NULL, "SIZE", O_MARGIN},
+    {"--max-temp", NULL, "C", O_MAX_TEMP},
+    {"--gpu", NULL, "SPEC", O_GPU},
+    {"--ledger", NULL, "PATH", O_LEDGER},
+    {"--host-cpu", NULL, "VARIANT", O_HOST_CPU},
+    {"--no-partial", NULL, NULL, O_NO_PARTIAL},
+    {"--no-ledger", NULL, NULL, O_NO_LEDGER},
+    {"--json", NULL, NULL, O_JSON},
+    {"--pretty", NULL, NULL, O_PRETTY},
+    {NULL, NULL, NULL, 0},
+};
+
+/* A size option that must not be 0 when nonzero is true. */
+static int size_opt(const char *v, uint64_t *out, bool nonzero, gw_error *why)
 {
-    const char *arg = argv[*i];
-    static const char *const flags[] = {"--no-partial", "--no-ledger", "--json", "--pretty"};
-    for (size_t k = 0; k < GW__ARRAY_LEN(flags); k++)
-        if (strcmp(arg, flags[k]) == 0) {
-            if (k == 0)
-                r->no_partial = true;
-            else if (k == 1)
-                r->no_ledger = true;
-            else if (k == 2)
-                r->json = true;
-            else
-                r->pretty = true;
-            (*i)++;
-            return 1;
-        }
-    enum {
-        O_MEM, O_MODEL, O_CTX, O_PARALLEL, O_LAYERS, O_LAYER_SIZE, O_OUTPUT_SIZE, O_OVERHEAD,
-        O_HOST_SIZE, O_POLICY, O_GPUS, O_DEVICES, O_MARGIN, O_MAX_TEMP, O_GPU, O_LEDGER,
-        O_HOST_CPU, O_COUNT
-    };
-    static const char *const valued[O_COUNT] = {
-        [O_MEM] = "--mem",           [O_MODEL] = "--model",       [O_CTX] = "--ctx",
-        [O_PARALLEL] = "--parallel", [O_LAYERS] = "--layers",     [O_LAYER_SIZE] = "--layer-size",
-        [O_OUTPUT_SIZE] = "--output-size", [O_OVERHEAD] = "--overhead",
-        [O_HOST_SIZE] = "--host-size", [O_POLICY] = "--policy",  [O_GPUS] = "--gpus",
-        [O_DEVICES] = "--devices",   [O_MARGIN] = "--margin",     [O_MAX_TEMP] = "--max-temp",
-        [O_GPU] = "--gpu",           [O_LEDGER] = "--ledger",     [O_HOST_CPU] = "--host-cpu",
-    };
-    size_t which = GW__ARRAY_LEN(valued);
-    const char *v = NULL;
-    for (size_t k = 0; k < GW__ARRAY_LEN(valued); k++) {
-        size_t n = strlen(valued[k]);
-        if (strncmp(arg, valued[k], n) != 0 || (arg[n] != '\0' && arg[n] != '='))
-            continue;
-        which = k;
-        if (arg[n] == '=') {
-            v = arg + n + 1;
-            *i += 1;
-        } else {
-            if (*i + 1 >= argc)
-                return gw__error_set(err, GW_EINVAL, "option %s needs a value", valued[k]);
-            v = argv[*i + 1];
-            *i += 2;
-        }
-        break;
-    }
-    if (which == GW__ARRAY_LEN(valued))
-        return 0;
-    const char *name = valued[which];
-    bool ok = true;
-    switch (which) {
-    case O_MEM: ok = gw_place_parse_size(v, &r->mem) && r->mem > 0; break;
+    int rc = gw__parse_size(v, out, why);
+    if (rc == GW_OK && nonzero && *out == 0)
+        rc = gw__error_set(why, GW_EINVAL, "'%s' is zero", v);
+    return rc;
+}
+
+int gw_place_request_apply(gw_place_request *r, int id, const char *v, gw_error *err)
+{
+    gw_error why;
+    gw_error_clear(&why);
+    int rc = GW_OK;
+    switch (id) {
+    case O_NO_PARTIAL: r->no_partial = true; break;
+    case O_NO_LEDGER: r->no_ledger = true; break;
+    case O_JSON: r->json = true; break;
+    case O_PRETTY: r->pretty = true; break;
+    case O_MEM: rc = size_opt(v, &r->mem, true, &why); break;
     case O_MODEL: r->model = v; break;
-    case O_CTX: ok = parse_u32(v, &r->ctx); break;
-    case O_PARALLEL: ok = parse_u32(v, &r->parallel) && r->parallel > 0; break;
-    case O_LAYERS: ok = parse_u32(v, &r->n_layers) && r->n_layers > 0 && r->n_layers < 100000; break;
-    case O_LAYER_SIZE: ok = gw_place_parse_size(v, &r->layer_bytes) && r->layer_bytes > 0; break;
-    case O_OUTPUT_SIZE: ok = gw_place_parse_size(v, &r->output_bytes); break;
+    case O_CTX: rc = parse_u32(v, 0, UINT32_MAX, &r->ctx, &why); break;
+    case O_PARALLEL: rc = parse_u32(v, 1, UINT32_MAX, &r->parallel, &why); break;
+    case O_LAYERS: rc = parse_u32(v, 1, 99999, &r->n_layers, &why); break;
+    case O_LAYER_SIZE: rc = size_opt(v, &r->layer_bytes, true, &why); break;
+    case O_OUTPUT_SIZE: rc = size_opt(v, &r->output_bytes, false, &why); break;
     case O_OVERHEAD:
-        ok = gw_place_parse_size(v, &r->overhead);
+        rc = size_opt(v, &r->overhead, false, &why);
         r->overhead_set = true;
         break;
-    case O_HOST_SIZE: ok = gw_place_parse_size(v, &r->host_bytes); break;
+    case O_HOST_SIZE: rc = size_opt(v, &r->host_bytes, false, &why); break;
     case O_POLICY:
-        ok = gw_place_policy_parse(v, &r->opts.policy);
+        if (!gw_place_policy_parse(v, &r->opts.policy))
+            rc = gw__error_set(&why, GW_EINVAL, "'%s' is not best-fit, spread, pack or list", v);
         r->policy_set = true;
         break;
-    case O_GPUS: ok = parse_u32(v, &r->opts.gpus) && r->opts.gpus > 0 && r->opts.gpus <= 4096; break;
+    case O_GPUS: rc = parse_u32(v, 1, 4096, &r->opts.gpus, &why); break;
     case O_DEVICES: r->devices_arg = v; break;
     case O_MARGIN:
-        ok = gw_place_parse_size(v, &r->opts.margin);
+        rc = size_opt(v, &r->opts.margin, false, &why);
         r->margin_set = true;
         break;
-    case O_MAX_TEMP: ok = parse_celsius(v, &r->opts.max_temp_mc) && r->opts.max_temp_mc != 0; break;
+    case O_MAX_TEMP:
+        rc = parse_celsius(v, &r->opts.max_temp_mc, &why);
+        if (rc == GW_OK && r->opts.max_temp_mc == 0)
+            rc = gw__error_set(&why, GW_EINVAL, "'%s' is zero", v);
+        break;
     case O_GPU:
         if (r->n_given >= GW_PLACE_MAX_GIVEN)
             return gw__error_set(err, GW_EINVAL, "--gpu: at most %d given GPUs", GW_PLACE_MAX_GIVEN);
-        {
-            int rc = gw_place_parse_gpu(v, r->n_given, &r->given[r->n_given], err);
-            if (rc)
-                return rc;
-            r->n_given++;
-        }
+        rc = gw_place_parse_gpu(v, r->n_given, &r->given[r->n_given], err);
+        if (rc)
+            return rc;
+        r->n_given++;
         break;
     case O_LEDGER: r->ledger_path = v; break;
     case O_HOST_CPU: {
@@ -268,9 +272,15 @@ int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, 
         r->host_cpu_set = true;
         break;
     }
+    default: return 0;
     }
-    if (!ok)
-        return gw__error_set(err, GW_EINVAL, "bad value '%s' for %s", v, name);
+    if (rc != GW_OK) {
+        const char *name = "?";
+        for (const gw_opt *o = gw_place_request_opts; o->name; o++)
+            if (o->id == id)
+                name = o->name;
+        return gw__error_set(err, GW_EINVAL, "%s: %s", name, why.message);
+    }
     return 1;
 }
 
@@ -335,7 +345,8 @@ static int resolve_list(gw_place_request *r, gw_error *err)
                 r->list[k++] = (uint32_t)d;
                 found = true;
             }
-        if (!found && parse_u32(tok, &idx))
+        gw_error why;
+        if (!found && parse_u32(tok, 0, UINT32_MAX, &idx, &why) == GW_OK)
             for (size_t d = 0; d < r->n_devs && !found; d++)
                 if (r->devs[d].index == idx) {
                     r->list[k++] = (uint32_t)d;

@@ -9,7 +9,7 @@
  * per-layer profile, and the launch environment.
  *
  * Invariants:
- *  1. gw_place_request_option never prints; it returns 1 (consumed), 0 (not
+ *  1. gw_place_request_apply never prints; it returns 1 (applied), 0 (not
  *     a placement option) or GW_EINVAL with err naming the option and value.
  *  2. After gw_place_request_prepare succeeds, devs/n_devs, seen/n_seen and
  *     need are filled and owned by the request until release; nothing is
@@ -18,6 +18,7 @@
 #ifndef GW_PLACE_REQUEST_H
 #define GW_PLACE_REQUEST_H
 
+#include "core/parse.h"
 #include "place/ledger.h"
 
 #include <stdio.h>
@@ -70,8 +71,16 @@ void gw_place_request_init(gw_place_request *r);
 /* Frees what prepare allocated; the request can be prepared again. */
 void gw_place_request_release(gw_place_request *r);
 
-/* See invariant 1. argv[*i] is the option; *i advances past its value. */
-int gw_place_request_option(gw_place_request *r, int argc, char **argv, int *i, gw_error *err);
+/* The placement options (ids from GW_PLACE_OPT_BASE), for the CLI's option
+ * scanner (core/parse.h) next to each command's own table. */
+#define GW_PLACE_OPT_BASE 2000
+extern const gw_opt gw_place_request_opts[];
+
+/* Applies option id of gw_place_request_opts with its value v (borrowed
+ * for as long as r: --model, --devices, --ledger keep the pointer; NULL for
+ * options without a value). See invariant 1; on error r may hold a partly
+ * applied value of that option only. */
+int gw_place_request_apply(gw_place_request *r, int id, const char *v, gw_error *err);
 
 /* The options' help lines. */
 extern const char gw_place_request_help[];

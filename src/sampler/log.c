@@ -1,6 +1,7 @@
 /* log.c — see log.h. A line is formatted into a stack buffer (truncated at
  * 1 KiB) and written with a single write(2). */
 #include "sampler/log.h"
+#include "core/parse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,12 +17,28 @@ static const char *const level_names[] = {
     [GW__LOG_INFO] = "info",   [GW__LOG_DEBUG] = "debug",
 };
 
+bool gw__log_journal_stream_is(const char *value, int fd)
+{
+    /* "DEV:INO", both decimal (systemd writes st_dev and st_ino so) */
+    const char *colon = value ? strchr(value, ':') : NULL;
+    char dev_s[24];
+    if (!colon || (size_t)(colon - value) >= sizeof dev_s)
+        return false;
+    memcpy(dev_s, value, (size_t)(colon - value));
+    dev_s[colon - value] = '\0';
+    uint64_t dev, ino;
+    gw_error why;
+    struct stat st;
+    return gw__parse_uint(dev_s, 0, UINT64_MAX, &dev, &why) == GW_OK &&
+           gw__parse_uint(colon + 1, 0, UINT64_MAX, &ino, &why) == GW_OK &&
+           fstat(fd, &st) == 0 && (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
 void gw__log_init(gw__log *log, int fd, gw__log_level level)
 {
     atomic_init(&log->level, (int)level);
     log->fd = fd;
-    const char *js = getenv("JOURNAL_STREAM");
-    log->journal = js && *js;
+    log->journal = gw__log_journal_stream_is(getenv("JOURNAL_STREAM"), fd);
     atomic_init(&log->dropped, 0);
     struct stat st;
     if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {

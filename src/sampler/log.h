@@ -3,9 +3,11 @@
  * Owns: one logger object (level, output fd, format). No global state: the
  * daemon creates one and hands a pointer to the sampler and the server.
  *
- * Format: under systemd (JOURNAL_STREAM set, or forced) every line starts
- * with the sd-daemon priority prefix "<N>" and carries no timestamp (the
- * journal adds one); otherwise "2026-01-02T03:04:05.678Z gpuwatch[PID]:
+ * Format: when the log fd is the journal's stream (systemd's rule: the
+ * fd's st_dev:st_ino equal $JOURNAL_STREAM, which a child inherits even
+ * after its stderr was redirected elsewhere) every line starts with the
+ * sd-daemon priority prefix "<N>" and carries no timestamp (the journal
+ * adds one); otherwise "2026-01-02T03:04:05.678Z gpuwatch[PID]:
  * LEVEL: message". Each line is written with one write(2), so lines of
  * concurrent threads never interleave. Newlines inside a message are
  * replaced by spaces: one event, one line.
@@ -39,9 +41,14 @@ typedef struct gw__log {
 } gw__log;
 
 /* Initialises a logger writing to fd at level; journal format when
- * $JOURNAL_STREAM is set; sets O_NONBLOCK on fd when it is a pipe or a
- * socket. Cannot fail. */
+ * gw__log_journal_stream_is($JOURNAL_STREAM, fd); sets O_NONBLOCK on fd
+ * when it is a pipe or a socket. Cannot fail. */
 void gw__log_init(gw__log *log, int fd, gw__log_level level);
+
+/* Whether value ("DEV:INO", decimal, as systemd sets $JOURNAL_STREAM) names
+ * the file fd is open on (fstat's st_dev and st_ino). False for NULL,
+ * malformed text, or another file. */
+bool gw__log_journal_stream_is(const char *value, int fd);
 
 /* Parses "error", "warning", "notice", "info", "debug"; false otherwise. */
 bool gw__log_level_parse(const char *s, gw__log_level *out);

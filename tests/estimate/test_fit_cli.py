@@ -160,6 +160,34 @@ def mmproj_checks(t, model):
     check(r.returncode == 1 and "clip.vision.patch_size" in r.stderr, f"no patch size: {r.stderr}")
 
 
+def garbage_checks(model):
+    """Issue 12: `fit --gpu nan` became 8796093022208 MiB free. fit shares
+    place's size grammar and integer parser: NaN, infinities, negatives,
+    overflow and trailing junk are usage errors naming the option and the
+    value, never a number."""
+    bad_sizes = ["nan", "NaN", "inf", "-inf", "infinity", "-1GiB", "-0.5G", "1e30", "0x10G",
+                 "24GiBx", "18446744073709551616", "20000000000GiB", "1.5", " 8G", "8G ", ""]
+    for opt in ("--gpu", "--overhead", "--margin"):
+        for v in bad_sizes:
+            for args in ([opt, v], [f"{opt}={v}"]):
+                r = run(model, *args)
+                check(r.returncode == 2 and opt in r.stderr and f"'{v}'" in r.stderr
+                      and not r.stdout, f"fit {args}: {r.returncode} {r.stderr!r} {r.stdout[:80]!r}")
+    bad_ints = ["nan", "-1", "1.5", "1e3", "0x10", "+4", "4294967296", "99999999999999999999",
+                "4k", ""]
+    for opt in ("-c", "--batch-size", "-ub", "-np", "-mg", "-ngl"):
+        for v in bad_ints:
+            r = run(model, "--cpu", opt, v)
+            check(r.returncode == 2 and f"'{v}'" in r.stderr, f"fit {opt} {v!r}: {r.returncode} {r.stderr!r}")
+    for v in ("nan", "1,inf", "-1,1", "1,,x", "0x1,1"):
+        r = run(model, "--gpu", "8GiB", "--gpu", "8GiB", "-ts", v)
+        check(r.returncode == 2 and "--tensor-split" in r.stderr, f"fit -ts {v}: {r.returncode} {r.stderr!r}")
+    r = run(model, "--gpu", "24GiB", "--json")
+    d = json.loads(r.stdout) if r.stdout else {}
+    free = d.get("requested", {}).get("devices", [{}])[0].get("free")
+    check(free == 24 << 30, f"--gpu 24GiB is 24 GiB free: {free}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         notgguf = os.path.join(t, "x.gguf")
@@ -209,6 +237,7 @@ def main():
         check(r.returncode == 1 and "flash attention" in r.stderr, f"quantized V: {r.stderr}")
         r = run(model, "--cpu", "--bogus")
         check(r.returncode == 2, f"unknown option: {r.returncode}")
+        garbage_checks(model)
 
         def fit(*gpus, extra=()):
             args = [model, "--json", "-c", "8192", "--overhead", "100MiB", "--margin", "100MiB"]

@@ -311,5 +311,33 @@ with tempfile.TemporaryDirectory() as tmp:
     else:
         print("skip: no tests/estimate/model_writer.py")
 
+    # --- one grammar for sizes and numbers (issue 12): NaN, infinities,
+    # negatives, overflow and junk are usage errors naming option and value
+    for opt, bad in (("--mem", ["nan", "inf", "-1GiB", "1e3G", "0x10", "18446744073709551616",
+                                "20000000000GiB", "1.5", "8G junk", "0"]),
+                     ("--margin", ["nan", "-1", "inf", "1e3"]),
+                     ("--layers", ["nan", "-1", "1.5", "0", "100000"]),
+                     ("--ctx", ["nan", "-1", "4294967296", "1e3"]),
+                     ("--gpus", ["nan", "-1", "0", "4097"]),
+                     ("--max-temp", ["nan", "inf", "-inf", "1e3", "0x50", "1000"])):
+        for v in bad:
+            for cmd in ("place", "run"):
+                extra = ["--mem", "1GiB"] if opt != "--mem" else []
+                tail = ["--", "job"] if cmd == "run" else []
+                for form in ([opt, v], [f"{opt}={v}"]):
+                    r = run(cmd, *form, *extra, "--gpu", "8GiB", "--dry-run" if cmd == "run"
+                            else "--json", *tail)
+                    check(r.returncode == 2 and opt in r.stderr and f"'{v}'" in r.stderr,
+                          f"{cmd} {form}: {r.returncode} {r.stderr!r}")
+    for spec in ("nan", "inf", "-8GiB", "8GiB,free=nan", "8GiB,total=inf", "8GiB,temp=nan",
+                 "8GiB,limit=inf", "8GiB,temp=1e3", "8GiB,index=-1", "8GiB,index=nan"):
+        r = run("place", "--mem", "1GiB", "--gpu", spec)
+        check(r.returncode == 2 and f"--gpu '{spec}'" in r.stderr, f"place --gpu {spec}: "
+              f"{r.returncode} {r.stderr!r}")
+    for v in ("nan", "-1", "0", "1e3", "1.5"):
+        r = run("run", "--lease", v, "--mem", "1GiB", "--gpu", "8GiB", "--", "job")
+        check(r.returncode == 2 and "--lease" in r.stderr and f"'{v}'" in r.stderr,
+              f"run --lease {v}: {r.returncode} {r.stderr!r}")
+
 print(f"{'FAILED' if failures else 'ok'}: {len(failures)} failure(s)")
 sys.exit(1 if failures else 0)

@@ -153,21 +153,56 @@ static void test_url(void **state)
     (void)state;
     gw_daemon_url u;
     gw_error err;
-    assert_int_equal(gw_daemon_url_parse("http://127.0.0.1:9400", &u, &err), GW_OK);
+    assert_int_equal(gw_daemon_url_parse("http://127.0.0.1:19400", &u, &err), GW_OK);
     assert_string_equal(u.host, "127.0.0.1");
-    assert_string_equal(u.port, "9400");
+    assert_string_equal(u.port, "19400");
     assert_int_equal(gw_daemon_url_parse("http://[::1]:80/", &u, &err), GW_OK);
     assert_string_equal(u.host, "::1");
     assert_string_equal(u.text, "http://[::1]:80");
     static const char *const bad[] = {"https://127.0.0.1:1", "http://127.0.0.1", "http://:80",
                                       "http://h:0", "http://h:65536", "http://h:80/x",
-                                      "http://u@h:80", "127.0.0.1:80", "http://[::1:80"};
+                                      "http://u@h:80", "127.0.0.1:80", "http://[::1:80",
+                                      "http://h: 80", "http://h:80 ", "http://h:+80",
+                                      "http://h:-1", "http://h:0x50"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         gw_error_clear(&err);
         if (gw_daemon_url_parse(bad[i], &u, &err) != GW_EINVAL)
             fail_msg("URL accepted: %s", bad[i]);
         assert_true(err.message[0] != '\0');
     }
+}
+
+/* The Host header names an IPv6 daemon in brackets (issue 12: it sent
+ * "Host: ::1:PORT"); the default URL is the default port. */
+static void test_host_header(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *host;
+    } cases[] = {
+        {"http://[::1]:19400", "[::1]:19400"},
+        {"http://[::ffff:127.0.0.1]:8/", "[::ffff:127.0.0.1]:8"},
+        {"http://127.0.0.1:19400", "127.0.0.1:19400"},
+        {"http://localhost:1", "localhost:1"},
+        {GW_DAEMON_DEFAULT_URL, "127.0.0.1:" GW_DEFAULT_PORT_STR},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        gw_daemon_url u;
+        gw_error err;
+        assert_int_equal(gw_daemon_url_parse(cases[i].url, &u, &err), GW_OK);
+        char a[300];
+        assert_string_equal(gw_daemon_authority(&u, a, sizeof a), cases[i].host);
+        gw_strbuf sb;
+        gw__strbuf_init(&sb, 0);
+        gw_daemon_request_text(&sb, &u, "GET", "/health", NULL, NULL, 0);
+        assert_false(sb.failed);
+        char want[400];
+        snprintf(want, sizeof want, "GET /health HTTP/1.1\r\nHost: %s\r\n", cases[i].host);
+        assert_memory_equal(sb.data, want, strlen(want));
+        assert_non_null(strstr(sb.data, "\r\n\r\n"));
+        gw__strbuf_release(&sb);
+    }
+    assert_int_equal(GW_DEFAULT_PORT, 19400);
 }
 
 static void test_error_message(void **state)
@@ -221,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_valid_and_prefixes), cmocka_unit_test(test_no_body_status),
         cmocka_unit_test(test_refused),            cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_url),                cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_host_header),
         cmocka_unit_test(test_plan_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,7 +64,7 @@ with tempfile.TemporaryDirectory() as tmp:
     os.chmod(job, 0o755)
     env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=scn, GPUWATCH_LEDGER=ledger, SHOW_OUT=show)
     # --local: the ledger in tmp, never a daemon that may listen on the
-    # default port (127.0.0.1:9400) of whatever machine runs the suite
+    # default port (127.0.0.1:19400) of whatever machine runs the suite
     src = ["--sources", "nvml", "--nvml-library", LIB, "--local"]
 
     def gw(*args):

@@ -122,9 +122,19 @@ class Daemon:
         srcs = [] if "--sources" in args else ["--sources", "nvml,host"]
         cmd = [BIN, "serve", "--listen", "127.0.0.1:0"] + srcs + list(args)
         self.cmd = cmd
+        # JOURNAL_STREAM "@stderr": the DEV:INO of the daemon's real stderr
+        # (a pipe made here), as systemd sets it for a unit's stream
+        stderr, rfd = subprocess.PIPE, None
+        if e.get("JOURNAL_STREAM") == "@stderr":
+            rfd, stderr = os.pipe()
+            st = os.fstat(stderr)
+            e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=e, text=True,
+                                     stderr=stderr, env=e, text=True,
                                      preexec_fn=_die_with_parent)
+        if rfd is not None:
+            os.close(stderr)
+        self._stderr = os.fdopen(rfd, "r") if rfd is not None else self.proc.stderr
         _LIVE.append(self.proc)
         self.lines = []
         self.port = None
@@ -138,7 +148,7 @@ class Daemon:
             self.wait_health()
 
     def _read(self):
-        for line in self.proc.stderr:
+        for line in self._stderr:
             self.lines.append(line)
             m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
             if m:

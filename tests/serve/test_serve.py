@@ -1015,11 +1015,22 @@ def case_ops():
 
 
 def case_journal():
-    """Under systemd (JOURNAL_STREAM set) log lines carry sd-daemon "<N>"
-    priority prefixes instead of timestamps; the real libnvidia-ml.so.1
-    without a driver gives CPU-only mode with NVML's reason, never a crash."""
+    """Under systemd (JOURNAL_STREAM naming the daemon's own stderr, by its
+    st_dev:st_ino) log lines carry sd-daemon "<N>" priority prefixes instead
+    of timestamps; a JOURNAL_STREAM naming another file (inherited by a
+    process whose stderr was redirected) leaves them plain (issue 12: any
+    value was trusted). The real libnvidia-ml.so.1 without a driver gives
+    CPU-only mode with NVML's reason, never a crash."""
+    for value in ("8:1234", "", "garbage", "%d:%d" % (os.stat("/").st_dev, os.stat("/").st_ino)):
+        d = Daemon(scenario=None, env={"JOURNAL_STREAM": value})
+        d.stop()
+        lines = [line for line in d.lines if line.strip()]
+        check(lines and not any(re.match(r"<[3-7]>", line) for line in lines),
+              "JOURNAL_STREAM=%r (not stderr) gave journal lines %r" % (value, lines[:2]))
+        check(any(re.match(r"\d{4}-\d\d-\d\dT", line) for line in lines),
+              "JOURNAL_STREAM=%r: no timestamped lines %r" % (value, lines[:2]))
     real = os.environ.get("NVML_REAL_LIBRARY", "")
-    env = {"JOURNAL_STREAM": "8:1234"}
+    env = {"JOURNAL_STREAM": "@stderr"}
     if os.path.exists(real):
         env["GPUWATCH_NVML_LIBRARY"] = real
     d = Daemon(scenario=None, env=env)

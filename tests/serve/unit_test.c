@@ -13,11 +13,13 @@
 #include "http/api.h"
 #include "http/config.h"
 #include "http/prom.h"
+#include "sampler/log.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define GIB (1024ull * 1024 * 1024)
@@ -466,12 +468,109 @@ static void test_find_device(void **state)
 
 /* ----------------------------------------------------------------- config */
 
+/* Prints c into path; returns the text (static buffer). */
+static const char *print_to(const gw__serve_config *c, const char *path)
+{
+    static char text[8192];
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    gw__serve_config_print(f, c);
+    fclose(f);
+    f = fopen(path, "r");
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+/* --print-config's output, loaded as a config file, never makes its token
+ * placeholder the token (issue 12: "token = (set)" became the token
+ * "(set)"), and prints the same again. */
+static void test_print_config_round_trip(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gw-serve-print-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    gw_error err;
+    gw__serve_config c, back;
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_set(&c, "token", "s3cret", &err), GW_OK);
+    assert_int_equal(gw__serve_config_set(&c, "interval_ms", "250", &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
+    char first[8192];
+    snprintf(first, sizeof first, "%s", print_to(&c, path));
+    assert_null(strstr(first, "s3cret"));
+    gw__serve_config_default(&back);
+    assert_int_equal(gw__serve_config_load_file(&back, path, &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&back, &err), GW_OK);
+    assert_string_equal(back.http.token, ""); /* not "(set)" */
+    assert_int_equal(back.sampler.interval_ms, 250);
+
+    /* from token_file: the same configuration, the same text again */
+    char tok[] = "/tmp/gw-serve-token-XXXXXX";
+    fd = mkstemp(tok);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cret\n", 7), 7);
+    close(fd);
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_set(&c, "token_file", tok, &err), GW_OK);
+    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:19400", &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
+    snprintf(first, sizeof first, "%s", print_to(&c, path));
+    gw__serve_config_default(&back);
+    assert_int_equal(gw__serve_config_load_file(&back, path, &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&back, &err), GW_OK);
+    assert_string_equal(back.http.token, "s3cret");
+    assert_string_equal(print_to(&back, path), first);
+    unlink(tok);
+    unlink(path);
+}
+
+/* JOURNAL_STREAM counts only when it names the log fd itself (systemd's
+ * rule: compare st_dev:st_ino), never any value (issue 12). */
+static void test_journal_stream(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct stat st;
+    assert_int_equal(fstat(p[1], &st), 0);
+    char mine[64], other[64], bad[80];
+    snprintf(mine, sizeof mine, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    snprintf(other, sizeof other, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino + 1);
+    assert_true(gw__log_journal_stream_is(mine, p[1]));
+    assert_false(gw__log_journal_stream_is(other, p[1]));
+    snprintf(bad, sizeof bad, "%s ", mine);
+    assert_false(gw__log_journal_stream_is(bad, p[1]));
+    snprintf(bad, sizeof bad, "-%s", mine);
+    assert_false(gw__log_journal_stream_is(bad, p[1]));
+    static const char *const junk[] = {"8:1234", "", ":", "1:", ":1", "x:y", "1:2:3", "nan:inf"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+        assert_false(gw__log_journal_stream_is(junk[i], p[1]));
+    assert_false(gw__log_journal_stream_is(NULL, p[1]));
+    assert_false(gw__log_journal_stream_is(mine, 12345)); /* not open */
+    gw__log log;
+    setenv("JOURNAL_STREAM", "8:1234", 1);
+    gw__log_init(&log, p[1], GW__LOG_INFO);
+    assert_false(log.journal);
+    setenv("JOURNAL_STREAM", mine, 1);
+    gw__log_init(&log, p[1], GW__LOG_INFO);
+    assert_true(log.journal);
+    unsetenv("JOURNAL_STREAM");
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_config(void **state)
 {
     (void)state;
     gw__serve_config c;
     gw__serve_config_default(&c);
-    assert_string_equal(c.http.listen, "127.0.0.1:9400");
+    assert_string_equal(c.http.listen, "127.0.0.1:19400");
     assert_int_equal(c.sampler.interval_ms, 1000);
     gw_error err;
     assert_int_equal(gw__serve_config_set(&c, "interval_ms", "250", &err), GW_OK);
@@ -509,7 +608,7 @@ static void test_config(void **state)
     unsetenv("GPUWATCH_DEADLINE_MS");
 
     gw__serve_config_default(&c);
-    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:9400", &err), GW_OK);
+    assert_int_equal(gw__serve_config_set(&c, "listen", "0.0.0.0:19400", &err), GW_OK);
     assert_int_equal(gw__serve_config_finish(&c, &err), GW_EINVAL); /* no token */
     assert_int_equal(gw__serve_config_set(&c, "token", "t", &err), GW_OK);
     assert_int_equal(gw__serve_config_finish(&c, &err), GW_OK);
@@ -590,6 +689,8 @@ int main(void)
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_find_device),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_journal_stream),
+        cmocka_unit_test(test_print_config_round_trip),
         cmocka_unit_test(test_sampler_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
