@@ -26,6 +26,7 @@ static void serve_usage(FILE *out)
             "  --interval-ms N       sampling interval (key interval_ms; default 1000)\n"
             "  --token-file PATH     bearer token file (key token_file)\n"
             "  --metrics-compat LIST extra /metrics families: dcgm,nvidia_smi (key metrics_compat)\n"
+            "  --metrics-processes   per-process /metrics series too (key metrics_processes=true)\n"
             "  --log-level LEVEL     error, warning, notice, info, debug (key log_level)\n"
             "  --set KEY=VALUE       any configuration key (repeatable)\n"
             "  --print-config        print the resolved configuration and exit\n"
@@ -96,6 +97,12 @@ int gw_cmd_serve(int argc, char **argv)
         }
         if (strcmp(a, "--print-config") == 0) {
             opt.print_config = true;
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--metrics-processes") == 0) { /* a switch: metrics_processes=true */
+            if (add(&o, "metrics_processes", "true") < 0)
+                goto out;
             i++;
             continue;
         }
