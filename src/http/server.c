@@ -376,7 +376,18 @@ static bool ensure_text(gw__server *srv, pub *p, int kind)
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     uint64_t place_gen = atomic_load(&srv->place_gen);
-    unsigned status = render(srv, p, kind, &sb);
+    unsigned status;
+    if (kind == B_OPENMETRICS) {
+        /* The Prometheus text of this publication, rewritten: both formats
+         * show the same values (counters, ages) within one snapshot. */
+        if (!ensure_text(srv, p, B_PROM))
+            return false;
+        gw__prom_to_openmetrics(&sb, p->text[B_PROM], p->len[B_PROM]);
+        status = p->status[B_PROM];
+        place_gen = p->place_gen[B_PROM];
+    } else {
+        status = render(srv, p, kind, &sb);
+    }
     p->text[kind] = gw__strbuf_detach(&sb, &p->len[kind]);
     gw__strbuf_release(&sb);
     if (!p->text[kind])
