@@ -534,10 +534,58 @@ def case_reservations():
     d.stop()
 
 
+def case_concurrent():
+    """16 keep-alive clients scrape every representation at once while
+    snapshots are published every 50 ms: each representation is made by
+    whichever request comes first, under the publication's lock; every
+    answer is a whole, valid page (run under TSan by scripts/test.sh)."""
+    d = Daemon(scenario=TWO, args=["--interval-ms", "50"])
+    reps = [({}, False, False), ({"Accept-Encoding": "gzip"}, True, False),
+            ({"Accept": PROM_ACCEPT}, False, True),
+            ({"Accept": PROM_ACCEPT, "Accept-Encoding": "gzip"}, True, True)]
+    errors = []
+
+    def client(k):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
+        try:
+            for i in range(60):
+                hdr, gz, om = reps[(k + i) % len(reps)]
+                path = "/metrics" if i % 3 else "/health"
+                c.putrequest("GET", path, skip_accept_encoding=True)
+                for key, v in hdr.items():
+                    c.putheader(key, v)
+                c.endheaders()
+                r = c.getresponse()
+                body = r.read()
+                if r.status != 200:
+                    errors.append("%s %r: %d" % (path, hdr, r.status))
+                    return
+                if gz:
+                    body = gzip.decompress(body)
+                text = body.decode()
+                if path == "/health":
+                    json.loads(text)
+                elif om and not text.endswith("# EOF\n"):
+                    errors.append("OpenMetrics page without # EOF")
+                elif not om and (not text.endswith("\n") or "# EOF" in text):
+                    errors.append("Prometheus page malformed")
+        except Exception as e:  # noqa: BLE001 - any failure of a client fails the case
+            errors.append(repr(e))
+        finally:
+            c.close()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE)
+    check(not errors, "concurrent scrapes: %s" % errors[:5])
+    d.stop()
+
+
 CASES = {
     "negotiate": case_negotiate, "shared": case_shared, "processes": case_processes,
     "clockevents": case_clockevents, "promtool": case_promtool, "openmetrics": case_openmetrics,
-    "reservations": case_reservations,
+    "reservations": case_reservations, "concurrent": case_concurrent,
 }
 
 if __name__ == "__main__":
