@@ -227,17 +227,25 @@ def gzip_scrapes(binary, lib, scn, duration, tmp, workers, baseline=None, rounds
         # Alternating runs, medians: a shared machine's load drifts over a
         # minute, and both binaries should see the same drift.
         b, bport = start_daemon(baseline, lib, scn, ["--interval-ms", "1000"])
+        old_size = len(body_of(bport, "/metrics")[0])
         cur, old = [], []
         for _ in range(rounds):
-            cur.append(wrk("http://127.0.0.1:%d/metrics" % port, duration, d.pid)["rps"])
-            old.append(wrk("http://127.0.0.1:%d/metrics" % bport, duration, b.pid)["rps"])
+            cur.append(wrk("http://127.0.0.1:%d/metrics" % port, duration, d.pid))
+            old.append(wrk("http://127.0.0.1:%d/metrics" % bport, duration, b.pid))
         stop(b)
-        med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-        res["baseline identity"] = {"rps": med(old)}
-        res["alternating identity"] = {"rps": med(cur)}
-        print("  identity, %d alternating runs each: this build median %.0f req/s %s, baseline "
-              "median %.0f req/s %s (%s)" % (rounds, med(cur), [round(x) for x in cur], med(old),
-                                              [round(x) for x in old], baseline))
+        med = lambda v, k: sorted(x[k] for x in v)[len(v) // 2]  # noqa: E731
+        res["baseline identity"] = {"rps": med(old, "rps")}
+        res["alternating identity"] = {"rps": med(cur, "rps")}
+        for name, v in (("this build", cur), ("baseline", old)):
+            print("  identity, %d alternating runs, %-10s median %6.0f req/s %s, server CPU "
+                  "median %.1f us/req %s" % (rounds, name, med(v, "rps"), [round(x["rps"]) for x in v],
+                                              med(v, "us_per_req"),
+                                              [round(x["us_per_req"], 1) for x in v]))
+        # The pages differ (new series since the baseline): bytes/s is the
+        # fairer comparison of the serving path itself.
+        print("  (baseline: %s) page %d bytes vs this build's %d: identity bytes/s this build / "
+              "baseline %.2fx" % (baseline, old_size, len(plain),
+                                  med(cur, "rps") * len(plain) / max(med(old, "rps") * old_size, 1e-9)))
     stop(d)
     idr = res["gpuwatch identity"]["rps"] / max(res["nginx static"]["rps"], 1e-9)
     gzr = res["gpuwatch gzip"]["rps"] / max(res["nginx gzip_static"]["rps"], 1e-9)
