@@ -16,14 +16,24 @@ Measures, in one run on this machine:
      sampler threads) over the fill run's rounds gives CPU per round; at 1 s
      that is CPU seconds per hour = per_round * 3600 and % of one core =
      per_round * 100. Also a direct 1 s-interval run of --idle seconds.
+  5. Compressed scrapes (issue 12): wrk on /metrics without and with
+     `Accept-Encoding: gzip`, next to nginx (Debian package nginx: apt-get
+     install nginx) started here serving the same body as a static file, and
+     with `gzip_static on` a .gz of it made at gpuwatch's level (6); req/s,
+     body bytes and wire bytes (wrk's transfer / requests) per scrape, and the
+     ratio gpuwatch / nginx for both, in the same run. --baseline BINARY adds
+     an older gpuwatch's identity /metrics (to show it did not get slower).
 Targets (issue 5): >= 30,000 req/s and p99 <= 5 ms on /metrics with 2 cores,
 >= 10x node-exporter, RSS <= 12 MiB, sampler <= 0.2% of one core.
+Targets (issue 12): gzip /metrics >= 0.8x nginx gzip_static; identity /metrics
+not slower than before.
 Exit 0 when every run worked (targets reported, not enforced), 1 otherwise.
 Use a release build for figures you quote (meson setup -Dbuildtype=release).
 Caveat: the fake NVML answers in microseconds; a real driver's calls cost more,
 so sampler CPU on real hardware is higher (see docs/serve.md).
 """
 import argparse
+import gzip
 import os
 import re
 import shutil
@@ -107,9 +117,15 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def wrk(url, duration, pid=None):
+def to_bytes(v):
+    m = re.match(r"([\d.]+)([KMG]?B)", v)
+    return float(m.group(1)) * {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[m.group(2)]
+
+
+def wrk(url, duration, pid=None, headers=()):
     c0 = cpu_ticks(pid) if pid else 0
-    out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency", url],
+    hdr = [a for h in headers for a in ("-H", h)]
+    out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency"] + hdr + [url],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     c1 = cpu_ticks(pid) if pid else 0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -119,8 +135,126 @@ def wrk(url, duration, pid=None):
     total = int(re.search(r"(\d+) requests in", out).group(1))
     hz = os.sysconf("SC_CLK_TCK")
     us = (c1 - c0) / hz * 1e6 / max(total, 1) if pid else 0.0
+    xfer = re.search(r"Transfer/sec:\s+(\S+)", out)
+    wire = to_bytes(xfer.group(1)) / rps if xfer and rps else 0.0
     return {"rps": rps, "p50": to_ms(lat["50"]), "p99": to_ms(lat["99"]), "us_per_req": us,
-            "non2xx": int(errs.group(1)) if errs else 0, "socket": sock.group(1) if sock else "none"}
+            "non2xx": int(errs.group(1)) if errs else 0, "socket": sock.group(1) if sock else "none",
+            "wire_bytes": wire}
+
+
+def body_of(port, path, headers=None):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.read(), r.headers.get("Content-Encoding")
+
+
+NGINX_CONF = """daemon off;
+worker_processes %(workers)d;
+pid %(tmp)s/nginx.pid;
+error_log %(tmp)s/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %(tmp)s/body;
+    proxy_temp_path %(tmp)s/proxy;
+    fastcgi_temp_path %(tmp)s/fastcgi;
+    uwsgi_temp_path %(tmp)s/uwsgi;
+    scgi_temp_path %(tmp)s/scgi;
+    server {
+        listen 127.0.0.1:%(port)d;
+        root %(root)s;
+        location = /metrics {
+            default_type "text/plain; version=0.0.4; charset=utf-8";
+            gzip_static on;
+        }
+    }
+}
+"""
+
+
+def gzip_scrapes(binary, lib, scn, duration, tmp, workers, baseline=None, rounds=3):
+    """Section 5: gpuwatch /metrics identity and gzip next to nginx serving
+    the same body (static file; gzip_static with a level-6 .gz). Returns ok."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not nginx:
+        print("  gzip scrapes: nginx not installed (apt-get install nginx): section skipped")
+        return False
+    ok = True
+    d, port = start_daemon(binary, lib, scn, ["--interval-ms", "1000"])
+    plain, _ = body_of(port, "/metrics")
+    gz, enc = body_of(port, "/metrics", {"Accept-Encoding": "gzip"})
+    ok = ok and enc == "gzip" and gzip.decompress(gz) == plain
+    root = os.path.join(tmp, "www")
+    os.makedirs(root)
+    with open(os.path.join(root, "metrics"), "wb") as f:
+        f.write(plain)
+    with open(os.path.join(root, "metrics.gz"), "wb") as f:
+        f.write(gzip.compress(plain, compresslevel=6))
+    for path in (tmp, root, os.path.join(root, "metrics"), os.path.join(root, "metrics.gz")):
+        os.chmod(path, 0o755)  # nginx's workers run as nobody when started as root
+    ng_port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF % {"tmp": tmp, "root": root, "port": ng_port, "workers": workers})
+    ng = subprocess.Popen([nginx, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            ng_gz, ng_enc = body_of(ng_port, "/metrics", {"Accept-Encoding": "gzip"})
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        print("  gzip scrapes: nginx did not start (%s)" % conf)
+        stop(d)
+        ng.kill()
+        return False
+    ok = ok and ng_enc == "gzip" and gzip.decompress(ng_gz) == plain
+    gz_hdr = ["Accept-Encoding: gzip"]
+    runs = [("gpuwatch identity", port, d.pid, []), ("nginx static", ng_port, None, []),
+            ("gpuwatch gzip", port, d.pid, gz_hdr), ("nginx gzip_static", ng_port, None, gz_hdr)]
+    res = {}
+    for name, p, pid, hdr in runs:
+        r = wrk("http://127.0.0.1:%d/metrics" % p, duration, pid, hdr)
+        res[name] = r
+        ok = ok and r["non2xx"] == 0
+        print("  %-20s %10.0f req/s   p50 %7.2f ms   p99 %7.2f ms   %7.0f wire bytes/req   "
+              "non-2xx %d   socket errors: %s" %
+              (name, r["rps"], r["p50"], r["p99"], r["wire_bytes"], r["non2xx"], r["socket"]))
+    ng.terminate()
+    ng.wait(10)
+    if baseline:
+        # Alternating runs, medians: a shared machine's load drifts over a
+        # minute, and both binaries should see the same drift.
+        b, bport = start_daemon(baseline, lib, scn, ["--interval-ms", "1000"])
+        old_size = len(body_of(bport, "/metrics")[0])
+        cur, old = [], []
+        for _ in range(rounds):
+            cur.append(wrk("http://127.0.0.1:%d/metrics" % port, duration, d.pid))
+            old.append(wrk("http://127.0.0.1:%d/metrics" % bport, duration, b.pid))
+        stop(b)
+        med = lambda v, k: sorted(x[k] for x in v)[len(v) // 2]  # noqa: E731
+        res["baseline identity"] = {"rps": med(old, "rps")}
+        res["alternating identity"] = {"rps": med(cur, "rps")}
+        for name, v in (("this build", cur), ("baseline", old)):
+            print("  identity, %d alternating runs, %-10s median %6.0f req/s %s, server CPU "
+                  "median %.1f us/req %s" % (rounds, name, med(v, "rps"), [round(x["rps"]) for x in v],
+                                              med(v, "us_per_req"),
+                                              [round(x["us_per_req"], 1) for x in v]))
+        # The pages differ (new series since the baseline): bytes/s is the
+        # fairer comparison of the serving path itself.
+        print("  (baseline: %s) page %d bytes vs this build's %d: identity bytes/s this build / "
+              "baseline %.2fx" % (baseline, old_size, len(plain),
+                                  med(cur, "rps") * len(plain) / max(med(old, "rps") * old_size, 1e-9)))
+    stop(d)
+    idr = res["gpuwatch identity"]["rps"] / max(res["nginx static"]["rps"], 1e-9)
+    gzr = res["gpuwatch gzip"]["rps"] / max(res["nginx gzip_static"]["rps"], 1e-9)
+    print("  /metrics body: %d bytes identity, %d gzip (gpuwatch, level 6), %d gzip (nginx .gz)" %
+          (len(plain), len(gz), len(ng_gz)))
+    print("  gpuwatch / nginx: identity %.2fx, gzip %.2fx (target >= 0.8x)%s" %
+          (idr, gzr, "" if not baseline else "; identity vs baseline %.2fx (medians)" %
+           (res["alternating identity"]["rps"] / max(res["baseline identity"]["rps"], 1e-9))))
+    return ok
 
 
 def main():
@@ -130,6 +264,10 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--fill", type=int, default=36)
     ap.add_argument("--idle", type=int, default=30)
+    ap.add_argument("--only-gzip", action="store_true", help="run section 5 only")
+    ap.add_argument("--baseline", help="an older gpuwatch binary: its identity /metrics too")
+    ap.add_argument("--nginx-workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs against --baseline")
     a = ap.parse_args()
     binary = os.path.join(a.build, "src", "cli", "gpuwatch")
     lib = a.lib or os.path.join(a.build, "tests", "nvml", "lib-full", "libnvidia-ml.so.1")
@@ -143,6 +281,10 @@ def main():
     ok = True
     print("gpuwatch serve benchmark: 8 fake GPUs, 40 processes, %d CPUs, load average %.2f, %s" %
           (os.cpu_count(), os.getloadavg()[0], binary))
+    if a.only_gzip:
+        ok = gzip_scrapes(binary, lib, scn, a.duration, tmp, a.nginx_workers, a.baseline, a.rounds)
+        shutil.rmtree(tmp)
+        return 0 if ok else 1
 
     # 1. throughput and latency at 64 connections, node-exporter alongside.
     d, port = start_daemon(binary, lib, scn, ["--interval-ms", "1000"])
@@ -216,6 +358,9 @@ def main():
               (path, r["rps"], r["p50"], r["p99"], r["non2xx"], stalled))
     print("  stale age after the run: %.1f s" % metric(port, "gpuwatch_sample_age_seconds"))
     stop(d)
+
+    # 5. compressed scrapes next to nginx.
+    ok = gzip_scrapes(binary, lib, scn, a.duration, tmp, a.nginx_workers, a.baseline, a.rounds) and ok
     shutil.rmtree(tmp)
     return 0 if ok else 1
 

@@ -26,6 +26,7 @@ static void serve_usage(FILE *out)
             "  --interval-ms N       sampling interval (key interval_ms; default 1000)\n"
             "  --token-file PATH     bearer token file (key token_file)\n"
             "  --metrics-compat LIST extra /metrics families: dcgm,nvidia_smi (key metrics_compat)\n"
+            "  --metrics-processes   per-process /metrics series too (key metrics_processes=true)\n"
             "  --log-level LEVEL     error, warning, notice, info, debug (key log_level)\n"
             "  --set KEY=VALUE       any configuration key (repeatable)\n"
             "  --print-config        print the resolved configuration and exit\n"
@@ -80,6 +81,7 @@ static const struct {
     {"--interval-ms", "N", "interval_ms"},
     {"--token-file", "PATH", "token_file"},
     {"--metrics-compat", "LIST", "metrics_compat"},
+    {"--metrics-processes", NULL, "metrics_processes"},
     {"--log-level", "LEVEL", "log_level"},
 };
 

@@ -102,6 +102,17 @@ static const char *const metric_names[GW_METRIC_COUNT] = {
     [GW_METRIC_XID] = "xid",
 };
 
+const gw__clock_event_reason gw__clock_event_reasons[GW__CLOCK_EVENT_REASONS] = {
+    {GW_CLOCK_EVENT_GPU_IDLE, "gpu_idle"},
+    {GW_CLOCK_EVENT_APP_CLOCKS, "applications_clocks"},
+    {GW_CLOCK_EVENT_SW_POWER_CAP, "sw_power_cap"},
+    {GW_CLOCK_EVENT_HW_SLOWDOWN, "hw_slowdown"},
+    {GW_CLOCK_EVENT_SYNC_BOOST, "sync_boost"},
+    {GW_CLOCK_EVENT_SW_THERMAL, "sw_thermal"},
+    {GW_CLOCK_EVENT_HW_THERMAL, "hw_thermal"},
+    {GW_CLOCK_EVENT_HW_POWER_BRAKE, "hw_power_brake"},
+};
+
 const char *gw_metric_name(gw_metric m)
 {
     return (unsigned)m < GW_METRIC_COUNT ? metric_names[m] : "unknown";

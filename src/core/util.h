@@ -48,6 +48,16 @@ long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap);
 bool gw__parse_u64(const char *s, uint64_t *out);
 bool gw__parse_i64(const char *s, int64_t *out);
 
+/* The clock-event (throttle) reasons, GW__CLOCK_EVENT_REASONS entries in bit
+ * order: each GW_CLOCK_EVENT_* bit and its stable snake_case name (the JSON's
+ * clock_event_reasons.active and /metrics' reason label; append only). */
+typedef struct gw__clock_event_reason {
+    uint64_t bit;
+    const char *name;
+} gw__clock_event_reason;
+#define GW__CLOCK_EVENT_REASONS 8
+extern const gw__clock_event_reason gw__clock_event_reasons[GW__CLOCK_EVENT_REASONS];
+
 /* Growable byte buffer with a hard maximum (curl DYNBUF idea).
  * Invariants: data is NUL-terminated whenever len > 0 or after any append;
  * len < cap; once an append fails (ENOMEM or over max) the buffer is marked

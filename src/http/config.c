@@ -27,6 +27,8 @@ const gw__config_key gw__serve_config_keys[] = {
      "How far below the slowdown temperature a GPU must cool before the event clears."},
     {"metrics_compat", "none",
      "Extra /metrics families: comma list of dcgm, nvidia_smi; or none."},
+    {"metrics_processes", "false",
+     "Per-process /metrics series (pid label) as well as the per-GPU ones (true/false)."},
     {"threads", "2", "HTTP worker threads (1..64; restart to change)."},
     {"max_connections", "512", "Concurrent HTTP connections (restart to change)."},
     {"max_connections_per_ip", "256", "Concurrent connections from one address; 0 no limit."},
@@ -100,6 +102,17 @@ static bool parse_compat(const char *v, unsigned *out)
     return true;
 }
 
+static bool parse_bool(const char *v, bool *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
 static bool set_str(char *dst, size_t cap, const char *v)
 {
     if (strlen(v) >= cap)
@@ -149,6 +162,9 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "metrics_compat") == 0) {
         ok = parse_compat(v, &t.http.families);
         want = "none, or a comma list of dcgm, nvidia_smi";
+    } else if (strcmp(key, "metrics_processes") == 0) {
+        ok = parse_bool(v, &t.http.metrics_processes);
+        want = "true or false";
     } else if (strcmp(key, "threads") == 0) {
         ok = parse_uint(v, 1, 64, &t.http.threads);
         want = "an integer 1..64";
@@ -339,6 +355,7 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "thermal_hysteresis_celsius = %g\n",
             c->sampler.thresholds.thermal_hysteresis_celsius);
     fprintf(out, "metrics_compat = %s\n", compat);
+    fprintf(out, "metrics_processes = %s\n", c->http.metrics_processes ? "true" : "false");
     fprintf(out, "threads = %u\n", c->http.threads);
     fprintf(out, "max_connections = %u\n", c->http.max_connections);
     fprintf(out, "max_connections_per_ip = %u\n", c->http.max_connections_per_ip);

@@ -1,6 +1,8 @@
 /* prom.c — see prom.h. Per-device families come from tables (name, help,
  * getter) so every family is written the same way: header once, then one
- * line per device that has the value. */
+ * line per device that has the value. OpenMetrics is a rewrite of the
+ * rendered text (gw__prom_to_openmetrics), so both formats always carry
+ * the same samples. */
 #include "http/prom.h"
 
 #include <math.h>
@@ -113,6 +115,7 @@ GET(g_pct_mem, S(d, UTIL_MEM), d->sample.util_mem)
 GET(g_pct_enc, S(d, UTIL_ENC), d->sample.util_enc)
 GET(g_pct_dec, S(d, UTIL_DEC), d->sample.util_dec)
 GET(g_energy_mj, S(d, ENERGY), (double)d->sample.energy_mj)
+GET(g_clock_events, S(d, CLOCK_EVENTS), (double)d->sample.clock_events)
 
 typedef struct family {
     const char *name, *type, *help;
@@ -270,6 +273,33 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         value(sb, age < 0 ? 0 : age);
     }
     family_rows(sb, s, native_gpu, GW__ARRAY_LEN(native_gpu), native_start);
+}
+
+/* gpuwatch_gpu_clock_event_active: one 0/1 series per reason bit for each
+ * GPU whose clock-event mask was read. */
+static void native_clock_events(gw_strbuf *sb, const gw_snapshot *s)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        if (d->state == GW_DEVICE_LOST || !S(d, CLOCK_EVENTS))
+            continue;
+        if (!any)
+            header(sb, "gpuwatch_gpu_clock_event_active", "gauge",
+                   "1 while the clock-event (throttle) reason holds the GPU's clocks down, 0 otherwise.");
+        any = true;
+        for (size_t k = 0; k < GW__CLOCK_EVENT_REASONS; k++) {
+            gpu_labels(sb, "gpuwatch_gpu_clock_event_active", d);
+            gw__strbuf_printf(sb, ",reason=\"%s\"} %d\n", gw__clock_event_reasons[k].name,
+                              (d->sample.clock_events & gw__clock_event_reasons[k].bit) != 0);
+        }
+    }
+}
+
+/* Process count per GPU (always), then per-process memory (pid label) only
+ * with GW__PROM_PROCESSES: an unbounded label set on a busy host. */
+static void native_processes(gw_strbuf *sb, const gw_snapshot *s, unsigned families)
+{
     header(sb, "gpuwatch_gpu_processes", "gauge", "Number of processes using the GPU.");
     for (size_t i = 0; i < s->n_devices; i++) {
         size_t n = 0;
@@ -278,6 +308,8 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         gpu_labels(sb, "gpuwatch_gpu_processes", &s->devices[i]);
         gw__strbuf_printf(sb, "} %zu\n", n);
     }
+    if (!(families & GW__PROM_PROCESSES))
+        return;
     bool any = false;
     for (size_t k = 0; k < s->n_processes; k++) {
         const gw_process *p = &s->processes[k];
@@ -294,6 +326,25 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         label(sb, &first, "kind", gw_process_kind_name(p->kind));
         gw__strbuf_putc(sb, '}');
         value(sb, (double)p->gpu_memory);
+    }
+}
+
+/* The placement ledger's live reservations per GPU, when there is a ledger. */
+static void native_placement(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
+{
+    if (!self || !self->place_reservations || !self->place_bytes)
+        return;
+    header(sb, "gpuwatch_placement_reservations", "gauge",
+           "Live reservations in the placement ledger that hold memory on the GPU.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        gpu_labels(sb, "gpuwatch_placement_reservations", &s->devices[i]);
+        gw__strbuf_printf(sb, "} %llu\n", (unsigned long long)self->place_reservations[i]);
+    }
+    header(sb, "gpuwatch_gpu_placement_reserved_bytes", "gauge",
+           "GPU memory held by live placement reservations, in bytes.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        gpu_labels(sb, "gpuwatch_gpu_placement_reserved_bytes", &s->devices[i]);
+        gw__strbuf_printf(sb, "} %llu\n", (unsigned long long)self->place_bytes[i]);
     }
 }
 
@@ -419,8 +470,13 @@ static void self_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_se
     simple(sb, "gpuwatch_http_requests_total", "counter",
            "HTTP requests answered (counted when this page was rendered).",
            (double)self->http_requests);
-    simple(sb, "gpuwatch_scrapes_total", "counter",
-           "Requests for /metrics (counted when this page was rendered).", (double)self->scrapes);
+    header(sb, "gpuwatch_scrapes_total", "counter",
+           "Answers to /metrics by format and content coding (counted when this page was rendered).");
+    for (int f = 0; f < GW__FMT_COUNT; f++)
+        for (int e = 0; e < GW__ENC_COUNT; e++)
+            gw__strbuf_printf(sb, "gpuwatch_scrapes_total{format=\"%s\",encoding=\"%s\"} %llu\n",
+                              gw__format_name((gw__format)f), gw__encoding_name((gw__encoding)e),
+                              (unsigned long long)self->scrapes[f][e]);
     simple(sb, "gpuwatch_log_lines_dropped_total", "counter",
            "Log lines dropped because the log reader (journal, pipe) was not reading.",
            (double)self->log_dropped);
@@ -461,6 +517,8 @@ static const family dcgm_fams[] = {
      "Number of remapped rows for correctable errors", g_remap_corr},
     {"DCGM_FI_DEV_ROW_REMAP_FAILURE", "gauge", "Whether remapping of rows has failed",
      g_remap_failure},
+    {"DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "gauge", "Current clock throttle reasons (bitmask).",
+     g_clock_events},
 };
 
 static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const char *host)
@@ -565,11 +623,85 @@ static void nvsmi_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
                (double)(self->sampler->failures + self->sampler->overruns));
 }
 
+/* ------------------------------------------------------------ OpenMetrics */
+
+/* The family name OpenMetrics gives name[0..n) of Prometheus type
+ * type[0..tn): a counter's without "_total"; *om_type gets the type to
+ * write ("unknown" for a counter named without the suffix). */
+static size_t om_family(const char *name, size_t n, const char *type, size_t tn,
+                        const char **om_type, size_t *om_tn)
+{
+    *om_type = type;
+    *om_tn = tn;
+    if (tn != 7 || memcmp(type, "counter", 7) != 0)
+        return n;
+    if (n > 6 && memcmp(name + n - 6, "_total", 6) == 0)
+        return n - 6;
+    *om_type = "unknown";
+    *om_tn = 7;
+    return n;
+}
+
+/* Line [p, le) is "# KIND NAME REST": sets name and rest; false otherwise. */
+static bool meta_line(const char *p, const char *le, const char *kind, const char **name,
+                      size_t *n, const char **rest)
+{
+    size_t k = strlen(kind);
+    if ((size_t)(le - p) < k + 1 || memcmp(p, kind, k) != 0)
+        return false;
+    *name = p + k;
+    const char *sp = memchr(*name, ' ', (size_t)(le - *name));
+    *n = (size_t)((sp ? sp : le) - *name);
+    *rest = sp ? sp + 1 : le;
+    return true;
+}
+
+void gw__prom_to_openmetrics(gw_strbuf *out, const char *prom, size_t len)
+{
+    const char *p = prom, *end = prom + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+        const char *name, *rest, *tname, *type, *om_type;
+        size_t n, tn, om_tn;
+        if (meta_line(p, le, "# HELP ", &name, &n, &rest)) {
+            /* The type is on the next line (header() writes HELP, TYPE). */
+            const char *q = nl ? nl + 1 : end, *qe = memchr(q, '\n', (size_t)(end - q));
+            if (!qe)
+                qe = end;
+            bool typed = meta_line(q, qe, "# TYPE ", &tname, &tn, &type) && tn == n &&
+                         memcmp(tname, name, n) == 0;
+            size_t fn = typed ? om_family(name, n, type, (size_t)(qe - type), &om_type, &om_tn) : n;
+            gw__strbuf_puts(out, "# HELP ");
+            gw__strbuf_append(out, name, fn);
+            gw__strbuf_putc(out, ' ');
+            for (const char *c = rest; c < le; c++) {
+                if (*c == '"')
+                    gw__strbuf_putc(out, '\\');
+                gw__strbuf_putc(out, *c);
+            }
+        } else if (meta_line(p, le, "# TYPE ", &name, &n, &type)) {
+            size_t fn = om_family(name, n, type, (size_t)(le - type), &om_type, &om_tn);
+            gw__strbuf_puts(out, "# TYPE ");
+            gw__strbuf_append(out, name, fn);
+            gw__strbuf_putc(out, ' ');
+            gw__strbuf_append(out, om_type, om_tn);
+        } else {
+            gw__strbuf_append(out, p, (size_t)(le - p));
+        }
+        gw__strbuf_putc(out, '\n');
+        p = le + 1;
+    }
+    gw__strbuf_puts(out, "# EOF\n");
+}
+
 void gw__render_prometheus(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self,
                            unsigned families)
 {
     if (families & GW__PROM_NATIVE) {
         native_devices(sb, s, self);
+        native_clock_events(sb, s);
+        native_processes(sb, s, families);
+        native_placement(sb, s, self);
         host_families(sb, &s->host);
         self_families(sb, s, self);
     }

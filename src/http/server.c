@@ -10,6 +10,13 @@
  * objects owned by the publication and queued for every request: MHD counts
  * its own references, so the bytes are shared, never copied per request.
  *
+ * Representations: each cached body exists per content coding (identity,
+ * gzip) and /metrics also as OpenMetrics; send_body picks one from the
+ * request's Accept-Encoding / Accept (negotiate.h). A publication renders a
+ * kind's identity text once (text[kind]), and every other representation is
+ * made from that text, once, on its first request: OpenMetrics from the
+ * Prometheus text (so both carry the same samples), gzip by compressing it.
+ *
  * SSE (/events): each client gets a callback response. When the client is
  * up to date its reader suspends the connection (MHD_suspend_connection, the
  * documented way to wait inside a content reader) and joins srv->waiting;
@@ -20,6 +27,7 @@
 #include "http/server.h"
 #include "http/api.h"
 #include "http/mhd_lib.h"
+#include "http/negotiate.h"
 #include "place/api.h"
 
 #include <arpa/inet.h>
@@ -34,7 +42,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_COUNT };
+enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_OPENMETRICS, B_COUNT };
 
 #define GW__MAX_BODY_BYTES 65536u /* request bodies beyond this: 413 */
 /* A collected body over the cap is still read (and dropped) up to this, so
@@ -57,11 +65,14 @@ typedef struct pub {
     int64_t last_good_ns;
     unsigned families;
     pthread_mutex_t lock;
-    struct MHD_Response *_Atomic resp[B_COUNT];
+    struct MHD_Response *_Atomic resp[B_COUNT][GW__ENC_COUNT];
     unsigned status[B_COUNT];
-    char *text[B_COUNT]; /* B_HEALTH's text is kept for SSE */
+    /* The identity bytes of each rendered kind, set under lock before any
+     * resp[kind][*] is stored: the source of the other representations, and
+     * B_HEALTH's is SSE's snapshot event. */
+    char *text[B_COUNT];
     size_t len[B_COUNT];
-    uint64_t health_place_gen; /* srv->place_gen when resp[B_HEALTH] was rendered */
+    uint64_t place_gen[B_COUNT]; /* srv->place_gen when text[kind] was rendered */
 } pub;
 
 typedef struct sse_client {
@@ -94,7 +105,8 @@ struct gw__server {
     unsigned sse_clients;
     bool stopping;
 
-    atomic_uint_fast64_t requests, scrapes;
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t scrapes[GW__FMT_COUNT][GW__ENC_COUNT]; /* /metrics answers */
     /* Bumped after every reservation change made through the API: a cached
      * /health rendered before it is not served (its placement member is old). */
     atomic_uint_fast64_t place_gen;
@@ -185,8 +197,9 @@ static void pub_release(pub *p)
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
         return;
     for (int k = 0; k < B_COUNT; k++) {
-        if (p->resp[k])
-            p->lib->destroy_response(p->resp[k]);
+        for (int e = 0; e < GW__ENC_COUNT; e++)
+            if (p->resp[k][e])
+                p->lib->destroy_response(p->resp[k][e]);
         free(p->text[k]);
     }
     gw_snapshot_release(p->snap);
@@ -245,6 +258,48 @@ static double self_rss(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
+/* /metrics as Prometheus text: the snapshot plus the daemon's own figures
+ * and, with a placement API, its ledger's reservations per GPU. */
+static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strbuf *sb)
+{
+    gw__prom_self self;
+    memset(&self, 0, sizeof self);
+    uint64_t counts[GW__EV_COUNT];
+    gw__sampler *s = sampler_of(srv);
+    if (s) {
+        for (int t = 0; t < GW__EV_COUNT; t++)
+            counts[t] = gw__events_count(gw__sampler_events(s), (gw__event_type)t);
+        self.event_counts = counts;
+        self.sampler = ctx->sampler;
+    }
+    self.stale = p->stale;
+    self.last_good_ns = p->last_good_ns;
+    self.now_ns = ctx->now_ns;
+    self.http_requests = atomic_load(&srv->requests);
+    for (int f = 0; f < GW__FMT_COUNT; f++)
+        for (int e = 0; e < GW__ENC_COUNT; e++)
+            self.scrapes[f][e] = atomic_load(&srv->scrapes[f][e]);
+    self.log_dropped = srv->log ? atomic_load(&srv->log->dropped) : 0;
+    struct rusage ru;
+    self.process_cpu_seconds = -1;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        self.process_cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                                   (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    self.resident_bytes = self_rss();
+    self.start_time_seconds = (double)srv->started_real_ns / 1e9;
+    /* One allocation for both per-GPU arrays; without it (or a readable
+     * ledger) the placement families are left out. */
+    size_t n = p->snap->n_devices;
+    uint64_t *place = srv->cfg.place && n ? calloc(2 * n, sizeof *place) : NULL;
+    if (place && gw_place_api_device_totals(srv->cfg.place, p->snap, place, place + n) == GW_OK) {
+        self.place_reservations = place;
+        self.place_bytes = place + n;
+    }
+    gw__render_prometheus(sb, p->snap, &self, p->families);
+    free(place);
+}
+
+/* Renders body `kind` (identity bytes) of p into sb; returns its status. */
 static unsigned render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
 {
     gw__api_ctx ctx;
@@ -255,31 +310,15 @@ static unsigned render(gw__server *srv, pub *p, int kind, gw_strbuf *sb)
     case B_INFO: return gw__api_info(sb, p->snap, &ctx);
     case B_METRICS: return gw__api_metrics(sb, p->snap, &ctx);
     case B_PROCESSES: return gw__api_processes(sb, p->snap, &ctx);
-    case B_PROM: {
-        gw__prom_self self;
-        memset(&self, 0, sizeof self);
-        uint64_t counts[GW__EV_COUNT];
-        gw__sampler *s = sampler_of(srv);
-        if (s) {
-            for (int t = 0; t < GW__EV_COUNT; t++)
-                counts[t] = gw__events_count(gw__sampler_events(s), (gw__event_type)t);
-            self.event_counts = counts;
-            self.sampler = ctx.sampler;
-        }
-        self.stale = p->stale;
-        self.last_good_ns = p->last_good_ns;
-        self.now_ns = ctx.now_ns;
-        self.http_requests = atomic_load(&srv->requests);
-        self.scrapes = atomic_load(&srv->scrapes);
-        self.log_dropped = srv->log ? atomic_load(&srv->log->dropped) : 0;
-        struct rusage ru;
-        self.process_cpu_seconds = -1;
-        if (getrusage(RUSAGE_SELF, &ru) == 0)
-            self.process_cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                                       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-        self.resident_bytes = self_rss();
-        self.start_time_seconds = (double)srv->started_real_ns / 1e9;
-        gw__render_prometheus(sb, p->snap, &self, p->families);
+    case B_PROM: render_prom(srv, p, &ctx, sb); return 200;
+    case B_OPENMETRICS: {
+        gw_strbuf prom;
+        gw__strbuf_init(&prom, 0);
+        render_prom(srv, p, &ctx, &prom);
+        gw__prom_to_openmetrics(sb, prom.data ? prom.data : "", prom.len);
+        if (prom.failed)
+            sb->failed = true;
+        gw__strbuf_release(&prom);
         return 200;
     }
     }
@@ -299,39 +338,81 @@ static struct MHD_Response *make_response(const gw__mhd_lib *lib, const char *da
     return r;
 }
 
-/* Renders body `kind` of p once; returns the shared response (borrowed from
- * p) or NULL when out of memory. */
-static struct MHD_Response *body(gw__server *srv, pub *p, int kind)
+/* A response holding text[0..len) of body `kind` in coding enc (compressed
+ * here for gzip), with the headers of that representation. NULL: out of
+ * memory. The caller owns it (destroy_response). */
+static struct MHD_Response *make_variant(const gw__mhd_lib *lib, int kind, gw__encoding enc,
+                                         const char *text, size_t len)
 {
-    struct MHD_Response *r = atomic_load(&p->resp[kind]);
+    gw_strbuf z;
+    gw__strbuf_init(&z, 0);
+    if (enc == GW__ENC_GZIP && gw__gzip(&z, text, len) != GW_OK) {
+        gw__strbuf_release(&z);
+        return NULL;
+    }
+    const char *type = kind == B_PROM          ? GW__PROM_CONTENT_TYPE
+                       : kind == B_OPENMETRICS ? GW__OPENMETRICS_CONTENT_TYPE
+                                               : GW__JSON_CONTENT_TYPE;
+    struct MHD_Response *r = enc == GW__ENC_GZIP ? make_response(lib, z.data, z.len, type)
+                                                 : make_response(lib, text, len, type);
+    gw__strbuf_release(&z);
+    if (!r)
+        return NULL;
+    if (enc == GW__ENC_GZIP)
+        lib->add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    /* /metrics also varies with Accept (Prometheus or OpenMetrics text). */
+    lib->add_response_header(r, MHD_HTTP_HEADER_VARY,
+                             kind == B_PROM || kind == B_OPENMETRICS ? "Accept-Encoding, Accept"
+                                                                     : "Accept-Encoding");
+    return r;
+}
+
+/* Under p->lock: renders text[kind] unless it is there. False: out of
+ * memory (nothing stored). */
+static bool ensure_text(gw__server *srv, pub *p, int kind)
+{
+    if (p->text[kind])
+        return true;
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    uint64_t place_gen = atomic_load(&srv->place_gen);
+    unsigned status;
+    if (kind == B_OPENMETRICS) {
+        /* The Prometheus text of this publication, rewritten: both formats
+         * show the same values (counters, ages) within one snapshot. */
+        if (!ensure_text(srv, p, B_PROM))
+            return false;
+        gw__prom_to_openmetrics(&sb, p->text[B_PROM], p->len[B_PROM]);
+        status = p->status[B_PROM];
+        place_gen = p->place_gen[B_PROM];
+    } else {
+        status = render(srv, p, kind, &sb);
+    }
+    p->text[kind] = gw__strbuf_detach(&sb, &p->len[kind]);
+    gw__strbuf_release(&sb);
+    if (!p->text[kind])
+        return false;
+    p->status[kind] = status;
+    /* Written once, with the text it describes; published to readers of
+     * resp[kind][*] by the atomic store that follows. */
+    p->place_gen[kind] = place_gen;
+    return true;
+}
+
+/* Body `kind` of p in coding enc, made at most once per publication;
+ * returns the shared response (borrowed from p) or NULL when out of
+ * memory. */
+static struct MHD_Response *body(gw__server *srv, pub *p, int kind, gw__encoding enc)
+{
+    struct MHD_Response *r = atomic_load(&p->resp[kind][enc]);
     if (r)
         return r;
     pthread_mutex_lock(&p->lock);
-    r = atomic_load(&p->resp[kind]);
-    if (!r) {
-        gw_strbuf sb;
-        gw__strbuf_init(&sb, 0);
-        uint64_t place_gen = atomic_load(&srv->place_gen);
-        p->status[kind] = render(srv, p, kind, &sb);
-        /* Written once, by /health's own rendering (another body's would
-         * race with a /health reader and claim a placement it never showed);
-         * published to readers of resp[B_HEALTH] by the atomic store below. */
-        if (kind == B_HEALTH)
-            p->health_place_gen = place_gen;
-        if (!sb.failed) {
-            r = make_response(&srv->lib, sb.data ? sb.data : "", sb.len,
-                              kind == B_PROM ? GW__PROM_CONTENT_TYPE : GW__JSON_CONTENT_TYPE);
-            if (r && kind == B_HEALTH) {
-                p->text[kind] = gw__strbuf_detach(&sb, &p->len[kind]);
-                if (!p->text[kind]) {
-                    srv->lib.destroy_response(r);
-                    r = NULL;
-                }
-            }
-            if (r)
-                atomic_store(&p->resp[kind], r);
-        }
-        gw__strbuf_release(&sb);
+    r = atomic_load(&p->resp[kind][enc]);
+    if (!r && ensure_text(srv, p, kind)) {
+        r = make_variant(&srv->lib, kind, enc, p->text[kind], p->len[kind]);
+        if (r)
+            atomic_store(&p->resp[kind][enc], r);
     }
     pthread_mutex_unlock(&p->lock);
     return r;
@@ -354,7 +435,7 @@ void gw__server_publish(void *ctx, gw_snapshot *snap, bool stale)
     if (!stale)
         srv->last_good_ns = snap->taken_ns;
     p->last_good_ns = srv->last_good_ns ? srv->last_good_ns : snap->taken_ns;
-    p->families = srv->cfg.families;
+    p->families = srv->cfg.families | (srv->cfg.metrics_processes ? GW__PROM_PROCESSES : 0);
     pub *old = srv->pub;
     srv->pub = p;
     srv->gen++;
@@ -394,24 +475,53 @@ static enum MHD_Result send_error(const gw__mhd_lib *lib, struct MHD_Connection 
     return send_text(lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, allow);
 }
 
+/* Reservations changed since p's cached body `kind` was rendered: that body
+ * shows an old placement (/health's member, /metrics' reservation gauges),
+ * so this request gets its own rendering, until the next publication. */
+static enum MHD_Result send_fresh(gw__server *srv, struct MHD_Connection *conn, pub *p, int kind,
+                                  gw__encoding enc)
+{
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    unsigned status = render(srv, p, kind, &sb);
+    struct MHD_Response *r =
+        sb.failed ? NULL : make_variant(&srv->lib, kind, enc, sb.data ? sb.data : "", sb.len);
+    gw__strbuf_release(&sb);
+    if (!r)
+        return send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
+    enum MHD_Result ret = srv->lib.queue_response(conn, status, r);
+    srv->lib.destroy_response(r);
+    return ret;
+}
+
+/* A cached body in the representation the request negotiates: coding from
+ * Accept-Encoding (406 when neither gzip nor identity is acceptable) and,
+ * for /metrics (B_PROM), the format from Accept. */
 static enum MHD_Result send_body(gw__server *srv, struct MHD_Connection *conn, int kind)
 {
+    const gw__mhd_lib *lib = &srv->lib;
+    gw__encoding enc = gw__negotiate_encoding(
+        lib->lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    if (enc == GW__ENC_NONE)
+        return send_error(lib, conn, MHD_HTTP_NOT_ACCEPTABLE, NULL,
+                          "no acceptable content coding: this server offers gzip and identity");
+    bool metrics = kind == B_PROM;
+    if (metrics && gw__negotiate_format(lib->lookup_connection_value(
+                       conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT)) == GW__FMT_OPENMETRICS)
+        kind = B_OPENMETRICS;
     pub *p = current_pub(srv);
     if (!p)
-        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
-    struct MHD_Response *r = body(srv, p, kind);
-    if (r && kind == B_HEALTH && srv->cfg.place &&
-        p->health_place_gen != atomic_load(&srv->place_gen)) {
-        /* Reservations changed since the cached body was rendered: this
-         * request gets its own rendering (until the next publication). */
-        gw_strbuf sb;
-        gw__strbuf_init(&sb, 0);
-        unsigned status = render(srv, p, kind, &sb);
-        pub_release(p);
-        return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
-    }
-    enum MHD_Result ret = r ? srv->lib.queue_response(conn, p->status[kind], r)
-                            : send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
+        return send_error(lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
+    if (metrics)
+        atomic_fetch_add(&srv->scrapes[kind == B_OPENMETRICS][enc], 1);
+    struct MHD_Response *r = body(srv, p, kind, enc);
+    enum MHD_Result ret;
+    if (r && srv->cfg.place && (kind == B_HEALTH || metrics) &&
+        p->place_gen[kind] != atomic_load(&srv->place_gen))
+        ret = send_fresh(srv, conn, p, kind, enc);
+    else
+        ret = r ? lib->queue_response(conn, p->status[kind], r)
+                : send_error(lib, conn, 500, NULL, "out of memory rendering the response");
     pub_release(p);
     return ret;
 }
@@ -483,7 +593,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         if (p && gen != c->gen_sent) {
             c->gen_sent = gen;
-            if (body(srv, p, B_HEALTH) && p->text[B_HEALTH]) {
+            if (body(srv, p, B_HEALTH, GW__ENC_IDENTITY) && p->text[B_HEALTH]) {
                 size_t len = p->len[B_HEALTH];
                 while (len && p->text[B_HEALTH][len - 1] == '\n')
                     len--;
@@ -884,8 +994,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case -2: return route_events_json(srv, conn);
     case -3: return start_sse(srv, conn);
     case -4: return route_index(srv, conn);
-    case B_PROM: atomic_fetch_add(&srv->scrapes, 1); /* fall through */
-    default: return send_body(srv, conn, route);
+    default: return send_body(srv, conn, route); /* /metrics counts its scrapes there */
     }
 }
 
@@ -976,6 +1085,7 @@ void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg)
     pthread_mutex_lock(&srv->lock);
     memcpy(srv->cfg.token, cfg->token, sizeof srv->cfg.token);
     srv->cfg.families = cfg->families;
+    srv->cfg.metrics_processes = cfg->metrics_processes;
     srv->cfg.sse_max_clients = cfg->sse_max_clients;
     pthread_mutex_unlock(&srv->lock);
 }

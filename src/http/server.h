@@ -2,8 +2,8 @@
  *
  * Owns: the MHD daemon (internal thread pool, connection / per-IP limits,
  * timeouts, request size limit), the route table, the current publication
- * (the published snapshot with its bodies rendered at most once and shared
- * by every request), the Server-Sent Events clients, and request counters.
+ * (the published snapshot with its bodies, each representation rendered
+ * at most once and shared by every request), the Server-Sent Events clients, and request counters.
  *
  * Lifecycle: create (binds and serves: before a sampler is attached every
  * route but / answers 503 "starting") -> attach sampler -> publications
@@ -13,7 +13,11 @@
  *
  * Invariants:
  *  1. A publication is immutable except for its lazily rendered bodies,
- *     each set once under the publication's lock.
+ *     each set once under the publication's lock: a kind's identity text
+ *     first, then each representation (coding x format) made from it, at
+ *     most once per publication, shared by every request that negotiates
+ *     it (Accept-Encoding: gzip / identity; /metrics' Accept: Prometheus
+ *     or OpenMetrics text, the same samples).
  *  2. A request holds a reference to the publication it answers from, so a
  *     swap never frees a body in use.
  *  3. Mutating endpoints (POST /api/v1/reload, POST /api/v1/reservations,
@@ -37,6 +41,7 @@ typedef struct gw__server_config {
     unsigned max_request_bytes;      /* headers + body of one request; default 16384 */
     unsigned sse_max_clients;        /* concurrent /events streams; default 32 */
     unsigned families;               /* GW__PROM_* for /metrics; default native */
+    bool metrics_processes;          /* per-process (pid) series on /metrics; default false */
     void (*on_reload)(void *ctx);    /* POST /api/v1/reload; NULL: 501 */
     void *on_reload_ctx;
     /* The placement/reservation routes (/api/v1/plan, /api/v1/reservations)
@@ -71,7 +76,8 @@ void gw__server_attach_sampler(gw__server *srv, gw__sampler *sampler);
  * and wakes SSE clients. Thread-safe. */
 void gw__server_publish(void *srv, gw_snapshot *snap, bool stale);
 
-/* Applies the reloadable settings: token, families, SSE limit. The listen
+/* Applies the reloadable settings: token, families, metrics_processes, SSE
+ * limit (the /metrics settings from the next publication on). The listen
  * address and pool/connection limits need a restart (the caller logs it). */
 void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg);
 

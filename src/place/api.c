@@ -513,6 +513,42 @@ int gw_place_api_renew(gw_place_api *a, const char *id_text, const char *body, s
     return gw_place_api_get(a, id_text, out);
 }
 
+/* A device's name in the ledger: its UUID, or "index:N" without one. */
+static void ledger_uuid(const gw_device *dev, char *uuid, size_t cap)
+{
+    if (dev->info.uuid[0])
+        gw__strlcpy(uuid, dev->info.uuid, cap);
+    else
+        snprintf(uuid, cap, "index:%u", dev->info.index);
+}
+
+int gw_place_api_device_totals(gw_place_api *a, const gw_snapshot *snap, uint64_t *counts,
+                               uint64_t *bytes)
+{
+    memset(counts, 0, snap->n_devices * sizeof *counts);
+    memset(bytes, 0, snap->n_devices * sizeof *bytes);
+    gw_reservation *v = NULL;
+    size_t n = 0;
+    gw_error err;
+    pthread_mutex_lock(&a->lock);
+    int rc = gw_ledger_list(a->ledger, &v, &n, &err);
+    pthread_mutex_unlock(&a->lock);
+    if (rc != GW_OK)
+        return rc;
+    for (size_t d = 0; d < snap->n_devices; d++) {
+        char uuid[96];
+        ledger_uuid(&snap->devices[d], uuid, sizeof uuid);
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < v[i].n_devices; k++)
+                if (strcmp(v[i].devices[k].uuid, uuid) == 0) {
+                    counts[d]++;
+                    bytes[d] += v[i].devices[k].bytes;
+                }
+    }
+    gw_reservations_free(v, n);
+    return GW_OK;
+}
+
 void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
 {
     gw_reservation *v = NULL;
@@ -530,10 +566,7 @@ void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
     for (size_t d = 0; snap && d < snap->n_devices; d++) {
         const gw_device *dev = &snap->devices[d];
         char uuid[96];
-        if (dev->info.uuid[0])
-            gw__strlcpy(uuid, dev->info.uuid, sizeof uuid);
-        else
-            snprintf(uuid, sizeof uuid, "index:%u", dev->info.index);
+        ledger_uuid(dev, uuid, sizeof uuid);
         gw__json_object_begin(j);
         gw__json_key(j, "index");
         gw__json_u64(j, dev->info.index);

@@ -62,6 +62,13 @@ int gw_place_api_delete(gw_place_api *a, const char *id, gw_strbuf *out);
 int gw_place_api_renew(gw_place_api *a, const char *id, const char *body, size_t len,
                        gw_strbuf *out);
 
+/* Live reservations per device of snap, for /metrics: counts[i] and
+ * bytes[i] (caller's arrays of snap->n_devices) for the device with snap's
+ * i-th UUID, zeroed first. Returns GW_OK, or the ledger's error (arrays
+ * left zero). */
+int gw_place_api_device_totals(gw_place_api *a, const gw_snapshot *snap, uint64_t *counts,
+                               uint64_t *bytes);
+
 /* Writes {"strategy": ..., "devices": [{"index", "uuid", "reservations":
  * [{"id", "owner", "pid", "bytes", "note"}]}]} as a value into j. */
 void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j);

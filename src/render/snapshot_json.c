@@ -12,20 +12,6 @@
 #define S_HAS(d, m) gw_sample_has(&(d)->sample, GW_METRIC_##m)
 #define I_HAS(d, f) gw_info_has(&(d)->info, GW_INFO_##f)
 
-static const struct {
-    uint64_t bit;
-    const char *name;
-} clock_event_names[] = {
-    {GW_CLOCK_EVENT_GPU_IDLE, "gpu_idle"},
-    {GW_CLOCK_EVENT_APP_CLOCKS, "applications_clocks"},
-    {GW_CLOCK_EVENT_SW_POWER_CAP, "sw_power_cap"},
-    {GW_CLOCK_EVENT_HW_SLOWDOWN, "hw_slowdown"},
-    {GW_CLOCK_EVENT_SYNC_BOOST, "sync_boost"},
-    {GW_CLOCK_EVENT_SW_THERMAL, "sw_thermal"},
-    {GW_CLOCK_EVENT_HW_THERMAL, "hw_thermal"},
-    {GW_CLOCK_EVENT_HW_POWER_BRAKE, "hw_power_brake"},
-};
-
 /* "health": the NVIDIA reliability counters (null each when not read). */
 static void write_health(gw_json *j, const gw_device *d)
 {
@@ -156,9 +142,9 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
         gw__json_u64(j, x->clock_events);
         gw__json_key(j, "active");
         gw__json_array_begin(j);
-        for (size_t i = 0; i < GW__ARRAY_LEN(clock_event_names); i++)
-            if (x->clock_events & clock_event_names[i].bit)
-                gw__json_string(j, clock_event_names[i].name);
+        for (size_t i = 0; i < GW__CLOCK_EVENT_REASONS; i++)
+            if (x->clock_events & gw__clock_event_reasons[i].bit)
+                gw__json_string(j, gw__clock_event_reasons[i].name);
         gw__json_array_end(j);
         gw__json_object_end(j);
     } else {

@@ -381,7 +381,7 @@ def metrics_of(d):
 
 def case_metrics():
     system, gpus = parse_scenario(TWO)
-    d = Daemon(scenario=TWO, args=["--metrics-compat", "dcgm,nvidia_smi"])
+    d = Daemon(scenario=TWO, args=["--metrics-compat", "dcgm,nvidia_smi", "--metrics-processes"])
     text = metrics_of(d)
     s, fams = parse_prom(text)
     for i, g in enumerate(gpus):
@@ -455,7 +455,8 @@ def case_metrics():
     for i, pid, mem in procs:
         check(series(s, "gpuwatch_gpu_process_memory_bytes", gpu=i, pid=pid) == mem,
               "process %d memory" % pid)
-    check(series(s, "gpuwatch_scrapes_total") is not None, "self metric scrapes")
+    check(series(s, "gpuwatch_scrapes_total", format="prometheus", encoding="identity") is not None,
+          "self metric scrapes")
     check(series(s, "gpuwatch_sampling_rounds_total") >= 1, "self metric rounds")
     d.stop()
 

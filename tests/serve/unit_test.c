@@ -1,6 +1,7 @@
 /* unit_test.c — unit tests of the serve modules: history rings, the event
  * detector (hysteresis, lost/recovered, processes), stale copies, the
- * Prometheus renderer, GPU id parsing, the config parser, and a sampler
+ * Prometheus renderer and its OpenMetrics rewrite, the Accept-Encoding /
+ * Accept parsers and gzip, GPU id parsing, the config parser, and a sampler
  * lifecycle on the host source. Snapshots are built here from values the
  * test chooses, so every expectation is independent of the code. */
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include "core/snapshot_build.h"
 #include "http/api.h"
 #include "http/config.h"
+#include "http/negotiate.h"
 #include "http/prom.h"
 #include "sampler/log.h"
 
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define GIB (1024ull * 1024 * 1024)
 
@@ -442,6 +445,223 @@ static void test_prom_render(void **state)
     gw_snapshot_release(s);
 }
 
+/* ------------------------------------------------------------ negotiation */
+
+static void test_negotiate_encoding(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *h;
+        gw__encoding want;
+    } cases[] = {
+        {NULL, GW__ENC_IDENTITY},
+        {"", GW__ENC_IDENTITY},
+        {"gzip", GW__ENC_GZIP},
+        {"GZIP", GW__ENC_GZIP},
+        {"x-gzip", GW__ENC_GZIP},
+        {"gzip, deflate, br", GW__ENC_GZIP}, /* curl --compressed */
+        {"br, deflate", GW__ENC_IDENTITY},
+        {"gzip;q=0", GW__ENC_IDENTITY},
+        {"gzip;q=0.000", GW__ENC_IDENTITY},
+        {"gzip;q=0.001", GW__ENC_GZIP},
+        {"gzip ; q=0.5", GW__ENC_GZIP},      /* implicit identity ranks last */
+        {"gzip;q=0.5, identity;q=0.6", GW__ENC_IDENTITY},
+        {"gzip;q=0.6, identity;q=0.6", GW__ENC_GZIP}, /* a tie goes to gzip */
+        {"identity;q=0", GW__ENC_NONE},
+        {"identity;q=0, gzip", GW__ENC_GZIP},
+        {"*", GW__ENC_GZIP},
+        {"*;q=0", GW__ENC_NONE},
+        {"*;q=0, gzip", GW__ENC_GZIP},
+        {"*;q=0, identity", GW__ENC_IDENTITY},
+        {"*;q=0.2, gzip;q=0.1", GW__ENC_IDENTITY},
+        {"gzip;q=0, *", GW__ENC_IDENTITY},   /* named gzip wins over * */
+        {"deflate;q=1, *;q=0", GW__ENC_NONE},
+        {"gzip;q=1.0", GW__ENC_GZIP},
+        {"gzip;q=1.001", GW__ENC_IDENTITY},  /* bad q: the element is skipped */
+        {"gzip;q=2", GW__ENC_IDENTITY},
+        {"gzip;q=", GW__ENC_IDENTITY},
+        {"gzip;q=0.5000", GW__ENC_IDENTITY},
+        {"gzip;q=-1", GW__ENC_IDENTITY},
+        {"gzip;q=\"0.5\"", GW__ENC_GZIP},   /* quoted-string q */
+        {"gzip;level=\"a,b\";q=0, identity", GW__ENC_IDENTITY},
+        {"gzip;q=0 x, gzip", GW__ENC_GZIP},  /* garbage element skipped, next counts */
+        {",,, gzip ,,", GW__ENC_GZIP},
+        {"gzip;", GW__ENC_IDENTITY},
+        {";q=1", GW__ENC_IDENTITY},
+        {"\"gzip\"", GW__ENC_IDENTITY},
+        {"gzip;q=0, gzip;q=1", GW__ENC_IDENTITY}, /* the first naming counts */
+        {"identity;q=0, *;q=0.5", GW__ENC_GZIP},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(cases); i++) {
+        gw__encoding got = gw__negotiate_encoding(cases[i].h);
+        if (got != cases[i].want)
+            fail_msg("Accept-Encoding %s: got %d, want %d", cases[i].h ? cases[i].h : "(none)",
+                     got, cases[i].want);
+    }
+}
+
+static void test_negotiate_format(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *h;
+        gw__format want;
+    } cases[] = {
+        {NULL, GW__FMT_PROMETHEUS},
+        {"", GW__FMT_PROMETHEUS},
+        {"*/*", GW__FMT_PROMETHEUS},
+        {"application/json", GW__FMT_PROMETHEUS}, /* nothing we have: the default */
+        {"application/openmetrics-text", GW__FMT_OPENMETRICS},
+        {"Application/OpenMetrics-Text; version=1.0.0", GW__FMT_OPENMETRICS},
+        /* Prometheus 2.42's scrape Accept header */
+        {"application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+         "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+         GW__FMT_OPENMETRICS},
+        /* Prometheus 2.49+ with the protobuf format first */
+        {"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;"
+         "q=0.7,application/openmetrics-text;version=1.0.0;q=0.6,text/plain;version=0.0.4;q=0.5",
+         GW__FMT_OPENMETRICS},
+        {"text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5", GW__FMT_PROMETHEUS},
+        {"application/openmetrics-text;version=2.0.0", GW__FMT_PROMETHEUS},
+        {"application/openmetrics-text;q=0", GW__FMT_PROMETHEUS},
+        {"application/openmetrics-text;version=\"1.0.0\"", GW__FMT_OPENMETRICS},
+        {"application/openmetrics-text, text/plain", GW__FMT_OPENMETRICS}, /* tie: first */
+        {"text/plain, application/openmetrics-text", GW__FMT_PROMETHEUS},
+        {"text/*;q=0.3, application/openmetrics-text;q=0.2", GW__FMT_PROMETHEUS},
+        {"application/openmetrics-text;q=abc", GW__FMT_PROMETHEUS},
+        {"application/openmetrics-text;version", GW__FMT_PROMETHEUS},
+        {"application/, application/openmetrics-text", GW__FMT_OPENMETRICS},
+        {"/openmetrics-text, */*", GW__FMT_PROMETHEUS},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(cases); i++) {
+        gw__format got = gw__negotiate_format(cases[i].h);
+        if (got != cases[i].want)
+            fail_msg("Accept %s: got %d, want %d", cases[i].h ? cases[i].h : "(none)", got,
+                     cases[i].want);
+    }
+}
+
+/* Every prefix of hostile headers, and pseudo-random bytes: the parsers
+ * return one of their values and read nothing past the NUL (ASan). */
+static void test_negotiate_garbage(void **state)
+{
+    (void)state;
+    static const char *const hostile[] = {
+        "gzip;q=\"0.5\\\"\", identity;q=0",
+        "application/openmetrics-text;version=\"1.0.0;q=0.5",
+        "\"\\",
+        ";;;===,,,\"\"\"",
+        "gzip\t;\tq=0.5\t,\tidentity;q=0",
+        "*/*;q=0.1;q=0.2;version=;",
+    };
+    char buf[256];
+    for (size_t h = 0; h < GW__ARRAY_LEN(hostile); h++) {
+        size_t n = strlen(hostile[h]);
+        for (size_t k = 0; k <= n; k++) {
+            char *p = malloc(k + 1); /* exact size: ASan sees any overread */
+            assert_non_null(p);
+            memcpy(p, hostile[h], k);
+            p[k] = '\0';
+            gw__encoding e = gw__negotiate_encoding(p);
+            assert_true(e == GW__ENC_IDENTITY || e == GW__ENC_GZIP || e == GW__ENC_NONE);
+            gw__format f = gw__negotiate_format(p);
+            assert_true(f == GW__FMT_PROMETHEUS || f == GW__FMT_OPENMETRICS);
+            free(p);
+        }
+    }
+    uint32_t x = 12345;
+    static const char alphabet[] = "gzip;q=0.1,*/\" \\\tidentityapplication/openmetrics-text\x01\xff";
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(round % (int)(sizeof buf - 1));
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            buf[i] = alphabet[(x >> 16) % (sizeof alphabet - 1)];
+        }
+        buf[n] = '\0';
+        gw__encoding e = gw__negotiate_encoding(buf);
+        assert_true(e == GW__ENC_IDENTITY || e == GW__ENC_GZIP || e == GW__ENC_NONE);
+        gw__format f = gw__negotiate_format(buf);
+        assert_true(f == GW__FMT_PROMETHEUS || f == GW__FMT_OPENMETRICS);
+    }
+}
+
+static void test_gzip_roundtrip(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 100, 70000};
+    for (size_t t = 0; t < GW__ARRAY_LEN(sizes); t++) {
+        size_t n = sizes[t];
+        char *in = malloc(n + 1);
+        assert_non_null(in);
+        for (size_t i = 0; i < n; i++)
+            in[i] = (char)("metric{gpu=\"0\"} 1\n"[i % 18] + (i % 7 == 0));
+        gw_strbuf z;
+        gw__strbuf_init(&z, 0);
+        assert_int_equal(gw__gzip(&z, in, n), GW_OK);
+        assert_true(z.len >= 18); /* gzip header + trailer */
+        assert_int_equal((unsigned char)z.data[0], 0x1f);
+        assert_int_equal((unsigned char)z.data[1], 0x8b);
+        char *out = malloc(n + 16);
+        assert_non_null(out);
+        z_stream s;
+        memset(&s, 0, sizeof s);
+        assert_int_equal(inflateInit2(&s, 15 + 16), Z_OK);
+        s.next_in = (Bytef *)z.data;
+        s.avail_in = (uInt)z.len;
+        s.next_out = (Bytef *)out;
+        s.avail_out = (uInt)(n + 16);
+        assert_int_equal(inflate(&s, Z_FINISH), Z_STREAM_END);
+        assert_int_equal(s.total_out, n);
+        assert_int_equal(s.avail_in, 0);
+        assert_memory_equal(out, in, n);
+        inflateEnd(&s);
+        free(out);
+        free(in);
+        gw__strbuf_release(&z);
+    }
+    /* a buffer too small for the result is marked failed, not overrun */
+    gw_strbuf z;
+    gw__strbuf_init(&z, 8);
+    assert_int_equal(gw__gzip(&z, "0123456789abcdef", 16), GW_ENOMEM);
+    assert_true(z.failed);
+    gw__strbuf_release(&z);
+}
+
+static void test_openmetrics_rewrite(void **state)
+{
+    (void)state;
+    static const char prom[] =
+        "# HELP a_bytes Memory \"used\" in bytes.\n"
+        "# TYPE a_bytes gauge\n"
+        "a_bytes{gpu=\"0\"} 5\n"
+        "# HELP b_joules_total Energy \\ since load.\n"
+        "# TYPE b_joules_total counter\n"
+        "b_joules_total{gpu=\"0\"} 7.5\n"
+        "# HELP DCGM_X_COUNTER Replays.\n"
+        "# TYPE DCGM_X_COUNTER counter\n"
+        "DCGM_X_COUNTER{gpu=\"0\"} 3\n";
+    static const char want[] =
+        "# HELP a_bytes Memory \\\"used\\\" in bytes.\n"
+        "# TYPE a_bytes gauge\n"
+        "a_bytes{gpu=\"0\"} 5\n"
+        "# HELP b_joules Energy \\ since load.\n"
+        "# TYPE b_joules counter\n"
+        "b_joules_total{gpu=\"0\"} 7.5\n"
+        "# HELP DCGM_X_COUNTER Replays.\n"
+        "# TYPE DCGM_X_COUNTER unknown\n"
+        "DCGM_X_COUNTER{gpu=\"0\"} 3\n"
+        "# EOF\n";
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw__prom_to_openmetrics(&sb, prom, strlen(prom));
+    assert_false(sb.failed);
+    assert_string_equal(sb.data, want);
+    gw__strbuf_reset(&sb);
+    gw__prom_to_openmetrics(&sb, "", 0);
+    assert_string_equal(sb.data, "# EOF\n");
+    gw__strbuf_release(&sb);
+}
+
 /* ----------------------------------------------------------------- ids */
 
 static void test_find_device(void **state)
@@ -582,6 +802,14 @@ static void test_config(void **state)
     assert_int_equal(gw__serve_config_set(&c, "metrics_compat", "dcgm,nvidia_smi", &err), GW_OK);
     assert_int_equal(c.http.families, GW__PROM_NATIVE | GW__PROM_DCGM | GW__PROM_NVSMI);
     assert_int_equal(gw__serve_config_set(&c, "metrics_compat", "prom", &err), GW_EINVAL);
+    /* metrics_processes: off unless asked (an unbounded pid label set) */
+    assert_false(c.http.metrics_processes);
+    assert_int_equal(gw__serve_config_set(&c, "metrics_processes", "true", &err), GW_OK);
+    assert_true(c.http.metrics_processes);
+    assert_int_equal(gw__serve_config_set(&c, "metrics_processes", "maybe", &err), GW_EINVAL);
+    assert_true(c.http.metrics_processes);
+    assert_int_equal(gw__serve_config_set(&c, "metrics_processes", "0", &err), GW_OK);
+    assert_false(c.http.metrics_processes);
 
     char path[] = "/tmp/gw-serve-conf-XXXXXX";
     int fd = mkstemp(path);
@@ -687,6 +915,11 @@ int main(void)
         cmocka_unit_test(test_stale_copy_names_the_hung_source),
         cmocka_unit_test(test_with_processes),
         cmocka_unit_test(test_prom_render),
+        cmocka_unit_test(test_negotiate_encoding),
+        cmocka_unit_test(test_negotiate_format),
+        cmocka_unit_test(test_negotiate_garbage),
+        cmocka_unit_test(test_gzip_roundtrip),
+        cmocka_unit_test(test_openmetrics_rewrite),
         cmocka_unit_test(test_find_device),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_journal_stream),
