@@ -24,6 +24,12 @@ enum {
     GW__PROM_NVSMI = 1u << 2,  /* nvidia_gpu_exporter compatible */
 };
 
+/* One cell of gpuwatch_http_requests_total{route,code}. */
+typedef struct gw__prom_http_count {
+    const char *route, *code; /* label values (static) */
+    uint64_t count;
+} gw__prom_http_count;
+
 /* Figures about the daemon itself; any pointer may be NULL (family absent). */
 typedef struct gw__prom_self {
     const gw__sampler_stats *sampler;
@@ -31,7 +37,8 @@ typedef struct gw__prom_self {
     bool stale;                   /* the snapshot is a stale copy */
     int64_t last_good_ns;         /* CLOCK_REALTIME of the last real sample; 0 unknown */
     int64_t now_ns;               /* render time, CLOCK_REALTIME */
-    uint64_t http_requests;
+    const gw__prom_http_count *http_requests; /* non-zero cells; NULL: family absent */
+    size_t n_http_requests;
     uint64_t scrapes;
     uint64_t log_dropped;         /* log lines lost to a stalled log reader */
     double process_cpu_seconds;   /* < 0: unknown */
