@@ -25,6 +25,14 @@ static void serve_usage(FILE *out)
             "  --listen HOST:PORT    address to serve on (key listen)\n"
             "  --interval-ms N       sampling interval (key interval_ms; default 1000)\n"
             "  --token-file PATH     bearer token file (key token_file)\n"
+            "  --basic-auth-file PATH  'user:crypt-hash' lines for HTTP basic auth, e.g. from\n"
+            "                        `htpasswd -nB USER` (key basic_auth_file)\n"
+            "  --tls-cert-file PATH  PEM certificate: serve HTTPS (key tls_cert_file; with\n"
+            "                        --tls-key-file; both re-read on SIGHUP)\n"
+            "  --tls-key-file PATH   PEM private key, unencrypted (key tls_key_file)\n"
+            "  --read-only           mutating routes answer 403, process command lines are\n"
+            "                        withheld; reads beyond loopback need no credentials\n"
+            "                        (key read_only)\n"
             "  --metrics-compat LIST extra /metrics families: dcgm,nvidia_smi (key metrics_compat)\n"
             "  --log-level LEVEL     error, warning, notice, info, debug (key log_level)\n"
             "  --set KEY=VALUE       any configuration key (repeatable)\n"
@@ -76,6 +84,9 @@ int gw_cmd_serve(int argc, char **argv)
         {"--listen", "listen"},         {"--interval-ms", "interval_ms"},
         {"--token-file", "token_file"}, {"--metrics-compat", "metrics_compat"},
         {"--log-level", "log_level"},
+        {"--basic-auth-file", "basic_auth_file"},
+        {"--tls-cert-file", "tls_cert_file"},
+        {"--tls-key-file", "tls_key_file"},
     };
     overrides o = {.n = 0};
     gw__serve_options opt = {0};
@@ -96,6 +107,12 @@ int gw_cmd_serve(int argc, char **argv)
         }
         if (strcmp(a, "--print-config") == 0) {
             opt.print_config = true;
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--read-only") == 0) {
+            if (add(&o, "read_only", "true") < 0)
+                goto out;
             i++;
             continue;
         }
