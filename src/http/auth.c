@@ -240,13 +240,28 @@ struct gw__basic_auth {
     pthread_mutex_t lock;  /* e[].cached, e[].digest */
 };
 
-/* The methods accepted and what to say about the others. */
+/* The methods accepted: a prefix and the length of the complete hash
+ * (bcrypt) or of its last '$'-separated field, the checksum (the others).
+ * crypt_checksalt alone accepts a bare setting such as "$6$", which no
+ * password would ever match. */
 static bool hash_supported(const char *h)
 {
-    static const char *const ok[] = {"$2a$", "$2b$", "$2y$", "$y$", "$5$", "$6$"};
-    for (size_t i = 0; i < GW__ARRAY_LEN(ok); i++)
-        if (strncmp(h, ok[i], strlen(ok[i])) == 0)
-            return crypt_checksalt(h) == CRYPT_SALT_OK;
+    static const struct {
+        const char *prefix;
+        size_t total, checksum; /* 0: not checked */
+    } ok[] = {
+        {"$2a$", 60, 0}, {"$2b$", 60, 0}, {"$2y$", 60, 0},
+        {"$y$", 0, 43},  {"$5$", 0, 43},  {"$6$", 0, 86},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(ok); i++) {
+        if (strncmp(h, ok[i].prefix, strlen(ok[i].prefix)) != 0)
+            continue;
+        const char *last = strrchr(h, '$');
+        if ((ok[i].total && strlen(h) != ok[i].total) ||
+            (ok[i].checksum && strlen(last + 1) != ok[i].checksum))
+            return false;
+        return crypt_checksalt(h) == CRYPT_SALT_OK;
+    }
     return false;
 }
 
