@@ -129,8 +129,7 @@ bool gw__routes_check(void)
         for (unsigned k = 0; k < r; k++)
             if (strcmp(routes[k].name, routes[r].name) == 0)
                 return false;
-        /* a pattern never matches another (invariant 3): only {id} could,
-         * and no two patterns share their literal prefix before it */
+        /* invariant 3: at most one {id} per pattern */
         if (r < GW__ROUTE_OTHER && strstr(routes[r].name, "{id}") &&
             strstr(strstr(routes[r].name, "{id}") + 4, "{id}"))
             return false;

@@ -19,8 +19,10 @@
  *     route label values and never change (dashboards select on them).
  *  2. Every gw__op has one row in the operation table, in enum order, and
  *     its route's Allow list names its method.
- *  3. A path matches at most one route; "other" (GW__ROUTE_OTHER) is never
- *     matched, it counts requests for unknown paths.
+ *  3. A pattern holds at most one "{id}"; "other" (GW__ROUTE_OTHER) is
+ *     never matched, it counts requests for unknown paths. Patterns are
+ *     tried in table order and the first match wins (no two overlap today:
+ *     door_test.c checks every route's sample paths land where expected).
  */
 #ifndef GW_HTTP_ROUTES_H
 #define GW_HTTP_ROUTES_H

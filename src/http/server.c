@@ -1261,7 +1261,9 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
     char why[256];
     srv->mhd = start_mhd(srv, -1, &srv->pem, why, sizeof why);
     if (!srv->mhd) {
-        if (srv->pem.cert)
+        /* With TLS on, a start can fail on the certificate (GnuTLS says so
+         * in MHD's first message) or on the socket, like without. */
+        if (srv->pem.cert && (strstr(why, "TLS") || strstr(why, "certificate") || strstr(why, "key")))
             rc = gw__error_set(err, GW_EINVAL, "cannot serve TLS on %s with tls_cert_file %s and "
                                "tls_key_file %s: %s", cfg->listen, cfg->tls_cert_file,
                                cfg->tls_key_file, why);

@@ -364,12 +364,18 @@ MARK = "gwdoor-secret-arg-4242"
 
 def case_readonly():
     # A child whose command line carries MARK, listed as a GPU process.
-    child = subprocess.Popen(["sh", "-c", "sleep 300; : " + MARK], preexec_fn=_die_with_parent)
+    # One process (no grandchild could outlive it holding the test's
+    # output pipes), its output not inherited.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", MARK],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     with open(TWO) as f:
         text = f.read().replace(" 5004242 ", " %d " % child.pid)
     scn = write("ro.scn", text)
     wait_for(lambda: MARK in open("/proc/%d/cmdline" % child.pid).read().replace("\0", " "),
              "the child to exec")
+    with open("/proc/%d/comm" % child.pid) as f:
+        comm = f.read().strip()
     ledger_env = {"GPUWATCH_LEDGER": tmp("ledger.db")}
     note = "gpuwatch run -- python train.py --secret=" + MARK
     # Without read_only the command line and the note are served (so the
@@ -399,7 +405,7 @@ def case_readonly():
         wait_for(lambda: d.json("/gpu/processes")["process_count"] == 2, "processes listed", d)
         procs = d.json("/gpu/processes")["processes"]
         check(all(p["cmdline"] is None for p in procs), "cmdline served read-only: %r" % procs)
-        check(any(p["pid"] == child.pid and p["name"] == "sh" for p in procs),
+        check(any(p["pid"] == child.pid and p["name"] == comm for p in procs),
               "the process itself is still listed: %r" % procs)
         res = d.json("/api/v1/reservations")
         check(len(res["reservations"]) == 1 and res["reservations"][0]["note"] is None,
