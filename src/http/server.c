@@ -1129,8 +1129,14 @@ static struct MHD_Daemon *start_mhd(gw__server *srv, int fd, const gw__tls_pem *
     const gw__server_config *cfg = &srv->cfg;
     /* TURBO: read/write/accept opportunistically before asking epoll (fewer
      * syscalls for keep-alive scrapers); safe with a thread pool. */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO;
+    unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    /* A TLS daemon may be quiesced by a reload. libmicrohttpd 0.9.75's
+     * MHD_quiesce_daemon races an epoll worker that is awake: both remove
+     * the listening socket from the worker's epoll set, and the loser
+     * aborts the process ("Failed to remove listen FD from epoll set"; seen
+     * in serve-door-tlsreload). With poll() quiescing only flags the
+     * workers. Plain-HTTP daemons are never quiesced and keep epoll. */
+    flags |= pem && pem->cert ? MHD_USE_POLL_INTERNAL_THREAD : MHD_USE_AUTO_INTERNAL_THREAD;
     if (srv->addr.v6)
         flags |= MHD_USE_IPv6;
     struct MHD_OptionItem where[4], *w = where;
@@ -1303,6 +1309,13 @@ static void tls_reload(gw__server *srv, const gw__server_config *cfg)
     if (gw__tls_pem_equal(&pem, &srv->pem)) {
         gw__tls_pem_release(&pem);
         return; /* same files, same bytes: nothing to do */
+    }
+    if (!pem.cert != !srv->pem.cert) {
+        /* Only TLS daemons are ever quiesced (start_mhd says why). */
+        gw__logf(srv->log, GW__LOG_WARNING, "reload: TLS turned %s; it takes effect after a restart",
+                 pem.cert ? "on" : "off");
+        gw__tls_pem_release(&pem);
+        return;
     }
     gw__server_reap(srv);
     const union MHD_DaemonInfo *fi = srv->lib.get_daemon_info(srv->mhd, MHD_DAEMON_INFO_LISTEN_FD);
