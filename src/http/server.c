@@ -1354,7 +1354,6 @@ static void tls_reload(gw__server *srv, const gw__server_config *cfg)
 void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg)
 {
     pthread_mutex_lock(&srv->lock);
-    memcpy(srv->cfg.token, cfg->token, sizeof srv->cfg.token);
     srv->cfg.families = cfg->families;
     srv->cfg.sse_max_clients = cfg->sse_max_clients;
     pthread_mutex_unlock(&srv->lock);
@@ -1371,6 +1370,7 @@ void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg)
     pthread_mutex_lock(&srv->lock);
     creds *old = srv->creds;
     srv->creds = c;
+    memcpy(srv->cfg.token, cfg->token, sizeof srv->cfg.token); /* kept equal to creds' */
     pthread_mutex_unlock(&srv->lock);
     creds_put(old);
     tls_reload(srv, cfg);
