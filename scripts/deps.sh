@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 build_pkgs="gcc pkg-config meson ninja-build libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libncurses-dev libcrypt-dev"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev g++ git python3 binutils prometheus wrk prometheus-node-exporter time"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev g++ git python3 binutils prometheus wrk prometheus-node-exporter time openssl"
 want="$build_pkgs"; [ "$mode" = build ] || want="$want $test_pkgs"
 
 missing=""
