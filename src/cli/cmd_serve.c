@@ -25,6 +25,14 @@ static void serve_usage(FILE *out)
             "  --listen HOST:PORT    address to serve on (key listen)\n"
             "  --interval-ms N       sampling interval (key interval_ms; default 1000)\n"
             "  --token-file PATH     bearer token file (key token_file)\n"
+            "  --basic-auth-file PATH  'user:crypt-hash' lines for HTTP basic auth, e.g. from\n"
+            "                        `htpasswd -nB USER` (key basic_auth_file)\n"
+            "  --tls-cert-file PATH  PEM certificate: serve HTTPS (key tls_cert_file; with\n"
+            "                        --tls-key-file; both re-read on SIGHUP)\n"
+            "  --tls-key-file PATH   PEM private key, unencrypted (key tls_key_file)\n"
+            "  --read-only           mutating routes answer 403, process command lines are\n"
+            "                        withheld; reads beyond loopback need no credentials\n"
+            "                        (key read_only)\n"
             "  --metrics-compat LIST extra /metrics families: dcgm,nvidia_smi (key metrics_compat)\n"
             "  --metrics-processes   per-process /metrics series too (key metrics_processes=true)\n"
             "  --log-level LEVEL     error, warning, notice, info, debug (key log_level)\n"
@@ -82,6 +90,10 @@ static const struct {
     {"--token-file", "PATH", "token_file"},
     {"--metrics-compat", "LIST", "metrics_compat"},
     {"--metrics-processes", NULL, "metrics_processes"},
+    {"--basic-auth-file", "PATH", "basic_auth_file"},
+    {"--tls-cert-file", "PATH", "tls_cert_file"},
+    {"--tls-key-file", "PATH", "tls_key_file"},
+    {"--read-only", NULL, "read_only"},
     {"--log-level", "LEVEL", "log_level"},
 };
 

@@ -291,8 +291,14 @@ unsigned gw__api_processes(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ct
     gw__json_u64(&j, s->n_processes);
     gw__json_key(&j, "processes");
     gw__json_array_begin(&j);
-    for (size_t i = 0; i < s->n_processes; i++)
-        gw__render_process_json(&j, s, &s->processes[i]);
+    for (size_t i = 0; i < s->n_processes; i++) {
+        gw_process p = s->processes[i];
+        if (ctx->withhold_cmdline) { /* read_only: "cmdline": null, the text never copied out */
+            p.valid &= ~(1u << GW_PROC_CMDLINE);
+            memset(p.cmdline, 0, sizeof p.cmdline);
+        }
+        gw__render_process_json(&j, s, &p);
+    }
     gw__json_array_end(&j);
     gw__json_object_end(&j);
     finish(sb);

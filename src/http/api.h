@@ -28,6 +28,9 @@ typedef struct gw__api_ctx {
      * placement API's gw_place_api_health). NULL: no member. */
     void (*placement)(void *cls, const gw_snapshot *s, gw_json *j);
     void *placement_cls;
+    /* read_only: process command lines are written as null (/gpu/processes;
+     * the placement member withholds reservation notes itself). */
+    bool withhold_cmdline;
 } gw__api_ctx;
 
 /* {"error":{"code":status,"message":msg}}; returns status. */

@@ -10,9 +10,18 @@
 
 const gw__config_key gw__serve_config_keys[] = {
     {"listen", GW_DEFAULT_LISTEN,
-     "HOST:PORT or [IPV6]:PORT to serve on. Beyond loopback a token is required."},
+     "HOST:PORT or [IPV6]:PORT to serve on. Beyond loopback: credentials or read_only."},
     {"token", "", "Bearer token for mutating endpoints (prefer token_file)."},
     {"token_file", "", "File whose first line is the bearer token."},
+    {"basic_auth_file", "",
+     "File of 'user:crypt-hash' lines (bcrypt, yescrypt, SHA-crypt) for HTTP basic auth; re-read "
+     "on reload."},
+    {"tls_cert_file", "", "PEM certificate (chain) to serve HTTPS with; needs tls_key_file; re-read "
+     "on reload."},
+    {"tls_key_file", "", "PEM private key (unencrypted) of tls_cert_file; re-read on reload."},
+    {"read_only", "false",
+     "Mutating routes answer 403 and process command lines are withheld; beyond loopback, reads "
+     "then need no credentials (restart to change)."},
     {"interval_ms", "1000", "Sampling interval in milliseconds (10..3600000)."},
     {"deadline_ms", "2000",
      "A sampling round running longer than this marks the GPUs stale (10..3600000)."},
@@ -213,6 +222,18 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "placement_margin") == 0) {
         ok = gw_place_parse_size(v, &t.place_margin);
         want = "a size (bytes, or like 512MiB)";
+    } else if (strcmp(key, "basic_auth_file") == 0) {
+        ok = set_str(t.http.basic_auth_file, sizeof t.http.basic_auth_file, v);
+        want = "a path";
+    } else if (strcmp(key, "tls_cert_file") == 0) {
+        ok = set_str(t.http.tls_cert_file, sizeof t.http.tls_cert_file, v);
+        want = "a path";
+    } else if (strcmp(key, "tls_key_file") == 0) {
+        ok = set_str(t.http.tls_key_file, sizeof t.http.tls_key_file, v);
+        want = "a path";
+    } else if (strcmp(key, "read_only") == 0) {
+        ok = parse_bool(v, &t.http.read_only);
+        want = "true or false";
     } else if (strcmp(key, "processes") == 0) {
         if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "1") == 0)
             t.processes = true;
@@ -318,9 +339,16 @@ int gw__serve_config_finish(gw__serve_config *c, gw_error *err)
         return gw__error_set(err, GW_EINVAL,
                              "memory_hysteresis_ratio (%g) must be below memory_warn_ratio (%g)",
                              t->memory_hysteresis, t->memory_warn);
-    if (!gw__listen_is_loopback(c->http.listen) && !c->http.token[0])
+    if (!c->http.tls_cert_file[0] != !c->http.tls_key_file[0])
+        return gw__error_set(err, GW_EINVAL, "TLS needs both tls_cert_file and tls_key_file (%s is unset)",
+                             c->http.tls_cert_file[0] ? "tls_key_file" : "tls_cert_file");
+    if (!gw__listen_is_loopback(c->http.listen) && !c->http.token[0] && !c->http.basic_auth_file[0] &&
+        !c->http.read_only)
         return gw__error_set(err, GW_EINVAL,
-                             "listen = %s is beyond loopback: set token or token_file first",
+                             "listen = %s is beyond loopback: set token / token_file or "
+                             "basic_auth_file (every route then needs a credential), or read_only = "
+                             "true (--read-only: reads open, mutating routes refused, command lines "
+                             "withheld)",
                              c->http.listen);
     return GW_OK;
 }
@@ -345,6 +373,10 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     else
         fprintf(out, "token = \n");
     fprintf(out, "token_file = %s\n", c->token_file);
+    fprintf(out, "basic_auth_file = %s\n", c->http.basic_auth_file);
+    fprintf(out, "tls_cert_file = %s\n", c->http.tls_cert_file);
+    fprintf(out, "tls_key_file = %s\n", c->http.tls_key_file);
+    fprintf(out, "read_only = %s\n", c->http.read_only ? "true" : "false");
     fprintf(out, "interval_ms = %u\n", c->sampler.interval_ms);
     fprintf(out, "deadline_ms = %u\n", c->sampler.deadline_ms);
     fprintf(out, "history_seconds = %u\n", c->sampler.history_seconds);

@@ -65,7 +65,9 @@ int gw__serve_config_load_file(gw__serve_config *c, const char *path, gw_error *
 int gw__serve_config_apply_env(gw__serve_config *c, gw_error *err);
 
 /* Reads token_file (if set) into http.token and checks cross-key rules
- * (listen beyond loopback needs a token). */
+ * (TLS files both or neither; listen beyond loopback needs token /
+ * token_file, basic_auth_file or read_only). The credential and TLS files
+ * themselves are read by the server (gw__server_create, _reconfigure). */
 int gw__serve_config_finish(gw__serve_config *c, gw_error *err);
 
 /* Prints every key = current value in file format, so the output loaded

@@ -80,7 +80,8 @@ static gw_place_api *open_placement(const gw__serve_config *c, gw__log *log, cha
                               .model_dirs = list,
                               .n_model_dirs = n,
                               .default_policy = c->place_policy,
-                              .default_margin = c->place_margin};
+                              .default_margin = c->place_margin,
+                              .withhold_notes = c->http.read_only};
     gw_place_api *a = NULL;
     gw_error err;
     if (gw_place_api_open(&a, &pc, &err) != GW_OK) {
@@ -110,7 +111,7 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
         return;
     }
     const char *restart[8];
-    _Static_assert(GW__ARRAY_LEN(restart) >= 5, "room for every restart reason");
+    _Static_assert(GW__ARRAY_LEN(restart) >= 6, "room for every restart reason");
     size_t n = 0;
     if (strcmp(next.http.listen, cur->http.listen) != 0)
         restart[n++] = "listen";
@@ -128,12 +129,15 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
     if (strcmp(next.ledger, cur->ledger) || strcmp(next.model_dirs, cur->model_dirs) ||
         next.place_policy != cur->place_policy || next.place_margin != cur->place_margin)
         restart[n++] = "placement (ledger, model_dirs, placement_*)";
+    if (next.http.read_only != cur->http.read_only)
+        restart[n++] = "read_only";
     for (size_t i = 0; i < n; i++)
         gw__logf(log, GW__LOG_WARNING, "reload: %s changed; it takes effect after a restart",
                  restart[i]);
     gw__log_set_level(log, next.log_level);
     gw__sampler_reconfigure(sampler, &next.sampler);
     next.http.on_reload = cur->http.on_reload;
+    next.http.read_only = cur->http.read_only; /* the server keeps its own anyway */
     gw__server_reconfigure(srv, &next.http);
     /* Keep what did not change live, so the next reload compares right. */
     gw__strlcpy(next.http.listen, cur->http.listen, sizeof next.http.listen);
@@ -153,6 +157,7 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
     memcpy(next.model_dirs, cur->model_dirs, sizeof next.model_dirs);
     next.place_policy = cur->place_policy;
     next.place_margin = cur->place_margin;
+    next.http.read_only = cur->http.read_only;
     next.http.place = cur->http.place;
     memcpy(next.http.place_error, cur->http.place_error, sizeof next.http.place_error);
     *cur = next;
@@ -216,15 +221,21 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     }
     gw__server_attach_sampler(srv, sampler);
     const char *colon = strrchr(cfg.http.listen, ':');
-    gw__logf(&log, GW__LOG_NOTICE, "gpuwatch %s listening on http://%.*s:%u (interval %u ms)",
-             GW_VERSION_STRING, colon ? (int)(colon - cfg.http.listen) : 0, cfg.http.listen,
-             gw__server_port(srv), cfg.sampler.interval_ms);
+    gw__logf(&log, GW__LOG_NOTICE, "gpuwatch %s listening on %s://%.*s:%u (interval %u ms%s)",
+             GW_VERSION_STRING, gw__server_tls(srv) ? "https" : "http",
+             colon ? (int)(colon - cfg.http.listen) : 0, cfg.http.listen, gw__server_port(srv),
+             cfg.sampler.interval_ms, cfg.http.read_only ? ", read-only" : "");
 
     for (;;) {
         siginfo_t info;
-        int sig = sigwaitinfo(&set, &info);
-        if (sig < 0)
-            continue; /* EINTR */
+        /* Wake every second to stop daemons left by a TLS reload once
+         * their connections are gone (gw__server_reap). */
+        const struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&set, &info, &tick);
+        if (sig < 0) {
+            gw__server_reap(srv); /* EAGAIN: the tick; EINTR */
+            continue;
+        }
         if (sig == SIGHUP) {
             gw__logf(&log, GW__LOG_NOTICE, "SIGHUP: reloading configuration");
             reload(opt, &cfg, &log, sampler, srv);

@@ -29,6 +29,8 @@ typedef struct gw__mhd_lib {
     __typeof__(MHD_lookup_connection_value) *lookup_connection_value;
     __typeof__(MHD_suspend_connection) *suspend_connection;
     __typeof__(MHD_resume_connection) *resume_connection;
+    __typeof__(MHD_quiesce_daemon) *quiesce_daemon;
+    __typeof__(MHD_is_feature_supported) *is_feature_supported;
 } gw__mhd_lib;
 
 /* Loads libmicrohttpd (path NULL: "libmicrohttpd.so.12", the soname Debian

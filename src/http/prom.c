@@ -467,9 +467,19 @@ static void self_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_se
                               gw__event_type_name((gw__event_type)t),
                               (unsigned long long)self->event_counts[t]);
     }
-    simple(sb, "gpuwatch_http_requests_total", "counter",
-           "HTTP requests answered (counted when this page was rendered).",
-           (double)self->http_requests);
+    if (self->http_requests) {
+        header(sb, "gpuwatch_http_requests_total", "counter",
+               "HTTP requests answered, by route (the route table's pattern, or \"other\") and "
+               "status code (counted when this page was rendered).");
+        for (size_t i = 0; i < self->n_http_requests; i++) {
+            const gw__prom_http_count *h = &self->http_requests[i];
+            gw__strbuf_puts(sb, "gpuwatch_http_requests_total{route=\"");
+            gw__prom_escape(sb, h->route);
+            gw__strbuf_puts(sb, "\",code=\"");
+            gw__prom_escape(sb, h->code);
+            gw__strbuf_printf(sb, "\"} %llu\n", (unsigned long long)h->count);
+        }
+    }
     header(sb, "gpuwatch_scrapes_total", "counter",
            "Answers to /metrics by format and content coding (counted when this page was rendered).");
     for (int f = 0; f < GW__FMT_COUNT; f++)

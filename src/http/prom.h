@@ -30,6 +30,12 @@ enum {
     GW__PROM_PROCESSES = 1u << 3, /* per-process series (pid label): metrics_processes */
 };
 
+/* One cell of gpuwatch_http_requests_total{route,code}. */
+typedef struct gw__prom_http_count {
+    const char *route, *code; /* label values (static) */
+    uint64_t count;
+} gw__prom_http_count;
+
 /* Figures about the daemon itself; any pointer may be NULL (family absent). */
 typedef struct gw__prom_self {
     const gw__sampler_stats *sampler;
@@ -37,7 +43,8 @@ typedef struct gw__prom_self {
     bool stale;                   /* the snapshot is a stale copy */
     int64_t last_good_ns;         /* CLOCK_REALTIME of the last real sample; 0 unknown */
     int64_t now_ns;               /* render time, CLOCK_REALTIME */
-    uint64_t http_requests;
+    const gw__prom_http_count *http_requests; /* non-zero cells; NULL: family absent */
+    size_t n_http_requests;
     uint64_t scrapes[GW__FMT_COUNT][GW__ENC_COUNT]; /* /metrics answers by format, coding */
     /* The placement ledger's live reservations per device of the snapshot
      * (s->n_devices entries each): count and bytes. NULL: no ledger, the

@@ -1,14 +1,31 @@
 /* server.c — see server.h for the lifecycle and invariants.
  *
+ * Owns: the MHD daemons on the listening socket, the per-request state
+ * machine (headers -> body -> answer), dispatch through the route table
+ * (routes.h) and the access rules, the publication's cached bodies and the
+ * SSE clients.
+ *
  * Request path: MHD calls on_request at least twice per request; we answer
- * once the whole request is in (keep-alive stays possible). Bodies are
- * discarded (over 64 KiB is 413) except for the placement routes that take
- * one (POST /api/v1/plan, /api/v1/reservations...), whose body is collected
- * (at most 64 KiB, 413 beyond) and handed to src/place/api.h. *con_cls is
- * either an odd counter (1 + 2 * bytes discarded, no allocation) or a
- * body_req (malloc'd, so even), freed in on_completed. Cached bodies are MHD response
- * objects owned by the publication and queued for every request: MHD counts
- * its own references, so the bytes are shared, never copied per request.
+ * once the whole request is in (keep-alive stays possible). Every call
+ * matches (method, path) against the route table (a few string compares):
+ * the operation says whether the body is collected (GW__OPF_BODY: into a
+ * gw_strbuf capped at GW__MAX_BODY_BYTES, 413 beyond) or discarded (a body
+ * over the cap is 413 too). *con_cls is either an odd counter (1 + 2 *
+ * bytes discarded, no allocation) or a body_req (malloc'd, so even), freed
+ * in on_completed. Then the access rules (admitted()), then the operation's
+ * handler. Every answer goes through reply(), which counts it in
+ * srv->counts[route][code]. Cached bodies are MHD response objects owned by
+ * the publication and queued for every request: MHD counts its own
+ * references, so the bytes are shared, never copied per request.
+ *
+ * Daemons and reload: the listening socket outlives any one MHD daemon. A
+ * reload that changes the TLS certificate starts a new daemon on a dup() of
+ * the socket with the new PEM (MHD owns that descriptor from then on, also
+ * when it fails: it closes it), and only once it runs quiesces the old one
+ * (it stops accepting; connections it holds finish on the old certificate)
+ * and moves it to srv->retired. A retired daemon is stopped once it holds
+ * no connection (gw__server_reap), or at stop. So a bad certificate never
+ * costs the running one, and the socket never stops accepting.
  *
  * Representations: each cached body exists per content coding (identity,
  * gzip) and /metrics also as OpenMetrics; send_body picks one from the
@@ -22,16 +39,22 @@
  * documented way to wait inside a content reader) and joins srv->waiting;
  * every publication resumes all waiting clients. Lock order: srv->lock, then
  * a publication's lock, then the sampler's locks; the sampler never calls
- * in while holding its own.
+ * in while holding its own. srv->cap_lock and a gw__basic_auth's lock are
+ * leaves.
  */
 #include "http/server.h"
 #include "http/api.h"
+#include "http/auth.h"
 #include "http/mhd_lib.h"
 #include "http/negotiate.h"
+#include "http/routes.h"
+#include "http/tls.h"
 #include "place/api.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -50,11 +73,13 @@ enum body_kind { B_HEALTH, B_INFO, B_METRICS, B_PROCESSES, B_PROM, B_OPENMETRICS
  * with unread input resets the connection, losing the answer); beyond it the
  * server answers at once and closes. */
 #define GW__DRAIN_BODY_BYTES (1u << 20)
+/* Daemons kept serving connections opened before a certificate reload. */
+#define GW__MAX_RETIRED 8
 
-/* A collected request body (placement routes). */
+/* A collected request body (operations with GW__OPF_BODY). */
 typedef struct body_req {
-    char *data;
-    size_t len, cap;
+    gw_strbuf sb; /* capped at GW__MAX_BODY_BYTES + 1 (the NUL) */
+    size_t seen;  /* bytes received, kept or not */
 } body_req;
 
 typedef struct pub {
@@ -88,15 +113,42 @@ typedef struct sse_client {
     bool hello;
 } sse_client;
 
+/* The credentials in force: replaced whole on reload (a request holds a
+ * reference to the set it checks against). */
+typedef struct creds {
+    atomic_int refs;
+    char token[256];        /* empty: no bearer token */
+    gw__basic_auth *basic;  /* NULL: no basic_auth_file */
+} creds;
+
+typedef struct addr {
+    struct sockaddr_storage ss;
+    bool v6;
+} addr;
+
+/* A daemon that stopped accepting at a reload and still serves the
+ * connections it had, with the PEM it was started with. */
+typedef struct retired {
+    struct MHD_Daemon *mhd;
+    gw__tls_pem pem;
+} retired;
+
 struct gw__server {
     gw__server_config cfg;
     gw__mhd_lib lib; /* libmicrohttpd, loaded by gw__server_start */
     gw__log *log;
-    struct MHD_Daemon *mhd;
+    addr addr;
+    bool beyond_loopback; /* the listen address is not a loopback one */
     uint16_t port;
     int64_t started_real_ns, started_mono_ns;
 
-    pthread_mutex_t lock; /* pub, gen, sampler, waiting, sse count, cfg reloadables */
+    /* Lifecycle (create, reconfigure, reap, stop: one thread at a time). */
+    struct MHD_Daemon *mhd; /* the accepting daemon */
+    gw__tls_pem pem;        /* its certificate and key; NULLs: plain HTTP */
+    retired retired[GW__MAX_RETIRED];
+    size_t n_retired;
+
+    pthread_mutex_t lock; /* pub, gen, sampler, waiting, sse count, cfg reloadables, creds */
     pub *pub;
     uint64_t gen;
     int64_t last_good_ns;
@@ -104,9 +156,16 @@ struct gw__server {
     sse_client *waiting;
     unsigned sse_clients;
     bool stopping;
+    creds *creds;
 
-    atomic_uint_fast64_t requests;
+    /* MHD's messages while a daemon starts: the first is the reason a start
+     * failed (GnuTLS's word on a certificate). */
+    pthread_mutex_t cap_lock;
+    bool capturing;
+    char cap_msg[256];
+
     atomic_uint_fast64_t scrapes[GW__FMT_COUNT][GW__ENC_COUNT]; /* /metrics answers */
+    gw__http_counts counts; /* answers by route and status */
     /* Bumped after every reservation change made through the API: a cached
      * /health rendered before it is not served (its placement member is old). */
     atomic_uint_fast64_t place_gen;
@@ -126,11 +185,6 @@ void gw__server_config_default(gw__server_config *c)
 }
 
 /* ------------------------------------------------------------- addresses */
-
-typedef struct addr {
-    struct sockaddr_storage ss;
-    bool v6;
-} addr;
 
 static bool parse_listen(const char *listen, addr *a)
 {
@@ -237,6 +291,7 @@ static void api_ctx(gw__server *srv, const pub *p, gw__api_ctx *ctx, gw__sampler
         ctx->placement_cls = srv->cfg.place;
     }
     ctx->stale = p->stale;
+    ctx->withhold_cmdline = srv->cfg.read_only;
     ctx->now_ns = gw__now_real_ns();
     ctx->last_good_ns = p->last_good_ns;
     ctx->uptime_seconds = (double)(gw__now_mono_ns() - srv->started_mono_ns) / 1e9;
@@ -275,7 +330,17 @@ static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strb
     self.stale = p->stale;
     self.last_good_ns = p->last_good_ns;
     self.now_ns = ctx->now_ns;
-    self.http_requests = atomic_load(&srv->requests);
+    gw__prom_http_count hc[GW__ROUTE_COUNT * GW__CODE_COUNT];
+    size_t nh = 0;
+    for (unsigned r = 0; r < GW__ROUTE_COUNT; r++)
+        for (unsigned c = 0; c < GW__CODE_COUNT; c++) {
+            uint64_t v = atomic_load_explicit(&srv->counts.n[r][c], memory_order_relaxed);
+            if (v)
+                hc[nh++] = (gw__prom_http_count){gw__route_name((gw__route)r),
+                                                 gw__http_code_name(c), v};
+        }
+    self.http_requests = hc;
+    self.n_http_requests = nh;
     for (int f = 0; f < GW__FMT_COUNT; f++)
         for (int e = 0; e < GW__ENC_COUNT; e++)
             self.scrapes[f][e] = atomic_load(&srv->scrapes[f][e]);
@@ -450,10 +515,34 @@ void gw__server_publish(void *ctx, gw_snapshot *snap, bool stale)
 
 /* ------------------------------------------------------------- responses */
 
-static enum MHD_Result send_text(const gw__mhd_lib *lib, struct MHD_Connection *conn,
-                                 unsigned status, gw_strbuf *sb, const char *type,
-                                 const char *allow)
+/* One request being answered: what the handlers need, and what reply()
+ * counts the answer under. id / body are views valid during the call. */
+typedef struct req {
+    gw__server *srv;
+    struct MHD_Connection *conn;
+    const char *method, *url;
+    gw__route route;
+    const char *id; /* the "{id}" segment, id_len bytes, not NUL-terminated */
+    size_t id_len;
+    const char *body; /* collected body (GW__OPF_BODY), NUL-terminated; may be NULL */
+    size_t body_len;
+} req;
+
+/* Every answer goes through here: queued, then counted. */
+static enum MHD_Result reply(req *rq, unsigned status, struct MHD_Response *r)
 {
+    enum MHD_Result ret = rq->srv->lib.queue_response(rq->conn, status, r);
+    if (ret == MHD_YES)
+        gw__http_count(&rq->srv->counts, rq->route, status);
+    return ret;
+}
+
+/* Answers sb (released here) with status; allow / www (WWW-Authenticate
+ * values, NULL-terminated list) may be NULL. */
+static enum MHD_Result send_text_h(req *rq, unsigned status, gw_strbuf *sb, const char *type,
+                                   const char *allow, const char *const *www)
+{
+    const gw__mhd_lib *lib = &rq->srv->lib;
     struct MHD_Response *r = make_response(lib, sb->failed || !sb->data ? "" : sb->data,
                                            sb->failed ? 0 : sb->len, type);
     gw__strbuf_release(sb);
@@ -461,26 +550,32 @@ static enum MHD_Result send_text(const gw__mhd_lib *lib, struct MHD_Connection *
         return MHD_NO;
     if (allow)
         lib->add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result ret = lib->queue_response(conn, status, r);
+    for (size_t i = 0; www && www[i]; i++)
+        lib->add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, www[i]);
+    enum MHD_Result ret = reply(rq, status, r);
     lib->destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result send_error(const gw__mhd_lib *lib, struct MHD_Connection *conn,
-                                  unsigned status, const char *allow, const char *msg)
+static enum MHD_Result send_text(req *rq, unsigned status, gw_strbuf *sb, const char *type)
+{
+    return send_text_h(rq, status, sb, type, NULL, NULL);
+}
+
+static enum MHD_Result send_error(req *rq, unsigned status, const char *allow, const char *msg)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     gw__api_error(&sb, status, "%s", msg);
-    return send_text(lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, allow);
+    return send_text_h(rq, status, &sb, GW__JSON_CONTENT_TYPE, allow, NULL);
 }
 
 /* Reservations changed since p's cached body `kind` was rendered: that body
  * shows an old placement (/health's member, /metrics' reservation gauges),
  * so this request gets its own rendering, until the next publication. */
-static enum MHD_Result send_fresh(gw__server *srv, struct MHD_Connection *conn, pub *p, int kind,
-                                  gw__encoding enc)
+static enum MHD_Result send_fresh(req *rq, pub *p, int kind, gw__encoding enc)
 {
+    gw__server *srv = rq->srv;
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     unsigned status = render(srv, p, kind, &sb);
@@ -488,40 +583,46 @@ static enum MHD_Result send_fresh(gw__server *srv, struct MHD_Connection *conn, 
         sb.failed ? NULL : make_variant(&srv->lib, kind, enc, sb.data ? sb.data : "", sb.len);
     gw__strbuf_release(&sb);
     if (!r)
-        return send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
-    enum MHD_Result ret = srv->lib.queue_response(conn, status, r);
+        return send_error(rq, 500, NULL, "out of memory rendering the response");
+    enum MHD_Result ret = reply(rq, status, r);
     srv->lib.destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_starting(req *rq)
+{
+    return send_error(rq, 503, NULL, "starting: no snapshot has been taken yet");
 }
 
 /* A cached body in the representation the request negotiates: coding from
  * Accept-Encoding (406 when neither gzip nor identity is acceptable) and,
  * for /metrics (B_PROM), the format from Accept. */
-static enum MHD_Result send_body(gw__server *srv, struct MHD_Connection *conn, int kind)
+static enum MHD_Result send_body(req *rq, int kind)
 {
+    gw__server *srv = rq->srv;
     const gw__mhd_lib *lib = &srv->lib;
     gw__encoding enc = gw__negotiate_encoding(
-        lib->lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+        lib->lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
     if (enc == GW__ENC_NONE)
-        return send_error(lib, conn, MHD_HTTP_NOT_ACCEPTABLE, NULL,
+        return send_error(rq, MHD_HTTP_NOT_ACCEPTABLE, NULL,
                           "no acceptable content coding: this server offers gzip and identity");
     bool metrics = kind == B_PROM;
     if (metrics && gw__negotiate_format(lib->lookup_connection_value(
-                       conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT)) == GW__FMT_OPENMETRICS)
+                       rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT)) == GW__FMT_OPENMETRICS)
         kind = B_OPENMETRICS;
     pub *p = current_pub(srv);
     if (!p)
-        return send_error(lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_starting(rq);
     if (metrics)
         atomic_fetch_add(&srv->scrapes[kind == B_OPENMETRICS][enc], 1);
     struct MHD_Response *r = body(srv, p, kind, enc);
     enum MHD_Result ret;
     if (r && srv->cfg.place && (kind == B_HEALTH || metrics) &&
         p->place_gen[kind] != atomic_load(&srv->place_gen))
-        ret = send_fresh(srv, conn, p, kind, enc);
+        ret = send_fresh(rq, p, kind, enc);
     else
-        ret = r ? lib->queue_response(conn, p->status[kind], r)
-                : send_error(lib, conn, 500, NULL, "out of memory rendering the response");
+        ret = r ? reply(rq, p->status[kind], r)
+                : send_error(rq, 500, NULL, "out of memory rendering the response");
     pub_release(p);
     return ret;
 }
@@ -625,8 +726,10 @@ static void sse_free(void *cls)
     free(c);
 }
 
-static enum MHD_Result start_sse(gw__server *srv, struct MHD_Connection *conn)
+static enum MHD_Result start_sse(req *rq)
 {
+    gw__server *srv = rq->srv;
+    struct MHD_Connection *conn = rq->conn;
     pthread_mutex_lock(&srv->lock);
     bool full = srv->sse_clients >= srv->cfg.sse_max_clients;
     gw__sampler *s = srv->sampler;
@@ -634,7 +737,7 @@ static enum MHD_Result start_sse(gw__server *srv, struct MHD_Connection *conn)
         srv->sse_clients++;
     pthread_mutex_unlock(&srv->lock);
     if (full)
-        return send_error(&srv->lib, conn, 503, NULL, "too many /events streams open; try again later");
+        return send_error(rq, 503, NULL, "too many /events streams open; try again later");
     sse_client *c = calloc(1, sizeof *c);
     struct MHD_Response *r = NULL;
     if (c) {
@@ -649,87 +752,197 @@ static enum MHD_Result start_sse(gw__server *srv, struct MHD_Connection *conn)
         pthread_mutex_lock(&srv->lock);
         srv->sse_clients--;
         pthread_mutex_unlock(&srv->lock);
-        return send_error(&srv->lib, conn, 500, NULL, "out of memory");
+        return send_error(rq, 500, NULL, "out of memory");
     }
     srv->lib.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     srv->lib.add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     srv->lib.add_response_header(r, "X-Accel-Buffering", "no");
-    enum MHD_Result ret = srv->lib.queue_response(conn, 200, r);
+    enum MHD_Result ret = reply(rq, 200, r);
     srv->lib.destroy_response(r);
     return ret;
 }
 
-/* ---------------------------------------------------------------- routes */
+/* ---------------------------------------------------------------- access */
 
-static bool token_ok(gw__server *srv, struct MHD_Connection *conn)
+static creds *creds_ref(gw__server *srv)
 {
-    char token[sizeof srv->cfg.token];
     pthread_mutex_lock(&srv->lock);
-    memcpy(token, srv->cfg.token, sizeof token);
+    creds *c = srv->creds;
+    atomic_fetch_add(&c->refs, 1);
     pthread_mutex_unlock(&srv->lock);
-    if (!token[0])
-        return true;
-    const char *h = srv->lib.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncmp(h, "Bearer ", 7) != 0)
-        return false;
-    h += 7;
-    size_t n = strlen(token), m = strlen(h);
-    unsigned char diff = (unsigned char)(n != m);
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(token[i] ^ (i < m ? h[i] : 0));
-    return diff == 0;
+    return c;
 }
 
-static enum MHD_Result route_history(gw__server *srv, struct MHD_Connection *conn)
+static void creds_put(creds *c)
 {
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    explicit_bzero(c->token, sizeof c->token);
+    gw__basic_auth_free(c->basic);
+    free(c);
+}
+
+/* The credentials cfg names (the token, basic_auth_file read now). On
+ * failure returns the error (naming the file and line) and *out is NULL. */
+static int creds_load(const gw__server_config *cfg, creds **out, gw_error *err)
+{
+    *out = NULL;
+    creds *c = calloc(1, sizeof *c);
+    if (!c)
+        return gw__error_set(err, GW_ENOMEM, "http: out of memory");
+    atomic_init(&c->refs, 1);
+    memcpy(c->token, cfg->token, sizeof c->token);
+    c->token[sizeof c->token - 1] = '\0';
+    if (cfg->basic_auth_file[0]) {
+        int rc = gw__basic_auth_load(cfg->basic_auth_file, &c->basic, err);
+        if (rc != GW_OK) {
+            creds_put(c);
+            return rc;
+        }
+    }
+    *out = c;
+    return GW_OK;
+}
+
+static bool creds_any(const creds *c) { return c->token[0] || c->basic; }
+
+/* True when the request's Authorization header carries a configured
+ * credential: the bearer token or a basic-auth user's password. */
+static bool authorized(req *rq, creds *c)
+{
+    const char *h = rq->srv->lib.lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_AUTHORIZATION);
+    char buf[1024];
+    const char *user, *cred;
+    size_t ulen, clen;
+    gw__authz_scheme s = gw__authz_parse(h, buf, sizeof buf, &user, &ulen, &cred, &clen);
+    bool ok = false;
+    if (s == GW__AUTHZ_BEARER && c->token[0])
+        ok = gw__ct_equal(c->token, strlen(c->token), cred, clen);
+    else if (s == GW__AUTHZ_BASIC && c->basic)
+        ok = gw__basic_auth_verify(c->basic, user, ulen, cred, clen);
+    explicit_bzero(buf, sizeof buf);
+    return ok;
+}
+
+static enum MHD_Result send_unauthorized(req *rq, const creds *c)
+{
+    const char *www[3];
+    size_t n = 0;
+    if (c->token[0])
+        www[n++] = "Bearer realm=\"gpuwatch\"";
+    if (c->basic)
+        www[n++] = "Basic realm=\"gpuwatch\", charset=\"UTF-8\"";
+    www[n] = NULL;
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw__api_error(&sb, 401, "this endpoint needs %s",
+                  c->token[0] && c->basic ? "'Authorization: Bearer <token>' or HTTP basic auth"
+                  : c->token[0]           ? "'Authorization: Bearer <token>'"
+                                          : "HTTP basic auth (a user of basic_auth_file)");
+    return send_text_h(rq, 401, &sb, GW__JSON_CONTENT_TYPE, NULL, www);
+}
+
+/* The access rules (docs/serve.md "Access"):
+ *  - read_only: mutating operations answer 403, whoever asks;
+ *  - credentials configured: mutating operations need one; beyond loopback
+ *    every request does, unless read_only (reads are then open);
+ *  - no credentials: open (gw__server_create refuses beyond loopback then,
+ *    unless read_only).
+ * flags: the operation's (0 for an unknown path or method). Returns true to
+ * go on; otherwise the answer is queued and *ret holds MHD's result. */
+static bool admitted(req *rq, unsigned flags, enum MHD_Result *ret)
+{
+    gw__server *srv = rq->srv;
+    bool mutating = flags & GW__OPF_MUTATING;
+    if (mutating && srv->cfg.read_only) {
+        *ret = send_error(rq, 403, NULL, "read-only daemon: read_only = true");
+        return false;
+    }
+    creds *c = creds_ref(srv);
+    bool need = creds_any(c) && (mutating || (srv->beyond_loopback && !srv->cfg.read_only));
+    bool ok = !need || authorized(rq, c);
+    if (!ok)
+        *ret = send_unauthorized(rq, c);
+    creds_put(c);
+    return ok;
+}
+
+/* -------------------------------------------------------------- handlers */
+
+typedef enum MHD_Result (*handler_fn)(req *rq);
+
+static enum MHD_Result h_health(req *rq) { return send_body(rq, B_HEALTH); }
+static enum MHD_Result h_gpu_info(req *rq) { return send_body(rq, B_INFO); }
+static enum MHD_Result h_gpu_metrics(req *rq) { return send_body(rq, B_METRICS); }
+static enum MHD_Result h_gpu_processes(req *rq) { return send_body(rq, B_PROCESSES); }
+
+/* Scrapes are counted in send_body, by negotiated format and coding. */
+static enum MHD_Result h_metrics(req *rq) { return send_body(rq, B_PROM); }
+
+static enum MHD_Result h_events(req *rq) { return start_sse(rq); }
+
+#define ARG(k) srv->lib.lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, k)
+
+static enum MHD_Result h_history(req *rq)
+{
+    gw__server *srv = rq->srv;
     gw__sampler *s = sampler_of(srv);
     pub *p = current_pub(srv);
     if (!s || !p) {
         pub_release(p);
-        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_starting(rq);
     }
     gw__api_ctx ctx;
     gw__sampler_stats st;
     api_ctx(srv, p, &ctx, &st);
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
-#define ARG(k) srv->lib.lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, k)
     unsigned status = gw__api_history(&sb, p->snap, gw__sampler_history(s), ARG("gpu"),
                                       ARG("metric"), ARG("since"), ARG("step"), &ctx);
     pub_release(p);
-    return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(rq, status, &sb, GW__JSON_CONTENT_TYPE);
 }
 
-static enum MHD_Result route_events_json(gw__server *srv, struct MHD_Connection *conn)
+static enum MHD_Result h_events_json(req *rq)
 {
+    gw__server *srv = rq->srv;
     gw__sampler *s = sampler_of(srv);
     if (!s)
-        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_starting(rq);
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     unsigned status = gw__api_events(&sb, gw__sampler_events(s), ARG("after"));
-    return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(rq, status, &sb, GW__JSON_CONTENT_TYPE);
 }
 
-static enum MHD_Result route_gpu_one(gw__server *srv, struct MHD_Connection *conn, const char *id)
+static enum MHD_Result h_gpu_one(req *rq)
 {
+    gw__server *srv = rq->srv;
     pub *p = current_pub(srv);
     if (!p)
-        return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
+        return send_starting(rq);
     gw__api_ctx ctx;
     gw__sampler_stats st;
     api_ctx(srv, p, &ctx, &st);
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
-    unsigned status = p->snap->cpu_only
-                          ? gw__api_error(&sb, 503, "no GPU source is available: %s",
-                                          p->snap->cpu_only_reason)
-                          : gw__api_metrics_one(&sb, p->snap, id, &ctx);
+    char id[256];
+    unsigned status;
+    if (p->snap->cpu_only) {
+        status = gw__api_error(&sb, 503, "no GPU source is available: %s", p->snap->cpu_only_reason);
+    } else if (rq->id_len >= sizeof id) {
+        status = gw__api_error(&sb, 400, "GPU id longer than %zu bytes", sizeof id - 1);
+    } else {
+        memcpy(id, rq->id, rq->id_len);
+        id[rq->id_len] = '\0';
+        status = gw__api_metrics_one(&sb, p->snap, id, &ctx);
+    }
     pub_release(p);
-    return send_text(&srv->lib, conn, status, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(rq, status, &sb, GW__JSON_CONTENT_TYPE);
 }
 
-static enum MHD_Result route_index(gw__server *srv, struct MHD_Connection *conn)
+static enum MHD_Result h_index(req *rq)
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
@@ -740,32 +953,149 @@ static enum MHD_Result route_index(gw__server *srv, struct MHD_Connection *conn)
                     "\"/api/v1/events?after=\",\"/events\",\"/metrics\",\"/api/v1/plan\","
                     "\"/api/v1/reservations\",\"/api/v1/reservations/{id}\","
                     "\"/api/v1/reservations/{id}/renew\"]}\n");
-    return send_text(&srv->lib, conn, 200, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(rq, 200, &sb, GW__JSON_CONTENT_TYPE);
 }
 
-static enum MHD_Result route_reload(gw__server *srv, struct MHD_Connection *conn)
+static enum MHD_Result h_reload(req *rq)
 {
-    if (!token_ok(srv, conn))
-        return send_error(&srv->lib, conn, 401, NULL, "this endpoint needs 'Authorization: Bearer <token>'");
+    gw__server *srv = rq->srv;
     if (!srv->cfg.on_reload)
-        return send_error(&srv->lib, conn, 501, NULL, "reload is not available in this process");
+        return send_error(rq, 501, NULL, "reload is not available in this process");
     srv->cfg.on_reload(srv->cfg.on_reload_ctx);
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     gw__strbuf_puts(&sb, "{\"status\":\"reloading\"}\n");
-    return send_text(&srv->lib, conn, 202, &sb, GW__JSON_CONTENT_TYPE, NULL);
+    return send_text(rq, 202, &sb, GW__JSON_CONTENT_TYPE);
 }
 
 /* ------------------------------------------------------------- placement */
 
-#define PLACE_PREFIX "/api/v1/reservations"
-
-/* True for the requests whose body is collected for src/place/api.h. */
-static bool takes_body(const char *url, const char *method)
+/* The placement API, or NULL with the 503 answered in *ret. */
+static gw_place_api *place_api(req *rq, enum MHD_Result *ret)
 {
-    return strcmp(method, MHD_HTTP_METHOD_POST) == 0 &&
-           (strcmp(url, "/api/v1/plan") == 0 || strncmp(url, PLACE_PREFIX, strlen(PLACE_PREFIX)) == 0);
+    gw__server *srv = rq->srv;
+    if (srv->cfg.place)
+        return srv->cfg.place;
+    char msg[320];
+    snprintf(msg, sizeof msg, "placement is not available: %s",
+             srv->cfg.place_error[0] ? srv->cfg.place_error : "not configured");
+    *ret = send_error(rq, 503, NULL, msg);
+    return NULL;
 }
+
+/* Answers a placement result; a successful mutation invalidates /health. */
+static enum MHD_Result send_place(req *rq, int status, gw_strbuf *sb, bool mutated)
+{
+    if (mutated && status >= 200 && status < 300)
+        atomic_fetch_add(&rq->srv->place_gen, 1);
+    gw__strbuf_putc(sb, '\n');
+    if (sb->failed) {
+        gw__strbuf_release(sb);
+        return send_error(rq, 500, NULL, "out of memory rendering the response");
+    }
+    return send_text(rq, (unsigned)status, sb, GW__JSON_CONTENT_TYPE);
+}
+
+/* The reservation id of /api/v1/reservations/{id}[/renew] into id[32], or
+ * false with a 404 answered in *ret (empty or longer than an id can be). */
+static bool reservation_id(req *rq, char id[32], enum MHD_Result *ret)
+{
+    if (rq->id_len == 0 || rq->id_len >= 32) {
+        gw_strbuf sb;
+        gw__strbuf_init(&sb, 4096);
+        gw__api_error(&sb, 404, "no such endpoint '/api/v1/reservations/%.*s' (see / for the list)",
+                      (int)(rq->id_len > 200 ? 200 : rq->id_len), rq->id);
+        *ret = send_text(rq, 404, &sb, GW__JSON_CONTENT_TYPE);
+        return false;
+    }
+    memcpy(id, rq->id, rq->id_len);
+    id[rq->id_len] = '\0';
+    return true;
+}
+
+/* POST /api/v1/plan and POST /api/v1/reservations: against the current
+ * publication. */
+static enum MHD_Result place_with_snapshot(req *rq, bool reserve)
+{
+    enum MHD_Result ret;
+    gw_place_api *a = place_api(rq, &ret);
+    if (!a)
+        return ret;
+    pub *p = current_pub(rq->srv);
+    if (!p)
+        return send_starting(rq);
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    int status;
+    if (!reserve) {
+        status = gw_place_api_plan(a, p->snap, rq->body, rq->body_len, &sb);
+    } else {
+        const char *key = rq->srv->lib.lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                               "Idempotency-Key");
+        status = gw_place_api_reserve(a, p->snap, rq->body, rq->body_len, key, &sb);
+    }
+    pub_release(p);
+    return send_place(rq, status, &sb, reserve);
+}
+
+static enum MHD_Result h_plan(req *rq) { return place_with_snapshot(rq, false); }
+static enum MHD_Result h_res_create(req *rq) { return place_with_snapshot(rq, true); }
+
+static enum MHD_Result h_res_list(req *rq)
+{
+    enum MHD_Result ret;
+    gw_place_api *a = place_api(rq, &ret);
+    if (!a)
+        return ret;
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    return send_place(rq, gw_place_api_list(a, &sb), &sb, false);
+}
+
+/* GET, DELETE /api/v1/reservations/{id} and POST .../{id}/renew. */
+static enum MHD_Result reservation_op(req *rq, gw__op op)
+{
+    enum MHD_Result ret;
+    char id[32];
+    if (!reservation_id(rq, id, &ret))
+        return ret;
+    gw_place_api *a = place_api(rq, &ret);
+    if (!a)
+        return ret;
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    int status = op == GW__OP_RES_GET      ? gw_place_api_get(a, id, &sb)
+                 : op == GW__OP_RES_DELETE ? gw_place_api_delete(a, id, &sb)
+                                           : gw_place_api_renew(a, id, rq->body, rq->body_len, &sb);
+    return send_place(rq, status, &sb, op != GW__OP_RES_GET);
+}
+
+static enum MHD_Result h_res_get(req *rq) { return reservation_op(rq, GW__OP_RES_GET); }
+static enum MHD_Result h_res_delete(req *rq) { return reservation_op(rq, GW__OP_RES_DELETE); }
+static enum MHD_Result h_res_renew(req *rq) { return reservation_op(rq, GW__OP_RES_RENEW); }
+
+/* One handler per operation of routes.h (gw__server_check: none missing). */
+static const handler_fn handlers[GW__OP_COUNT] = {
+    [GW__OP_INDEX] = h_index,
+    [GW__OP_HEALTH] = h_health,
+    [GW__OP_GPU_INFO] = h_gpu_info,
+    [GW__OP_GPU_METRICS] = h_gpu_metrics,
+    [GW__OP_GPU_ONE] = h_gpu_one,
+    [GW__OP_GPU_PROCESSES] = h_gpu_processes,
+    [GW__OP_METRICS] = h_metrics,
+    [GW__OP_HISTORY] = h_history,
+    [GW__OP_EVENTS_JSON] = h_events_json,
+    [GW__OP_EVENTS] = h_events,
+    [GW__OP_RELOAD] = h_reload,
+    [GW__OP_PLAN] = h_plan,
+    [GW__OP_RES_LIST] = h_res_list,
+    [GW__OP_RES_CREATE] = h_res_create,
+    [GW__OP_RES_GET] = h_res_get,
+    [GW__OP_RES_DELETE] = h_res_delete,
+    [GW__OP_RES_RENEW] = h_res_renew,
+};
+
+/* ---------------------------------------------------------- request path */
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
@@ -776,103 +1106,74 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     uintptr_t v = (uintptr_t)*con_cls;
     if (v && !(v & 1)) {
         body_req *b = *con_cls;
-        free(b->data);
+        gw__strbuf_release(&b->sb);
         free(b);
     }
     *con_cls = NULL;
 }
 
-static enum MHD_Result send_place(gw__server *srv, struct MHD_Connection *conn, int status,
-                                  gw_strbuf *sb, bool mutated)
+static enum MHD_Result send_too_large(req *rq)
 {
-    if (mutated && status >= 200 && status < 300)
-        atomic_fetch_add(&srv->place_gen, 1);
-    gw__strbuf_putc(sb, '\n');
-    if (sb->failed) {
-        gw__strbuf_release(sb);
-        return send_error(&srv->lib, conn, 500, NULL, "out of memory rendering the response");
-    }
-    return send_text(&srv->lib, conn, (unsigned)status, sb, GW__JSON_CONTENT_TYPE, NULL);
+    char msg[96];
+    snprintf(msg, sizeof msg, "request body too large (at most %u bytes)", GW__MAX_BODY_BYTES);
+    return send_error(rq, 413, NULL, msg);
 }
 
-/* /api/v1/plan and /api/v1/reservations[/{id}[/renew]]. rest: the URL after
- * PLACE_PREFIX (NULL for /api/v1/plan). */
-static enum MHD_Result route_place(gw__server *srv, struct MHD_Connection *conn, const char *rest,
-                                   const char *method, const body_req *b)
+/* First call (headers in): picks how the body is handled. */
+static enum MHD_Result begin(req *rq, bool keep_body, void **con_cls)
 {
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    bool del = strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
-    enum { PLAN, COLLECTION, ONE, RENEW } kind;
-    char id[32] = "";
-    const char *allow;
-    if (!rest) {
-        kind = PLAN;
-        allow = "POST";
-    } else if (!*rest) {
-        kind = COLLECTION;
-        allow = "GET, HEAD, POST";
+    if (!keep_body) {
+        *con_cls = (void *)(uintptr_t)1;
+        return MHD_YES;
+    }
+    body_req *b = calloc(1, sizeof *b);
+    if (!b)
+        return send_error(rq, 500, NULL, "out of memory");
+    gw__strbuf_init(&b->sb, GW__MAX_BODY_BYTES + 1);
+    *con_cls = b;
+    return MHD_YES;
+}
+
+/* A chunk of body: kept (b) or counted and dropped; 413 once over the cap
+ * (for a kept body only after draining up to GW__DRAIN_BODY_BYTES). */
+static enum MHD_Result upload(req *rq, body_req *b, void **con_cls, const char *data, size_t *size)
+{
+    size_t n = *size, seen;
+    *size = 0;
+    if (b) {
+        seen = b->seen + n; /* b->seen <= GW__DRAIN_BODY_BYTES: no overflow */
+        if (seen <= GW__MAX_BODY_BYTES)
+            gw__strbuf_append(&b->sb, data, n); /* failure lands in sb.failed: 500 at the end */
+        b->seen = seen;
+        if (seen <= GW__DRAIN_BODY_BYTES)
+            return MHD_YES; /* a body over the cap gets its 413 once it is in */
     } else {
-        /* "/{id}" or "/{id}/renew" */
-        const char *s = rest + 1, *slash = strchr(s, '/');
-        size_t n = slash ? (size_t)(slash - s) : strlen(s);
-        if (rest[0] != '/' || n == 0 || n >= sizeof id || (slash && strcmp(slash, "/renew") != 0)) {
-            gw_strbuf sb;
-            gw__strbuf_init(&sb, 4096);
-            gw__api_error(&sb, 404, "no such endpoint '%.200s%.200s' (see / for the list)",
-                          PLACE_PREFIX, rest);
-            return send_text(&srv->lib, conn, 404, &sb, GW__JSON_CONTENT_TYPE, NULL);
-        }
-        memcpy(id, s, n);
-        id[n] = '\0';
-        kind = slash ? RENEW : ONE;
-        allow = slash ? "POST" : "GET, HEAD, DELETE";
+        seen = ((uintptr_t)*con_cls - 1) / 2 + n;
+        if (seen > GW__MAX_BODY_BYTES)
+            seen = GW__MAX_BODY_BYTES + 1; /* the counter never grows past the cap */
+        *con_cls = (void *)(uintptr_t)(1 + 2 * (uintptr_t)seen);
     }
-    bool ok_method = kind == PLAN || kind == RENEW ? post
-                     : kind == COLLECTION          ? get || post
-                                                   : get || del;
-    if (!ok_method) {
+    return seen > GW__MAX_BODY_BYTES ? send_too_large(rq) : MHD_YES;
+}
+
+/* The whole request is in: access rules, then the operation's handler. */
+static enum MHD_Result dispatch(req *rq, gw__match_result m, gw__op op)
+{
+    enum MHD_Result ret;
+    if (!admitted(rq, m == GW__MATCH_OK ? gw__op_get(op)->flags : 0, &ret))
+        return ret;
+    if (m == GW__MATCH_OK)
+        return handlers[op](rq);
+    if (m == GW__MATCH_BAD_METHOD) {
+        const char *allow = gw__route_allow(rq->route);
         char msg[128];
-        snprintf(msg, sizeof msg, "method %.16s not allowed; use %s", method, allow);
-        return send_error(&srv->lib, conn, 405, allow, msg);
+        snprintf(msg, sizeof msg, "method %.16s not allowed; use %s", rq->method, allow);
+        return send_error(rq, 405, allow, msg);
     }
-    bool mutating = kind != PLAN && !get;
-    if (mutating && !token_ok(srv, conn))
-        return send_error(&srv->lib, conn, 401, NULL, "this endpoint needs 'Authorization: Bearer <token>'");
-    gw_place_api *a = srv->cfg.place;
-    if (!a) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "placement is not available: %s",
-                 srv->cfg.place_error[0] ? srv->cfg.place_error : "not configured");
-        return send_error(&srv->lib, conn, 503, NULL, msg);
-    }
-    const char *data = b ? b->data : NULL;
-    size_t len = b ? b->len : 0;
     gw_strbuf sb;
-    gw__strbuf_init(&sb, 0);
-    if (kind == PLAN || (kind == COLLECTION && post)) {
-        pub *p = current_pub(srv);
-        if (!p) {
-            gw__strbuf_release(&sb);
-            return send_error(&srv->lib, conn, 503, NULL, "starting: no snapshot has been taken yet");
-        }
-        int status;
-        if (kind == PLAN) {
-            status = gw_place_api_plan(a, p->snap, data, len, &sb);
-        } else {
-            const char *key = srv->lib.lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
-            status = gw_place_api_reserve(a, p->snap, data, len, key, &sb);
-        }
-        pub_release(p);
-        return send_place(srv, conn, status, &sb, kind != PLAN);
-    }
-    int status;
-    switch (kind) {
-    case COLLECTION: status = gw_place_api_list(a, &sb); break;
-    case RENEW: status = gw_place_api_renew(a, id, data, len, &sb); break;
-    default: status = del ? gw_place_api_delete(a, id, &sb) : gw_place_api_get(a, id, &sb); break;
-    }
-    return send_place(srv, conn, status, &sb, mutating);
+    gw__strbuf_init(&sb, 4096);
+    gw__api_error(&sb, 404, "no such endpoint '%.200s' (see / for the list)", rq->url);
+    return send_text(rq, 404, &sb, GW__JSON_CONTENT_TYPE);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -880,190 +1181,208 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    gw__server *srv = cls;
     /* Answer only once the whole request is in: a response queued on the
      * first call (headers only) makes MHD close the connection afterwards,
      * which would cost every keep-alive scraper a new TCP connection per
-     * request. *con_cls is an odd counter, 1 + 2 * body bytes discarded (no
-     * allocation), or for the routes that take a body a body_req collecting
-     * it; either way up to a cap. */
+     * request. */
+    req rq = {.srv = cls, .conn = conn, .method = method, .url = url};
+    gw__op op = GW__OP_COUNT;
+    gw__match_result m = gw__route_match(method, url, &rq.route, &op, &rq.id, &rq.id_len);
     uintptr_t state = (uintptr_t)*con_cls;
-    if (state == 0) {
-        if (takes_body(url, method)) {
-            body_req *b = calloc(1, sizeof *b);
-            if (!b) {
-                atomic_fetch_add(&srv->requests, 1);
-                return send_error(&srv->lib, conn, 500, NULL, "out of memory");
-            }
-            *con_cls = b;
-        } else {
-            *con_cls = (void *)(uintptr_t)1;
-        }
-        return MHD_YES;
-    }
+    if (state == 0)
+        return begin(&rq, m == GW__MATCH_OK && (gw__op_get(op)->flags & GW__OPF_BODY), con_cls);
     body_req *b = (state & 1) ? NULL : (body_req *)*con_cls;
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        size_t seen;
-        if (b) {
-            seen = b->len + n;
-            if (seen <= GW__MAX_BODY_BYTES) {
-                if (seen + 1 > b->cap) {
-                    size_t cap = b->cap ? b->cap : 1024;
-                    while (cap < seen + 1)
-                        cap *= 2;
-                    char *d = realloc(b->data, cap);
-                    if (!d) {
-                        atomic_fetch_add(&srv->requests, 1);
-                        return send_error(&srv->lib, conn, 500, NULL, "out of memory");
-                    }
-                    b->data = d;
-                    b->cap = cap;
-                }
-                memcpy(b->data + b->len, upload_data, n);
-                b->len = seen;
-                b->data[b->len] = '\0';
-            } else {
-                b->len = seen; /* over the cap: counted, not kept */
-            }
-            if (seen <= GW__DRAIN_BODY_BYTES)
-                return MHD_YES; /* a body over the cap gets its 413 once it is in */
-        } else {
-            seen = (state - 1) / 2 + n;
-            if (seen > GW__MAX_BODY_BYTES)
-                seen = GW__MAX_BODY_BYTES + 1; /* the counter never grows past the cap */
-            *con_cls = (void *)(uintptr_t)(1 + 2 * (uintptr_t)seen);
-        }
-        if (seen > GW__MAX_BODY_BYTES) {
-            atomic_fetch_add(&srv->requests, 1);
-            char msg[96];
-            snprintf(msg, sizeof msg, "request body too large (at most %u bytes)", GW__MAX_BODY_BYTES);
-            return send_error(&srv->lib, conn, 413, NULL, msg);
-        }
-        return MHD_YES;
+    if (*upload_data_size)
+        return upload(&rq, b, con_cls, upload_data, upload_data_size);
+    if (b && b->seen > GW__MAX_BODY_BYTES)
+        return send_too_large(&rq);
+    if (b && b->sb.failed)
+        return send_error(&rq, 500, NULL, "out of memory");
+    if (b) {
+        rq.body = b->sb.data;
+        rq.body_len = b->sb.len;
     }
-    atomic_fetch_add(&srv->requests, 1);
-    if (b && b->len > GW__MAX_BODY_BYTES) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "request body too large (at most %u bytes)", GW__MAX_BODY_BYTES);
-        return send_error(&srv->lib, conn, 413, NULL, msg);
-    }
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    static const char read_only[] = "GET, HEAD";
-
-    if (strcmp(url, "/api/v1/reload") == 0) {
-        if (!post)
-            return send_error(&srv->lib, conn, 405, "POST", "method not allowed; use POST");
-        return route_reload(srv, conn);
-    }
-    if (strcmp(url, "/api/v1/plan") == 0)
-        return route_place(srv, conn, NULL, method, b);
-    if (strncmp(url, PLACE_PREFIX, strlen(PLACE_PREFIX)) == 0 &&
-        (url[strlen(PLACE_PREFIX)] == '\0' || url[strlen(PLACE_PREFIX)] == '/'))
-        return route_place(srv, conn, url + strlen(PLACE_PREFIX), method, b);
-    static const struct {
-        const char *path;
-        int kind; /* body kind, or -1 for handled below */
-    } fixed[] = {
-        {"/health", B_HEALTH},       {"/gpu/info", B_INFO},  {"/gpu/metrics", B_METRICS},
-        {"/gpu/processes", B_PROCESSES}, {"/metrics", B_PROM}, {"/api/v1/history", -1},
-        {"/api/v1/events", -2},      {"/events", -3},        {"/", -4},
-    };
-    int route = -100;
-    for (size_t i = 0; i < GW__ARRAY_LEN(fixed); i++)
-        if (strcmp(url, fixed[i].path) == 0)
-            route = fixed[i].kind;
-    bool gpu_one = route == -100 && strncmp(url, "/gpu/metrics/", 13) == 0;
-    if (route == -100 && !gpu_one) {
-        gw_strbuf sb;
-        gw__strbuf_init(&sb, 4096);
-        gw__api_error(&sb, 404, "no such endpoint '%.200s' (see / for the list)", url);
-        return send_text(&srv->lib, conn, 404, &sb, GW__JSON_CONTENT_TYPE, NULL);
-    }
-    if (!get) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "method %.16s not allowed; use GET or HEAD", method);
-        return send_error(&srv->lib, conn, 405, read_only, msg);
-    }
-    if (gpu_one)
-        return route_gpu_one(srv, conn, url + 13);
-    switch (route) {
-    case -1: return route_history(srv, conn);
-    case -2: return route_events_json(srv, conn);
-    case -3: return start_sse(srv, conn);
-    case -4: return route_index(srv, conn);
-    default: return send_body(srv, conn, route); /* /metrics counts its scrapes there */
-    }
+    return dispatch(&rq, m, op);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    gw__server *srv = cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    gw__logf(cls, GW__LOG_WARNING, "http: %s", line);
+    line[strcspn(line, "\n")] = '\0';
+    pthread_mutex_lock(&srv->cap_lock);
+    if (srv->capturing && !srv->cap_msg[0]) {
+        gw__strlcpy(srv->cap_msg, line, sizeof srv->cap_msg);
+        size_t n = strlen(srv->cap_msg);
+        if (n && srv->cap_msg[n - 1] == '.') /* it is quoted inside a sentence */
+            srv->cap_msg[n - 1] = '\0';
+    }
+    pthread_mutex_unlock(&srv->cap_lock);
+    gw__logf(srv->log, GW__LOG_WARNING, "http: %s", line);
 }
 
 /* ------------------------------------------------------------- lifecycle */
 
-int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *log,
-                      gw_error *err)
+/* Starts one MHD daemon: on srv->addr (fd < 0) or on the listening socket
+ * fd, which MHD then owns whatever happens (it closes it on failure and at
+ * stop); with TLS when pem holds a certificate (kept alive by the caller as
+ * long as the daemon runs). NULL on failure with the reason in why[cap]
+ * (MHD's first message while starting, e.g. GnuTLS's on the certificate). */
+static struct MHD_Daemon *start_mhd(gw__server *srv, int fd, const gw__tls_pem *pem, char *why,
+                                    size_t cap)
 {
-    *out = NULL;
-    addr a;
-    if (!parse_listen(cfg->listen, &a))
+    const gw__server_config *cfg = &srv->cfg;
+    /* TURBO: read/write/accept opportunistically before asking epoll (fewer
+     * syscalls for keep-alive scrapers); safe with a thread pool. */
+    unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    /* A TLS daemon may be quiesced by a reload. libmicrohttpd 0.9.75's
+     * MHD_quiesce_daemon races an epoll worker that is awake: both remove
+     * the listening socket from the worker's epoll set, and the loser
+     * aborts the process ("Failed to remove listen FD from epoll set"; seen
+     * in serve-door-tlsreload). With poll() quiescing only flags the
+     * workers. Plain-HTTP daemons are never quiesced and keep epoll. */
+    flags |= pem && pem->cert ? MHD_USE_POLL_INTERNAL_THREAD : MHD_USE_AUTO_INTERNAL_THREAD;
+    if (srv->addr.v6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem where[4], *w = where;
+    if (fd >= 0)
+        *w++ = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
+    else
+        *w++ = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)&srv->addr.ss};
+    if (pem && pem->cert) {
+        flags |= MHD_USE_TLS;
+        *w++ = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, pem->key};
+        *w++ = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, pem->cert};
+    }
+    *w = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    pthread_mutex_lock(&srv->cap_lock);
+    srv->capturing = true;
+    srv->cap_msg[0] = '\0';
+    pthread_mutex_unlock(&srv->cap_lock);
+    errno = 0;
+    struct MHD_Daemon *d = srv->lib.start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
+        /* a "pool" of one is the plain internal thread */
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_request_bytes,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_ARRAY, where, MHD_OPTION_END);
+    int e = errno;
+    pthread_mutex_lock(&srv->cap_lock);
+    srv->capturing = false;
+    gw__strlcpy(why, srv->cap_msg, cap);
+    pthread_mutex_unlock(&srv->cap_lock);
+    if (!d && !why[0])
+        snprintf(why, cap, "%s", e ? strerror(e) : "libmicrohttpd refused to start");
+    return d;
+}
+
+/* The access and TLS settings of cfg are consistent; GW_EINVAL says why. */
+static int check_config(const gw__server_config *cfg, bool beyond, gw_error *err)
+{
+    if (!cfg->tls_cert_file[0] != !cfg->tls_key_file[0])
+        return gw__error_set(err, GW_EINVAL, "TLS needs both tls_cert_file and tls_key_file (%s is unset)",
+                             cfg->tls_cert_file[0] ? "tls_key_file" : "tls_cert_file");
+    if (beyond && !cfg->token[0] && !cfg->basic_auth_file[0] && !cfg->read_only)
         return gw__error_set(err, GW_EINVAL,
-                             "listen address '%s' is not HOST:PORT (IPv4, or [IPv6]:PORT; port 0-65535)",
-                             cfg->listen);
-    if (!gw__listen_is_loopback(cfg->listen) && !cfg->token[0])
-        return gw__error_set(err, GW_EINVAL,
-                             "refusing to listen on '%s' (beyond loopback) without a bearer token: "
-                             "set 'token' or 'token_file' in the configuration",
+                             "refusing to listen on '%s' (beyond loopback) without credentials: set "
+                             "'token' / 'token_file' or 'basic_auth_file' (every route then needs "
+                             "one), or 'read_only = true' (--read-only: reads open, mutating routes "
+                             "refused, command lines withheld)",
                              cfg->listen);
     if (cfg->threads < 1 || cfg->threads > 64 || cfg->max_connections < 1 ||
         cfg->max_request_bytes < 2048)
         return gw__error_set(err, GW_EINVAL,
                              "http limits out of range: threads 1..64, max_connections >= 1, "
                              "max_request_bytes >= 2048");
+    return GW_OK;
+}
+
+/* Reads the TLS files of cfg into *pem (NULLs when TLS is off) and checks
+ * the library can serve TLS. */
+static int load_tls(gw__server *srv, const gw__server_config *cfg, gw__tls_pem *pem, gw_error *err)
+{
+    memset(pem, 0, sizeof *pem);
+    if (!cfg->tls_cert_file[0])
+        return GW_OK;
+    if (srv->lib.is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return gw__error_set(err, GW_EINVAL,
+                             "tls_cert_file is set but this libmicrohttpd was built without TLS "
+                             "(MHD_FEATURE_TLS): install one built with GnuTLS (Debian's "
+                             "libmicrohttpd12 is), or unset tls_cert_file and tls_key_file");
+    return gw__tls_pem_load(cfg->tls_cert_file, cfg->tls_key_file, pem, err);
+}
+
+static void server_free_parts(gw__server *srv)
+{
+    creds_put(srv->creds);
+    gw__tls_pem_release(&srv->pem);
+    gw__mhd_unload(&srv->lib);
+    pthread_mutex_destroy(&srv->cap_lock);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv);
+}
+
+/* Handlers cover the route table (invariant of routes.h). */
+__attribute__((unused)) static bool handlers_check(void)
+{
+    for (unsigned i = 0; i < GW__OP_COUNT; i++)
+        if (!handlers[i])
+            return false;
+    return gw__routes_check();
+}
+
+int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *log,
+                      gw_error *err)
+{
+    *out = NULL;
+    assert(handlers_check());
+    addr a;
+    if (!parse_listen(cfg->listen, &a))
+        return gw__error_set(err, GW_EINVAL,
+                             "listen address '%s' is not HOST:PORT (IPv4, or [IPv6]:PORT; port 0-65535)",
+                             cfg->listen);
+    bool beyond = !gw__listen_is_loopback(cfg->listen);
+    int rc = check_config(cfg, beyond, err);
+    if (rc != GW_OK)
+        return rc;
     gw__server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return gw__error_set(err, GW_ENOMEM, "http: out of memory");
     srv->cfg = *cfg;
     srv->log = log;
-    int lrc = gw__mhd_load(&srv->lib, getenv("GPUWATCH_MHD_LIBRARY"), err);
-    if (lrc != GW_OK) {
-        free(srv);
-        return lrc;
+    srv->addr = a;
+    srv->beyond_loopback = beyond;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_mutex_init(&srv->cap_lock, NULL);
+    rc = creds_load(cfg, &srv->creds, err);
+    if (rc == GW_OK)
+        rc = gw__mhd_load(&srv->lib, getenv("GPUWATCH_MHD_LIBRARY"), err);
+    if (rc == GW_OK)
+        rc = load_tls(srv, cfg, &srv->pem, err);
+    if (rc != GW_OK) {
+        server_free_parts(srv);
+        return rc;
     }
     srv->started_real_ns = gw__now_real_ns();
     srv->started_mono_ns = gw__now_mono_ns();
-    pthread_mutex_init(&srv->lock, NULL);
-    /* TURBO: read/write/accept opportunistically before asking epoll (fewer
-     * syscalls for keep-alive scrapers); safe with a thread pool. */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO;
-    if (a.v6)
-        flags |= MHD_USE_IPv6;
-    srv->mhd = srv->lib.start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, log,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a.ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
-        /* a "pool" of one is the plain internal thread */
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 1 ? cfg->threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->max_request_bytes, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_END);
+    char why[256];
+    srv->mhd = start_mhd(srv, -1, &srv->pem, why, sizeof why);
     if (!srv->mhd) {
-        int e = errno;
-        pthread_mutex_destroy(&srv->lock);
-        gw__mhd_unload(&srv->lib);
-        free(srv);
-        return gw__error_set(err, GW_EIO, "cannot listen on %s: %s", cfg->listen,
-                             e ? strerror(e) : "libmicrohttpd refused to start");
+        /* With TLS on, a start can fail on the certificate (GnuTLS says so
+         * in MHD's first message) or on the socket, like without. */
+        if (srv->pem.cert && (strstr(why, "TLS") || strstr(why, "certificate") || strstr(why, "key")))
+            rc = gw__error_set(err, GW_EINVAL, "cannot serve TLS on %s with tls_cert_file %s and "
+                               "tls_key_file %s: %s", cfg->listen, cfg->tls_cert_file,
+                               cfg->tls_key_file, why);
+        else
+            rc = gw__error_set(err, GW_EIO, "cannot listen on %s: %s", cfg->listen, why);
+        server_free_parts(srv);
+        return rc;
     }
     const union MHD_DaemonInfo *info = srv->lib.get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
@@ -1073,6 +1392,8 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
 
 uint16_t gw__server_port(const gw__server *srv) { return srv->port; }
 
+bool gw__server_tls(const gw__server *srv) { return srv->pem.cert != NULL; }
+
 void gw__server_attach_sampler(gw__server *srv, gw__sampler *sampler)
 {
     pthread_mutex_lock(&srv->lock);
@@ -1080,14 +1401,103 @@ void gw__server_attach_sampler(gw__server *srv, gw__sampler *sampler)
     pthread_mutex_unlock(&srv->lock);
 }
 
+/* Serves cfg's TLS files from now on: a new daemon on the same socket, the
+ * old one retired. Anything wrong keeps the running daemon and logs why. */
+static void tls_reload(gw__server *srv, const gw__server_config *cfg)
+{
+    gw__tls_pem pem;
+    gw_error e;
+    if (load_tls(srv, cfg, &pem, &e) != GW_OK) {
+        gw__logf(srv->log, GW__LOG_ERROR, "reload: %s; keeping the running %s", e.message,
+                 srv->pem.cert ? "certificate" : "listener (plain HTTP)");
+        return;
+    }
+    if (gw__tls_pem_equal(&pem, &srv->pem)) {
+        gw__tls_pem_release(&pem);
+        return; /* same files, same bytes: nothing to do */
+    }
+    if (!pem.cert != !srv->pem.cert) {
+        /* Only TLS daemons are ever quiesced (start_mhd says why). */
+        gw__logf(srv->log, GW__LOG_WARNING, "reload: TLS turned %s; it takes effect after a restart",
+                 pem.cert ? "on" : "off");
+        gw__tls_pem_release(&pem);
+        return;
+    }
+    gw__server_reap(srv);
+    const union MHD_DaemonInfo *fi = srv->lib.get_daemon_info(srv->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+    int fd = fi ? fcntl(fi->listen_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    const char *why_not = srv->n_retired == GW__MAX_RETIRED
+                              ? "too many daemons from earlier reloads still hold connections"
+                          : fd < 0 ? "cannot duplicate the listening socket"
+                                   : NULL;
+    char why[256];
+    struct MHD_Daemon *d = NULL;
+    if (!why_not) {
+        d = start_mhd(srv, fd, &pem, why, sizeof why); /* fd is MHD's now */
+        why_not = d ? NULL : why;
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    if (!d) {
+        gw__logf(srv->log, GW__LOG_ERROR,
+                 "reload: cannot serve tls_cert_file %s / tls_key_file %s: %s; keeping the running %s",
+                 cfg->tls_cert_file, cfg->tls_key_file, why_not,
+                 srv->pem.cert ? "certificate" : "listener (plain HTTP)");
+        gw__tls_pem_release(&pem);
+        return;
+    }
+    /* The new daemon accepts; the old one stops accepting (the descriptor
+     * it hands back is ours to close: the new daemon has its own dup). */
+    int old_fd = srv->lib.quiesce_daemon(srv->mhd);
+    if (old_fd >= 0)
+        close(old_fd);
+    srv->retired[srv->n_retired++] = (retired){srv->mhd, srv->pem};
+    srv->mhd = d;
+    srv->pem = pem;
+    gw__logf(srv->log, GW__LOG_NOTICE, "reload: serving %s", pem.cert ? cfg->tls_cert_file : "plain HTTP");
+}
+
 void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg)
 {
     pthread_mutex_lock(&srv->lock);
-    memcpy(srv->cfg.token, cfg->token, sizeof srv->cfg.token);
     srv->cfg.families = cfg->families;
     srv->cfg.metrics_processes = cfg->metrics_processes;
     srv->cfg.sse_max_clients = cfg->sse_max_clients;
     pthread_mutex_unlock(&srv->lock);
+    creds *c = NULL;
+    gw_error e;
+    int rc = check_config(cfg, srv->beyond_loopback, &e);
+    if (rc == GW_OK)
+        rc = creds_load(cfg, &c, &e);
+    if (rc != GW_OK) {
+        gw__logf(srv->log, GW__LOG_ERROR, "reload: %s; keeping the running credentials and TLS",
+                 e.message);
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    creds *old = srv->creds;
+    srv->creds = c;
+    memcpy(srv->cfg.token, cfg->token, sizeof srv->cfg.token); /* kept equal to creds' */
+    pthread_mutex_unlock(&srv->lock);
+    creds_put(old);
+    tls_reload(srv, cfg);
+}
+
+void gw__server_reap(gw__server *srv)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < srv->n_retired; i++) {
+        retired *r = &srv->retired[i];
+        const union MHD_DaemonInfo *ci =
+            srv->lib.get_daemon_info(r->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (ci && ci->num_connections == 0) {
+            srv->lib.stop_daemon(r->mhd);
+            gw__tls_pem_release(&r->pem);
+        } else {
+            srv->retired[k++] = *r;
+        }
+    }
+    srv->n_retired = k;
 }
 
 void gw__server_stop(gw__server *srv)
@@ -1104,6 +1514,11 @@ void gw__server_stop(gw__server *srv)
     pthread_mutex_unlock(&srv->lock);
     srv->lib.stop_daemon(srv->mhd);
     srv->mhd = NULL;
+    for (size_t i = 0; i < srv->n_retired; i++) {
+        srv->lib.stop_daemon(srv->retired[i].mhd);
+        gw__tls_pem_release(&srv->retired[i].pem);
+    }
+    srv->n_retired = 0;
     pthread_mutex_lock(&srv->lock);
     srv->sampler = NULL;
     pthread_mutex_unlock(&srv->lock);
@@ -1115,7 +1530,5 @@ void gw__server_free(gw__server *srv)
         return;
     gw__server_stop(srv);
     pub_release(srv->pub);
-    gw__mhd_unload(&srv->lib);
-    pthread_mutex_destroy(&srv->lock);
-    free(srv);
+    server_free_parts(srv);
 }

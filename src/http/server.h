@@ -20,10 +20,19 @@
  *     or OpenMetrics text, the same samples).
  *  2. A request holds a reference to the publication it answers from, so a
  *     swap never frees a body in use.
- *  3. Mutating endpoints (POST /api/v1/reload, POST /api/v1/reservations,
- *     DELETE /api/v1/reservations/{id}, POST .../renew) require
- *     "Authorization: Bearer <token>" when a token is configured; the daemon refuses to listen beyond loopback
- *     without one (checked in gw__server_create).
+ *  3. Access (docs/serve.md "Access"): mutating operations (GW__OPF_MUTATING
+ *     in routes.h: POST /api/v1/reload, POST /api/v1/reservations, DELETE
+ *     /api/v1/reservations/{id}, POST .../renew) need a credential (the
+ *     bearer token or a basic_auth_file user) when one is configured, and
+ *     answer 403 under read_only; beyond loopback every request needs one
+ *     unless read_only. gw__server_create refuses to listen beyond loopback
+ *     with neither credentials nor read_only.
+ *  4. read_only withholds process command lines from every answer (the
+ *     /gpu/processes "cmdline", reservation "note"s through the placement
+ *     API's own setting) for the server's whole life (restart to change).
+ *  5. The listening socket is bound once, at create, and accepts until
+ *     stop: a TLS reload starts the new daemon on it before the old one
+ *     stops accepting (server.c says how); a failed reload changes nothing.
  */
 #ifndef GW_HTTP_SERVER_H
 #define GW_HTTP_SERVER_H
@@ -34,6 +43,10 @@
 typedef struct gw__server_config {
     char listen[128];                /* "HOST:PORT", "[V6]:PORT"; default GW_DEFAULT_LISTEN */
     char token[256];                 /* bearer token; empty: none */
+    char basic_auth_file[512];       /* "user:crypt-hash" lines (auth.h); empty: none */
+    char tls_cert_file[512];         /* PEM certificate (chain); both or neither */
+    char tls_key_file[512];          /* PEM private key, unencrypted */
+    bool read_only;                  /* mutating routes 403, command lines withheld */
     unsigned threads;                /* MHD thread pool size; default 2 */
     unsigned max_connections;        /* default 512 */
     unsigned max_connections_per_ip; /* default 256; 0 none */
@@ -60,9 +73,14 @@ typedef struct gw__server gw__server;
 bool gw__listen_is_loopback(const char *listen);
 
 /* Binds and starts serving. log is borrowed (must outlive the server).
- * Returns GW_OK; GW_EINVAL (bad listen address or limits, or a non-loopback
- * address without a token: the message says so); GW_EIO (cannot bind: the
- * message names the address and why); GW_ENOMEM. *out NULL on failure. */
+ * Returns GW_OK; GW_EINVAL (bad listen address or limits, only one of the
+ * TLS files, a certificate GnuTLS refuses (its reason, e.g. the key does not
+ * match), a non-loopback address with neither credentials nor read_only:
+ * the message says so); GW_ENOENT / GW_EIO / GW_EINVAL for a TLS or
+ * basic-auth file (the message names the key, the file and what is wrong,
+ * FILE:LINE for a bad basic-auth line); GW_EIO (cannot bind: the message
+ * names the address and why); GW_ELOAD (libmicrohttpd); GW_ENOMEM. *out
+ * NULL on failure. */
 int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *log,
                       gw_error *err);
 
@@ -76,10 +94,23 @@ void gw__server_attach_sampler(gw__server *srv, gw__sampler *sampler);
  * and wakes SSE clients. Thread-safe. */
 void gw__server_publish(void *srv, gw_snapshot *snap, bool stale);
 
+/* True when serving HTTPS. */
+bool gw__server_tls(const gw__server *srv);
+
 /* Applies the reloadable settings: token, families, metrics_processes, SSE
- * limit (the /metrics settings from the next publication on). The listen
- * address and pool/connection limits need a restart (the caller logs it). */
+ * limit (the /metrics settings from the next publication on), and re-reads
+ * basic_auth_file and the TLS files. A credential file that fails to load
+ * keeps the running credentials and TLS; TLS files that fail (or that
+ * GnuTLS refuses) keep the running certificate; either way the reason is
+ * logged (naming the file). Changed TLS files are served by a new daemon
+ * on the same socket (no connection refused meanwhile). The listen address,
+ * pool/connection limits and read_only need a restart (the caller logs
+ * it). Call from one thread, as _reap and _stop. */
 void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg);
+
+/* Stops the daemons retired by TLS reloads that hold no connection any
+ * more; call now and then (the daemon's signal loop does, every second). */
+void gw__server_reap(gw__server *srv);
 
 /* Stops listening and ends every request and stream. NULL is a no-op. */
 void gw__server_stop(gw__server *srv);

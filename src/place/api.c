@@ -27,6 +27,7 @@ struct gw_place_api {
     size_t n_model_dirs;
     gw_place_policy policy;
     uint64_t margin;
+    bool withhold_notes; /* read-only daemon: notes (command lines) written as null */
 };
 
 int gw_place_api_open(gw_place_api **out, const gw_place_api_config *cfg, gw_error *err)
@@ -47,6 +48,7 @@ int gw_place_api_open(gw_place_api **out, const gw_place_api_config *cfg, gw_err
     gw__strlcpy(a->proc_root, cfg->proc_root ? cfg->proc_root : "", sizeof a->proc_root);
     a->policy = cfg->default_policy;
     a->margin = cfg->default_margin;
+    a->withhold_notes = cfg->withhold_notes;
     if (cfg->n_model_dirs) {
         a->model_dirs = calloc(cfg->n_model_dirs, sizeof *a->model_dirs);
         if (!a->model_dirs) {
@@ -120,7 +122,7 @@ static int error_body(gw_strbuf *out, int code, const char *message)
     return status;
 }
 
-static void reservation_json(gw_json *j, const gw_reservation *r)
+static void reservation_json(gw_json *j, const gw_reservation *r, bool withhold_note)
 {
     gw__json_object_begin(j);
     gw__json_key(j, "id");
@@ -142,7 +144,7 @@ static void reservation_json(gw_json *j, const gw_reservation *r)
     else
         gw__json_null(j);
     gw__json_key(j, "note");
-    gw__json_string(j, r->note[0] ? r->note : NULL);
+    gw__json_string(j, r->note[0] && !withhold_note ? r->note : NULL);
     gw__json_key(j, "devices");
     gw__json_array_begin(j);
     for (size_t i = 0; i < r->n_devices; i++) {
@@ -390,7 +392,7 @@ int gw_place_api_reserve(gw_place_api *a, const gw_snapshot *snap, const char *b
         if (plan.fits) {
             gw_json j;
             gw__json_init(&j, out, false);
-            reservation_json(&j, &res);
+            reservation_json(&j, &res, a->withhold_notes);
         } else {
             gw__strbuf_puts(out, "null");
         }
@@ -421,7 +423,7 @@ int gw_place_api_list(gw_place_api *a, gw_strbuf *out)
     gw__json_key(&j, "reservations");
     gw__json_array_begin(&j);
     for (size_t i = 0; i < n; i++)
-        reservation_json(&j, &v[i]);
+        reservation_json(&j, &v[i], a->withhold_notes);
     gw__json_array_end(&j);
     gw__json_object_end(&j);
     gw_reservations_free(v, n);
@@ -450,7 +452,7 @@ int gw_place_api_get(gw_place_api *a, const char *id_text, gw_strbuf *out)
     gw__json_init(&j, out, false);
     gw__json_object_begin(&j);
     gw__json_key(&j, "reservation");
-    reservation_json(&j, &r);
+    reservation_json(&j, &r, a->withhold_notes);
     gw__json_object_end(&j);
     gw_reservation_clear(&r);
     return 200;
@@ -591,7 +593,7 @@ void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
                 gw__json_key(j, "bytes");
                 gw__json_u64(j, v[i].devices[k].bytes);
                 gw__json_key(j, "note");
-                gw__json_string(j, v[i].note[0] ? v[i].note : NULL);
+                gw__json_string(j, v[i].note[0] && !a->withhold_notes ? v[i].note : NULL);
                 gw__json_object_end(j);
             }
         gw__json_array_end(j);

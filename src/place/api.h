@@ -38,6 +38,9 @@ typedef struct gw_place_api_config {
     size_t n_model_dirs;
     gw_place_policy default_policy;     /* "allocation strategy" shown in /health */
     uint64_t default_margin;            /* bytes kept free per GPU unless asked */
+    /* A read-only daemon: every reservation's "note" (`gpuwatch run` puts
+     * the command line there) is written as null in every answer. */
+    bool withhold_notes;
 } gw_place_api_config;
 
 typedef struct gw_place_api gw_place_api;
