@@ -37,14 +37,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 
 SRC = os.environ.get("GPUWATCH_SOURCE_ROOT",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.join(SRC, "tests", "serve"))
-from serve_util import DEADLINE, Daemon, _die_with_parent, check, fail  # noqa: E402
+from serve_util import DEADLINE, Daemon, Prometheus, check, fail  # noqa: E402
 
 RULES = os.path.join(SRC, "contrib", "prometheus", "gpuwatch-rules.yml")
 RULES_TEST = os.path.join(SRC, "tests", "contrib", "gpuwatch-rules.test.yml")
@@ -448,45 +446,11 @@ def scenario(path):
     return re.findall(r"(?m)^uuid (\S+)$", text)
 
 
-class Prometheus:
-    """A real Prometheus on 127.0.0.1:0 scraping one target every second."""
+class ContribPrometheus(Prometheus):
+    """serve_util's real Prometheus scraping target, plus promtool queries."""
 
-    def __init__(self, tmp, target):
-        cfg = os.path.join(tmp, "prometheus.yml")
-        with open(cfg, "w") as f:
-            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                    "scrape_configs:\n  - job_name: gpuwatch\n    static_configs:\n"
-                    "      - targets: ['%s']\n" % target)
-        self.log, self.port = [], None
-        listening = threading.Event()
-        self.p = subprocess.Popen([tool("prometheus"), "--config.file=" + cfg,
-                                   "--storage.tsdb.path=" + os.path.join(tmp, "data"),
-                                   "--web.listen-address=127.0.0.1:0", "--log.level=info"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=_die_with_parent)
-
-        def drain():
-            for line in self.p.stderr:  # keep reading: a full pipe stops Prometheus
-                self.log.append(line)
-                m = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', line)
-                if m and self.port is None:
-                    self.port = int(m.group(1))
-                    listening.set()
-            listening.set()
-        threading.Thread(target=drain, daemon=True).start()
-        listening.wait(DEADLINE)
-        check(self.port, "Prometheus did not say where it listens:\n" + "".join(self.log[-20:]))
-        self.url = "http://127.0.0.1:%d" % self.port
-        end = time.time() + DEADLINE
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=DEADLINE) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            check(time.time() < end, "Prometheus never ready:\n" + "".join(self.log[-20:]))
-            time.sleep(0.2)
+    def __init__(self, target):
+        super().__init__(Prometheus.job(target), prefix="gw-contrib-prom-")
 
     def promtool(self, expr):
         """`promtool query instant` of expr: the result list; fails the test
@@ -503,14 +467,6 @@ class Prometheus:
         if isinstance(res, dict):  # a scalar or string result
             return [res]
         return res or []
-
-    def stop(self):
-        self.p.terminate()
-        try:
-            self.p.wait(15)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
 
 
 def substitute(expr, values):
@@ -548,7 +504,7 @@ def case_prometheus():
         check(r.status in (200, 201), "reservation: %d %r" % (r.status, body[:300]))
 
         target = "127.0.0.1:%d" % dmn.port
-        prom = Prometheus(tmp, target)
+        prom = ContribPrometheus(target)
         concrete = {"job": "gpuwatch", "instance": target, "gpu": "(0|1|2)",
                     "__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
         everything = dict(concrete, instance=".+", gpu=".+")

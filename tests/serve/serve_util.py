@@ -293,3 +293,117 @@ def series(samples, metric_name, **labels):
              if n == metric_name and all((k, str(val)) in ls for k, val in labels.items())]
     check(len(found) <= 1, "%s%s matches %d series" % (metric_name, labels, len(found)))
     return found[0] if found else None
+
+
+class Prometheus:
+    """A real Prometheus (Debian's package) on 127.0.0.1:0 with the given
+    scrape_configs (YAML list items, indented two spaces), every target
+    scraped each second. Port 0: the kernel picks a free port and Prometheus
+    logs it ("Listening on" address=127.0.0.1:PORT); a port picked here and
+    handed over could be taken by another test in between. Waits until
+    /-/ready answers. Use as a context manager, or call stop()."""
+
+    def __init__(self, scrape_configs, prefix="gw-prom-"):
+        import shutil
+        import tempfile
+        import urllib.request
+        prom = shutil.which("prometheus")
+        if not prom:
+            fail("prometheus not installed (Debian package prometheus; scripts/deps.sh test)")
+        self.tmp = tempfile.mkdtemp(prefix=prefix)
+        cfg = os.path.join(self.tmp, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                    "scrape_configs:\n" + scrape_configs)
+        self.log, self.port = [], None
+        listening = threading.Event()
+        self.p = subprocess.Popen([prom, "--config.file=" + cfg,
+                                   "--storage.tsdb.path=" + os.path.join(self.tmp, "data"),
+                                   "--web.listen-address=127.0.0.1:0", "--log.level=info"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=_die_with_parent)
+
+        def drain():
+            for line in self.p.stderr:  # keep reading: a full pipe stops Prometheus
+                self.log.append(line)
+                m = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', line)
+                if m and self.port is None:
+                    self.port = int(m.group(1))
+                    listening.set()
+            listening.set()
+        threading.Thread(target=drain, daemon=True).start()
+        try:
+            listening.wait(DEADLINE)
+            check(self.port, "Prometheus did not say where it listens:\n" + self.log_tail())
+            self.url = "http://127.0.0.1:%d" % self.port
+            end = time.time() + DEADLINE
+            while True:
+                try:
+                    with urllib.request.urlopen(self.url + "/-/ready", timeout=DEADLINE) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                check(time.time() < end, "Prometheus never ready:\n" + self.log_tail())
+                time.sleep(0.2)
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def job(target, extra=""):
+        """One scrape_configs item: job "gpuwatch" scraping target, with
+        extra YAML lines (indented four spaces: scheme, tls_config, ...)."""
+        return ("  - job_name: gpuwatch\n" + extra +
+                "    static_configs:\n      - targets: ['%s']\n" % target)
+
+    def log_tail(self, n=20):
+        return "".join(self.log[-n:])
+
+    def query(self, q):
+        """An instant query through the HTTP API: the result list. Raises
+        OSError when Prometheus does not answer."""
+        import json
+        import urllib.parse
+        import urllib.request
+        url = "%s/api/v1/query?query=%s" % (self.url, urllib.parse.quote(q))
+        with urllib.request.urlopen(url, timeout=DEADLINE) as r:
+            return json.load(r)["data"]["result"]
+
+    def wait_true(self, queries, d=None):
+        """Waits until every query (a boolean expression) has at least one
+        sample and all its samples are 1; fails naming the last answers, the
+        Prometheus log and the daemon's log otherwise."""
+        last = [None]
+
+        def all_true():
+            try:
+                got = [self.query(q) for q in queries]
+            except OSError as e:
+                last[0] = repr(e)
+                return False
+            last[0] = got
+            return all(len(r) >= 1 and all(x["value"][1] == "1" for x in r) for r in got)
+        end = time.time() + DEADLINE
+        while not all_true():
+            if time.time() >= end:
+                fail("Prometheus never saw %r; last %r\n%s\n%s" %
+                     (queries, last[0], self.log_tail(10), d.log()[-2000:] if d else ""))
+            time.sleep(0.5)
+
+    def stop(self):
+        import shutil
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

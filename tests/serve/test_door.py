@@ -24,13 +24,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (BIN, DEADLINE, HERE, Daemon, _die_with_parent, check,  # noqa: E402
-                        fail, parse_prom, series, wait_for)
+from serve_util import (BIN, DEADLINE, HERE, Daemon, Prometheus, _die_with_parent,  # noqa: E402
+                        check, fail, parse_prom, series, wait_for)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
 TOKEN = "door-test-token"
@@ -494,61 +491,12 @@ def case_counter():
 
 # ------------------------------------------------------------ Prometheus
 
-def run_prometheus(scrape_config, queries, d):
-    """Runs Prometheus with one scrape job and waits until every query has a
-    sample with value 1 (queries are boolean expressions)."""
-    prom = shutil.which("prometheus")
-    if not prom:
-        fail("prometheus not installed (Debian package prometheus; scripts/deps.sh test)")
-    tdir = tempfile.mkdtemp(prefix="gw-door-prom-")
-    cfg = os.path.join(tdir, "prometheus.yml")
-    with open(cfg, "w") as f:
-        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n" + scrape_config)
-    p = subprocess.Popen([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + tdir + "/data",
-                          "--web.listen-address=127.0.0.1:0", "--log.level=info"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=_die_with_parent)
-    log, port_box, listening = [], [], threading.Event()
-
-    def drain():
-        for line in p.stderr:
-            log.append(line)
-            m = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', line)
-            if m and not port_box:
-                port_box.append(int(m.group(1)))
-                listening.set()
-        listening.set()
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        listening.wait(DEADLINE)
-        check(port_box, "Prometheus did not say where it listens:\n" + "".join(log[-20:]))
-
-        def query(q):
-            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port_box[0], urllib.parse.quote(q))
-            with urllib.request.urlopen(url, timeout=DEADLINE) as r:
-                return json.load(r)["data"]["result"]
-        last = [None]
-
-        def all_true():
-            try:
-                got = [query(q) for q in queries]
-            except OSError as e:
-                last[0] = repr(e)
-                return False
-            last[0] = got
-            return all(len(r) >= 1 and all(x["value"][1] == "1" for x in r) for r in got)
-        end = time.time() + DEADLINE
-        while time.time() < end and not all_true():
-            time.sleep(0.5)
-        check(all_true(), "Prometheus never saw %r; last %r\n%s\n%s" %
-              (queries, last[0], "".join(log[-10:]), d.log()[-2000:]))
-    finally:
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        shutil.rmtree(tdir, ignore_errors=True)
+def run_prometheus(extra, queries, d):
+    """Runs Prometheus with one scrape job on d (extra: the job's scheme,
+    TLS and auth lines) and waits until every query has a sample with value
+    1 (queries are boolean expressions)."""
+    with Prometheus(Prometheus.job("127.0.0.1:%d" % d.port, extra), prefix="gw-door-prom-") as p:
+        p.wait_true(queries, d)
 
 
 def case_prometheus_tls():
@@ -560,15 +508,25 @@ def case_prometheus_tls():
                    args=["--listen", "0.0.0.0:0", "--token-file", tok,
                          "--tls-cert-file", cert, "--tls-key-file", key, "--interval-ms", "200"])
     check(d.request("GET", "/metrics", headers={})[0] == 401, "/metrics open without the token")
-    run_prometheus("  - job_name: gpuwatch\n    scheme: https\n"
+    run_prometheus("    scheme: https\n"
                    "    tls_config:\n      ca_file: %s\n"
-                   "    authorization:\n      type: Bearer\n      credentials_file: %s\n"
-                   "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % (cert, tok, d.port),
+                   "    authorization:\n      type: Bearer\n      credentials_file: %s\n" % (cert, tok),
                    ['up{job="gpuwatch"}', 'count(gpuwatch_gpu_memory_used_bytes{job="gpuwatch"}) == bool 2'], d)
-    st, _, body = d.get("/metrics")
-    s, _ = parse_prom(body.decode())
-    check((series(s, "gpuwatch_http_requests_total", route="/metrics", code="200") or 0) >= 1,
-          "the scrapes were not counted as /metrics 200")
+    # Prometheus asks for gzip (Accept-Encoding: gzip; this test's own
+    # requests do not) and gets it, over TLS. The page counts as of its
+    # rendering, and the current snapshot's cached page may have been
+    # rendered for Prometheus's first scrape: wait for a later one.
+    def gzip_scrapes(s):
+        return sum(series(s, "gpuwatch_scrapes_total", format=f, encoding="gzip") or 0
+                   for f in ("prometheus", "openmetrics"))
+
+    def counted():
+        st, _, body = d.get("/metrics")
+        s, _ = parse_prom(body.decode())
+        return s if gzip_scrapes(s) >= 1 else None
+    s = wait_for(counted, "a page counting Prometheus's gzip scrapes", d)
+    check((series(s, "gpuwatch_http_requests_total", route="/metrics", code="200") or 0) >=
+          gzip_scrapes(s), "the scrapes were not counted as /metrics 200")
     check(series(s, "gpuwatch_http_requests_total", route="/metrics", code="401") == 1,
           "Prometheus was refused (or the test's own 401 not counted)")
     d.stop()
@@ -580,9 +538,7 @@ def case_prometheus_basic():
     d = DoorDaemon(scenario=TWO, auth=basic("prom", "scrape-pw"),
                    args=["--listen", "0.0.0.0:0", "--basic-auth-file", users, "--interval-ms", "200"])
     check(d.request("GET", "/metrics", headers={})[0] == 401, "/metrics open without credentials")
-    run_prometheus("  - job_name: gpuwatch\n"
-                   "    basic_auth:\n      username: prom\n      password: scrape-pw\n"
-                   "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % d.port,
+    run_prometheus("    basic_auth:\n      username: prom\n      password: scrape-pw\n",
                    ['up{job="gpuwatch"}', 'count(gpuwatch_gpu_memory_used_bytes{job="gpuwatch"}) == bool 2'], d)
     d.stop()
 

@@ -20,11 +20,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (DEADLINE, HERE, Daemon, _die_with_parent, check, close,  # noqa: E402
+from serve_util import (DEADLINE, HERE, Daemon, Prometheus, check, close,  # noqa: E402
                         fail, num, parse_prom, parse_scenario, series, wait_for)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
@@ -389,35 +387,6 @@ def case_promtool():
     os.unlink(scn)
 
 
-def start_prometheus(target_port, tmp):
-    prom = shutil.which("prometheus")
-    if not prom:
-        fail("prometheus not installed (Debian package prometheus; scripts/deps.sh test)")
-    cfg = os.path.join(tmp, "prometheus.yml")
-    with open(cfg, "w") as f:
-        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                "scrape_configs:\n  - job_name: gpuwatch\n    static_configs:\n"
-                "      - targets: ['127.0.0.1:%d']\n" % target_port)
-    p = subprocess.Popen([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + tmp + "/data",
-                          "--web.listen-address=127.0.0.1:0", "--log.level=info"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=_die_with_parent)
-    log, box, ready = [], [], threading.Event()
-
-    def drain():
-        for line in p.stderr:
-            log.append(line)
-            m = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', line)
-            if m and not box:
-                box.append(int(m.group(1)))
-                ready.set()
-        ready.set()
-    threading.Thread(target=drain, daemon=True).start()
-    ready.wait(DEADLINE)
-    check(box, "Prometheus did not say where it listens:\n" + "".join(log[-20:]))
-    return p, box[0], log
-
-
 def case_openmetrics():
     """A real Prometheus (2.42: its default Accept prefers OpenMetrics 1.0.0,
     and it sends Accept-Encoding: gzip) scrapes the daemon with every family
@@ -428,14 +397,9 @@ def case_openmetrics():
     scn = clock_scenario([0x24, 0x1])
     d = Daemon(scenario=scn, args=["--interval-ms", "200", "--metrics-compat", "dcgm,nvidia_smi",
                                    "--metrics-processes"])
-    tmp = tempfile.mkdtemp()
-    p, port, log = start_prometheus(d.port, tmp)
+    prom = Prometheus(Prometheus.job("127.0.0.1:%d" % d.port), prefix="gw-scrape-prom-")
+    query, log = prom.query, prom.log
     try:
-        def query(q):
-            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(q))
-            with urllib.request.urlopen(url, timeout=DEADLINE) as r:
-                return json.load(r)["data"]["result"]
-
         def stored():
             try:
                 up = query('up{job="gpuwatch"}')
@@ -457,24 +421,25 @@ def case_openmetrics():
         check(ce and ce[0]["value"][1] == "1", "clock event stored %r" % ce)
         pm = query("gpuwatch_gpu_process_memory_bytes")
         check(len(pm) == sum(len(g["process"]) for g in gpus), "process series stored %r" % pm)
-        # Every sample of our page was ingested: the page's sample count is
-        # the same in every snapshot of this scenario.
+        # Every sample of our page was ingested. The page's sample count is
+        # the same in every snapshot of this scenario but for
+        # gpuwatch_http_requests_total, whose non-zero (route, code) cells
+        # grow as requests arrive: those are compared as Prometheus stored
+        # them in its latest scrape (one expression, one evaluation time).
         st, _, body = fetch(d, "/metrics", {"Accept": PROM_ACCEPT})
-        n = len(parse_openmetrics(body.decode())[0])
-        got = query('scrape_samples_scraped{job="gpuwatch"}')
-        check(got and float(got[0]["value"][1]) == n, "scraped %r samples, page has %d" % (got, n))
+        page = parse_openmetrics(body.decode())[0]
+        n = sum(1 for k in page if k[0] != "gpuwatch_http_requests_total")
+        got = query('scrape_samples_scraped{job="gpuwatch"} - on() '
+                    'count(gpuwatch_http_requests_total{job="gpuwatch"})')
+        check(got and float(got[0]["value"][1]) == n,
+              "scraped %r samples beside the request counter, page has %d" % (got, n))
         bad = query('scrape_samples_scraped{job="gpuwatch"} - '
                     'scrape_samples_post_metric_relabeling{job="gpuwatch"}')
         check(all(float(r["value"][1]) == 0 for r in bad), "samples dropped %r" % bad)
         errs = [ln for ln in log if "append failed" in ln or "parse" in ln.lower() and "error" in ln]
         check(not errs, "Prometheus complained:\n" + "".join(errs[:5]))
     finally:
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        prom.stop()
         d.stop()
         os.unlink(scn)
 

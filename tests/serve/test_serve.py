@@ -19,7 +19,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (DEADLINE, HERE, Daemon, _die_with_parent, check, close,  # noqa: E402
+from serve_util import (DEADLINE, HERE, Daemon, Prometheus, _die_with_parent, check, close,  # noqa: E402
                         fail, num, parse_prom, parse_scenario, series, wait_for)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
@@ -512,47 +512,11 @@ def case_promtool():
 def case_prometheus():
     """A real Prometheus scrapes the daemon; its stored values must equal the
     scenario's."""
-    prom = shutil.which("prometheus")
-    if not prom:
-        fail("prometheus not installed (Debian package prometheus; scripts/deps.sh test)")
     _, gpus = parse_scenario(TWO)
     d = Daemon(scenario=TWO, args=["--interval-ms", "200"])
-    tmp = tempfile.mkdtemp()
-    cfg = os.path.join(tmp, "prometheus.yml")
-    with open(cfg, "w") as f:
-        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                "scrape_configs:\n  - job_name: gpuwatch\n    static_configs:\n"
-                "      - targets: ['127.0.0.1:%d']\n" % d.port)
-    # Port 0: the kernel picks a free port and Prometheus logs it ("Listening
-    # on" address=127.0.0.1:PORT); a port picked here and handed over could
-    # be taken by another test in between.
-    p = subprocess.Popen([prom, "--config.file=" + cfg, "--storage.tsdb.path=" + tmp + "/data",
-                          "--web.listen-address=127.0.0.1:0", "--log.level=info"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=_die_with_parent)
-    prom_log, listening = [], threading.Event()
-    port_box = []
-
-    def drain():
-        for line in p.stderr:  # keep reading: a full pipe would stop Prometheus
-            prom_log.append(line)
-            m = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', line)
-            if m and not port_box:
-                port_box.append(int(m.group(1)))
-                listening.set()
-        listening.set()
-    threading.Thread(target=drain, daemon=True).start()
+    prom = Prometheus(Prometheus.job("127.0.0.1:%d" % d.port))
+    query = prom.query
     try:
-        import urllib.request
-        listening.wait(DEADLINE)
-        check(port_box, "Prometheus did not say where it listens:\n" + "".join(prom_log[-20:]))
-        port = port_box[0]
-
-        def query(q):
-            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (port, urllib.parse.quote(q))
-            with urllib.request.urlopen(url, timeout=DEADLINE) as r:
-                return json.load(r)["data"]["result"]
-
         # One scrape on a busy machine may run past its 1 s timeout; then
         # Prometheus marks the series stale until the next one. Read
         # everything from a moment after a successful scrape.
@@ -591,12 +555,7 @@ def case_prometheus():
         bad = query("scrape_samples_scraped{job=\"gpuwatch\"} - scrape_samples_post_metric_relabeling{job=\"gpuwatch\"}")
         check(all(float(r["value"][1]) == 0 for r in bad), "samples dropped %r" % bad)
     finally:
-        p.terminate()
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        prom.stop()
         d.stop()
 
 
