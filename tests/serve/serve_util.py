@@ -295,6 +295,16 @@ def series(samples, metric_name, **labels):
     return found[0] if found else None
 
 
+def promtool(text):
+    """`promtool check metrics` on exposition text: (exit status, output)."""
+    import shutil
+    tool = shutil.which("promtool")
+    if not tool:
+        fail("promtool not installed (Debian package prometheus; scripts/deps.sh test)")
+    p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+
+
 class Prometheus:
     """A real Prometheus (Debian's package) on 127.0.0.1:0 with the given
     scrape_configs (YAML list items, indented two spaces), every target

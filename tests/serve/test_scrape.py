@@ -22,8 +22,8 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (DEADLINE, HERE, Daemon, Prometheus, check, close,  # noqa: E402
-                        fail, num, parse_prom, parse_scenario, series, wait_for)
+from serve_util import (DEADLINE, HERE, Daemon, Prometheus, check, close, promtool,  # noqa: E402
+                        num, parse_prom, parse_scenario, series, wait_for)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
 PROM_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -62,14 +62,6 @@ def frozen_daemon(args=(), scenario=TWO):
 
 def vary_tokens(h):
     return {t.strip().lower() for t in h.get("vary", "").split(",") if t.strip()}
-
-
-def promtool(text):
-    tool = shutil.which("promtool")
-    if not tool:
-        fail("promtool not installed (Debian package prometheus; scripts/deps.sh test)")
-    p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr
 
 
 def parse_openmetrics(text):

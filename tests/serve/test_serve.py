@@ -19,7 +19,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_util import (DEADLINE, HERE, Daemon, Prometheus, _die_with_parent, check, close,  # noqa: E402
+from serve_util import (DEADLINE, HERE, Daemon, Prometheus, _die_with_parent, check, close, promtool,  # noqa: E402
                         fail, num, parse_prom, parse_scenario, series, wait_for)
 
 TWO = os.path.join(HERE, "scenarios", "two.scn")
@@ -459,14 +459,6 @@ def case_metrics():
           "self metric scrapes")
     check(series(s, "gpuwatch_sampling_rounds_total") >= 1, "self metric rounds")
     d.stop()
-
-
-def promtool(text):
-    tool = shutil.which("promtool")
-    if not tool:
-        fail("promtool not installed (Debian package prometheus; scripts/deps.sh test)")
-    p = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr
 
 
 def case_promtool():
