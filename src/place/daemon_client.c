@@ -354,7 +354,14 @@ int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *pa
                 rc = wait_fd(fd, POLLIN, timeout_ms, u, "waiting for the response", err);
                 continue;
             }
-            rc = gw__error_set(err, GW_EIO, "daemon %s: recv: %s", u->text, strerror(errno));
+            if (errno == ECONNRESET && got == 0)
+                /* GnuTLS resets a plain-HTTP request without a byte of answer. */
+                rc = gw__error_set(err, GW_EIO,
+                                   "daemon %s: connection reset before any answer (a daemon "
+                                   "serving only HTTPS? place and run speak plain HTTP)",
+                                   u->text);
+            else
+                rc = gw__error_set(err, GW_EIO, "daemon %s: recv: %s", u->text, strerror(errno));
             break;
         }
         got += (size_t)n;

@@ -163,6 +163,12 @@ def case_tls():
     finally:
         c.close()
     check(got is None, "plain HTTP on the TLS port answered %r" % got)
+    # place speaks plain HTTP: it says the daemon may serve only HTTPS,
+    # rather than a bare "Connection reset by peer".
+    p = subprocess.run([BIN, "place", "--mem", "1GiB", "--sources", "host", "--daemon",
+                        "http://127.0.0.1:%d" % d.port], capture_output=True, text=True,
+                       timeout=DEADLINE)
+    check(p.returncode != 0 and "serving only HTTPS" in p.stderr, "place on a TLS daemon: %r" % p.stderr)
     # curl with the CA, as an operator would check it.
     if shutil.which("curl"):
         p = subprocess.run(["curl", "-sS", "--cacert", cert, "https://127.0.0.1:%d/gpu/info" % d.port],
