@@ -613,8 +613,6 @@ static enum MHD_Result send_body(req *rq, int kind)
     pub *p = current_pub(srv);
     if (!p)
         return send_starting(rq);
-    if (metrics)
-        atomic_fetch_add(&srv->scrapes[kind == B_OPENMETRICS][enc], 1);
     struct MHD_Response *r = body(srv, p, kind, enc);
     enum MHD_Result ret;
     if (r && srv->cfg.place && (kind == B_HEALTH || metrics) &&
@@ -623,6 +621,10 @@ static enum MHD_Result send_body(req *rq, int kind)
     else
         ret = r ? reply(rq, p->status[kind], r)
                 : send_error(rq, 500, NULL, "out of memory rendering the response");
+    /* Counted once answered, as reply() counts every request: a page never
+     * counts its own scrape, and the request counter is never behind. */
+    if (metrics && r && ret == MHD_YES)
+        atomic_fetch_add(&srv->scrapes[kind == B_OPENMETRICS][enc], 1);
     pub_release(p);
     return ret;
 }

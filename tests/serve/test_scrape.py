@@ -223,7 +223,7 @@ def case_shared():
         check(a == b, "%s gzip bodies differ within a snapshot" % path)
     check(gzip.decompress(first["prom/gzip"]) == first["prom/identity"], "gzip of the shared text")
     check(gzip.decompress(first["om/gzip"]) == first["om/identity"], "om gzip of the shared text")
-    # the counters, read in a new snapshot: 3 of each so far (+ this one, counted before render)
+    # the counters, read in a new snapshot: 3 of each so far (counted once answered)
     before = first["prom/identity"]
     with open(os.path.join(tmp, "c.conf"), "w") as f:
         f.write("interval_ms = 100\n")
