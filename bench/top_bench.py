@@ -21,21 +21,23 @@ What it does:
      no user configuration is read or written.
   3. Each tool runs in its own tmux session (private socket, SIZE default
      200x60) at a 1 s refresh: `nvtop -d 10`, `gpuwatch top --interval 1000`.
-     The pane's shell waits on a FIFO and execs the tool when the script
-     writes to it, so the time to first frame starts at the exec, not at
-     tmux's own start-up; capture-pane is then polled until the scenario's
-     GPU name is on screen (resolution: one capture-pane call, printed).
-     Before measuring, the script checks on the captured screen that nvtop
-     shows all G fake GPUs (its "Device N" headers) and that one of the live
-     pids is in its process list; it stops with exit 1 otherwise.
+     The pane runs this script as a launcher (`--launch`, see launch()): it
+     waits on a FIFO, then posix_spawns the tool, so the time to first frame
+     starts at the spawn, not at tmux's or python's start-up; capture-pane is
+     then polled until the scenario's GPU name is on screen (resolution: one
+     capture-pane call, printed). Before measuring, the script checks on the
+     captured screen that nvtop shows all G fake GPUs (its "Device N"
+     headers) and that one of the live pids is in its process list; it stops
+     with exit 1 otherwise.
   4. Both run together for --duration seconds (default 300). Then, for each
-     tool's process: CPU time = utime + stime of /proc/PID/stat (the whole
-     process, every thread, what getrusage(RUSAGE_CHILDREN) reports once it
-     is reaped; in clock ticks, 10 ms), also as ms per minute and % of a
-     core, and the schedstat nanoseconds of its live threads (finer, but
-     blind to threads that have exited); peak RSS = VmHWM of
-     /proc/PID/status (the tool's own address space: a launcher's pages are
-     not counted); and the last screen (saved with --keep).
+     tool: peak RSS = VmHWM of /proc/PID/status (the tool's own address
+     space: the launcher's pages are not counted), the last screen (saved
+     with --keep), and /proc/PID/stat's utime+stime (10 ms ticks) and the
+     schedstat ns of its live threads as cross-checks; then the tool gets
+     SIGTERM (SIGKILL 5 s later) and the launcher reports getrusage of the
+     reaped child (wait4: user+sys of every thread, exited ones included,
+     in microseconds): that is the CPU time shown, also as ms per minute
+     and % of a core.
   5. Prints the figures, the ratios gpuwatch/nvtop and the targets:
      CPU <= 1/2 of nvtop's, peak RSS <= nvtop's, first frame <= 50 ms.
 
@@ -216,28 +218,21 @@ class Tmux:
                               text=True, check=check)
 
     def start(self, name, cmd, env, tmp):
-        """A session whose pane waits on a FIFO, then execs cmd (go() opens
-        the gate). tmux continues a pane that stops itself, so a FIFO it is.
-        Returns (the pane's pid, the tool's after the exec; the FIFO)."""
-        pidfile = os.path.join(tmp, name + ".pid")
-        gate = os.path.join(tmp, name + ".gate")
-        os.mkfifo(gate)
-        script = "echo $$ > %s.tmp && mv %s.tmp %s; read go < %s; exec %s" % (
-            pidfile, pidfile, pidfile, gate,
-            " ".join("'%s'" % a.replace("'", "'\\''") for a in cmd))
+        """A session whose pane runs this script's launcher (see launch()),
+        waiting on a FIFO to start cmd. Returns the launcher's files."""
+        files = {k: os.path.join(tmp, "%s.%s" % (name, k)) for k in ("gate", "ready", "pid",
+                                                                       "rusage")}
+        os.mkfifo(files["gate"])
         args = ["new-session", "-d", "-s", name, "-x", str(self.w), "-y", str(self.h)]
         for k, v in env.items():
             args += ["-e", "%s=%s" % (k, v)]
-        self.run(*(args + ["sh", "-c", script]))
+        self.run(*(args + [sys.executable, os.path.abspath(__file__), "--launch",
+                           files["gate"], files["ready"], files["pid"], files["rusage"],
+                           "--"] + cmd))
         self.run("set-option", "-t", name, "remain-on-exit", "on")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with open(pidfile) as f:
-                    return int(f.read()), gate
-            except (OSError, ValueError):
-                time.sleep(0.01)
-        raise RuntimeError("tmux session %s did not start" % name)
+        if not wait_file(files["ready"], 30):
+            raise RuntimeError("tmux session %s did not start: %s" % (name, self.capture(name)))
+        return files
 
     def capture(self, name):
         return self.run("capture-pane", "-p", "-t", name, check=False).stdout
@@ -250,8 +245,36 @@ class Tmux:
         self.run("kill-server", check=False)
 
 
+def wait_file(path, limit):
+    """Waits up to limit seconds for path; True when it is there."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def launch(gate, ready, pidfile, rufile, cmd):
+    """The pane's process: says it is ready, waits for the gate, spawns cmd
+    (so its start-up is not python's), and when cmd ends writes its rusage
+    (getrusage of the child: every thread, microseconds) to rufile."""
+    def put(path, text):
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(path + ".tmp", path)
+    put(ready, str(os.getpid()))
+    with open(gate) as f:
+        f.readline()
+    pid = os.posix_spawnp(cmd[0], cmd, dict(os.environ))
+    put(pidfile, str(pid))
+    _, status, ru = os.wait4(pid, 0)
+    put(rufile, json.dumps({"utime": ru.ru_utime, "stime": ru.ru_stime, "status": status}))
+    return 0
+
+
 def first_frame(tmux, name, gate, limit=30.0):
-    """Opens the pane's gate (the tool is exec'd) and polls capture-pane
+    """Opens the pane's gate (the tool is spawned) and polls capture-pane
     until the GPU name shows. Returns (ms, screen, ms per capture)."""
     t0 = time.perf_counter()
     with open(gate, "w") as f:
@@ -296,6 +319,21 @@ def proc_figures(pid):
             "threads": threads}
 
 
+def stop_tool(r):
+    """SIGTERM (then SIGKILL) the tool; its rusage from the launcher:
+    {"rusage_cpu_s": user+sys} or {} when it did not come."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.kill(r["pid"], sig)
+        except ProcessLookupError:
+            pass
+        if wait_file(r["files"]["rusage"], wait):
+            with open(r["files"]["rusage"]) as f:
+                ru = json.load(f)
+            return {"rusage_cpu_s": ru["utime"] + ru["stime"]}
+    return {}
+
+
 def check_nvtop_screen(screen, gpus, pids):
     shown = sorted({int(m) for m in re.findall(r"Device (\d+) \[", screen)})
     problems = []
@@ -317,12 +355,18 @@ def print_table(results, args):
         "tool", "CPU s", "CPU ms/min", "%core", "sched s", "peak RSS MiB", "first frame",
         "threads"))
     for name, r in results.items():
+        if r.get("rusage_cpu_s") is not None:  # precise, and includes the exit
+            r["stat_cpu_s"], r["cpu_s"] = r["cpu_s"], r["rusage_cpu_s"]
         per_min = r["cpu_s"] * 1000.0 * 60.0 / r["elapsed_s"]
         print("%-14s %9.3f %11.1f %7.3f %9.4f %13.2f %9s ms %8d" % (
             name, r["cpu_s"], per_min, 100.0 * r["cpu_s"] / r["elapsed_s"], r["sched_cpu_s"],
             r["vmhwm_kib"] / 1024.0, fmt(r["first_frame_ms"], ".1f"), r["threads"]))
-    print("  CPU s: utime+stime (%d ms ticks, every thread); sched s: schedstat ns of the"
-          " live threads; peak RSS: VmHWM" % (1000 // TICK))
+    print("  CPU s: getrusage of the reaped child (every thread, from the spawn to its exit"
+          " on SIGTERM);\n  else utime+stime of /proc/PID/stat (%d ms ticks); sched s:"
+          " schedstat of the live threads; peak RSS: VmHWM" % (1000 // TICK))
+    for name, r in results.items():
+        if r.get("stat_cpu_s") is not None:
+            print("  %s: /proc/PID/stat at the end said %.2f s" % (name, r["stat_cpu_s"]))
     for name, r in results.items():
         print("  %s: %s" % (name, r["command"]))
         if r.get("capture_ms") is not None:
@@ -397,9 +441,12 @@ def measure(args, tools, tmp, pids):
     try:
         for name, cmd, extra in tools:
             session = name.split()[0]
-            pid, gate = tmux.start(session, cmd, dict(env, **extra), tmp)
-            ms, screen, per_capture = first_frame(tmux, session, gate)
-            results[name] = {"pid": pid, "session": session, "command": " ".join(cmd),
+            files = tmux.start(session, cmd, dict(env, **extra), tmp)
+            ms, screen, per_capture = first_frame(tmux, session, files["gate"])
+            with open(files["pid"]) as f:
+                pid = int(f.read())
+            results[name] = {"pid": pid, "files": files, "session": session,
+                             "command": " ".join(cmd),
                              "first_frame_ms": ms, "capture_ms": per_capture,
                              "started": time.monotonic(), "first_screen": screen}
             problems = [] if ms is not None else ["no frame with %r within 30 s" % GPU_MARK]
@@ -420,12 +467,16 @@ def measure(args, tools, tmp, pids):
             r.update(proc_figures(r["pid"]))
             r["elapsed_s"] = time.monotonic() - r["started"]
             r["last_screen"] = tmux.capture(r["session"])
+        for name, r in results.items():
+            r.update(stop_tool(r))
     finally:
         tmux.kill()
     return results, failed
 
 
 def main():
+    if len(sys.argv) > 6 and sys.argv[1] == "--launch" and sys.argv[6] == "--":
+        return launch(*sys.argv[2:6], sys.argv[7:])
     args = parse_args()
     ensure_tmux()
     if not os.path.exists(args.lib):
@@ -461,7 +512,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"gpus": args.gpus, "procs": args.procs, "duration_s": args.duration,
                        "size": "%dx%d" % args.size,
-                       "tools": {k: {x: y for x, y in v.items() if not x.endswith("screen")}
+                       "tools": {k: {x: y for x, y in v.items()
+                                     if not x.endswith("screen") and x != "files"}
                                  for k, v in results.items()}}, f, indent=1)
     return 1 if failed or len(done) != len(tools) else 0
 
