@@ -19,9 +19,10 @@ What it does:
      (nvtop dlopens "libnvidia-ml.so.1"; gpuwatch also gets
      GPUWATCH_NVML_LIBRARY). HOME and XDG_CONFIG_HOME point to that folder, so
      no user configuration is read or written.
-  3. Each tool runs in its own tmux session (private socket, SIZE default
-     200x60) at a 1 s refresh: `nvtop -d 10`, `gpuwatch top --interval 1000`.
-     The pane runs this script as a launcher (`--launch`, see launch()): it
+  3. Each tool runs in its own tmux session (one private server, its
+     socket in the temporary folder; SIZE default 200x60) at a 1 s refresh:
+     `nvtop -d 10`, `gpuwatch top --interval 1000`. The pane runs this
+     script as a launcher (`--launch`, see launch()): it
      waits on a FIFO, then posix_spawns the tool, so the time to first frame
      starts at the spawn, not at tmux's or python's start-up; capture-pane is
      then polled until the scenario's GPU name is on screen (resolution: one
@@ -209,12 +210,12 @@ def live_scenario(gpus, pids):
 # -------------------------------------------------------------------- tmux
 
 class Tmux:
-    def __init__(self, size):
-        self.sock = "gwbench-%d" % os.getpid()
+    def __init__(self, size, tmp):
+        self.sock = os.path.join(tmp, "tmux.sock")  # goes with tmp: no stale sockets
         self.w, self.h = size
 
     def run(self, *args, check=True):
-        return subprocess.run(["tmux", "-L", self.sock] + list(args), capture_output=True,
+        return subprocess.run(["tmux", "-S", self.sock] + list(args), capture_output=True,
                               text=True, check=check)
 
     def start(self, name, cmd, env, tmp):
@@ -434,7 +435,7 @@ def tools_to_run(args):
 
 def measure(args, tools, tmp, pids):
     """Starts every tool, checks its first screen, waits, reads figures."""
-    tmux = Tmux(args.size)
+    tmux = Tmux(args.size, tmp)
     env = {"LD_LIBRARY_PATH": tmp, "GPUWATCH_FAKE_NVML_SCENARIO": os.path.join(tmp, "live.scn"),
            "HOME": tmp, "XDG_CONFIG_HOME": tmp, "LANG": "C.UTF-8"}
     results, failed = {}, False
@@ -453,6 +454,13 @@ def measure(args, tools, tmp, pids):
             if name == "nvtop" and ms is not None:
                 time.sleep(1.5)  # the process list comes with the second refresh
                 problems += check_nvtop_screen(tmux.capture(session), args.gpus, pids)
+            elif ms is not None:  # its layout is its own: say what is missing, go on
+                time.sleep(1.5)
+                screen = tmux.capture(session)
+                if screen.count(GPU_MARK) < args.gpus or \
+                        not any(re.search(r"(^|\s)%d\s" % p, screen) for p in pids):
+                    log("%s: warning: the screen does not show %d x %r and a live pid:\n%s"
+                        % (name, args.gpus, GPU_MARK, screen))
             if problems:
                 log("%s: %s; screen:\n%s" % (name, "; ".join(problems), tmux.capture(session)))
                 failed = True
