@@ -1,20 +1,29 @@
 /* cmd_report.c — `gpuwatch report`: one sample of every source, printed for
  * people (default) or as JSON (--json, schema in docs/report-json.md).
- * Unavailable values print as "N/A", never as 0. */
+ * Unavailable values print as "N/A", never as 0.
+ *
+ * Owns: report's options, the human text, the sample under a deadline, and
+ * --watch (nvidia-smi -l): frames from one monitor until SIGINT/SIGTERM.
+ * Which GPUs --id shows is cli/gpu_select.c. */
 #include "cli/cli.h"
+#include "cli/gpu_select.h"
 #include "core/util.h"
 #include "render/snapshot_json.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void report_usage(FILE *out)
 {
     fprintf(out,
-            "usage: gpuwatch report [--json] [--pretty] [OPTIONS]\n"
+            "usage: gpuwatch report [--json] [--pretty] [--watch SEC] [--id GPU[,GPU]]\n"
+            "                       [OPTIONS]\n"
             "\n"
             "Reads every GPU once and prints, per GPU: name, VRAM total/used/free,\n"
             "utilisation, temperature, power, clocks and the processes using it;\n"
@@ -28,11 +37,19 @@ static void report_usage(FILE *out)
             "  --timeout SEC         give up when the sources have not answered after SEC\n"
             "                        seconds, naming the one that hangs (default 15;\n"
             "                        0 waits for ever)\n"
+            "  -l, --watch SEC       report again every SEC seconds (decimals allowed,\n"
+            "                        at least 0.1) until Ctrl-C / SIGTERM (exit 0);\n"
+            "                        a terminal is cleared between frames, elsewhere\n"
+            "                        frames are separated by a blank line; with\n"
+            "                        --json one document per line (JSON Lines)\n"
+            "  -i, --id GPU[,GPU]    only these GPUs: index, UUID or PCI bus id\n"
+            "                        (\"0,2\", \"GPU-5e1c...\", \"07:00.0\"); one that\n"
+            "                        is not here is a usage error (exit 2)\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
-            "Exit status: 0 ok (CPU-only included), 1 error, 2 usage,\n"
-            "3 a GPU is lost, in error or stale.\n",
+            "Exit status: 0 ok (CPU-only included; --watch stopped by a signal),\n"
+            "1 error, 2 usage, 3 a GPU shown is lost, in error or stale.\n",
             gw_cli_source_options_help);
 }
 
@@ -279,72 +296,104 @@ static int sample_with_deadline(gw_monitor *mon, unsigned timeout_s, gw_snapshot
     return rc;
 }
 
-int gw_cmd_report(int argc, char **argv)
-{
+/* What the command line asked for. Strings are borrowed from argv. */
+typedef struct report_opts {
     gw_config cfg;
-    gw_config_init(&cfg);
-    bool json = false, pretty = false;
-    unsigned timeout_s = 15;
-    enum { O_JSON = 1, O_PRETTY, O_TIMEOUT };
-    static const gw_opt opts[] = {
-        {"--json", NULL, NULL, O_JSON},
-        {"--pretty", NULL, NULL, O_PRETTY},
-        {"--timeout", NULL, "SEC", O_TIMEOUT},
-        {NULL, NULL, NULL, 0},
-    };
-    const gw_opt *const tables[] = {opts, gw_cli_source_opts, NULL};
+    bool json, pretty;
+    unsigned timeout_s;
+    double watch_s;  /* --watch: seconds between frames; 0: one report */
+    const char *ids; /* --id list (gpu_select.h); NULL: every GPU */
+} report_opts;
+
+enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID };
+
+static const gw_opt report_opts_table[] = {
+    {"--json", NULL, NULL, O_JSON},
+    {"--pretty", NULL, NULL, O_PRETTY},
+    {"--timeout", NULL, "SEC", O_TIMEOUT},
+    {"--watch", "-l", "SEC", O_WATCH},
+    {"--id", "-i", "GPU[,GPU]", O_ID},
+    {NULL, NULL, NULL, 0},
+};
+
+/* Applies one of report's own options; GW_CLI_EXIT_USAGE after printing. */
+static int apply_option(const gw_cli_parse *p, int id, report_opts *o)
+{
+    gw_error why;
+    uint64_t v;
+    switch (id) {
+    case O_JSON: o->json = true; return GW_OK;
+    case O_PRETTY: o->pretty = true; return GW_OK;
+    case O_TIMEOUT:
+        if (gw__parse_uint(p->scan.value, 0, 86400, &v, &why) != GW_OK)
+            return gw_cli_bad_value(p, &why);
+        o->timeout_s = (unsigned)v;
+        return GW_OK;
+    case O_WATCH:
+        /* 0.1 s: below that the sample itself is most of the interval */
+        if (gw__parse_decimal(p->scan.value, 0.1, 86400, &o->watch_s, &why) != GW_OK)
+            return gw_cli_bad_value(p, &why);
+        return GW_OK;
+    case O_ID:
+        if (gw__gpu_ids_check(p->scan.value, &why) != GW_OK)
+            return gw_cli_bad_value(p, &why);
+        o->ids = p->scan.value;
+        return GW_OK;
+    default:
+        fprintf(stderr, "gpuwatch report: unexpected argument '%s'\n", p->scan.value);
+        return GW_CLI_EXIT_USAGE;
+    }
+}
+
+/* Fills *o from argv. Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, report_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    gw_config_init(&o->cfg);
+    o->timeout_s = 15;
+    const gw_opt *const tables[] = {report_opts_table, gw_cli_source_opts, NULL};
     gw_cli_parse p;
     gw_cli_parse_init(&p, "report", argc, argv, tables, report_usage);
     for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
         if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
             return id == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
-        int r = gw_cli_source_apply(&p, id, &cfg);
+        int r = gw_cli_source_apply(&p, id, &o->cfg);
         if (r < 0)
             return GW_EXIT_USAGE;
-        if (r > 0)
-            continue;
-        if (id == O_JSON) {
-            json = true;
-        } else if (id == O_PRETTY) {
-            pretty = true;
-        } else if (id == O_TIMEOUT) {
-            uint64_t v;
-            gw_error why;
-            if (gw__parse_uint(p.scan.value, 0, 86400, &v, &why) != GW_OK)
-                return gw_cli_bad_value(&p, &why), GW_EXIT_USAGE;
-            timeout_s = (unsigned)v;
-        } else {
-            fprintf(stderr, "gpuwatch report: unexpected argument '%s'\n", p.scan.value);
+        if (r == 0 && apply_option(&p, id, o) != GW_OK)
             return GW_EXIT_USAGE;
-        }
     }
+    if (o->watch_s > 0 && o->json && o->pretty) {
+        fprintf(stderr, "gpuwatch report: --pretty cannot go with --watch: --json --watch "
+                        "prints one document per line (JSON Lines)\n");
+        return GW_EXIT_USAGE;
+    }
+    return -1;
+}
 
+/* Prints one report of snap (only the GPUs of --id). Returns its exit
+ * code: OK, DEGRADED (a GPU shown is not ok), USAGE (an --id names no GPU
+ * here), ERROR (memory). */
+static int print_report(const gw_snapshot *snap, const report_opts *o)
+{
+    gw_snapshot view;
     gw_error err;
     gw_error_clear(&err);
-    gw_monitor *mon;
-    if (gw_monitor_open(&mon, &cfg, &err) != GW_OK) {
-        fprintf(stderr, "gpuwatch report: %s\n", err.message);
-        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-    }
-    gw_snapshot *snap = NULL;
-    int rc = sample_with_deadline(mon, timeout_s, &snap, &err);
-    if (rc == GW_ETIMEDOUT) {
-        fprintf(stderr, "gpuwatch report: %s\n", err.message);
-        return GW_EXIT_ERROR; /* the stuck worker keeps the monitor */
-    }
-    gw_monitor_close(mon);
-    if (rc != GW_OK) {
-        fprintf(stderr, "gpuwatch report: %s\n", err.message);
-        return GW_EXIT_ERROR;
+    if (o->ids) {
+        if (gw__gpu_view_init(&view, snap, o->ids, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch report: --id: %s\n", err.message);
+            return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+        }
+        snap = &view;
     }
     int exit_code = GW_EXIT_OK;
     for (size_t i = 0; i < snap->n_devices; i++)
         if (snap->devices[i].state != GW_DEVICE_OK)
             exit_code = GW_EXIT_DEGRADED;
-    if (json) {
+    if (o->json) {
         gw_strbuf sb;
         gw__strbuf_init(&sb, 0);
-        gw__render_snapshot_json(&sb, snap, pretty);
+        gw__render_snapshot_json(&sb, snap, o->pretty);
         if (sb.failed) {
             fprintf(stderr, "gpuwatch report: out of memory rendering JSON\n");
             exit_code = GW_EXIT_ERROR;
@@ -355,8 +404,143 @@ int gw_cmd_report(int argc, char **argv)
     } else {
         print_human(snap);
     }
-    gw_snapshot_release(snap);
+    if (o->ids)
+        gw__gpu_view_release(&view);
     if (fflush(stdout) != 0)
         exit_code = GW_EXIT_ERROR;
+    return exit_code;
+}
+
+/* One sample of mon, printed. The monitor is the caller's unless the
+ * sample timed out (then the stuck worker keeps it: *abandoned). */
+static int report_frame(gw_monitor *mon, const report_opts *o, bool *abandoned)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    gw_snapshot *snap = NULL;
+    int rc = sample_with_deadline(mon, o->timeout_s, &snap, &err);
+    *abandoned = rc == GW_ETIMEDOUT;
+    if (rc != GW_OK) {
+        fprintf(stderr, "gpuwatch report: %s\n", err.message);
+        return GW_EXIT_ERROR;
+    }
+    int exit_code = print_report(snap, o);
+    gw_snapshot_release(snap);
+    return exit_code;
+}
+
+/* The line above a --watch frame, like watch(1)'s. */
+static void print_watch_header(const report_opts *o, bool clear)
+{
+    if (clear)
+        fputs("\033[H\033[2J", stdout);
+    char when[64] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm))
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    printf("Every %gs: gpuwatch report%s%s   %s\n", o->watch_s, o->ids ? " --id " : "",
+           o->ids ? o->ids : "", when);
+}
+
+/* Waits until deadline (CLOCK_MONOTONIC) for SIGINT/SIGTERM, which stop
+ * blocks. Returns true when one came. */
+static bool wait_for_stop(const sigset_t *stop, const struct timespec *deadline)
+{
+    for (;;) {
+        struct timespec now, left;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t ns = (int64_t)(deadline->tv_sec - now.tv_sec) * 1000000000 +
+                     (deadline->tv_nsec - now.tv_nsec);
+        if (ns < 0)
+            ns = 0; /* still look at a signal already pending */
+        left.tv_sec = (time_t)(ns / 1000000000);
+        left.tv_nsec = (long)(ns % 1000000000);
+        int sig = sigtimedwait(stop, NULL, &left);
+        if (sig > 0)
+            return true;
+        if (errno == EAGAIN)
+            return false;
+        /* EINTR: another signal's handler ran; wait for the rest */
+    }
+}
+
+/* --watch: a frame every o->watch_s seconds on one monitor until SIGINT or
+ * SIGTERM (exit 0). Both are blocked in every thread (they are blocked
+ * before the monitor and the sampling workers start, which inherit the
+ * mask) and taken with sigtimedwait between frames, so no handler and no
+ * global flag: a signal during a frame ends the loop after that frame. */
+static int report_watch(const report_opts *o)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    bool tty = !o->json && isatty(STDOUT_FILENO);
+    const char *term = getenv("TERM");
+    bool clear = tty && !(term && strcmp(term, "dumb") == 0);
+    if (tty)
+        setvbuf(stdout, NULL, _IOFBF, 1 << 16); /* a frame in one write: no flicker */
+    gw_error err;
+    gw_error_clear(&err);
+    gw_monitor *mon;
+    if (gw_monitor_open(&mon, &o->cfg, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch report: %s\n", err.message);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    int64_t step_ns = (int64_t)(o->watch_s * 1e9);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    int exit_code = GW_EXIT_OK;
+    for (uint64_t frame = 0;; frame++) {
+        if (!o->json) {
+            if (frame > 0 && !clear)
+                putchar('\n');
+            print_watch_header(o, clear);
+        }
+        bool abandoned;
+        int rc = report_frame(mon, o, &abandoned);
+        if (abandoned)
+            return rc; /* the stuck worker keeps the monitor */
+        if (rc != GW_EXIT_OK && rc != GW_EXIT_DEGRADED) {
+            exit_code = rc;
+            break;
+        }
+        /* the next frame on the schedule, or now + step after a late one */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t at = (int64_t)next.tv_sec * 1000000000 + next.tv_nsec + step_ns;
+        int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+        if (at < now_ns)
+            at = now_ns + step_ns;
+        next.tv_sec = (time_t)(at / 1000000000);
+        next.tv_nsec = (long)(at % 1000000000);
+        if (wait_for_stop(&stop, &next))
+            break;
+    }
+    gw_monitor_close(mon);
+    return exit_code;
+}
+
+int gw_cmd_report(int argc, char **argv)
+{
+    report_opts o;
+    int r = parse_args(argc, argv, &o);
+    if (r >= 0)
+        return r;
+    if (o.watch_s > 0)
+        return report_watch(&o);
+    gw_error err;
+    gw_error_clear(&err);
+    gw_monitor *mon;
+    if (gw_monitor_open(&mon, &o.cfg, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch report: %s\n", err.message);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    bool abandoned;
+    int exit_code = report_frame(mon, &o, &abandoned);
+    if (!abandoned)
+        gw_monitor_close(mon);
     return exit_code;
 }

@@ -166,15 +166,27 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
     gw__json_object_end(j);
 }
 
+/* The device a process is on: device_index is the GPU's index, which is its
+ * position in a whole snapshot but not in a view of some GPUs (report --id). */
+static const gw_device *process_device(const gw_snapshot *s, const gw_process *p)
+{
+    if (p->device_index < s->n_devices && s->devices[p->device_index].info.index == p->device_index)
+        return &s->devices[p->device_index];
+    for (size_t i = 0; i < s->n_devices; i++)
+        if (s->devices[i].info.index == p->device_index)
+            return &s->devices[i];
+    return NULL;
+}
+
 static void write_process(gw_json *j, const gw_snapshot *s, const gw_process *p)
 {
+    const gw_device *d = process_device(s, p);
     gw__json_object_begin(j);
     gw__json_key(j, "pid");
     gw__json_u64(j, p->pid);
     gw__json_key(j, "device_index");
     gw__json_u64(j, p->device_index);
-    gw__json_kv_str(j, "device_uuid",
-           p->device_index < s->n_devices ? s->devices[p->device_index].info.uuid : NULL);
+    gw__json_kv_str(j, "device_uuid", d ? d->info.uuid : NULL);
     gw__json_kv_str(j, "kind", gw_process_kind_name(p->kind));
     gw__json_kv_u64(j, "gpu_memory_bytes", gw_process_has(p, GW_PROC_GPU_MEMORY), p->gpu_memory);
     gw__json_kv_u64(j, "gtt_memory_bytes", gw_process_has(p, GW_PROC_GTT_MEMORY), p->gtt_memory);

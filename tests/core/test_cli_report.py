@@ -78,6 +78,47 @@ with tempfile.TemporaryDirectory() as root:
     for bad in ("-1", "x", "86401"):
         r = run("report", "--timeout", bad, env=env)
         check(r.returncode == 2 and "--timeout" in r.stderr, f"--timeout {bad} refused")
+    # --watch / -l and --id / -i (issue 13): the table, bad values, CPU-only
+    r = run("report", "--list-options")
+    rows = {l.split("\t")[0]: l.split("\t")[1:] for l in r.stdout.splitlines()}
+    check(rows.get("--watch") == ["-l", "SEC"] and rows.get("--id") == ["-i", "GPU[,GPU]"],
+          f"--list-options lists --watch -l and --id -i: {rows}")
+    for bad in ("0", "-1", "-0.5", "nan", "NaN", "inf", "abc", "", "1e3", "0x10", "0.05",
+                " 1", "86401"):
+        for spelling in (["--watch", bad], [f"--watch={bad}"], ["-l", bad]):
+            r = run("report", "--sources", "host", *spelling, env=env)
+            check(r.returncode == 2 and "gpuwatch report: --watch: " in r.stderr and not r.stdout,
+                  f"{spelling} refused (rc {r.returncode}, {r.stderr!r})")
+    r = run("report", "--sources", "host", "--id", "0", env=env)
+    check(r.returncode == 2 and "--id: no GPU '0' here (no GPU found)" in r.stderr,
+          f"--id on a CPU-only host names the id: {r.stderr!r}")
+    for bad in ("", "-1", "0,,1", "a b"):
+        r = run("report", "--sources", "host", "-i", bad, env=env)
+        check(r.returncode == 2 and "gpuwatch report: --id: " in r.stderr, f"-i {bad!r} refused")
+    # --watch on a terminal: each frame clears the screen as watch(1) does,
+    # and Ctrl-C (SIGINT) ends it with exit 0
+    import pty, select, signal, time
+    master, slave = pty.openpty()
+    p = subprocess.Popen([BIN, "report", "--sources", "host", "--watch", "0.1"], stdout=slave,
+                         stderr=subprocess.PIPE, env={**os.environ, **env, "TERM": "xterm"})
+    os.close(slave)
+    seen, deadline = b"", time.monotonic() + 90
+    while seen.count(b"\x1b[H\x1b[2J") < 3 and time.monotonic() < deadline:
+        if select.select([master], [], [], 1)[0]:
+            try:
+                seen += os.read(master, 65536)
+            except OSError:
+                break
+    check(seen.count(b"\x1b[H\x1b[2J") >= 3 and b"Every 0.1s: gpuwatch report" in seen
+          and b"CPU-only mode: no GPU found" in seen, f"tty frames cleared: {seen[:200]!r}")
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    os.close(master)
+    check(p.returncode == 0, f"--watch on a tty: exit {p.returncode} after SIGINT")
+
     r = run("report", "--help")
     check(r.returncode == 0 and "--json" in r.stdout and "Exit status" in r.stdout, "report --help")
     r = run("--version")

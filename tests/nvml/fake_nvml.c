@@ -85,6 +85,7 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device,
     X(nvmlDeviceGetCurrPcieLinkWidth, 1)                 \
     X(nvmlDeviceGetMaxPcieLinkGeneration, 1)             \
     X(nvmlDeviceGetMaxPcieLinkWidth, 1)                  \
+    X(nvmlDeviceGetPcieThroughput, 1)                    \
     X(nvmlDeviceGetComputeRunningProcesses, 1)           \
     X(nvmlDeviceGetComputeRunningProcesses_v2, 1)        \
     X(nvmlDeviceGetComputeRunningProcesses_v3, 1)        \
@@ -963,6 +964,17 @@ nvmlReturn_t nvmlDeviceGetMaxPcieLinkWidth(nvmlDevice_t d, unsigned int *v)
 {
     ENTER_DEV(nvmlDeviceGetMaxPcieLinkWidth, d);
     return get_u(d, K_PCIE_MAX_WIDTH, v);
+}
+
+/* Not read by gpuwatch; nvtop needs the symbol to load the library at all
+ * (bench/top_bench.py). Always NOT_SUPPORTED, as on many boards. */
+nvmlReturn_t nvmlDeviceGetPcieThroughput(nvmlDevice_t d, nvmlPcieUtilCounter_t counter,
+                                         unsigned int *v)
+{
+    ENTER_DEV(nvmlDeviceGetPcieThroughput, d);
+    if (!v || (unsigned)counter >= NVML_PCIE_UTIL_COUNT)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    return NVML_ERROR_NOT_SUPPORTED;
 }
 
 nvmlReturn_t nvmlDeviceGetCurrPcieLinkGeneration(nvmlDevice_t d, unsigned int *v)

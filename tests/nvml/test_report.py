@@ -18,9 +18,11 @@ import math
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "scenarios")
@@ -803,6 +805,172 @@ def case_smoke(ctx):
         if "couldn't communicate with the NVIDIA driver" in out or p.returncode != 0:
             ctx.check(p.returncode == 2 and "nvidia-smi exit 9" in out,
                       "real nvidia-smi without driver: exit %d:\n%s" % (p.returncode, out))
+
+
+def run_raw(ctx, scenario, args, env_extra=None):
+    """gpuwatch report ARGS on the full library; (rc, stdout, stderr) as text."""
+    env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=os.path.join(SCENARIOS, scenario),
+               GPUWATCH_FAKE_NVML_CALL_LOG=os.path.join(ctx.tmp, "calls.log"))
+    env.update(env_extra or {})
+    p = subprocess.run([ctx.bin, "report", "--sources", "nvml,host", "--nvml-library",
+                        ctx.lib("full")] + list(args), env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=120)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def check_selected(ctx, rep, sc, keep, what):
+    """rep shows exactly the GPUs keep (scenario indexes), with their values."""
+    devices, procs, _ = expected_report(sc, Lib("full"))
+    want_d = [d for d in devices if d["index"] in keep]
+    want_p = [p for p in procs if p["device_index"] in keep]
+    errors = []
+    compare(rep["devices"], want_d, what + ":devices", errors)
+    compare(rep["processes"], want_p, what + ":processes", errors)
+    ctx.errors.extend(errors)
+    ctx.check(rep["summary"]["gpu_count"] == len(keep), "%s: summary gpu_count %r" % (
+        what, rep["summary"]["gpu_count"]))
+    ctx.check(rep["summary"]["process_count"] == len(want_p), "%s: summary process_count %r"
+              % (what, rep["summary"]["process_count"]))
+
+
+def case_select(ctx):
+    """report --id / -i: GPUs by index, UUID (any case) and PCI bus id in the
+    spellings of nvidia-smi, lspci and the short form; values as the
+    scenario says; an id naming no GPU, or not an id at all, is exit 2
+    naming it."""
+    sc = read_scenario(os.path.join(SCENARIOS, "eight.scn"))
+    v = [g["v"] for g in sc["gpus"]]
+    bus = lambda i: v[i]["pci.bus_id"].split(":", 1)[1]  # "07:00.0"
+    forms = [
+        (["--id", "2"], {2}),
+        (["-i", "0,7"], {0, 7}),
+        (["--id=5,1"], {1, 5}),
+        (["-i", v[4]["uuid"]], {4}),
+        (["-i", v[4]["uuid"].lower()], {4}),
+        (["-i", v[6]["uuid"].upper().replace("GPU-", "gpu-")], {6}),
+        (["--id", v[3]["pci.bus_id"]], {3}),           # 00000000:37:00.0
+        (["--id", "0000:" + bus(3)], {3}),             # lspci: 0000:37:00.0
+        (["--id", bus(3).lower()], {3}),               # 37:00.0
+        (["--id", bus(3)[:-2]], {3}),                  # 37:00, function 0
+        (["-i", "1,%s,%s,1" % (v[1]["uuid"], bus(2))], {1, 2}),  # repeats: once each
+    ]
+    for args, keep in forms:
+        rc, rep, err = ctx.run("eight.scn", extra=args)
+        if rep is None:
+            continue
+        ctx.check(rc == 0, "%r: exit %d (%s)" % (args, rc, err))
+        check_selected(ctx, rep, sc, keep, " ".join(args))
+    # the human report shows only the GPUs asked for
+    rc, out, err = run_raw(ctx, "eight.scn", ["-i", "3"])
+    ctx.check(rc == 0 and "GPU 3  NVIDIA A100-SXM4-80GB" in out and "GPU 0 " not in out and
+              "Summary: 1 GPU," in out, "human -i 3: rc %d %r" % (rc, out[:400]))
+    for bad in ("8", "4294967295", "GPU-00000000-0000-0000-0000-000000000000", "ff:00.0",
+                "0000:07:00.1", "3,nope"):
+        rc, out, err = run_raw(ctx, "eight.scn", ["--json", "--id", bad])
+        name = bad.split(",")[-1]
+        ctx.check(rc == 2 and "--id: no GPU '%s' here (GPUs: 0..7)" % name in err and not out,
+                  "unknown --id %r: rc %d stderr %r" % (bad, rc, err))
+    for bad in ("", ",", "1,", "-1", "1.5", "a b", "1:2:3:4", "zz:00.0", "07:20.0",
+                "07:00.8", "4294967296", "x" * 100):
+        rc, out, err = run_raw(ctx, "eight.scn", ["-i", bad])
+        ctx.check(rc == 2 and "gpuwatch report: --id: " in err and not out,
+                  "bad --id %r: rc %d stderr %r" % (bad, rc, err))
+
+
+def read_frames(proc, n, is_end, limit=90):
+    """Reads lines from proc.stdout until n frames ended (is_end(line));
+    kills proc after limit seconds (a hang fails the test, it never waits
+    for a time to pass). Returns the lines read."""
+    timer = threading.Timer(limit, proc.kill)
+    timer.start()
+    lines, frames = [], 0
+    try:
+        while frames < n:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.decode(errors="replace"))
+            frames += bool(is_end(lines[-1]))
+    finally:
+        timer.cancel()
+    return lines
+
+
+def start_watch(ctx, scenario, args):
+    env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=os.path.join(SCENARIOS, scenario),
+               GPUWATCH_FAKE_NVML_CALL_LOG=os.path.join(ctx.tmp, "calls.log"))
+    return subprocess.Popen([ctx.bin, "report", "--sources", "nvml,host", "--nvml-library",
+                             ctx.lib("full")] + list(args), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def stop_watch(ctx, proc, sig, what):
+    proc.send_signal(sig)
+    try:
+        rest, err = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rest, err = proc.communicate()
+        ctx.fail("%s: still running 90 s after signal %d" % (what, sig))
+    ctx.check(proc.returncode == 0, "%s: exit %r after signal %d (stderr %r)" % (
+        what, proc.returncode, sig, err))
+    return rest.decode(errors="replace")
+
+
+def case_watch(ctx):
+    """report --watch / -l: N frames from one open monitor (NVML initialised
+    once, shut down once), each with the scenario's values; SIGINT and
+    SIGTERM end it with exit 0; --json is JSON Lines; frames for a pipe are
+    plain text separated by one blank line."""
+    sc = read_scenario(os.path.join(SCENARIOS, "eight.scn"))
+    n = 4
+    p = start_watch(ctx, "eight.scn", ["--json", "--watch", "0.1", "-i", "0,3"])
+    lines = read_frames(p, n, lambda l: True)
+    stop_watch(ctx, p, signal.SIGINT, "--json --watch")
+    ctx.check(len(lines) == n, "JSON Lines: %d lines before SIGINT, want %d" % (len(lines), n))
+    stamps = []
+    for i, line in enumerate(lines):
+        ctx.check(line.endswith("}\n") and line.count("\n") == 1, "frame %d not one line" % i)
+        try:
+            rep = json.loads(line)
+        except ValueError:
+            ctx.fail("frame %d is not JSON: %r" % (i, line[:200]))
+            continue
+        stamps.append(rep["timestamp"])
+        if i == 0:  # process utilisation comes from samples newer than the last read
+            check_selected(ctx, rep, sc, {0, 3}, "frame 0")
+        else:
+            devices, _, _ = expected_report(sc, Lib("full"))
+            compare(rep["devices"], [d for d in devices if d["index"] in (0, 3)],
+                    "frame %d:devices" % i, ctx.errors)
+            ctx.check(sorted({q["device_index"] for q in rep["processes"]}) == [0, 3],
+                      "frame %d: processes on %r" % (i, {q["device_index"]
+                                                          for q in rep["processes"]}))
+    ctx.check(stamps == sorted(stamps) and len(set(stamps)) == len(stamps),
+              "timestamps not increasing: %r" % stamps)
+    c = ctx.calls()
+    ctx.check(c.get("nvmlInit_v2") == 1 and c.get("nvmlShutdown") == 1,
+              "one monitor for %d frames: init %r, shutdown %r" % (
+                  n, c.get("nvmlInit_v2"), c.get("nvmlShutdown")))
+
+    # human frames for a pipe, -l, SIGTERM
+    p = start_watch(ctx, "two.scn", ["-l", "0.1"])
+    lines = read_frames(p, 3, lambda l: l.startswith("Sources:"))
+    rest = stop_watch(ctx, p, signal.SIGTERM, "-l 0.1")
+    text = "".join(lines)
+    frames = text.split("\n\n")
+    ctx.check(len(frames) == 3, "3 frames separated by blank lines: got %d" % len(frames))
+    for i, f in enumerate(frames):
+        ctx.check(f.startswith("Every 0.1s: gpuwatch report   ") and
+                  "GPU 1  NVIDIA T400 4GB" in f and "\nSources: nvml ok" in f,
+                  "frame %d: %r" % (i, f[:300]))
+    ctx.check("\x1b" not in text + rest, "escape codes written to a pipe")
+    # options that do not go together, values that are no interval
+    rc, out, err = run_raw(ctx, "two.scn", ["--json", "--pretty", "--watch", "1"])
+    ctx.check(rc == 2 and "--pretty cannot go with --watch" in err, "--pretty --watch: %r" % err)
+    rc, out, err = run_raw(ctx, "two.scn", ["-l", "1", "-i", "9"])
+    ctx.check(rc == 2 and "no GPU '9' here (GPUs: 0..1)" in err,
+              "--watch with an unknown --id: rc %d %r" % (rc, err))
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
