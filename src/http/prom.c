@@ -355,7 +355,7 @@ static void native_progress(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_
         const char *name, *help;
     } fams[] = {
         {"gpuwatch_job_progress_done", "Units of work a job reported done on the GPU."},
-        {"gpuwatch_job_progress_total",
+        {"gpuwatch_job_progress_total_units",
          "Units of work of the job on the GPU, when it reported a total."},
         {"gpuwatch_job_progress_updated_timestamp_seconds",
          "Unix time of the job's last progress report for the GPU."},

@@ -166,6 +166,11 @@ void gw_progress_stamp(gw_progress *next, const gw_progress *prev, int64_t now_n
         next->done >= prev->start_done && prev->started_ns > 0 && prev->started_ns <= now_ns) {
         next->started_ns = prev->started_ns;
         next->start_done = prev->start_done;
+        /* a report may leave out what does not change */
+        if (!next->unit[0])
+            memcpy(next->unit, prev->unit, sizeof next->unit);
+        if (!next->total && prev->total >= next->done)
+            next->total = prev->total;
     } else {
         next->started_ns = now_ns;
         next->start_done = next->done;

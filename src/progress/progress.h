@@ -97,7 +97,9 @@ double gw_progress_eta(const gw_progress *p);
  * updated_ns = now; the start (started_ns, start_done) is prev's when prev
  * is the same job and GPU and next did not go backwards (next->done >=
  * prev->start_done), else this report starts the job (started = now,
- * start_done = done). prev may be NULL. */
+ * start_done = done). A continuing report that leaves unit empty or total
+ * 0 keeps prev's (when done still fits in it): `gpuwatch progress 40` after
+ * `gpuwatch progress --unit steps 0/100` is 40/100 steps. prev may be NULL. */
 void gw_progress_stamp(gw_progress *next, const gw_progress *prev, int64_t now_ns);
 
 /* Whether p is stale at now_ns: updated more than ttl_ns ago (or in the

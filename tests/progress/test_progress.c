@@ -81,11 +81,20 @@ static void rate_and_eta(void **state)
     gw_progress done = rec("j", "0", 1000, 1000);
     gw_progress_stamp(&done, &q, T0 + 20 * S);
     assert_true(gw_progress_eta(&done) == 0.0);
-    /* unknown total: rate but no ETA */
-    gw_progress u = rec("j", "0", 500, 0);
+    /* unknown total (past the earlier one): rate but no ETA */
+    gw_progress u = rec("j", "0", 1500, 0);
     gw_progress_stamp(&u, &q, T0 + 20 * S);
-    assert_true(gw_progress_rate(&u) == 25.0);
+    assert_int_equal(u.total, 0);
+    assert_true(gw_progress_rate(&u) == 75.0);
     assert_true(gw_progress_eta(&u) < 0);
+    /* a report without unit or total keeps the earlier ones */
+    gw_progress k;
+    gw_error err;
+    assert_int_equal(gw_progress_fill(&k, "j", "0", 600, 0, NULL, NULL, 0, &err), GW_OK);
+    gw_progress_stamp(&k, &q, T0 + 20 * S);
+    assert_int_equal(k.total, 1000);
+    assert_string_equal(k.unit, "steps");
+    assert_string_equal(k.message, "");
     /* went backwards (a restart): this report starts the job again */
     gw_progress back = rec("j", "0", 10, 1000);
     gw_progress r2 = q;
