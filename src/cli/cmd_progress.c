@@ -68,8 +68,9 @@ static void progress_usage(FILE *out)
             "\n"
             "Examples:\n"
             "  gpuwatch progress --job embed-42 --gpu 0 --unit docs 1200/50000\n"
-            "  gpuwatch run --mem 8GiB -- sh -c 'for i in 1 2 3; do work $i;\n"
-            "      gpuwatch progress $i/3; done'\n"
+            "  # inside a command `gpuwatch run` started (it sets GPUWATCH_JOB,\n"
+            "  # GPUWATCH_PROGRESS and GPUWATCH_GPUS):\n"
+            "  for i in 1 2 3; do work $i; gpuwatch progress $i/3; done\n"
             "\n"
             "Exit status: 0 stored; 1 the daemon or folder failed or refused it; 2 bad\n"
             "command line or a value the protocol refuses.\n");
