@@ -39,8 +39,9 @@
  * documented way to wait inside a content reader) and joins srv->waiting;
  * every publication resumes all waiting clients. Lock order: srv->lock, then
  * a publication's lock, then the sampler's locks; the sampler never calls
- * in while holding its own. srv->cap_lock and a gw__basic_auth's lock are
- * leaves.
+ * in while holding its own. srv->cap_lock, srv->progress_lock (the job
+ * progress table, taken alone by its routes and under a publication's lock
+ * by /metrics rendering) and a gw__basic_auth's lock are leaves.
  */
 #include "http/server.h"
 #include "http/api.h"

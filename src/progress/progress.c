@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool charset_ok(const char *s, size_t cap, const char *extra)
@@ -261,17 +262,10 @@ static int member(gw_progress *p, const char *key, json_t *v, unsigned *seen, gw
                          "pid, start_done, started, updated)", key);
 }
 
-int gw_progress_from_json(const char *text, size_t len, gw_progress *out, gw_error *err)
+/* One parsed JSON value (borrowed) into *out; see gw_progress_from_json. */
+static int from_value(json_t *doc, gw_progress *out, gw_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (len > GW_PROGRESS_MAX_JSON)
-        return gw__error_set(err, GW_ERANGE, "progress record: %zu bytes, at most %d", len,
-                             GW_PROGRESS_MAX_JSON);
-    json_error_t je;
-    json_t *doc = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
-    if (!doc)
-        return gw__error_set(err, GW_EPARSE, "progress record: not JSON: %s (line %d, column %d)",
-                             je.text, je.line, je.column);
     int rc = GW_OK;
     unsigned seen = 0;
     if (!json_is_object(doc)) {
@@ -284,7 +278,6 @@ int gw_progress_from_json(const char *text, size_t len, gw_progress *out, gw_err
                 break;
         }
     }
-    json_decref(doc);
     if (rc == GW_OK && seen != 7)
         rc = gw__error_set(err, GW_EINVAL, "progress record: missing \"%s\"",
                            !(seen & 1) ? "job" : !(seen & 2) ? "gpu" : "done");
@@ -293,6 +286,59 @@ int gw_progress_from_json(const char *text, size_t len, gw_progress *out, gw_err
     if (rc != GW_OK)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+int gw_progress_from_json(const char *text, size_t len, gw_progress *out, gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (len > GW_PROGRESS_MAX_JSON)
+        return gw__error_set(err, GW_ERANGE, "progress record: %zu bytes, at most %d", len,
+                             GW_PROGRESS_MAX_JSON);
+    json_error_t je;
+    json_t *doc = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        return gw__error_set(err, GW_EPARSE, "progress record: not JSON: %s (line %d, column %d)",
+                             je.text, je.line, je.column);
+    int rc = from_value(doc, out, err);
+    json_decref(doc);
+    return rc;
+}
+
+int gw_progress_list_from_json(const char *text, size_t len, gw_progress **out, size_t *n,
+                               gw_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    json_error_t je;
+    json_t *doc = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        return gw__error_set(err, GW_EPARSE, "progress list: not JSON: %s (line %d, column %d)",
+                             je.text, je.line, je.column);
+    json_t *arr = json_object_get(doc, "progress");
+    size_t k = json_is_array(arr) ? json_array_size(arr) : 0;
+    int rc = GW_OK;
+    gw_progress *v = NULL;
+    if (!json_is_array(arr))
+        rc = gw__error_set(err, GW_EPARSE, "progress list: no \"progress\" array");
+    else if (k > GW_PROGRESS_MAX_RECORDS)
+        rc = gw__error_set(err, GW_ERANGE, "progress list: %zu records, at most %d", k,
+                           GW_PROGRESS_MAX_RECORDS);
+    else if (k && !(v = calloc(k, sizeof *v)))
+        rc = gw__error_set(err, GW_ENOMEM, "progress list: out of memory");
+    for (size_t i = 0; rc == GW_OK && i < k; i++) {
+        gw_error one;
+        rc = from_value(json_array_get(arr, i), &v[i], &one);
+        if (rc != GW_OK)
+            gw__error_set(err, rc, "progress list: record %zu: %s", i, one.message);
+    }
+    json_decref(doc);
+    if (rc != GW_OK) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = k;
+    return GW_OK;
 }
 
 /* s is valid text (no control bytes): only '"' and '\\' need escaping. */

@@ -119,6 +119,15 @@ bool gw_progress_expired(const gw_progress *p, int64_t now_ns, int64_t ttl_ns);
  * failure. Never reads outside text. */
 int gw_progress_from_json(const char *text, size_t len, gw_progress *out, gw_error *err);
 
+/* Parses the daemon's GET /api/v1/progress answer {"progress": [records]}
+ * (what `top --connect` reads) into a new array *out (caller frees; NULL
+ * when empty) and *n, each record as gw_progress_from_json would (rate and
+ * eta_seconds ignored). Errors: GW_EPARSE (not JSON, no "progress" array),
+ * GW_EINVAL naming the index of a bad record, GW_ERANGE over
+ * GW_PROGRESS_MAX_RECORDS, GW_ENOMEM; nothing is returned then. */
+int gw_progress_list_from_json(const char *text, size_t len, gw_progress **out, size_t *n,
+                               gw_error *err);
+
 /* Appends p as one JSON object (every field; "rate" and "eta_seconds" as
  * extra read-only members, null when unknown, when with_derived) to sb.
  * Check sb->failed. p must be valid. */

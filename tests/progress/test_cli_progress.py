@@ -143,6 +143,7 @@ def case_run():
     p = subprocess.run([BIN, "run", "--mem", "1GiB", "--gpu", "16GiB", "--quiet", "--", "sh", "-c",
                         job], env=env, capture_output=True, text=True, timeout=DEADLINE)
     check(p.returncode == 0, "run rc %d: %s" % (p.returncode, p.stderr))
+    check("runtime error" not in p.stderr and "Sanitizer" not in p.stderr, "sanitizer: " + p.stderr)
     got = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
     check(got.get("GPUWATCH_PROGRESS") == "dir:" + folder, "GPUWATCH_PROGRESS %r" %
           got.get("GPUWATCH_PROGRESS"))
@@ -277,6 +278,7 @@ def case_run_daemon():
                         "-c", "env; %s progress 3/6" % BIN], env=env, capture_output=True,
                        text=True, timeout=DEADLINE)
     check(p.returncode == 0, "run via daemon: rc %d %s" % (p.returncode, p.stderr))
+    check("runtime error" not in p.stderr and "Sanitizer" not in p.stderr, "sanitizer: " + p.stderr)
     got = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
     check(got.get("GPUWATCH_PROGRESS") == url + "/api/v1/progress", "route %r" % got)
     doc = d.json("/api/v1/progress")["progress"]

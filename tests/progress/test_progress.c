@@ -144,6 +144,37 @@ static void json_round_trip(void **state)
     gw__strbuf_release(&sb);
 }
 
+static void json_list_of_the_daemon(void **state)
+{
+    (void)state;
+    gw_progress a = rec("a", "0", 1, 4), b = rec("b", "GPU-x", 2, 0);
+    gw_progress_stamp(&a, NULL, T0);
+    gw_progress_stamp(&b, NULL, T0 + S);
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw__strbuf_puts(&sb, "{\"progress\":[");
+    gw_progress_to_json(&a, true, &sb);
+    gw__strbuf_putc(&sb, ',');
+    gw_progress_to_json(&b, true, &sb);
+    gw__strbuf_puts(&sb, "]}");
+    gw_progress *v;
+    size_t n;
+    gw_error err;
+    assert_int_equal(gw_progress_list_from_json(sb.data, sb.len, &v, &n, &err), GW_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(&v[0], &a, sizeof a);
+    assert_memory_equal(&v[1], &b, sizeof b);
+    free(v);
+    gw__strbuf_release(&sb);
+    const char *bad = "{\"progress\":[{\"job\":\"a\",\"gpu\":\"0\",\"done\":1},{\"job\":\"\"}]}";
+    assert_int_equal(gw_progress_list_from_json(bad, strlen(bad), &v, &n, &err), GW_EINVAL);
+    assert_non_null(strstr(err.message, "record 1"));
+    assert_null(v);
+    assert_int_equal(gw_progress_list_from_json("{}", 2, &v, &n, &err), GW_EPARSE);
+    assert_int_equal(gw_progress_list_from_json("{\"progress\":[]}", 15, &v, &n, &err), GW_OK);
+    assert_int_equal(n, 0);
+}
+
 static void json_errors_name_the_problem(void **state)
 {
     (void)state;
@@ -426,6 +457,7 @@ int main(void)
         cmocka_unit_test(rate_and_eta),
         cmocka_unit_test(json_round_trip),
         cmocka_unit_test(json_errors_name_the_problem),
+        cmocka_unit_test(json_list_of_the_daemon),
         cmocka_unit_test(table_keeps_start_expires_and_refuses_when_full),
         cmocka_unit_test(dir_default_paths),
         cmocka_unit_test_setup_teardown(dir_prepare_creates_0700_and_refuses_foreign, make_tmp,
