@@ -308,7 +308,8 @@ int gw_progress_dir_list(const gw_progress_dir *d, int64_t now_ns, gw_progress *
         free(v);
         return rc;
     }
-    qsort(v, k, sizeof *v, gw_progress_cmp);
+    if (k)
+        qsort(v, k, sizeof *v, gw_progress_cmp);
     *out = v;
     *n = k;
     return GW_OK;
