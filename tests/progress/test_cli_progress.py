@@ -15,6 +15,7 @@ Cases (argv[1]; all when none):
            (uuid of index "0" from the scenario) passing promtool; garbage JSON
            -> 400 naming the problem; the table's limit -> 503; run through
            the daemon exports the daemon's route
+  concurrent  reports and scrapes from several connections at once
   door     read_only -> 403; a configured token is required (401 without it,
            the CLI with --token / GPUWATCH_TOKEN succeeds)
 Expected values come from what the test sent and the scenario file, never
@@ -287,8 +288,51 @@ def case_run_daemon():
     d.stop()
 
 
+def case_concurrent():
+    """Reports and scrapes at once from several connections (the table's lock
+    and the /metrics re-rendering after a report; the 'threads' suite runs this
+    under ThreadSanitizer): every job's last report is what the daemon shows."""
+    import threading
+    d = Daemon(scenario=TWO, args=["--set", "threads=4"])
+    errors = []
+
+    def reporter(k):
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
+        for i in range(1, 101):
+            st, data = post(d.port, json.dumps({"job": "c%d" % k, "gpu": "0", "done": i,
+                                                "total": 100}), conn=c)
+            if st != 200:
+                errors.append((k, i, st, data))
+        c.close()
+
+    def scraper():
+        for _ in range(50):
+            st, _, body = d.get("/metrics")
+            if st != 200:
+                errors.append(("metrics", st))
+            st, _, body = d.get("/api/v1/progress")
+            if st != 200:
+                errors.append(("list", st))
+
+    ts = [threading.Thread(target=reporter, args=(k,)) for k in range(4)]
+    ts += [threading.Thread(target=scraper) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check(not errors, "errors: %r" % errors[:5])
+    doc = d.json("/api/v1/progress")["progress"]
+    check([(x["job"], x["done"]) for x in doc] == [("c%d" % k, 100) for k in range(4)],
+          "final records %r" % doc)
+    samples, _ = parse_prom(d.get("/metrics")[2].decode())
+    for k in range(4):
+        check(series(samples, "gpuwatch_job_progress_done", job="c%d" % k) == 100,
+              "/metrics after the last report, job c%d" % k)
+    d.stop()
+
+
 CASES = {"dir": case_dir, "run": case_run, "daemon": case_daemon, "door": case_door,
-         "run-daemon": case_run_daemon}
+         "run-daemon": case_run_daemon, "concurrent": case_concurrent}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(CASES)
