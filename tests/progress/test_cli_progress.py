@@ -22,10 +22,12 @@ Expected values come from what the test sent and the scenario file, never
 from gpuwatch's own output. The daemon's default port is never used: every
 client gets GPUWATCH_DAEMON pointing at a closed port unless a case sets it.
 """
+import atexit
 import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -39,6 +41,13 @@ from serve_util import (DEADLINE, FAKE_NVML, Daemon, check, fail, parse_prom,  #
 
 BIN = os.environ["GPUWATCH_BIN"]
 TWO = os.path.join(HERE, "..", "serve", "scenarios", "two.scn")
+
+
+def mkdtemp(prefix):
+    """A private folder, removed when the test exits."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, d, True)
+    return d
 
 
 def closed_port():
@@ -73,7 +82,7 @@ def load(path):
 
 
 def case_dir():
-    tmp = tempfile.mkdtemp(prefix="gw-progress-")
+    tmp = mkdtemp("gw-progress-")
     folder = os.path.join(tmp, "p")
     p = progress("--job", "train-1", "--gpu", "GPU-x", "--unit", "steps", "--message",
                  "epoch 1 caf\u00e9", "--dir", folder, "10/100")
@@ -136,7 +145,7 @@ def case_dir():
 
 
 def case_run():
-    tmp = tempfile.mkdtemp(prefix="gw-progress-run-")
+    tmp = mkdtemp("gw-progress-run-")
     ledger = os.path.join(tmp, "ledger.db")
     folder = os.path.join(tmp, "progress")
     env = client_env({"GPUWATCH_LEDGER": ledger, "GPUWATCH_PROGRESS_DIR": folder})
@@ -249,7 +258,7 @@ def case_door():
     check(p.returncode == 1 and "403" in p.stderr, "CLI against read_only: %r" % p.stderr)
     check(d.json("/api/v1/progress") == {"progress": []}, "read_only stored nothing")
     d.stop()
-    tok = os.path.join(tempfile.mkdtemp(prefix="gw-progress-door-"), "token")
+    tok = os.path.join(mkdtemp("gw-progress-door-"), "token")
     with open(tok, "w") as f:
         f.write(token + "\n")
     d = Daemon(scenario=TWO, args=["--token-file", tok])
