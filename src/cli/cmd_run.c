@@ -4,8 +4,9 @@
  * Sequence (each step's failure is reported and nothing is left behind):
  *   1. plan and reserve in one ledger transaction, owner = this process;
  *   2. block the forwarded signals, fork; the child restores the mask, sets
- *      CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES / ONEAPI_DEVICE_SELECTOR and
- *      GPUWATCH_RESERVATION, and execs CMD (with -ngl / --tensor-split / -c
+ *      CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES / ONEAPI_DEVICE_SELECTOR,
+ *      GPUWATCH_RESERVATION and the job progress variables (GPUWATCH_JOB,
+ *      GPUWATCH_PROGRESS, GPUWATCH_GPUS: progress_env), and execs CMD (with -ngl / --tensor-split / -c
  *      added for llama-server and llama-cli unless given);
  *   3. the reservation is handed to the child's pid, so it stays held while
  *      CMD runs even if this process is killed, and is auto-released once
@@ -45,6 +46,7 @@
 #include "cli/host_cpu.h"
 #include "place/remote.h"
 #include "place/request.h"
+#include "progress/progress.h"
 #include "render/json_writer.h"
 
 #include <errno.h>
@@ -392,6 +394,59 @@ static int plan_and_hold(gw_place_request *r, const run_opts *ro, const gw_place
     return GW_EXIT_OK;
 }
 
+/* The job progress variables (docs/progress.md) appended to env at n;
+ * returns the new count. GPUWATCH_JOB: the caller's own when it is a valid
+ * job id (a pipeline naming its job), else the reservation id ("run-PID"
+ * without a ledger); the
+ * destination: the daemon's route when run reserved through one, else the
+ * no-daemon folder; GPUWATCH_GPUS: the placed GPUs' UUIDs (the vendor index
+ * where a device has none). Heap strings (caller frees); one that cannot
+ * be made is left out. Not in --dry-run: the job id is the reservation's. */
+static size_t progress_env(const gw_plan *plan, const gw_place_request *r, int64_t res_id,
+                           const gw_place_remote *d, char **env, size_t n)
+{
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    const char *job = getenv("GPUWATCH_JOB");
+    if (!gw_progress_job_valid(job)) {
+        if (res_id > 0)
+            gw__strbuf_printf(&sb, "GPUWATCH_JOB=%lld", (long long)res_id);
+        else
+            gw__strbuf_printf(&sb, "GPUWATCH_JOB=run-%d", (int)getpid());
+        env[n] = gw__strbuf_detach(&sb, NULL);
+        n += env[n] != NULL;
+    }
+    if (d) {
+        size_t l = strlen(d->url.text);
+        if (l && d->url.text[l - 1] == '/')
+            l--;
+        gw__strbuf_printf(&sb, "GPUWATCH_PROGRESS=%.*s/api/v1/progress", (int)l, d->url.text);
+    } else {
+        char dir[4096], root[4096];
+        if (gw_progress_dir_default(getenv("GPUWATCH_PROGRESS_DIR"), getenv("XDG_RUNTIME_DIR"),
+                                    geteuid(), dir, root, sizeof dir, NULL) == GW_OK)
+            gw__strbuf_printf(&sb, "GPUWATCH_PROGRESS=dir:%s", dir);
+    }
+    if (sb.len) {
+        env[n] = gw__strbuf_detach(&sb, NULL);
+        n += env[n] != NULL;
+    }
+    gw__strbuf_reset(&sb);
+    gw__strbuf_puts(&sb, "GPUWATCH_GPUS=");
+    for (size_t i = 0; i < plan->n_used; i++) {
+        const gw_place_device *dev = &r->devs[plan->used[i].device];
+        gw__strbuf_puts(&sb, i ? "," : "");
+        if (strncmp(dev->uuid, "index:", 6) != 0)
+            gw__strbuf_puts(&sb, dev->uuid);
+        else
+            gw__strbuf_printf(&sb, "%u", dev->source_index);
+    }
+    env[n] = gw__strbuf_detach(&sb, NULL);
+    n += env[n] != NULL;
+    gw__strbuf_release(&sb);
+    return n;
+}
+
 /* --dry-run's output: the plan, via, environment and command (or JSON). */
 static void print_dry(const gw_plan *plan, const gw_place_request *r, char **env, size_t n_env,
                       char **cmd, const char *via)
@@ -441,7 +496,7 @@ int gw_cmd_run(int argc, char **argv)
     gw_plan_init(&plan);
     gw_ledger *l = NULL;
     gw_reservation res = {0};
-    char *env[3] = {0};
+    char *env[6] = {0}; /* the plan's 3, then progress_env's 3 */
     size_t n_env = 0;
     char **cmd = NULL;
     char note[256], owner[64], via[1100];
@@ -491,6 +546,7 @@ int gw_cmd_run(int argc, char **argv)
         print_dry(&plan, &r, env, n_env, cmd, via);
         goto out;
     }
+    n_env = progress_env(&plan, &r, res.id, use_daemon ? &d : NULL, env, n_env);
     if (!ro.quiet) {
         fprintf(stderr, "gpuwatch run: reservation %lld (via %s):", (long long)res.id, via);
         char a[32];

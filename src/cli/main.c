@@ -10,6 +10,8 @@ static const gw_cli_command commands[] = {
     {"serve", "daemon: background sampling, JSON API and Prometheus /metrics", gw_cmd_serve},
     {"place", "where a memory need or model would go on the GPUs (no reservation)", gw_cmd_place},
     {"run", "reserve GPUs for a command, run it there, release when it ends", gw_cmd_run},
+    {"progress", "report a job's progress (DONE[/TOTAL]) on a GPU for top and the daemon",
+     gw_cmd_progress},
     {"fit", "memory a GGUF model needs under llama.cpp, and the plan that fits", gw_cmd_fit},
     {"gguf", "metadata and tensors of a GGUF model file", gw_cmd_gguf},
 };

@@ -44,6 +44,9 @@ const gw__config_key gw__serve_config_keys[] = {
     {"connection_timeout_s", "15", "Idle connection timeout in seconds (slow clients)."},
     {"max_request_bytes", "16384", "Largest request (line + headers) accepted (>= 2048)."},
     {"sse_max_clients", "32", "Concurrent /events streams."},
+    {"progress_ttl_seconds", "600",
+     "A job's progress record (POST /api/v1/progress) is dropped this long after its last "
+     "report (1..604800)."},
     {"log_level", "info", "error, warning, notice, info or debug."},
     {"sources", "", "Comma list of sources to use (nvml, host, ...); empty: all."},
     {"nvml_library", "libnvidia-ml.so.1", "NVML library to load."},
@@ -192,6 +195,9 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "sse_max_clients") == 0) {
         ok = parse_uint(v, 0, 10000, &t.http.sse_max_clients);
         want = "an integer 0..10000";
+    } else if (strcmp(key, "progress_ttl_seconds") == 0) {
+        ok = parse_uint(v, 1, 604800, &t.http.progress_ttl_s);
+        want = "an integer 1..604800";
     } else if (strcmp(key, "log_level") == 0) {
         ok = gw__log_level_parse(v, &t.log_level);
         want = "error, warning, notice, info or debug";
@@ -394,6 +400,7 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "connection_timeout_s = %u\n", c->http.connection_timeout_s);
     fprintf(out, "max_request_bytes = %u\n", c->http.max_request_bytes);
     fprintf(out, "sse_max_clients = %u\n", c->http.sse_max_clients);
+    fprintf(out, "progress_ttl_seconds = %u\n", c->http.progress_ttl_s);
     fprintf(out, "log_level = %s\n", gw__log_level_name(c->log_level));
     fprintf(out, "sources = %s\n", c->sources);
     fprintf(out, "nvml_library = %s\n", c->nvml_library[0] ? c->nvml_library : "libnvidia-ml.so.1");

@@ -329,6 +329,56 @@ static void native_processes(gw_strbuf *sb, const gw_snapshot *s, unsigned famil
     }
 }
 
+/* The "uuid" label of a progress record: its gpu when that is a UUID of s,
+ * else the UUID of the device with that index, else "". */
+static const char *progress_uuid(const gw_snapshot *s, const char *gpu)
+{
+    for (size_t i = 0; i < s->n_devices; i++)
+        if (strcmp(s->devices[i].info.uuid, gpu) == 0)
+            return s->devices[i].info.uuid;
+    char idx[16];
+    for (size_t i = 0; i < s->n_devices; i++) {
+        snprintf(idx, sizeof idx, "%u", s->devices[i].info.index);
+        if (strcmp(idx, gpu) == 0)
+            return s->devices[i].info.uuid;
+    }
+    return "";
+}
+
+/* Job progress: done, total (when known) and the last report's time per
+ * (job, gpu). */
+static void native_progress(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
+{
+    if (!self || !self->progress || !self->n_progress)
+        return;
+    static const struct {
+        const char *name, *help;
+    } fams[] = {
+        {"gpuwatch_job_progress_done", "Units of work a job reported done on the GPU."},
+        {"gpuwatch_job_progress_total_units",
+         "Units of work of the job on the GPU, when it reported a total."},
+        {"gpuwatch_job_progress_updated_timestamp_seconds",
+         "Unix time of the job's last progress report for the GPU."},
+    };
+    for (size_t f = 0; f < GW__ARRAY_LEN(fams); f++) {
+        header(sb, fams[f].name, "gauge", fams[f].help);
+        for (size_t i = 0; i < self->n_progress; i++) {
+            const gw_progress *p = &self->progress[i];
+            if (f == 1 && p->total == 0)
+                continue;
+            bool first = true;
+            gw__strbuf_puts(sb, fams[f].name);
+            label(sb, &first, "job", p->job);
+            label(sb, &first, "gpu", p->gpu);
+            label(sb, &first, "uuid", progress_uuid(s, p->gpu));
+            end_labels(sb, first);
+            value(sb, f == 0 ? (double)p->done
+                      : f == 1 ? (double)p->total
+                               : (double)(p->updated_ns / 1000000) / 1e3);
+        }
+    }
+}
+
 /* The placement ledger's live reservations per GPU, when there is a ledger. */
 static void native_placement(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
 {
@@ -712,6 +762,7 @@ void gw__render_prometheus(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         native_clock_events(sb, s);
         native_processes(sb, s, families);
         native_placement(sb, s, self);
+        native_progress(sb, s, self);
         host_families(sb, &s->host);
         self_families(sb, s, self);
     }

@@ -18,6 +18,7 @@
 #define GW_HTTP_PROM_H
 
 #include "http/negotiate.h"
+#include "progress/progress.h"
 #include "sampler/sampler.h"
 
 #define GW__PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -54,6 +55,10 @@ typedef struct gw__prom_self {
     double process_cpu_seconds;   /* < 0: unknown */
     double resident_bytes;        /* < 0: unknown */
     double start_time_seconds;    /* unix time; <= 0: unknown */
+    /* Live job progress records (POST /api/v1/progress), sorted by (job,
+     * gpu); NULL or none: the gpuwatch_job_progress_* families are absent. */
+    const gw_progress *progress;
+    size_t n_progress;
 } gw__prom_self;
 
 /* Appends the families selected by `families` (GW__PROM_* bits) for s to

@@ -23,6 +23,7 @@ static const struct {
     [GW__ROUTE_RESERVATIONS] = {"/api/v1/reservations", "GET, HEAD, POST"},
     [GW__ROUTE_RESERVATION] = {"/api/v1/reservations/{id}", "GET, HEAD, DELETE"},
     [GW__ROUTE_RENEW] = {"/api/v1/reservations/{id}/renew", "POST"},
+    [GW__ROUTE_PROGRESS] = {"/api/v1/progress", "GET, HEAD, POST"},
     [GW__ROUTE_OTHER] = {"other", ""},
 };
 
@@ -47,6 +48,9 @@ static const gw__op_info ops[GW__OP_COUNT] = {
     {GW__OP_RES_GET, GW__ROUTE_RESERVATION, "GET", 0},
     {GW__OP_RES_DELETE, GW__ROUTE_RESERVATION, "DELETE", M},
     {GW__OP_RES_RENEW, GW__ROUTE_RENEW, "POST", M | B},
+    {GW__OP_PROGRESS_LIST, GW__ROUTE_PROGRESS, "GET", 0},
+    /* a job's report changes the daemon's state: token when configured */
+    {GW__OP_PROGRESS_REPORT, GW__ROUTE_PROGRESS, "POST", M | B},
 };
 #undef M
 #undef B

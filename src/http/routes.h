@@ -48,6 +48,7 @@ typedef enum gw__route {
     GW__ROUTE_RESERVATIONS, /* "/api/v1/reservations" */
     GW__ROUTE_RESERVATION,  /* "/api/v1/reservations/{id}" */
     GW__ROUTE_RENEW,        /* "/api/v1/reservations/{id}/renew" */
+    GW__ROUTE_PROGRESS,     /* "/api/v1/progress" (job progress, docs/progress.md) */
     GW__ROUTE_OTHER,        /* no route: counted as route="other" */
     GW__ROUTE_COUNT
 } gw__route;
@@ -71,6 +72,8 @@ typedef enum gw__op {
     GW__OP_RES_GET,
     GW__OP_RES_DELETE,
     GW__OP_RES_RENEW,
+    GW__OP_PROGRESS_LIST,
+    GW__OP_PROGRESS_REPORT,
     GW__OP_COUNT
 } gw__op;
 

@@ -39,8 +39,9 @@
  * documented way to wait inside a content reader) and joins srv->waiting;
  * every publication resumes all waiting clients. Lock order: srv->lock, then
  * a publication's lock, then the sampler's locks; the sampler never calls
- * in while holding its own. srv->cap_lock and a gw__basic_auth's lock are
- * leaves.
+ * in while holding its own. srv->cap_lock, srv->progress_lock (the job
+ * progress table, taken alone by its routes and under a publication's lock
+ * by /metrics rendering) and a gw__basic_auth's lock are leaves.
  */
 #include "http/server.h"
 #include "http/api.h"
@@ -50,6 +51,7 @@
 #include "http/routes.h"
 #include "http/tls.h"
 #include "place/api.h"
+#include "progress/progress.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -98,6 +100,7 @@ typedef struct pub {
     char *text[B_COUNT];
     size_t len[B_COUNT];
     uint64_t place_gen[B_COUNT]; /* srv->place_gen when text[kind] was rendered */
+    uint64_t progress_gen[B_COUNT]; /* srv->progress_gen likewise */
 } pub;
 
 typedef struct sse_client {
@@ -169,6 +172,14 @@ struct gw__server {
     /* Bumped after every reservation change made through the API: a cached
      * /health rendered before it is not served (its placement member is old). */
     atomic_uint_fast64_t place_gen;
+
+    /* Job progress (POST /api/v1/progress): a bounded table under its own
+     * lock (a leaf); progress_gen is bumped after every accepted report, so
+     * a /metrics body rendered before it is not served (as place_gen). */
+    pthread_mutex_t progress_lock;
+    gw_progress_table progress;
+    atomic_uint_fast64_t progress_gen;
+    atomic_uint progress_ttl_s; /* cfg.progress_ttl_s, changed by a reload */
 };
 
 void gw__server_config_default(gw__server_config *c)
@@ -181,6 +192,7 @@ void gw__server_config_default(gw__server_config *c)
     c->connection_timeout_s = 15;
     c->max_request_bytes = 16384;
     c->sse_max_clients = 32;
+    c->progress_ttl_s = GW_PROGRESS_DEFAULT_TTL_S;
     c->families = GW__PROM_NATIVE;
 }
 
@@ -313,6 +325,12 @@ static double self_rss(void)
     return (double)resident * (double)sysconf(_SC_PAGESIZE);
 }
 
+static int64_t progress_ttl_ns(gw__server *srv)
+{
+    unsigned s = atomic_load(&srv->progress_ttl_s);
+    return (int64_t)(s ? s : GW_PROGRESS_DEFAULT_TTL_S) * 1000000000;
+}
+
 /* /metrics as Prometheus text: the snapshot plus the daemon's own figures
  * and, with a placement API, its ledger's reservations per GPU. */
 static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strbuf *sb)
@@ -360,7 +378,18 @@ static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strb
         self.place_reservations = place;
         self.place_bytes = place + n;
     }
+    gw_progress *prog = NULL;
+    size_t n_prog = 0;
+    pthread_mutex_lock(&srv->progress_lock);
+    int prc = gw_progress_table_list(&srv->progress, ctx->now_ns, progress_ttl_ns(srv), &prog,
+                                     &n_prog, NULL);
+    pthread_mutex_unlock(&srv->progress_lock);
+    if (prc == GW_OK) {
+        self.progress = prog;
+        self.n_progress = n_prog;
+    }
     gw__render_prometheus(sb, p->snap, &self, p->families);
+    free(prog);
     free(place);
 }
 
@@ -441,6 +470,7 @@ static bool ensure_text(gw__server *srv, pub *p, int kind)
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     uint64_t place_gen = atomic_load(&srv->place_gen);
+    uint64_t progress_gen = atomic_load(&srv->progress_gen);
     unsigned status;
     if (kind == B_OPENMETRICS) {
         /* The Prometheus text of this publication, rewritten: both formats
@@ -450,6 +480,7 @@ static bool ensure_text(gw__server *srv, pub *p, int kind)
         gw__prom_to_openmetrics(&sb, p->text[B_PROM], p->len[B_PROM]);
         status = p->status[B_PROM];
         place_gen = p->place_gen[B_PROM];
+        progress_gen = p->progress_gen[B_PROM];
     } else {
         status = render(srv, p, kind, &sb);
     }
@@ -461,6 +492,7 @@ static bool ensure_text(gw__server *srv, pub *p, int kind)
     /* Written once, with the text it describes; published to readers of
      * resp[kind][*] by the atomic store that follows. */
     p->place_gen[kind] = place_gen;
+    p->progress_gen[kind] = progress_gen;
     return true;
 }
 
@@ -615,8 +647,10 @@ static enum MHD_Result send_body(req *rq, int kind)
         return send_starting(rq);
     struct MHD_Response *r = body(srv, p, kind, enc);
     enum MHD_Result ret;
-    if (r && srv->cfg.place && (kind == B_HEALTH || metrics) &&
-        p->place_gen[kind] != atomic_load(&srv->place_gen))
+    bool place_old = srv->cfg.place && (kind == B_HEALTH || metrics) &&
+                     p->place_gen[kind] != atomic_load(&srv->place_gen);
+    bool progress_old = metrics && p->progress_gen[kind] != atomic_load(&srv->progress_gen);
+    if (r && (place_old || progress_old))
         ret = send_fresh(rq, p, kind, enc);
     else
         ret = r ? reply(rq, p->status[kind], r)
@@ -954,7 +988,7 @@ static enum MHD_Result h_index(req *rq)
                     "\"/gpu/processes\",\"/api/v1/history?gpu=&metric=&since=&step=\","
                     "\"/api/v1/events?after=\",\"/events\",\"/metrics\",\"/api/v1/plan\","
                     "\"/api/v1/reservations\",\"/api/v1/reservations/{id}\","
-                    "\"/api/v1/reservations/{id}/renew\"]}\n");
+                    "\"/api/v1/reservations/{id}/renew\",\"/api/v1/progress\"]}\n");
     return send_text(rq, 200, &sb, GW__JSON_CONTENT_TYPE);
 }
 
@@ -1076,6 +1110,70 @@ static enum MHD_Result h_res_get(req *rq) { return reservation_op(rq, GW__OP_RES
 static enum MHD_Result h_res_delete(req *rq) { return reservation_op(rq, GW__OP_RES_DELETE); }
 static enum MHD_Result h_res_renew(req *rq) { return reservation_op(rq, GW__OP_RES_RENEW); }
 
+/* --------------------------------------------------------------- progress */
+
+/* GET /api/v1/progress: {"progress": [records...]}, live records sorted by
+ * (job, gpu), each with its derived "rate" and "eta_seconds". */
+static enum MHD_Result h_progress_list(req *rq)
+{
+    gw__server *srv = rq->srv;
+    gw_progress *v = NULL;
+    size_t n = 0;
+    gw_error err;
+    pthread_mutex_lock(&srv->progress_lock);
+    int rc = gw_progress_table_list(&srv->progress, gw__now_real_ns(), progress_ttl_ns(srv), &v,
+                                    &n, &err);
+    pthread_mutex_unlock(&srv->progress_lock);
+    if (rc != GW_OK)
+        return send_error(rq, 500, NULL, err.message);
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw__strbuf_puts(&sb, "{\"progress\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            gw__strbuf_putc(&sb, ',');
+        gw_progress_to_json(&v[i], true, &sb);
+    }
+    gw__strbuf_puts(&sb, "]}\n");
+    free(v);
+    if (sb.failed) {
+        gw__strbuf_release(&sb);
+        return send_error(rq, 500, NULL, "out of memory rendering the response");
+    }
+    return send_text(rq, 200, &sb, GW__JSON_CONTENT_TYPE);
+}
+
+/* POST /api/v1/progress: one record (docs/progress.md). 400 naming what is
+ * wrong with it, 413 over its size, 503 when the table is full; 200 with
+ * the record as stored (its start kept from earlier reports). */
+static enum MHD_Result h_progress_report(req *rq)
+{
+    gw__server *srv = rq->srv;
+    gw_progress rec, stored;
+    gw_error err;
+    gw_error_clear(&err);
+    int rc = gw_progress_from_json(rq->body, rq->body ? rq->body_len : 0, &rec, &err);
+    if (rc != GW_OK)
+        return send_error(rq, rc == GW_ERANGE ? 413 : 400, NULL, err.message);
+    pthread_mutex_lock(&srv->progress_lock);
+    rc = gw_progress_table_put(&srv->progress, &rec, gw__now_real_ns(), progress_ttl_ns(srv),
+                               &stored, &err);
+    pthread_mutex_unlock(&srv->progress_lock);
+    if (rc != GW_OK)
+        return send_error(rq, rc == GW_ERANGE ? 503 : rc == GW_EINVAL ? 400 : 500, NULL,
+                          err.message);
+    atomic_fetch_add(&srv->progress_gen, 1);
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw_progress_to_json(&stored, true, &sb);
+    gw__strbuf_putc(&sb, '\n');
+    if (sb.failed) {
+        gw__strbuf_release(&sb);
+        return send_error(rq, 500, NULL, "out of memory rendering the response");
+    }
+    return send_text(rq, 200, &sb, GW__JSON_CONTENT_TYPE);
+}
+
 /* One handler per operation of routes.h (gw__server_check: none missing). */
 static const handler_fn handlers[GW__OP_COUNT] = {
     [GW__OP_INDEX] = h_index,
@@ -1095,6 +1193,8 @@ static const handler_fn handlers[GW__OP_COUNT] = {
     [GW__OP_RES_GET] = h_res_get,
     [GW__OP_RES_DELETE] = h_res_delete,
     [GW__OP_RES_RENEW] = h_res_renew,
+    [GW__OP_PROGRESS_LIST] = h_progress_list,
+    [GW__OP_PROGRESS_REPORT] = h_progress_report,
 };
 
 /* ---------------------------------------------------------- request path */
@@ -1326,6 +1426,8 @@ static void server_free_parts(gw__server *srv)
     gw__mhd_unload(&srv->lib);
     pthread_mutex_destroy(&srv->cap_lock);
     pthread_mutex_destroy(&srv->lock);
+    pthread_mutex_destroy(&srv->progress_lock);
+    gw_progress_table_release(&srv->progress);
     free(srv);
 }
 
@@ -1361,6 +1463,9 @@ int gw__server_create(gw__server **out, const gw__server_config *cfg, gw__log *l
     srv->beyond_loopback = beyond;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_mutex_init(&srv->cap_lock, NULL);
+    pthread_mutex_init(&srv->progress_lock, NULL);
+    srv->progress.max = GW_PROGRESS_MAX_RECORDS;
+    atomic_init(&srv->progress_ttl_s, cfg->progress_ttl_s);
     rc = creds_load(cfg, &srv->creds, err);
     if (rc == GW_OK)
         rc = gw__mhd_load(&srv->lib, getenv("GPUWATCH_MHD_LIBRARY"), err);
@@ -1466,6 +1571,7 @@ void gw__server_reconfigure(gw__server *srv, const gw__server_config *cfg)
     srv->cfg.metrics_processes = cfg->metrics_processes;
     srv->cfg.sse_max_clients = cfg->sse_max_clients;
     pthread_mutex_unlock(&srv->lock);
+    atomic_store(&srv->progress_ttl_s, cfg->progress_ttl_s);
     creds *c = NULL;
     gw_error e;
     int rc = check_config(cfg, srv->beyond_loopback, &e);

@@ -53,6 +53,7 @@ typedef struct gw__server_config {
     unsigned connection_timeout_s;   /* idle connection timeout; default 15 */
     unsigned max_request_bytes;      /* headers + body of one request; default 16384 */
     unsigned sse_max_clients;        /* concurrent /events streams; default 32 */
+    unsigned progress_ttl_s;         /* job progress records expire; default 600 */
     unsigned families;               /* GW__PROM_* for /metrics; default native */
     bool metrics_processes;          /* per-process (pid) series on /metrics; default false */
     void (*on_reload)(void *ctx);    /* POST /api/v1/reload; NULL: 501 */
