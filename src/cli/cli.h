@@ -88,5 +88,7 @@ int gw_cmd_fit(int argc, char **argv);
 int gw_cmd_place(int argc, char **argv);
 int gw_cmd_run(int argc, char **argv);
 int gw_cmd_gguf(int argc, char **argv);
+/* `gpuwatch top`: the live dashboard (src/top/). */
+int gw_cmd_top(int argc, char **argv);
 
 #endif

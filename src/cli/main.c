@@ -11,6 +11,7 @@ static const gw_cli_command commands[] = {
     {"place", "where a memory need or model would go on the GPUs (no reservation)", gw_cmd_place},
     {"run", "reserve GPUs for a command, run it there, release when it ends", gw_cmd_run},
     {"fit", "memory a GGUF model needs under llama.cpp, and the plan that fits", gw_cmd_fit},
+    {"top", "live dashboard: GPUs, history, processes, events, job progress", gw_cmd_top},
     {"gguf", "metadata and tensors of a GGUF model file", gw_cmd_gguf},
 };
 
