@@ -83,6 +83,7 @@ typedef struct top_opts {
 /* Parses argv into o: GW_EXIT_OK to go on, else the exit code (-1 help). */
 static int parse_args(int argc, char **argv, top_opts *o)
 {
+    memset(o, 0, sizeof *o);
     gw_config_init(&o->cfg);
     o->interval_ms = 1000;
     enum { O_INTERVAL = 1, O_ONCE, O_NO_COLOR };

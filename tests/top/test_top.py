@@ -293,7 +293,7 @@ def case_keys(args, tmp):
         pids = table_pids(s)
         check(pids == sorted(all_pids, reverse=True)[:len(pids)], "reversed: %r" % pids)
         t.keys("F6")
-        t.wait_text("sort GPU")
+        t.wait_text("sort USER")  # F6 also cycles: PID -> USER
         # filter on one pid: only its rows remain
         target = all_pids[len(all_pids) // 2]
         t.keys("/")
