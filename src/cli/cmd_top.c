@@ -24,6 +24,7 @@
 #include "sampler/sampler.h"
 #include "top/input.h"
 #include "top/model.h"
+#include "top/progress_dir.h"
 #include "top/render.h"
 
 #include <errno.h>
@@ -276,6 +277,11 @@ static void rebuild(top_session *t)
     pull_events(t);
     int w, h;
     gw__top_screen_size(&w, &h);
+    gw_progress *prog = NULL;
+    size_t n_prog = 0;
+    char dir[1024];
+    gw__top_progress_dir(dir, sizeof dir);
+    gw__top_progress_read(dir, gw__now_real_ns(), 600, &prog, &n_prog);
     gw__top_inputs in = {
         .snap = snap,
         .history = gw__sampler_history(t->sampler),
@@ -283,8 +289,8 @@ static void rebuild(top_session *t)
         .history_points = gw__top_chart_points(w),
         .events = t->events,
         .n_events = t->n_events,
-        .progress = NULL, /* wired to progress/progress.h's store at merge */
-        .n_progress = 0,
+        .progress = prog, /* the stopgap store reader until progress/ lands */
+        .n_progress = n_prog,
         .cpu = &t->cpu,
         .now_ns = gw__now_real_ns(),
     };
@@ -295,6 +301,7 @@ static void rebuild(top_session *t)
     }
     t->last_snap_seq = snap->seq;
     gw_snapshot_release(snap);
+    free(prog);
     t->dirty = false;
     t->next_build_mono = gw__now_mono_ns() + (int64_t)t->o->interval_ms * 1000000LL;
 }

@@ -447,7 +447,39 @@ def case_amd(args, tmp):
     with_tmux(args, tmp, None, run, 100, 30, argv=argv)
 
 
+def case_progress(args, tmp):
+    """A job's progress record in the no-daemon store (JOB@GPU.json under
+    $GPUWATCH_PROGRESS_DIR): one bar with the percentage, done/total and
+    unit, the rate and the ETA the record implies; a stale record is not
+    shown."""
+    import json
+    store = os.path.join(tmp, "progress")
+    os.makedirs(store, mode=0o700)
+    now = float(int(time.time()))
+    rec = {"job": "train-42", "gpu": "0", "done": 450, "total": 1000, "unit": "steps",
+           "message": "epoch 3", "started": now - 20, "start_done": 50, "updated": now,
+           "pid": os.getpid()}
+    with open(os.path.join(store, "train-42@0.json"), "w") as f:
+        json.dump(rec, f)
+    stale = dict(rec, job="old-job", updated=now - 3600, started=now - 3700)
+    with open(os.path.join(store, "old-job@0.json"), "w") as f:
+        json.dump(stale, f)
+    rate = (rec["done"] - rec["start_done"]) / (rec["updated"] - rec["started"])
+    eta = int((rec["total"] - rec["done"]) / rate + 0.5)
+    texts = ["train-42@0", "%d%%" % (100 * rec["done"] // rec["total"]),
+             "%d/%d steps" % (rec["done"], rec["total"]), "%.1f/s" % rate,
+             "ETA %d:%02d" % (eta // 60, eta % 60), "epoch 3"]
+    path = os.path.join(scenario.SCENARIOS, "two.scn")
+
+    def run(t):
+        s = t.wait_text(*texts)
+        check("old-job" not in s, "a stale record is shown")
+        t.quit()
+    with_tmux(args, tmp, path, run, 100, 30, extra_env={"GPUWATCH_PROGRESS_DIR": store})
+
+
 CASES = {
+    "progress": case_progress,
     "once-one": lambda a, t: case_once(a, t, "one"),
     "once-two": lambda a, t: case_once(a, t, "two"),
     "once-eight": lambda a, t: case_once(a, t, "eight"),
