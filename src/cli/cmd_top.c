@@ -1,7 +1,8 @@
 /* cmd_top.c — `gpuwatch top`: the live dashboard.
  *
  * Owns: the command line, the sources of a frame (an in-process sampler
- * with its history rings and event stream; job progress records), the main
+ * with its history rings and event stream, or a daemon read over HTTP with
+ * --connect; job progress records), the main
  * loop (build a model, draw it, wait for a key or the next tick) and what
  * keys do to the UI state (sort, filter, selection, kill confirmation).
  * The frame's data is top/model.h, drawing top/render.h, keys top/input.h.
@@ -16,8 +17,8 @@
  *  2. A process is signalled only after a confirmation naming the pid, the
  *     signal and the command, and only when kill(pid, 0) says we may: the
  *     first confirmation sends SIGTERM, a later one for the same pid SIGKILL.
- *  3. The model is rebuilt only when the sampler published a new snapshot
- *     or the filter changed; keys in between redraw the same model.
+ *  3. The model is rebuilt once per interval (a new snapshot) or when the
+ *     filter or the size changed; keys in between redraw the same model.
  */
 #include "cli/cli.h"
 #include "core/util.h"
@@ -25,6 +26,7 @@
 #include "top/input.h"
 #include "top/model.h"
 #include "top/progress_dir.h"
+#include "top/remote.h"
 #include "top/render.h"
 
 #include <errno.h>
@@ -39,7 +41,7 @@
 static void top_usage(FILE *out)
 {
     fprintf(out,
-            "usage: gpuwatch top [--interval MS] [--once] [--no-color] [OPTIONS]\n"
+            "usage: gpuwatch top [--interval MS] [--once] [--no-color] [--connect URL] [OPTIONS]\n"
             "\n"
             "A live dashboard of every GPU: per GPU a header (name, index, utilisation\n"
             "and memory bars with used/total, temperature against its slowdown\n"
@@ -60,6 +62,9 @@ static void top_usage(FILE *out)
             "                        (100..60000; default 1000)\n"
             "  --once                print one frame of plain lines and exit\n"
             "  --no-color            no colours (also when NO_COLOR is set)\n"
+            "  --connect URL         read a running daemon (http://HOST:PORT, this machine)\n"
+            "                        instead of the local sources: /gpu/metrics,\n"
+            "                        /gpu/processes and its events\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
@@ -79,6 +84,7 @@ typedef struct top_opts {
     gw_config cfg;
     unsigned interval_ms;
     bool once, no_color;
+    const char *connect; /* daemon URL; NULL: local sources */
 } top_opts;
 
 /* Parses argv into o: GW_EXIT_OK to go on, else the exit code (-1 help). */
@@ -87,9 +93,10 @@ static int parse_args(int argc, char **argv, top_opts *o)
     memset(o, 0, sizeof *o);
     gw_config_init(&o->cfg);
     o->interval_ms = 1000;
-    enum { O_INTERVAL = 1, O_ONCE, O_NO_COLOR };
+    enum { O_INTERVAL = 1, O_ONCE, O_NO_COLOR, O_CONNECT };
     static const gw_opt opts[] = {
         {"--interval", NULL, "MS", O_INTERVAL},
+        {"--connect", NULL, "URL", O_CONNECT},
         {"--once", NULL, NULL, O_ONCE},
         {"--no-color", NULL, NULL, O_NO_COLOR},
         {NULL, NULL, NULL, 0},
@@ -117,6 +124,8 @@ static int parse_args(int argc, char **argv, top_opts *o)
             o->once = true;
         } else if (id == O_NO_COLOR) {
             o->no_color = true;
+        } else if (id == O_CONNECT) {
+            o->connect = p.scan.value;
         } else {
             fprintf(stderr, "gpuwatch top: unexpected argument '%s'\n", p.scan.value);
             return GW_EXIT_USAGE;
@@ -128,23 +137,45 @@ static int parse_args(int argc, char **argv, top_opts *o)
     return GW_EXIT_OK;
 }
 
-/* --once: one sample, one frame of plain lines. */
-static int run_once(const top_opts *o)
+/* One snapshot for --once: a sample of the local sources, or the daemon's
+ * current one. Returns an exit code; *out set on GW_EXIT_OK. */
+static int once_snapshot(const top_opts *o, gw_snapshot **out)
 {
     gw_error err;
     gw_error_clear(&err);
+    if (o->connect) {
+        gw__top_remote *r;
+        if (gw__top_remote_open(&r, o->connect, NULL, &err) != GW_OK) {
+            fprintf(stderr, "gpuwatch top: --connect: %s\n", err.message);
+            return GW_EXIT_USAGE;
+        }
+        int rc = gw__top_remote_snapshot(r, 10000, out, &err);
+        gw__top_remote_free(r);
+        if (rc != GW_OK)
+            fprintf(stderr, "gpuwatch top: %s\n", err.message);
+        return rc == GW_OK ? GW_EXIT_OK : GW_EXIT_ERROR;
+    }
     gw_monitor *mon;
     if (gw_monitor_open(&mon, &o->cfg, &err) != GW_OK) {
         fprintf(stderr, "gpuwatch top: %s\n", err.message);
         return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
     }
-    gw_snapshot *snap = NULL;
-    int rc = gw_monitor_sample(mon, &snap, &err);
+    int rc = gw_monitor_sample(mon, out, &err);
     gw_monitor_close(mon);
     if (rc != GW_OK) {
         fprintf(stderr, "gpuwatch top: %s\n", err.message);
         return GW_EXIT_ERROR;
     }
+    return GW_EXIT_OK;
+}
+
+/* --once: one snapshot, one frame of plain lines. */
+static int run_once(const top_opts *o)
+{
+    gw_snapshot *snap = NULL;
+    int rc = once_snapshot(o, &snap);
+    if (rc != GW_EXIT_OK)
+        return rc;
     gw__top_inputs in = {.snap = snap, .now_ns = gw__now_real_ns()};
     gw__top_view view = {.sort = GW__TOP_COL_GPU_MEM};
     gw__top_model m;
@@ -186,18 +217,87 @@ static int start_sampler(const top_opts *o, gw__sampler **out)
     return GW_EXIT_OK;
 }
 
-/* The sampler's newest snapshot, waiting for its first round (at most
- * deadline: after that the sampler publishes a stale copy anyway). */
-static gw_snapshot *wait_snapshot(gw__sampler *s)
+/* Where frames come from: the in-process sampler, or a daemon (--connect)
+ * read each tick, whose snapshots feed history rings of our own (the
+ * charts start when top does). */
+typedef struct top_source {
+    gw__sampler *sampler;   /* local */
+    gw__top_remote *remote; /* --connect */
+    gw__history *history;   /* remote: ours */
+    gw_snapshot *last;      /* remote: the last snapshot read */
+    unsigned timeout_ms;
+    char error[300];        /* remote: the last failure, "" none */
+} top_source;
+
+static int source_open(const top_opts *o, top_source *src)
 {
+    memset(src, 0, sizeof *src);
+    if (!o->connect)
+        return start_sampler(o, &src->sampler);
+    gw_error err;
+    gw_error_clear(&err);
+    src->timeout_ms = o->interval_ms * 2 > 2000 ? o->interval_ms * 2 : 2000;
+    if (gw__top_remote_open(&src->remote, o->connect, NULL, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch top: --connect: %s\n", err.message);
+        return GW_EXIT_USAGE;
+    }
+    if (gw__history_create(&src->history, 600000 / o->interval_ms + 1, &err) != GW_OK ||
+        gw__top_remote_snapshot(src->remote, (int)src->timeout_ms, &src->last, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch top: %s\n", err.message);
+        return GW_EXIT_ERROR;
+    }
+    gw__history_record(src->history, src->last);
+    return GW_EXIT_OK;
+}
+
+static void source_close(top_source *src)
+{
+    gw__sampler_stop(src->sampler, 2000);
+    gw__top_remote_free(src->remote);
+    gw__history_free(src->history);
+    gw_snapshot_release(src->last);
+}
+
+/* The newest snapshot (a new reference), or NULL. Local: waits for the
+ * sampler's first round (after its deadline it publishes a stale copy
+ * anyway). Remote: reads the daemon; on failure keeps the last snapshot,
+ * its devices ageing, and src->error says why. */
+static gw_snapshot *source_current(top_source *src)
+{
+    if (src->remote) {
+        gw_error err;
+        gw_error_clear(&err);
+        gw_snapshot *snap;
+        if (gw__top_remote_snapshot(src->remote, (int)src->timeout_ms, &snap, &err) == GW_OK) {
+            gw__history_record(src->history, snap);
+            gw_snapshot_release(src->last);
+            src->last = snap;
+            src->error[0] = '\0';
+        } else {
+            gw__strlcpy(src->error, err.message, sizeof src->error);
+        }
+        return src->last ? gw_snapshot_acquire(src->last) : NULL;
+    }
     for (int i = 0; i < 6000; i++) {
-        gw_snapshot *snap = gw__sampler_current(s);
+        gw_snapshot *snap = gw__sampler_current(src->sampler);
         if (snap)
             return snap;
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     return NULL;
+}
+
+static gw__history *source_history(top_source *src)
+{
+    return src->remote ? src->history : gw__sampler_history(src->sampler);
+}
+
+static size_t source_events(top_source *src, uint64_t after, gw__event *out, size_t max)
+{
+    if (src->remote)
+        return gw__top_remote_events(src->remote, (int)src->timeout_ms, after, out, max);
+    return gw__events_since(gw__sampler_events(src->sampler), after, out, max);
 }
 
 static void sleep_ms(unsigned ms)
@@ -208,10 +308,10 @@ static void sleep_ms(unsigned ms)
 }
 
 /* Plain lines every interval until killed (not a terminal). */
-static int run_plain(const top_opts *o, gw__sampler *s)
+static int run_plain(const top_opts *o, top_source *src)
 {
     for (;;) {
-        gw_snapshot *snap = wait_snapshot(s);
+        gw_snapshot *snap = source_current(src);
         if (!snap)
             return GW_EXIT_ERROR;
         {
@@ -233,7 +333,7 @@ static int run_plain(const top_opts *o, gw__sampler *s)
 /* The interactive session's state (the UI and what carries across frames). */
 typedef struct top_session {
     const top_opts *o;
-    gw__sampler *sampler;
+    top_source *src;
     gw__top_caps caps;
     gw__top_view view;
     gw__top_ui ui;
@@ -256,8 +356,7 @@ typedef struct top_session {
 static void pull_events(top_session *t)
 {
     gw__event buf[TOP_EVENTS];
-    size_t n = gw__events_since(gw__sampler_events(t->sampler), t->last_event_seq, buf,
-                                TOP_EVENTS);
+    size_t n = source_events(t->src, t->last_event_seq, buf, TOP_EVENTS);
     for (size_t i = 0; i < n; i++) {
         if (t->n_events == TOP_EVENTS) {
             memmove(t->events, t->events + 1, (TOP_EVENTS - 1) * sizeof *t->events);
@@ -268,12 +367,14 @@ static void pull_events(top_session *t)
     }
 }
 
-/* Rebuilds the model from the sampler's newest snapshot. */
+/* Rebuilds the model from the source's newest snapshot. */
 static void rebuild(top_session *t)
 {
-    gw_snapshot *snap = gw__sampler_current(t->sampler);
+    gw_snapshot *snap = source_current(t->src);
     if (!snap)
         return;
+    if (t->src->error[0])
+        gw__strlcpy(t->status, t->src->error, sizeof t->status);
     pull_events(t);
     int w, h;
     gw__top_screen_size(&w, &h);
@@ -284,7 +385,7 @@ static void rebuild(top_session *t)
     gw__top_progress_read(dir, gw__now_real_ns(), 600, &prog, &n_prog);
     gw__top_inputs in = {
         .snap = snap,
-        .history = gw__sampler_history(t->sampler),
+        .history = source_history(t->src),
         .history_seconds = 300,
         .history_points = gw__top_chart_points(w),
         .events = t->events,
@@ -432,11 +533,9 @@ static int run_screen(top_session *t)
     t->ui.filter_edit = t->filter_edit;
     t->ui.prompt = t->prompt;
     t->ui.status = t->status;
-    t->ui.source = "local";
+    t->ui.source = t->src->remote ? gw__top_remote_url(t->src->remote) : "local";
     t->ui.interval_ms = t->o->interval_ms;
     gw__top_cpu_init(&t->cpu, t->o->cfg.proc_root ? t->o->cfg.proc_root : getenv("GPUWATCH_PROC_ROOT"));
-    gw_snapshot *first = wait_snapshot(t->sampler);
-    gw_snapshot_release(first);
     rebuild(t);
     for (bool running = true; running;) {
         if (t->dirty || gw__now_mono_ns() >= t->next_build_mono)
@@ -461,23 +560,22 @@ int gw_cmd_top(int argc, char **argv)
         return rc < 0 ? GW_EXIT_OK : rc;
     if (o.once)
         return run_once(&o);
+    top_source src;
+    rc = source_open(&o, &src);
+    if (rc != GW_EXIT_OK) {
+        source_close(&src);
+        return rc;
+    }
     gw__top_caps caps;
     bool screen = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) &&
                   gw__top_screen_open(o.no_color, &caps) == GW_OK;
-    gw__sampler *s = NULL;
-    rc = start_sampler(&o, &s);
-    if (rc != GW_EXIT_OK) {
-        if (screen)
-            gw__top_screen_close();
-        return rc;
-    }
     if (!screen) {
-        rc = run_plain(&o, s);
+        rc = run_plain(&o, &src);
     } else {
         top_session *t = calloc(1, sizeof *t);
         if (t) {
             t->o = &o;
-            t->sampler = s;
+            t->src = &src;
             t->caps = caps;
             rc = run_screen(t);
             free(t);
@@ -486,6 +584,6 @@ int gw_cmd_top(int argc, char **argv)
         }
         gw__top_screen_close();
     }
-    gw__sampler_stop(s, 2000);
+    source_close(&src);
     return rc;
 }

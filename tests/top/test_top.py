@@ -478,7 +478,103 @@ def case_progress(args, tmp):
     with_tmux(args, tmp, path, run, 100, 30, extra_env={"GPUWATCH_PROGRESS_DIR": store})
 
 
+def pressure_scenario(tmp):
+    """two.scn with GPU 1 at 93% of its memory: memory pressure (warning)."""
+    with open(os.path.join(scenario.SCENARIOS, "two.scn")) as f:
+        text = f.read()
+    head, sep, gpu1 = text.rpartition("\ngpu\n")
+    gpu1 = gpu1.replace("memory.used 0", "memory.used 4000000000").replace(
+        "memory.free 4139778048", "memory.free 139778048")
+    path = os.path.join(tmp, "pressure.scn")
+    with open(path, "w") as f:
+        f.write(head + sep + gpu1)
+    return path
+
+
+def expect_pressure(t):
+    s = t.wait(lambda x: re.search(r"WARNING: .*memory", x, re.I), "the pressure banner")
+    check(re.search(r"^\d\d:\d\d:\d\d warning .*memory", s, re.M | re.I),
+          "no memory pressure line in the event log:\n" + s)
+
+
+def case_pressure(args, tmp):
+    """Memory pressure from the sampler's event stream: banner and log pane."""
+    path = pressure_scenario(tmp)
+
+    def run(t):
+        expect_pressure(t)
+        t.quit()
+    with_tmux(args, tmp, path, run, 100, 30)
+
+
+class Daemon:
+    """`gpuwatch serve` on a free loopback port with a scenario."""
+
+    def __init__(self, env, tmp):
+        import socket
+        sk = socket.socket()
+        sk.bind(("127.0.0.1", 0))
+        self.port = sk.getsockname()[1]
+        sk.close()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = open(os.path.join(tmp, "serve.log"), "w")
+        self.p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:%d" % self.port,
+                                   "--interval-ms", "200", "--sources", "nvml,host"],
+                                  env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        import urllib.request
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(self.url + "/gpu/metrics", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            check(self.p.poll() is None, "serve exited")
+            time.sleep(0.05)
+        raise Failed("serve did not answer")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        self.p.wait(timeout=60)
+        self.log.close()
+
+
+def case_connect(args, tmp):
+    """--connect: the daemon's values (plain --once and the screen) and its
+    events (the pressure banner)."""
+    path = pressure_scenario(tmp)
+    sc = scenario.read(path)
+    d = Daemon(base_env(tmp, path, args.libdir), tmp)
+    try:
+        p = subprocess.run([BIN, "top", "--once", "--connect", d.url], env=base_env(tmp, None,
+                           args.libdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        check(p.returncode == 0, "rc %d: %r" % (p.returncode, p.stderr))
+        gpus = parse_plain(p.stdout.decode())
+        check(len(gpus) == len(sc["gpus"]), "%d lines" % len(gpus))
+        for i, g in enumerate(gpus):
+            compare_plain(g, sc, i)
+        argv = [BIN, "top", "--interval", "200", "--connect", d.url]
+
+        def run(t):
+            t.wait_text(d.url)
+            expect_gpus_on_screen(t, sc)
+            expect_pressure(t)
+            t.quit()
+        # the local library must not matter: point it nowhere
+        with_tmux(args, tmp, None, run, 100, 30, argv=argv,
+                  extra_env={"GPUWATCH_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"})
+    finally:
+        d.stop()
+    p = subprocess.run([BIN, "top", "--once", "--connect", "http://127.0.0.1:1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    check(p.returncode == 1 and b"127.0.0.1:1" in p.stderr, "unreachable daemon: %r" % (p,))
+
+
 CASES = {
+    "pressure": case_pressure,
+    "connect": case_connect,
     "progress": case_progress,
     "once-one": lambda a, t: case_once(a, t, "one"),
     "once-two": lambda a, t: case_once(a, t, "two"),
