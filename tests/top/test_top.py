@@ -356,6 +356,37 @@ def case_kill(args, tmp):
             child.wait()
 
 
+def case_kill_denied(args, tmp):
+    """Run as another user (nobody), top must refuse to signal our child:
+    k names the reason instead of asking, and the child lives on."""
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        print("SKIP: needs root and setpriv to run top as another user")
+        raise SystemExit(SKIP)
+    os.chmod(tmp, 0o1777)  # nobody reads the scenario and writes sanitizer logs
+    child = subprocess.Popen(["sleep", "1000"])
+    try:
+        path = kill_scenario(tmp, child.pid)
+        os.chmod(path, 0o644)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + top_argv()
+
+        def run(t):
+            t.wait_text(str(child.pid))
+            t.keys("/")
+            t.literal(str(child.pid))
+            t.keys("Enter")
+            t.wait(lambda x: table_pids(x) == [child.pid], "the child's row alone")
+            t.keys("k")
+            t.wait_text("cannot signal PID %d: not permitted" % child.pid)
+            s = t.capture()
+            check("[y/N]" not in s, "asked to signal a process it may not signal")
+            check(child.poll() is None, "the child died")
+            t.quit()
+        with_tmux(args, tmp, path, run, argv=argv)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def case_resize(args, tmp):
     path = os.path.join(scenario.SCENARIOS, "two.scn")
     sc = scenario.read(path)
@@ -586,6 +617,7 @@ CASES = {
     "screen-eight": lambda a, t: case_screen(a, t, "eight"),
     "keys": case_keys,
     "kill": case_kill,
+    "kill-denied": case_kill_denied,
     "resize": case_resize,
     "lost": case_lost,
     "dumb": case_dumb,
