@@ -137,13 +137,15 @@ def case_lost_once(args, tmp):
 class Tmux:
     """One private tmux server (-L) running `gpuwatch top` in a detached
     session of a given size."""
+    count = 0
 
     def __init__(self, tmp, env, argv, width=80, height=24, utf8=True):
         if not shutil.which("tmux"):
             raise SystemExit(SKIP)
         self.tmp = tmp
-        self.sock = "gwtop%d" % os.getpid()
-        self.done = os.path.join(tmp, "exit")
+        Tmux.count += 1  # one server and exit file per session, never reused
+        self.sock = "gwtop%d-%d" % (os.getpid(), Tmux.count)
+        self.done = os.path.join(tmp, "exit%d" % Tmux.count)
         envs = " ".join("%s=%s" % (k, shlex_quote(v)) for k, v in sorted(env.items())
                         if k.startswith(("GPUWATCH_", "ASAN_", "UBSAN_", "LANG", "LC_",
                                          "NO_COLOR", "TERM")))
@@ -163,6 +165,12 @@ class Tmux:
 
     def capture(self):
         p = subprocess.run(self.tm + ["capture-pane", "-p", "-t", "0"],
+                           stdout=subprocess.PIPE, check=True)
+        return p.stdout.decode("utf-8", errors="replace")
+
+    def capture_sgr(self):
+        """The screen with its attributes as SGR escape sequences (-e)."""
+        p = subprocess.run(self.tm + ["capture-pane", "-p", "-e", "-t", "0"],
                            stdout=subprocess.PIPE, check=True)
         return p.stdout.decode("utf-8", errors="replace")
 
@@ -451,6 +459,43 @@ def case_ascii(args, tmp):
     with_tmux(args, tmp, path, run, utf8=False)
 
 
+def colours_of(sgr):
+    """The foreground colours set in a capture -e: ('256', n) or ('8', n)."""
+    out = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", sgr):
+        p = params.split(";")
+        for i, x in enumerate(p):
+            if x == "38" and i + 2 < len(p) and p[i + 1] == "5":
+                out.add(("256", int(p[i + 2])))
+            elif x.isdigit() and 30 <= int(x) <= 37:
+                out.add(("8", int(x) - 30))
+    return out
+
+
+def case_colors(args, tmp):
+    """256 colours on a 256-colour terminal, 8 on an 8-colour one, none with
+    NO_COLOR (and --no-color)."""
+    path = os.path.join(scenario.SCENARIOS, "two.scn")
+    sc = scenario.read(path)
+    e = scenario.expected(sc["gpus"][0])
+    seen = {}
+    for label, extra, argv in (("256", {"TERM": "tmux-256color"}, None),
+                               ("8", {"TERM": "screen"}, None),
+                               ("no_color", {"NO_COLOR": "1"}, None),
+                               ("flag", {}, top_argv(["--no-color"]))):
+        def run(t):
+            t.wait_text(e["mem"])
+            seen[label] = colours_of(t.capture_sgr())
+            t.quit()
+        with_tmux(args, tmp, path, run, extra_env=extra, argv=argv)
+    check(any(k == "256" and n > 15 for k, n in seen["256"]),
+          "no 256-colour index on a 256-colour terminal: %r" % seen["256"])
+    check(seen["8"] and all(k == "8" or n < 8 for k, n in seen["8"]),
+          "colours beyond 8 on an 8-colour terminal: %r" % seen["8"])
+    check(not seen["no_color"], "colours with NO_COLOR: %r" % seen["no_color"])
+    check(not seen["flag"], "colours with --no-color: %r" % seen["flag"])
+
+
 def case_amd(args, tmp):
     """The AMD fixture tree (sysfs + procfs): names and memory from the tree."""
     fix = os.path.join(SRC, "tests", "fixtures", "two_amd")
@@ -623,6 +668,7 @@ CASES = {
     "dumb": case_dumb,
     "ascii": case_ascii,
     "amd": case_amd,
+    "colors": case_colors,
 }
 
 
