@@ -338,7 +338,10 @@ static void draw_gpu_compact(int y, const gw__top_gpu *g)
     x += put(y, x, W, idx);
     attroff(A_BOLD);
     int name_w = W >= 120 ? 24 : W >= 100 ? 18 : 12;
-    put(y, x, name_w, g->name);
+    const char *name = g->name; /* the vendor word wastes a narrow column */
+    if (name_w < 24 && strncmp(name, "NVIDIA ", 7) == 0)
+        name += 7;
+    put(y, x, name_w, name);
     x += name_w + 1;
     int right = (int)strlen(tp) + (int)strlen(st) + 3;
     int bars = W - x - right;

@@ -260,7 +260,7 @@ def with_tmux(args, tmp, scn_path, fn, width=80, height=24, extra_env=None, argv
     check(not rep, "sanitizer report:\n" + rep)
 
 
-def case_screen(args, tmp, name):
+def case_screen(args, tmp, name, size=None):
     path = os.path.join(scenario.SCENARIOS, name + ".scn")
     sc = scenario.read(path)
     compact = len(sc["gpus"]) >= 8
@@ -273,7 +273,8 @@ def case_screen(args, tmp, name):
         shown = table_pids(screen)
         check(set(shown) <= pids, "table shows pids %r not in the scenario %r" % (shown, pids))
         t.quit()
-    with_tmux(args, tmp, path, run, 120 if compact else 80, 40 if compact else 24)
+    w, h = size or ((120, 40) if compact else (80, 24))
+    with_tmux(args, tmp, path, run, w, h)
 
 
 def case_keys(args, tmp):
@@ -660,6 +661,7 @@ CASES = {
     "screen-one": lambda a, t: case_screen(a, t, "one"),
     "screen-two": lambda a, t: case_screen(a, t, "two"),
     "screen-eight": lambda a, t: case_screen(a, t, "eight"),
+    "screen-eight-80x24": lambda a, t: case_screen(a, t, "eight", (80, 24)),
     "keys": case_keys,
     "kill": case_kill,
     "kill-denied": case_kill_denied,
