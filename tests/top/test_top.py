@@ -434,6 +434,23 @@ def case_lost(args, tmp):
     with_tmux(args, tmp, path, run, 100, 30)
 
 
+def case_stale(args, tmp):
+    """A driver call that hangs mid-run: the sampler publishes stale copies
+    and the screen says STALE with a growing age; top still quits on q."""
+    src = os.path.join(scenario.SCENARIOS, "two.scn")
+    path = os.path.join(tmp, "hang.scn")
+    with open(src) as f, open(path, "w") as out:
+        out.write(f.read() + "\nhang nvmlDeviceGetTemperature gpu=0 after=6\n")
+
+    def run(t):
+        s = t.wait(lambda x: re.search(r"GPU 0 .*STALE (\d+)s", x), "GPU 0 shown as stale")
+        age = int(re.search(r"GPU 0 .*STALE (\d+)s", s).group(1))
+        t.wait(lambda x: (lambda m: m and int(m.group(1)) > age)(
+            re.search(r"GPU 0 .*STALE (\d+)s", x)), "the stale age to grow")
+        t.quit()
+    with_tmux(args, tmp, path, run, 100, 30)
+
+
 def case_dumb(args, tmp):
     """TERM=dumb: plain lines in the terminal, usable."""
     path = os.path.join(scenario.SCENARIOS, "one.scn")
@@ -667,6 +684,7 @@ CASES = {
     "kill-denied": case_kill_denied,
     "resize": case_resize,
     "lost": case_lost,
+    "stale": case_stale,
     "dumb": case_dumb,
     "ascii": case_ascii,
     "amd": case_amd,
