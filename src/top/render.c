@@ -62,7 +62,7 @@ int gw__top_screen_open(bool no_color, gw__top_caps *caps)
     caps->utf8 = cs && strcmp(cs, "UTF-8") == 0;
     if (!newterm(NULL, stdout, stdin))
         return GW_ENOTSUP;
-    cbreak();
+    raw(); /* Ctrl-C is a key (quit), so the terminal is always restored */
     noecho();
     nonl();
     keypad(stdscr, TRUE);
