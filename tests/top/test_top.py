@@ -407,6 +407,11 @@ def case_resize(args, tmp):
                    "a 200x60 frame")
         check(max(len(l) for l in s.splitlines()) > 100, "frame did not widen")
         expect_gpus_on_screen(t, sc)
+        for w, h in ((30, 8), (12, 3), (1, 1)):  # tiny screens: clipped, no crash
+            t.resize(w, h)
+            t.wait(lambda x: len(x.splitlines()) <= h and x.strip(), "a %dx%d frame" % (w, h))
+        t.keys("?")  # the help box at a tiny size too
+        t.keys("x")
         t.resize(80, 24)
         t.wait(lambda x: len(x.splitlines()) <= 24 and "F1/? help" in x.splitlines()[-1],
                "back to 80x24")
