@@ -535,7 +535,8 @@ static int run_screen(top_session *t)
     t->ui.status = t->status;
     t->ui.source = t->src->remote ? gw__top_remote_url(t->src->remote) : "local";
     t->ui.interval_ms = t->o->interval_ms;
-    gw__top_cpu_init(&t->cpu, t->o->cfg.proc_root ? t->o->cfg.proc_root : getenv("GPUWATCH_PROC_ROOT"));
+    const char *proc_root = t->o->cfg.proc_root;
+    gw__top_cpu_init(&t->cpu, proc_root ? proc_root : getenv("GPUWATCH_PROC_ROOT"));
     rebuild(t);
     for (bool running = true; running;) {
         if (t->dirty || gw__now_mono_ns() >= t->next_build_mono)

@@ -1,7 +1,9 @@
 /* render.c — layout and drawing of `gpuwatch top` (render.h).
  *
  * Owns: all of ncurses (initscr/endwin, stdscr, LINES/COLS, colour pairs);
- * no other file of the program calls it. A frame is laid out from the top:
+ * no other file of the program calls it. No state of its own: what the
+ * terminal can do travels as a gw__top_caps argument (k). A frame is laid
+ * out from the top:
  *
  *   title line                      (host, time, sort, filter)
  *   banner                          (newest warning/critical event, < 60 s)
@@ -32,14 +34,6 @@
 #define MIB (1024.0 * 1024.0)
 
 enum { PAIR_OK = 1, PAIR_WARN, PAIR_CRIT, PAIR_HEAD, PAIR_BANNER, PAIR_DIM };
-
-/* The screen's state: which capabilities the drawing may use. The only
- * file-scope variable of the program besides ncurses' own; it mirrors
- * ncurses' global screen (there is one terminal). */
-static struct {
-    bool open;
-    gw__top_caps caps;
-} screen;
 
 /* ------------------------------------------------------------ screen */
 
@@ -80,17 +74,13 @@ int gw__top_screen_open(bool no_color, gw__top_caps *caps)
         init_pair(PAIR_BANNER, COLOR_WHITE, rich ? 124 : COLOR_RED);
         init_pair(PAIR_DIM, rich ? 244 : COLOR_BLUE, -1);
     }
-    screen.open = true;
-    screen.caps = *caps;
     return GW_OK;
 }
 
 void gw__top_screen_close(void)
 {
-    if (!screen.open)
-        return;
-    endwin();
-    screen.open = false;
+    if (stdscr && !isendwin())
+        endwin();
 }
 
 void gw__top_screen_size(int *width, int *height)
@@ -161,21 +151,21 @@ static int put(int y, int x, int maxw, const char *s)
     return cols;
 }
 
-static int color(int pair)
+static int color(const gw__top_caps *k, int pair)
 {
-    return screen.caps.colors ? COLOR_PAIR(pair) : 0;
+    return k->colors ? COLOR_PAIR(pair) : 0;
 }
 
 /* Colour of a level 0..1 (green, yellow from 0.75, red from 0.9). */
-static int level_attr(double frac)
+static int level_attr(const gw__top_caps *k, double frac)
 {
-    if (!screen.caps.colors)
+    if (!k->colors)
         return frac >= 0.9 ? A_BOLD : 0;
-    return color(frac >= 0.9 ? PAIR_CRIT : frac >= 0.75 ? PAIR_WARN : PAIR_OK);
+    return color(k, frac >= 0.9 ? PAIR_CRIT : frac >= 0.75 ? PAIR_WARN : PAIR_OK);
 }
 
 /* A bar "[|||||    label]" of width w at (y, x), frac 0..1 or NaN. */
-static void bar(int y, int x, int w, double frac, const char *label)
+static void bar(const gw__top_caps *k, int y, int x, int w, double frac, const char *label)
 {
     if (w < 3)
         return;
@@ -187,29 +177,30 @@ static void bar(int y, int x, int w, double frac, const char *label)
     double f = isnan(frac) ? 0 : frac < 0 ? 0 : frac > 1 ? 1 : frac;
     int eighths = (int)lround(f * inner * 8);
     static const char *const part[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
-    attron(level_attr(f));
+    attron(level_attr(k, f));
     for (int i = 0; i < inner; i++) {
         const char *c = " ";
         int fill = eighths - i * 8;
         if (i >= lx && lx >= 0 && i - lx < llen) {
             char one[2] = {label[i - lx], 0};
-            attroff(level_attr(f));
+            attroff(level_attr(k, f));
             put(y, x + 1 + i, 1, one);
-            attron(level_attr(f));
+            attron(level_attr(k, f));
             continue;
         }
         if (fill >= 8)
-            c = screen.caps.utf8 ? "█" : "|";
+            c = k->utf8 ? "█" : "|";
         else if (fill > 0)
-            c = screen.caps.utf8 ? part[fill] : "";
+            c = k->utf8 ? part[fill] : "";
         put(y, x + 1 + i, 1, c[0] ? c : " ");
     }
-    attroff(level_attr(f));
+    attroff(level_attr(k, f));
 }
 
 /* One row of a chart of n values (percent, NaN none) at (y, x): row `r`
  * of `h` counted from the bottom. */
-static void chart_row(int y, int x, const double *v, size_t n, int r, int h)
+static void chart_row(const gw__top_caps *k, int y, int x, const double *v, size_t n, int r,
+                      int h)
 {
     static const char *const blocks[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
     static const char ascii[] = " ..--==##";
@@ -223,14 +214,14 @@ static void chart_row(int y, int x, const double *v, size_t n, int r, int h)
         e = e < 0 ? 0 : e > 8 ? 8 : e;
         if (v[i] > 0 && r == 0 && e == 0)
             e = 1; /* something, not nothing */
-        attron(level_attr(v[i] / 100.0));
-        if (screen.caps.utf8) {
+        attron(level_attr(k, v[i] / 100.0));
+        if (k->utf8) {
             put(y, x + (int)i, 1, blocks[e]);
         } else {
             char c[2] = {ascii[e], 0};
             put(y, x + (int)i, 1, c);
         }
-        attroff(level_attr(v[i] / 100.0));
+        attroff(level_attr(k, v[i] / 100.0));
     }
 }
 
@@ -284,7 +275,7 @@ static void temp_power_text(char *b, size_t cap, const gw_device *d)
 }
 
 /* "ok", "LOST 12s", "STALE 3.1s", "ERROR". */
-static void state_text(char *b, size_t cap, const gw__top_gpu *g, int *attr)
+static void state_text(const gw__top_caps *k, char *b, size_t cap, const gw__top_gpu *g, int *attr)
 {
     const gw_device *d = g->dev;
     *attr = 0;
@@ -299,7 +290,7 @@ static void state_text(char *b, size_t cap, const gw__top_gpu *g, int *attr)
         snprintf(b, cap, "%s %.0fs", name, g->age_s);
     else
         gw__strlcpy(b, name, cap);
-    *attr = A_BOLD | (screen.caps.colors ? COLOR_PAIR(PAIR_CRIT) : A_REVERSE);
+    *attr = A_BOLD | (k->colors ? COLOR_PAIR(PAIR_CRIT) : A_REVERSE);
 }
 
 /* "P8 fan 30% SM 210MHz MEM 405MHz" (known parts only). */
@@ -323,7 +314,7 @@ static void detail_text(char *b, size_t cap, const gw_device *d)
 }
 
 /* One compact line: "0 NAME [util] [mem] T/S P/L state". */
-static void draw_gpu_compact(int y, const gw__top_gpu *g)
+static void draw_gpu_compact(const gw__top_caps *k, int y, const gw__top_gpu *g)
 {
     char u[24], mm[48], tp[64], st[32], idx[8];
     double uf, mf;
@@ -331,7 +322,7 @@ static void draw_gpu_compact(int y, const gw__top_gpu *g)
     util_text(u, sizeof u, g->dev, &uf);
     mem_text(mm, sizeof mm, g->dev, &mf);
     temp_power_text(tp, sizeof tp, g->dev);
-    state_text(st, sizeof st, g, &sattr);
+    state_text(k, st, sizeof st, g, &sattr);
     snprintf(idx, sizeof idx, "%2u ", g->dev->info.index);
     int W = COLS, x = 0;
     attron(A_BOLD);
@@ -347,8 +338,8 @@ static void draw_gpu_compact(int y, const gw__top_gpu *g)
     int bars = W - x - right;
     int uw = bars / 3, mw = bars - uw - 1;
     if (uw >= 6) {
-        bar(y, x, uw, uf, u);
-        bar(y, x + uw + 1, mw, mf, mm);
+        bar(k, y, x, uw, uf, u);
+        bar(k, y, x + uw + 1, mw, mf, mm);
         x += bars + 1;
     }
     x += put(y, x, W - x, tp) + 1;
@@ -358,7 +349,7 @@ static void draw_gpu_compact(int y, const gw__top_gpu *g)
 }
 
 /* Full block: name line, bars line, then chart rows. Returns rows used. */
-static int draw_gpu_full(int y, const gw__top_gpu *g, int chart_h)
+static int draw_gpu_full(const gw__top_caps *k, int y, const gw__top_gpu *g, int chart_h)
 {
     char u[24], mm[48], tp[64], st[32], det[96], head[160];
     double uf, mf;
@@ -366,13 +357,13 @@ static int draw_gpu_full(int y, const gw__top_gpu *g, int chart_h)
     util_text(u, sizeof u, g->dev, &uf);
     mem_text(mm, sizeof mm, g->dev, &mf);
     temp_power_text(tp, sizeof tp, g->dev);
-    state_text(st, sizeof st, g, &sattr);
+    state_text(k, st, sizeof st, g, &sattr);
     detail_text(det, sizeof det, g->dev);
     snprintf(head, sizeof head, "GPU %u  ", g->dev->info.index);
-    attron(A_BOLD | color(PAIR_HEAD));
+    attron(A_BOLD | color(k, PAIR_HEAD));
     int x = put(y, 0, W, head);
     x += put(y, x, W - x, g->name);
-    attroff(A_BOLD | color(PAIR_HEAD));
+    attroff(A_BOLD | color(k, PAIR_HEAD));
     x += 2;
     attron(sattr);
     x += put(y, x, W - x, st) + 2;
@@ -382,10 +373,10 @@ static int draw_gpu_full(int y, const gw__top_gpu *g, int chart_h)
     int right = (int)strlen(tp) + 2;
     int bars = W - x - 5 - right;
     int uw = bars / 3, mw = bars - uw;
-    bar(y + 1, x, uw, uf, u);
+    bar(k, y + 1, x, uw, uf, u);
     x += uw + 1;
     x += put(y + 1, x, 4, "MEM");
-    bar(y + 1, x, mw, mf, mm);
+    bar(k, y + 1, x, mw, mf, mm);
     put(y + 1, x + mw + 1, W, tp);
     if (!g->util_hist || !g->mem_hist || !gpu_alive(g->dev))
         return 2;
@@ -395,16 +386,16 @@ static int draw_gpu_full(int y, const gw__top_gpu *g, int chart_h)
     for (int r = 0; r < chart_h; r++) {
         int row = y + 2 + r, top = chart_h - 1 - r;
         put(row, 0, 6, r == 0 ? " util" : "");
-        chart_row(row, 6, g->util_hist + (g->n_hist - n), n, top, chart_h);
+        chart_row(k, row, 6, g->util_hist + (g->n_hist - n), n, top, chart_h);
         put(row, 7 + (int)n, 6, r == 0 ? " mem" : "");
-        chart_row(row, 13 + (int)n, g->mem_hist + (g->n_hist - n), n, top, chart_h);
+        chart_row(k, row, 13 + (int)n, g->mem_hist + (g->n_hist - n), n, top, chart_h);
     }
     return 2 + chart_h;
 }
 
 /* ------------------------------------------------------------ sections */
 
-static void draw_title(const gw__top_model *m, const gw__top_ui *ui)
+static void draw_title(const gw__top_caps *k, const gw__top_model *m, const gw__top_ui *ui)
 {
     char line[320], when[16] = "";
     time_t t = (time_t)(m->now_ns / 1000000000LL);
@@ -418,7 +409,7 @@ static void draw_title(const gw__top_model *m, const gw__top_ui *ui)
              ui->view->reverse ? " (rev)" : "", ui->view->filter[0] ? "  filter: " : "",
              ui->view->filter);
     char safe[320];
-    gw__top_sanitize(safe, sizeof safe, line, !screen.caps.utf8);
+    gw__top_sanitize(safe, sizeof safe, line, !k->utf8);
     attron(A_REVERSE);
     move(0, 0);
     for (int i = 0; i < COLS; i++)
@@ -440,14 +431,14 @@ static const gw__event *banner_event(const gw__top_model *m)
     return NULL;
 }
 
-static void draw_banner(int y, const gw__event *e)
+static void draw_banner(const gw__top_caps *k, int y, const gw__event *e)
 {
     char line[480];
-    snprintf(line, sizeof line, " %s: %s ", e->severity == GW__SEV_CRITICAL ? "CRITICAL" : "WARNING",
-             e->message);
+    snprintf(line, sizeof line, " %s: %s ",
+             e->severity == GW__SEV_CRITICAL ? "CRITICAL" : "WARNING", e->message);
     char safe[480];
-    gw__top_sanitize(safe, sizeof safe, line, !screen.caps.utf8);
-    int attr = A_BOLD | (screen.caps.colors ? COLOR_PAIR(PAIR_BANNER) : A_REVERSE);
+    gw__top_sanitize(safe, sizeof safe, line, !k->utf8);
+    int attr = A_BOLD | (k->colors ? COLOR_PAIR(PAIR_BANNER) : A_REVERSE);
     attron(attr);
     move(y, 0);
     for (int i = 0; i < COLS; i++)
@@ -470,7 +461,7 @@ static void fmt_duration(char *b, size_t cap, double s)
 }
 
 /* "job@gpu [####    ] 45% 450/1000 steps 12.3/s ETA 0:45 message" */
-static void draw_progress(int y, const gw_progress *p)
+static void draw_progress(const gw__top_caps *k, int y, const gw_progress *p)
 {
     char head[200], tail[400], rate[32] = "?/s", eta[24], frac[16] = "";
     snprintf(head, sizeof head, "%.40s@%.20s ", p->job, p->gpu);
@@ -489,18 +480,18 @@ static void draw_progress(int y, const gw_progress *p)
     char safe[400];
     int x = put(y, 0, COLS, head);
     int bw = COLS / 4 < 10 ? 10 : COLS / 4;
-    bar(y, x, bw, f, frac);
-    gw__top_sanitize(safe, sizeof safe, tail, !screen.caps.utf8);
+    bar(k, y, x, bw, f, frac);
+    gw__top_sanitize(safe, sizeof safe, tail, !k->utf8);
     put(y, x + bw, COLS - x - bw, safe);
 }
 
 static const int col_width[GW__TOP_COL_COUNT] = {8, 9, 3, 8, 4, 5, 8, 0};
 
-static void proc_cells(const gw__top_proc *r, char cells[][64])
+static void proc_cells(const gw__top_caps *k, const gw__top_proc *r, char cells[][64])
 {
     char b[32];
     snprintf(cells[GW__TOP_COL_PID], 64, "%u", r->pid);
-    gw__top_sanitize(cells[GW__TOP_COL_USER], 64, r->user, !screen.caps.utf8);
+    gw__top_sanitize(cells[GW__TOP_COL_USER], 64, r->user, !k->utf8);
     snprintf(cells[GW__TOP_COL_GPU], 64, "%u", r->gpu);
     snprintf(cells[GW__TOP_COL_GPU_MEM], 64, "%s",
              r->has_gpu_mem ? gw__top_bytes(b, sizeof b, r->gpu_mem) : "N/A");
@@ -518,7 +509,7 @@ static void proc_cells(const gw__top_proc *r, char cells[][64])
 }
 
 /* One table line from cells (the command drawn separately, it is long). */
-static void table_line(int y, char cells[][64], const char *command)
+static void table_line(const gw__top_caps *k, int y, char cells[][64], const char *command)
 {
     int x = 0;
     for (int c = 0; c < GW__TOP_COL_COUNT - 1; c++) {
@@ -531,22 +522,23 @@ static void table_line(int y, char cells[][64], const char *command)
         x += put(y, x, COLS - x, " ");
     }
     char safe[256];
-    gw__top_sanitize(safe, sizeof safe, command, !screen.caps.utf8);
+    gw__top_sanitize(safe, sizeof safe, command, !k->utf8);
     put(y, x, COLS - x, safe);
 }
 
-static void draw_table(int y, int rows, const gw__top_model *m, gw__top_ui *ui)
+static void draw_table(const gw__top_caps *k, int y, int rows, const gw__top_model *m,
+                       gw__top_ui *ui)
 {
     char cells[GW__TOP_COL_COUNT][64];
     for (int c = 0; c < GW__TOP_COL_COUNT; c++)
         snprintf(cells[c], 64, "%s%s", gw__top_column_name((gw__top_column)c),
                  c == (int)ui->view->sort ? (ui->view->reverse ? "^" : "*") : "");
-    attron(A_BOLD | A_UNDERLINE | color(PAIR_HEAD));
+    attron(A_BOLD | A_UNDERLINE | color(k, PAIR_HEAD));
     move(y, 0);
     for (int i = 0; i < COLS; i++)
         addch(' ');
-    table_line(y, cells, cells[GW__TOP_COL_COMMAND]);
-    attroff(A_BOLD | A_UNDERLINE | color(PAIR_HEAD));
+    table_line(k, y, cells, cells[GW__TOP_COL_COMMAND]);
+    attroff(A_BOLD | A_UNDERLINE | color(k, PAIR_HEAD));
     long n = (long)m->n_procs;
     if (ui->selected >= n)
         ui->selected = n ? n - 1 : 0;
@@ -561,7 +553,7 @@ static void draw_table(int y, int rows, const gw__top_model *m, gw__top_ui *ui)
                                              : "no processes on any GPU");
     for (long i = ui->top; i < n && (int)(i - ui->top) < rows - 1; i++) {
         int row = y + 1 + (int)(i - ui->top);
-        proc_cells(&m->procs[i], cells);
+        proc_cells(k, &m->procs[i], cells);
         if (i == ui->selected)
             attron(A_REVERSE);
         if (i == ui->selected) {
@@ -569,16 +561,16 @@ static void draw_table(int y, int rows, const gw__top_model *m, gw__top_ui *ui)
             for (int c = 0; c < COLS; c++)
                 addch(' ');
         }
-        table_line(row, cells, m->procs[i].command);
+        table_line(k, row, cells, m->procs[i].command);
         attroff(A_REVERSE);
     }
 }
 
-static void draw_log(int y, int rows, const gw__top_model *m)
+static void draw_log(const gw__top_caps *k, int y, int rows, const gw__top_model *m)
 {
-    attron(A_BOLD | color(PAIR_HEAD));
+    attron(A_BOLD | color(k, PAIR_HEAD));
     put(y, 0, COLS, "Events");
-    attroff(A_BOLD | color(PAIR_HEAD));
+    attroff(A_BOLD | color(k, PAIR_HEAD));
     if (m->n_events == 0)
         put(y, 8, COLS, "(none yet)");
     size_t shown = (size_t)(rows - 1);
@@ -592,9 +584,9 @@ static void draw_log(int y, int rows, const gw__top_model *m)
             strftime(when, sizeof when, "%H:%M:%S", &tm);
         snprintf(line, sizeof line, "%s %-8s %s", when, gw__event_severity_name(e->severity),
                  e->message);
-        gw__top_sanitize(safe, sizeof safe, line, !screen.caps.utf8);
-        int attr = e->severity == GW__SEV_CRITICAL  ? color(PAIR_CRIT) | (int)A_BOLD
-                   : e->severity == GW__SEV_WARNING ? color(PAIR_WARN)
+        gw__top_sanitize(safe, sizeof safe, line, !k->utf8);
+        int attr = e->severity == GW__SEV_CRITICAL  ? color(k, PAIR_CRIT) | (int)A_BOLD
+                   : e->severity == GW__SEV_WARNING ? color(k, PAIR_WARN)
                                                     : 0;
         attron(attr);
         put(y + 1 + (int)(i - first), 0, COLS, safe);
@@ -602,7 +594,7 @@ static void draw_log(int y, int rows, const gw__top_model *m)
     }
 }
 
-static void draw_footer(const gw__top_ui *ui)
+static void draw_footer(const gw__top_caps *k, const gw__top_ui *ui)
 {
     int y = LINES - 1;
     char line[320], safe[320];
@@ -616,7 +608,7 @@ static void draw_footer(const gw__top_ui *ui)
     else
         snprintf(line, sizeof line,
                  "F1/? help  F6/s sort  I invert  F4// filter  F9/k kill  q quit");
-    gw__top_sanitize(safe, sizeof safe, line, !screen.caps.utf8);
+    gw__top_sanitize(safe, sizeof safe, line, !k->utf8);
     int attr = ui->mode == GW__TOP_MODE_CONFIRM ? A_REVERSE | A_BOLD : A_REVERSE;
     attron(attr);
     move(y, 0);
@@ -675,13 +667,13 @@ static int chart_rows(size_t n_gpus, int avail)
 void gw__top_draw(const gw__top_model *m, gw__top_ui *ui, const gw__top_caps *caps,
                   gw__top_layout *out)
 {
-    (void)caps; /* screen.caps is the same; kept in the signature for tests */
+    const gw__top_caps *k = caps;
     erase();
     int H = LINES, y = 1;
-    draw_title(m, ui);
+    draw_title(k, m, ui);
     const gw__event *ban = banner_event(m);
     if (ban && H >= 6)
-        draw_banner(y++, ban);
+        draw_banner(k, y++, ban);
     size_t n_prog = m->n_progress;
     int log_rows = H >= 30 ? 5 : H >= 22 ? 3 : 0;
     int table_min = H >= 20 ? 6 : 2;
@@ -694,26 +686,26 @@ void gw__top_draw(const gw__top_model *m, gw__top_ui *ui, const gw__top_caps *ca
     out->compact = ch < 0;
     for (size_t i = 0; i < m->n_gpus && y < H - 1; i++) {
         if (out->compact) {
-            draw_gpu_compact(y++, &m->gpus[i]);
+            draw_gpu_compact(k, y++, &m->gpus[i]);
         } else {
-            int used = draw_gpu_full(y, &m->gpus[i], ch);
+            int used = draw_gpu_full(k, y, &m->gpus[i], ch);
             y += used;
         }
     }
     for (size_t i = 0; i < n_prog && y < H - 1; i++)
-        draw_progress(y++, &m->progress[i]);
+        draw_progress(k, y++, &m->progress[i]);
     int table_rows = H - 1 - y - log_rows;
     if (table_rows < 2) {
         log_rows = 0;
         table_rows = H - 1 - y;
     }
     if (table_rows >= 1)
-        draw_table(y, table_rows, m, ui);
+        draw_table(k, y, table_rows, m, ui);
     out->table_y = y + 1;
     out->table_rows = table_rows > 1 ? table_rows - 1 : 0;
     if (log_rows > 0)
-        draw_log(H - 1 - log_rows, log_rows, m);
-    draw_footer(ui);
+        draw_log(k, H - 1 - log_rows, log_rows, m);
+    draw_footer(k, ui);
     if (ui->mode == GW__TOP_MODE_HELP)
         draw_help();
     refresh();
