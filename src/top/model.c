@@ -116,7 +116,8 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 /* Fills CPU % and host memory of rows from /proc, and replaces c's table
- * with this frame's ticks. Out of memory keeps the old table (no CPU %). */
+ * with this frame's ticks (unless the last one is under 0.25 s old). Out of
+ * memory keeps the old table. */
 static void fill_cpu(gw__top_cpu *c, gw__top_proc *rows, size_t n)
 {
     const char *root = c->proc_root ? c->proc_root : "/proc";
@@ -141,8 +142,12 @@ static void fill_cpu(gw__top_cpu *c, gw__top_proc *rows, size_t n)
         if (next)
             next[k++] = (struct gw__top_cpu_entry){rows[i].pid, ticks};
     }
-    if (!next && n)
+    if ((!next && n) || (c->at_ns && secs < 0.25)) {
+        /* out of memory, or a redraw right after the last frame (a key, a
+         * resize): keep the older base so CPU % spans a real interval */
+        free(next);
         return;
+    }
     qsort(next, k, sizeof *next, cmp_entry);
     free(c->v);
     c->v = next;

@@ -396,6 +396,40 @@ def case_kill_denied(args, tmp):
         child.wait()
 
 
+def table_row(screen, pid):
+    """The cells of pid's row: PID USER GPU GPU-MEM SM% CPU% HOST-MEM COMMAND."""
+    for line in screen.splitlines():
+        w = line.split()
+        if w and w[0] == str(pid):
+            return w
+    return None
+
+
+def case_cpu(args, tmp):
+    """CPU % and host memory of a GPU process come from /proc: a busy child
+    shows CPU above 0 and its resident memory as /proc/PID/statm says."""
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        path = kill_scenario(tmp, child.pid)
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def rss():
+            with open("/proc/%d/statm" % child.pid) as f:
+                return scenario.bytes_short(int(f.read().split()[1]) * page)
+
+        def ok(screen):
+            r = table_row(screen, child.pid)
+            return r and r[5] != "N/A" and float(r[5]) > 0 and r[6] == rss()
+
+        def run(t):
+            t.wait(ok, "CPU %% > 0 and host memory %s for the busy child" % rss())
+            t.quit()
+        with_tmux(args, tmp, path, run)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def case_resize(args, tmp):
     path = os.path.join(scenario.SCENARIOS, "two.scn")
     sc = scenario.read(path)
@@ -688,6 +722,7 @@ CASES = {
     "kill": case_kill,
     "kill-denied": case_kill_denied,
     "resize": case_resize,
+    "cpu": case_cpu,
     "lost": case_lost,
     "stale": case_stale,
     "dumb": case_dumb,
