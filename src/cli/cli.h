@@ -90,5 +90,7 @@ int gw_cmd_run(int argc, char **argv);
 int gw_cmd_gguf(int argc, char **argv);
 /* `gpuwatch progress`: a job's progress report (src/progress/). */
 int gw_cmd_progress(int argc, char **argv);
+/* `gpuwatch top`: the live dashboard (src/top/). */
+int gw_cmd_top(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const gw_cli_command commands[] = {
     {"progress", "report a job's progress (DONE[/TOTAL]) on a GPU for top and the daemon",
      gw_cmd_progress},
     {"fit", "memory a GGUF model needs under llama.cpp, and the plan that fits", gw_cmd_fit},
+    {"top", "live dashboard: GPUs, history, processes, events, job progress", gw_cmd_top},
     {"gguf", "metadata and tensors of a GGUF model file", gw_cmd_gguf},
 };
 

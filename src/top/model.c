@@ -1,0 +1,435 @@
+/* model.c — builds the data of a `top` frame (model.h).
+ *
+ * Owns: the per-frame copies (process rows, history series, events,
+ * progress) and the per-PID CPU tick table carried between frames. Reads
+ * /proc/PID/stat and /proc/PID/statm below the configured proc root; a
+ * process that vanished or cannot be read just has no CPU/host figures.
+ */
+#include "top/model.h"
+
+#include "core/util.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+struct gw__top_cpu_entry {
+    uint32_t pid;
+    uint64_t ticks;
+};
+
+static const char *const column_names[] = {
+#define GW__TOP_COL_NAME(id, name) name,
+    GW__TOP_COLUMNS(GW__TOP_COL_NAME)
+#undef GW__TOP_COL_NAME
+};
+
+const char *gw__top_column_name(gw__top_column c)
+{
+    return (unsigned)c < GW__TOP_COL_COUNT ? column_names[c] : "?";
+}
+
+void gw__top_sanitize(char *dst, size_t cap, const char *src, bool ascii)
+{
+    if (cap == 0)
+        return;
+    size_t i = 0;
+    for (; src && src[i] && i + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        dst[i] = (c < 0x20 || c == 0x7f || (ascii && c >= 0x80)) ? '?' : (char)c;
+    }
+    dst[i] = '\0';
+    /* never end inside a UTF-8 sequence cut by the cap */
+    size_t k = i;
+    while (k > 0 && ((unsigned char)dst[k - 1] & 0xC0) == 0x80)
+        k--;
+    if (k > 0 && (unsigned char)dst[k - 1] >= 0xC0) {
+        unsigned char lead = (unsigned char)dst[k - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (i - (k - 1) < need)
+            dst[k - 1] = '\0';
+    }
+}
+
+const char *gw__top_bytes(char *buf, size_t cap, uint64_t bytes)
+{
+    if ((double)bytes >= 10.0 * GIB)
+        snprintf(buf, cap, "%.0fG", (double)bytes / GIB);
+    else if ((double)bytes >= GIB)
+        snprintf(buf, cap, "%.1fG", (double)bytes / GIB);
+    else
+        snprintf(buf, cap, "%.0fM", (double)bytes / MIB);
+    return buf;
+}
+
+/* ---------------------------------------------------------------- CPU */
+
+void gw__top_cpu_init(gw__top_cpu *c, const char *proc_root)
+{
+    memset(c, 0, sizeof *c);
+    c->proc_root = proc_root;
+}
+
+void gw__top_cpu_release(gw__top_cpu *c)
+{
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+/* utime+stime ticks and resident bytes of pid; false when unreadable. */
+static bool read_proc(const char *root, uint32_t pid, uint64_t *ticks, uint64_t *rss)
+{
+    char path[512], buf[1024];
+    snprintf(path, sizeof path, "%s/%u/stat", root, pid);
+    long n = gw__read_file(path, buf, sizeof buf);
+    if (n <= 0)
+        return false;
+    const char *p = strrchr(buf, ')'); /* comm may hold spaces and ')' */
+    if (!p)
+        return false;
+    /* after ") ": field 3 (state) ... utime is field 14, stime 15 */
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return false;
+    *ticks = ut + st;
+    snprintf(path, sizeof path, "%s/%u/statm", root, pid);
+    unsigned long long size = 0, res = 0;
+    n = gw__read_file(path, buf, sizeof buf);
+    if (n <= 0 || sscanf(buf, "%llu %llu", &size, &res) != 2)
+        return false;
+    long page = sysconf(_SC_PAGESIZE);
+    *rss = res * (uint64_t)(page > 0 ? page : 4096);
+    return true;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    uint32_t x = ((const struct gw__top_cpu_entry *)a)->pid;
+    uint32_t y = ((const struct gw__top_cpu_entry *)b)->pid;
+    return (x > y) - (x < y);
+}
+
+/* Fills CPU % and host memory of rows from /proc, and replaces c's table
+ * with this frame's ticks (unless the last one is under 0.25 s old). Out of
+ * memory keeps the old table. */
+static void fill_cpu(gw__top_cpu *c, gw__top_proc *rows, size_t n)
+{
+    const char *root = c->proc_root ? c->proc_root : "/proc";
+    struct gw__top_cpu_entry *next = n ? calloc(n, sizeof *next) : NULL;
+    int64_t now = gw__now_mono_ns();
+    double secs = c->at_ns ? (double)(now - c->at_ns) / 1e9 : 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ticks, rss;
+        if (!read_proc(root, rows[i].pid, &ticks, &rss))
+            continue;
+        rows[i].has_host_mem = true;
+        rows[i].host_mem = rss;
+        struct gw__top_cpu_entry key = {rows[i].pid, 0};
+        const struct gw__top_cpu_entry *old =
+            c->v ? bsearch(&key, c->v, c->n, sizeof key, cmp_entry) : NULL;
+        if (old && secs > 0 && hz > 0 && ticks >= old->ticks) {
+            rows[i].has_cpu = true;
+            rows[i].cpu = 100.0 * (double)(ticks - old->ticks) / (double)hz / secs;
+        }
+        if (next)
+            next[k++] = (struct gw__top_cpu_entry){rows[i].pid, ticks};
+    }
+    if ((!next && n) || (c->at_ns && secs < 0.25)) {
+        /* out of memory, or a redraw right after the last frame (a key, a
+         * resize): keep the older base so CPU % spans a real interval */
+        free(next);
+        return;
+    }
+    qsort(next, k, sizeof *next, cmp_entry);
+    free(c->v);
+    c->v = next;
+    c->n = k;
+    c->at_ns = now;
+}
+
+/* ------------------------------------------------------------ sorting */
+
+static int cmp_num(double a, double b, bool has_a, bool has_b)
+{
+    if (has_a != has_b)
+        return has_a ? -1 : 1; /* unknown last */
+    return (a < b) - (a > b);  /* larger first */
+}
+
+static int cmp_rows(const gw__top_proc *a, const gw__top_proc *b, gw__top_column col)
+{
+    switch (col) {
+    case GW__TOP_COL_PID: return (a->pid > b->pid) - (a->pid < b->pid);
+    case GW__TOP_COL_USER: return strcmp(a->user, b->user);
+    case GW__TOP_COL_GPU: return (a->gpu > b->gpu) - (a->gpu < b->gpu);
+    case GW__TOP_COL_GPU_MEM:
+        return cmp_num((double)a->gpu_mem, (double)b->gpu_mem, a->has_gpu_mem, b->has_gpu_mem);
+    case GW__TOP_COL_SM: return cmp_num(a->sm, b->sm, a->has_sm, b->has_sm);
+    case GW__TOP_COL_CPU: return cmp_num(a->cpu, b->cpu, a->has_cpu, b->has_cpu);
+    case GW__TOP_COL_HOST_MEM:
+        return cmp_num((double)a->host_mem, (double)b->host_mem, a->has_host_mem,
+                       b->has_host_mem);
+    case GW__TOP_COL_COMMAND: return strcmp(a->command, b->command);
+    default: return 0;
+    }
+}
+
+/* Insertion sort: stable, no context pointer needed, and the table is at
+ * most a few hundred rows that are nearly sorted from the last frame. */
+static void sort_rows(gw__top_proc *v, size_t n, const gw__top_view *view)
+{
+    for (size_t i = 1; i < n; i++) {
+        gw__top_proc x = v[i];
+        size_t j = i;
+        while (j > 0) {
+            int c = cmp_rows(&v[j - 1], &x, view->sort);
+            if (c == 0)
+                c = (v[j - 1].pid > x.pid) - (v[j - 1].pid < x.pid);
+            if (view->reverse)
+                c = -c;
+            if (c <= 0)
+                break;
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
+static bool row_matches(const gw__top_proc *r, const char *filter)
+{
+    if (!filter[0])
+        return true;
+    char pid[16];
+    snprintf(pid, sizeof pid, "%u", r->pid);
+    return strcasestr(r->command, filter) || strcasestr(r->user, filter) || strstr(pid, filter);
+}
+
+void gw__top_model_sort(gw__top_model *m, const gw__top_view *view)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_procs; i++)
+        if (row_matches(&m->procs[i], view->filter))
+            m->procs[k++] = m->procs[i];
+    m->n_procs = k;
+    sort_rows(m->procs, m->n_procs, view);
+}
+
+/* ------------------------------------------------------------ building */
+
+/* One chart series of n points over the last `seconds`, NaN where there
+ * is no value; scale divides the values (memory: total bytes / 100). */
+static double *query_series(gw__history *h, const char *key, gw_metric metric, size_t n,
+                            unsigned seconds, int64_t now, double scale)
+{
+    double *out = malloc(n * sizeof *out);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        out[i] = NAN;
+    int64_t step = (int64_t)seconds * 1000000000LL / (int64_t)n;
+    if (step <= 0)
+        step = 1;
+    int64_t since = now - step * (int64_t)n;
+    gw__history_point *pts = NULL;
+    size_t np = 0;
+    gw_error err;
+    if (gw__history_query(h, key, metric, since, now, step, &pts, &np, &err) != GW_OK)
+        return out;
+    for (size_t i = 0; i < np; i++) {
+        double idx = (pts[i].t * 1e9 - (double)since) / (double)step;
+        if (pts[i].valid && idx >= 0 && idx < (double)n && scale > 0)
+            out[(size_t)idx] = pts[i].v / scale;
+    }
+    free(pts);
+    return out;
+}
+
+static int build_gpus(gw__top_model *m, const gw__top_inputs *in)
+{
+    const gw_snapshot *s = m->snap;
+    m->gpus = s->n_devices ? calloc(s->n_devices, sizeof *m->gpus) : NULL;
+    if (s->n_devices && !m->gpus)
+        return GW_ENOMEM;
+    m->n_gpus = s->n_devices;
+    for (size_t i = 0; i < s->n_devices; i++) {
+        gw__top_gpu *g = &m->gpus[i];
+        const gw_device *d = &s->devices[i];
+        g->dev = d;
+        g->age_s = d->sampled_at_ns ? (double)(in->now_ns - d->sampled_at_ns) / 1e9 : -1;
+        if (g->age_s < 0 && d->sampled_at_ns)
+            g->age_s = 0;
+        gw__top_sanitize(g->name, sizeof g->name, d->info.name[0] ? d->info.name : "(unnamed)",
+                         false);
+        for (size_t p = 0; p < s->n_processes; p++)
+            g->n_procs += s->processes[p].device_index == d->info.index;
+        if (!in->history || in->history_points == 0)
+            continue;
+        char key[128];
+        gw__history_key(d, key, sizeof key);
+        double total = gw_sample_has(&d->sample, GW_METRIC_MEM_TOTAL) ? (double)d->sample.mem_total
+                       : gw_info_has(&d->info, GW_INFO_MEMORY_TOTAL) ? (double)d->info.memory_total
+                                                                      : 0;
+        unsigned secs = in->history_seconds ? in->history_seconds : 300;
+        g->util_hist = query_series(in->history, key, GW_METRIC_UTIL_GPU, in->history_points,
+                                    secs, in->now_ns, 1.0);
+        g->mem_hist = query_series(in->history, key, GW_METRIC_MEM_USED, in->history_points,
+                                   secs, in->now_ns, total / 100.0);
+        if (!g->util_hist || !g->mem_hist)
+            return GW_ENOMEM;
+        g->n_hist = in->history_points;
+    }
+    return GW_OK;
+}
+
+static void build_row(gw__top_proc *r, const gw_process *p)
+{
+    memset(r, 0, sizeof *r);
+    r->pid = p->pid;
+    r->gpu = p->device_index;
+    r->has_gpu_mem = gw_process_has(p, GW_PROC_GPU_MEMORY);
+    r->gpu_mem = p->gpu_memory;
+    r->has_sm = gw_process_has(p, GW_PROC_SM_UTIL);
+    r->sm = p->sm_util;
+    gw__top_sanitize(r->user, sizeof r->user, gw_process_has(p, GW_PROC_USER) ? p->user : "N/A",
+                     false);
+    const char *cmd = gw_process_has(p, GW_PROC_CMDLINE) && p->cmdline[0] ? p->cmdline
+                      : gw_process_has(p, GW_PROC_NAME) && p->name[0] ? p->name
+                                                                       : "N/A";
+    gw__top_sanitize(r->command, sizeof r->command, cmd, false);
+}
+
+static int build_procs(gw__top_model *m, const gw__top_inputs *in)
+{
+    const gw_snapshot *s = m->snap;
+    if (!s->n_processes)
+        return GW_OK;
+    m->procs = calloc(s->n_processes, sizeof *m->procs);
+    if (!m->procs)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < s->n_processes; i++)
+        build_row(&m->procs[i], &s->processes[i]);
+    m->n_procs = m->n_procs_total = s->n_processes;
+    if (in->cpu)
+        fill_cpu(in->cpu, m->procs, m->n_procs);
+    return GW_OK;
+}
+
+static void *copy_array(const void *src, size_t n, size_t size)
+{
+    if (!src || !n)
+        return NULL;
+    void *dst = malloc(n * size);
+    if (dst)
+        memcpy(dst, src, n * size);
+    return dst;
+}
+
+int gw__top_model_build(gw__top_model *m, const gw__top_inputs *in, const gw__top_view *view)
+{
+    memset(m, 0, sizeof *m);
+    m->snap = gw_snapshot_acquire(in->snap);
+    m->now_ns = in->now_ns;
+    int rc = build_gpus(m, in);
+    if (rc == GW_OK)
+        rc = build_procs(m, in);
+    if (rc == GW_OK && in->n_events) {
+        m->events = copy_array(in->events, in->n_events, sizeof *in->events);
+        m->n_events = m->events ? in->n_events : 0;
+        for (size_t i = 0; i < m->n_events; i++)
+            gw__top_sanitize(m->events[i].message, sizeof m->events[i].message,
+                             in->events[i].message, false);
+        rc = m->events ? GW_OK : GW_ENOMEM;
+    }
+    if (rc == GW_OK && in->n_progress) {
+        m->progress = copy_array(in->progress, in->n_progress, sizeof *in->progress);
+        m->n_progress = m->progress ? in->n_progress : 0;
+        for (size_t i = 0; i < m->n_progress; i++)
+            gw__top_sanitize(m->progress[i].message, sizeof m->progress[i].message,
+                             in->progress[i].message, false);
+        rc = m->progress ? GW_OK : GW_ENOMEM;
+    }
+    if (rc != GW_OK) {
+        gw__top_model_release(m);
+        return rc;
+    }
+    gw__top_model_sort(m, view);
+    return GW_OK;
+}
+
+void gw__top_model_release(gw__top_model *m)
+{
+    for (size_t i = 0; i < m->n_gpus; i++) {
+        free(m->gpus[i].util_hist);
+        free(m->gpus[i].mem_hist);
+    }
+    free(m->gpus);
+    free(m->procs);
+    free(m->events);
+    free(m->progress);
+    gw_snapshot_release(m->snap);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------- plain text */
+
+static void plain_gpu(FILE *out, const gw__top_gpu *g)
+{
+    const gw_device *d = g->dev;
+    const gw_sample *s = &d->sample;
+    char name[96];
+    gw__top_sanitize(name, sizeof name, g->name, false);
+    for (char *c = name; *c; c++)
+        if (*c == '"')
+            *c = '\'';
+    fprintf(out, "gpu=%u name=\"%s\"", d->info.index, name);
+    bool ok = d->state != GW_DEVICE_LOST;
+    if (ok && gw_sample_has(s, GW_METRIC_UTIL_GPU))
+        fprintf(out, " util=%.0f%%", s->util_gpu);
+    else
+        fprintf(out, " util=N/A");
+    if (ok && gw_sample_has(s, GW_METRIC_MEM_USED) && gw_sample_has(s, GW_METRIC_MEM_TOTAL))
+        fprintf(out, " mem=%.0f/%.0fMiB", (double)s->mem_used / MIB, (double)s->mem_total / MIB);
+    else
+        fprintf(out, " mem=N/A");
+    if (ok && gw_sample_has(s, GW_METRIC_TEMP))
+        fprintf(out, " temp=%.0fC", s->temp_mc / 1000.0);
+    else
+        fprintf(out, " temp=N/A");
+    if (gw_info_has(&d->info, GW_INFO_TEMP_SLOWDOWN))
+        fprintf(out, " slowdown=%.0fC", d->info.temp_slowdown_mc / 1000.0);
+    else
+        fprintf(out, " slowdown=N/A");
+    fprintf(out, ok && gw_sample_has(s, GW_METRIC_POWER) ? " power=%.1fW" : " power=N/A",
+            s->power_mw / 1000.0);
+    fprintf(out, ok && gw_sample_has(s, GW_METRIC_POWER_LIMIT) ? " limit=%.1fW" : " limit=N/A",
+            s->power_limit_mw / 1000.0);
+    fprintf(out, ok && gw_sample_has(s, GW_METRIC_FAN) ? " fan=%.0f%%" : " fan=N/A", s->fan_pct);
+    if (ok && gw_sample_has(s, GW_METRIC_PSTATE))
+        fprintf(out, " pstate=P%u", s->pstate);
+    else
+        fprintf(out, " pstate=N/A");
+    fprintf(out, " state=%s", gw_device_state_name(d->state));
+    if (g->age_s >= 0)
+        fprintf(out, " age=%.1fs", g->age_s);
+    else
+        fprintf(out, " age=N/A");
+    fprintf(out, " procs=%zu\n", g->n_procs);
+}
+
+void gw__top_print_plain(FILE *out, const gw__top_model *m)
+{
+    if (m->n_gpus == 0)
+        fprintf(out, "gpus=0 cpu_only=%s\n", m->snap && m->snap->cpu_only ? "yes" : "no");
+    for (size_t i = 0; i < m->n_gpus; i++)
+        plain_gpu(out, &m->gpus[i]);
+    fflush(out);
+}

@@ -1,0 +1,294 @@
+/* remote.c — a frame's data from a daemon (remote.h). */
+#include "top/remote.h"
+
+#include "core/util.h"
+#include "place/daemon_client.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct gw__top_remote {
+    gw_daemon_url url;
+    char token[256];
+};
+
+int gw__top_remote_open(gw__top_remote **out, const char *url, const char *token,
+                        gw_error *err)
+{
+    *out = NULL;
+    gw__top_remote *r = calloc(1, sizeof *r);
+    if (!r)
+        return gw__error_set(err, GW_ENOMEM, "out of memory");
+    int rc = gw_daemon_url_parse(url, &r->url, err);
+    if (rc != GW_OK) {
+        free(r);
+        return rc;
+    }
+    gw__strlcpy(r->token, token ? token : "", sizeof r->token);
+    *out = r;
+    return GW_OK;
+}
+
+void gw__top_remote_free(gw__top_remote *r)
+{
+    free(r);
+}
+
+const char *gw__top_remote_url(const gw__top_remote *r)
+{
+    return r->url.text;
+}
+
+/* GET path: a 200 answer in *resp (caller releases); GW_EIO naming the
+ * URL and status otherwise. */
+static int get_ok(gw__top_remote *r, const char *path, int timeout_ms, gw_daemon_response *resp,
+                  gw_error *err)
+{
+    memset(resp, 0, sizeof *resp);
+    if (gw_daemon_request(&r->url, "GET", path, r->token[0] ? r->token : NULL, NULL, 0,
+                          timeout_ms, resp, err) != GW_OK)
+        return err->code ? err->code : GW_EIO;
+    if (resp->status != 200) {
+        gw__error_set(err, GW_EIO, "%s%s: HTTP %d", r->url.text, path, resp->status);
+        gw_daemon_response_release(resp);
+        return GW_EIO;
+    }
+    return GW_OK;
+}
+
+/* GET path as parsed JSON (caller decrefs); NULL with err on failure. */
+static json_t *get_json(gw__top_remote *r, const char *path, int timeout_ms, gw_error *err)
+{
+    gw_daemon_response resp;
+    if (get_ok(r, path, timeout_ms, &resp, err) != GW_OK)
+        return NULL;
+    json_error_t jerr;
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, &jerr);
+    gw_daemon_response_release(&resp);
+    if (!doc)
+        gw__error_set(err, GW_EPARSE, "%s%s: not JSON (%s)", r->url.text, path, jerr.text);
+    return doc;
+}
+
+int gw__top_remote_progress(gw__top_remote *r, int timeout_ms, gw_progress **out, size_t *n,
+                            gw_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    gw_daemon_response resp;
+    int rc = get_ok(r, "/api/v1/progress", timeout_ms, &resp, err);
+    if (rc != GW_OK)
+        return rc;
+    rc = gw_progress_list_from_json(resp.body, resp.body_len, out, n, err);
+    gw_daemon_response_release(&resp);
+    return rc;
+}
+
+/* The number at o.a (or o.a.b when b); false when absent, null or not a number. */
+static bool num(json_t *o, const char *a, const char *b, double *v)
+{
+    json_t *x = json_object_get(o, a);
+    if (b)
+        x = json_object_get(x, b);
+    if (!json_is_number(x))
+        return false;
+    *v = json_number_value(x);
+    return isfinite(*v);
+}
+
+static void str(json_t *o, const char *k, char *dst, size_t cap)
+{
+    json_t *x = json_object_get(o, k);
+    gw__strlcpy(dst, json_is_string(x) ? json_string_value(x) : "", cap);
+}
+
+static void metric(gw_sample *s, gw_metric m, bool ok)
+{
+    if (ok)
+        s->valid |= 1ull << m;
+}
+
+static void decode_device(json_t *g, gw_device *d, int64_t now)
+{
+    double v;
+    gw_sample *s = &d->sample;
+    d->info.index = num(g, "index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
+    str(g, "name", d->info.name, sizeof d->info.name);
+    str(g, "uuid", d->info.uuid, sizeof d->info.uuid);
+    str(g, "source", d->info.source, sizeof d->info.source);
+    str(g, "state_reason", d->state_reason, sizeof d->state_reason);
+    char state[16];
+    str(g, "state", state, sizeof state);
+    d->state = strcmp(state, "lost") == 0    ? GW_DEVICE_LOST
+               : strcmp(state, "error") == 0 ? GW_DEVICE_ERROR
+               : strcmp(state, "stale") == 0 ? GW_DEVICE_STALE
+                                             : GW_DEVICE_OK;
+    d->sampled_at_ns = num(g, "sample_age_seconds", NULL, &v) ? now - (int64_t)(v * 1e9) : 0;
+    metric(s, GW_METRIC_MEM_TOTAL, num(g, "memory", "total_bytes", &v) && v >= 0);
+    s->mem_total = gw_sample_has(s, GW_METRIC_MEM_TOTAL) ? (uint64_t)v : 0;
+    metric(s, GW_METRIC_MEM_USED, num(g, "memory", "used_bytes", &v) && v >= 0);
+    s->mem_used = gw_sample_has(s, GW_METRIC_MEM_USED) ? (uint64_t)v : 0;
+    metric(s, GW_METRIC_UTIL_GPU, num(g, "utilization", "gpu_percent", &s->util_gpu));
+    metric(s, GW_METRIC_UTIL_MEM, num(g, "utilization", "memory_percent", &s->util_mem));
+    if (num(g, "temperature", "gpu_celsius", &v)) {
+        metric(s, GW_METRIC_TEMP, true);
+        s->temp_mc = (int32_t)lround(v * 1000);
+    }
+    if (num(g, "temperature", "slowdown_celsius", &v)) {
+        d->info.valid |= 1ull << GW_INFO_TEMP_SLOWDOWN;
+        d->info.temp_slowdown_mc = (int32_t)lround(v * 1000);
+    }
+    if (num(g, "power", "draw_watts", &v) && v >= 0) {
+        metric(s, GW_METRIC_POWER, true);
+        s->power_mw = (uint32_t)lround(v * 1000);
+    }
+    if (num(g, "power", "limit_watts", &v) && v >= 0) {
+        metric(s, GW_METRIC_POWER_LIMIT, true);
+        s->power_limit_mw = (uint32_t)lround(v * 1000);
+    }
+    if (num(g, "clocks", "sm_hz", &v) && v >= 0) {
+        metric(s, GW_METRIC_CLOCK_SM, true);
+        s->clock_sm_mhz = (uint32_t)lround(v / 1e6);
+    }
+    if (num(g, "clocks", "memory_hz", &v) && v >= 0) {
+        metric(s, GW_METRIC_CLOCK_MEM, true);
+        s->clock_mem_mhz = (uint32_t)lround(v / 1e6);
+    }
+    metric(s, GW_METRIC_FAN, num(g, "fan", "speed_percent", &s->fan_pct));
+    if (num(g, "pstate", NULL, &v) && v >= 0 && v <= 15) {
+        metric(s, GW_METRIC_PSTATE, true);
+        s->pstate = (uint32_t)v;
+    }
+}
+
+static void decode_process(json_t *o, gw_process *p)
+{
+    double v;
+    p->pid = num(o, "pid", NULL, &v) && v > 0 && v < 4294967296.0 ? (uint32_t)v : 0;
+    p->device_index = num(o, "device_index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
+    if (num(o, "gpu_memory_bytes", NULL, &v) && v >= 0) {
+        p->valid |= 1u << GW_PROC_GPU_MEMORY;
+        p->gpu_memory = (uint64_t)v;
+    }
+    if (num(o, "sm_percent", NULL, &p->sm_util))
+        p->valid |= 1u << GW_PROC_SM_UTIL;
+    str(o, "user", p->user, sizeof p->user);
+    str(o, "name", p->name, sizeof p->name);
+    str(o, "cmdline", p->cmdline, sizeof p->cmdline);
+    p->valid |= (p->user[0] ? 1u << GW_PROC_USER : 0) | (p->name[0] ? 1u << GW_PROC_NAME : 0) |
+                (p->cmdline[0] ? 1u << GW_PROC_CMDLINE : 0);
+}
+
+/* A snapshot allocated the way gw_snapshot_release frees one. */
+static gw_snapshot *decode_snapshot(json_t *gpus, json_t *procs, int64_t now)
+{
+    gw_snapshot *s = calloc(1, sizeof *s);
+    size_t nd = json_array_size(gpus), np = json_array_size(procs);
+    if (!s)
+        return NULL;
+    s->refcount__ = 1;
+    s->taken_ns = now;
+    s->devices = nd ? calloc(nd, sizeof *s->devices) : NULL;
+    s->processes = np ? calloc(np, sizeof *s->processes) : NULL;
+    if ((nd && !s->devices) || (np && !s->processes)) {
+        gw_snapshot_release(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < nd; i++)
+        if (json_is_object(json_array_get(gpus, i)))
+            decode_device(json_array_get(gpus, i), &s->devices[s->n_devices++], now);
+    for (size_t i = 0; i < np; i++) {
+        gw_process *p = &s->processes[s->n_processes];
+        decode_process(json_array_get(procs, i), p);
+        if (p->pid && p->device_index < s->n_devices)
+            s->n_processes++;
+    }
+    return s;
+}
+
+int gw__top_remote_snapshot(gw__top_remote *r, int timeout_ms, gw_snapshot **out,
+                            gw_error *err)
+{
+    *out = NULL;
+    json_t *m = get_json(r, "/gpu/metrics", timeout_ms, err);
+    if (!m)
+        return err->code ? err->code : GW_EIO;
+    json_t *p = get_json(r, "/gpu/processes", timeout_ms, err);
+    if (!p) {
+        json_decref(m);
+        return err->code ? err->code : GW_EIO;
+    }
+    json_t *gpus = json_object_get(m, "gpus"), *procs = json_object_get(p, "processes");
+    int rc = GW_OK;
+    if (!json_is_array(gpus)) {
+        rc = gw__error_set(err, GW_EPARSE, "%s/gpu/metrics: no \"gpus\" array", r->url.text);
+    } else {
+        *out = decode_snapshot(gpus, json_is_array(procs) ? procs : NULL, gw__now_real_ns());
+        if (!*out)
+            rc = gw__error_set(err, GW_ENOMEM, "out of memory");
+    }
+    json_decref(m);
+    json_decref(p);
+    return rc;
+}
+
+/* "2026-12-03T12:24:29.696Z" -> CLOCK_REALTIME ns; 0 when malformed. */
+static int64_t parse_time(const char *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest)
+        return 0;
+    double frac = 0;
+    if (*rest == '.')
+        frac = strtod(rest, NULL);
+    return (int64_t)timegm(&tm) * 1000000000LL + (int64_t)(frac * 1e9);
+}
+
+static gw__event_severity severity_of(const char *s)
+{
+    return strcmp(s, "critical") == 0 ? GW__SEV_CRITICAL
+           : strcmp(s, "warning") == 0 ? GW__SEV_WARNING
+                                       : GW__SEV_INFO;
+}
+
+size_t gw__top_remote_events(gw__top_remote *r, int timeout_ms, uint64_t after, gw__event *out,
+                             size_t max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/events?after=%llu", (unsigned long long)after);
+    gw_error err;
+    gw_error_clear(&err);
+    json_t *doc = get_json(r, path, timeout_ms, &err);
+    json_t *evs = json_object_get(doc, "events");
+    size_t n = 0, total = json_array_size(evs);
+    /* the newest `max` of them */
+    for (size_t i = total > max ? total - max : 0; i < total; i++) {
+        json_t *e = json_array_get(evs, i);
+        double v;
+        if (!json_is_object(e) || !num(e, "seq", NULL, &v) || v <= (double)after)
+            continue;
+        gw__event *o = &out[n++];
+        memset(o, 0, sizeof *o);
+        o->seq = (uint64_t)v;
+        char buf[32];
+        str(e, "time", buf, sizeof buf);
+        o->time_ns = parse_time(buf);
+        str(e, "severity", buf, sizeof buf);
+        o->severity = severity_of(buf);
+        str(e, "type", buf, sizeof buf);
+        for (int t = 0; t < GW__EV_COUNT; t++)
+            if (strcmp(buf, gw__event_type_name((gw__event_type)t)) == 0)
+                o->type = (gw__event_type)t;
+        o->gpu = num(e, "gpu", NULL, &v) ? (int)v : -1;
+        o->value = num(e, "value", NULL, &v) ? v : NAN;
+        str(e, "uuid", o->uuid, sizeof o->uuid);
+        str(e, "message", o->message, sizeof o->message);
+    }
+    json_decref(doc);
+    return n;
+}
