@@ -113,7 +113,7 @@ static void metric(gw_sample *s, gw_metric m, bool ok)
 
 static void decode_device(json_t *g, gw_device *d, int64_t now)
 {
-    double v;
+    double v = 0;
     gw_sample *s = &d->sample;
     d->info.index = num(g, "index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
     str(g, "name", d->info.name, sizeof d->info.name);
@@ -166,7 +166,7 @@ static void decode_device(json_t *g, gw_device *d, int64_t now)
 
 static void decode_process(json_t *o, gw_process *p)
 {
-    double v;
+    double v = 0;
     p->pid = num(o, "pid", NULL, &v) && v > 0 && v < 4294967296.0 ? (uint32_t)v : 0;
     p->device_index = num(o, "device_index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
     if (num(o, "gpu_memory_bytes", NULL, &v) && v >= 0) {
@@ -269,7 +269,7 @@ size_t gw__top_remote_events(gw__top_remote *r, int timeout_ms, uint64_t after, 
     /* the newest `max` of them */
     for (size_t i = total > max ? total - max : 0; i < total; i++) {
         json_t *e = json_array_get(evs, i);
-        double v;
+        double v = 0;
         if (!json_is_object(e) || !num(e, "seq", NULL, &v) || v <= (double)after)
             continue;
         gw__event *o = &out[n++];
