@@ -151,6 +151,18 @@ static int put(int y, int x, int maxw, const char *s)
     return cols;
 }
 
+/* Line y in attribute attr across the whole width, text s from column 0
+ * (the banner and the key line). */
+static void full_line(int y, const char *s, int attr)
+{
+    attron(attr);
+    move(y, 0);
+    for (int i = 0; i < COLS; i++)
+        addch(' ');
+    put(y, 0, COLS, s);
+    attroff(attr);
+}
+
 static int color(const gw__top_caps *k, int pair)
 {
     return k->colors ? COLOR_PAIR(pair) : 0;
@@ -438,13 +450,7 @@ static void draw_banner(const gw__top_caps *k, int y, const gw__event *e)
              e->severity == GW__SEV_CRITICAL ? "CRITICAL" : "WARNING", e->message);
     char safe[480];
     gw__top_sanitize(safe, sizeof safe, line, !k->utf8);
-    int attr = A_BOLD | (k->colors ? COLOR_PAIR(PAIR_BANNER) : A_REVERSE);
-    attron(attr);
-    move(y, 0);
-    for (int i = 0; i < COLS; i++)
-        addch(' ');
-    put(y, 0, COLS, safe);
-    attroff(attr);
+    full_line(y, safe, A_BOLD | (k->colors ? COLOR_PAIR(PAIR_BANNER) : A_REVERSE));
 }
 
 static void fmt_duration(char *b, size_t cap, double s)
@@ -609,13 +615,7 @@ static void draw_footer(const gw__top_caps *k, const gw__top_ui *ui)
         snprintf(line, sizeof line,
                  "F1/? help  F6/s sort  I invert  F4// filter  F9/k kill  q quit");
     gw__top_sanitize(safe, sizeof safe, line, !k->utf8);
-    int attr = ui->mode == GW__TOP_MODE_CONFIRM ? A_REVERSE | A_BOLD : A_REVERSE;
-    attron(attr);
-    move(y, 0);
-    for (int i = 0; i < COLS; i++)
-        addch(' ');
-    put(y, 0, COLS, safe);
-    attroff(attr);
+    full_line(y, safe, ui->mode == GW__TOP_MODE_CONFIRM ? A_REVERSE | A_BOLD : A_REVERSE);
 }
 
 static void draw_help(void)
