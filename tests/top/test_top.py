@@ -331,6 +331,15 @@ def kill_scenario(tmp, pid):
     return dst
 
 
+def filter_to(t, pid):
+    """Waits for pid's row, then filters the table (/) down to it alone."""
+    t.wait_text(str(pid))
+    t.keys("/")
+    t.literal(str(pid))
+    t.keys("Enter")
+    t.wait(lambda x: table_pids(x) == [pid], "the child's row alone")
+
+
 def case_kill(args, tmp):
     """k asks; n keeps the process; k then y sends SIGTERM and it dies."""
     child = subprocess.Popen(["sleep", "1000"])
@@ -338,11 +347,7 @@ def case_kill(args, tmp):
         path = kill_scenario(tmp, child.pid)
 
         def run(t):
-            t.wait_text(str(child.pid))
-            t.keys("/")
-            t.literal(str(child.pid))
-            t.keys("Enter")
-            t.wait(lambda x: table_pids(x) == [child.pid], "the child's row alone")
+            filter_to(t, child.pid)
             t.keys("k")
             t.wait_text("Send SIGTERM to PID %d" % child.pid, "[y/N]")
             t.keys("n")
@@ -379,11 +384,7 @@ def case_kill_denied(args, tmp):
         argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + top_argv()
 
         def run(t):
-            t.wait_text(str(child.pid))
-            t.keys("/")
-            t.literal(str(child.pid))
-            t.keys("Enter")
-            t.wait(lambda x: table_pids(x) == [child.pid], "the child's row alone")
+            filter_to(t, child.pid)
             t.keys("k")
             t.wait_text("cannot signal PID %d: not permitted" % child.pid)
             s = t.capture()
