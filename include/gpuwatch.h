@@ -255,6 +255,8 @@ typedef enum gw_process_field {
     GW_PROC_USER,
     GW_PROC_CMDLINE,
     GW_PROC_GTT_MEMORY,
+    GW_PROC_HOST_MEMORY,
+    GW_PROC_CPU_UTIL,
     GW_PROC_FIELD_COUNT
 } gw_process_field;
 
@@ -279,6 +281,8 @@ typedef struct gw_process {
     char name[64];
     char user[32];
     char cmdline[256]; /* arguments joined by spaces, truncated */
+    uint64_t host_memory; /* resident set in host RAM, bytes */
+    double cpu_util;      /* percent of one CPU core over the last interval */
 } gw_process;
 
 static inline bool gw_process_has(const gw_process *p, gw_process_field f)
@@ -369,9 +373,11 @@ typedef struct gw_config {
     const char *sources;      /* comma list of backends to use; NULL: all */
     unsigned call_timeout_ms; /* deadline for a fallback CLI; 0: $GPUWATCH_CALL_TIMEOUT_MS, else 5000 */
     bool processes;           /* read per-process use (default true) */
+    bool process_host_stats;  /* and each process's CPU % and resident memory from
+                                 /proc, a read per process per sample (default true) */
 } gw_config;
 
-/* Fills defaults (all NULL, processes on). */
+/* Fills defaults (all NULL, processes and their host figures on). */
 GW_API void gw_config_init(gw_config *cfg);
 
 typedef struct gw_monitor gw_monitor;

@@ -40,6 +40,7 @@ typedef struct gw__config {
     char sys_root[512];
     unsigned call_timeout_ms;
     bool processes;
+    bool process_host_stats;
 } gw__config;
 
 typedef struct gw__backend_ops {

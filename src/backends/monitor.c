@@ -13,6 +13,7 @@
  *     device; cpu_only_reason then names why in one line.
  */
 #include "backends/backend.h"
+#include "backends/procinfo.h"
 #include "core/snapshot_build.h"
 #include "core/util.h"
 
@@ -44,6 +45,7 @@ void gw_config_init(gw_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->processes = true;
+    cfg->process_host_stats = true;
 }
 
 static const char *pick(const char *given, const char *env, const char *fallback)
@@ -124,6 +126,7 @@ int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
     if (!m->cfg.call_timeout_ms)
         m->cfg.call_timeout_ms = 5000;
     m->cfg.processes = cfg_in->processes;
+    m->cfg.process_host_stats = cfg_in->process_host_stats;
 
     size_t n = 0;
     while (gw__backends[n])
@@ -141,6 +144,8 @@ int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
         s->backoff_ns = BACKOFF_MIN_NS;
         s->retry_at_ns = 0; /* open on the first sample */
     }
+    if (m->cfg.processes)
+        gw__procinfo_reserve_fds(); /* sources open later, maybe on a sampler thread */
     *out = m;
     return GW_OK;
 }

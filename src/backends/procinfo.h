@@ -1,9 +1,16 @@
-/* procinfo.h — PID -> name, user and command line through /proc, cached.
+/* procinfo.h — PID -> name, user, command line, resident memory and CPU %
+ * through /proc, cached.
  *
  * Owns: a per-backend cache keyed by pid and validated by the process start
  * time (field 22 of /proc/PID/stat), so a recycled pid is never given the
- * old process's name. Entries not used for two rounds are evicted.
- * Reads only below the proc root it was opened with (a test seam).
+ * old process's name. Entries not used for two rounds are evicted. One
+ * read of /proc/PID/stat per pid per round (through a descriptor held open
+ * on procfs: no path walk, and it stays bound to that process) gives the
+ * start time, the resident set and the CPU ticks whose delta against the
+ * previous round is the CPU %; a cache without host figures reads nothing
+ * per round at all. Name, user and command line are read once per process.
+ * Reads only below the proc root it was opened with (a test seam;
+ * descriptors are held only when that root is procfs).
  */
 #ifndef GW_BACKENDS_PROCINFO_H
 #define GW_BACKENDS_PROCINFO_H
@@ -12,19 +19,43 @@
 
 typedef struct gw__procinfo gw__procinfo;
 
-/* Opens a cache reading below proc_root (copied). Returns GW_OK or GW_ENOMEM
- * (then *out is NULL). Caller closes with gw__procinfo_close. */
-int gw__procinfo_open(gw__procinfo **out, const char *proc_root);
+/* What a cache reads (gw__procinfo_open's what, OR-ed). */
+enum {
+    GW__PROCINFO_IDENTITY = 1u, /* name, user, command line: once per process */
+    GW__PROCINFO_HOST = 2u,     /* resident memory, CPU %: a stat read per round */
+};
 
-/* Starts a sampling round: entries unused in the previous two rounds go. */
+struct gw__config;
+
+/* The what of a backend's cache under cfg: identity, and host figures
+ * unless cfg->process_host_stats is off. */
+unsigned gw__procinfo_what(const struct gw__config *cfg);
+
+/* Opens a cache reading what (GW__PROCINFO_*) below proc_root (copied).
+ * Returns GW_OK or GW_ENOMEM (then *out is NULL). Caller closes with
+ * gw__procinfo_close. */
+int gw__procinfo_open(gw__procinfo **out, const char *proc_root, unsigned what);
+
+/* Grows the process's descriptor table to what caches may hold (a few
+ * hundred), so that holding them later costs no RCU grace period per
+ * doubling. Call while single-threaded (gw_monitor_open does); caches
+ * opened later call it too (then it may wait once). */
+void gw__procinfo_reserve_fds(void);
+
+/* Starts a sampling round: entries unused in the previous two rounds go
+ * (and their descriptors are closed). Call once per sample, before its
+ * fills: a pid's figures are read at most once per round. */
 void gw__procinfo_begin_round(gw__procinfo *pc);
 
-/* Fills p->name, p->user, p->cmdline (and their valid bits) for p->pid.
- * A process that is gone or unreadable leaves those fields unset; never
- * fails otherwise. */
+/* Fills, for p->pid and as the cache's what says, p->name, p->user,
+ * p->cmdline (IDENTITY), p->host_memory and, from the second round a
+ * process is seen in, p->cpu_util (HOST), with their valid bits. A process
+ * that is gone or unreadable leaves those fields unset; never fails
+ * otherwise. An identity-only cache on /proc reads nothing for a process it
+ * knows while that process runs (a pidfd tells when it exits). */
 void gw__procinfo_fill(gw__procinfo *pc, gw_process *p);
 
-/* Frees the cache. NULL is a no-op. */
+/* Frees the cache and closes its descriptors. NULL is a no-op. */
 void gw__procinfo_close(gw__procinfo *pc);
 
 #endif

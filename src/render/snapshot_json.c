@@ -197,6 +197,9 @@ static void write_process(gw_json *j, const gw_snapshot *s, const gw_process *p)
     gw__json_kv_str(j, "name", gw_process_has(p, GW_PROC_NAME) ? p->name : NULL);
     gw__json_kv_str(j, "user", gw_process_has(p, GW_PROC_USER) ? p->user : NULL);
     gw__json_kv_str(j, "cmdline", gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline : NULL);
+    gw__json_kv_u64(j, "host_memory_bytes", gw_process_has(p, GW_PROC_HOST_MEMORY),
+                    p->host_memory);
+    gw__json_kv_double(j, "cpu_percent", gw_process_has(p, GW_PROC_CPU_UTIL), p->cpu_util);
     gw__json_object_end(j);
 }
 

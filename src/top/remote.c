@@ -175,6 +175,12 @@ static void decode_process(json_t *o, gw_process *p)
     }
     if (num(o, "sm_percent", NULL, &p->sm_util))
         p->valid |= 1u << GW_PROC_SM_UTIL;
+    if (num(o, "host_memory_bytes", NULL, &v) && v >= 0) {
+        p->valid |= 1u << GW_PROC_HOST_MEMORY;
+        p->host_memory = (uint64_t)v;
+    }
+    if (num(o, "cpu_percent", NULL, &p->cpu_util))
+        p->valid |= 1u << GW_PROC_CPU_UTIL;
     str(o, "user", p->user, sizeof p->user);
     str(o, "name", p->name, sizeof p->name);
     str(o, "cmdline", p->cmdline, sizeof p->cmdline);
