@@ -19,7 +19,13 @@
  *     first confirmation sends SIGTERM, a later one for the same pid SIGKILL.
  *  3. The model is rebuilt once per interval (a new snapshot) or when the
  *     filter or the size changed; keys in between redraw the same model.
+ *  4. Local sources sample no host figures (CPU %, resident memory) for
+ *     processes: top reads them itself for the rows on screen (every row
+ *     when sorting by one of them), one /proc read per row per new
+ *     snapshot; --connect shows the daemon's. Reading every process every
+ *     second was most of top's CPU time with a few hundred processes.
  */
+#include "backends/procinfo.h"
 #include "cli/cli.h"
 #include "core/util.h"
 #include "progress/progress.h"
@@ -48,8 +54,9 @@ static void top_usage(FILE *out)
             "threshold, power against its limit, fan, clocks, P-state, lost/stale with\n"
             "the age of its last sample), history charts of utilisation and memory,\n"
             "job progress bars, the processes using the GPUs (pid, user, GPU, GPU\n"
-            "memory, SM %%, CPU %%, host memory, command) and the event log (memory\n"
-            "pressure, GPU lost, thermal slowdown, ...) with a banner for the newest.\n"
+            "memory, SM %%, CPU %%, host memory, model, command) and the event log\n"
+            "(memory pressure, GPU lost, thermal slowdown, ...) with a banner for the\n"
+            "newest.\n"
             "\n"
             "When standard output is not a terminal, or TERM is dumb, or with --once,\n"
             "prints one line per GPU per interval instead, with no escape codes:\n"
@@ -93,6 +100,7 @@ static int parse_args(int argc, char **argv, top_opts *o)
     memset(o, 0, sizeof *o);
     gw_config_init(&o->cfg);
     o->interval_ms = 1000;
+    o->cfg.process_host_stats = false; /* invariant 4 */
     enum { O_INTERVAL = 1, O_ONCE, O_NO_COLOR, O_CONNECT };
     static const gw_opt opts[] = {
         {"--interval", NULL, "MS", O_INTERVAL},
@@ -339,7 +347,7 @@ typedef struct top_session {
     gw__top_ui ui;
     gw__top_layout layout;
     gw__top_model model;
-    gw__top_cpu cpu;
+    gw__procinfo *host;   /* local: host figures of the rows shown */
     gw__event events[TOP_EVENTS]; /* newest last */
     size_t n_events;
     uint64_t last_event_seq, last_snap_seq;
@@ -391,6 +399,46 @@ static void source_progress(top_source *src, gw_progress **out, size_t *n)
     gw_progress_dir_list(&d, gw__now_real_ns(), out, n, &err);
 }
 
+/* Host CPU % and memory of rows [from, to) that have none yet (invariant
+ * 4). Returns whether any row gained them. */
+static bool fill_host(top_session *t, size_t from, size_t to)
+{
+    bool filled = false;
+    for (size_t i = from; t->host && i < to && i < t->model.n_procs; i++) {
+        gw__top_proc *r = &t->model.procs[i];
+        if (r->has_cpu || r->has_host_mem)
+            continue;
+        gw_process p = {.pid = r->pid};
+        gw__procinfo_fill(t->host, &p);
+        r->has_host_mem = gw_process_has(&p, GW_PROC_HOST_MEMORY);
+        r->host_mem = p.host_memory;
+        r->has_cpu = gw_process_has(&p, GW_PROC_CPU_UTIL);
+        r->cpu = p.cpu_util;
+        filled |= r->has_host_mem || r->has_cpu;
+    }
+    return filled;
+}
+
+/* The rows the last layout had on screen (a screen's height before the
+ * first one). */
+static bool fill_host_visible(top_session *t)
+{
+    int w, h;
+    gw__top_screen_size(&w, &h);
+    size_t rows = t->layout.table_rows > 0 ? (size_t)t->layout.table_rows : (size_t)(h > 0 ? h : 60);
+    size_t top = t->ui.top > 0 ? (size_t)t->ui.top : 0;
+    return fill_host(t, top, top + rows);
+}
+
+/* Sorts the rows by the view; sorting by a host figure reads it for every
+ * row first (invariant 4). */
+static void sort_model(top_session *t)
+{
+    if (t->view.sort == GW__TOP_COL_CPU || t->view.sort == GW__TOP_COL_HOST_MEM)
+        fill_host(t, 0, t->model.n_procs);
+    gw__top_model_sort(&t->model, &t->view);
+}
+
 /* Rebuilds the model from the source's newest snapshot. */
 static void rebuild(top_session *t)
 {
@@ -414,7 +462,6 @@ static void rebuild(top_session *t)
         .n_events = t->n_events,
         .progress = prog,
         .n_progress = n_prog,
-        .cpu = &t->cpu,
         .now_ns = gw__now_real_ns(),
     };
     gw__top_model next;
@@ -422,6 +469,10 @@ static void rebuild(top_session *t)
         gw__top_model_release(&t->model);
         t->model = next;
     }
+    if (t->host && snap->seq != t->last_snap_seq)
+        gw__procinfo_begin_round(t->host); /* CPU % spans one sample interval */
+    if (t->view.sort == GW__TOP_COL_CPU || t->view.sort == GW__TOP_COL_HOST_MEM)
+        sort_model(t);
     t->last_snap_seq = snap->seq;
     gw_snapshot_release(snap);
     free(prog);
@@ -522,11 +573,11 @@ static bool handle_key(top_session *t, int key, int mouse_y)
     case GW__TOP_ACT_SORT_PREV:
         t->view.sort = (gw__top_column)((t->view.sort + (a == GW__TOP_ACT_SORT_NEXT ? 1 : -1) +
                                          GW__TOP_COL_COUNT) % GW__TOP_COL_COUNT);
-        gw__top_model_sort(&t->model, &t->view);
+        sort_model(t);
         break;
     case GW__TOP_ACT_SORT_REVERSE:
         t->view.reverse = !t->view.reverse;
-        gw__top_model_sort(&t->model, &t->view);
+        sort_model(t);
         break;
     case GW__TOP_ACT_FILTER:
         gw__strlcpy(t->filter_edit, t->view.filter, sizeof t->filter_edit);
@@ -557,13 +608,17 @@ static int run_screen(top_session *t)
     t->ui.status = t->status;
     t->ui.source = t->src->remote ? gw__top_remote_url(t->src->remote) : "local";
     t->ui.interval_ms = t->o->interval_ms;
-    const char *proc_root = t->o->cfg.proc_root;
-    gw__top_cpu_init(&t->cpu, proc_root ? proc_root : getenv("GPUWATCH_PROC_ROOT"));
+    const char *proc_root = t->o->cfg.proc_root ? t->o->cfg.proc_root : getenv("GPUWATCH_PROC_ROOT");
+    if (!t->src->remote && gw__procinfo_open(&t->host, proc_root, GW__PROCINFO_HOST) != GW_OK)
+        t->host = NULL; /* out of memory: N/A, as for a process we may not read */
     rebuild(t);
     for (bool running = true; running;) {
         if (t->dirty || gw__now_mono_ns() >= t->next_build_mono)
             rebuild(t);
+        fill_host_visible(t);
         gw__top_draw(&t->model, &t->ui, &t->caps, &t->layout);
+        if (fill_host_visible(t)) /* the draw scrolled to rows not read yet */
+            gw__top_draw(&t->model, &t->ui, &t->caps, &t->layout);
         int64_t wait = (t->next_build_mono - gw__now_mono_ns()) / 1000000LL;
         int mouse_y = -1;
         int key = gw__top_screen_key(wait < 0 ? 0 : (int)wait, &mouse_y);
@@ -571,7 +626,7 @@ static int run_screen(top_session *t)
             running = handle_key(t, key, mouse_y);
     }
     gw__top_model_release(&t->model);
-    gw__top_cpu_release(&t->cpu);
+    gw__procinfo_close(t->host);
     return GW_EXIT_OK;
 }
 

@@ -1,9 +1,9 @@
 /* model.c — builds the data of a `top` frame (model.h).
  *
  * Owns: the per-frame copies (process rows, history series, events,
- * progress) and the per-PID CPU tick table carried between frames. Reads
- * /proc/PID/stat and /proc/PID/statm below the configured proc root; a
- * process that vanished or cannot be read just has no CPU/host figures.
+ * progress). Reads nothing from the machine: CPU % and host memory of a
+ * process come with the snapshot (the sampler's procinfo reads /proc once
+ * per round for every reader of it).
  */
 #include "top/model.h"
 
@@ -18,11 +18,6 @@
 
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
-
-struct gw__top_cpu_entry {
-    uint32_t pid;
-    uint64_t ticks;
-};
 
 static const char *const column_names[] = {
 #define GW__TOP_COL_NAME(id, name) name,
@@ -57,6 +52,63 @@ void gw__top_sanitize(char *dst, size_t cap, const char *src, bool ascii)
     }
 }
 
+/* The value of the first word "FLAG VALUE" or "FLAG=VALUE" in cmdline
+ * (words split at spaces): *len bytes at the returned pointer; NULL none. */
+static const char *flag_value(const char *cmdline, const char *flag, size_t *len)
+{
+    size_t fl = strlen(flag);
+    for (const char *p = cmdline; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t wl = strcspn(p, " ");
+        if (wl == fl && strncmp(p, flag, fl) == 0 && p[wl] == ' ') {
+            const char *v = p + wl + 1;
+            *len = strcspn(v, " ");
+            return *len ? v : NULL;
+        }
+        if (wl > fl + 1 && strncmp(p, flag, fl) == 0 && p[fl] == '=') {
+            *len = wl - fl - 1;
+            return p + fl + 1;
+        }
+        p += wl;
+    }
+    return NULL;
+}
+
+char *gw__top_model_of(const char *cmdline, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = '\0';
+    if (!cmdline)
+        return out;
+    /* "python3 -m MODULE" runs a module: only the long flags name a model */
+    size_t argv0 = strcspn(cmdline, " ");
+    const char *prog = cmdline + argv0;
+    while (prog > cmdline && prog[-1] != '/')
+        prog--;
+    bool python = strncmp(prog, "python", 6) == 0;
+    static const char *const flags[] = {"--model", "--model-path", "-m"};
+    for (size_t f = 0; f < GW__ARRAY_LEN(flags); f++) {
+        size_t vlen;
+        const char *v = python && f == 2 ? NULL : flag_value(cmdline, flags[f], &vlen);
+        if (!v)
+            continue;
+        const char *base = v + vlen;
+        while (base > v && base[-1] != '/')
+            base--;
+        size_t blen = (size_t)(v + vlen - base);
+        if (!blen || (base - v >= 7 && strncmp(base - 7, "/blobs/", 7) == 0))
+            return out; /* a folder, or Ollama's content-addressed blob */
+        char name[256];
+        size_t n = blen < sizeof name ? blen : sizeof name - 1;
+        memcpy(name, base, n);
+        name[n] = '\0';
+        gw__top_sanitize(out, cap, name, false);
+        return out;
+    }
+    return out;
+}
+
 const char *gw__top_bytes(char *buf, size_t cap, uint64_t bytes)
 {
     if ((double)bytes >= 10.0 * GIB)
@@ -66,93 +118,6 @@ const char *gw__top_bytes(char *buf, size_t cap, uint64_t bytes)
     else
         snprintf(buf, cap, "%.0fM", (double)bytes / MIB);
     return buf;
-}
-
-/* ---------------------------------------------------------------- CPU */
-
-void gw__top_cpu_init(gw__top_cpu *c, const char *proc_root)
-{
-    memset(c, 0, sizeof *c);
-    c->proc_root = proc_root;
-}
-
-void gw__top_cpu_release(gw__top_cpu *c)
-{
-    free(c->v);
-    memset(c, 0, sizeof *c);
-}
-
-/* utime+stime ticks and resident bytes of pid; false when unreadable. */
-static bool read_proc(const char *root, uint32_t pid, uint64_t *ticks, uint64_t *rss)
-{
-    char path[512], buf[1024];
-    snprintf(path, sizeof path, "%s/%u/stat", root, pid);
-    long n = gw__read_file(path, buf, sizeof buf);
-    if (n <= 0)
-        return false;
-    const char *p = strrchr(buf, ')'); /* comm may hold spaces and ')' */
-    if (!p)
-        return false;
-    /* after ") ": field 3 (state) ... utime is field 14, stime 15 */
-    unsigned long long ut = 0, st = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return false;
-    *ticks = ut + st;
-    snprintf(path, sizeof path, "%s/%u/statm", root, pid);
-    unsigned long long size = 0, res = 0;
-    n = gw__read_file(path, buf, sizeof buf);
-    if (n <= 0 || sscanf(buf, "%llu %llu", &size, &res) != 2)
-        return false;
-    long page = sysconf(_SC_PAGESIZE);
-    *rss = res * (uint64_t)(page > 0 ? page : 4096);
-    return true;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-    uint32_t x = ((const struct gw__top_cpu_entry *)a)->pid;
-    uint32_t y = ((const struct gw__top_cpu_entry *)b)->pid;
-    return (x > y) - (x < y);
-}
-
-/* Fills CPU % and host memory of rows from /proc, and replaces c's table
- * with this frame's ticks (unless the last one is under 0.25 s old). Out of
- * memory keeps the old table. */
-static void fill_cpu(gw__top_cpu *c, gw__top_proc *rows, size_t n)
-{
-    const char *root = c->proc_root ? c->proc_root : "/proc";
-    struct gw__top_cpu_entry *next = n ? calloc(n, sizeof *next) : NULL;
-    int64_t now = gw__now_mono_ns();
-    double secs = c->at_ns ? (double)(now - c->at_ns) / 1e9 : 0;
-    long hz = sysconf(_SC_CLK_TCK);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t ticks, rss;
-        if (!read_proc(root, rows[i].pid, &ticks, &rss))
-            continue;
-        rows[i].has_host_mem = true;
-        rows[i].host_mem = rss;
-        struct gw__top_cpu_entry key = {rows[i].pid, 0};
-        const struct gw__top_cpu_entry *old =
-            c->v ? bsearch(&key, c->v, c->n, sizeof key, cmp_entry) : NULL;
-        if (old && secs > 0 && hz > 0 && ticks >= old->ticks) {
-            rows[i].has_cpu = true;
-            rows[i].cpu = 100.0 * (double)(ticks - old->ticks) / (double)hz / secs;
-        }
-        if (next)
-            next[k++] = (struct gw__top_cpu_entry){rows[i].pid, ticks};
-    }
-    if ((!next && n) || (c->at_ns && secs < 0.25)) {
-        /* out of memory, or a redraw right after the last frame (a key, a
-         * resize): keep the older base so CPU % spans a real interval */
-        free(next);
-        return;
-    }
-    qsort(next, k, sizeof *next, cmp_entry);
-    free(c->v);
-    c->v = next;
-    c->n = k;
-    c->at_ns = now;
 }
 
 /* ------------------------------------------------------------ sorting */
@@ -177,31 +142,30 @@ static int cmp_rows(const gw__top_proc *a, const gw__top_proc *b, gw__top_column
     case GW__TOP_COL_HOST_MEM:
         return cmp_num((double)a->host_mem, (double)b->host_mem, a->has_host_mem,
                        b->has_host_mem);
+    case GW__TOP_COL_MODEL: return strcmp(a->model, b->model);
     case GW__TOP_COL_COMMAND: return strcmp(a->command, b->command);
     default: return 0;
     }
 }
 
-/* Insertion sort: stable, no context pointer needed, and the table is at
- * most a few hundred rows that are nearly sorted from the last frame. */
+/* The view's order: its column, then pid, then GPU (a total order, so the
+ * unstable qsort_r never swaps two rows between frames), reversed as asked. */
+static int cmp_view(const void *pa, const void *pb, void *arg)
+{
+    const gw__top_proc *a = pa, *b = pb;
+    const gw__top_view *view = arg;
+    int c = cmp_rows(a, b, view->sort);
+    if (c == 0)
+        c = (a->pid > b->pid) - (a->pid < b->pid);
+    if (c == 0)
+        c = (a->gpu > b->gpu) - (a->gpu < b->gpu);
+    return view->reverse ? -c : c;
+}
+
 static void sort_rows(gw__top_proc *v, size_t n, const gw__top_view *view)
 {
-    for (size_t i = 1; i < n; i++) {
-        gw__top_proc x = v[i];
-        size_t j = i;
-        while (j > 0) {
-            int c = cmp_rows(&v[j - 1], &x, view->sort);
-            if (c == 0)
-                c = (v[j - 1].pid > x.pid) - (v[j - 1].pid < x.pid);
-            if (view->reverse)
-                c = -c;
-            if (c <= 0)
-                break;
-            v[j] = v[j - 1];
-            j--;
-        }
-        v[j] = x;
-    }
+    if (n > 1)
+        qsort_r(v, n, sizeof *v, cmp_view, (void *)view);
 }
 
 static bool row_matches(const gw__top_proc *r, const char *filter)
@@ -210,7 +174,8 @@ static bool row_matches(const gw__top_proc *r, const char *filter)
         return true;
     char pid[16];
     snprintf(pid, sizeof pid, "%u", r->pid);
-    return strcasestr(r->command, filter) || strcasestr(r->user, filter) || strstr(pid, filter);
+    return strcasestr(r->command, filter) || strcasestr(r->user, filter) ||
+           strcasestr(r->model, filter) || strstr(pid, filter);
 }
 
 void gw__top_model_sort(gw__top_model *m, const gw__top_view *view)
@@ -299,15 +264,22 @@ static void build_row(gw__top_proc *r, const gw_process *p)
     r->gpu_mem = p->gpu_memory;
     r->has_sm = gw_process_has(p, GW_PROC_SM_UTIL);
     r->sm = p->sm_util;
+    r->has_cpu = gw_process_has(p, GW_PROC_CPU_UTIL);
+    r->cpu = p->cpu_util;
+    r->has_host_mem = gw_process_has(p, GW_PROC_HOST_MEMORY);
+    r->host_mem = p->host_memory;
     gw__top_sanitize(r->user, sizeof r->user, gw_process_has(p, GW_PROC_USER) ? p->user : "N/A",
                      false);
     const char *cmd = gw_process_has(p, GW_PROC_CMDLINE) && p->cmdline[0] ? p->cmdline
                       : gw_process_has(p, GW_PROC_NAME) && p->name[0] ? p->name
                                                                        : "N/A";
     gw__top_sanitize(r->command, sizeof r->command, cmd, false);
+    if (!gw__top_model_of(gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline : "", r->model,
+                          sizeof r->model)[0])
+        gw__strlcpy(r->model, "-", sizeof r->model);
 }
 
-static int build_procs(gw__top_model *m, const gw__top_inputs *in)
+static int build_procs(gw__top_model *m)
 {
     const gw_snapshot *s = m->snap;
     if (!s->n_processes)
@@ -318,8 +290,6 @@ static int build_procs(gw__top_model *m, const gw__top_inputs *in)
     for (size_t i = 0; i < s->n_processes; i++)
         build_row(&m->procs[i], &s->processes[i]);
     m->n_procs = m->n_procs_total = s->n_processes;
-    if (in->cpu)
-        fill_cpu(in->cpu, m->procs, m->n_procs);
     return GW_OK;
 }
 
@@ -340,7 +310,7 @@ int gw__top_model_build(gw__top_model *m, const gw__top_inputs *in, const gw__to
     m->now_ns = in->now_ns;
     int rc = build_gpus(m, in);
     if (rc == GW_OK)
-        rc = build_procs(m, in);
+        rc = build_procs(m);
     if (rc == GW_OK && in->n_events) {
         m->events = copy_array(in->events, in->n_events, sizeof *in->events);
         m->n_events = m->events ? in->n_events : 0;

@@ -1,12 +1,11 @@
 /* model.h — the data of one `gpuwatch top` frame, independent of any
  * terminal: per-GPU facts (from a snapshot), history series (from the
  * sampler's rings), the process table with host CPU % and memory (from
- * /proc), sorted and filtered, recent events, and job progress records.
+ * the snapshot's processes), sorted and filtered, recent events, and job
+ * progress records.
  *
  * Owns: a reference on the frame's snapshot, the history series, the
- * process rows, a copy of the events shown, a copy of the progress records;
- * and, across frames, the per-PID CPU-time table that turns /proc ticks into
- * a CPU percentage (gw__top_cpu).
+ * process rows, a copy of the events shown, a copy of the progress records.
  *
  * Invariants:
  *  1. A model is built whole by gw__top_model_build and only read after;
@@ -39,6 +38,7 @@
     X(GW__TOP_COL_SM, "SM%")        \
     X(GW__TOP_COL_CPU, "CPU%")      \
     X(GW__TOP_COL_HOST_MEM, "HOST-MEM") \
+    X(GW__TOP_COL_MODEL, "MODEL")   \
     X(GW__TOP_COL_COMMAND, "COMMAND")
 
 typedef enum gw__top_column {
@@ -47,6 +47,14 @@ typedef enum gw__top_column {
 #undef GW__TOP_COL_ENUM
     GW__TOP_COL_COUNT
 } gw__top_column;
+
+/* The model a process serves or runs, from its command line: the file
+ * name of the value of -m / --model / --model-path (space or '='
+ * separated), e.g. "llama-3-8b.Q4_K_M.gguf" for "llama-server -m
+ * /models/llama-3-8b.Q4_K_M.gguf --port 8080". Ollama's content-addressed
+ * blobs (".../blobs/sha256-...") name no model: none. Into out[cap]
+ * (sanitized, truncated); "" when none. Returns out. */
+char *gw__top_model_of(const char *cmdline, char *out, size_t cap);
 
 /* Header text of a column ("GPU-MEM"); static. */
 const char *gw__top_column_name(gw__top_column c);
@@ -61,6 +69,7 @@ typedef struct gw__top_proc {
     double cpu;        /* percent of one core over the last interval */
     uint64_t host_mem; /* resident bytes */
     char user[32];     /* "N/A" when unknown */
+    char model[64];    /* gw__top_model_of the command line; "-" when none */
     char command[256]; /* command line, else name, else "N/A"; sanitized */
 } gw__top_proc;
 
@@ -74,17 +83,6 @@ typedef struct gw__top_gpu {
     size_t n_hist;         /* length of both */
     char name[96];         /* sanitized */
 } gw__top_gpu;
-
-/* Per-PID CPU ticks between frames. Embeddable: init / release. */
-typedef struct gw__top_cpu {
-    struct gw__top_cpu_entry *v; /* sorted by pid */
-    size_t n;
-    int64_t at_ns;               /* monotonic time of the last read */
-    const char *proc_root;       /* borrowed; "/proc" when NULL */
-} gw__top_cpu;
-
-void gw__top_cpu_init(gw__top_cpu *c, const char *proc_root);
-void gw__top_cpu_release(gw__top_cpu *c);
 
 /* How to sort and filter. */
 typedef struct gw__top_view {
@@ -103,7 +101,6 @@ typedef struct gw__top_inputs {
     size_t n_events;
     const gw_progress *progress;  /* may be NULL */
     size_t n_progress;
-    gw__top_cpu *cpu;             /* may be NULL (no CPU %/host memory) */
     int64_t now_ns;               /* CLOCK_REALTIME */
 } gw__top_inputs;
 

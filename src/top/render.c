@@ -23,6 +23,7 @@
 
 #include <curses.h>
 #include <langinfo.h>
+#include <limits.h>
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
@@ -130,8 +131,17 @@ static int put(int y, int x, int maxw, const char *s)
     move(y, x);
     int cols = 0;
     while (*s && cols < maxw) {
+        int run = 0; /* printable ASCII, one column each: one call */
+        while (cols + run < maxw && s[run] >= 0x20 && s[run] < 0x7f)
+            run++;
+        if (run) {
+            addnstr(s, run);
+            cols += run;
+            s += run;
+            continue;
+        }
         wchar_t wc;
-        size_t n = mbrtowc(&wc, s, strlen(s), &st);
+        size_t n = mbrtowc(&wc, s, strnlen(s, MB_LEN_MAX), &st);
         if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
             wc = L'?';
             n = 1;
@@ -189,24 +199,26 @@ static void bar(const gw__top_caps *k, int y, int x, int w, double frac, const c
     double f = isnan(frac) ? 0 : frac < 0 ? 0 : frac > 1 ? 1 : frac;
     int eighths = (int)lround(f * inner * 8);
     static const char *const part[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
-    attron(level_attr(k, f));
-    for (int i = 0; i < inner; i++) {
+    int nbar = lx >= 0 ? lx : inner; /* the label's cells are plain text */
+    char cells[4 * 512 + 1];
+    size_t at = 0;
+    for (int i = 0; i < nbar && at + 4 < sizeof cells; i++) {
         const char *c = " ";
         int fill = eighths - i * 8;
-        if (i >= lx && lx >= 0 && i - lx < llen) {
-            char one[2] = {label[i - lx], 0};
-            attroff(level_attr(k, f));
-            put(y, x + 1 + i, 1, one);
-            attron(level_attr(k, f));
-            continue;
-        }
         if (fill >= 8)
             c = k->utf8 ? "█" : "|";
-        else if (fill > 0)
-            c = k->utf8 ? part[fill] : "";
-        put(y, x + 1 + i, 1, c[0] ? c : " ");
+        else if (fill > 0 && k->utf8)
+            c = part[fill];
+        size_t n = strlen(c);
+        memcpy(cells + at, c, n);
+        at += n;
     }
+    cells[at] = '\0';
+    attron(level_attr(k, f));
+    put(y, x + 1, nbar, cells);
     attroff(level_attr(k, f));
+    if (lx >= 0)
+        put(y, x + 1 + lx, llen, label);
 }
 
 /* One row of a chart of n values (percent, NaN none) at (y, x): row `r`
@@ -491,7 +503,7 @@ static void draw_progress(const gw__top_caps *k, int y, const gw_progress *p)
     put(y, x + bw, COLS - x - bw, safe);
 }
 
-static const int col_width[GW__TOP_COL_COUNT] = {8, 9, 3, 8, 4, 5, 8, 0};
+static const int col_width[GW__TOP_COL_COUNT] = {8, 9, 3, 8, 4, 5, 8, 24, 0};
 
 static void proc_cells(const gw__top_caps *k, const gw__top_proc *r, char cells[][64])
 {
@@ -511,25 +523,34 @@ static void proc_cells(const gw__top_caps *k, const gw__top_proc *r, char cells[
         gw__strlcpy(cells[GW__TOP_COL_CPU], "N/A", 64);
     snprintf(cells[GW__TOP_COL_HOST_MEM], 64, "%s",
              r->has_host_mem ? gw__top_bytes(b, sizeof b, r->host_mem) : "N/A");
+    gw__top_sanitize(cells[GW__TOP_COL_MODEL], 64, r->model, !k->utf8);
     cells[GW__TOP_COL_COMMAND][0] = '\0';
 }
 
-/* One table line from cells (the command drawn separately, it is long). */
+/* One table line from cells (the command drawn separately, it is long):
+ * padded into one buffer and written with one put. */
 static void table_line(const gw__top_caps *k, int y, char cells[][64], const char *command)
 {
-    int x = 0;
+    char line[1024];
+    size_t at = 0;
     for (int c = 0; c < GW__TOP_COL_COUNT - 1; c++) {
-        char cell[80];
-        if (c == GW__TOP_COL_USER)
-            snprintf(cell, sizeof cell, "%-*.*s", col_width[c], col_width[c], cells[c]);
-        else
-            snprintf(cell, sizeof cell, "%*.*s", col_width[c], col_width[c], cells[c]);
-        x += put(y, x, COLS - x, cell);
-        x += put(y, x, COLS - x, " ");
+        size_t w = (size_t)col_width[c];
+        size_t len = strnlen(cells[c], w);
+        bool left = c == GW__TOP_COL_USER || c == GW__TOP_COL_MODEL;
+        if (!left) {
+            memset(line + at, ' ', w - len);
+            at += w - len;
+        }
+        memcpy(line + at, cells[c], len);
+        at += len;
+        if (left) {
+            memset(line + at, ' ', w - len);
+            at += w - len;
+        }
+        line[at++] = ' ';
     }
-    char safe[256];
-    gw__top_sanitize(safe, sizeof safe, command, !k->utf8);
-    put(y, x, COLS - x, safe);
+    gw__top_sanitize(line + at, sizeof line - at, command, !k->utf8);
+    put(y, 0, COLS, line);
 }
 
 static void draw_table(const gw__top_caps *k, int y, int rows, const gw__top_model *m,

@@ -290,7 +290,7 @@ def case_keys(args, tmp):
         t.wait_text("sort GPU-MEM")
         # default: GPU memory, largest first
         s = t.wait(lambda x: len(table_pids(x)) >= 5, "rows")
-        for _ in range(5):  # GPU-MEM -> SM% -> CPU% -> HOST-MEM -> COMMAND -> PID
+        for _ in range(6):  # GPU-MEM -> SM% -> CPU% -> HOST-MEM -> MODEL -> COMMAND -> PID
             t.keys("s")
         s = t.wait(lambda x: "sort PID" in x and len(table_pids(x)) >= 5, "sort by PID")
         pids = table_pids(s)
@@ -370,6 +370,40 @@ def case_kill(args, tmp):
             child.wait()
 
 
+def mouse(button, x, y):
+    """An xterm mouse report (X10 encoding, what ncurses reads from
+    tmux-256color's kmous=\\E[M): button code, 0-based column and row."""
+    return "\033[M" + chr(32 + button) + chr(33 + x) + chr(33 + y)
+
+
+def case_mouse(args, tmp):
+    """A click selects the row under it; the wheel moves the selection (the
+    k prompt or refusal names the selected pid)."""
+    path = os.path.join(scenario.SCENARIOS, "eight.scn")
+
+    def expect_selected(t, events, pid, what):
+        """After events, k names pid (its prompt, or why it cannot)."""
+        for e in events:
+            t.literal(e)
+        t.keys("k")
+        s = t.wait(lambda x: re.search(r"(to|signal) PID %d\b" % pid, x), "%s: pid %d" % (what, pid))
+        if "[y/N]" in s:
+            t.keys("n")
+        t.keys("Home", "End", "Home")  # clears the status line; selection at row 1
+
+    def run(t):
+        s = t.wait(lambda x: len(table_pids(x)) >= 6, "rows")
+        rows = table_pids(s)
+        lines = s.splitlines()
+        y = next(i for i, l in enumerate(lines) if re.match(r"^\s*%d\s" % rows[3], l))
+        expect_selected(t, [mouse(0, 2, y), mouse(3, 2, y)], rows[3], "click on row 4")
+        expect_selected(t, [mouse(65, 2, y), mouse(65, 2, y)], rows[2], "wheel down twice")
+        expect_selected(t, [mouse(65, 2, y), mouse(65, 2, y), mouse(64, 2, y)], rows[1],
+                        "wheel down twice, up once")
+        t.quit()
+    with_tmux(args, tmp, path, run, width=160, height=50)
+
+
 def case_kill_denied(args, tmp):
     """Run as another user (nobody), top must refuse to signal our child:
     k names the reason instead of asking, and the child lives on."""
@@ -398,7 +432,8 @@ def case_kill_denied(args, tmp):
 
 
 def table_row(screen, pid):
-    """The cells of pid's row: PID USER GPU GPU-MEM SM% CPU% HOST-MEM COMMAND."""
+    """The cells of pid's row: PID USER GPU GPU-MEM SM% CPU% HOST-MEM MODEL
+    COMMAND."""
     for line in screen.splitlines():
         w = line.split()
         if w and w[0] == str(pid):
@@ -408,22 +443,27 @@ def table_row(screen, pid):
 
 def case_cpu(args, tmp):
     """CPU % and host memory of a GPU process come from /proc: a busy child
-    shows CPU above 0 and its resident memory as /proc/PID/statm says."""
-    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    shows CPU above 0 and its resident memory as /proc/PID/stat's rss
+    (field 24, pages) says; MODEL is the file name its --model names."""
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass",
+                              "--model", "/models/tiny-test.Q4_0.gguf"])
     try:
         path = kill_scenario(tmp, child.pid)
         page = os.sysconf("SC_PAGE_SIZE")
 
         def rss():
-            with open("/proc/%d/statm" % child.pid) as f:
-                return scenario.bytes_short(int(f.read().split()[1]) * page)
+            with open("/proc/%d/stat" % child.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()  # fields 3..
+                return scenario.bytes_short(int(fields[24 - 3]) * page)
 
         def ok(screen):
             r = table_row(screen, child.pid)
-            return r and r[5] != "N/A" and float(r[5]) > 0 and r[6] == rss()
+            return (r and r[5] != "N/A" and float(r[5]) > 0 and r[6] == rss() and
+                    r[7] == "tiny-test.Q4_0.gguf")
 
         def run(t):
-            t.wait(ok, "CPU %% > 0 and host memory %s for the busy child" % rss())
+            t.wait(ok, "CPU %% > 0, host memory %s and model tiny-test.Q4_0.gguf for the "
+                   "busy child" % rss())
             t.quit()
         with_tmux(args, tmp, path, run)
     finally:
@@ -730,6 +770,7 @@ CASES = {
     "keys": case_keys,
     "kill": case_kill,
     "kill-denied": case_kill_denied,
+    "mouse": case_mouse,
     "resize": case_resize,
     "cpu": case_cpu,
     "lost": case_lost,

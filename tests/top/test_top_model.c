@@ -135,6 +135,43 @@ static void test_sanitize(void **state)
     assert_string_equal(out, "ab");
 }
 
+/* The MODEL column: the file name after -m / --model / --model-path,
+ * space or '=' separated, whichever comes first; none for Ollama's blobs,
+ * flags that only start like one, or a flag at the end. */
+static void test_model_of(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cmdline, *want;
+    } cases[] = {
+        {"llama-server -m /models/llama-3-8b.Q4_K_M.gguf --port 8080", "llama-3-8b.Q4_K_M.gguf"},
+        {"llama-server --model=/srv/m/qwen2.5-7b.gguf -c 8192", "qwen2.5-7b.gguf"},
+        {"python3 -m vllm.entrypoints.openai.api_server --model meta-llama/Llama-3-8B",
+         "Llama-3-8B"}, /* python's -m is a module, not a model */
+        {"python3 -m http.server 8000", ""},
+        {"llama-server -m /a/first.gguf --model /b/second.gguf", "second.gguf"},
+        {"vllm serve --model-path /w/phi-3 --tp 2", "phi-3"},
+        {"ollama runner --model /root/.ollama/models/blobs/sha256-6a0746a1ec1a --ctx-size 8192",
+         ""},
+        {"llama-cli --models-dir /m -mm x", ""},
+        {"llama-server -m", ""},
+        {"", ""},
+        {"train.py --model-name bert", ""},
+    };
+    char out[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = gw__top_model_of(cases[i].cmdline, out, sizeof out);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("%s: got '%s', want '%s'", cases[i].cmdline, got, cases[i].want);
+    }
+    /* control bytes are sanitized; a long name is cut to the buffer */
+    gw__top_model_of("llama-server -m /m/a\x1b[31mb.gguf", out, sizeof out);
+    assert_string_equal(out, "a?[31mb.gguf");
+    char small[8];
+    gw__top_model_of("llama-server -m /m/abcdefghijk.gguf", small, sizeof small);
+    assert_string_equal(small, "abcdefg");
+}
+
 static void test_keys(void **state)
 {
     (void)state;
@@ -164,7 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sort_filter), cmocka_unit_test(test_plain_line),
         cmocka_unit_test(test_progress),    cmocka_unit_test(test_sanitize),
-        cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_keys),        cmocka_unit_test(test_model_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
