@@ -6,21 +6,27 @@
  *  2. An entry is valid for a pid only while /proc/PID/stat's start time
  *     equals entry->start_time; otherwise it is refreshed (name, user,
  *     command line re-read, CPU baseline dropped).
- *  3. /proc/PID/stat is read at most once per pid per round; a second fill
- *     in the same round (a process on two GPUs) answers from that reading.
+ *  3. A pid is read at most once per round; a second fill in the same
+ *     round (a process on two GPUs) answers from that reading.
  *  4. Held descriptors exist only on procfs, where they stay bound to the
- *     process they were opened for: a stat_fd (with GW__PROCINFO_HOST; its
- *     reads fail with ESRCH once that process is gone, even when the pid
- *     is reused) or else a pidfd in the epoll set (it turns readable when
- *     the process exits). An entry whose guard still holds is the same
- *     process without reading anything. At most fd_budget are held; every
- *     one is closed when its entry goes.
+ *     process they were opened for: with GW__PROCINFO_HOST its
+ *     /proc/PID/schedstat (cpu_fd) and statm (mem_fd), whose reads fail
+ *     with ESRCH once that process is gone, even when the pid is reused;
+ *     else a pidfd in the epoll set (it turns readable when the process
+ *     exits). An entry whose guard still holds is the same process, known
+ *     without reading stat. At most fd_budget are held; every one is
+ *     closed when its entry goes.
  *  5. uid -> user name lookups are cached in a small separate table.
+ *  6. The CPU baseline is CPU time in ns: schedstat's exact figure, or
+ *     stat's ticks converted (fixture roots, no descriptor to spare); a
+ *     rate is only taken between two figures of the same kind.
+ * gw__procinfo_check verifies 1 and 4's count (asserted every round).
  */
 #include "backends/procinfo.h"
 #include "backends/backend.h"
 #include "core/util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -34,18 +40,20 @@
 #include <unistd.h>
 
 #define PROC_SUPER_MAGIC_ 0x9fa0 /* linux/magic.h's PROC_SUPER_MAGIC */
+#define RSS_EVERY 4              /* rounds between statm reads of a held process */
 
 typedef struct entry {
     uint32_t pid; /* 0 = empty slot */
     uint32_t last_round; /* the round of the last stat reading */
-    int stat_fd;         /* held /proc/PID/stat, -1 none (invariant 4) */
+    int cpu_fd;          /* held /proc/PID/schedstat, -1 none (invariant 4) */
+    int mem_fd;          /* held /proc/PID/statm, -1 none */
     int pidfd;           /* held pidfd in pc->epfd, -1 none (invariant 4) */
     bool alive;          /* the last reading worked */
     bool readable;       /* comm could be read */
-    bool has_rss, has_cpu, has_base;
+    bool has_rss, has_cpu, has_base, base_exact;
     uint64_t start_time;
-    uint64_t ticks;      /* utime + stime at ticks_ns (the CPU baseline) */
-    int64_t ticks_ns;
+    uint64_t cpu_ns;     /* CPU time at cpu_at_ns (the baseline, invariant 6) */
+    int64_t cpu_at_ns;
     uint64_t rss_bytes;
     double cpu_util;     /* percent of one core over the last round */
     char name[64];
@@ -151,7 +159,8 @@ static void close_held(gw__procinfo *pc, int *fd)
 
 static void drop_fds(gw__procinfo *pc, entry *e)
 {
-    close_held(pc, &e->stat_fd);
+    close_held(pc, &e->cpu_fd);
+    close_held(pc, &e->mem_fd);
     close_held(pc, &e->pidfd);
 }
 
@@ -226,8 +235,25 @@ static void reap_exited(gw__procinfo *pc)
     } while (n == (int)GW__ARRAY_LEN(ev));
 }
 
+bool gw__procinfo_check(const gw__procinfo *pc)
+{
+    size_t used = 0, held = 0;
+    for (size_t i = 0; i < pc->cap; i++) {
+        const entry *e = &pc->table[i];
+        if (!e->pid)
+            continue;
+        used++;
+        held += (e->cpu_fd >= 0) + (e->mem_fd >= 0) + (e->pidfd >= 0);
+        if ((e->cpu_fd >= 0 || e->mem_fd >= 0 || e->pidfd >= 0) && !pc->hold_fds)
+            return false;
+    }
+    return used == pc->n_used && used <= pc->cap / 2 && held == pc->n_fds &&
+           pc->n_fds <= pc->fd_budget;
+}
+
 void gw__procinfo_begin_round(gw__procinfo *pc)
 {
+    assert(gw__procinfo_check(pc));
     pc->round++;
     if (pc->epfd >= 0)
         reap_exited(pc);
@@ -275,37 +301,88 @@ static bool parse_stat(const char *buf, stat_fields *out)
     return true;
 }
 
-/* Reads e's /proc/PID/stat into f: through its held descriptor, else by
- * path (then held when on procfs and within the budget). False when the
- * process is gone or cannot be read. */
+/* Reads e's /proc/PID/stat into f (by path: it is read when a process is
+ * new or its guard failed). False when the process is gone or cannot be
+ * read. */
 static bool read_stat(gw__procinfo *pc, entry *e, stat_fields *f)
 {
-    char buf[2048];
-    ssize_t n = -1;
-    if (e->stat_fd >= 0) {
-        n = pread(e->stat_fd, buf, sizeof buf - 1, 0);
-        if (n <= 0)
-            close_held(pc, &e->stat_fd); /* gone (ESRCH): the pid may be reused */
-    }
+    char path[600], buf[2048];
+    snprintf(path, sizeof path, "%s/%u/stat", pc->root, e->pid);
+    return gw__read_file(path, buf, sizeof buf) > 0 && parse_stat(buf, f);
+}
+
+/* Opens /proc/PID/NAME to hold (procfs, within the budget); -1 otherwise. */
+static int hold_file(gw__procinfo *pc, uint32_t pid, const char *name)
+{
+    if (!pc->hold_fds || pc->n_fds >= pc->fd_budget)
+        return -1;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%u/%s", pc->root, pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0)
+        pc->n_fds++;
+    return fd;
+}
+
+/* The first number of a held file (opening it as NAME when not held yet):
+ * schedstat's CPU ns, statm's size; *second the next one when not NULL.
+ * False (and the descriptor closed) when it cannot be read: the process is
+ * gone, or the kernel has no such file. */
+static bool read_held(gw__procinfo *pc, entry *e, int *fd, const char *name, uint64_t *first,
+                      uint64_t *second)
+{
+    if (*fd < 0)
+        *fd = hold_file(pc, e->pid, name);
+    if (*fd < 0)
+        return false;
+    char buf[256];
+    ssize_t n = pread(*fd, buf, sizeof buf - 1, 0);
     if (n <= 0) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/%u/stat", pc->root, e->pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-            return false;
-        n = pread(fd, buf, sizeof buf - 1, 0);
-        if (n > 0 && pc->hold_fds && (pc->what & GW__PROCINFO_HOST) &&
-            pc->n_fds < pc->fd_budget) {
-            e->stat_fd = fd;
-            pc->n_fds++;
-        } else {
-            close(fd);
-        }
-        if (n <= 0)
-            return false;
+        close_held(pc, fd);
+        return false;
     }
     buf[n] = '\0';
-    return parse_stat(buf, f);
+    char *end;
+    *first = strtoull(buf, &end, 10);
+    if (end == buf)
+        return false;
+    if (second) {
+        char *p = end;
+        *second = strtoull(p, &end, 10);
+        if (end == p)
+            return false;
+    }
+    return true;
+}
+
+/* CPU % from the baseline to ns at now (invariant 6), then the new baseline. */
+static void cpu_sample(entry *e, uint64_t ns, bool exact, int64_t now)
+{
+    e->has_cpu = e->has_base && e->base_exact == exact && now > e->cpu_at_ns && ns >= e->cpu_ns;
+    if (e->has_cpu)
+        e->cpu_util = 100.0 * (double)(ns - e->cpu_ns) / (double)(now - e->cpu_at_ns);
+    e->cpu_ns = ns;
+    e->cpu_at_ns = now;
+    e->base_exact = exact;
+    e->has_base = true;
+}
+
+/* Host figures of a known process from its held descriptors (no stat):
+ * CPU every round, resident memory every RSS_EVERY rounds. False when the
+ * process is gone (the caller reads stat to find out what the pid is). */
+static bool host_from_held(gw__procinfo *pc, entry *e)
+{
+    uint64_t ns = 0, size = 0, resident = 0;
+    if (!read_held(pc, e, &e->cpu_fd, "schedstat", &ns, NULL))
+        return false;
+    if (!e->has_rss || (pc->round + e->pid) % RSS_EVERY == 0) {
+        if (!read_held(pc, e, &e->mem_fd, "statm", &size, &resident))
+            return false;
+        e->has_rss = true;
+        e->rss_bytes = resident * (uint64_t)pc->page;
+    }
+    cpu_sample(e, ns, true, gw__now_mono_ns());
+    return true;
 }
 
 static void lookup_user(gw__procinfo *pc, uint32_t uid, char *out, size_t cap)
@@ -384,26 +461,35 @@ static void guard(gw__procinfo *pc, entry *e)
 }
 
 /* This round's reading of e: identity (re-read when the start time
- * changed), resident memory and CPU % against the previous reading. An
- * identity-only entry still guarded by its pidfd reads nothing. */
+ * changed), resident memory and CPU % against the previous reading. A
+ * known process still guarded (invariant 4) reads no stat. */
 static void refresh(gw__procinfo *pc, entry *e, bool is_new)
 {
-    stat_fields f;
     e->last_round = pc->round;
     if (!is_new && e->alive && e->pidfd >= 0)
-        return; /* the same process, still running */
+        return; /* identity only: the same process, still running */
+    if (!is_new && e->alive && e->cpu_fd >= 0 && host_from_held(pc, e))
+        return;
+    /* new, gone, or without a guard: the descriptors are taken before stat
+     * is read, so they name the process it describes (or fail next round
+     * if that one is already gone) */
+    close_held(pc, &e->cpu_fd);
+    close_held(pc, &e->mem_fd);
     guard(pc, e);
+    if (pc->what & GW__PROCINFO_HOST) {
+        e->cpu_fd = hold_file(pc, e->pid, "schedstat");
+        e->mem_fd = hold_file(pc, e->pid, "statm");
+    }
+    stat_fields f;
     e->alive = read_stat(pc, e, &f);
-    if (!e->alive)
-        close_held(pc, &e->pidfd);
     if (!e->alive) {
+        drop_fds(pc, e);
         e->has_base = false;
         return;
     }
-    int64_t now = gw__now_mono_ns();
     if (is_new || f.start_time != e->start_time) {
         e->start_time = f.start_time;
-        e->has_base = false;
+        e->has_base = e->has_rss = e->has_cpu = false;
         if (pc->what & GW__PROCINFO_IDENTITY)
             read_identity(pc, e);
         else
@@ -411,15 +497,15 @@ static void refresh(gw__procinfo *pc, entry *e, bool is_new)
     }
     if (!(pc->what & GW__PROCINFO_HOST))
         return;
-    e->has_rss = f.has_rss;
-    e->rss_bytes = f.rss_pages * (uint64_t)pc->page;
-    e->has_cpu = e->has_base && pc->hz > 0 && now > e->ticks_ns && f.ticks >= e->ticks;
-    if (e->has_cpu)
-        e->cpu_util = 100.0 * (double)(f.ticks - e->ticks) / (double)pc->hz /
-                      ((double)(now - e->ticks_ns) / 1e9);
-    e->ticks = f.ticks;
-    e->ticks_ns = now;
-    e->has_base = true;
+    uint64_t size = 0, resident = 0, ns = 0;
+    bool statm = read_held(pc, e, &e->mem_fd, "statm", &size, &resident);
+    e->has_rss = statm || f.has_rss; /* statm's resident set, as the held reads give it */
+    e->rss_bytes = (statm ? resident : f.rss_pages) * (uint64_t)pc->page;
+    int64_t now = gw__now_mono_ns();
+    if (read_held(pc, e, &e->cpu_fd, "schedstat", &ns, NULL))
+        cpu_sample(e, ns, true, now);
+    else if (pc->hz > 0)
+        cpu_sample(e, f.ticks * (1000000000ull / (uint64_t)pc->hz), false, now);
 }
 
 /* The entry of pid, inserted (empty) when new; NULL when out of memory. */
@@ -435,7 +521,7 @@ static entry *find_slot(gw__procinfo *pc, uint32_t pid, bool *is_new)
     if (*is_new) {
         memset(e, 0, sizeof *e);
         e->pid = pid;
-        e->stat_fd = e->pidfd = -1;
+        e->cpu_fd = e->mem_fd = e->pidfd = -1;
         pc->n_used++;
     }
     return e;

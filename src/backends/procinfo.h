@@ -3,12 +3,12 @@
  *
  * Owns: a per-backend cache keyed by pid and validated by the process start
  * time (field 22 of /proc/PID/stat), so a recycled pid is never given the
- * old process's name. Entries not used for two rounds are evicted. One
- * read of /proc/PID/stat per pid per round (through a descriptor held open
- * on procfs: no path walk, and it stays bound to that process) gives the
- * start time, the resident set and the CPU ticks whose delta against the
- * previous round is the CPU %; a cache without host figures reads nothing
- * per round at all. Name, user and command line are read once per process.
+ * old process's name. Entries not used for two rounds are evicted. On
+ * procfs, host figures come from descriptors held open (no path walk, and
+ * bound to that process): /proc/PID/schedstat's CPU time every round (its
+ * delta against the previous round is the CPU %), statm's resident set
+ * every 4th; a cache without host figures holds a pidfd instead and reads
+ * nothing per round at all. Name, user and command line are read once per process.
  * Reads only below the proc root it was opened with (a test seam;
  * descriptors are held only when that root is procfs).
  */
@@ -54,6 +54,10 @@ void gw__procinfo_begin_round(gw__procinfo *pc);
  * otherwise. An identity-only cache on /proc reads nothing for a process it
  * knows while that process runs (a pidfd tells when it exits). */
 void gw__procinfo_fill(gw__procinfo *pc, gw_process *p);
+
+/* True when pc's invariants hold (procinfo.c: table load, held
+ * descriptors counted and within the budget, only on procfs). */
+bool gw__procinfo_check(const gw__procinfo *pc);
 
 /* Frees the cache and closes its descriptors. NULL is a no-op. */
 void gw__procinfo_close(gw__procinfo *pc);

@@ -71,7 +71,7 @@ static void top_usage(FILE *out)
             "  --no-color            no colours (also when NO_COLOR is set)\n"
             "  --connect URL         read a running daemon (http://HOST:PORT, this machine)\n"
             "                        instead of the local sources: /gpu/metrics,\n"
-            "                        /gpu/processes and its events\n"
+            "                        /gpu/processes, and its /events stream followed\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
@@ -234,8 +234,32 @@ typedef struct top_source {
     gw__history *history;   /* remote: ours */
     gw_snapshot *last;      /* remote: the last snapshot read */
     unsigned timeout_ms;
+    int64_t next_follow;    /* remote: when to (re)open the /events stream */
     char error[300];        /* remote: the last failure, "" none */
 } top_source;
+
+#define FOLLOW_RETRY_NS (5 * 1000000000LL)
+
+/* The stream could not be opened or broke: say so, retry in 5 s. */
+static void stream_failed(top_source *src, const char *why)
+{
+    snprintf(src->error, sizeof src->error, "events stream: %.240s (polling instead)", why);
+    src->next_follow = gw__now_mono_ns() + FOLLOW_RETRY_NS;
+}
+
+/* Remote: opens the daemon's /events stream when it is not open and it is
+ * time to try; a failure is said in src->error and retried in 5 s (frames
+ * are then read every interval, events polled). */
+static void source_follow(top_source *src)
+{
+    if (!src->remote || gw__top_remote_stream_fd(src->remote) >= 0 ||
+        gw__now_mono_ns() < src->next_follow)
+        return;
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw__top_remote_follow(src->remote, (int)src->timeout_ms, &err) != GW_OK)
+        stream_failed(src, err.message);
+}
 
 static int source_open(const top_opts *o, top_source *src)
 {
@@ -351,8 +375,9 @@ typedef struct top_session {
     gw__event events[TOP_EVENTS]; /* newest last */
     size_t n_events;
     uint64_t last_event_seq, last_snap_seq;
-    int64_t next_build_mono;
+    int64_t next_build_mono, last_build_mono;
     bool dirty;           /* rebuild the model at the next turn */
+    bool events_primed;   /* the event history was read once */
     char filter_edit[64];
     char prompt[384];
     char status[256];
@@ -361,11 +386,12 @@ typedef struct top_session {
     uint32_t termed_pid;  /* last pid sent SIGTERM: next time SIGKILL */
 } top_session;
 
-static void pull_events(top_session *t)
+/* Appends events (oldest first) to the log, the oldest dropped when full. */
+static void add_events(top_session *t, const gw__event *buf, size_t n)
 {
-    gw__event buf[TOP_EVENTS];
-    size_t n = source_events(t->src, t->last_event_seq, buf, TOP_EVENTS);
     for (size_t i = 0; i < n; i++) {
+        if (buf[i].seq <= t->last_event_seq)
+            continue; /* the stream and a poll may both carry it */
         if (t->n_events == TOP_EVENTS) {
             memmove(t->events, t->events + 1, (TOP_EVENTS - 1) * sizeof *t->events);
             t->n_events--;
@@ -373,6 +399,39 @@ static void pull_events(top_session *t)
         t->events[t->n_events++] = buf[i];
         t->last_event_seq = buf[i].seq;
     }
+}
+
+/* Events since the last one seen: from the sampler, or polled from the
+ * daemon when its stream is not followed. */
+static void pull_events(top_session *t)
+{
+    if (t->events_primed && t->src->remote && gw__top_remote_stream_fd(t->src->remote) >= 0)
+        return; /* they come on the stream */
+    t->events_primed = true;
+    gw__event buf[TOP_EVENTS];
+    size_t n = source_events(t->src, t->last_event_seq, buf, TOP_EVENTS);
+    add_events(t, buf, n);
+}
+
+/* The /events stream has input: its events go to the log; a publication
+ * schedules a rebuild (at most one per interval). Returns whether the
+ * screen changed (events logged). */
+static bool read_stream(top_session *t)
+{
+    gw__event buf[TOP_EVENTS];
+    bool published = false;
+    gw_error err;
+    gw_error_clear(&err);
+    size_t n = gw__top_remote_stream_read(t->src->remote, buf, TOP_EVENTS, &published, &err);
+    add_events(t, buf, n);
+    if (gw__top_remote_stream_fd(t->src->remote) < 0)
+        stream_failed(t->src, err.message);
+    if (published) {
+        int64_t earliest = t->last_build_mono + (int64_t)t->o->interval_ms * 1000000LL;
+        if (earliest < t->next_build_mono)
+            t->next_build_mono = earliest;
+    }
+    return n > 0;
 }
 
 /* The live job progress records into a new array (*out, caller frees;
@@ -457,7 +516,7 @@ static void rebuild(top_session *t)
         .snap = snap,
         .history = source_history(t->src),
         .history_seconds = 300,
-        .history_points = gw__top_chart_points(w),
+        .history_points = snap->n_devices >= GW__TOP_COMPACT_GPUS ? 0 : gw__top_chart_points(w),
         .events = t->events,
         .n_events = t->n_events,
         .progress = prog,
@@ -477,7 +536,14 @@ static void rebuild(top_session *t)
     gw_snapshot_release(snap);
     free(prog);
     t->dirty = false;
-    t->next_build_mono = gw__now_mono_ns() + (int64_t)t->o->interval_ms * 1000000LL;
+    /* following the daemon's stream, its publications bring the next
+     * rebuild (read_stream); the timer is the fallback that shows a silent
+     * daemon's data ageing */
+    source_follow(t->src);
+    bool following = t->src->remote && gw__top_remote_stream_fd(t->src->remote) >= 0;
+    t->last_build_mono = gw__now_mono_ns();
+    t->next_build_mono =
+        t->last_build_mono + (int64_t)t->o->interval_ms * 1000000LL * (following ? 3 : 1);
 }
 
 /* k / F9: checks we may signal the selected process, then asks. */
@@ -611,19 +677,30 @@ static int run_screen(top_session *t)
     const char *proc_root = t->o->cfg.proc_root ? t->o->cfg.proc_root : getenv("GPUWATCH_PROC_ROOT");
     if (!t->src->remote && gw__procinfo_open(&t->host, proc_root, GW__PROCINFO_HOST) != GW_OK)
         t->host = NULL; /* out of memory: N/A, as for a process we may not read */
+    source_follow(t->src); /* before the first rebuild reads the event history: no gap */
     rebuild(t);
-    for (bool running = true; running;) {
-        if (t->dirty || gw__now_mono_ns() >= t->next_build_mono)
+    for (bool running = true, redraw = true; running;) {
+        if (t->dirty || gw__now_mono_ns() >= t->next_build_mono) {
             rebuild(t);
-        fill_host_visible(t);
-        gw__top_draw(&t->model, &t->ui, &t->caps, &t->layout);
-        if (fill_host_visible(t)) /* the draw scrolled to rows not read yet */
+            redraw = true;
+        }
+        if (redraw) {
+            fill_host_visible(t);
             gw__top_draw(&t->model, &t->ui, &t->caps, &t->layout);
+            if (fill_host_visible(t)) /* the draw scrolled to rows not read yet */
+                gw__top_draw(&t->model, &t->ui, &t->caps, &t->layout);
+            redraw = false;
+        }
         int64_t wait = (t->next_build_mono - gw__now_mono_ns()) / 1000000LL;
         int mouse_y = -1;
-        int key = gw__top_screen_key(wait < 0 ? 0 : (int)wait, &mouse_y);
-        if (key >= 0)
+        int fd = t->src->remote ? gw__top_remote_stream_fd(t->src->remote) : -1;
+        int key = gw__top_screen_key(wait < 0 ? 0 : (int)wait, fd, &mouse_y);
+        if (key == GW__TOP_KEY_FD) {
+            redraw = read_stream(t);
+        } else if (key >= 0) {
             running = handle_key(t, key, mouse_y);
+            redraw = true;
+        }
     }
     gw__top_model_release(&t->model);
     gw__procinfo_close(t->host);

@@ -278,6 +278,25 @@ static int connect_to(const gw_daemon_url *u, int timeout_ms, int *fd_out, gw_er
     return rc;
 }
 
+/* Sends data[0..len) on the non-blocking fd, waiting at most timeout_ms
+ * per step. */
+static int send_all(int fd, const char *data, size_t len, int timeout_ms, const gw_daemon_url *u,
+                    gw_error *err)
+{
+    int rc = GW_OK;
+    for (size_t off = 0; off < len && !rc;) {
+        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_fd(fd, POLLOUT, timeout_ms, u, "sending the request", err);
+        } else if (n < 0 && errno != EINTR) {
+            rc = gw__error_set(err, GW_EIO, "daemon %s: send: %s", u->text, strerror(errno));
+        }
+    }
+    return rc;
+}
+
 void gw_daemon_request_text(gw_strbuf *req, const gw_daemon_url *u, const char *method,
                             const char *path, const char *token, const char *body, size_t len)
 {
@@ -314,16 +333,7 @@ int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *pa
         gw__strbuf_release(&req);
         return rc;
     }
-    for (size_t off = 0; off < req.len && !rc;) {
-        ssize_t n = send(fd, req.data + off, req.len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            rc = wait_fd(fd, POLLOUT, timeout_ms, u, "sending the request", err);
-        } else if (n < 0 && errno != EINTR) {
-            rc = gw__error_set(err, GW_EIO, "daemon %s: send: %s", u->text, strerror(errno));
-        }
-    }
+    rc = send_all(fd, req.data, req.len, timeout_ms, u, err);
     gw__strbuf_release(&req);
     size_t cap = 0, got = 0;
     char *buf = NULL;
@@ -400,4 +410,97 @@ const char *gw_daemon_error_message(const gw_daemon_response *r, char *buf, size
     }
     buf[k] = '\0';
     return buf;
+}
+
+/* Checks a stream's response head (head[0..len), up to and including the
+ * empty line): "HTTP/1.x 200", a text/event-stream Content-Type, no
+ * Transfer-Encoding. GW_EPARSE / GW_EIO naming what is wrong. */
+static int check_stream_head(const char *head, size_t len, const gw_daemon_url *u,
+                             const char *path, gw_error *err)
+{
+    int status = 0;
+    if (len < 12 || memcmp(head, "HTTP/1.", 7) != 0 || (head[7] != '0' && head[7] != '1') ||
+        head[8] != ' ' || sscanf(head + 9, "%3d", &status) != 1)
+        return gw__error_set(err, GW_EPARSE, "daemon %s%s: not an HTTP response", u->text, path);
+    if (status != 200)
+        return gw__error_set(err, GW_EIO, "daemon %s%s: HTTP %d", u->text, path, status);
+    bool sse = false;
+    for (const char *l = memchr(head, '\n', len); l && l < head + len; l = memchr(l, '\n',
+                                                                                 (size_t)(head + len - l))) {
+        l++;
+        size_t rest = (size_t)(head + len - l);
+        if (rest >= 13 && strncasecmp(l, "content-type:", 13) == 0) {
+            const char *v = l + 13;
+            while (v < head + len && (*v == ' ' || *v == '\t'))
+                v++;
+            sse = (size_t)(head + len - v) >= 17 && strncasecmp(v, "text/event-stream", 17) == 0;
+        } else if (rest >= 18 && strncasecmp(l, "transfer-encoding:", 18) == 0) {
+            return gw__error_set(err, GW_EPARSE, "daemon %s%s: a Transfer-Encoding on an "
+                                                 "HTTP/1.0 stream", u->text, path);
+        }
+    }
+    if (!sse)
+        return gw__error_set(err, GW_EPARSE, "daemon %s%s: not a text/event-stream", u->text,
+                             path);
+    return GW_OK;
+}
+
+int gw_daemon_stream_open(const gw_daemon_url *u, const char *path, const char *token,
+                          int timeout_ms, int *fd_out, gw_strbuf *early, gw_error *err)
+{
+    *fd_out = -1;
+    gw_strbuf req;
+    gw__strbuf_init(&req, 0);
+    char authority[sizeof u->host + sizeof u->port + 4];
+    gw__strbuf_printf(&req, "GET %s HTTP/1.0\r\nHost: %s\r\nAccept: text/event-stream\r\n",
+                      path, gw_daemon_authority(u, authority, sizeof authority));
+    if (token && *token)
+        gw__strbuf_printf(&req, "Authorization: Bearer %s\r\n", token);
+    gw__strbuf_puts(&req, "\r\n");
+    if (req.failed) {
+        gw__strbuf_release(&req);
+        return gw__error_set(err, GW_ENOMEM, "daemon request: out of memory");
+    }
+    int fd = -1;
+    int rc = connect_to(u, timeout_ms, &fd, err);
+    if (!rc)
+        rc = send_all(fd, req.data, req.len, timeout_ms, u, err);
+    gw__strbuf_release(&req);
+    char head[GW_DAEMON_MAX_HEAD];
+    size_t got = 0;
+    const char *end = NULL;
+    while (!rc && !end) {
+        if (got == sizeof head) {
+            rc = gw__error_set(err, GW_ERANGE, "daemon %s%s: response head over %zu bytes",
+                               u->text, path, sizeof head);
+            break;
+        }
+        ssize_t n = recv(fd, head + got, sizeof head - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_fd(fd, POLLIN, timeout_ms, u, "waiting for the stream", err);
+            continue;
+        }
+        if (n <= 0) {
+            rc = gw__error_set(err, GW_EIO, "daemon %s%s: %s before the response head", u->text,
+                               path, n == 0 ? "connection closed" : strerror(errno));
+            break;
+        }
+        size_t from = got > 3 ? got - 3 : 0;
+        got += (size_t)n;
+        for (size_t i = from; i + 4 <= got && !end; i++)
+            if (memcmp(head + i, "\r\n\r\n", 4) == 0)
+                end = head + i + 4;
+    }
+    if (!rc)
+        rc = check_stream_head(head, (size_t)(end - head), u, path, err);
+    if (rc) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    gw__strbuf_append(early, end, (size_t)(head + got - end));
+    *fd_out = fd;
+    return GW_OK;
 }

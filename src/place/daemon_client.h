@@ -81,6 +81,18 @@ int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *pa
 void gw_daemon_request_text(gw_strbuf *req, const gw_daemon_url *u, const char *method,
                             const char *path, const char *token, const char *body, size_t len);
 
+/* Opens a Server-Sent Events stream: GET PATH over HTTP/1.0 (so the body
+ * is the raw stream until the daemon closes it, no chunked coding) with
+ * "Accept: text/event-stream" and token (NULL/empty: none); waits at most
+ * timeout_ms per step for the response head, which must say 200 and
+ * text/event-stream. On GW_OK *fd_out is the connected non-blocking
+ * socket (caller closes; read it as the stream) and the body bytes that
+ * came with the head are appended to early. Errors as gw_daemon_request,
+ * GW_EIO naming a status other than 200, GW_EPARSE for a head that is not
+ * an event stream's; *fd_out is -1 then. */
+int gw_daemon_stream_open(const gw_daemon_url *u, const char *path, const char *token,
+                          int timeout_ms, int *fd_out, gw_strbuf *early, gw_error *err);
+
 /* The "message" of the daemon's error body {"error":{"code":..,"message":..}}
  * copied into buf (the body itself, shortened, when it is not that shape). */
 const char *gw_daemon_error_message(const gw_daemon_response *r, char *buf, size_t cap);

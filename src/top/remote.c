@@ -1,18 +1,26 @@
 /* remote.c — a frame's data from a daemon (remote.h). */
 #include "top/remote.h"
 
+#include "core/sse.h"
 #include "core/util.h"
 #include "place/daemon_client.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#define STREAM_MAX_EVENT (1u << 20) /* an /events record: a /health body at most */
 
 struct gw__top_remote {
     gw_daemon_url url;
     char token[256];
+    int stream_fd;         /* the /events stream, -1 when not following */
+    gw__sse_parser sse;
+    gw_strbuf pending;     /* stream bytes that came with the response head */
 };
 
 int gw__top_remote_open(gw__top_remote **out, const char *url, const char *token,
@@ -28,12 +36,21 @@ int gw__top_remote_open(gw__top_remote **out, const char *url, const char *token
         return rc;
     }
     gw__strlcpy(r->token, token ? token : "", sizeof r->token);
+    r->stream_fd = -1;
+    gw__sse_init(&r->sse, STREAM_MAX_EVENT);
+    gw__strbuf_init(&r->pending, GW_DAEMON_MAX_HEAD);
     *out = r;
     return GW_OK;
 }
 
 void gw__top_remote_free(gw__top_remote *r)
 {
+    if (!r)
+        return;
+    if (r->stream_fd >= 0)
+        close(r->stream_fd);
+    gw__sse_release(&r->sse);
+    gw__strbuf_release(&r->pending);
     free(r);
 }
 
@@ -262,6 +279,28 @@ static gw__event_severity severity_of(const char *s)
                                        : GW__SEV_INFO;
 }
 
+/* One event object (the records of /api/v1/events and of the /events
+ * stream) into o; e's "seq" already checked. */
+static void decode_event(json_t *e, gw__event *o)
+{
+    double v = 0;
+    memset(o, 0, sizeof *o);
+    o->seq = num(e, "seq", NULL, &v) && v > 0 ? (uint64_t)v : 0;
+    char buf[32];
+    str(e, "time", buf, sizeof buf);
+    o->time_ns = parse_time(buf);
+    str(e, "severity", buf, sizeof buf);
+    o->severity = severity_of(buf);
+    str(e, "type", buf, sizeof buf);
+    for (int t = 0; t < GW__EV_COUNT; t++)
+        if (strcmp(buf, gw__event_type_name((gw__event_type)t)) == 0)
+            o->type = (gw__event_type)t;
+    o->gpu = num(e, "gpu", NULL, &v) ? (int)v : -1;
+    o->value = num(e, "value", NULL, &v) ? v : NAN;
+    str(e, "uuid", o->uuid, sizeof o->uuid);
+    str(e, "message", o->message, sizeof o->message);
+}
+
 size_t gw__top_remote_events(gw__top_remote *r, int timeout_ms, uint64_t after, gw__event *out,
                              size_t max)
 {
@@ -278,23 +317,101 @@ size_t gw__top_remote_events(gw__top_remote *r, int timeout_ms, uint64_t after, 
         double v = 0;
         if (!json_is_object(e) || !num(e, "seq", NULL, &v) || v <= (double)after)
             continue;
-        gw__event *o = &out[n++];
-        memset(o, 0, sizeof *o);
-        o->seq = (uint64_t)v;
-        char buf[32];
-        str(e, "time", buf, sizeof buf);
-        o->time_ns = parse_time(buf);
-        str(e, "severity", buf, sizeof buf);
-        o->severity = severity_of(buf);
-        str(e, "type", buf, sizeof buf);
-        for (int t = 0; t < GW__EV_COUNT; t++)
-            if (strcmp(buf, gw__event_type_name((gw__event_type)t)) == 0)
-                o->type = (gw__event_type)t;
-        o->gpu = num(e, "gpu", NULL, &v) ? (int)v : -1;
-        o->value = num(e, "value", NULL, &v) ? v : NAN;
-        str(e, "uuid", o->uuid, sizeof o->uuid);
-        str(e, "message", o->message, sizeof o->message);
+        decode_event(e, &out[n++]);
     }
     json_decref(doc);
     return n;
+}
+
+/* --------------------------------------------------------- the stream */
+
+/* What one read of the stream collected (the parser's callback fills it). */
+typedef struct stream_ctx {
+    gw__event *out;
+    size_t max, n;
+    bool published;
+} stream_ctx;
+
+/* "snapshot" marks a publication; any other record is an event object
+ * (the daemon's gw__api_event_json). A record that is not one is skipped
+ * (invariant 1). Keeps the newest max events. */
+static bool on_stream_event(void *arg, const gw__sse_event *ev)
+{
+    stream_ctx *c = arg;
+    if (strcmp(ev->type, "snapshot") == 0) {
+        c->published = true;
+        return true;
+    }
+    json_t *e = json_loadb(ev->data, ev->data_len, 0, NULL);
+    double v = 0;
+    if (c->max && json_is_object(e) && num(e, "seq", NULL, &v) && v >= 1) {
+        if (c->n == c->max) {
+            memmove(c->out, c->out + 1, (c->max - 1) * sizeof *c->out);
+            c->n--;
+        }
+        decode_event(e, &c->out[c->n++]);
+    }
+    json_decref(e);
+    return true;
+}
+
+int gw__top_remote_follow(gw__top_remote *r, int timeout_ms, gw_error *err)
+{
+    gw__top_remote_unfollow(r);
+    gw__strbuf_reset(&r->pending);
+    int rc = gw_daemon_stream_open(&r->url, "/events", r->token[0] ? r->token : NULL, timeout_ms,
+                                   &r->stream_fd, &r->pending, err);
+    if (rc == GW_OK && r->pending.failed) {
+        gw__top_remote_unfollow(r);
+        rc = gw__error_set(err, GW_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
+void gw__top_remote_unfollow(gw__top_remote *r)
+{
+    if (r->stream_fd >= 0)
+        close(r->stream_fd);
+    r->stream_fd = -1;
+    gw__sse_reset(&r->sse);
+}
+
+int gw__top_remote_stream_fd(const gw__top_remote *r)
+{
+    return r->stream_fd;
+}
+
+size_t gw__top_remote_stream_read(gw__top_remote *r, gw__event *out, size_t max, bool *published,
+                                  gw_error *err)
+{
+    stream_ctx c = {.out = out, .max = max};
+    int rc = GW_OK;
+    if (r->stream_fd >= 0 && r->pending.len) {
+        rc = gw__sse_feed(&r->sse, r->pending.data, r->pending.len, on_stream_event, &c, err);
+        gw__strbuf_reset(&r->pending);
+    }
+    char buf[16384];
+    for (int reads = 0; rc == GW_OK && r->stream_fd >= 0 && reads < 64; reads++) {
+        ssize_t n = read(r->stream_fd, buf, sizeof buf);
+        if (n > 0) {
+            rc = gw__sse_feed(&r->sse, buf, (size_t)n, on_stream_event, &c, err);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;
+        } else {
+            rc = gw__error_set(err, GW_EIO, "%s/events: %s", r->url.text,
+                               n == 0 ? "the daemon closed the stream" : strerror(errno));
+        }
+    }
+    if (rc != GW_OK) {
+        if (rc != GW_EIO) { /* the parser's message: say which stream */
+            char why[sizeof err->message];
+            gw__strlcpy(why, err->message, sizeof why);
+            gw__error_set(err, rc, "%s/events: %s", r->url.text, why);
+        }
+        gw__top_remote_unfollow(r);
+    }
+    *published = c.published;
+    return c.n;
 }

@@ -26,10 +26,12 @@
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <term.h>
 #include <time.h>
+#include <unistd.h>
 #include <wchar.h>
 
 #define MIB (1024.0 * 1024.0)
@@ -90,10 +92,9 @@ void gw__top_screen_size(int *width, int *height)
     *height = LINES;
 }
 
-int gw__top_screen_key(int timeout_ms, int *mouse_y)
+/* A key read by getch (k != ERR) as gw__top_screen_key returns it. */
+static int key_of(int k, int *mouse_y)
 {
-    timeout(timeout_ms);
-    int k = getch();
     if (k == ERR)
         return -1;
     if (k == KEY_MOUSE) {
@@ -108,6 +109,25 @@ int gw__top_screen_key(int timeout_ms, int *mouse_y)
         return GW__TOP_KEY_CLICK;
     }
     return k;
+}
+
+int gw__top_screen_key(int timeout_ms, int fd, int *mouse_y)
+{
+    if (fd < 0) {
+        timeout(timeout_ms);
+        return key_of(getch(), mouse_y);
+    }
+    timeout(0); /* keys ncurses holds already come first */
+    int k = getch();
+    if (k != ERR)
+        return key_of(k, mouse_y);
+    struct pollfd p[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    int n = poll(p, 2, timeout_ms);
+    if (n > 0 && p[1].revents)
+        return GW__TOP_KEY_FD;
+    if (n == 0)
+        return -1;
+    return key_of(getch(), mouse_y); /* a key, or EINTR: a resize (KEY_RESIZE) */
 }
 
 size_t gw__top_chart_points(int width)
@@ -131,13 +151,21 @@ static int put(int y, int x, int maxw, const char *s)
     move(y, x);
     int cols = 0;
     while (*s && cols < maxw) {
-        int run = 0; /* printable ASCII, one column each: one call */
-        while (cols + run < maxw && s[run] >= 0x20 && s[run] < 0x7f)
+        /* printable ASCII, one column each: copied as cells in one call
+         * (waddnstr would take every byte through the multibyte path) */
+        chtype cells[256];
+        int run = 0;
+        chtype attr = (chtype)getattrs(stdscr);
+        while (cols + run < maxw && run < (int)GW__ARRAY_LEN(cells) && s[run] >= 0x20 &&
+               s[run] < 0x7f) {
+            cells[run] = (chtype)(unsigned char)s[run] | attr;
             run++;
+        }
         if (run) {
-            addnstr(s, run);
+            addchnstr(cells, run); /* the cursor stays: move past the run */
             cols += run;
             s += run;
+            move(y, x + cols);
             continue;
         }
         wchar_t wc;
@@ -679,7 +707,7 @@ static int chart_rows(size_t n_gpus, int avail)
 {
     if (n_gpus == 0)
         return 0;
-    if (n_gpus >= 8 || avail < (int)n_gpus * 2)
+    if (n_gpus >= GW__TOP_COMPACT_GPUS || avail < (int)n_gpus * 2)
         return -1;
     int h = avail / (int)n_gpus - 2;
     return h < 0 ? 0 : h > 4 ? 4 : h;

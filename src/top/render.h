@@ -57,11 +57,16 @@ void gw__top_screen_close(void);
 /* Current size. */
 void gw__top_screen_size(int *width, int *height);
 
-/* Waits up to timeout_ms for a key; returns it, or -1 on timeout. A mouse
- * click returns GW__TOP_KEY_CLICK with *mouse_y set; the wheel returns
- * KEY_UP/KEY_DOWN. */
+/* Waits up to timeout_ms for a key, or for input on fd (>= 0; -1: keys
+ * only); returns the key, GW__TOP_KEY_FD when fd is readable first, or -1
+ * on timeout. A mouse click returns GW__TOP_KEY_CLICK with *mouse_y set;
+ * the wheel returns KEY_UP/KEY_DOWN; a resize KEY_RESIZE. */
 #define GW__TOP_KEY_CLICK 0x7fff0001
-int gw__top_screen_key(int timeout_ms, int *mouse_y);
+#define GW__TOP_KEY_FD 0x7fff0002
+int gw__top_screen_key(int timeout_ms, int fd, int *mouse_y);
+
+/* From this many GPUs on, each gets one compact line and no charts. */
+#define GW__TOP_COMPACT_GPUS 8
 
 /* Points a history chart gets at width (what to ask the model for). */
 size_t gw__top_chart_points(int width);

@@ -124,6 +124,7 @@ static void many_pids_grow_and_evict(void **state)
             gw__procinfo_fill(pc, &p);
             assert_string_equal(p.name, "worker");
         }
+        assert_true(gw__procinfo_check(pc));
     }
     gw__procinfo_close(pc);
     fixture_rmrf(root);
@@ -182,36 +183,53 @@ static int open_fds(void)
     return n;
 }
 
-/* The real /proc: a live child is read (through a held descriptor), its
- * CPU % appears from the second round, and once it is gone and reaped
- * nothing is filled for its pid. On procfs one descriptor is held for the
- * child while it lives and closed once its reading fails. */
-static void real_proc_child_then_gone(void **state)
+/* The real-/proc tests' child, killed by the teardown whatever happens. */
+static pid_t live_child = -1;
+
+static int kill_child(void **state)
 {
     (void)state;
+    if (live_child > 0) {
+        kill(live_child, SIGKILL);
+        waitpid(live_child, NULL, 0);
+    }
+    live_child = -1;
+    return 0;
+}
+
+/* A live child on the real /proc read for three rounds by a cache of
+ * `what`: its name always; host figures (CPU % from the second round on)
+ * only with GW__PROCINFO_HOST; `held` descriptors open while it lives.
+ * Once it is killed and reaped nothing is filled for its pid and every
+ * descriptor is closed. */
+static void real_child_rounds(unsigned what, int held)
+{
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
         for (;;)
             pause();
     }
+    live_child = child;
+    bool host = what & GW__PROCINFO_HOST;
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, NULL, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, NULL, what), GW_OK);
     int fds_before = open_fds();
     for (int round = 0; round < 3; round++) {
         gw__procinfo_begin_round(pc);
         gw_process p = {.pid = (uint32_t)child};
         gw__procinfo_fill(pc, &p);
         assert_true(gw_process_has(&p, GW_PROC_NAME));
-        assert_true(gw_process_has(&p, GW_PROC_HOST_MEMORY));
-        assert_true(p.host_memory > 0);
-        assert_int_equal(gw_process_has(&p, GW_PROC_CPU_UTIL), round > 0);
-        if (round > 0)
+        assert_int_equal(gw_process_has(&p, GW_PROC_HOST_MEMORY), host);
+        assert_int_equal(gw_process_has(&p, GW_PROC_CPU_UTIL), host && round > 0);
+        if (host)
+            assert_true(p.host_memory > 0);
+        if (host && round > 0)
             assert_true(p.cpu_util >= 0 && p.cpu_util < 50); /* it sleeps */
-        assert_int_equal(open_fds(), fds_before + 1);
+        assert_int_equal(open_fds(), fds_before + held);
+        assert_true(gw__procinfo_check(pc));
     }
-    kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    kill_child(NULL);
     gw__procinfo_begin_round(pc);
     gw_process gone = {.pid = (uint32_t)child};
     gw__procinfo_fill(pc, &gone);
@@ -219,6 +237,20 @@ static void real_proc_child_then_gone(void **state)
     assert_false(gw_process_has(&gone, GW_PROC_HOST_MEMORY));
     assert_int_equal(open_fds(), fds_before);
     gw__procinfo_close(pc);
+}
+
+/* Host figures: schedstat and statm held (two descriptors). */
+static void real_proc_child_then_gone(void **state)
+{
+    (void)state;
+    real_child_rounds(GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST, 2);
+}
+
+/* Identity only: one pidfd, the exit noticed through it. */
+static void identity_only_guarded_by_pidfd(void **state)
+{
+    (void)state;
+    real_child_rounds(GW__PROCINFO_IDENTITY, 1);
 }
 
 int main(void)
@@ -229,7 +261,8 @@ int main(void)
         cmocka_unit_test(caches_until_pid_is_reused),
         cmocka_unit_test(many_pids_grow_and_evict),
         cmocka_unit_test(host_memory_and_cpu_from_stat),
-        cmocka_unit_test(real_proc_child_then_gone),
+        cmocka_unit_test_teardown(real_proc_child_then_gone, kill_child),
+        cmocka_unit_test_teardown(identity_only_guarded_by_pidfd, kill_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

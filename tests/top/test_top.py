@@ -443,8 +443,8 @@ def table_row(screen, pid):
 
 def case_cpu(args, tmp):
     """CPU % and host memory of a GPU process come from /proc: a busy child
-    shows CPU above 0 and its resident memory as /proc/PID/stat's rss
-    (field 24, pages) says; MODEL is the file name its --model names."""
+    shows CPU above 0 and its resident memory as /proc/PID/statm says;
+    MODEL is the file name its --model names."""
     child = subprocess.Popen([sys.executable, "-c", "while True: pass",
                               "--model", "/models/tiny-test.Q4_0.gguf"])
     try:
@@ -452,9 +452,8 @@ def case_cpu(args, tmp):
         page = os.sysconf("SC_PAGE_SIZE")
 
         def rss():
-            with open("/proc/%d/stat" % child.pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()  # fields 3..
-                return scenario.bytes_short(int(fields[24 - 3]) * page)
+            with open("/proc/%d/statm" % child.pid) as f:
+                return scenario.bytes_short(int(f.read().split()[1]) * page)
 
         def ok(screen):
             r = table_row(screen, child.pid)
@@ -714,21 +713,39 @@ class Daemon:
         self.log.close()
 
 
+def route_requests(url):
+    """{route: requests answered} from the daemon's /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for m in re.finditer(r'^gpuwatch_http_requests_total\{route="([^"]*)",code="\d+"\} (\d+)$',
+                         text, re.M):
+        out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
 def case_connect(args, tmp):
     """--connect: the daemon's values (plain --once and the screen), its
-    events (the pressure banner) and its job progress records."""
+    events (the pressure banner), its job progress records, and its /events
+    stream followed: a GPU lost while top runs reaches the log through the
+    stream (the event history is read once, never polled)."""
     path = pressure_scenario(tmp)
+    with open(path, "a") as f:  # GPU 0 lost a few seconds in (the daemon samples every 200 ms)
+        f.write("\nfault nvmlDeviceGetMemoryInfo_v2 GPU_IS_LOST gpu=0 after=40\n"
+                "fault * GPU_IS_LOST gpu=0 after=100000\n")
     sc = scenario.read(path)
     d = Daemon(base_env(tmp, path, args.libdir), tmp)
     try:
         p = subprocess.run([BIN, "top", "--once", "--connect", d.url], env=base_env(tmp, None,
                            args.libdir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=120)
-        check(p.returncode == 0, "rc %d: %r" % (p.returncode, p.stderr))
+        check(p.returncode in (0, 3), "rc %d: %r" % (p.returncode, p.stderr))
         gpus = parse_plain(p.stdout.decode())
         check(len(gpus) == len(sc["gpus"]), "%d lines" % len(gpus))
         for i, g in enumerate(gpus):
-            compare_plain(g, sc, i)
+            if g["state"] == "ok":
+                compare_plain(g, sc, i)
         argv = [BIN, "top", "--interval", "200", "--connect", d.url]
         # A job's progress reported to the daemon (POST /api/v1/progress)
         # is shown from its GET /api/v1/progress.
@@ -737,16 +754,26 @@ def case_connect(args, tmp):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         check(p.returncode == 0, "gpuwatch progress to the daemon: rc %d %r"
               % (p.returncode, p.stderr))
+        before = route_requests(d.url)
 
         def run(t):
             t.wait_text(d.url)
-            expect_gpus_on_screen(t, sc)
+            expect_gpus_on_screen(t, sc)  # GPU 0 is lost some 8 s in (40 samples)
             expect_pressure(t)
             t.wait_text("remote-7@1", "30/120 batches", "25%")
+            s = t.wait(lambda x: re.search(r"^\d\d:\d\d:\d\d critical .*GPU 0", x, re.M) and
+                       re.search(r"GPU 0 .*LOST", x), "GPU 0 lost, in its header and the log")
+            time.sleep(1.0)  # several publications: a polling client would ask again
             t.quit()
         # the local library must not matter: point it nowhere
         with_tmux(args, tmp, None, run, 100, 30, argv=argv,
                   extra_env={"GPUWATCH_NVML_LIBRARY": "/nonexistent/libnvidia-ml.so.1"})
+        time.sleep(0.5)  # the counters are rendered with the next publication
+        after = route_requests(d.url)
+        polls = after.get("/api/v1/events", 0) - before.get("/api/v1/events", 0)
+        streams = after.get("/events", 0) - before.get("/events", 0)
+        check(polls == 1, "top asked /api/v1/events %d times (want once: the history)" % polls)
+        check(streams == 1, "top opened /events %d times (want 1)" % streams)
     finally:
         d.stop()
     p = subprocess.run([BIN, "top", "--once", "--connect", "http://127.0.0.1:1"],
