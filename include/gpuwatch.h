@@ -257,6 +257,7 @@ typedef enum gw_process_field {
     GW_PROC_GTT_MEMORY,
     GW_PROC_HOST_MEMORY,
     GW_PROC_CPU_UTIL,
+    GW_PROC_OWNER,
     GW_PROC_FIELD_COUNT
 } gw_process_field;
 
@@ -268,6 +269,30 @@ typedef enum gw_process_kind {
 
 /* "compute", "graphics", "other"; static. */
 GW_API const char *gw_process_kind_name(gw_process_kind k);
+
+/* Who owns a process on a shared host, from its cgroup. */
+typedef enum gw_owner_kind {
+    GW_OWNER_NONE = 0,   /* none of the kinds below */
+    GW_OWNER_SYSTEMD,    /* a systemd unit: unit */
+    GW_OWNER_CONTAINER,  /* a container outside Kubernetes: runtime, container_id */
+    GW_OWNER_KUBERNETES, /* a pod: pod_uid (pod, pod_namespace when known), container_id */
+    GW_OWNER_SLURM,      /* a Slurm job: slurm_job (slurm_step) */
+} gw_owner_kind;
+
+/* "none", "systemd", "container", "kubernetes", "slurm"; static. */
+GW_API const char *gw_owner_kind_name(gw_owner_kind k);
+
+/* Every string "" when not known; only [A-Za-z0-9_.@:-] (cgroup: the path). */
+typedef struct gw_owner {
+    gw_owner_kind kind;
+    char runtime[16];       /* "docker", "containerd", "crio", "podman" */
+    char container_id[72];  /* hex */
+    char pod_uid[40];
+    char pod[96], pod_namespace[64];
+    char unit[96];          /* "ollama.service", "session-3.scope" */
+    char slurm_job[24], slurm_step[24];
+    char cgroup[256];       /* the cgroup path it was read from */
+} gw_owner;
 
 /* One process using one device (a process on two GPUs appears twice). */
 typedef struct gw_process {
@@ -283,6 +308,7 @@ typedef struct gw_process {
     char cmdline[256]; /* arguments joined by spaces, truncated */
     uint64_t host_memory; /* resident set in host RAM, bytes */
     double cpu_util;      /* percent of one CPU core over the last interval */
+    gw_owner owner;       /* GW_PROC_OWNER: read, kind may still be NONE */
 } gw_process;
 
 static inline bool gw_process_has(const gw_process *p, gw_process_field f)
@@ -370,6 +396,7 @@ typedef struct gw_config {
     const char *nvml_library; /* $GPUWATCH_NVML_LIBRARY, else "libnvidia-ml.so.1" */
     const char *proc_root;    /* $GPUWATCH_PROC_ROOT, else "/proc" */
     const char *sys_root;     /* $GPUWATCH_SYS_ROOT, else "/sys" */
+    const char *pods_dir;     /* $GPUWATCH_PODS_DIR, else "/var/log/pods" (pod names) */
     const char *sources;      /* comma list of backends to use; NULL: all */
     unsigned call_timeout_ms; /* deadline for a fallback CLI; 0: $GPUWATCH_CALL_TIMEOUT_MS, else 5000 */
     bool processes;           /* read per-process use (default true) */

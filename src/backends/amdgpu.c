@@ -385,7 +385,8 @@ static int amd_open(void **state, const gw__config *cfg, gw_error *err)
     }
     s->n_devs = n;
     free(cards); /* descriptors now belong to devs */
-    if (gw__procinfo_open(&s->names, cfg->proc_root, gw__procinfo_what(cfg)) != GW_OK) {
+    if (gw__procinfo_open(&s->names, cfg->proc_root, gw__procinfo_what(cfg),
+                          cfg->pods_dir) != GW_OK) {
         amd_close(s);
         return gw__error_set(err, GW_ENOMEM, "amdgpu: out of memory");
     }

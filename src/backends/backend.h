@@ -38,6 +38,7 @@ typedef struct gw__config {
     char nvml_library[512];
     char proc_root[512];
     char sys_root[512];
+    char pods_dir[512];
     unsigned call_timeout_ms;
     bool processes;
     bool process_host_stats;

@@ -117,6 +117,8 @@ int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
                 sizeof m->cfg.proc_root);
     gw__strlcpy(m->cfg.sys_root, pick(cfg_in->sys_root, "GPUWATCH_SYS_ROOT", "/sys"),
                 sizeof m->cfg.sys_root);
+    gw__strlcpy(m->cfg.pods_dir, pick(cfg_in->pods_dir, "GPUWATCH_PODS_DIR", "/var/log/pods"),
+                sizeof m->cfg.pods_dir);
     m->cfg.call_timeout_ms = cfg_in->call_timeout_ms;
     uint64_t env_ms;
     const char *env_timeout = getenv("GPUWATCH_CALL_TIMEOUT_MS");

@@ -535,7 +535,8 @@ static int nvsmi_open(void **state, const gw__config *cfg, gw_error *err)
     }
     s->timeout_ms = cfg->call_timeout_ms ? cfg->call_timeout_ms : 5000;
     s->processes = cfg->processes;
-    if (s->processes && gw__procinfo_open(&s->procinfo, cfg->proc_root, gw__procinfo_what(cfg)) != GW_OK) {
+    if (s->processes && gw__procinfo_open(&s->procinfo, cfg->proc_root, gw__procinfo_what(cfg),
+                          cfg->pods_dir) != GW_OK) {
         free(s);
         return gw__error_set(err, GW_ENOMEM, TOOL ": out of memory");
     }

@@ -627,7 +627,8 @@ static int nvml_open(void **out, const gw__config *cfg, gw_error *err)
     open_xid_events(s);
     s->calls = 0; /* calls are counted per sample */
     if (s->processes) {
-        int rc = gw__procinfo_open(&s->pc, cfg->proc_root, gw__procinfo_what(cfg));
+        int rc = gw__procinfo_open(&s->pc, cfg->proc_root, gw__procinfo_what(cfg),
+                          cfg->pods_dir);
         if (rc != GW_OK) {
             nvml_close(s);
             return gw__error_set(err, rc, "NVML: out of memory");

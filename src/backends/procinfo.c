@@ -24,6 +24,7 @@
  */
 #include "backends/procinfo.h"
 #include "backends/backend.h"
+#include "backends/cgroup.h"
 #include "core/util.h"
 
 #include <assert.h>
@@ -59,6 +60,8 @@ typedef struct entry {
     char name[64];
     char user[32];
     char cmdline[256];
+    bool has_owner;
+    gw_owner owner;      /* from /proc/PID/cgroup, with the identity */
 } entry;
 
 typedef struct uid_name {
@@ -68,6 +71,7 @@ typedef struct uid_name {
 
 struct gw__procinfo {
     char root[512];
+    char pods_dir[512];      /* the kubelet's pod log folder; "" none */
     entry *table;
     size_t cap, n_used;
     uint32_t round;
@@ -121,7 +125,8 @@ unsigned gw__procinfo_what(const gw__config *cfg)
     return GW__PROCINFO_IDENTITY | (cfg->process_host_stats ? GW__PROCINFO_HOST : 0u);
 }
 
-int gw__procinfo_open(gw__procinfo **out, const char *proc_root, unsigned what)
+int gw__procinfo_open(gw__procinfo **out, const char *proc_root, unsigned what,
+                      const char *pods_dir)
 {
     gw__procinfo *pc = calloc(1, sizeof *pc);
     if (!pc) {
@@ -130,6 +135,7 @@ int gw__procinfo_open(gw__procinfo **out, const char *proc_root, unsigned what)
     }
     gw__strlcpy(pc->root, proc_root ? proc_root : "/proc", sizeof pc->root);
     pc->what = what;
+    gw__strlcpy(pc->pods_dir, pods_dir ? pods_dir : "", sizeof pc->pods_dir);
     struct statfs fs;
     pc->hold_fds = statfs(pc->root, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC_;
     /* pidfds name processes of our own pid namespace: only for the real
@@ -413,6 +419,7 @@ static void read_identity(gw__procinfo *pc, entry *e)
     char path[600], buf[4096];
     e->readable = false;
     e->name[0] = e->user[0] = e->cmdline[0] = '\0';
+    e->has_owner = false;
 
     snprintf(path, sizeof path, "%s/%u/comm", pc->root, e->pid);
     long n = gw__read_file(path, buf, sizeof buf);
@@ -439,6 +446,12 @@ static void read_identity(gw__procinfo *pc, entry *e)
         buf[n] = '\0';
         gw__strlcpy(e->cmdline, buf, sizeof e->cmdline);
     }
+    snprintf(path, sizeof path, "%s/%u/cgroup", pc->root, e->pid);
+    n = gw__read_file(path, buf, sizeof buf);
+    e->has_owner = n > 0;
+    if (n > 0 && gw__cgroup_owner_parse(buf, (size_t)n, &e->owner) &&
+        e->owner.kind == GW_OWNER_KUBERNETES && pc->pods_dir[0])
+        gw__cgroup_pod_name(pc->pods_dir, &e->owner);
 }
 
 /* Guards e with a pidfd in the epoll set (identity-only caches on the real
@@ -548,6 +561,10 @@ void gw__procinfo_fill(gw__procinfo *pc, gw_process *p)
     if (e->cmdline[0]) {
         gw__strlcpy(p->cmdline, e->cmdline, sizeof p->cmdline);
         p->valid |= 1u << GW_PROC_CMDLINE;
+    }
+    if (e->has_owner) {
+        p->owner = e->owner;
+        p->valid |= 1u << GW_PROC_OWNER;
     }
     if (e->has_rss) {
         p->host_memory = e->rss_bytes;

@@ -21,7 +21,7 @@ typedef struct gw__procinfo gw__procinfo;
 
 /* What a cache reads (gw__procinfo_open's what, OR-ed). */
 enum {
-    GW__PROCINFO_IDENTITY = 1u, /* name, user, command line: once per process */
+    GW__PROCINFO_IDENTITY = 1u, /* name, user, command line, owner: once per process */
     GW__PROCINFO_HOST = 2u,     /* resident memory, CPU %: a stat read per round */
 };
 
@@ -31,10 +31,12 @@ struct gw__config;
  * unless cfg->process_host_stats is off. */
 unsigned gw__procinfo_what(const struct gw__config *cfg);
 
-/* Opens a cache reading what (GW__PROCINFO_*) below proc_root (copied).
- * Returns GW_OK or GW_ENOMEM (then *out is NULL). Caller closes with
- * gw__procinfo_close. */
-int gw__procinfo_open(gw__procinfo **out, const char *proc_root, unsigned what);
+/* Opens a cache reading what (GW__PROCINFO_*) below proc_root (copied);
+ * pods_dir (copied; NULL: none) is the kubelet's pod log folder that names
+ * a pod owner (cgroup.h). Returns GW_OK or GW_ENOMEM (then *out is NULL).
+ * Caller closes with gw__procinfo_close. */
+int gw__procinfo_open(gw__procinfo **out, const char *proc_root, unsigned what,
+                      const char *pods_dir);
 
 /* Grows the process's descriptor table to what caches may hold (a few
  * hundred), so that holding them later costs no RCU grace period per
@@ -48,7 +50,7 @@ void gw__procinfo_reserve_fds(void);
 void gw__procinfo_begin_round(gw__procinfo *pc);
 
 /* Fills, for p->pid and as the cache's what says, p->name, p->user,
- * p->cmdline (IDENTITY), p->host_memory and, from the second round a
+ * p->cmdline, p->owner (IDENTITY), p->host_memory and, from the second round a
  * process is seen in, p->cpu_util (HOST), with their valid bits. A process
  * that is gone or unreadable leaves those fields unset; never fails
  * otherwise. An identity-only cache on /proc reads nothing for a process it

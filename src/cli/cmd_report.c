@@ -155,14 +155,18 @@ static void print_device(const gw_snapshot *snap, const gw_device *d)
         if (p->device_index != d->info.index)
             continue;
         if (!header) {
-            printf("  %8s %-10s %10s %5s  %s\n", "PID", "USER", "VRAM", "SM", "COMMAND");
+            printf("  %8s %-10s %10s %5s  %-24s %s\n", "PID", "USER", "VRAM", "SM", "OWNER",
+                   "COMMAND");
             header = true;
         }
-        printf("  %8u %-10s %10s %5s  %s\n", p->pid,
+        char owner[128];
+        printf("  %8u %-10s %10s %5s  %-24s %s\n", p->pid,
                gw_process_has(p, GW_PROC_USER) ? p->user : "N/A",
                fmt_or_na(a, sizeof a, gw_process_has(p, GW_PROC_GPU_MEMORY), "%.0f MiB",
                          (double)p->gpu_memory / MIB),
                fmt_or_na(b, sizeof b, gw_process_has(p, GW_PROC_SM_UTIL), "%.0f%%", p->sm_util),
+               gw_process_has(p, GW_PROC_OWNER) ? gw__owner_short(&p->owner, owner, sizeof owner)
+                                                : "N/A",
                gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline
                : gw_process_has(p, GW_PROC_NAME)  ? p->name
                                                   : "N/A");

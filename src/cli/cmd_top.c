@@ -675,7 +675,7 @@ static int run_screen(top_session *t)
     t->ui.source = t->src->remote ? gw__top_remote_url(t->src->remote) : "local";
     t->ui.interval_ms = t->o->interval_ms;
     const char *proc_root = t->o->cfg.proc_root ? t->o->cfg.proc_root : getenv("GPUWATCH_PROC_ROOT");
-    if (!t->src->remote && gw__procinfo_open(&t->host, proc_root, GW__PROCINFO_HOST) != GW_OK)
+    if (!t->src->remote && gw__procinfo_open(&t->host, proc_root, GW__PROCINFO_HOST, NULL) != GW_OK)
         t->host = NULL; /* out of memory: N/A, as for a process we may not read */
     source_follow(t->src); /* before the first rebuild reads the event history: no gap */
     rebuild(t);

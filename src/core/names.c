@@ -4,6 +4,8 @@
 #include "gpuwatch.h"
 #include "util.h"
 
+#include <stdio.h>
+
 const char *gw_strerror(int code)
 {
     switch (code) {
@@ -65,6 +67,40 @@ const char *gw_process_kind_name(gw_process_kind k)
     case GW_PROCESS_OTHER: break;
     }
     return "other";
+}
+
+const char *gw_owner_kind_name(gw_owner_kind k)
+{
+    switch (k) {
+    case GW_OWNER_SYSTEMD: return "systemd";
+    case GW_OWNER_CONTAINER: return "container";
+    case GW_OWNER_KUBERNETES: return "kubernetes";
+    case GW_OWNER_SLURM: return "slurm";
+    case GW_OWNER_NONE: break;
+    }
+    return "none";
+}
+
+const char *gw__owner_short(const gw_owner *o, char *buf, size_t cap)
+{
+    switch (o->kind) {
+    case GW_OWNER_SLURM:
+        snprintf(buf, cap, "slurm:%s%s%s", o->slurm_job, o->slurm_step[0] ? "." : "",
+                 o->slurm_step);
+        break;
+    case GW_OWNER_KUBERNETES:
+        if (o->pod[0])
+            snprintf(buf, cap, "pod:%s/%s", o->pod_namespace, o->pod);
+        else
+            snprintf(buf, cap, "pod:%.8s", o->pod_uid);
+        break;
+    case GW_OWNER_CONTAINER:
+        snprintf(buf, cap, "%s:%.12s", o->runtime[0] ? o->runtime : "container", o->container_id);
+        break;
+    case GW_OWNER_SYSTEMD: snprintf(buf, cap, "%s", o->unit); break;
+    case GW_OWNER_NONE: snprintf(buf, cap, "-"); break;
+    }
+    return buf;
 }
 
 static const char *const metric_names[GW_METRIC_COUNT] = {

@@ -43,6 +43,11 @@ static inline bool gw__add_u64(uint64_t a, uint64_t b, uint64_t *out)
 long gw__read_file(const char *path, char *buf, size_t cap);
 long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap);
 
+/* A short label of an owner for tables: "pod:NAMESPACE/NAME" (or
+ * "pod:UID8"), "docker:ID12", "slurm:JOB.STEP", the unit, "-" for none.
+ * Into buf[cap]; returns buf. */
+const char *gw__owner_short(const gw_owner *o, char *buf, size_t cap);
+
 /* Parses one unsigned decimal integer (leading/trailing whitespace allowed).
  * Returns false for anything else, including overflow. */
 bool gw__parse_u64(const char *s, uint64_t *out);

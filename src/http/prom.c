@@ -324,6 +324,16 @@ static void native_processes(gw_strbuf *sb, const gw_snapshot *s, unsigned famil
         bool first = false;
         label(sb, &first, "name", gw_process_has(p, GW_PROC_NAME) ? p->name : "");
         label(sb, &first, "kind", gw_process_kind_name(p->kind));
+        /* who owns it (as dcgm-exporter labels pods): "" is no label */
+        const gw_owner *o = &p->owner;
+        bool own = gw_process_has(p, GW_PROC_OWNER);
+        label(sb, &first, "owner", own ? gw_owner_kind_name(o->kind) : "");
+        label(sb, &first, "namespace", own ? o->pod_namespace : "");
+        label(sb, &first, "pod", own ? o->pod : "");
+        label(sb, &first, "pod_uid", own ? o->pod_uid : "");
+        label(sb, &first, "container_id", own ? o->container_id : "");
+        label(sb, &first, "slurm_job", own ? o->slurm_job : "");
+        label(sb, &first, "unit", own ? o->unit : "");
         gw__strbuf_putc(sb, '}');
         value(sb, (double)p->gpu_memory);
     }

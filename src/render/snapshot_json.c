@@ -178,6 +178,34 @@ static const gw_device *process_device(const gw_snapshot *s, const gw_process *p
     return NULL;
 }
 
+static const char *or_null(const char *s)
+{
+    return s[0] ? s : NULL;
+}
+
+/* The "owner" object (docs/report-json.md), null when not read. */
+static void write_owner(gw_json *j, const gw_process *p)
+{
+    gw__json_key(j, "owner");
+    if (!gw_process_has(p, GW_PROC_OWNER)) {
+        gw__json_null(j);
+        return;
+    }
+    const gw_owner *o = &p->owner;
+    gw__json_object_begin(j);
+    gw__json_kv_str(j, "kind", gw_owner_kind_name(o->kind));
+    gw__json_kv_str(j, "runtime", or_null(o->runtime));
+    gw__json_kv_str(j, "container_id", or_null(o->container_id));
+    gw__json_kv_str(j, "pod_uid", or_null(o->pod_uid));
+    gw__json_kv_str(j, "pod", or_null(o->pod));
+    gw__json_kv_str(j, "namespace", or_null(o->pod_namespace));
+    gw__json_kv_str(j, "unit", or_null(o->unit));
+    gw__json_kv_str(j, "slurm_job", or_null(o->slurm_job));
+    gw__json_kv_str(j, "slurm_step", or_null(o->slurm_step));
+    gw__json_kv_str(j, "cgroup", or_null(o->cgroup));
+    gw__json_object_end(j);
+}
+
 static void write_process(gw_json *j, const gw_snapshot *s, const gw_process *p)
 {
     const gw_device *d = process_device(s, p);
@@ -200,6 +228,7 @@ static void write_process(gw_json *j, const gw_snapshot *s, const gw_process *p)
     gw__json_kv_u64(j, "host_memory_bytes", gw_process_has(p, GW_PROC_HOST_MEMORY),
                     p->host_memory);
     gw__json_kv_double(j, "cpu_percent", gw_process_has(p, GW_PROC_CPU_UTIL), p->cpu_util);
+    write_owner(j, p);
     gw__json_object_end(j);
 }
 

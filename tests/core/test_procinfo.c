@@ -25,7 +25,7 @@ static void fills_name_user_and_cmdline(void **state)
     assert_non_null(fixture_tmpdir(root, sizeof root));
     fixture_process(root, 4242, "python3", 777, 0, cmd_python, sizeof cmd_python);
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST, NULL), GW_OK);
     gw__procinfo_begin_round(pc);
     gw_process p = {.pid = 4242};
     gw__procinfo_fill(pc, &p);
@@ -52,7 +52,7 @@ static void odd_comm_and_unknown_uid(void **state)
         uid++;
     fixture_process(root, 7, "a) b (c", 5, uid, "x", 1);
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST, NULL), GW_OK);
     gw_process p = {.pid = 7};
     gw__procinfo_fill(pc, &p);
     assert_string_equal(p.name, "a) b (c");
@@ -70,7 +70,7 @@ static void caches_until_pid_is_reused(void **state)
     assert_non_null(fixture_tmpdir(root, sizeof root));
     fixture_process(root, 100, "first", 1000, 0, "first", 5);
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST, NULL), GW_OK);
     gw__procinfo_begin_round(pc);
     gw_process p = {.pid = 100};
     gw__procinfo_fill(pc, &p);
@@ -114,7 +114,7 @@ static void many_pids_grow_and_evict(void **state)
     for (unsigned pid = 1; pid <= 300; pid++)
         fixture_process(root, pid, "worker", pid, 0, "w", 1);
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST, NULL), GW_OK);
     for (int round = 0; round < 4; round++) {
         gw__procinfo_begin_round(pc);
         /* only the first 10 pids stay in use after round 0 */
@@ -140,7 +140,7 @@ static void host_memory_and_cpu_from_stat(void **state)
     assert_non_null(fixture_tmpdir(root, sizeof root));
     fixture_process(root, 55, "trainer", 900, 0, "t", 1); /* utime 5 stime 3 rss 100 */
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, root, GW__PROCINFO_IDENTITY | GW__PROCINFO_HOST, NULL), GW_OK);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     gw__procinfo_begin_round(pc);
@@ -213,7 +213,7 @@ static void real_child_rounds(unsigned what, int held)
     live_child = child;
     bool host = what & GW__PROCINFO_HOST;
     gw__procinfo *pc;
-    assert_int_equal(gw__procinfo_open(&pc, NULL, what), GW_OK);
+    assert_int_equal(gw__procinfo_open(&pc, NULL, what, NULL), GW_OK);
     int fds_before = open_fds();
     for (int round = 0; round < 3; round++) {
         gw__procinfo_begin_round(pc);

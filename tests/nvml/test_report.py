@@ -502,12 +502,43 @@ def proc_fixture(ctx):
         with open(os.path.join(d, "cmdline"), "wb") as f:
             f.write(b"\0".join(a.encode() for a in argv) + b"\0")
         want[pid] = {"name": comm, "user": user, "cmdline": " ".join(argv)}
+    # owners (cgroup.h): a Kubernetes pod (named by the kubelet's log folder)
+    # and a systemd service
+    cid = "3f2a9c0d1e4b5a6978c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6"
+    uid = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
+    pod_cg = ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice/"
+              "cri-containerd-%s.scope" % (uid.replace("-", "_"), cid))
+    with open(os.path.join(root, "5004242", "cgroup"), "w") as f:
+        f.write("0::%s\n" % pod_cg)
+    with open(os.path.join(root, "5000777", "cgroup"), "w") as f:
+        f.write("0::/system.slice/llama-server.service\n")
+    pods = os.path.join(ctx.tmp, "pods")
+    os.makedirs(os.path.join(pods, "ml-team_trainer-0_" + uid, "trainer"))
+    none = {k: None for k in ("runtime", "container_id", "pod_uid", "pod", "namespace", "unit",
+                              "slurm_job", "slurm_step")}
+    want[5004242]["owner"] = dict(none, kind="kubernetes", runtime="containerd",
+                                  container_id=cid, pod_uid=uid, pod="trainer-0",
+                                  namespace="ml-team", cgroup=pod_cg)
+    want[5000777]["owner"] = dict(none, kind="systemd", unit="llama-server.service",
+                                  cgroup="/system.slice/llama-server.service")
+    os.environ["GPUWATCH_PODS_DIR"] = pods
     return root, want
 
 
 def case_procinfo(ctx):
+    """name, user, command line and owner (cgroup) of each process from a
+    /proc fixture; the human report's OWNER column says who owns it."""
     root, want = proc_fixture(ctx)
     check_full_report(ctx, "one.scn", procinfo=want, extra=["--proc-root", root])
+    env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=os.path.join(SCENARIOS, "one.scn"))
+    p = subprocess.run([ctx.bin, "report", "--sources", "nvml", "--nvml-library", ctx.lib("full"),
+                        "--proc-root", root], env=env, capture_output=True, text=True,
+                       timeout=60)
+    rows = {l.split()[0]: l for l in p.stdout.splitlines() if l.strip()[:1].isdigit()}
+    ctx.check("pod:ml-team/trainer-0" in rows.get("5004242", ""),
+              "OWNER of the pod's process: %r" % rows.get("5004242"))
+    ctx.check("llama-server.service" in rows.get("5000777", "").split("/usr/bin")[0],
+              "OWNER of the service: %r" % rows.get("5000777"))
 
 
 def case_two(ctx):

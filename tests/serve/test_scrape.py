@@ -292,6 +292,38 @@ def case_processes():
         check(has_pid(s), "%r: no pid series" % args)
         counts_ok(s)
         d.stop()
+    # who owns a process (its cgroup) as labels of its series: a pod named
+    # by the kubelet's log folder, and a systemd service
+    i0, pid0, mem0 = procs[0]
+    i1, pid1, mem1 = procs[-1]
+    uid = "1b2c3d4e-5f60-4a7b-8c9d-0e1f2a3b4c5d"
+    proc = os.path.join(tmp, "proc")
+    cgroups = {pid0: "/kubepods.slice/kubepods-pod%s.slice/crio-%s.scope" % (uid.replace("-", "_"),
+                                                                            "ab" * 32),
+               pid1: "/system.slice/vllm.service"}
+    for pid, cg in cgroups.items():
+        d = os.path.join(proc, str(pid))
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "stat"), "w") as f:
+            f.write("%d (python3) S %s 4242 %s\n" % (pid, " ".join(["0"] * 18), " ".join(["0"] * 30)))
+        for name, text in (("comm", "python3\n"), ("status", "Name:\tpython3\nUid:\t0\t0\t0\t0\n"),
+                           ("cmdline", "python3\0serve.py\0"), ("cgroup", "0::%s\n" % cg)):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+    pods = os.path.join(tmp, "pods")
+    os.makedirs(os.path.join(pods, "ml-team_trainer-0_" + uid))
+    d = Daemon(scenario=TWO, args=["--metrics-processes", "--proc-root", proc],
+               env={"GPUWATCH_PODS_DIR": pods})
+    s = page(d)
+    check(series(s, "gpuwatch_gpu_process_memory_bytes", gpu=i0, pid=pid0, owner="kubernetes",
+                 pod="trainer-0", namespace="ml-team", pod_uid=uid, container_id="ab" * 32) == mem0,
+          "pod labels of pid %d" % pid0)
+    check(series(s, "gpuwatch_gpu_process_memory_bytes", gpu=i1, pid=pid1, owner="systemd",
+                 unit="vllm.service") == mem1, "unit label of pid %d" % pid1)
+    st, _, body = fetch(d, "/metrics")
+    rc, out = promtool(body.decode())
+    check(rc == 0, "promtool with owner labels: %s" % out)
+    d.stop()
     e = {k: v for k, v in os.environ.items() if not k.startswith("GPUWATCH_")}
     p = subprocess.run([os.environ.get("GPUWATCH_BIN", "gpuwatch"), "serve", "--config", "/dev/null",
                         "--metrics-processes", "--print-config"], capture_output=True, text=True,
