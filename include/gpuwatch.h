@@ -258,6 +258,7 @@ typedef enum gw_process_field {
     GW_PROC_HOST_MEMORY,
     GW_PROC_CPU_UTIL,
     GW_PROC_OWNER,
+    GW_PROC_MODEL,
     GW_PROC_FIELD_COUNT
 } gw_process_field;
 
@@ -309,6 +310,7 @@ typedef struct gw_process {
     uint64_t host_memory; /* resident set in host RAM, bytes */
     double cpu_util;      /* percent of one CPU core over the last interval */
     gw_owner owner;       /* GW_PROC_OWNER: read, kind may still be NONE */
+    char model[128];      /* GW_PROC_MODEL: the model it serves (a model server said) */
 } gw_process;
 
 static inline bool gw_process_has(const gw_process *p, gw_process_field f)

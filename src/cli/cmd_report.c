@@ -3,11 +3,15 @@
  * Unavailable values print as "N/A", never as 0.
  *
  * Owns: report's options, the human text, the sample under a deadline, and
- * --watch (nvidia-smi -l): frames from one monitor until SIGINT/SIGTERM.
- * Which GPUs --id shows is cli/gpu_select.c. */
+ * --watch (nvidia-smi -l): frames from one monitor until SIGINT/SIGTERM,
+ * the model servers asked each frame (--ollama; models/servers.h) and
+ * their models tied to processes. Which GPUs --id shows is
+ * cli/gpu_select.c. */
 #include "cli/cli.h"
 #include "cli/gpu_select.h"
 #include "core/util.h"
+#include "models/servers.h"
+#include "place/daemon_client.h"
 #include "render/snapshot_json.h"
 
 #include <errno.h>
@@ -45,6 +49,12 @@ static void report_usage(FILE *out)
             "  -i, --id GPU[,GPU]    only these GPUs: index, UUID or PCI bus id\n"
             "                        (\"0,2\", \"GPU-5e1c...\", \"07:00.0\"); one that\n"
             "                        is not here is a usage error (exit 2)\n"
+            "  --ollama URL[,URL]    Ollama servers whose loaded models to list (GET\n"
+            "                        /api/ps: size, VRAM, GPU/CPU/split, expiry) and\n"
+            "                        tie to the runner processes; each one that does\n"
+            "                        not answer within 2 s is listed as down with the\n"
+            "                        reason. Default: " GW__OLLAMA_DEFAULT_URL ", listed\n"
+            "                        only when it answers; \"none\": ask none\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
@@ -53,6 +63,7 @@ static void report_usage(FILE *out)
             gw_cli_source_options_help);
 }
 
+#define MODEL_SERVER_TIMEOUT_MS 2000
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -307,9 +318,10 @@ typedef struct report_opts {
     unsigned timeout_s;
     double watch_s;  /* --watch: seconds between frames; 0: one report */
     const char *ids; /* --id list (gpu_select.h); NULL: every GPU */
+    const char *ollama; /* --ollama list, "none"; NULL: the local probe */
 } report_opts;
 
-enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID };
+enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID, O_OLLAMA };
 
 static const gw_opt report_opts_table[] = {
     {"--json", NULL, NULL, O_JSON},
@@ -317,6 +329,7 @@ static const gw_opt report_opts_table[] = {
     {"--timeout", NULL, "SEC", O_TIMEOUT},
     {"--watch", "-l", "SEC", O_WATCH},
     {"--id", "-i", "GPU[,GPU]", O_ID},
+    {"--ollama", NULL, "URL[,URL]", O_OLLAMA},
     {NULL, NULL, NULL, 0},
 };
 
@@ -343,6 +356,27 @@ static int apply_option(const gw_cli_parse *p, int id, report_opts *o)
             return gw_cli_bad_value(p, &why);
         o->ids = p->scan.value;
         return GW_OK;
+    case O_OLLAMA: {
+        const char *list = p->scan.value;
+        if (!list[0]) {
+            gw__error_set(&why, GW_EINVAL, "an empty list (\"none\" asks no server)");
+            return gw_cli_bad_value(p, &why);
+        }
+        for (const char *u = list; strcmp(list, "none") != 0 && *u;) {
+            size_t n = strcspn(u, ",");
+            char url[300];
+            gw_daemon_url parsed;
+            snprintf(url, sizeof url, "%.*s", (int)n, u);
+            if (n == 0 || n >= sizeof url || gw_daemon_url_parse(url, &parsed, &why) != GW_OK) {
+                if (n == 0 || n >= sizeof url)
+                    gw__error_set(&why, GW_EINVAL, "'%s' is not a URL list", list);
+                return gw_cli_bad_value(p, &why);
+            }
+            u += n + (u[n] == ',');
+        }
+        o->ollama = list;
+        return GW_OK;
+    }
     default:
         fprintf(stderr, "gpuwatch report: unexpected argument '%s'\n", p->scan.value);
         return GW_CLI_EXIT_USAGE;
@@ -375,10 +409,121 @@ static int parse_args(int argc, char **argv, report_opts *o)
     return -1;
 }
 
+/* The model servers of --ollama (the local probe when none was given) into
+ * a new array *v of *n (caller frees with free_servers). */
+static void make_servers(const report_opts *o, gw__model_server **v, size_t *n)
+{
+    *v = NULL;
+    *n = 0;
+    const char *list = o->ollama ? o->ollama : GW__OLLAMA_DEFAULT_URL;
+    if (strcmp(list, "none") == 0)
+        return;
+    size_t count = 1;
+    for (const char *c = list; *c; c++)
+        count += *c == ',';
+    *v = calloc(count, sizeof **v);
+    if (!*v)
+        return; /* out of memory: no model servers shown */
+    for (const char *u = list; *u;) {
+        size_t len = strcspn(u, ",");
+        gw__model_server *s = &(*v)[(*n)++];
+        s->kind = GW__SERVER_OLLAMA;
+        s->configured = o->ollama != NULL;
+        snprintf(s->url, sizeof s->url, "%.*s", (int)len, u);
+        u += len + (u[len] == ',');
+    }
+}
+
+static void free_servers(gw__model_server *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gw__model_server_release(&v[i]);
+    free(v);
+}
+
+/* What report shows of the model servers: the ones asked for, and the
+ * local probe only when it answered. */
+typedef struct server_list {
+    gw__model_server *v;
+    size_t n;
+} server_list;
+
+static size_t shown_servers(server_list *l)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!l->v[i].configured && !l->v[i].up) {
+            gw__model_server_release(&l->v[i]);
+            continue;
+        }
+        l->v[k++] = l->v[i];
+    }
+    return l->n = k;
+}
+
+/* Labels each process that runs a model of the servers (an Ollama runner
+ * whose blob is a loaded model's). */
+static void attribute_models(gw_snapshot *snap, const server_list *l)
+{
+    for (size_t i = 0; i < snap->n_processes; i++) {
+        gw_process *p = &snap->processes[i];
+        const gw__loaded_model *m = gw_process_has(p, GW_PROC_CMDLINE)
+                                        ? gw__model_servers_find(l->v, l->n, p->cmdline)
+                                        : NULL;
+        if (m) {
+            gw__strlcpy(p->model, m->name, sizeof p->model);
+            p->valid |= 1u << GW_PROC_MODEL;
+        }
+    }
+}
+
+static void json_servers(gw_json *j, void *arg)
+{
+    const server_list *l = arg;
+    gw__json_key(j, "model_servers");
+    gw__model_servers_json(j, l->v, l->n);
+}
+
+static void print_servers(const server_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const gw__model_server *s = &l->v[i];
+        if (!s->up) {
+            printf("Model server: %s %s down - %s\n", gw__server_kind_name(s->kind), s->url,
+                   s->error);
+            continue;
+        }
+        printf("Model server: %s %s%s%s%s, %zu model%s loaded\n", gw__server_kind_name(s->kind),
+               s->url, s->version[0] ? " (version " : "", s->version, s->version[0] ? ")" : "",
+               s->n_models, s->n_models == 1 ? "" : "s");
+        for (size_t k = 0; k < s->n_models; k++) {
+            const gw__loaded_model *m = &s->models[k];
+            char where[24], size[32], vram[32], ctx[32] = "", until[64] = "";
+            if (m->context_length)
+                snprintf(ctx, sizeof ctx, ", ctx %u", m->context_length);
+            if (m->expires_ns) {
+                time_t t = (time_t)(m->expires_ns / 1000000000);
+                struct tm tm;
+                if (localtime_r(&t, &tm))
+                    strftime(until, sizeof until, ", until %Y-%m-%d %H:%M:%S", &tm);
+            }
+            printf("  %-32s %s  size %s GiB, VRAM %s GiB%s%s%s%s%s%s%s\n", m->name,
+                   gw__loaded_model_location(m, where, sizeof where),
+                   fmt_or_na(size, sizeof size, m->has_size, "%.2f", (double)m->size / GIB),
+                   fmt_or_na(vram, sizeof vram, m->has_vram, "%.2f", (double)m->size_vram / GIB),
+                   m->parameter_size[0] ? ", " : "", m->parameter_size,
+                   m->quantization[0] ? " " : "", m->quantization,
+                   m->family[0] ? " " : "", m->family, ctx);
+            if (until[0])
+                printf("  %-32s %s\n", "", until + 2);
+        }
+    }
+}
+
 /* Prints one report of snap (only the GPUs of --id). Returns its exit
  * code: OK, DEGRADED (a GPU shown is not ok), USAGE (an --id names no GPU
  * here), ERROR (memory). */
-static int print_report(const gw_snapshot *snap, const report_opts *o)
+static int print_report(const gw_snapshot *snap, const report_opts *o, server_list *servers)
 {
     gw_snapshot view;
     gw_error err;
@@ -397,7 +542,7 @@ static int print_report(const gw_snapshot *snap, const report_opts *o)
     if (o->json) {
         gw_strbuf sb;
         gw__strbuf_init(&sb, 0);
-        gw__render_snapshot_json(&sb, snap, o->pretty);
+        gw__render_snapshot_json_with(&sb, snap, o->pretty, json_servers, servers);
         if (sb.failed) {
             fprintf(stderr, "gpuwatch report: out of memory rendering JSON\n");
             exit_code = GW_EXIT_ERROR;
@@ -407,6 +552,7 @@ static int print_report(const gw_snapshot *snap, const report_opts *o)
         gw__strbuf_release(&sb);
     } else {
         print_human(snap);
+        print_servers(servers);
     }
     if (o->ids)
         gw__gpu_view_release(&view);
@@ -428,7 +574,13 @@ static int report_frame(gw_monitor *mon, const report_opts *o, bool *abandoned)
         fprintf(stderr, "gpuwatch report: %s\n", err.message);
         return GW_EXIT_ERROR;
     }
-    int exit_code = print_report(snap, o);
+    server_list servers;
+    make_servers(o, &servers.v, &servers.n);
+    gw__model_servers_fetch(servers.v, servers.n, MODEL_SERVER_TIMEOUT_MS);
+    shown_servers(&servers);
+    attribute_models(snap, &servers);
+    int exit_code = print_report(snap, o, &servers);
+    free_servers(servers.v, servers.n);
     gw_snapshot_release(snap);
     return exit_code;
 }

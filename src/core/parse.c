@@ -4,8 +4,10 @@
  * once turned a typo into a huge number. */
 #include "core/parse.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static bool is_digit(char c)
 {
@@ -191,4 +193,42 @@ int gw__opt_next(gw_opt_scan *s, gw_error *err)
     s->value = s->argv[s->i + 1];
     s->i += 2;
     return o->id;
+}
+
+bool gw__parse_rfc3339(const char *s, int64_t *ns)
+{
+    if (!s)
+        return false;
+    int y, mo, d, h, mi, sec, used = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+        used != 19 || y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+        mi > 59 || sec > 60)
+        return false; /* the years int64 nanoseconds since 1970 hold */
+    const char *p = s + used;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int64_t scale = 100000000;
+        if (!(p[1] >= '0' && p[1] <= '9'))
+            return false;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            frac += scale ? (*p - '0') * scale : 0;
+    }
+    int64_t offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om, n = 0;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+            return false;
+        offset = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+        p += 6;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    *ns = ((int64_t)timegm(&tm) - offset) * 1000000000LL + frac;
+    return true;
 }

@@ -25,10 +25,10 @@ int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!text || strncmp(text, "http://", 7) != 0)
-        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': only http://HOST:PORT is supported",
+        return gw__error_set(err, GW_EINVAL, "URL '%s': only http://HOST:PORT is supported",
                              text ? text : "");
     if (strlen(text) >= sizeof out->text)
-        return gw__error_set(err, GW_EINVAL, "daemon URL '%.60s...': too long", text);
+        return gw__error_set(err, GW_EINVAL, "URL '%.60s...': too long", text);
     gw__strlcpy(out->text, text, sizeof out->text);
     size_t n = strlen(out->text);
     if (n > 7 && out->text[n - 1] == '/')
@@ -38,27 +38,27 @@ int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err)
     if (*h == '[') {
         const char *close = strchr(h, ']');
         if (!close || close[1] != ':')
-            return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad [IPv6]:PORT", text);
+            return gw__error_set(err, GW_EINVAL, "URL '%s': bad [IPv6]:PORT", text);
         hl = (size_t)(close - h - 1);
         h++;
         colon = close + 1;
     } else {
         colon = strrchr(h, ':');
         if (!colon)
-            return gw__error_set(err, GW_EINVAL, "daemon URL '%s': no :PORT", text);
+            return gw__error_set(err, GW_EINVAL, "URL '%s': no :PORT", text);
         hl = (size_t)(colon - h);
     }
     if (hl == 0 || hl >= sizeof out->host)
-        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad host", text);
+        return gw__error_set(err, GW_EINVAL, "URL '%s': bad host", text);
     memcpy(out->host, h, hl);
     out->host[hl] = '\0';
     for (size_t i = 0; i < hl; i++)
         if (out->host[i] == '/' || out->host[i] == '@' || out->host[i] == ' ')
-            return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad host", text);
+            return gw__error_set(err, GW_EINVAL, "URL '%s': bad host", text);
     uint64_t port;
     gw_error why;
     if (gw__parse_uint(colon + 1, 1, 65535, &port, &why) != GW_OK)
-        return gw__error_set(err, GW_EINVAL, "daemon URL '%s': bad port: %s", text, why.message);
+        return gw__error_set(err, GW_EINVAL, "URL '%s': bad port: %s", text, why.message);
     snprintf(out->port, sizeof out->port, "%u", (unsigned)port);
     return GW_OK;
 }
@@ -242,7 +242,7 @@ static int connect_to(const gw_daemon_url *u, int timeout_ms, int *fd_out, gw_er
     int rc = gw__error_set(err, GW_EPERM, "daemon %s: '%s' is not a loopback address (the "
                                           "daemon client talks to this host only)", u->text, u->host);
     for (struct addrinfo *a = res; a; a = a->ai_next) {
-        if (!is_loopback(a->ai_addr))
+        if (!u->any_host && !is_loopback(a->ai_addr))
             continue;
         int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {

@@ -37,6 +37,8 @@ typedef struct gw_daemon_url {
     char host[256];
     char port[8];
     char text[300]; /* "http://HOST:PORT" as given (for messages) */
+    bool any_host;  /* false (as parsed): loopback only. A caller that never
+                       sends a token (model servers) may set it */
 } gw_daemon_url;
 
 typedef struct gw_daemon_response {
@@ -46,7 +48,8 @@ typedef struct gw_daemon_response {
 } gw_daemon_response;
 
 /* Parses "http://HOST:PORT" (HOST: name, IPv4, or [IPv6]; PORT 1..65535;
- * an optional trailing "/"). GW_EINVAL naming the URL otherwise. */
+ * an optional trailing "/"). GW_EINVAL naming the URL otherwise.
+ * out->any_host is false. */
 int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err);
 
 /* "HOST:PORT" of u as an HTTP Host header and messages write it: an IPv6

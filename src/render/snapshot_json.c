@@ -229,6 +229,7 @@ static void write_process(gw_json *j, const gw_snapshot *s, const gw_process *p)
                     p->host_memory);
     gw__json_kv_double(j, "cpu_percent", gw_process_has(p, GW_PROC_CPU_UTIL), p->cpu_util);
     write_owner(j, p);
+    gw__json_kv_str(j, "model", gw_process_has(p, GW_PROC_MODEL) ? p->model : NULL);
     gw__json_object_end(j);
 }
 
@@ -330,6 +331,12 @@ void gw__render_summary_json(gw_json *j, const gw_snapshot *s)
 
 void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty)
 {
+    gw__render_snapshot_json_with(sb, s, pretty, NULL, NULL);
+}
+
+void gw__render_snapshot_json_with(gw_strbuf *sb, const gw_snapshot *s, bool pretty,
+                                   void (*more)(gw_json *j, void *arg), void *arg)
+{
     gw_json j;
     gw__json_init(&j, sb, pretty);
     gw__json_object_begin(&j);
@@ -364,6 +371,8 @@ void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty)
     write_host(&j, &s->host);
     gw__json_key(&j, "summary");
     write_summary(&j, s);
+    if (more)
+        more(&j, arg);
     gw__json_object_end(&j);
     gw__strbuf_putc(sb, '\n');
 }

@@ -12,6 +12,11 @@
  * (ENOMEM); s is only read. */
 void gw__render_snapshot_json(gw_strbuf *sb, const gw_snapshot *s, bool pretty);
 
+/* The same document with more(j, arg) writing further keys (key and value
+ * pairs) before the closing brace; more NULL: none. */
+void gw__render_snapshot_json_with(gw_strbuf *sb, const gw_snapshot *s, bool pretty,
+                                   void (*more)(gw_json *j, void *arg), void *arg);
+
 /* Writes one device object (the element of "devices") into j. */
 void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d);
 

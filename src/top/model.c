@@ -274,8 +274,10 @@ static void build_row(gw__top_proc *r, const gw_process *p)
                       : gw_process_has(p, GW_PROC_NAME) && p->name[0] ? p->name
                                                                        : "N/A";
     gw__top_sanitize(r->command, sizeof r->command, cmd, false);
-    if (!gw__top_model_of(gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline : "", r->model,
-                          sizeof r->model)[0])
+    if (gw_process_has(p, GW_PROC_MODEL) && p->model[0]) /* a model server said */
+        gw__top_sanitize(r->model, sizeof r->model, p->model, false);
+    else if (!gw__top_model_of(gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline : "", r->model,
+                               sizeof r->model)[0])
         gw__strlcpy(r->model, "-", sizeof r->model);
 }
 

@@ -69,7 +69,8 @@ typedef struct gw__top_proc {
     double cpu;        /* percent of one core over the last interval */
     uint64_t host_mem; /* resident bytes */
     char user[32];     /* "N/A" when unknown */
-    char model[64];    /* gw__top_model_of the command line; "-" when none */
+    char model[64];    /* a model server's word, else gw__top_model_of the command
+                          line; "-" when none */
     char command[256]; /* command line, else name, else "N/A"; sanitized */
 } gw__top_proc;
 

@@ -1,6 +1,7 @@
 /* remote.c — a frame's data from a daemon (remote.h). */
 #include "top/remote.h"
 
+#include "core/parse.h"
 #include "core/sse.h"
 #include "core/util.h"
 #include "place/daemon_client.h"
@@ -201,8 +202,10 @@ static void decode_process(json_t *o, gw_process *p)
     str(o, "user", p->user, sizeof p->user);
     str(o, "name", p->name, sizeof p->name);
     str(o, "cmdline", p->cmdline, sizeof p->cmdline);
+    str(o, "model", p->model, sizeof p->model);
     p->valid |= (p->user[0] ? 1u << GW_PROC_USER : 0) | (p->name[0] ? 1u << GW_PROC_NAME : 0) |
-                (p->cmdline[0] ? 1u << GW_PROC_CMDLINE : 0);
+                (p->cmdline[0] ? 1u << GW_PROC_CMDLINE : 0) |
+                (p->model[0] ? 1u << GW_PROC_MODEL : 0);
 }
 
 /* A snapshot allocated the way gw_snapshot_release frees one. */
@@ -258,20 +261,6 @@ int gw__top_remote_snapshot(gw__top_remote *r, int timeout_ms, gw_snapshot **out
     return rc;
 }
 
-/* "2026-12-03T12:24:29.696Z" -> CLOCK_REALTIME ns; 0 when malformed. */
-static int64_t parse_time(const char *t)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest)
-        return 0;
-    double frac = 0;
-    if (*rest == '.')
-        frac = strtod(rest, NULL);
-    return (int64_t)timegm(&tm) * 1000000000LL + (int64_t)(frac * 1e9);
-}
-
 static gw__event_severity severity_of(const char *s)
 {
     return strcmp(s, "critical") == 0 ? GW__SEV_CRITICAL
@@ -288,7 +277,8 @@ static void decode_event(json_t *e, gw__event *o)
     o->seq = num(e, "seq", NULL, &v) && v > 0 ? (uint64_t)v : 0;
     char buf[32];
     str(e, "time", buf, sizeof buf);
-    o->time_ns = parse_time(buf);
+    if (!gw__parse_rfc3339(buf, &o->time_ns))
+        o->time_ns = 0;
     str(e, "severity", buf, sizeof buf);
     o->severity = severity_of(buf);
     str(e, "type", buf, sizeof buf);

@@ -41,7 +41,7 @@ def run(*args):
 SAMPLE = {"SIZE": "1GiB", "N": "1", "SEC": "1", "SECONDS": "1", "MS": "100",
           "PATH": "/nonexistent", "DIR": "/nonexistent", "FILE": "/nonexistent",
           "FILE.gguf": "/nonexistent.gguf", "LIST": "host", "URL": "http://127.0.0.1:1",
-          "TOKEN": "t", "KEY": "k", "NAME": "n", "HOST:PORT": "127.0.0.1:1",
+          "URL[,URL]": "http://127.0.0.1:1", "TOKEN": "t", "KEY": "k", "NAME": "n", "HOST:PORT": "127.0.0.1:1",
           "KEY=VALUE": "interval_ms=5", "P": "spread", "C": "80", "SPEC": "8GiB",
           "VARIANT": "x64", "T": "f16", "on|off|auto": "on", "none|layer|row": "layer",
           "A,B": "1,1", "LEVEL": "info"}

@@ -190,6 +190,31 @@ static void scanner_dashdash(void **state)
     assert_int_equal(gw__opt_next(&s, &err), GW_OPT_END);
 }
 
+/* RFC 3339 times: UTC, offsets both ways, fractions of any length, and
+ * what is not one. 1764772709 is 2025-12-03T14:38:29Z. */
+static void rfc3339(void **state)
+{
+    (void)state;
+    int64_t ns;
+    assert_true(gw__parse_rfc3339("2025-12-03T14:38:29Z", &ns));
+    assert_int_equal(ns, 1764772709LL * 1000000000LL);
+    assert_true(gw__parse_rfc3339("2025-12-03T14:38:29.5Z", &ns));
+    assert_int_equal(ns, 1764772709LL * 1000000000LL + 500000000);
+    assert_true(gw__parse_rfc3339("2025-12-03T07:38:29.123456789123-07:00", &ns));
+    assert_int_equal(ns, 1764772709LL * 1000000000LL + 123456789);
+    assert_true(gw__parse_rfc3339("2025-12-03T16:08:29+01:30", &ns));
+    assert_int_equal(ns, 1764772709LL * 1000000000LL);
+    static const char *const bad[] = {
+        "", "2025-12-03", "2025-12-03T14:38:29", "2025-12-03 14:38:29Z", "2025-13-03T14:38:29Z",
+        "2025-12-03T14:38:29.Z", "2025-12-03T14:38:29+0100", "2025-12-03T14:38:29Zjunk",
+        "yesterday", "1014-12-03T14:38:29Z", "2263-01-01T00:00:00Z",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (gw__parse_rfc3339(bad[i], &ns))
+            fail_msg("'%s' parsed", bad[i]);
+    assert_false(gw__parse_rfc3339(NULL, &ns));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +224,7 @@ int main(void)
         cmocka_unit_test(scanner_takes_both_forms),
         cmocka_unit_test(scanner_errors_name_the_argument),
         cmocka_unit_test(scanner_dashdash),
+        cmocka_unit_test(rfc3339),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,273 @@
+/* servers.c — see servers.h. */
+#include "models/servers.h"
+
+#include "core/parse.h"
+#include "core/util.h"
+#include "place/daemon_client.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *gw__server_kind_name(gw__server_kind k)
+{
+    (void)k;
+    return "ollama";
+}
+
+void gw__model_server_release(gw__model_server *s)
+{
+    free(s->models);
+    s->models = NULL;
+    s->n_models = 0;
+}
+
+/* The string at o.k into dst[cap] (truncated); "" when absent or not one. */
+static void str(json_t *o, const char *k, char *dst, size_t cap)
+{
+    json_t *x = json_object_get(o, k);
+    gw__strlcpy(dst, json_is_string(x) ? json_string_value(x) : "", cap);
+}
+
+/* A non-negative integer (JSON integer, or a real with no fraction). */
+static bool bytes(json_t *o, const char *k, uint64_t *out)
+{
+    json_t *x = json_object_get(o, k);
+    if (json_is_integer(x) && json_integer_value(x) >= 0) {
+        *out = (uint64_t)json_integer_value(x);
+        return true;
+    }
+    if (json_is_real(x)) {
+        double v = json_real_value(x);
+        if (isfinite(v) && v >= 0 && v < 1.8e19 && v == floor(v)) {
+            *out = (uint64_t)v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void decode_model(json_t *m, gw__loaded_model *out)
+{
+    memset(out, 0, sizeof *out);
+    str(m, "name", out->name, sizeof out->name);
+    if (!out->name[0])
+        str(m, "model", out->name, sizeof out->name);
+    char digest[128];
+    str(m, "digest", digest, sizeof digest);
+    const char *hex = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
+    if (strlen(hex) == 64 && strspn(hex, "0123456789abcdef") == 64)
+        gw__strlcpy(out->digest, hex, sizeof out->digest);
+    out->has_size = bytes(m, "size", &out->size);
+    out->has_vram = bytes(m, "size_vram", &out->size_vram);
+    uint64_t ctx;
+    if (bytes(m, "context_length", &ctx) && ctx <= UINT32_MAX)
+        out->context_length = (uint32_t)ctx;
+    json_t *d = json_object_get(m, "details");
+    str(d, "family", out->family, sizeof out->family);
+    str(d, "parameter_size", out->parameter_size, sizeof out->parameter_size);
+    str(d, "quantization_level", out->quantization, sizeof out->quantization);
+    char when[64];
+    str(m, "expires_at", when, sizeof when);
+    if (!gw__parse_rfc3339(when, &out->expires_ns))
+        out->expires_ns = 0;
+}
+
+int gw__ollama_ps_parse(const char *body, size_t len, gw__model_server *s, gw_error *err)
+{
+    gw__model_server_release(s);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, 0, &jerr);
+    json_t *models = json_object_get(doc, "models");
+    int rc = GW_OK;
+    if (!doc) {
+        rc = gw__error_set(err, GW_EPARSE, "/api/ps: not JSON (%s)", jerr.text);
+    } else if (!json_is_array(models)) {
+        rc = gw__error_set(err, GW_EPARSE, "/api/ps: no \"models\" array");
+    } else {
+        size_t n = json_array_size(models);
+        s->models = n ? calloc(n, sizeof *s->models) : NULL;
+        if (n && !s->models)
+            rc = gw__error_set(err, GW_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == GW_OK && i < n; i++) {
+            json_t *m = json_array_get(models, i);
+            if (!json_is_object(m)) {
+                rc = gw__error_set(err, GW_EPARSE, "/api/ps: models[%zu] is not an object", i);
+                break;
+            }
+            decode_model(m, &s->models[s->n_models]);
+            if (!s->models[s->n_models].name[0]) {
+                rc = gw__error_set(err, GW_EPARSE, "/api/ps: models[%zu] has no name", i);
+                break;
+            }
+            s->n_models++;
+        }
+    }
+    json_decref(doc);
+    if (rc != GW_OK)
+        gw__model_server_release(s);
+    return rc;
+}
+
+/* GET path of s into *resp (200 only). */
+static int get(gw__model_server *s, const gw_daemon_url *u, const char *path, int timeout_ms,
+               gw_daemon_response *resp, gw_error *err)
+{
+    if (gw_daemon_request(u, "GET", path, NULL, NULL, 0, timeout_ms, resp, err) != GW_OK)
+        return err->code ? err->code : GW_EIO;
+    if (resp->status != 200) {
+        gw__error_set(err, GW_EIO, "%s%s: HTTP %d", s->url, path, resp->status);
+        gw_daemon_response_release(resp);
+        return GW_EIO;
+    }
+    return GW_OK;
+}
+
+/* One server: version (optional), then the models. */
+static void fetch_one(gw__model_server *s, int timeout_ms)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    s->up = false;
+    s->version[0] = s->error[0] = '\0';
+    gw__model_server_release(s);
+    gw_daemon_url u;
+    if (gw_daemon_url_parse(s->url, &u, &err) != GW_OK) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return;
+    }
+    u.any_host = true; /* no token is ever sent to a model server */
+    gw_daemon_response resp;
+    if (get(s, &u, "/api/version", timeout_ms, &resp, &err) == GW_OK) {
+        json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+        str(doc, "version", s->version, sizeof s->version);
+        json_decref(doc);
+        gw_daemon_response_release(&resp);
+    } else if (err.code == GW_ENOENT || err.code == GW_ETIMEDOUT) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return; /* nothing there, or hung: do not wait twice */
+    }
+    gw_error_clear(&err);
+    if (get(s, &u, "/api/ps", timeout_ms, &resp, &err) != GW_OK) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return;
+    }
+    int rc = gw__ollama_ps_parse(resp.body, resp.body_len, s, &err);
+    gw_daemon_response_release(&resp);
+    if (rc != GW_OK) {
+        snprintf(s->error, sizeof s->error, "%.100s: %.150s", s->url, err.message);
+        return;
+    }
+    s->up = true;
+}
+
+typedef struct fetch_job {
+    gw__model_server *s;
+    int timeout_ms;
+} fetch_job;
+
+static void *fetch_main(void *arg)
+{
+    fetch_job *j = arg;
+    fetch_one(j->s, j->timeout_ms);
+    return NULL;
+}
+
+void gw__model_servers_fetch(gw__model_server *v, size_t n, int timeout_ms)
+{
+    fetch_job *jobs = n ? calloc(n, sizeof *jobs) : NULL;
+    pthread_t *th = n ? calloc(n, sizeof *th) : NULL;
+    bool *started = n ? calloc(n, sizeof *started) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!jobs || !th || !started) { /* no memory for threads: one after another */
+            fetch_one(&v[i], timeout_ms);
+            continue;
+        }
+        jobs[i] = (fetch_job){&v[i], timeout_ms};
+        started[i] = pthread_create(&th[i], NULL, fetch_main, &jobs[i]) == 0;
+        if (!started[i])
+            fetch_one(&v[i], timeout_ms);
+    }
+    for (size_t i = 0; i < n && jobs && th && started; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
+    free(jobs);
+    free(th);
+    free(started);
+}
+
+const char *gw__loaded_model_location(const gw__loaded_model *m, char *buf, size_t cap)
+{
+    if (!m->has_size || !m->has_vram || m->size == 0)
+        snprintf(buf, cap, "unknown");
+    else if (m->size_vram >= m->size)
+        snprintf(buf, cap, "GPU");
+    else if (m->size_vram == 0)
+        snprintf(buf, cap, "CPU");
+    else
+        snprintf(buf, cap, "%.0f%% GPU", 100.0 * (double)m->size_vram / (double)m->size);
+    return buf;
+}
+
+const gw__loaded_model *gw__model_servers_find(const gw__model_server *v, size_t n,
+                                               const char *cmdline)
+{
+    const char *b = cmdline ? strstr(cmdline, "/blobs/sha256-") : NULL;
+    if (!b)
+        return NULL;
+    b += strlen("/blobs/sha256-");
+    if (strspn(b, "0123456789abcdef") < 64)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; v[i].up && k < v[i].n_models; k++)
+            if (v[i].models[k].digest[0] && strncmp(v[i].models[k].digest, b, 64) == 0)
+                return &v[i].models[k];
+    return NULL;
+}
+
+static const char *or_null(const char *s)
+{
+    return s[0] ? s : NULL;
+}
+
+void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n)
+{
+    gw__json_array_begin(j);
+    for (size_t i = 0; i < n; i++) {
+        const gw__model_server *s = &v[i];
+        gw__json_object_begin(j);
+        gw__json_kv_str(j, "kind", gw__server_kind_name(s->kind));
+        gw__json_kv_str(j, "url", s->url);
+        gw__json_key(j, "up");
+        gw__json_bool(j, s->up);
+        gw__json_kv_str(j, "error", s->up ? NULL : or_null(s->error));
+        gw__json_kv_str(j, "version", or_null(s->version));
+        gw__json_key(j, "models");
+        gw__json_array_begin(j);
+        for (size_t k = 0; k < s->n_models; k++) {
+            const gw__loaded_model *m = &s->models[k];
+            char where[24];
+            gw__json_object_begin(j);
+            gw__json_kv_str(j, "name", m->name);
+            gw__json_kv_str(j, "digest", or_null(m->digest));
+            gw__json_kv_u64(j, "size_bytes", m->has_size, m->size);
+            gw__json_kv_u64(j, "vram_bytes", m->has_vram, m->size_vram);
+            gw__json_kv_str(j, "location", gw__loaded_model_location(m, where, sizeof where));
+            gw__json_kv_str(j, "family", or_null(m->family));
+            gw__json_kv_str(j, "parameter_size", or_null(m->parameter_size));
+            gw__json_kv_str(j, "quantization", or_null(m->quantization));
+            gw__json_kv_u64(j, "context_length", m->context_length > 0, m->context_length);
+            if (m->expires_ns)
+                gw__json_kv_timestamp(j, "expires_at", m->expires_ns);
+            else
+                gw__json_kv_str(j, "expires_at", NULL);
+            gw__json_object_end(j);
+        }
+        gw__json_array_end(j);
+        gw__json_object_end(j);
+    }
+    gw__json_array_end(j);
+}

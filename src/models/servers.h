@@ -1,0 +1,90 @@
+/* servers.h — model servers on this host and the models they hold:
+ * Ollama (GET /api/version, GET /api/ps), and which GPU process runs which
+ * model (issue 14, items 1 and 3).
+ *
+ * Owns: the model-server records (the URL, up or why not, version, the
+ * loaded models), decoding Ollama's answers, fetching several servers at
+ * once (a thread each, every request under a deadline), the JSON of
+ * docs/report-json.md's "model_servers", and attributing a process to a
+ * model. Transport: place/daemon_client.h (plain HTTP; any host for these
+ * servers, which get no token).
+ *
+ * Facts (../shared/reference/exporters-and-apis.md): /api/ps lists
+ * {"models":[{"name","model","size","digest","details":{"family",
+ * "parameter_size","quantization_level",...},"expires_at","size_vram",
+ * "context_length"}]}; size_vram == size: all on GPU, 0: all on CPU. An
+ * Ollama runner is started as "ollama runner --model
+ * .../blobs/sha256-<digest> ...": the digest ties the process to its model.
+ *
+ * Invariants:
+ *  1. Answers are untrusted: every field is type-checked and bounded; a
+ *     missing or malformed field is unknown (never 0 shown as a size); a
+ *     body that is not the documented shape makes the server "down" with
+ *     the reason, never a partial model list.
+ *  2. A server that does not answer within the deadline is down with the
+ *     reason; it never delays the others beyond that deadline.
+ */
+#ifndef GW_MODELS_SERVERS_H
+#define GW_MODELS_SERVERS_H
+
+#include "gpuwatch.h"
+#include "render/json_writer.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW__OLLAMA_DEFAULT_URL "http://127.0.0.1:11434"
+
+typedef struct gw__loaded_model {
+    char name[128];              /* "llama3.1:8b" */
+    char digest[72];             /* sha256 hex; "" unknown */
+    char family[32], parameter_size[24], quantization[24];
+    uint64_t size, size_vram;    /* bytes */
+    bool has_size, has_vram;
+    uint32_t context_length;     /* 0: unknown */
+    int64_t expires_ns;          /* CLOCK_REALTIME; 0: unknown */
+} gw__loaded_model;
+
+typedef enum gw__server_kind {
+    GW__SERVER_OLLAMA = 0,
+} gw__server_kind;
+
+typedef struct gw__model_server {
+    gw__server_kind kind;
+    char url[300];
+    bool configured;             /* named by the user; else the local probe */
+    bool up;
+    char error[256];             /* why not up */
+    char version[48];            /* "" unknown */
+    gw__loaded_model *models;    /* n_models, owned */
+    size_t n_models;
+} gw__model_server;
+
+/* "ollama"; static. */
+const char *gw__server_kind_name(gw__server_kind k);
+
+/* Decodes an /api/ps body into s->models (replacing them). GW_OK, GW_EPARSE
+ * naming what is wrong (invariant 1: s->models then empty), GW_ENOMEM. */
+int gw__ollama_ps_parse(const char *body, size_t len, gw__model_server *s, gw_error *err);
+
+/* Fetches every server in v[0..n) at once: up, version, models, or down
+ * with the reason (invariant 2: each request waits at most timeout_ms). */
+void gw__model_servers_fetch(gw__model_server *v, size_t n, int timeout_ms);
+
+/* Frees the models; the record can be fetched again. */
+void gw__model_server_release(gw__model_server *s);
+
+/* Where a model lives: "GPU", "CPU", "41% GPU" (split), "unknown". Into
+ * buf[cap]; returns buf. */
+const char *gw__loaded_model_location(const gw__loaded_model *m, char *buf, size_t cap);
+
+/* The model a process with this command line runs: an Ollama runner whose
+ * --model names blobs/sha256-DIGEST of a loaded model. NULL when none. */
+const gw__loaded_model *gw__model_servers_find(const gw__model_server *v, size_t n,
+                                               const char *cmdline);
+
+/* The "model_servers" array of docs/report-json.md. */
+void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n);
+
+#endif

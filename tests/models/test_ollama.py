@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""`gpuwatch report --ollama`: Ollama servers' loaded models, against
+fixture servers on loopback that answer with the documented shapes of
+GET /api/version and GET /api/ps (../shared/reference/exporters-and-apis.md),
+and with what misbehaving servers do: garbage, HTTP 500, an answer that
+never comes, a connection reset, nothing listening. The runner process of a
+loaded model is tied to it through its blob digest (a /proc fixture under
+the fake NVML's one.scn).
+
+    test_ollama.py CASE        CASE: models | faults | attribution | usage
+"""
+import http.server
+import json
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = os.environ.get("GPUWATCH_BIN", "gpuwatch")
+ROOT = os.environ.get("GPUWATCH_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("GPUWATCH_BUILD_ROOT", os.path.join(ROOT, "build"))
+SCENARIO = os.path.join(ROOT, "tests", "nvml", "scenarios", "one.scn")
+FAKE_NVML = os.path.join(BUILD, "tests", "nvml", "lib-full", "libnvidia-ml.so.1")
+GIB = 1024 ** 3
+D1 = "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa"
+D2 = "0d2b6a5f00c7d1c3a57f1d1b8aa0b9a2e3f4a5b6c7d8e9f00112233445566778"
+
+PS = {"models": [
+    {"name": "llama3.1:8b", "model": "llama3.1:8b", "size": 6654289920, "digest": D1,
+     "details": {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+                 "parameter_size": "8.0B", "quantization_level": "Q4_K_M"},
+     "expires_at": "2026-12-03T14:38:31.83753-07:00", "size_vram": 6654289920,
+     "context_length": 8192},
+    {"name": "qwen2.5:72b", "model": "qwen2.5:72b", "size": 51539607552,
+     "digest": "sha256:" + D2,
+     "details": {"family": "qwen2", "parameter_size": "72.7B", "quantization_level": "Q4_K_M"},
+     "expires_at": "2026-12-03T21:40:00Z", "size_vram": 21139292160},
+    {"name": "nomic-embed-text:latest", "size": 849346560, "digest": "x",
+     "details": {"family": "nomic-bert"}, "size_vram": 0},
+]}
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failed(msg)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    mode = "ok"
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, code, body, ctype="application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        mode = self.server.mode
+        if mode == "slow":
+            time.sleep(6)
+            return
+        if mode == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            self.connection.close()
+            return
+        if self.path == "/api/version":
+            self.send(200, {"version": "0.5.1"})
+        elif self.path == "/api/ps":
+            if mode == "garbage":
+                self.send(200, b"<html>not json</html>", "text/html")
+            elif mode == "500":
+                self.send(500, {"error": "boom"})
+            elif mode == "empty":
+                self.send(200, {"models": []})
+            else:
+                self.send(200, PS)
+        else:
+            self.send(404, {"error": "not found"})
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def serve(mode):
+    s = Server(("127.0.0.1", 0), Handler)
+    s.mode = mode
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s, "http://127.0.0.1:%d" % s.server_address[1]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def report(args, proc_root=None, json_out=True):
+    env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=SCENARIO)
+    cmd = [BIN, "report", "--sources", "nvml", "--nvml-library", FAKE_NVML] + args
+    if json_out:
+        cmd.append("--json")
+    if proc_root:
+        cmd += ["--proc-root", proc_root]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    return p.returncode, (json.loads(p.stdout) if json_out and p.stdout else p.stdout), p.stderr
+
+
+def case_models():
+    """Every documented field of /api/ps, in the JSON and the human text."""
+    srv, url = serve("ok")
+    rc, rep, err = report(["--ollama", url])
+    check(rc == 0, "rc %d: %s" % (rc, err))
+    servers = rep["model_servers"]
+    check(len(servers) == 1, "servers %r" % servers)
+    s = servers[0]
+    check(s["kind"] == "ollama" and s["url"] == url and s["up"] is True and s["error"] is None,
+          "server %r" % s)
+    check(s["version"] == "0.5.1", "version %r" % s["version"])
+    by = {m["name"]: m for m in s["models"]}
+    check(list(by) == ["llama3.1:8b", "qwen2.5:72b", "nomic-embed-text:latest"], "names %r" % list(by))
+    m = by["llama3.1:8b"]
+    check(m["size_bytes"] == 6654289920 and m["vram_bytes"] == 6654289920 and m["location"] == "GPU",
+          "llama %r" % m)
+    check(m["digest"] == D1 and m["family"] == "llama" and m["parameter_size"] == "8.0B" and
+          m["quantization"] == "Q4_K_M" and m["context_length"] == 8192, "llama details %r" % m)
+    check(m["expires_at"].startswith("2026-12-03T21:38:31.837"), "expiry (UTC) %r" % m["expires_at"])
+    q = by["qwen2.5:72b"]
+    check(q["digest"] == D2, "sha256: prefix dropped: %r" % q["digest"])
+    check(q["location"] == "%.0f%% GPU" % (100.0 * 21139292160 / 51539607552), "split %r" % q)
+    check(q["context_length"] is None, "no context_length: null, not 0: %r" % q)
+    n = by["nomic-embed-text:latest"]
+    check(n["location"] == "CPU" and n["vram_bytes"] == 0 and n["digest"] is None and
+          n["expires_at"] is None, "cpu model %r" % n)
+    rc, text, err = report(["--ollama", url], json_out=False)
+    check(rc == 0, "human rc %d: %s" % (rc, err))
+    check("Model server: ollama %s (version 0.5.1), 3 models loaded" % url in text, text)
+    lines = {l.split()[0]: l for l in text.splitlines() if l.startswith("  ") and l.split()}
+    check("GPU  size 6.20 GiB, VRAM 6.20 GiB, 8.0B Q4_K_M llama, ctx 8192" in lines["llama3.1:8b"],
+          lines.get("llama3.1:8b"))
+    check(" 41% GPU  size 48.00 GiB, VRAM 19.69 GiB" in lines["qwen2.5:72b"], lines.get("qwen2.5:72b"))
+    check(" CPU  size 0.79 GiB, VRAM 0.00 GiB" in lines["nomic-embed-text:latest"], text)
+    srv.shutdown()
+
+
+def case_faults():
+    """Servers that misbehave are each down with the reason, the good one is
+    up, and the one that never answers is given up on (its deadline named)."""
+    good, gurl = serve("ok")
+    bad = {mode: serve(mode) for mode in ("garbage", "500", "slow", "reset")}
+    refused = "http://127.0.0.1:%d" % free_port()
+    urls = [gurl] + [u for _, u in bad.values()] + [refused]
+    rc, rep, err = report(["--ollama", ",".join(urls)])
+    check(rc == 0, "rc %d: %s" % (rc, err))
+    got = {s["url"]: s for s in rep["model_servers"]}
+    check(list(got) == urls, "every server listed, in order: %r" % list(got))
+    check(got[gurl]["up"] and len(got[gurl]["models"]) == 3, "good %r" % got[gurl])
+    why = {m: got[u]["error"] or "" for m, (_, u) in bad.items()}
+    for m, (_, u) in bad.items():
+        check(got[u]["up"] is False and got[u]["models"] == [], "%s: %r" % (m, got[u]))
+    check("not JSON" in why["garbage"], "garbage: %r" % why["garbage"])
+    check("HTTP 500" in why["500"], "500: %r" % why["500"])
+    check("no answer within 2000 ms" in why["slow"], "slow: %r" % why["slow"])
+    check("reset" in why["reset"] or "closed" in why["reset"], "reset: %r" % why["reset"])
+    check("nothing listens" in (got[refused]["error"] or ""), "refused: %r" % got[refused])
+    # `none` asks nothing; the default probe lists nothing when nobody answers
+    rc, rep, err = report(["--ollama", "none"])
+    check(rc == 0 and rep["model_servers"] == [], "none: %r" % rep.get("model_servers"))
+    for s, _ in [(good, 0)] + list(bad.values()):
+        s.shutdown()
+
+
+def case_attribution():
+    """A runner started on a loaded model's blob is labelled with the model."""
+    srv, url = serve("ok")
+    root = tempfile.mkdtemp(prefix="gw-ollama-proc-")
+    argvs = {5004242: ["/usr/bin/ollama", "runner", "--model",
+                       "/usr/share/ollama/.ollama/models/blobs/sha256-" + D1, "--ctx-size", "8192"],
+             5000777: ["/usr/bin/ollama", "runner", "--model",
+                       "/root/.ollama/models/blobs/sha256-" + "f" * 64]}
+    for pid, argv in argvs.items():
+        d = os.path.join(root, str(pid))
+        os.makedirs(d)
+        with open(os.path.join(d, "stat"), "w") as f:
+            f.write("%d (ollama) S %s 4242 %s\n" % (pid, " ".join(["0"] * 18), " ".join(["0"] * 30)))
+        with open(os.path.join(d, "comm"), "w") as f:
+            f.write("ollama\n")
+        with open(os.path.join(d, "cmdline"), "wb") as f:
+            f.write(b"\0".join(a.encode() for a in argv) + b"\0")
+    rc, rep, err = report(["--ollama", url], proc_root=root)
+    check(rc == 0, "rc %d: %s" % (rc, err))
+    model = {p["pid"]: p.get("model") for p in rep["processes"]}
+    check(model.get(5004242) == "llama3.1:8b", "runner of llama3.1:8b: %r" % model)
+    check(model.get(5000777) is None, "a blob no server has loaded: %r" % model)
+    check(model.get(5005150) is None, "a process without /proc: %r" % model)
+    srv.shutdown()
+
+
+def case_usage():
+    for bad in ("", "ftp://x:1", "http://127.0.0.1:1,,http://127.0.0.1:2"):
+        rc, _, err = report(["--ollama", bad], json_out=False)
+        check(rc == 2 and "--ollama" in err, "--ollama %r: rc %d %r" % (bad, rc, err))
+
+
+CASES = {"models": case_models, "faults": case_faults, "attribution": case_attribution,
+         "usage": case_usage}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in CASES:
+        print(__doc__)
+        return 2
+    if not os.path.exists(FAKE_NVML):
+        print("SKIP: no fake NVML library")
+        return 77
+    try:
+        CASES[sys.argv[1]]()
+    except Failed as e:
+        print("FAIL %s: %s" % (sys.argv[1], e))
+        return 1
+    print("%s: ok" % sys.argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
