@@ -1,8 +1,10 @@
-/* fuzz_ollama.c — libFuzzer target for the Ollama /api/ps decoder
- * (src/models/servers.c): any body must decode or fail cleanly; what
- * decodes has a name per model, strings ending within their fields, a
+/* fuzz_ollama.c — libFuzzer target for the model-server decoders
+ * (src/models/servers.c): Ollama's /api/ps and llama-server's /props
+ * bodies, each input given to both: any body must decode or fail cleanly;
+ * what decodes has a name per model, strings ending within their fields, a
  * digest that is empty or 64 hex digits, and a location; a failure leaves
- * no model behind (servers.h invariant 1). Built by scripts/fuzz-ollama.sh;
+ * no model behind (servers.h invariant 1). The input as a command line:
+ * a llama-server URL, when one comes out, is http://HOST:PORT. Built by scripts/fuzz-ollama.sh;
  * its corpus (tests/models/corpus/fuzz_ollama) replays as a normal test. */
 #include "models/servers.h"
 
@@ -18,15 +20,16 @@ static void bounded(const char *s, size_t cap)
         abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check_models(int (*parse)(const char *, size_t, gw__model_server *, gw_error *),
+                         const uint8_t *data, size_t size)
 {
     gw__model_server s;
     memset(&s, 0, sizeof s);
     gw_error err;
-    if (gw__ollama_ps_parse((const char *)data, size, &s, &err) != GW_OK) {
+    if (parse((const char *)data, size, &s, &err) != GW_OK) {
         if (s.n_models || s.models)
             abort();
-        return 0;
+        return;
     }
     for (size_t i = 0; i < s.n_models; i++) {
         const gw__loaded_model *m = &s.models[i];
@@ -42,5 +45,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bounded(where, sizeof where);
     }
     gw__model_server_release(&s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    check_models(gw__ollama_ps_parse, data, size);
+    check_models(gw__llamacpp_props_parse, data, size);
+    char cmdline[512], url[300];
+    size_t n = size < sizeof cmdline - 1 ? size : sizeof cmdline - 1;
+    memcpy(cmdline, data, n);
+    cmdline[n] = '\0';
+    if (gw__llamacpp_url_of(cmdline, url, sizeof url) &&
+        (strncmp(url, "http://", 7) != 0 || !strrchr(url, ':')))
+        abort();
     return 0;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz-ollama.sh — the Ollama /api/ps decoder's libFuzzer target
+# fuzz-ollama.sh — the model-server decoders' libFuzzer target
 # (fuzz/fuzz_ollama.c) on its seed corpus tests/models/corpus/fuzz_ollama
 # (scripts/fuzz-lib.sh builds and runs it):
 #   scripts/fuzz-ollama.sh [SECONDS]   default 60 s; 0 = build only

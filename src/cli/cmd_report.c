@@ -55,6 +55,11 @@ static void report_usage(FILE *out)
             "                        not answer within 2 s is listed as down with the\n"
             "                        reason. Default: " GW__OLLAMA_DEFAULT_URL ", listed\n"
             "                        only when it answers; \"none\": ask none\n"
+            "  --llama-server URL[,URL]\n"
+            "                        llama.cpp servers to ask (GET /health, /props,\n"
+            "                        /slots: model, context, slots busy), besides every\n"
+            "                        llama-server among the GPU processes (at its\n"
+            "                        --host/--port); \"none\": ask none, not even those\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
@@ -319,9 +324,10 @@ typedef struct report_opts {
     double watch_s;  /* --watch: seconds between frames; 0: one report */
     const char *ids; /* --id list (gpu_select.h); NULL: every GPU */
     const char *ollama; /* --ollama list, "none"; NULL: the local probe */
+    const char *llama;  /* --llama-server list, "none"; NULL: none but those found */
 } report_opts;
 
-enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID, O_OLLAMA };
+enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID, O_OLLAMA, O_LLAMA };
 
 static const gw_opt report_opts_table[] = {
     {"--json", NULL, NULL, O_JSON},
@@ -330,6 +336,7 @@ static const gw_opt report_opts_table[] = {
     {"--watch", "-l", "SEC", O_WATCH},
     {"--id", "-i", "GPU[,GPU]", O_ID},
     {"--ollama", NULL, "URL[,URL]", O_OLLAMA},
+    {"--llama-server", NULL, "URL[,URL]", O_LLAMA},
     {NULL, NULL, NULL, 0},
 };
 
@@ -356,7 +363,8 @@ static int apply_option(const gw_cli_parse *p, int id, report_opts *o)
             return gw_cli_bad_value(p, &why);
         o->ids = p->scan.value;
         return GW_OK;
-    case O_OLLAMA: {
+    case O_OLLAMA:
+    case O_LLAMA: {
         const char *list = p->scan.value;
         if (!list[0]) {
             gw__error_set(&why, GW_EINVAL, "an empty list (\"none\" asks no server)");
@@ -374,7 +382,7 @@ static int apply_option(const gw_cli_parse *p, int id, report_opts *o)
             }
             u += n + (u[n] == ',');
         }
-        o->ollama = list;
+        *(id == O_OLLAMA ? &o->ollama : &o->llama) = list;
         return GW_OK;
     }
     default:
@@ -409,28 +417,60 @@ static int parse_args(int argc, char **argv, report_opts *o)
     return -1;
 }
 
-/* The model servers of --ollama (the local probe when none was given) into
- * a new array *v of *n (caller frees with free_servers). */
-static void make_servers(const report_opts *o, gw__model_server **v, size_t *n)
+/* Appends the servers of a comma list (checked by apply_option) to *v. */
+static void add_servers(gw__model_server **v, size_t *n, size_t *cap, gw__server_kind kind,
+                        const char *list, bool configured, uint32_t pid)
 {
-    *v = NULL;
-    *n = 0;
-    const char *list = o->ollama ? o->ollama : GW__OLLAMA_DEFAULT_URL;
-    if (strcmp(list, "none") == 0)
-        return;
-    size_t count = 1;
-    for (const char *c = list; *c; c++)
-        count += *c == ',';
-    *v = calloc(count, sizeof **v);
-    if (!*v)
-        return; /* out of memory: no model servers shown */
     for (const char *u = list; *u;) {
         size_t len = strcspn(u, ",");
-        gw__model_server *s = &(*v)[(*n)++];
-        s->kind = GW__SERVER_OLLAMA;
-        s->configured = o->ollama != NULL;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 4;
+            gw__model_server *nv = realloc(*v, nc * sizeof *nv);
+            if (!nv)
+                return; /* out of memory: the servers so far */
+            *v = nv;
+            *cap = nc;
+        }
+        gw__model_server *s = &(*v)[*n];
+        memset(s, 0, sizeof *s);
+        s->kind = kind;
+        s->configured = configured;
+        s->pid = pid;
         snprintf(s->url, sizeof s->url, "%.*s", (int)len, u);
+        bool dup = false;
+        for (size_t i = 0; i < *n; i++)
+            if ((*v)[i].kind == kind && strcmp((*v)[i].url, s->url) == 0) {
+                dup = true;
+                if (pid && !(*v)[i].pid)
+                    (*v)[i].pid = pid;
+            }
+        *n += !dup;
         u += len + (u[len] == ',');
+    }
+}
+
+/* The model servers to ask: --ollama (else the local probe), --llama-server
+ * (else none), and every llama-server among snap's processes (unless
+ * --llama-server none). Into a new array (caller frees with free_servers). */
+static void make_servers(const report_opts *o, const gw_snapshot *snap, gw__model_server **v,
+                         size_t *n)
+{
+    size_t cap = 0;
+    *v = NULL;
+    *n = 0;
+    const char *ollama = o->ollama ? o->ollama : GW__OLLAMA_DEFAULT_URL;
+    if (strcmp(ollama, "none") != 0)
+        add_servers(v, n, &cap, GW__SERVER_OLLAMA, ollama, o->ollama != NULL, 0);
+    const char *llama = o->llama ? o->llama : "";
+    if (strcmp(llama, "none") == 0)
+        return;
+    add_servers(v, n, &cap, GW__SERVER_LLAMACPP, llama, true, 0);
+    for (size_t i = 0; i < snap->n_processes; i++) {
+        const gw_process *p = &snap->processes[i];
+        char url[300];
+        if (gw_process_has(p, GW_PROC_CMDLINE) &&
+            gw__llamacpp_url_of(p->cmdline, url, sizeof url))
+            add_servers(v, n, &cap, GW__SERVER_LLAMACPP, url, false, p->pid);
     }
 }
 
@@ -441,8 +481,9 @@ static void free_servers(gw__model_server *v, size_t n)
     free(v);
 }
 
-/* What report shows of the model servers: the ones asked for, and the
- * local probe only when it answered. */
+/* What report shows of the model servers: the ones asked for, the
+ * llama-servers found among the processes, and the local Ollama probe
+ * only when it answered. */
 typedef struct server_list {
     gw__model_server *v;
     size_t n;
@@ -452,7 +493,7 @@ static size_t shown_servers(server_list *l)
 {
     size_t k = 0;
     for (size_t i = 0; i < l->n; i++) {
-        if (!l->v[i].configured && !l->v[i].up) {
+        if (!l->v[i].configured && !l->v[i].up && !l->v[i].pid) {
             gw__model_server_release(&l->v[i]);
             continue;
         }
@@ -489,13 +530,21 @@ static void print_servers(const server_list *l)
     for (size_t i = 0; i < l->n; i++) {
         const gw__model_server *s = &l->v[i];
         if (!s->up) {
-            printf("Model server: %s %s down - %s\n", gw__server_kind_name(s->kind), s->url,
-                   s->error);
+            printf("Model server: %s %s%s down - %s\n", gw__server_kind_name(s->kind), s->url,
+                   s->pid ? " (a llama-server process)" : "", s->error);
             continue;
         }
-        printf("Model server: %s %s%s%s%s, %zu model%s loaded\n", gw__server_kind_name(s->kind),
-               s->url, s->version[0] ? " (version " : "", s->version, s->version[0] ? ")" : "",
-               s->n_models, s->n_models == 1 ? "" : "s");
+        char pid[32] = "", slots[64] = "";
+        if (s->pid)
+            snprintf(pid, sizeof pid, " pid %u", s->pid);
+        if (s->has_slots && s->has_busy)
+            snprintf(slots, sizeof slots, ", slots %u/%u busy", s->slots_busy, s->slots_total);
+        else if (s->has_slots)
+            snprintf(slots, sizeof slots, ", %u slots", s->slots_total);
+        printf("Model server: %s %s%s%s%s%s, %zu model%s loaded%s\n",
+               gw__server_kind_name(s->kind), s->url, pid, s->version[0] ? " (version " : "",
+               s->version, s->version[0] ? ")" : "", s->n_models, s->n_models == 1 ? "" : "s",
+               slots);
         for (size_t k = 0; k < s->n_models; k++) {
             const gw__loaded_model *m = &s->models[k];
             char where[24], size[32], vram[32], ctx[32] = "", until[64] = "";
@@ -575,7 +624,7 @@ static int report_frame(gw_monitor *mon, const report_opts *o, bool *abandoned)
         return GW_EXIT_ERROR;
     }
     server_list servers;
-    make_servers(o, &servers.v, &servers.n);
+    make_servers(o, snap, &servers.v, &servers.n);
     gw__model_servers_fetch(servers.v, servers.n, MODEL_SERVER_TIMEOUT_MS);
     shown_servers(&servers);
     attribute_models(snap, &servers);

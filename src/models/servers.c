@@ -14,8 +14,7 @@
 
 const char *gw__server_kind_name(gw__server_kind k)
 {
-    (void)k;
-    return "ollama";
+    return k == GW__SERVER_LLAMACPP ? "llama.cpp" : "ollama";
 }
 
 void gw__model_server_release(gw__model_server *s)
@@ -112,6 +111,88 @@ int gw__ollama_ps_parse(const char *body, size_t len, gw__model_server *s, gw_er
     return rc;
 }
 
+int gw__llamacpp_props_parse(const char *body, size_t len, gw__model_server *s, gw_error *err)
+{
+    gw__model_server_release(s);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, len, 0, &jerr);
+    int rc = GW_OK;
+    char path[512];
+    str(doc, "model_path", path, sizeof path);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (!doc)
+        rc = gw__error_set(err, GW_EPARSE, "/props: not JSON (%s)", jerr.text);
+    else if (!json_is_object(doc) || !base[0])
+        rc = gw__error_set(err, GW_EPARSE, "/props: no \"model_path\"");
+    else if (!(s->models = calloc(1, sizeof *s->models)))
+        rc = gw__error_set(err, GW_ENOMEM, "out of memory");
+    if (rc == GW_OK) {
+        gw__loaded_model *m = &s->models[0];
+        s->n_models = 1;
+        gw__strlcpy(m->name, base, sizeof m->name);
+        uint64_t v;
+        if (bytes(json_object_get(doc, "default_generation_settings"), "n_ctx", &v) &&
+            v <= UINT32_MAX)
+            m->context_length = (uint32_t)v;
+        if (bytes(doc, "total_slots", &v) && v <= UINT32_MAX) {
+            s->slots_total = (uint32_t)v;
+            s->has_slots = true;
+        }
+        str(doc, "build_info", s->version, sizeof s->version);
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* The value after FLAG (as "FLAG V" or "FLAG=V") in a space-joined command
+ * line into buf; false when absent. */
+static bool arg_value(const char *cmdline, const char *flag, char *buf, size_t cap)
+{
+    size_t fl = strlen(flag);
+    for (const char *p = cmdline; *p;) {
+        while (*p == ' ')
+            p++;
+        size_t wl = strcspn(p, " ");
+        const char *v = NULL;
+        size_t vl = 0;
+        if (wl == fl && strncmp(p, flag, fl) == 0 && p[wl] == ' ') {
+            v = p + wl + 1;
+            vl = strcspn(v, " ");
+        } else if (wl > fl + 1 && strncmp(p, flag, fl) == 0 && p[fl] == '=') {
+            v = p + fl + 1;
+            vl = wl - fl - 1;
+        }
+        if (v && vl && vl < cap) {
+            memcpy(buf, v, vl);
+            buf[vl] = '\0';
+            return true;
+        }
+        p += wl;
+    }
+    return false;
+}
+
+bool gw__llamacpp_url_of(const char *cmdline, char *buf, size_t cap)
+{
+    if (!cmdline)
+        return false;
+    size_t argv0 = strcspn(cmdline, " ");
+    const char *prog = cmdline + argv0;
+    while (prog > cmdline && prog[-1] != '/')
+        prog--;
+    if ((size_t)(cmdline + argv0 - prog) != 12 || strncmp(prog, "llama-server", 12) != 0)
+        return false;
+    char host[256] = "127.0.0.1", port[16] = "8080";
+    arg_value(cmdline, "--host", host, sizeof host);
+    arg_value(cmdline, "--port", port, sizeof port);
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 || strcmp(host, "localhost") == 0)
+        gw__strlcpy(host, "127.0.0.1", sizeof host);
+    if (strspn(port, "0123456789") != strlen(port) || strchr(host, '/') || strchr(host, ' '))
+        return false;
+    snprintf(buf, cap, strchr(host, ':') ? "http://[%s]:%s" : "http://%s:%s", host, port);
+    return true;
+}
+
 /* GET path of s into *resp (200 only). */
 static int get(gw__model_server *s, const gw_daemon_url *u, const char *path, int timeout_ms,
                gw_daemon_response *resp, gw_error *err)
@@ -126,22 +207,13 @@ static int get(gw__model_server *s, const gw_daemon_url *u, const char *path, in
     return GW_OK;
 }
 
-/* One server: version (optional), then the models. */
-static void fetch_one(gw__model_server *s, int timeout_ms)
+/* Ollama: version (optional), then the models. */
+static void fetch_ollama(gw__model_server *s, const gw_daemon_url *u, int timeout_ms)
 {
     gw_error err;
     gw_error_clear(&err);
-    s->up = false;
-    s->version[0] = s->error[0] = '\0';
-    gw__model_server_release(s);
-    gw_daemon_url u;
-    if (gw_daemon_url_parse(s->url, &u, &err) != GW_OK) {
-        gw__strlcpy(s->error, err.message, sizeof s->error);
-        return;
-    }
-    u.any_host = true; /* no token is ever sent to a model server */
     gw_daemon_response resp;
-    if (get(s, &u, "/api/version", timeout_ms, &resp, &err) == GW_OK) {
+    if (get(s, u, "/api/version", timeout_ms, &resp, &err) == GW_OK) {
         json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
         str(doc, "version", s->version, sizeof s->version);
         json_decref(doc);
@@ -151,7 +223,7 @@ static void fetch_one(gw__model_server *s, int timeout_ms)
         return; /* nothing there, or hung: do not wait twice */
     }
     gw_error_clear(&err);
-    if (get(s, &u, "/api/ps", timeout_ms, &resp, &err) != GW_OK) {
+    if (get(s, u, "/api/ps", timeout_ms, &resp, &err) != GW_OK) {
         gw__strlcpy(s->error, err.message, sizeof s->error);
         return;
     }
@@ -162,6 +234,71 @@ static void fetch_one(gw__model_server *s, int timeout_ms)
         return;
     }
     s->up = true;
+}
+
+/* llama-server: /health (503 while loading), /props, then /slots when the
+ * server offers it. */
+static void fetch_llamacpp(gw__model_server *s, const gw_daemon_url *u, int timeout_ms)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    gw_daemon_response resp;
+    if (gw_daemon_request(u, "GET", "/health", NULL, NULL, 0, timeout_ms, &resp, &err) != GW_OK) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return;
+    }
+    int status = resp.status;
+    gw_daemon_response_release(&resp);
+    if (status != 200) {
+        snprintf(s->error, sizeof s->error, "%.100s/health: HTTP %d%s", s->url, status,
+                 status == 503 ? " (loading the model)" : "");
+        return;
+    }
+    if (get(s, u, "/props", timeout_ms, &resp, &err) != GW_OK) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return;
+    }
+    int rc = gw__llamacpp_props_parse(resp.body, resp.body_len, s, &err);
+    gw_daemon_response_release(&resp);
+    if (rc != GW_OK) {
+        snprintf(s->error, sizeof s->error, "%.100s: %.150s", s->url, err.message);
+        return;
+    }
+    s->up = true;
+    gw_error_clear(&err);
+    if (get(s, u, "/slots", timeout_ms, &resp, &err) != GW_OK)
+        return; /* --no-slots, or an older server: slots unknown */
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+    if (json_is_array(doc)) {
+        s->has_slots = s->has_busy = true;
+        s->slots_total = (uint32_t)json_array_size(doc);
+        s->slots_busy = 0;
+        for (size_t i = 0; i < json_array_size(doc); i++)
+            s->slots_busy += json_is_true(json_object_get(json_array_get(doc, i), "is_processing"));
+    }
+    json_decref(doc);
+    gw_daemon_response_release(&resp);
+}
+
+/* One server, whatever its kind: up with its models, or down with why. */
+static void fetch_one(gw__model_server *s, int timeout_ms)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    s->up = s->has_slots = s->has_busy = false;
+    s->slots_total = s->slots_busy = 0;
+    s->version[0] = s->error[0] = '\0';
+    gw__model_server_release(s);
+    gw_daemon_url u;
+    if (gw_daemon_url_parse(s->url, &u, &err) != GW_OK) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return;
+    }
+    u.any_host = true; /* no token is ever sent to a model server */
+    if (s->kind == GW__SERVER_LLAMACPP)
+        fetch_llamacpp(s, &u, timeout_ms);
+    else
+        fetch_ollama(s, &u, timeout_ms);
 }
 
 typedef struct fetch_job {
@@ -215,6 +352,14 @@ const char *gw__loaded_model_location(const gw__loaded_model *m, char *buf, size
 const gw__loaded_model *gw__model_servers_find(const gw__model_server *v, size_t n,
                                                const char *cmdline)
 {
+    char url[300];
+    if (gw__llamacpp_url_of(cmdline, url, sizeof url)) {
+        for (size_t i = 0; i < n; i++)
+            if (v[i].kind == GW__SERVER_LLAMACPP && v[i].up && v[i].n_models &&
+                strcmp(v[i].url, url) == 0)
+                return &v[i].models[0];
+        return NULL;
+    }
     const char *b = cmdline ? strstr(cmdline, "/blobs/sha256-") : NULL;
     if (!b)
         return NULL;
@@ -245,6 +390,16 @@ void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n)
         gw__json_bool(j, s->up);
         gw__json_kv_str(j, "error", s->up ? NULL : or_null(s->error));
         gw__json_kv_str(j, "version", or_null(s->version));
+        gw__json_kv_u64(j, "pid", s->pid != 0, s->pid);
+        gw__json_key(j, "slots");
+        if (s->has_slots) {
+            gw__json_object_begin(j);
+            gw__json_kv_u64(j, "total", true, s->slots_total);
+            gw__json_kv_u64(j, "busy", s->has_busy, s->slots_busy);
+            gw__json_object_end(j);
+        } else {
+            gw__json_null(j);
+        }
         gw__json_key(j, "models");
         gw__json_array_begin(j);
         for (size_t k = 0; k < s->n_models; k++) {

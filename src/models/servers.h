@@ -1,6 +1,7 @@
 /* servers.h — model servers on this host and the models they hold:
- * Ollama (GET /api/version, GET /api/ps), and which GPU process runs which
- * model (issue 14, items 1 and 3).
+ * Ollama (GET /api/version, GET /api/ps) and llama.cpp's llama-server (GET
+ * /health, /props, /slots), and which GPU process runs which model (issue
+ * 14, items 1 to 3).
  *
  * Owns: the model-server records (the URL, up or why not, version, the
  * loaded models), decoding Ollama's answers, fetching several servers at
@@ -15,6 +16,11 @@
  * "context_length"}]}; size_vram == size: all on GPU, 0: all on CPU. An
  * Ollama runner is started as "ollama runner --model
  * .../blobs/sha256-<digest> ...": the digest ties the process to its model.
+ * llama-server: /health is 200 {"status":"ok"}, 503 while loading; /props
+ * has model_path, total_slots, default_generation_settings.n_ctx; /slots
+ * lists slots with is_processing (501 when disabled). Its port is --port
+ * (default 8080), its host --host (default 127.0.0.1): a llama-server among
+ * the GPU processes is found there, and tied to the model it serves.
  *
  * Invariants:
  *  1. Answers are untrusted: every field is type-checked and bounded; a
@@ -48,6 +54,7 @@ typedef struct gw__loaded_model {
 
 typedef enum gw__server_kind {
     GW__SERVER_OLLAMA = 0,
+    GW__SERVER_LLAMACPP,
 } gw__server_kind;
 
 typedef struct gw__model_server {
@@ -59,14 +66,27 @@ typedef struct gw__model_server {
     char version[48];            /* "" unknown */
     gw__loaded_model *models;    /* n_models, owned */
     size_t n_models;
+    uint32_t pid;                /* llama-server found among the processes; 0 */
+    uint32_t slots_total, slots_busy; /* llama-server: has_slots, has_busy */
+    bool has_slots, has_busy;
 } gw__model_server;
 
-/* "ollama"; static. */
+/* "ollama", "llama.cpp"; static. */
 const char *gw__server_kind_name(gw__server_kind k);
 
 /* Decodes an /api/ps body into s->models (replacing them). GW_OK, GW_EPARSE
  * naming what is wrong (invariant 1: s->models then empty), GW_ENOMEM. */
 int gw__ollama_ps_parse(const char *body, size_t len, gw__model_server *s, gw_error *err);
+
+/* Decodes llama-server's /props body into one model (name: the file name
+ * of model_path; context: n_ctx) and s->slots_total. GW_OK, GW_EPARSE,
+ * GW_ENOMEM as gw__ollama_ps_parse. */
+int gw__llamacpp_props_parse(const char *body, size_t len, gw__model_server *s, gw_error *err);
+
+/* The URL a llama-server with this command line listens on
+ * ("http://127.0.0.1:8080" by default; --host 0.0.0.0 / :: mean this host)
+ * into buf[cap]; false when the command is not a llama-server. */
+bool gw__llamacpp_url_of(const char *cmdline, char *buf, size_t cap);
 
 /* Fetches every server in v[0..n) at once: up, version, models, or down
  * with the reason (invariant 2: each request waits at most timeout_ms). */
@@ -80,7 +100,8 @@ void gw__model_server_release(gw__model_server *s);
 const char *gw__loaded_model_location(const gw__loaded_model *m, char *buf, size_t cap);
 
 /* The model a process with this command line runs: an Ollama runner whose
- * --model names blobs/sha256-DIGEST of a loaded model. NULL when none. */
+ * --model names blobs/sha256-DIGEST of a loaded model, or a llama-server
+ * listening where one of v answers. NULL when none. */
 const gw__loaded_model *gw__model_servers_find(const gw__model_server *v, size_t n,
                                                const char *cmdline);
 

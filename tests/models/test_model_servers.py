@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""`gpuwatch report --ollama`: Ollama servers' loaded models, against
-fixture servers on loopback that answer with the documented shapes of
-GET /api/version and GET /api/ps (../shared/reference/exporters-and-apis.md),
-and with what misbehaving servers do: garbage, HTTP 500, an answer that
-never comes, a connection reset, nothing listening. The runner process of a
-loaded model is tied to it through its blob digest (a /proc fixture under
-the fake NVML's one.scn).
+"""`gpuwatch report --ollama / --llama-server`: model servers' loaded
+models, against fixture servers on loopback that answer with the documented
+shapes (../shared/reference/exporters-and-apis.md: Ollama's GET /api/version
+and /api/ps; llama-server's /health, /props, /slots), and with what
+misbehaving servers do: garbage, HTTP 500, an answer that never comes, a
+connection reset, nothing listening, a model still loading. Processes are
+tied to their model (a /proc fixture under the fake NVML's one.scn): an
+Ollama runner through its blob digest, a llama-server found among the GPU
+processes at its --host/--port.
 
-    test_ollama.py CASE        CASE: models | faults | attribution | usage
+    test_model_servers.py CASE   CASE: models | faults | attribution | llama | usage
 """
 import http.server
 import json
@@ -69,6 +71,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         mode = self.server.mode
+        if mode.startswith("llama"):
+            return self.llama(mode)
         if mode == "slow":
             time.sleep(6)
             return
@@ -89,6 +93,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.send(200, PS)
         else:
             self.send(404, {"error": "not found"})
+
+
+    def llama(self, mode):
+        if self.path == "/health":
+            if mode == "llama-loading":
+                self.send(503, {"error": {"code": 503, "message": "Loading model",
+                                          "type": "unavailable_error"}})
+            else:
+                self.send(200, {"status": "ok"})
+        elif self.path == "/props":
+            self.send(200, {"default_generation_settings": {"n_ctx": 4096, "temperature": 0.8},
+                            "total_slots": 2, "model_path": "/models/tiny-q4.gguf",
+                            "build_info": "b4321-abcdef0"})
+        elif self.path == "/slots":
+            self.send(200, [{"id": 0, "is_processing": True}, {"id": 1, "is_processing": False}])
+        else:
+            self.send(404, {"error": {"code": 404, "message": "File Not Found"}})
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -188,20 +209,11 @@ def case_faults():
 def case_attribution():
     """A runner started on a loaded model's blob is labelled with the model."""
     srv, url = serve("ok")
-    root = tempfile.mkdtemp(prefix="gw-ollama-proc-")
-    argvs = {5004242: ["/usr/bin/ollama", "runner", "--model",
-                       "/usr/share/ollama/.ollama/models/blobs/sha256-" + D1, "--ctx-size", "8192"],
-             5000777: ["/usr/bin/ollama", "runner", "--model",
-                       "/root/.ollama/models/blobs/sha256-" + "f" * 64]}
-    for pid, argv in argvs.items():
-        d = os.path.join(root, str(pid))
-        os.makedirs(d)
-        with open(os.path.join(d, "stat"), "w") as f:
-            f.write("%d (ollama) S %s 4242 %s\n" % (pid, " ".join(["0"] * 18), " ".join(["0"] * 30)))
-        with open(os.path.join(d, "comm"), "w") as f:
-            f.write("ollama\n")
-        with open(os.path.join(d, "cmdline"), "wb") as f:
-            f.write(b"\0".join(a.encode() for a in argv) + b"\0")
+    root = proc_fixture({
+        5004242: ["/usr/bin/ollama", "runner", "--model",
+                  "/usr/share/ollama/.ollama/models/blobs/sha256-" + D1, "--ctx-size", "8192"],
+        5000777: ["/usr/bin/ollama", "runner", "--model",
+                  "/root/.ollama/models/blobs/sha256-" + "f" * 64]})
     rc, rep, err = report(["--ollama", url], proc_root=root)
     check(rc == 0, "rc %d: %s" % (rc, err))
     model = {p["pid"]: p.get("model") for p in rep["processes"]}
@@ -211,14 +223,70 @@ def case_attribution():
     srv.shutdown()
 
 
+def proc_fixture(argvs):
+    """A /proc with these pids' stat, comm and cmdline; returns its root."""
+    root = tempfile.mkdtemp(prefix="gw-models-proc-")
+    for pid, argv in argvs.items():
+        d = os.path.join(root, str(pid))
+        os.makedirs(d)
+        comm = os.path.basename(argv[0])[:15]
+        with open(os.path.join(d, "stat"), "w") as f:
+            f.write("%d (%s) S %s 4242 %s\n" % (pid, comm, " ".join(["0"] * 18), " ".join(["0"] * 30)))
+        with open(os.path.join(d, "comm"), "w") as f:
+            f.write(comm + "\n")
+        with open(os.path.join(d, "cmdline"), "wb") as f:
+            f.write(b"\0".join(a.encode() for a in argv) + b"\0")
+    return root
+
+
+def case_llama():
+    """llama-servers found among the GPU processes (at --host/--port) and
+    one named with --llama-server: model, context, slots; a process tied to
+    its server's model; a server that loads or is not there is down."""
+    srv, url = serve("llama")
+    loading, lurl = serve("llama-loading")
+    port = srv.server_address[1]
+    gone = free_port()
+    root = proc_fixture({
+        5004242: ["/opt/llama.cpp/bin/llama-server", "-m", "/models/tiny-q4.gguf", "--host",
+                  "0.0.0.0", "--port", str(port), "-c", "4096"],
+        5000777: ["llama-server", "--port=%d" % gone, "-m", "/models/other.gguf"]})
+    rc, rep, err = report(["--ollama", "none", "--llama-server", lurl], proc_root=root)
+    check(rc == 0, "rc %d: %s" % (rc, err))
+    got = {s["url"]: s for s in rep["model_servers"]}
+    check(set(got) == {url, lurl, "http://127.0.0.1:%d" % gone}, "servers %r" % list(got))
+    s = got[url]
+    check(s["kind"] == "llama.cpp" and s["up"] and s["pid"] == 5004242 and
+          s["version"] == "b4321-abcdef0", "found server %r" % s)
+    check(s["slots"] == {"total": 2, "busy": 1}, "slots %r" % s["slots"])
+    check([m["name"] for m in s["models"]] == ["tiny-q4.gguf"] and
+          s["models"][0]["context_length"] == 4096, "model %r" % s["models"])
+    check(got[lurl]["up"] is False and "503" in got[lurl]["error"] and
+          "loading" in got[lurl]["error"] and got[lurl]["pid"] is None, "loading %r" % got[lurl])
+    g = got["http://127.0.0.1:%d" % gone]
+    check(g["up"] is False and g["pid"] == 5000777 and "nothing listens" in g["error"],
+          "a llama-server process nobody answers for: %r" % g)
+    model = {p["pid"]: p.get("model") for p in rep["processes"]}
+    check(model.get(5004242) == "tiny-q4.gguf", "llama-server's model: %r" % model)
+    check(model.get(5000777) is None, "no model from a server that is down: %r" % model)
+    rc, text, err = report(["--ollama", "none"], proc_root=root, json_out=False)
+    check("Model server: llama.cpp %s pid 5004242 (version b4321-abcdef0), 1 model loaded, "
+          "slots 1/2 busy" % url in text, text)
+    rc, rep, err = report(["--ollama", "none", "--llama-server", "none"], proc_root=root)
+    check(rc == 0 and rep["model_servers"] == [], "none: %r" % rep.get("model_servers"))
+    srv.shutdown()
+    loading.shutdown()
+
+
 def case_usage():
-    for bad in ("", "ftp://x:1", "http://127.0.0.1:1,,http://127.0.0.1:2"):
-        rc, _, err = report(["--ollama", bad], json_out=False)
-        check(rc == 2 and "--ollama" in err, "--ollama %r: rc %d %r" % (bad, rc, err))
+    for opt in ("--ollama", "--llama-server"):
+        for bad in ("", "ftp://x:1", "http://127.0.0.1:1,,http://127.0.0.1:2"):
+            rc, _, err = report([opt, bad], json_out=False)
+            check(rc == 2 and opt in err, "%s %r: rc %d %r" % (opt, bad, rc, err))
 
 
 CASES = {"models": case_models, "faults": case_faults, "attribution": case_attribution,
-         "usage": case_usage}
+         "llama": case_llama, "usage": case_usage}
 
 
 def main():
