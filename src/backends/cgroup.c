@@ -143,10 +143,14 @@ bool gw__cgroup_owner_parse(const char *text, size_t len, gw_owner *o)
             size_t ctl_len = (size_t)(c2 - c1 - 1);
             bool v2 = c1 - line == 1 && line[0] == '0' && ctl_len == 0;
             bool memory = false;
+            /* the controllers "cpu,memory" between the colons; the text
+             * need not end with a NUL: every scan stops at c2 */
             for (const char *k = c1 + 1; k < c2;) {
-                size_t kl = strcspn(k, ",:");
-                memory |= kl == 6 && memcmp(k, "memory", 6) == 0;
-                k += kl + 1;
+                const char *e = k;
+                while (e < c2 && *e != ',')
+                    e++;
+                memory |= e - k == 6 && memcmp(k, "memory", 6) == 0;
+                k = e + 1;
             }
             int rank = v2 ? 3 : memory ? 2 : 1;
             if (rank > best_rank) {
