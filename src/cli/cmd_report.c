@@ -11,7 +11,6 @@
 #include "cli/gpu_select.h"
 #include "core/util.h"
 #include "models/servers.h"
-#include "place/daemon_client.h"
 #include "render/snapshot_json.h"
 
 #include <errno.h>
@@ -367,22 +366,8 @@ static int apply_option(const gw_cli_parse *p, int id, report_opts *o)
     case O_OLLAMA:
     case O_LLAMA: {
         const char *list = p->scan.value;
-        if (!list[0]) {
-            gw__error_set(&why, GW_EINVAL, "an empty list (\"none\" asks no server)");
+        if (gw__server_list_check(list, &why) != GW_OK)
             return gw_cli_bad_value(p, &why);
-        }
-        for (const char *u = list; strcmp(list, "none") != 0 && *u;) {
-            size_t n = strcspn(u, ",");
-            char url[300];
-            gw_daemon_url parsed;
-            snprintf(url, sizeof url, "%.*s", (int)n, u);
-            if (n == 0 || n >= sizeof url || gw_daemon_url_parse(url, &parsed, &why) != GW_OK) {
-                if (n == 0 || n >= sizeof url)
-                    gw__error_set(&why, GW_EINVAL, "'%s' is not a URL list", list);
-                return gw_cli_bad_value(p, &why);
-            }
-            u += n + (u[n] == ',');
-        }
         *(id == O_OLLAMA ? &o->ollama : &o->llama) = list;
         return GW_OK;
     }
@@ -418,115 +403,14 @@ static int parse_args(int argc, char **argv, report_opts *o)
     return -1;
 }
 
-/* Appends the servers of a comma list (checked by apply_option) to *v. */
-static void add_servers(gw__model_server **v, size_t *n, size_t *cap, gw__server_kind kind,
-                        const char *list, bool configured, uint32_t pid)
-{
-    for (const char *u = list; *u;) {
-        size_t len = strcspn(u, ",");
-        if (*n == *cap) {
-            size_t nc = *cap ? *cap * 2 : 4;
-            gw__model_server *nv = realloc(*v, nc * sizeof *nv);
-            if (!nv)
-                return; /* out of memory: the servers so far */
-            *v = nv;
-            *cap = nc;
-        }
-        gw__model_server *s = &(*v)[*n];
-        memset(s, 0, sizeof *s);
-        s->kind = kind;
-        s->configured = configured;
-        s->pid = pid;
-        snprintf(s->url, sizeof s->url, "%.*s", (int)len, u);
-        bool dup = false;
-        for (size_t i = 0; i < *n; i++)
-            if ((*v)[i].kind == kind && strcmp((*v)[i].url, s->url) == 0) {
-                dup = true;
-                if (pid && !(*v)[i].pid)
-                    (*v)[i].pid = pid;
-            }
-        *n += !dup;
-        u += len + (u[len] == ',');
-    }
-}
-
-/* The model servers to ask: --ollama (else the local probe), --llama-server
- * (else none), and every llama-server among snap's processes (unless
- * --llama-server none). Into a new array (caller frees with free_servers). */
-static void make_servers(const report_opts *o, const gw_snapshot *snap, gw__model_server **v,
-                         size_t *n)
-{
-    size_t cap = 0;
-    *v = NULL;
-    *n = 0;
-    const char *ollama = o->ollama ? o->ollama : GW__OLLAMA_DEFAULT_URL;
-    if (strcmp(ollama, "none") != 0)
-        add_servers(v, n, &cap, GW__SERVER_OLLAMA, ollama, o->ollama != NULL, 0);
-    const char *llama = o->llama ? o->llama : "";
-    if (strcmp(llama, "none") == 0)
-        return;
-    add_servers(v, n, &cap, GW__SERVER_LLAMACPP, llama, true, 0);
-    for (size_t i = 0; i < snap->n_processes; i++) {
-        const gw_process *p = &snap->processes[i];
-        char url[300];
-        if (gw_process_has(p, GW_PROC_CMDLINE) &&
-            gw__llamacpp_url_of(p->cmdline, url, sizeof url))
-            add_servers(v, n, &cap, GW__SERVER_LLAMACPP, url, false, p->pid);
-    }
-}
-
-static void free_servers(gw__model_server *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        gw__model_server_release(&v[i]);
-    free(v);
-}
-
-/* What report shows of the model servers: the ones asked for, the
- * llama-servers found among the processes, and the local Ollama probe
- * only when it answered. */
-typedef struct server_list {
-    gw__model_server *v;
-    size_t n;
-} server_list;
-
-static size_t shown_servers(server_list *l)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        if (!l->v[i].configured && !l->v[i].up && !l->v[i].pid) {
-            gw__model_server_release(&l->v[i]);
-            continue;
-        }
-        l->v[k++] = l->v[i];
-    }
-    return l->n = k;
-}
-
-/* Labels each process that runs a model of the servers (an Ollama runner
- * whose blob is a loaded model's). */
-static void attribute_models(gw_snapshot *snap, const server_list *l)
-{
-    for (size_t i = 0; i < snap->n_processes; i++) {
-        gw_process *p = &snap->processes[i];
-        const gw__loaded_model *m = gw_process_has(p, GW_PROC_CMDLINE)
-                                        ? gw__model_servers_find(l->v, l->n, p->cmdline)
-                                        : NULL;
-        if (m) {
-            gw__strlcpy(p->model, m->name, sizeof p->model);
-            p->valid |= 1u << GW_PROC_MODEL;
-        }
-    }
-}
-
 static void json_servers(gw_json *j, void *arg)
 {
-    const server_list *l = arg;
+    const gw__server_list *l = arg;
     gw__json_key(j, "model_servers");
     gw__model_servers_json(j, l->v, l->n);
 }
 
-static void print_servers(const server_list *l)
+static void print_servers(const gw__server_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         const gw__model_server *s = &l->v[i];
@@ -573,7 +457,8 @@ static void print_servers(const server_list *l)
 /* Prints one report of snap (only the GPUs of --id). Returns its exit
  * code: OK, DEGRADED (a GPU shown is not ok), USAGE (an --id names no GPU
  * here), ERROR (memory). */
-static int print_report(const gw_snapshot *snap, const report_opts *o, server_list *servers)
+static int print_report(const gw_snapshot *snap, const report_opts *o,
+                        gw__server_list *servers)
 {
     gw_snapshot view;
     gw_error err;
@@ -624,13 +509,13 @@ static int report_frame(gw_monitor *mon, const report_opts *o, bool *abandoned)
         fprintf(stderr, "gpuwatch report: %s\n", err.message);
         return GW_EXIT_ERROR;
     }
-    server_list servers;
-    make_servers(o, snap, &servers.v, &servers.n);
+    gw__server_list servers = {0};
+    gw__server_list_plan(&servers, o->ollama, o->llama, snap);
     gw__model_servers_fetch(servers.v, servers.n, MODEL_SERVER_TIMEOUT_MS);
-    shown_servers(&servers);
-    attribute_models(snap, &servers);
+    gw__server_list_keep_shown(&servers);
+    gw__server_list_attribute(&servers, snap);
     int exit_code = print_report(snap, o, &servers);
-    free_servers(servers.v, servers.n);
+    gw__server_list_release(&servers);
     gw_snapshot_release(snap);
     return exit_code;
 }

@@ -1,6 +1,7 @@
 /* servers.c — see servers.h. */
 #include "models/servers.h"
 
+#include "core/array.h"
 #include "core/parse.h"
 #include "core/util.h"
 #include "place/daemon_client.h"
@@ -425,4 +426,107 @@ void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n)
         gw__json_object_end(j);
     }
     gw__json_array_end(j);
+}
+
+/* ------------------------------------------------------------- lists */
+
+void gw__server_list_add(gw__server_list *l, gw__server_kind kind, const char *urls,
+                         bool configured, uint32_t pid)
+{
+    for (const char *u = urls; *u;) {
+        size_t len = strcspn(u, ",");
+        char url[sizeof l->v[0].url];
+        snprintf(url, sizeof url, "%.*s", (int)len, u);
+        u += len + (u[len] == ',');
+        bool dup = false;
+        for (size_t i = 0; i < l->n; i++)
+            if (l->v[i].kind == kind && strcmp(l->v[i].url, url) == 0) {
+                dup = true;
+                if (pid && !l->v[i].pid)
+                    l->v[i].pid = pid;
+            }
+        if (dup || !len)
+            continue;
+        if (GW__ARRAY_RESERVE(l->v, l->cap, l->n + 1, 4096) != GW_OK)
+            return;
+        gw__model_server *s = &l->v[l->n++];
+        memset(s, 0, sizeof *s);
+        s->kind = kind;
+        s->configured = configured;
+        s->pid = pid;
+        gw__strlcpy(s->url, url, sizeof s->url);
+    }
+}
+
+void gw__server_list_plan(gw__server_list *l, const char *ollama, const char *llama,
+                          const gw_snapshot *snap)
+{
+    const char *o = ollama ? ollama : GW__OLLAMA_DEFAULT_URL;
+    if (strcmp(o, "none") != 0)
+        gw__server_list_add(l, GW__SERVER_OLLAMA, o, ollama != NULL, 0);
+    if (llama && strcmp(llama, "none") == 0)
+        return;
+    if (llama)
+        gw__server_list_add(l, GW__SERVER_LLAMACPP, llama, true, 0);
+    for (size_t i = 0; snap && i < snap->n_processes; i++) {
+        const gw_process *p = &snap->processes[i];
+        char url[300];
+        if (gw_process_has(p, GW_PROC_CMDLINE) && gw__llamacpp_url_of(p->cmdline, url, sizeof url))
+            gw__server_list_add(l, GW__SERVER_LLAMACPP, url, false, p->pid);
+    }
+}
+
+void gw__server_list_keep_shown(gw__server_list *l)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!l->v[i].configured && !l->v[i].up && !l->v[i].pid) {
+            gw__model_server_release(&l->v[i]);
+            continue;
+        }
+        l->v[k++] = l->v[i];
+    }
+    l->n = k;
+}
+
+void gw__server_list_attribute(const gw__server_list *l, gw_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->n_processes; i++) {
+        gw_process *p = &snap->processes[i];
+        const gw__loaded_model *m = gw_process_has(p, GW_PROC_CMDLINE)
+                                        ? gw__model_servers_find(l->v, l->n, p->cmdline)
+                                        : NULL;
+        if (m) {
+            gw__strlcpy(p->model, m->name, sizeof p->model);
+            p->valid |= 1u << GW_PROC_MODEL;
+        }
+    }
+}
+
+void gw__server_list_release(gw__server_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        gw__model_server_release(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+int gw__server_list_check(const char *list, gw_error *err)
+{
+    if (!list[0])
+        return gw__error_set(err, GW_EINVAL, "an empty list (\"none\" asks no server)");
+    if (strcmp(list, "none") == 0)
+        return GW_OK;
+    for (const char *u = list; *u;) {
+        size_t n = strcspn(u, ",");
+        char url[300];
+        gw_daemon_url parsed;
+        if (n == 0 || n >= sizeof url)
+            return gw__error_set(err, GW_EINVAL, "'%s' is not a URL list", list);
+        snprintf(url, sizeof url, "%.*s", (int)n, u);
+        if (gw_daemon_url_parse(url, &parsed, err) != GW_OK)
+            return err->code;
+        u += n + (u[n] == ',');
+    }
+    return GW_OK;
 }

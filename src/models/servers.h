@@ -105,6 +105,40 @@ const char *gw__loaded_model_location(const gw__loaded_model *m, char *buf, size
 const gw__loaded_model *gw__model_servers_find(const gw__model_server *v, size_t n,
                                                const char *cmdline);
 
+/* A growable list of servers (what report and the daemon ask). */
+typedef struct gw__server_list {
+    gw__model_server *v;
+    size_t n, cap;
+} gw__server_list;
+
+/* Appends the servers of a comma list of URLs (already valid) of kind; a
+ * URL already there is not added twice (it gains pid when it had none).
+ * Out of memory: the servers so far. */
+void gw__server_list_add(gw__server_list *l, gw__server_kind kind, const char *urls,
+                         bool configured, uint32_t pid);
+
+/* The servers to ask: ollama (a URL list; "none"; NULL: the local probe,
+ * GW__OLLAMA_DEFAULT_URL), llama (a URL list; "none": none at all; NULL:
+ * none named), and, unless llama is "none", every llama-server among
+ * snap's processes (snap may be NULL). */
+void gw__server_list_plan(gw__server_list *l, const char *ollama, const char *llama,
+                          const gw_snapshot *snap);
+
+/* Keeps what is shown: servers named, found among the processes, or up
+ * (the local probe only when it answered). */
+void gw__server_list_keep_shown(gw__server_list *l);
+
+/* Sets the model of each process of snap that runs one of l's models
+ * (gw__model_servers_find; GW_PROC_MODEL). */
+void gw__server_list_attribute(const gw__server_list *l, gw_snapshot *snap);
+
+/* Frees every server and the list; it is empty after. */
+void gw__server_list_release(gw__server_list *l);
+
+/* Checks a --ollama / --llama-server value: "none", or a comma list of
+ * http://HOST:PORT URLs. GW_EINVAL naming what is wrong. */
+int gw__server_list_check(const char *list, gw_error *err);
+
 /* The "model_servers" array of docs/report-json.md. */
 void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n);
 

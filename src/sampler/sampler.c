@@ -312,6 +312,8 @@ static void finish_round(gw__sampler *s, gw_snapshot *snap, int rc, const char *
             }
         }
     }
+    if (rc == GW_OK && snap && s->cfg.annotate)
+        s->cfg.annotate(s->cfg.annotate_ctx, snap); /* not yet published */
     pthread_mutex_lock(&s->lock);
     s->stats.rounds++;
     s->stats.last_round_seconds = secs;

@@ -36,6 +36,11 @@ typedef struct gw__sampler_config {
     unsigned process_interval_ms;   /* process lists at most this often when a
                                        process monitor is given; default 5000 */
     gw__event_thresholds thresholds;
+    /* Called on the ticker thread with each new snapshot before anyone
+     * else sees it (it may still write it: e.g. a process's model); NULL:
+     * none. Must not block. */
+    void (*annotate)(void *ctx, gw_snapshot *snap);
+    void *annotate_ctx;
 } gw__sampler_config;
 
 /* Fills the defaults above. */
