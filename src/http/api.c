@@ -122,6 +122,10 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
         gw__json_key(&j, "placement");
         ctx->placement(ctx->placement_cls, s, &j);
     }
+    if (ctx && ctx->models) {
+        gw__json_key(&j, "model_servers");
+        ctx->models(ctx->models_cls, &j);
+    }
     gw__json_object_end(&j);
     finish(sb);
     return 200;

@@ -28,6 +28,10 @@ typedef struct gw__api_ctx {
      * placement API's gw_place_api_health). NULL: no member. */
     void (*placement)(void *cls, const gw_snapshot *s, gw_json *j);
     void *placement_cls;
+    /* /health's "model_servers" member: writes one JSON value into j.
+     * NULL: no member. */
+    void (*models)(void *cls, gw_json *j);
+    void *models_cls;
     /* read_only: process command lines are written as null (/gpu/processes;
      * the placement member withholds reservation notes itself). */
     bool withhold_cmdline;

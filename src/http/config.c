@@ -1,5 +1,6 @@
 /* config.c — see config.h. */
 #include "http/config.h"
+#include "models/servers.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -60,6 +61,14 @@ const gw__config_key gw__serve_config_keys[] = {
      "':'-separated directories a placement request may name GGUF files under; empty: none."},
     {"placement_policy", "best-fit", "Default placement policy: best-fit, spread, pack or list."},
     {"placement_margin", "0", "Bytes kept free per GPU unless a request says (e.g. 512MiB)."},
+    {"ollama", "",
+     "Ollama servers to ask for their loaded models (comma list of http://HOST:PORT); empty: "
+     "http://127.0.0.1:11434, shown when it answers; none: none (restart to change)."},
+    {"llama_servers", "",
+     "llama.cpp servers to ask besides the llama-servers among the GPU processes (comma list "
+     "of http://HOST:PORT); none: none at all (restart to change)."},
+    {"model_servers_interval_ms", "5000",
+     "How often the model servers are asked (0: never; else 100..3600000; restart to change)."},
     {NULL, NULL, NULL},
 };
 
@@ -70,6 +79,7 @@ void gw__serve_config_default(gw__serve_config *c)
     gw__sampler_config_default(&c->sampler);
     c->log_level = GW__LOG_INFO;
     c->processes = true;
+    c->model_servers_interval_ms = 5000;
 }
 
 static bool parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
@@ -228,6 +238,16 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
     } else if (strcmp(key, "placement_margin") == 0) {
         ok = gw_place_parse_size(v, &t.place_margin);
         want = "a size (bytes, or like 512MiB)";
+    } else if (strcmp(key, "ollama") == 0 || strcmp(key, "llama_servers") == 0) {
+        gw_error why;
+        bool ollama = strcmp(key, "ollama") == 0;
+        ok = (!v[0] || gw__server_list_check(v, &why) == GW_OK) &&
+             set_str(ollama ? t.ollama : t.llama_servers, sizeof t.ollama, v);
+        want = "none, or a comma list of http://HOST:PORT";
+    } else if (strcmp(key, "model_servers_interval_ms") == 0) {
+        ok = parse_uint(v, 0, 3600000, &t.model_servers_interval_ms) &&
+             (t.model_servers_interval_ms == 0 || t.model_servers_interval_ms >= 100);
+        want = "0, or an integer 100..3600000";
     } else if (strcmp(key, "basic_auth_file") == 0) {
         ok = set_str(t.http.basic_auth_file, sizeof t.http.basic_auth_file, v);
         want = "a path";
@@ -412,4 +432,7 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "model_dirs = %s\n", c->model_dirs);
     fprintf(out, "placement_policy = %s\n", gw_place_policy_name(c->place_policy));
     fprintf(out, "placement_margin = %llu\n", (unsigned long long)c->place_margin);
+    fprintf(out, "ollama = %s\n", c->ollama);
+    fprintf(out, "llama_servers = %s\n", c->llama_servers);
+    fprintf(out, "model_servers_interval_ms = %u\n", c->model_servers_interval_ms);
 }

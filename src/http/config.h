@@ -38,6 +38,11 @@ typedef struct gw__serve_config {
     char model_dirs[2048];       /* ':'-separated; empty: model files refused */
     gw_place_policy place_policy;
     uint64_t place_margin;
+    /* Model servers (models/poller.h): URL lists, "none", or "" for the
+     * defaults (the local Ollama probe; the llama-servers found). */
+    char ollama[1024];
+    char llama_servers[1024];
+    unsigned model_servers_interval_ms; /* 0: no poller */
 } gw__serve_config;
 
 typedef struct gw__config_key {

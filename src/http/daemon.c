@@ -1,5 +1,6 @@
 /* daemon.c — see daemon.h. */
 #include "http/daemon.h"
+#include "models/poller.h"
 #include "place/api.h"
 #include "place/ledger.h"
 
@@ -157,12 +158,40 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
     memcpy(next.model_dirs, cur->model_dirs, sizeof next.model_dirs);
     next.place_policy = cur->place_policy;
     next.place_margin = cur->place_margin;
+    memcpy(next.ollama, cur->ollama, sizeof next.ollama);
+    memcpy(next.llama_servers, cur->llama_servers, sizeof next.llama_servers);
+    next.model_servers_interval_ms = cur->model_servers_interval_ms;
+    next.sampler.annotate = cur->sampler.annotate;
+    next.sampler.annotate_ctx = cur->sampler.annotate_ctx;
+    next.http.models = cur->http.models;
     next.http.read_only = cur->http.read_only;
     next.http.place = cur->http.place;
     memcpy(next.http.place_error, cur->http.place_error, sizeof next.http.place_error);
     *cur = next;
     gw__logf(log, GW__LOG_NOTICE, "configuration reloaded (interval %u ms, log level %s)",
              cur->sampler.interval_ms, gw__log_level_name(cur->log_level));
+}
+
+/* The model-server poller (models/poller.h) unless
+ * model_servers_interval_ms is 0; NULL then, or when it cannot start (a
+ * warning says why: the daemon runs without model servers). */
+static gw__models_poller *start_models(const gw__serve_config *c, gw__log *log)
+{
+    if (!c->model_servers_interval_ms)
+        return NULL;
+    gw__models_poller_config mc = {
+        .ollama = c->ollama[0] ? c->ollama : NULL,
+        .llama = c->llama_servers[0] ? c->llama_servers : NULL,
+        .interval_ms = c->model_servers_interval_ms,
+    };
+    gw__models_poller *p;
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw__models_poller_start(&p, &mc, &err) != GW_OK) {
+        gw__logf(log, GW__LOG_WARNING, "model servers: %s", err.message);
+        return NULL;
+    }
+    return p;
 }
 
 int gw__serve_run(const gw__serve_options *opt, gw_error *err)
@@ -202,9 +231,14 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     cfg.http.on_reload = request_reload;
     gw_place_api *place = open_placement(&cfg, &log, cfg.http.place_error, sizeof cfg.http.place_error);
     cfg.http.place = place;
+    gw__models_poller *models = start_models(&cfg, &log);
+    cfg.http.models = models;
+    cfg.sampler.annotate = models ? gw__models_poller_annotate : NULL;
+    cfg.sampler.annotate_ctx = models;
     gw__server *srv;
     rc = gw__server_create(&srv, &cfg.http, &log, err);
     if (rc) {
+        gw__models_poller_stop(models);
         gw_place_api_close(place);
         gw_monitor_close(mon);
         gw_monitor_close(pmon);
@@ -215,6 +249,7 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     rc = gw__sampler_start(&sampler, mon, pmon, &cfg.sampler, gw__server_publish, srv, &log, err);
     if (rc) {
         gw__server_free(srv);
+        gw__models_poller_stop(models);
         gw_place_api_close(place);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
@@ -249,6 +284,7 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     gw__server_stop(srv);
     gw__sampler_stop(sampler, 2000);
     gw__server_free(srv);
+    gw__models_poller_stop(models); /* after the sampler: no annotate call left */
     gw_place_api_close(place);
     gw__logf(&log, GW__LOG_NOTICE, "stopped");
     pthread_sigmask(SIG_SETMASK, &old, NULL);

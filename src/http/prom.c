@@ -4,6 +4,7 @@
  * rendered text (gw__prom_to_openmetrics), so both formats always carry
  * the same samples. */
 #include "http/prom.h"
+#include "models/servers.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -334,6 +335,7 @@ static void native_processes(gw_strbuf *sb, const gw_snapshot *s, unsigned famil
         label(sb, &first, "container_id", own ? o->container_id : "");
         label(sb, &first, "slurm_job", own ? o->slurm_job : "");
         label(sb, &first, "unit", own ? o->unit : "");
+        label(sb, &first, "model", gw_process_has(p, GW_PROC_MODEL) ? p->model : "");
         gw__strbuf_putc(sb, '}');
         value(sb, (double)p->gpu_memory);
     }
@@ -353,6 +355,65 @@ static const char *progress_uuid(const gw_snapshot *s, const char *gpu)
             return s->devices[i].info.uuid;
     }
     return "";
+}
+
+/* Model servers (models/servers.h): up, slots, and each loaded model's
+ * size and VRAM. */
+static void native_models(gw_strbuf *sb, const gw__prom_self *self)
+{
+    if (!self || !self->models || !self->n_models)
+        return;
+    header(sb, "gpuwatch_model_server_up", "gauge",
+           "1 when the model server answered with its models, else 0.");
+    for (size_t i = 0; i < self->n_models; i++) {
+        const gw__model_server *m = &self->models[i];
+        bool first = true;
+        gw__strbuf_puts(sb, "gpuwatch_model_server_up");
+        label(sb, &first, "kind", gw__server_kind_name(m->kind));
+        label(sb, &first, "url", m->url);
+        end_labels(sb, first);
+        value(sb, m->up ? 1 : 0);
+    }
+    header(sb, "gpuwatch_model_server_slots", "gauge",
+           "Request slots of a llama.cpp server: total, and busy when it says.");
+    for (size_t i = 0; i < self->n_models; i++) {
+        const gw__model_server *m = &self->models[i];
+        for (int busy = 0; busy < 2 && m->has_slots; busy++) {
+            if (busy && !m->has_busy)
+                continue;
+            bool first = true;
+            gw__strbuf_puts(sb, "gpuwatch_model_server_slots");
+            label(sb, &first, "kind", gw__server_kind_name(m->kind));
+            label(sb, &first, "url", m->url);
+            label(sb, &first, "state", busy ? "busy" : "total");
+            end_labels(sb, first);
+            value(sb, busy ? m->slots_busy : m->slots_total);
+        }
+    }
+    static const struct {
+        const char *name, *help;
+        bool vram;
+    } fams[] = {
+        {"gpuwatch_model_size_bytes", "Memory a loaded model takes, GPU and host, in bytes.", false},
+        {"gpuwatch_model_vram_bytes", "GPU memory a loaded model takes, in bytes.", true},
+    };
+    for (size_t f = 0; f < GW__ARRAY_LEN(fams); f++) {
+        header(sb, fams[f].name, "gauge", fams[f].help);
+        for (size_t i = 0; i < self->n_models; i++)
+            for (size_t k = 0; k < self->models[i].n_models; k++) {
+                const gw__model_server *m = &self->models[i];
+                const gw__loaded_model *lm = &m->models[k];
+                if (!(fams[f].vram ? lm->has_vram : lm->has_size))
+                    continue;
+                bool first = true;
+                gw__strbuf_puts(sb, fams[f].name);
+                label(sb, &first, "kind", gw__server_kind_name(m->kind));
+                label(sb, &first, "url", m->url);
+                label(sb, &first, "model", lm->name);
+                end_labels(sb, first);
+                value(sb, (double)(fams[f].vram ? lm->size_vram : lm->size));
+            }
+    }
 }
 
 /* Job progress: done, total (when known) and the last report's time per
@@ -773,6 +834,7 @@ void gw__render_prometheus(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         native_processes(sb, s, families);
         native_placement(sb, s, self);
         native_progress(sb, s, self);
+        native_models(sb, self);
         host_families(sb, &s->host);
         self_families(sb, s, self);
     }

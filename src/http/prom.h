@@ -59,6 +59,10 @@ typedef struct gw__prom_self {
      * gpu); NULL or none: the gpuwatch_job_progress_* families are absent. */
     const gw_progress *progress;
     size_t n_progress;
+    /* The model servers the daemon asks (models/poller.h); NULL or none:
+     * the gpuwatch_model_* families are absent. */
+    const struct gw__model_server *models;
+    size_t n_models;
 } gw__prom_self;
 
 /* Appends the families selected by `families` (GW__PROM_* bits) for s to

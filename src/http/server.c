@@ -44,6 +44,7 @@
  * by /metrics rendering) and a gw__basic_auth's lock are leaves.
  */
 #include "http/server.h"
+#include "models/poller.h"
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/mhd_lib.h"
@@ -295,12 +296,27 @@ static void placement_health(void *cls, const gw_snapshot *s, gw_json *j)
     gw_place_api_health(cls, s, j);
 }
 
+static void models_json(void *arg, const gw__server_list *l, uint64_t rounds)
+{
+    (void)rounds;
+    gw__model_servers_json(arg, l->v, l->n);
+}
+
+static void models_health(void *cls, gw_json *j)
+{
+    gw__models_poller_read(cls, models_json, j);
+}
+
 static void api_ctx(gw__server *srv, const pub *p, gw__api_ctx *ctx, gw__sampler_stats *st)
 {
     memset(ctx, 0, sizeof *ctx);
     if (srv->cfg.place) {
         ctx->placement = placement_health;
         ctx->placement_cls = srv->cfg.place;
+    }
+    if (srv->cfg.models) {
+        ctx->models = models_health;
+        ctx->models_cls = srv->cfg.models;
     }
     ctx->stale = p->stale;
     ctx->withhold_cmdline = srv->cfg.read_only;
@@ -333,6 +349,23 @@ static int64_t progress_ttl_ns(gw__server *srv)
 
 /* /metrics as Prometheus text: the snapshot plus the daemon's own figures
  * and, with a placement API, its ledger's reservations per GPU. */
+/* The page with the model servers' families: rendered while the poller's
+ * list is held (models/poller.h). */
+typedef struct prom_job {
+    gw_strbuf *sb;
+    const pub *p;
+    gw__prom_self *self;
+} prom_job;
+
+static void prom_with_models(void *arg, const gw__server_list *l, uint64_t rounds)
+{
+    prom_job *job = arg;
+    (void)rounds;
+    job->self->models = l->v;
+    job->self->n_models = l->n;
+    gw__render_prometheus(job->sb, job->p->snap, job->self, job->p->families);
+}
+
 static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strbuf *sb)
 {
     gw__prom_self self;
@@ -388,7 +421,12 @@ static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strb
         self.progress = prog;
         self.n_progress = n_prog;
     }
-    gw__render_prometheus(sb, p->snap, &self, p->families);
+    if (srv->cfg.models) {
+        prom_job job = {sb, p, &self};
+        gw__models_poller_read(srv->cfg.models, prom_with_models, &job);
+    } else {
+        gw__render_prometheus(sb, p->snap, &self, p->families);
+    }
     free(prog);
     free(place);
 }

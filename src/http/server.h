@@ -63,6 +63,10 @@ typedef struct gw__server_config {
      * NULL: those routes answer 503 with place_error. */
     struct gw_place_api *place;
     char place_error[256];
+    /* The model-server poller (models/poller.h) behind /health's
+     * model_servers and the gpuwatch_model_* families; borrowed, must
+     * outlive the server. NULL: neither. */
+    struct gw__models_poller *models;
 } gw__server_config;
 
 void gw__server_config_default(gw__server_config *c);

@@ -9,7 +9,11 @@ tied to their model (a /proc fixture under the fake NVML's one.scn): an
 Ollama runner through its blob digest, a llama-server found among the GPU
 processes at its --host/--port.
 
-    test_model_servers.py CASE   CASE: models | faults | attribution | llama | usage
+The daemon asks the same servers on a thread of its own: /health's
+model_servers, the gpuwatch_model_* families (promtool clean), and the
+model of each process in /gpu/processes and its series.
+
+    test_model_servers.py CASE   CASE: models | faults | attribution | llama | usage | daemon
 """
 import http.server
 import json
@@ -285,7 +289,79 @@ def case_usage():
             check(rc == 2 and opt in err, "%s %r: rc %d %r" % (opt, bad, rc, err))
 
 
-CASES = {"models": case_models, "faults": case_faults, "attribution": case_attribution,
+def get(url, path):
+    import urllib.request
+    with urllib.request.urlopen(url + path, timeout=10) as r:
+        return r.read().decode()
+
+
+def case_daemon():
+    """gpuwatch serve with an Ollama server, a hung one and a llama-server
+    found among the processes: /health, /metrics, /gpu/processes."""
+    srv, ourl = serve("ok")
+    hung, hurl = serve("slow")
+    llama, lurl = serve("llama")
+    root = proc_fixture({
+        5004242: ["/usr/bin/ollama", "runner", "--model", "/m/blobs/sha256-" + D1],
+        5000777: ["llama-server", "-m", "/models/tiny-q4.gguf", "--port",
+                  str(llama.server_address[1])]})
+    port = free_port()
+    d_url = "http://127.0.0.1:%d" % port
+    env = dict(os.environ, GPUWATCH_FAKE_NVML_SCENARIO=SCENARIO)
+    log = open(os.path.join(root, "serve.log"), "w")
+    d = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:%d" % port, "--sources", "nvml",
+                          "--nvml-library", FAKE_NVML, "--proc-root", root, "--metrics-processes",
+                          "--set", "ollama=%s,%s" % (ourl, hurl), "--set",
+                          "model_servers_interval_ms=200", "--set", "interval_ms=200"],
+                         env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = json.loads(get(d_url, "/health"))
+                ms = {s["url"]: s for s in health.get("model_servers", [])}
+                procs = json.loads(get(d_url, "/gpu/processes"))["processes"]
+                models = {p["pid"]: p.get("model") for p in procs}
+                if (ms.get(ourl, {}).get("up") and ms.get(lurl, {}).get("up") and
+                        hurl in ms and models.get(5000777)):
+                    break
+            except (OSError, ValueError):
+                pass
+            check(d.poll() is None, "serve exited")
+            time.sleep(0.1)
+        ms = {s["url"]: s for s in health["model_servers"]}
+        check(set(ms) == {ourl, hurl, lurl}, "/health model_servers %r" % list(ms))
+        check(len(ms[ourl]["models"]) == 3 and ms[lurl]["pid"] == 5000777, "servers %r" % ms)
+        check(ms[hurl]["up"] is False and "2000 ms" in ms[hurl]["error"], "hung %r" % ms[hurl])
+        check(models.get(5004242) == "llama3.1:8b" and models.get(5000777) == "tiny-q4.gguf",
+              "/gpu/processes models %r" % models)
+        text = get(d_url, "/metrics")
+        for line in ('gpuwatch_model_server_up{kind="ollama",url="%s"} 1' % ourl,
+                     'gpuwatch_model_server_up{kind="ollama",url="%s"} 0' % hurl,
+                     'gpuwatch_model_server_up{kind="llama.cpp",url="%s"} 1' % lurl,
+                     'gpuwatch_model_server_slots{kind="llama.cpp",url="%s",state="busy"} 1' % lurl,
+                     'gpuwatch_model_vram_bytes{kind="ollama",url="%s",model="qwen2.5:72b"} '
+                     '21139292160' % ourl,
+                     'gpuwatch_model_size_bytes{kind="ollama",url="%s",model="llama3.1:8b"} '
+                     '6654289920' % ourl):
+            check(line in text.splitlines(), "no line %r in /metrics" % line)
+        check(any(l.startswith("gpuwatch_gpu_process_memory_bytes{") and 'pid="5004242"' in l and
+                  'model="llama3.1:8b"' in l for l in text.splitlines()), "process model label")
+        import shutil
+        if shutil.which("promtool"):
+            p = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                               capture_output=True, timeout=60)
+            check(p.returncode == 0, "promtool: %s%s" % (p.stdout, p.stderr))
+    finally:
+        d.terminate()
+        d.wait(timeout=30)
+        log.close()
+        for s in (srv, hung, llama):
+            s.shutdown()
+
+
+CASES = {"daemon": case_daemon, "models": case_models, "faults": case_faults, "attribution": case_attribution,
          "llama": case_llama, "usage": case_usage}
 
 
