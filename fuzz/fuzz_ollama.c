@@ -3,8 +3,10 @@
  * bodies, each input given to both: any body must decode or fail cleanly;
  * what decodes has a name per model, strings ending within their fields, a
  * digest that is empty or 64 hex digits, and a location; a failure leaves
- * no model behind (servers.h invariant 1). The input as a command line:
- * a llama-server URL, when one comes out, is http://HOST:PORT. Built by scripts/fuzz-ollama.sh;
+ * no model behind (servers.h invariant 1). The input as a llama-server's
+ * /metrics: only llamacpp_* counters and gauges come out, names and labels
+ * bounded, no line break anywhere. The input as a command line: a
+ * llama-server URL, when one comes out, is http://HOST:PORT. Built by scripts/fuzz-ollama.sh;
  * its corpus (tests/models/corpus/fuzz_ollama) replays as a normal test. */
 #include "models/servers.h"
 
@@ -51,6 +53,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_models(gw__ollama_ps_parse, data, size);
     check_models(gw__llamacpp_props_parse, data, size);
+    gw__model_server ms;
+    memset(&ms, 0, sizeof ms);
+    gw_error err;
+    if (gw__llamacpp_metrics_parse((const char *)data, size, &ms, &err) != GW_OK)
+        abort();
+    for (size_t i = 0; i < ms.n_samples; i++) {
+        const gw__server_sample *m = &ms.samples[i];
+        bounded(m->name, sizeof m->name);
+        bounded(m->labels, sizeof m->labels);
+        bounded(m->help, sizeof m->help);
+        if (strncmp(m->name, "llamacpp_", 9) != 0 || strchr(m->name, ':') ||
+            strpbrk(m->labels, "\n\r") || strpbrk(m->help, "\n\r\\") ||
+            (strcmp(m->type, "counter") != 0 && strcmp(m->type, "gauge") != 0))
+            abort();
+    }
+    if (ms.n_samples > GW__SERVER_MAX_SAMPLES)
+        abort();
+    gw__model_server_release(&ms);
     char cmdline[512], url[300];
     size_t n = size < sizeof cmdline - 1 ? size : sizeof cmdline - 1;
     memcpy(cmdline, data, n);

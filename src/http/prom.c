@@ -357,6 +357,43 @@ static const char *progress_uuid(const gw_snapshot *s, const char *gpu)
     return "";
 }
 
+/* llama-servers' own llamacpp:* families, one HELP/TYPE per family (from
+ * the first server that has it) and every server's samples with a server
+ * label: what each server's /metrics said, taken apart and written again
+ * (models/servers.c) so a server cannot inject a line. */
+static void reexport_llamacpp(gw_strbuf *sb, const gw__prom_self *self)
+{
+    for (size_t i = 0; i < self->n_models; i++)
+        for (size_t k = 0; k < self->models[i].n_samples; k++) {
+            const gw__server_sample *first = &self->models[i].samples[k];
+            bool seen = false; /* the family is written where it first appears */
+            for (size_t pi = 0; pi <= i && !seen; pi++)
+                for (size_t pk = 0; pk < self->models[pi].n_samples && !seen; pk++) {
+                    if (pi == i && pk == k)
+                        break;
+                    seen = strcmp(self->models[pi].samples[pk].name, first->name) == 0;
+                }
+            if (seen)
+                continue;
+            header(sb, first->name, first->type, first->help[0] ? first->help : first->name);
+            for (size_t j = i; j < self->n_models; j++)
+                for (size_t q = 0; q < self->models[j].n_samples; q++) {
+                    const gw__server_sample *m = &self->models[j].samples[q];
+                    if (strcmp(m->name, first->name) != 0 || (j == i && q < k))
+                        continue;
+                    bool lf = true;
+                    gw__strbuf_puts(sb, m->name);
+                    label(sb, &lf, "server", self->models[j].url);
+                    if (m->labels[0]) {
+                        gw__strbuf_putc(sb, ',');
+                        gw__strbuf_puts(sb, m->labels);
+                    }
+                    end_labels(sb, lf);
+                    value(sb, m->value);
+                }
+        }
+}
+
 /* Model servers (models/servers.h): up, slots, and each loaded model's
  * size and VRAM. */
 static void native_models(gw_strbuf *sb, const gw__prom_self *self)
@@ -414,6 +451,7 @@ static void native_models(gw_strbuf *sb, const gw__prom_self *self)
                 value(sb, (double)(fams[f].vram ? lm->size_vram : lm->size));
             }
     }
+    reexport_llamacpp(sb, self);
 }
 
 /* Job progress: done, total (when known) and the last report's time per

@@ -23,6 +23,9 @@ void gw__model_server_release(gw__model_server *s)
     free(s->models);
     s->models = NULL;
     s->n_models = 0;
+    free(s->samples);
+    s->samples = NULL;
+    s->n_samples = 0;
 }
 
 /* The string at o.k into dst[cap] (truncated); "" when absent or not one. */
@@ -143,6 +146,155 @@ int gw__llamacpp_props_parse(const char *body, size_t len, gw__model_server *s, 
     }
     json_decref(doc);
     return rc;
+}
+
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == ':';
+}
+
+/* [p, e): a metric or label name; returns its end (p when none). */
+static const char *scan_name(const char *p, const char *e)
+{
+    const char *q = p;
+    while (q < e && name_char(*q))
+        q++;
+    return q > p && !(*p >= '0' && *p <= '9') ? q : p;
+}
+
+/* {k="v",...} at p (within e) re-rendered into out[cap] with our own
+ * escaping; returns the end of the block, NULL when it does not parse or
+ * does not fit. */
+static const char *scan_labels(const char *p, const char *e, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    p++; /* '{' */
+    for (;;) {
+        while (p < e && (*p == ' ' || *p == ','))
+            p++;
+        if (p < e && *p == '}')
+            return p + 1;
+        const char *ne = scan_name(p, e);
+        if (ne == p || ne + 1 >= e || ne[0] != '=' || ne[1] != '"')
+            return NULL;
+        char val[160];
+        size_t vl = 0;
+        const char *q = ne + 2;
+        for (; q < e && *q != '"'; q++) {
+            char c = *q;
+            if (c == '\\' && q + 1 < e) {
+                c = *++q == 'n' ? '\n' : *q;
+            }
+            if ((unsigned char)c < 0x20 || c == 0x7f || vl + 1 >= sizeof val)
+                return NULL; /* no control byte goes on (a CR, a NUL, a line break) */
+            val[vl++] = c;
+        }
+        if (q >= e)
+            return NULL;
+        val[vl] = '\0';
+        /* k="escaped v" */
+        int n = snprintf(out + at, cap - at, "%s%.*s=\"", at ? "," : "", (int)(ne - p), p);
+        if (n < 0 || (size_t)n >= cap - at)
+            return NULL;
+        at += (size_t)n;
+        for (size_t i = 0; i < vl; i++) {
+            const char *rep = val[i] == '\\' ? "\\\\" : val[i] == '"' ? "\\\"" : NULL;
+            size_t rl = rep ? strlen(rep) : 1;
+            if (at + rl + 2 >= cap)
+                return NULL;
+            if (rep)
+                memcpy(out + at, rep, rl);
+            else
+                out[at] = val[i];
+            at += rl;
+        }
+        out[at++] = '"';
+        out[at] = '\0';
+        p = q + 1;
+    }
+}
+
+/* One exposition line [p, e) into *m (a sample) or the family's help/type
+ * (held in *help / *type until the samples come). Returns whether *m is a
+ * sample to keep. */
+static bool scan_line(const char *p, const char *e, gw__server_sample *m, char *help,
+                      size_t help_cap, char *type, size_t type_cap, char *fam, size_t fam_cap)
+{
+    if (p < e && *p == '#') {
+        bool is_help = e - p > 7 && memcmp(p, "# HELP ", 7) == 0;
+        bool is_type = e - p > 7 && memcmp(p, "# TYPE ", 7) == 0;
+        if (!is_help && !is_type)
+            return false;
+        const char *n = p + 7, *ne = scan_name(n, e);
+        if (ne == n || (size_t)(ne - n) >= fam_cap)
+            return false;
+        size_t nl = (size_t)(ne - n); /* the input has no NUL: compare within it */
+        if (strlen(fam) != nl || memcmp(fam, n, nl) != 0) {
+            snprintf(fam, fam_cap, "%.*s", (int)(ne - n), n);
+            help[0] = type[0] = '\0';
+        }
+        const char *rest = ne < e && *ne == ' ' ? ne + 1 : ne;
+        char *dst = is_help ? help : type;
+        size_t cap = is_help ? help_cap : type_cap, k = 0;
+        for (; rest < e && k + 1 < cap; rest++)
+            dst[k++] = (*rest >= 0x20 && *rest < 0x7f && *rest != '\\') ? *rest : ' ';
+        dst[k] = '\0';
+        return false;
+    }
+    const char *ne = scan_name(p, e);
+    if (ne == p || (size_t)(ne - p) >= sizeof m->name || ne - p < 9 ||
+        memcmp(p, "llamacpp:", 9) != 0)
+        return false;
+    memset(m, 0, sizeof *m);
+    memcpy(m->name, p, (size_t)(ne - p));
+    const char *q = ne;
+    if (q < e && *q == '{' && !(q = scan_labels(q, e, m->labels, sizeof m->labels)))
+        return false;
+    if (q >= e || *q != ' ')
+        return false;
+    char num[64];
+    size_t k = 0;
+    for (q++; q < e && *q != ' ' && k + 1 < sizeof num; q++)
+        num[k++] = *q;
+    num[k] = '\0';
+    char *end;
+    m->value = strtod(num, &end);
+    if (end == num || *end)
+        return false;
+    /* only the counters and gauges their TYPE line declares (what
+     * llama.cpp exports): re-exported whole, never half a histogram */
+    if (strcmp(fam, m->name) != 0 || (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0))
+        return false;
+    gw__strlcpy(m->help, help, sizeof m->help);
+    gw__strlcpy(m->type, type, sizeof m->type);
+    for (char *c = m->name; *c; c++) /* ':' is for recording rules: llamacpp_* */
+        if (*c == ':')
+            *c = '_';
+    return true;
+}
+
+int gw__llamacpp_metrics_parse(const char *text, size_t len, gw__model_server *s, gw_error *err)
+{
+    free(s->samples);
+    s->samples = NULL;
+    s->n_samples = 0;
+    char help[160] = "", type[12] = "", fam[80] = "";
+    size_t cap = 0;
+    for (const char *p = text; p < text + len && s->n_samples < GW__SERVER_MAX_SAMPLES;) {
+        const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        const char *e = nl ? nl : text + len;
+        gw__server_sample m;
+        if (scan_line(p, e, &m, help, sizeof help, type, sizeof type, fam, sizeof fam)) {
+            if (GW__ARRAY_RESERVE(s->samples, cap, s->n_samples + 1, GW__SERVER_MAX_SAMPLES) !=
+                GW_OK)
+                return gw__error_set(err, GW_ENOMEM, "out of memory");
+            s->samples[s->n_samples++] = m;
+        }
+        p = e + 1;
+    }
+    return GW_OK;
 }
 
 /* The value after FLAG (as "FLAG V" or "FLAG=V") in a space-joined command
@@ -267,17 +419,25 @@ static void fetch_llamacpp(gw__model_server *s, const gw_daemon_url *u, int time
     }
     s->up = true;
     gw_error_clear(&err);
-    if (get(s, u, "/slots", timeout_ms, &resp, &err) != GW_OK)
-        return; /* --no-slots, or an older server: slots unknown */
-    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
-    if (json_is_array(doc)) {
-        s->has_slots = s->has_busy = true;
-        s->slots_total = (uint32_t)json_array_size(doc);
-        s->slots_busy = 0;
-        for (size_t i = 0; i < json_array_size(doc); i++)
-            s->slots_busy += json_is_true(json_object_get(json_array_get(doc, i), "is_processing"));
+    if (get(s, u, "/slots", timeout_ms, &resp, &err) == GW_OK) { /* off with --no-slots */
+        json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+        if (json_is_array(doc)) {
+            s->has_slots = s->has_busy = true;
+            s->slots_total = (uint32_t)json_array_size(doc);
+            s->slots_busy = 0;
+            for (size_t i = 0; i < json_array_size(doc); i++)
+                s->slots_busy +=
+                    json_is_true(json_object_get(json_array_get(doc, i), "is_processing"));
+        }
+        json_decref(doc);
+        gw_daemon_response_release(&resp);
+    } else if (err.code == GW_ETIMEDOUT) {
+        return; /* hung since /props: do not wait again */
     }
-    json_decref(doc);
+    gw_error_clear(&err);
+    if (get(s, u, "/metrics", timeout_ms, &resp, &err) != GW_OK)
+        return; /* without --metrics: nothing to re-export */
+    gw__llamacpp_metrics_parse(resp.body, resp.body_len, s, &err);
     gw_daemon_response_release(&resp);
 }
 

@@ -52,6 +52,18 @@ typedef struct gw__loaded_model {
     int64_t expires_ns;          /* CLOCK_REALTIME; 0: unknown */
 } gw__loaded_model;
 
+/* One sample of a llama-server's own /metrics (llamacpp:* families), to be
+ * re-exported with a server label. */
+typedef struct gw__server_sample {
+    char name[80];        /* "llamacpp_prompt_tokens_total" (its ':' as '_') */
+    char type[12];        /* "counter", "gauge", ... ("" untyped) */
+    char help[160];
+    char labels[256];     /* re-rendered 'k="v",...' (escaped), "" none */
+    double value;
+} gw__server_sample;
+
+#define GW__SERVER_MAX_SAMPLES 256
+
 typedef enum gw__server_kind {
     GW__SERVER_OLLAMA = 0,
     GW__SERVER_LLAMACPP,
@@ -69,6 +81,8 @@ typedef struct gw__model_server {
     uint32_t pid;                /* llama-server found among the processes; 0 */
     uint32_t slots_total, slots_busy; /* llama-server: has_slots, has_busy */
     bool has_slots, has_busy;
+    gw__server_sample *samples;  /* llama-server's llamacpp:* samples, owned */
+    size_t n_samples;
 } gw__model_server;
 
 /* "ollama", "llama.cpp"; static. */
@@ -82,6 +96,13 @@ int gw__ollama_ps_parse(const char *body, size_t len, gw__model_server *s, gw_er
  * of model_path; context: n_ctx) and s->slots_total. GW_OK, GW_EPARSE,
  * GW_ENOMEM as gw__ollama_ps_parse. */
 int gw__llamacpp_props_parse(const char *body, size_t len, gw__model_server *s, gw_error *err);
+
+/* Decodes a llama-server's /metrics text (Prometheus exposition 0.0.4)
+ * into s->samples: only the counter and gauge families named llamacpp:*
+ * (renamed llamacpp_*: a ':' is for recording rules), labels re-rendered
+ * from a strict parse (a line that does not parse is skipped), at most
+ * GW__SERVER_MAX_SAMPLES; never fails on content (GW_ENOMEM only). */
+int gw__llamacpp_metrics_parse(const char *text, size_t len, gw__model_server *s, gw_error *err);
 
 /* The URL a llama-server with this command line listens on
  * ("http://127.0.0.1:8080" by default; --host 0.0.0.0 / :: mean this host)

@@ -50,6 +50,23 @@ PS = {"models": [
 ]}
 
 
+# llama-server --metrics (two families re-exported) with what must not be:
+# a family of another name, a histogram, a label value trying to end the line
+LLAMA_METRICS = """# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.
+# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total 1234
+# HELP llamacpp:requests_processing Number of requests processing.
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing{slot="0"} 1
+# TYPE evil_metric gauge
+evil_metric 666
+# TYPE llamacpp:latency histogram
+llamacpp:latency_bucket{le="1"} 3
+# TYPE llamacpp:injected gauge
+llamacpp:injected{a="b\\"} 1\nfoo 2"} 7
+"""
+
+
 class Failed(Exception):
     pass
 
@@ -112,6 +129,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             "build_info": "b4321-abcdef0"})
         elif self.path == "/slots":
             self.send(200, [{"id": 0, "is_processing": True}, {"id": 1, "is_processing": False}])
+        elif self.path == "/metrics":
+            self.send(200, LLAMA_METRICS.encode(), "text/plain; version=0.0.4")
         else:
             self.send(404, {"error": {"code": 404, "message": "File Not Found"}})
 
@@ -346,6 +365,15 @@ def case_daemon():
                      'gpuwatch_model_size_bytes{kind="ollama",url="%s",model="llama3.1:8b"} '
                      '6654289920' % ourl):
             check(line in text.splitlines(), "no line %r in /metrics" % line)
+        lines = text.splitlines()
+        check('llamacpp_prompt_tokens_total{server="%s"} 1234' % lurl in lines and
+              'llamacpp_requests_processing{server="%s",slot="0"} 1' % lurl in lines,
+              "llama-server's families re-exported with a server label")
+        check(not any(l.startswith(("evil_metric", "foo ", "llamacpp_latency", "llamacpp:"))
+                      for l in lines),
+              "only llamacpp:* counters and gauges are re-exported")
+        inj = [l for l in lines if l.startswith("llamacpp_injected")]
+        check(all(l.count("\n") == 0 for l in inj), "injected %r" % inj)
         check(any(l.startswith("gpuwatch_gpu_process_memory_bytes{") and 'pid="5004242"' in l and
                   'model="llama3.1:8b"' in l for l in text.splitlines()), "process model label")
         import shutil
