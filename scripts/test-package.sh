@@ -98,7 +98,7 @@ for want in /usr/bin/gpuwatch /usr/share/man/man1/gpuwatch.1.gz /usr/share/man/m
             /usr/share/doc/gpuwatch/changelog.gz; do
   grep -qxE -- "$want" "$log/deb-files" || missing+=("$want")
 done
-for f in grafana/gpuwatch.json prometheus/gpuwatch-rules.yml; do   # when the tree has them
+for f in grafana/gpuwatch.json prometheus/gpuwatch-rules.yml kubernetes/gpuwatch.yaml; do   # when the tree has them
   [ ! -f "$top/contrib/$f" ] || grep -qx "/usr/share/doc/gpuwatch/examples/$f" "$log/deb-files" ||
     missing+=("/usr/share/doc/gpuwatch/examples/$f")
 done

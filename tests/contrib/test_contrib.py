@@ -581,7 +581,63 @@ def case_prometheus():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-CASES = {"rules": case_rules, "dashboard": case_dashboard, "prometheus": case_prometheus}
+# -------------------------------------------------------------- kubernetes
+
+K8S = os.path.join(SRC, "contrib", "kubernetes", "gpuwatch.yaml")
+BIN = os.environ.get("GPUWATCH_BIN", "gpuwatch")
+
+
+def case_kubernetes():
+    """contrib/kubernetes/gpuwatch.yaml: a DaemonSet and a headless Service
+    (parsed as YAML), whose container runs options gpuwatch serve takes and
+    variables that are its keys, with what the node must give it: host pids,
+    the host's /proc and /var/log/pods read-only, the port the Service and
+    the probes name; the scrape annotations say that port and /metrics."""
+    import yaml  # python3-yaml (scripts/deps.sh)
+    with open(K8S) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    by = {d["kind"]: d for d in docs}
+    check(set(by) == {"Namespace", "DaemonSet", "Service"}, "kinds %r" % list(by))
+    ds, svc = by["DaemonSet"], by["Service"]
+    spec = ds["spec"]["template"]["spec"]
+    check(spec.get("hostPID") is True, "hostPID")
+    check(ds["spec"]["selector"]["matchLabels"] == ds["spec"]["template"]["metadata"]["labels"]
+          == svc["spec"]["selector"], "the Service and the DaemonSet select the same pods")
+    (c,) = spec["containers"]
+    args = c["args"]
+    check(args[0] == "serve", "args %r" % args)
+    help_text = subprocess.run([BIN, "serve", "--help"], capture_output=True, text=True).stdout
+    for a in args[1:]:
+        if a.startswith("--"):
+            check(re.search(r"^\s+%s\b" % re.escape(a), help_text, re.M), "serve has no %s" % a)
+    port = int(args[args.index("--listen") + 1].rsplit(":", 1)[1])
+    keys = subprocess.run([BIN, "serve", "--config", "/dev/null", "--print-config"],
+                          capture_output=True, text=True).stdout
+    known = {l.split(" = ")[0].lstrip("# ").strip() for l in keys.splitlines() if " = " in l}
+    env = {e["name"]: e["value"] for e in c["env"]}
+    for name in env:
+        if name.startswith("GPUWATCH_") and name not in ("GPUWATCH_PROC_ROOT", "GPUWATCH_PODS_DIR"):
+            check(name[9:].lower() in known, "%s is no configuration key" % name)
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in spec["volumes"]}
+    for var, host in (("GPUWATCH_PROC_ROOT", "/proc"), ("GPUWATCH_PODS_DIR", "/var/log/pods")):
+        m = mounts.get(env.get(var))
+        check(m and m.get("readOnly") is True and vols[m["name"]]["hostPath"]["path"] == host,
+              "%s: the host's %s, read-only" % (var, host))
+    check(os.path.dirname(env["GPUWATCH_LEDGER"]) in mounts, "the ledger's folder is writable")
+    (cp,) = c["ports"]
+    check(cp["containerPort"] == port, "containerPort %r, --listen port %d" % (cp, port))
+    for probe in ("readinessProbe", "livenessProbe"):
+        check(c[probe]["httpGet"]["port"] == cp["name"] and c[probe]["httpGet"]["path"] == "/health",
+              probe)
+    ann = svc["metadata"]["annotations"]
+    check(ann["prometheus.io/scrape"] == "true" and int(ann["prometheus.io/port"]) == port and
+          ann["prometheus.io/path"] == "/metrics", "scrape annotations %r" % ann)
+    check(svc["spec"]["ports"][0]["targetPort"] == cp["name"], "Service targetPort")
+
+
+CASES = {"rules": case_rules, "dashboard": case_dashboard, "prometheus": case_prometheus,
+         "kubernetes": case_kubernetes}
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in CASES:
