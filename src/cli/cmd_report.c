@@ -60,6 +60,11 @@ static void report_usage(FILE *out)
             "                        llama-server among the GPU processes (at the host\n"
             "                        and port of its command line); \"none\": ask\n"
             "                        none, not even those\n"
+            "  --probe               an Ollama server with no model loaded is asked for\n"
+            "                        one embedding with its smallest model (POST\n"
+            "                        /api/embed, up to 30 s), then says where that model\n"
+            "                        went: \"GPU (inferred)\" or \"CPU (inferred)\", timed;\n"
+            "                        it loads a model on that server (off by default)\n"
             "%s"
             "  -h, --help            this text\n"
             "\n"
@@ -69,6 +74,7 @@ static void report_usage(FILE *out)
 }
 
 #define MODEL_SERVER_TIMEOUT_MS 2000
+#define PROBE_TIMEOUT_MS 30000 /* loading a model for the probe takes seconds */
 #define MIB (1024.0 * 1024.0)
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -325,9 +331,10 @@ typedef struct report_opts {
     const char *ids; /* --id list (gpu_select.h); NULL: every GPU */
     const char *ollama; /* --ollama list, "none"; NULL: the local probe */
     const char *llama;  /* --llama-server list, "none"; NULL: none but those found */
+    bool probe;         /* --probe: idle Ollama servers get one embedding request */
 } report_opts;
 
-enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID, O_OLLAMA, O_LLAMA };
+enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID, O_OLLAMA, O_LLAMA, O_PROBE };
 
 static const gw_opt report_opts_table[] = {
     {"--json", NULL, NULL, O_JSON},
@@ -337,6 +344,7 @@ static const gw_opt report_opts_table[] = {
     {"--id", "-i", "GPU[,GPU]", O_ID},
     {"--ollama", NULL, "URL[,URL]", O_OLLAMA},
     {"--llama-server", NULL, "URL[,URL]", O_LLAMA},
+    {"--probe", NULL, NULL, O_PROBE},
     {NULL, NULL, NULL, 0},
 };
 
@@ -347,6 +355,7 @@ static int apply_option(const gw_cli_parse *p, int id, report_opts *o)
     uint64_t v;
     switch (id) {
     case O_JSON: o->json = true; return GW_OK;
+    case O_PROBE: o->probe = true; return GW_OK;
     case O_PRETTY: o->pretty = true; return GW_OK;
     case O_TIMEOUT:
         if (gw__parse_uint(p->scan.value, 0, 86400, &v, &why) != GW_OK)
@@ -410,6 +419,16 @@ static void json_servers(gw_json *j, void *arg)
     gw__model_servers_json(j, l->v, l->n);
 }
 
+/* --probe's line, when the server was probed. */
+static void print_probe(const gw__model_server *s)
+{
+    if (s->probed && s->probe_result[0])
+        printf("  probe: %s answered in %.2f s: %s\n", s->probe_model, s->probe_seconds,
+               s->probe_result);
+    else if (s->probed)
+        printf("  probe failed: %s\n", s->probe_error);
+}
+
 static void print_servers(const gw__server_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -430,6 +449,7 @@ static void print_servers(const gw__server_list *l)
                gw__server_kind_name(s->kind), s->url, pid, s->version[0] ? " (version " : "",
                s->version, s->version[0] ? ")" : "", s->n_models, s->n_models == 1 ? "" : "s",
                slots);
+        print_probe(s);
         for (size_t k = 0; k < s->n_models; k++) {
             const gw__loaded_model *m = &s->models[k];
             char where[24], size[32], vram[32], ctx[32] = "", until[64] = "";
@@ -513,6 +533,8 @@ static int report_frame(gw_monitor *mon, const report_opts *o, bool *abandoned)
     gw__server_list_plan(&servers, o->ollama, o->llama, snap);
     gw__model_servers_fetch(servers.v, servers.n, MODEL_SERVER_TIMEOUT_MS);
     gw__server_list_keep_shown(&servers);
+    if (o->probe)
+        gw__model_servers_probe(servers.v, servers.n, PROBE_TIMEOUT_MS);
     gw__server_list_attribute(&servers, snap);
     int exit_code = print_report(snap, o, &servers);
     gw__server_list_release(&servers);

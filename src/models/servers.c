@@ -462,32 +462,121 @@ static void fetch_one(gw__model_server *s, int timeout_ms)
         fetch_ollama(s, &u, timeout_ms);
 }
 
+/* The smallest model /api/tags lists into name[cap]; false when none. */
+static bool smallest_tag(gw__model_server *s, const gw_daemon_url *u, int timeout_ms, char *name,
+                         size_t cap, gw_error *err)
+{
+    gw_daemon_response resp;
+    if (get(s, u, "/api/tags", timeout_ms, &resp, err) != GW_OK)
+        return false;
+    json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
+    gw_daemon_response_release(&resp);
+    json_t *models = json_object_get(doc, "models");
+    uint64_t best = UINT64_MAX;
+    name[0] = '\0';
+    for (size_t i = 0; i < json_array_size(models); i++) {
+        json_t *m = json_array_get(models, i);
+        uint64_t size;
+        char n[128];
+        str(m, "name", n, sizeof n);
+        if (n[0] && bytes(m, "size", &size) && size < best) {
+            best = size;
+            gw__strlcpy(name, n, cap);
+        }
+    }
+    json_decref(doc);
+    if (!name[0])
+        gw__error_set(err, GW_ENOENT, "%s/api/tags: no model to probe with", s->url);
+    return name[0] != '\0';
+}
+
+/* --probe of one server (see gw__model_servers_probe). */
+static void probe_one(gw__model_server *s, int timeout_ms)
+{
+    if (s->kind != GW__SERVER_OLLAMA || !s->up || s->n_models)
+        return;
+    s->probed = true;
+    gw_error err;
+    gw_error_clear(&err);
+    gw_daemon_url u;
+    char model[128];
+    if (gw_daemon_url_parse(s->url, &u, &err) != GW_OK) {
+        gw__strlcpy(s->probe_error, err.message, sizeof s->probe_error);
+        return;
+    }
+    u.any_host = true;
+    if (!smallest_tag(s, &u, timeout_ms, model, sizeof model, &err)) {
+        gw__strlcpy(s->probe_error, err.message, sizeof s->probe_error);
+        return;
+    }
+    gw__strlcpy(s->probe_model, model, sizeof s->probe_model);
+    json_t *req = json_pack("{s:s, s:s}", "model", model, "input", "gpuwatch probe");
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    gw_daemon_response resp;
+    int64_t t0 = gw__now_mono_ns();
+    int rc = body ? gw_daemon_request(&u, "POST", "/api/embed", NULL, body, strlen(body),
+                                      timeout_ms, &resp, &err)
+                  : gw__error_set(&err, GW_ENOMEM, "out of memory");
+    free(body);
+    s->probe_seconds = (double)(gw__now_mono_ns() - t0) / 1e9;
+    if (rc != GW_OK) {
+        gw__strlcpy(s->probe_error, err.message, sizeof s->probe_error);
+        return;
+    }
+    int status = resp.status;
+    gw_daemon_response_release(&resp);
+    if (status != 200) {
+        snprintf(s->probe_error, sizeof s->probe_error, "%.100s/api/embed: HTTP %d", s->url,
+                 status);
+        return;
+    }
+    gw__model_server after = {.kind = s->kind};
+    gw__strlcpy(after.url, s->url, sizeof after.url);
+    if (get(s, &u, "/api/ps", timeout_ms, &resp, &err) == GW_OK) {
+        gw__ollama_ps_parse(resp.body, resp.body_len, &after, &err);
+        gw_daemon_response_release(&resp);
+    }
+    for (size_t i = 0; i < after.n_models; i++)
+        if (strcmp(after.models[i].name, model) == 0 && after.models[i].has_vram)
+            gw__strlcpy(s->probe_result,
+                        after.models[i].size_vram > 0 ? "GPU (inferred)" : "CPU (inferred)",
+                        sizeof s->probe_result);
+    if (!s->probe_result[0])
+        snprintf(s->probe_error, sizeof s->probe_error,
+                 "%.100s/api/ps: %.60s not listed after the probe", s->url, model);
+    gw__model_server_release(&after);
+}
+
 typedef struct fetch_job {
     gw__model_server *s;
     int timeout_ms;
+    void (*fn)(gw__model_server *s, int timeout_ms);
 } fetch_job;
 
 static void *fetch_main(void *arg)
 {
     fetch_job *j = arg;
-    fetch_one(j->s, j->timeout_ms);
+    j->fn(j->s, j->timeout_ms);
     return NULL;
 }
 
-void gw__model_servers_fetch(gw__model_server *v, size_t n, int timeout_ms)
+/* fn on every server of v at once (a thread each; inline when none). */
+static void each_at_once(gw__model_server *v, size_t n, int timeout_ms,
+                         void (*fn)(gw__model_server *s, int timeout_ms))
 {
     fetch_job *jobs = n ? calloc(n, sizeof *jobs) : NULL;
     pthread_t *th = n ? calloc(n, sizeof *th) : NULL;
     bool *started = n ? calloc(n, sizeof *started) : NULL;
     for (size_t i = 0; i < n; i++) {
         if (!jobs || !th || !started) { /* no memory for threads: one after another */
-            fetch_one(&v[i], timeout_ms);
+            fn(&v[i], timeout_ms);
             continue;
         }
-        jobs[i] = (fetch_job){&v[i], timeout_ms};
+        jobs[i] = (fetch_job){&v[i], timeout_ms, fn};
         started[i] = pthread_create(&th[i], NULL, fetch_main, &jobs[i]) == 0;
         if (!started[i])
-            fetch_one(&v[i], timeout_ms);
+            fn(&v[i], timeout_ms);
     }
     for (size_t i = 0; i < n && jobs && th && started; i++)
         if (started[i])
@@ -495,6 +584,16 @@ void gw__model_servers_fetch(gw__model_server *v, size_t n, int timeout_ms)
     free(jobs);
     free(th);
     free(started);
+}
+
+void gw__model_servers_fetch(gw__model_server *v, size_t n, int timeout_ms)
+{
+    each_at_once(v, n, timeout_ms, fetch_one);
+}
+
+void gw__model_servers_probe(gw__model_server *v, size_t n, int timeout_ms)
+{
+    each_at_once(v, n, timeout_ms, probe_one);
 }
 
 const char *gw__loaded_model_location(const gw__loaded_model *m, char *buf, size_t cap)
@@ -552,6 +651,18 @@ void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n)
         gw__json_kv_str(j, "error", s->up ? NULL : or_null(s->error));
         gw__json_kv_str(j, "version", or_null(s->version));
         gw__json_kv_u64(j, "pid", s->pid != 0, s->pid);
+        gw__json_key(j, "probe");
+        if (s->probed) {
+            gw__json_object_begin(j);
+            gw__json_kv_str(j, "model", or_null(s->probe_model));
+            gw__json_kv_double(j, "seconds", s->probe_model[0] && !s->probe_error[0],
+                               s->probe_seconds);
+            gw__json_kv_str(j, "result", or_null(s->probe_result));
+            gw__json_kv_str(j, "error", or_null(s->probe_error));
+            gw__json_object_end(j);
+        } else {
+            gw__json_null(j);
+        }
         gw__json_key(j, "slots");
         if (s->has_slots) {
             gw__json_object_begin(j);

@@ -83,6 +83,12 @@ typedef struct gw__model_server {
     bool has_slots, has_busy;
     gw__server_sample *samples;  /* llama-server's llamacpp:* samples, owned */
     size_t n_samples;
+    /* --probe (gw__model_servers_probe) of an Ollama server with no model
+     * loaded: the model asked, how long it took, "GPU (inferred)" or
+     * "CPU (inferred)"; or why it failed. probed false: not probed. */
+    bool probed;
+    char probe_model[128], probe_result[24], probe_error[200];
+    double probe_seconds;
 } gw__model_server;
 
 /* "ollama", "llama.cpp"; static. */
@@ -112,6 +118,14 @@ bool gw__llamacpp_url_of(const char *cmdline, char *buf, size_t cap);
 /* Fetches every server in v[0..n) at once: up, version, models, or down
  * with the reason (invariant 2: each request waits at most timeout_ms). */
 void gw__model_servers_fetch(gw__model_server *v, size_t n, int timeout_ms);
+
+/* For each Ollama server of v that is up with no model loaded: its
+ * smallest model (GET /api/tags) asked for one embedding (POST /api/embed,
+ * timed, at most timeout_ms), then GET /api/ps says where that model went:
+ * probe_result "GPU (inferred)" when it holds VRAM, else "CPU (inferred)".
+ * Inferred, never measured: it says where one model landed once. Servers
+ * are probed at once; the models lists are left as fetched. */
+void gw__model_servers_probe(gw__model_server *v, size_t n, int timeout_ms);
 
 /* Frees the models; the record can be fetched again. */
 void gw__model_server_release(gw__model_server *s);

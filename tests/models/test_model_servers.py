@@ -18,6 +18,7 @@ model of each process in /gpu/processes and its series.
 import http.server
 import json
 import os
+import re
 import socket
 import socketserver
 import subprocess
@@ -90,8 +91,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_POST(self):
+        """Ollama's POST /api/embed: loads the model (idle modes)."""
+        n = int(self.headers.get("Content-Length") or 0)
+        req = json.loads(self.rfile.read(n) or b"{}")
+        self.server.embeds.append(req)
+        if self.path != "/api/embed" or self.server.mode == "idle-broken":
+            self.send(500, {"error": "model failed to load"})
+            return
+        self.server.loaded = req.get("model")
+        self.send(200, {"model": req.get("model"), "embeddings": [[0.1, 0.2]]})
+
     def do_GET(self):
         mode = self.server.mode
+        if mode.startswith("idle"):
+            return self.idle(mode)
         if mode.startswith("llama"):
             return self.llama(mode)
         if mode == "slow":
@@ -115,6 +129,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send(404, {"error": "not found"})
 
+
+    def idle(self, mode):
+        """A server with no model loaded until a probe loads its smallest."""
+        if self.path == "/api/version":
+            self.send(200, {"version": "0.9.7"})
+        elif self.path == "/api/tags":
+            self.send(200, {"models": [{"name": "llama3.1:8b", "size": 4920753328},
+                                       {"name": "all-minilm:22m", "size": 45960996},
+                                       {"name": "nameless", "size": 1}, {"size": 0}]})
+        elif self.path == "/api/ps":
+            m = self.server.loaded
+            vram = 0 if mode == "idle-cpu" else 45960996
+            self.send(200, {"models": [{"name": m, "size": 45960996, "size_vram": vram}]
+                            if m else []})
+        else:
+            self.send(404, {"error": "not found"})
 
     def llama(self, mode):
         if self.path == "/health":
@@ -142,6 +172,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def serve(mode):
     s = Server(("127.0.0.1", 0), Handler)
     s.mode = mode
+    s.embeds = []
+    s.loaded = None
     threading.Thread(target=s.serve_forever, daemon=True).start()
     return s, "http://127.0.0.1:%d" % s.server_address[1]
 
@@ -389,7 +421,37 @@ def case_daemon():
             s.shutdown()
 
 
-CASES = {"daemon": case_daemon, "models": case_models, "faults": case_faults, "attribution": case_attribution,
+def case_probe():
+    """--probe: an idle Ollama server loads its smallest model for one
+    embedding and says where it went, labelled inferred; a server with
+    models loaded and runs without --probe are not touched."""
+    gpu, gurl = serve("idle")
+    cpu, curl = serve("idle-cpu")
+    broken, burl = serve("idle-broken")
+    busy, busy_url = serve("ok")
+    rc, rep, err = report(["--ollama", ",".join([gurl, curl, burl, busy_url])])
+    check(rc == 0 and all(s["probe"] is None for s in rep["model_servers"]), "no --probe: %r" % rep)
+    check(not gpu.embeds and not cpu.embeds, "asked without --probe")
+    rc, rep, err = report(["--ollama", ",".join([gurl, curl, burl, busy_url]), "--probe"])
+    check(rc == 0, "rc %d: %s" % (rc, err))
+    got = {s["url"]: s for s in rep["model_servers"]}
+    p = got[gurl]["probe"]
+    check(p["model"] == "nameless" and p["result"] == "GPU (inferred)" and p["error"] is None and
+          p["seconds"] >= 0, "gpu probe %r" % p)
+    check(gpu.embeds == [{"model": "nameless", "input": "gpuwatch probe"}], "%r" % gpu.embeds)
+    check(got[curl]["probe"]["result"] == "CPU (inferred)", "cpu probe %r" % got[curl]["probe"])
+    b = got[burl]["probe"]
+    check(b["result"] is None and "HTTP 500" in b["error"] and b["seconds"] is None, "broken %r" % b)
+    check(got[busy_url]["probe"] is None and not busy.embeds, "a server with models loaded")
+    check(got[gurl]["models"] == [], "the probe is not shown as a loaded model: %r" % got[gurl])
+    fresh, furl = serve("idle")  # gurl holds its model now, as Ollama would
+    rc, text, err = report(["--ollama", furl, "--probe"], json_out=False)
+    check(re.search(r"probe: nameless answered in \d+\.\d\d s: GPU \(inferred\)", text), text)
+    for s in (gpu, cpu, broken, busy, fresh):
+        s.shutdown()
+
+
+CASES = {"daemon": case_daemon, "probe": case_probe, "models": case_models, "faults": case_faults, "attribution": case_attribution,
          "llama": case_llama, "usage": case_usage}
 
 
