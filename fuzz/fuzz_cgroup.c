@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     field_ok(o.unit, sizeof o.unit);
     field_ok(o.slurm_job, sizeof o.slurm_job);
     field_ok(o.slurm_step, sizeof o.slurm_step);
-    if (strnlen(o.cgroup, sizeof o.cgroup) == sizeof o.cgroup)
-        abort();
+    field_ok(o.pod, sizeof o.pod);
+    field_ok(o.pod_namespace, sizeof o.pod_namespace);
     gw_owner_kind want = o.slurm_job[0]      ? GW_OWNER_SLURM
                          : o.pod_uid[0]      ? GW_OWNER_KUBERNETES
                          : o.container_id[0] ? GW_OWNER_CONTAINER

@@ -283,16 +283,18 @@ typedef enum gw_owner_kind {
 /* "none", "systemd", "container", "kubernetes", "slurm"; static. */
 GW_API const char *gw_owner_kind_name(gw_owner_kind k);
 
-/* Every string "" when not known; only [A-Za-z0-9_.@:-] (cgroup: the path). */
+/* Every string "" when not known (or longer than its field); only
+ * [A-Za-z0-9_.@:-]. Sized for what these names are (a 64-hex container id,
+ * a 36-character UID, Kubernetes' 63-character names): a process carries
+ * one, so it stays small. */
 typedef struct gw_owner {
     gw_owner_kind kind;
-    char runtime[16];       /* "docker", "containerd", "crio", "podman" */
-    char container_id[72];  /* hex */
-    char pod_uid[40];
-    char pod[96], pod_namespace[64];
-    char unit[96];          /* "ollama.service", "session-3.scope" */
-    char slurm_job[24], slurm_step[24];
-    char cgroup[256];       /* the cgroup path it was read from */
+    char runtime[12];       /* "docker", "containerd", "crio", "podman" */
+    char container_id[65];  /* hex */
+    char pod_uid[37];
+    char pod[64], pod_namespace[64];
+    char unit[64];          /* "ollama.service", "session-3.scope" */
+    char slurm_job[16], slurm_step[16];
 } gw_owner;
 
 /* One process using one device (a process on two GPUs appears twice). */
@@ -310,7 +312,7 @@ typedef struct gw_process {
     uint64_t host_memory; /* resident set in host RAM, bytes */
     double cpu_util;      /* percent of one CPU core over the last interval */
     gw_owner owner;       /* GW_PROC_OWNER: read, kind may still be NONE */
-    char model[128];      /* GW_PROC_MODEL: the model it serves (a model server said) */
+    char model[96];       /* GW_PROC_MODEL: the model it serves (a model server said) */
 } gw_process;
 
 static inline bool gw_process_has(const gw_process *p, gw_process_field f)
@@ -404,6 +406,8 @@ typedef struct gw_config {
     bool processes;           /* read per-process use (default true) */
     bool process_host_stats;  /* and each process's CPU % and resident memory from
                                  /proc, a read per process per sample (default true) */
+    bool skip_host;           /* without a sources list: leave the host source out
+                                 (its CPU and RAM figures; default false) */
 } gw_config;
 
 /* Fills defaults (all NULL, processes and their host figures on). */

@@ -61,7 +61,7 @@ static bool pod_segment(gw_owner *o, const char *seg, size_t n)
     size_t len = (size_t)(seg + n - p);
     if (len > 6 && memcmp(seg + n - 6, ".slice", 6) == 0)
         len -= 6;
-    char uid[40];
+    char uid[sizeof o->pod_uid];
     if (!copy_field(uid, sizeof uid, p, len))
         return false;
     for (char *c = uid; *c; c++) {
@@ -169,7 +169,6 @@ bool gw__cgroup_owner_parse(const char *text, size_t len, gw_owner *o)
     path[n] = '\0';
     if (strlen(path) != n) /* a NUL inside: not a path */
         return false;
-    gw__strlcpy(o->cgroup, path, sizeof o->cgroup);
     walk(o, path);
     return o->kind != GW_OWNER_NONE;
 }

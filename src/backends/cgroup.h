@@ -39,7 +39,7 @@
 
 /* Fills *o from the text of /proc/PID/cgroup (len bytes; need not be
  * NUL-terminated). Returns whether an owner was found (o->kind != NONE);
- * o is cleared first and keeps the path in o->cgroup either way. */
+ * o is cleared first. */
 bool gw__cgroup_owner_parse(const char *text, size_t len, gw_owner *o);
 
 /* Fills o->pod and o->pod_namespace from the kubelet's log folder

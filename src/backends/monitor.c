@@ -141,6 +141,8 @@ int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
     for (size_t i = 0; i < n; i++) {
         if (!source_enabled(cfg_in->sources, gw__backends[i]->name))
             continue;
+        if (cfg_in->skip_host && !cfg_in->sources && strcmp(gw__backends[i]->name, "host") == 0)
+            continue; /* the caller shows no host figures (top): not read */
         source *s = &m->sources[m->n_sources++];
         s->ops = gw__backends[i];
         s->backoff_ns = BACKOFF_MIN_NS;

@@ -57,12 +57,18 @@ typedef struct entry {
     int64_t cpu_at_ns;
     uint64_t rss_bytes;
     double cpu_util;     /* percent of one core over the last round */
+    struct ident *id;    /* name, user, command line, owner: IDENTITY caches only */
+} entry;
+
+/* What an identity cache knows of a process, read once (invariant 2); out
+ * of line so the table stays small (a host-figures cache has none). */
+typedef struct ident {
     char name[64];
     char user[32];
     char cmdline[256];
     bool has_owner;
-    gw_owner owner;      /* from /proc/PID/cgroup, with the identity */
-} entry;
+    gw_owner owner;      /* from /proc/PID/cgroup */
+} ident;
 
 typedef struct uid_name {
     uint32_t uid;
@@ -175,8 +181,10 @@ void gw__procinfo_close(gw__procinfo *pc)
     if (!pc)
         return;
     for (size_t i = 0; i < pc->cap; i++)
-        if (pc->table[i].pid)
+        if (pc->table[i].pid) {
             drop_fds(pc, &pc->table[i]);
+            free(pc->table[i].id);
+        }
     if (pc->epfd >= 0)
         close(pc->epfd);
     free(pc->table);
@@ -200,6 +208,7 @@ static bool rehash(gw__procinfo *pc, size_t new_cap, uint32_t min_round)
             continue;
         if (e->last_round < min_round) {
             drop_fds(pc, e);
+            free(e->id);
             continue;
         }
         size_t j = slot_of(e->pid, new_cap);
@@ -418,14 +427,17 @@ static void read_identity(gw__procinfo *pc, entry *e)
 {
     char path[600], buf[4096];
     e->readable = false;
-    e->name[0] = e->user[0] = e->cmdline[0] = '\0';
-    e->has_owner = false;
+    if (!e->id && !(e->id = malloc(sizeof *e->id)))
+        return; /* out of memory: not readable, tried again with the next pid reuse */
+    ident *d = e->id;
+    d->name[0] = d->user[0] = d->cmdline[0] = '\0';
+    d->has_owner = false;
 
     snprintf(path, sizeof path, "%s/%u/comm", pc->root, e->pid);
     long n = gw__read_file(path, buf, sizeof buf);
     if (n > 0) {
         buf[strcspn(buf, "\n")] = '\0';
-        gw__strlcpy(e->name, buf, sizeof e->name);
+        gw__strlcpy(d->name, buf, sizeof d->name);
         e->readable = true;
     }
     snprintf(path, sizeof path, "%s/%u/status", pc->root, e->pid);
@@ -433,10 +445,10 @@ static void read_identity(gw__procinfo *pc, entry *e)
         char *uid = strstr(buf, "\nUid:");
         unsigned long v;
         if (uid && sscanf(uid + 5, "%lu", &v) == 1)
-            lookup_user(pc, (uint32_t)v, e->user, sizeof e->user);
+            lookup_user(pc, (uint32_t)v, d->user, sizeof d->user);
     }
     snprintf(path, sizeof path, "%s/%u/cmdline", pc->root, e->pid);
-    n = gw__read_file(path, buf, sizeof e->cmdline);
+    n = gw__read_file(path, buf, sizeof d->cmdline);
     if (n > 0) {
         while (n > 0 && buf[n - 1] == '\0')
             n--;
@@ -444,14 +456,14 @@ static void read_identity(gw__procinfo *pc, entry *e)
             if (buf[i] == '\0' || buf[i] == '\n')
                 buf[i] = ' ';
         buf[n] = '\0';
-        gw__strlcpy(e->cmdline, buf, sizeof e->cmdline);
+        gw__strlcpy(d->cmdline, buf, sizeof d->cmdline);
     }
     snprintf(path, sizeof path, "%s/%u/cgroup", pc->root, e->pid);
     n = gw__read_file(path, buf, sizeof buf);
-    e->has_owner = n > 0;
-    if (n > 0 && gw__cgroup_owner_parse(buf, (size_t)n, &e->owner) &&
-        e->owner.kind == GW_OWNER_KUBERNETES && pc->pods_dir[0])
-        gw__cgroup_pod_name(pc->pods_dir, &e->owner);
+    d->has_owner = n > 0;
+    if (n > 0 && gw__cgroup_owner_parse(buf, (size_t)n, &d->owner) &&
+        d->owner.kind == GW_OWNER_KUBERNETES && pc->pods_dir[0])
+        gw__cgroup_pod_name(pc->pods_dir, &d->owner);
 }
 
 /* Guards e with a pidfd in the epoll set (identity-only caches on the real
@@ -550,20 +562,21 @@ void gw__procinfo_fill(gw__procinfo *pc, gw_process *p)
         refresh(pc, e, is_new);
     if (!e->alive || !e->readable)
         return; /* gone, or not ours to see */
-    if (e->name[0]) {
-        gw__strlcpy(p->name, e->name, sizeof p->name);
+    const ident *d = e->id;
+    if (d && d->name[0]) {
+        gw__strlcpy(p->name, d->name, sizeof p->name);
         p->valid |= 1u << GW_PROC_NAME;
     }
-    if (e->user[0]) {
-        gw__strlcpy(p->user, e->user, sizeof p->user);
+    if (d && d->user[0]) {
+        gw__strlcpy(p->user, d->user, sizeof p->user);
         p->valid |= 1u << GW_PROC_USER;
     }
-    if (e->cmdline[0]) {
-        gw__strlcpy(p->cmdline, e->cmdline, sizeof p->cmdline);
+    if (d && d->cmdline[0]) {
+        gw__strlcpy(p->cmdline, d->cmdline, sizeof p->cmdline);
         p->valid |= 1u << GW_PROC_CMDLINE;
     }
-    if (e->has_owner) {
-        p->owner = e->owner;
+    if (d && d->has_owner) {
+        p->owner = d->owner;
         p->valid |= 1u << GW_PROC_OWNER;
     }
     if (e->has_rss) {

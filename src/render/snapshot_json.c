@@ -202,7 +202,6 @@ static void write_owner(gw_json *j, const gw_process *p)
     gw__json_kv_str(j, "unit", or_null(o->unit));
     gw__json_kv_str(j, "slurm_job", or_null(o->slurm_job));
     gw__json_kv_str(j, "slurm_step", or_null(o->slurm_step));
-    gw__json_kv_str(j, "cgroup", or_null(o->cgroup));
     gw__json_object_end(j);
 }
 

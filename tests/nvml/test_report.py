@@ -518,9 +518,8 @@ def proc_fixture(ctx):
                               "slurm_job", "slurm_step")}
     want[5004242]["owner"] = dict(none, kind="kubernetes", runtime="containerd",
                                   container_id=cid, pod_uid=uid, pod="trainer-0",
-                                  namespace="ml-team", cgroup=pod_cg)
-    want[5000777]["owner"] = dict(none, kind="systemd", unit="llama-server.service",
-                                  cgroup="/system.slice/llama-server.service")
+                                  namespace="ml-team")
+    want[5000777]["owner"] = dict(none, kind="systemd", unit="llama-server.service")
     os.environ["GPUWATCH_PODS_DIR"] = pods
     return root, want
 
