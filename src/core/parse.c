@@ -232,3 +232,24 @@ bool gw__parse_rfc3339(const char *s, int64_t *ns)
     *ns = ((int64_t)timegm(&tm) - offset) * 1000000000LL + frac;
     return true;
 }
+
+const char *gw__cmdline_flag(const char *cmdline, const char *flag, size_t *len)
+{
+    size_t fl = strlen(flag);
+    for (const char *p = cmdline; p && *p;) {
+        while (*p == ' ')
+            p++;
+        size_t wl = strcspn(p, " ");
+        if (wl == fl && strncmp(p, flag, fl) == 0 && p[wl] == ' ') {
+            const char *v = p + wl + 1;
+            *len = strcspn(v, " ");
+            return *len ? v : NULL;
+        }
+        if (wl > fl + 1 && strncmp(p, flag, fl) == 0 && p[fl] == '=') {
+            *len = wl - fl - 1;
+            return p + fl + 1;
+        }
+        p += wl;
+    }
+    return NULL;
+}

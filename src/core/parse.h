@@ -38,6 +38,12 @@ int gw__parse_decimal(const char *s, double lo, double hi, double *out, gw_error
  * unit is rounded down to a byte. "24GiB", "512MiB", "1.5G", "10GB". */
 int gw__parse_size(const char *s, uint64_t *out, gw_error *err);
 
+/* The value of the first word "FLAG VALUE" or "FLAG=VALUE" of a command
+ * line whose arguments are joined by spaces (gw_process.cmdline): *len
+ * bytes at the returned pointer (inside cmdline); NULL when absent or
+ * empty. */
+const char *gw__cmdline_flag(const char *cmdline, const char *flag, size_t *len);
+
 /* An RFC 3339 time ("2026-12-03T12:24:29.696Z", "...T14:38:31.837-07:00",
  * fraction optional) as CLOCK_REALTIME ns. False for anything else (a
  * missing offset included) and for years outside 1970..2261. */

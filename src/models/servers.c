@@ -297,32 +297,17 @@ int gw__llamacpp_metrics_parse(const char *text, size_t len, gw__model_server *s
     return GW_OK;
 }
 
-/* The value after FLAG (as "FLAG V" or "FLAG=V") in a space-joined command
- * line into buf; false when absent. */
+/* The value of FLAG in a space-joined command line into buf; false when
+ * absent or too long. */
 static bool arg_value(const char *cmdline, const char *flag, char *buf, size_t cap)
 {
-    size_t fl = strlen(flag);
-    for (const char *p = cmdline; *p;) {
-        while (*p == ' ')
-            p++;
-        size_t wl = strcspn(p, " ");
-        const char *v = NULL;
-        size_t vl = 0;
-        if (wl == fl && strncmp(p, flag, fl) == 0 && p[wl] == ' ') {
-            v = p + wl + 1;
-            vl = strcspn(v, " ");
-        } else if (wl > fl + 1 && strncmp(p, flag, fl) == 0 && p[fl] == '=') {
-            v = p + fl + 1;
-            vl = wl - fl - 1;
-        }
-        if (v && vl && vl < cap) {
-            memcpy(buf, v, vl);
-            buf[vl] = '\0';
-            return true;
-        }
-        p += wl;
-    }
-    return false;
+    size_t vl;
+    const char *v = gw__cmdline_flag(cmdline, flag, &vl);
+    if (!v || vl >= cap)
+        return false;
+    memcpy(buf, v, vl);
+    buf[vl] = '\0';
+    return true;
 }
 
 bool gw__llamacpp_url_of(const char *cmdline, char *buf, size_t cap)

@@ -7,6 +7,7 @@
  */
 #include "top/model.h"
 
+#include "core/parse.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -52,29 +53,6 @@ void gw__top_sanitize(char *dst, size_t cap, const char *src, bool ascii)
     }
 }
 
-/* The value of the first word "FLAG VALUE" or "FLAG=VALUE" in cmdline
- * (words split at spaces): *len bytes at the returned pointer; NULL none. */
-static const char *flag_value(const char *cmdline, const char *flag, size_t *len)
-{
-    size_t fl = strlen(flag);
-    for (const char *p = cmdline; *p;) {
-        while (*p == ' ')
-            p++;
-        size_t wl = strcspn(p, " ");
-        if (wl == fl && strncmp(p, flag, fl) == 0 && p[wl] == ' ') {
-            const char *v = p + wl + 1;
-            *len = strcspn(v, " ");
-            return *len ? v : NULL;
-        }
-        if (wl > fl + 1 && strncmp(p, flag, fl) == 0 && p[fl] == '=') {
-            *len = wl - fl - 1;
-            return p + fl + 1;
-        }
-        p += wl;
-    }
-    return NULL;
-}
-
 char *gw__top_model_of(const char *cmdline, char *out, size_t cap)
 {
     if (cap)
@@ -90,7 +68,7 @@ char *gw__top_model_of(const char *cmdline, char *out, size_t cap)
     static const char *const flags[] = {"--model", "--model-path", "-m"};
     for (size_t f = 0; f < GW__ARRAY_LEN(flags); f++) {
         size_t vlen;
-        const char *v = python && f == 2 ? NULL : flag_value(cmdline, flags[f], &vlen);
+        const char *v = python && f == 2 ? NULL : gw__cmdline_flag(cmdline, flags[f], &vlen);
         if (!v)
             continue;
         const char *base = v + vlen;
