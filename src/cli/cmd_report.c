@@ -177,18 +177,19 @@ static void print_device(const gw_snapshot *snap, const gw_device *d)
         if (p->device_index != d->info.index)
             continue;
         if (!header) {
-            printf("  %8s %-10s %10s %5s  %-24s %s\n", "PID", "USER", "VRAM", "SM", "OWNER",
-                   "COMMAND");
+            printf("  %8s %-10s %10s %5s  %-24s %-20s %s\n", "PID", "USER", "VRAM", "SM", "OWNER",
+                   "MODEL", "COMMAND");
             header = true;
         }
         char owner[128];
-        printf("  %8u %-10s %10s %5s  %-24s %s\n", p->pid,
+        printf("  %8u %-10s %10s %5s  %-24s %-20s %s\n", p->pid,
                gw_process_has(p, GW_PROC_USER) ? p->user : "N/A",
                fmt_or_na(a, sizeof a, gw_process_has(p, GW_PROC_GPU_MEMORY), "%.0f MiB",
                          (double)p->gpu_memory / MIB),
                fmt_or_na(b, sizeof b, gw_process_has(p, GW_PROC_SM_UTIL), "%.0f%%", p->sm_util),
                gw_process_has(p, GW_PROC_OWNER) ? gw__owner_short(&p->owner, owner, sizeof owner)
                                                 : "N/A",
+               gw_process_has(p, GW_PROC_MODEL) ? p->model : "-",
                gw_process_has(p, GW_PROC_CMDLINE) ? p->cmdline
                : gw_process_has(p, GW_PROC_NAME)  ? p->name
                                                   : "N/A");

@@ -275,6 +275,10 @@ def case_attribution():
     check(model.get(5004242) == "llama3.1:8b", "runner of llama3.1:8b: %r" % model)
     check(model.get(5000777) is None, "a blob no server has loaded: %r" % model)
     check(model.get(5005150) is None, "a process without /proc: %r" % model)
+    rc, text, err = report(["--ollama", url], proc_root=root, json_out=False)
+    rows = {l.split()[0]: l.split() for l in text.splitlines() if l.strip()[:1].isdigit()}
+    check(rows.get("5004242", [])[6:7] == ["llama3.1:8b"] and rows.get("5000777", [])[6:7] == ["-"],
+          "MODEL column: %r" % {k: rows.get(k) for k in ("5004242", "5000777")})
     srv.shutdown()
 
 
