@@ -345,6 +345,26 @@ static int get(gw__model_server *s, const gw_daemon_url *u, const char *path, in
     return GW_OK;
 }
 
+/* GET path and decode its body into s with parse; false with s->error
+ * saying why (the transport's error, or the URL and the decoder's). */
+static bool get_parsed(gw__model_server *s, const gw_daemon_url *u, const char *path,
+                       int timeout_ms,
+                       int (*parse)(const char *, size_t, gw__model_server *, gw_error *))
+{
+    gw_error err;
+    gw_error_clear(&err);
+    gw_daemon_response resp;
+    if (get(s, u, path, timeout_ms, &resp, &err) != GW_OK) {
+        gw__strlcpy(s->error, err.message, sizeof s->error);
+        return false;
+    }
+    int rc = parse(resp.body, resp.body_len, s, &err);
+    gw_daemon_response_release(&resp);
+    if (rc != GW_OK)
+        snprintf(s->error, sizeof s->error, "%.100s: %.150s", s->url, err.message);
+    return rc == GW_OK;
+}
+
 /* Ollama: version (optional), then the models. */
 static void fetch_ollama(gw__model_server *s, const gw_daemon_url *u, int timeout_ms)
 {
@@ -360,18 +380,7 @@ static void fetch_ollama(gw__model_server *s, const gw_daemon_url *u, int timeou
         gw__strlcpy(s->error, err.message, sizeof s->error);
         return; /* nothing there, or hung: do not wait twice */
     }
-    gw_error_clear(&err);
-    if (get(s, u, "/api/ps", timeout_ms, &resp, &err) != GW_OK) {
-        gw__strlcpy(s->error, err.message, sizeof s->error);
-        return;
-    }
-    int rc = gw__ollama_ps_parse(resp.body, resp.body_len, s, &err);
-    gw_daemon_response_release(&resp);
-    if (rc != GW_OK) {
-        snprintf(s->error, sizeof s->error, "%.100s: %.150s", s->url, err.message);
-        return;
-    }
-    s->up = true;
+    s->up = get_parsed(s, u, "/api/ps", timeout_ms, gw__ollama_ps_parse);
 }
 
 /* llama-server: /health (503 while loading), /props, then /slots when the
@@ -392,17 +401,8 @@ static void fetch_llamacpp(gw__model_server *s, const gw_daemon_url *u, int time
                  status == 503 ? " (loading the model)" : "");
         return;
     }
-    if (get(s, u, "/props", timeout_ms, &resp, &err) != GW_OK) {
-        gw__strlcpy(s->error, err.message, sizeof s->error);
+    if (!(s->up = get_parsed(s, u, "/props", timeout_ms, gw__llamacpp_props_parse)))
         return;
-    }
-    int rc = gw__llamacpp_props_parse(resp.body, resp.body_len, s, &err);
-    gw_daemon_response_release(&resp);
-    if (rc != GW_OK) {
-        snprintf(s->error, sizeof s->error, "%.100s: %.150s", s->url, err.message);
-        return;
-    }
-    s->up = true;
     gw_error_clear(&err);
     if (get(s, u, "/slots", timeout_ms, &resp, &err) == GW_OK) { /* off with --no-slots */
         json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
