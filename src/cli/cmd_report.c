@@ -6,8 +6,10 @@
  * --watch (nvidia-smi -l): frames from one monitor until SIGINT/SIGTERM,
  * the model servers asked each frame (--ollama; models/servers.h) and
  * their models tied to processes. Which GPUs --id shows is
- * cli/gpu_select.c. */
+ * cli/gpu_select.c. --cluster prints the cluster view instead
+ * (cli/cluster_opts.h, fleet/cluster.h). */
 #include "cli/cli.h"
+#include "cli/cluster_opts.h"
 #include "cli/gpu_select.h"
 #include "core/util.h"
 #include "models/servers.h"
@@ -67,10 +69,12 @@ static void report_usage(FILE *out)
             "                        it loads a model on that server (off by default)\n"
             "%s"
             "  -h, --help            this text\n"
+            "%s"
             "\n"
             "Exit status: 0 ok (CPU-only included; --watch stopped by a signal),\n"
-            "1 error, 2 usage, 3 a GPU shown is lost, in error or stale.\n",
-            gw_cli_source_options_help);
+            "1 error, 2 usage, 3 a GPU shown is lost, in error or stale (--cluster:\n"
+            "or a node is unreachable).\n",
+            gw_cli_source_options_help, gw_cli_cluster_options_help);
 }
 
 #define MODEL_SERVER_TIMEOUT_MS 2000
@@ -333,6 +337,8 @@ typedef struct report_opts {
     const char *ollama; /* --ollama list, "none"; NULL: the local probe */
     const char *llama;  /* --llama-server list, "none"; NULL: none but those found */
     bool probe;         /* --probe: idle Ollama servers get one embedding request */
+    gw_cli_cluster cluster; /* --cluster and its options */
+    bool cluster_opt;   /* a cluster option other than --cluster was given */
 } report_opts;
 
 enum { O_JSON = 1, O_PRETTY, O_TIMEOUT, O_WATCH, O_ID, O_OLLAMA, O_LLAMA, O_PROBE };
@@ -393,17 +399,38 @@ static int parse_args(int argc, char **argv, report_opts *o)
     memset(o, 0, sizeof *o);
     gw_config_init(&o->cfg);
     o->timeout_s = 15;
-    const gw_opt *const tables[] = {report_opts_table, gw_cli_source_opts, NULL};
+    gw_cli_cluster_init(&o->cluster);
+    const gw_opt *const tables[] = {report_opts_table, gw_cli_source_opts, gw_cli_cluster_opts,
+                                    NULL};
     gw_cli_parse p;
     gw_cli_parse_init(&p, "report", argc, argv, tables, report_usage);
     for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
         if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
             return id == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
         int r = gw_cli_source_apply(&p, id, &o->cfg);
+        if (r == 0) {
+            r = gw_cli_cluster_apply(&p, id, &o->cluster);
+            o->cluster_opt |= r > 0 && id != GW_CLI_ID_CLUSTER;
+        }
         if (r < 0)
             return GW_EXIT_USAGE;
         if (r == 0 && apply_option(&p, id, o) != GW_OK)
             return GW_EXIT_USAGE;
+    }
+    if (o->cluster_opt && !o->cluster.on) {
+        fprintf(stderr, "gpuwatch report: the peer and Prometheus options go with --cluster\n");
+        return GW_EXIT_USAGE;
+    }
+    if (o->cluster.on && (o->watch_s > 0 || o->ids)) {
+        fprintf(stderr, "gpuwatch report: --cluster takes no --watch or --id (for a live view: "
+                        "watch gpuwatch report --cluster, or a daemon's GET /api/v1/cluster)\n");
+        return GW_EXIT_USAGE;
+    }
+    if (o->cluster.on) {
+        o->cluster.cfg.probe = o->probe;
+        int rc = gw_cli_cluster_finish(&o->cluster, "report");
+        if (rc)
+            return rc;
     }
     if (o->watch_s > 0 && o->json && o->pretty) {
         fprintf(stderr, "gpuwatch report: --pretty cannot go with --watch: --json --watch "
@@ -637,12 +664,51 @@ static int report_watch(const report_opts *o)
     return exit_code;
 }
 
+/* --cluster: one poll of every node, printed. */
+static int report_cluster(const report_opts *o)
+{
+    gw__cluster cl;
+    int exit_code = gw_cli_cluster_poll(&o->cluster, "report", &cl);
+    if (exit_code == GW_EXIT_OK) {
+        int64_t now = gw__now_real_ns();
+        if (o->json) {
+            gw_strbuf sb;
+            gw__strbuf_init(&sb, 0);
+            gw_json j;
+            gw__json_init(&j, &sb, o->pretty);
+            gw__cluster_json(&j, &cl, now);
+            gw__strbuf_putc(&sb, '\n');
+            if (sb.failed)
+                exit_code = GW_EXIT_ERROR;
+            else
+                fwrite(sb.data, 1, sb.len, stdout);
+            gw__strbuf_release(&sb);
+        } else {
+            gw__cluster_print(stdout, &cl, now);
+        }
+        bool degraded = false; /* a node unreachable, or a GPU of one not ok */
+        for (size_t i = 0; i < cl.n_nodes; i++) {
+            degraded |= !cl.nodes[i].up;
+            for (size_t g = 0; g < cl.nodes[i].n_gpus; g++)
+                degraded |= cl.nodes[i].gpus[g].dev.state != GW_DEVICE_OK;
+        }
+        if (exit_code == GW_EXIT_OK && degraded)
+            exit_code = GW_EXIT_DEGRADED;
+        if (fflush(stdout) != 0)
+            exit_code = GW_EXIT_ERROR;
+    }
+    gw__cluster_release(&cl);
+    return exit_code;
+}
+
 int gw_cmd_report(int argc, char **argv)
 {
     report_opts o;
     int r = parse_args(argc, argv, &o);
     if (r >= 0)
         return r;
+    if (o.cluster.on)
+        return report_cluster(&o);
     if (o.watch_s > 0)
         return report_watch(&o);
     gw_error err;

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const char *gw_strerror(int code)
 {
@@ -35,6 +36,26 @@ const char *gw_vendor_name(gw_vendor v)
     case GW_VENDOR_UNKNOWN: break;
     }
     return "unknown";
+}
+
+bool gw__vendor_parse(const char *s, gw_vendor *out)
+{
+    for (gw_vendor v = GW_VENDOR_NVIDIA; v <= GW_VENDOR_INTEL; v++)
+        if (s && strcmp(s, gw_vendor_name(v)) == 0) {
+            *out = v;
+            return true;
+        }
+    return false;
+}
+
+bool gw__device_state_parse(const char *s, gw_device_state *out)
+{
+    for (gw_device_state d = GW_DEVICE_OK; d <= GW_DEVICE_STALE; d++)
+        if (s && strcmp(s, gw_device_state_name(d)) == 0) {
+            *out = d;
+            return true;
+        }
+    return false;
 }
 
 const char *gw_device_state_name(gw_device_state s)

@@ -63,6 +63,11 @@ typedef struct gw__clock_event_reason {
 #define GW__CLOCK_EVENT_REASONS 8
 extern const gw__clock_event_reason gw__clock_event_reasons[GW__CLOCK_EVENT_REASONS];
 
+/* The inverse of gw_vendor_name ("nvidia", "amd", "intel") and of
+ * gw_device_state_name: false (and *out unchanged) for any other text. */
+bool gw__vendor_parse(const char *s, gw_vendor *out);
+bool gw__device_state_parse(const char *s, gw_device_state *out);
+
 /* Growable byte buffer with a hard maximum (curl DYNBUF idea).
  * Invariants: data is NUL-terminated whenever len > 0 or after any append;
  * len < cap; once an append fails (ENOMEM or over max) the buffer is marked

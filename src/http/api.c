@@ -113,6 +113,8 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
     gw__json_array_end(&j);
     gw__json_key(&j, "pool");
     gw__render_summary_json(&j, s);
+    gw__json_key(&j, "host"); /* what a cluster view shows of a CPU-only node */
+    gw__render_host_json(&j, &s->host);
     gw__json_key(&j, "sources");
     gw__json_array_begin(&j);
     for (size_t i = 0; i < s->n_sources; i++)

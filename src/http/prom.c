@@ -491,7 +491,7 @@ static void native_progress(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_
 /* The placement ledger's live reservations per GPU, when there is a ledger. */
 static void native_placement(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
 {
-    if (!self || !self->place_reservations || !self->place_bytes)
+    if (!self || !self->place_reservations || !self->place_bytes || !self->place_pending)
         return;
     header(sb, "gpuwatch_placement_reservations", "gauge",
            "Live reservations in the placement ledger that hold memory on the GPU.");
@@ -504,6 +504,13 @@ static void native_placement(gw_strbuf *sb, const gw_snapshot *s, const gw__prom
     for (size_t i = 0; i < s->n_devices; i++) {
         gpu_labels(sb, "gpuwatch_gpu_placement_reserved_bytes", &s->devices[i]);
         gw__strbuf_printf(sb, "} %llu\n", (unsigned long long)self->place_bytes[i]);
+    }
+    header(sb, "gpuwatch_gpu_placement_pending_bytes", "gauge",
+           "Reserved GPU memory not yet in use by the reserving processes, in bytes: what a "
+           "plan counts on top of used memory.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        gpu_labels(sb, "gpuwatch_gpu_placement_pending_bytes", &s->devices[i]);
+        gw__strbuf_printf(sb, "} %llu\n", (unsigned long long)self->place_pending[i]);
     }
 }
 

@@ -50,7 +50,7 @@ typedef struct gw__prom_self {
     /* The placement ledger's live reservations per device of the snapshot
      * (s->n_devices entries each): count and bytes. NULL: no ledger, the
      * families are absent. */
-    const uint64_t *place_reservations, *place_bytes;
+    const uint64_t *place_reservations, *place_bytes, *place_pending;
     uint64_t log_dropped;         /* log lines lost to a stalled log reader */
     double process_cpu_seconds;   /* < 0: unknown */
     double resident_bytes;        /* < 0: unknown */

@@ -403,13 +403,15 @@ static void render_prom(gw__server *srv, pub *p, const gw__api_ctx *ctx, gw_strb
                                    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     self.resident_bytes = self_rss();
     self.start_time_seconds = (double)srv->started_real_ns / 1e9;
-    /* One allocation for both per-GPU arrays; without it (or a readable
+    /* One allocation for the three per-GPU arrays; without it (or a readable
      * ledger) the placement families are left out. */
     size_t n = p->snap->n_devices;
-    uint64_t *place = srv->cfg.place && n ? calloc(2 * n, sizeof *place) : NULL;
-    if (place && gw_place_api_device_totals(srv->cfg.place, p->snap, place, place + n) == GW_OK) {
+    uint64_t *place = srv->cfg.place && n ? calloc(3 * n, sizeof *place) : NULL;
+    if (place && gw_place_api_device_totals(srv->cfg.place, p->snap, place, place + n,
+                                            place + 2 * n) == GW_OK) {
         self.place_reservations = place;
         self.place_bytes = place + n;
+        self.place_pending = place + 2 * n;
     }
     gw_progress *prog = NULL;
     size_t n_prog = 0;

@@ -4,6 +4,7 @@
 #include "core/array.h"
 #include "core/parse.h"
 #include "core/util.h"
+#include "render/json_read.h"
 #include "place/daemon_client.h"
 
 #include <jansson.h>
@@ -28,53 +29,29 @@ void gw__model_server_release(gw__model_server *s)
     s->n_samples = 0;
 }
 
-/* The string at o.k into dst[cap] (truncated); "" when absent or not one. */
-static void str(json_t *o, const char *k, char *dst, size_t cap)
-{
-    json_t *x = json_object_get(o, k);
-    gw__strlcpy(dst, json_is_string(x) ? json_string_value(x) : "", cap);
-}
-
-/* A non-negative integer (JSON integer, or a real with no fraction). */
-static bool bytes(json_t *o, const char *k, uint64_t *out)
-{
-    json_t *x = json_object_get(o, k);
-    if (json_is_integer(x) && json_integer_value(x) >= 0) {
-        *out = (uint64_t)json_integer_value(x);
-        return true;
-    }
-    if (json_is_real(x)) {
-        double v = json_real_value(x);
-        if (isfinite(v) && v >= 0 && v < 1.8e19 && v == floor(v)) {
-            *out = (uint64_t)v;
-            return true;
-        }
-    }
-    return false;
-}
 
 static void decode_model(json_t *m, gw__loaded_model *out)
 {
     memset(out, 0, sizeof *out);
-    str(m, "name", out->name, sizeof out->name);
+    gw__jr_str(m, "name", out->name, sizeof out->name);
     if (!out->name[0])
-        str(m, "model", out->name, sizeof out->name);
+        gw__jr_str(m, "model", out->name, sizeof out->name);
     char digest[128];
-    str(m, "digest", digest, sizeof digest);
+    gw__jr_str(m, "digest", digest, sizeof digest);
     const char *hex = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
     if (strlen(hex) == 64 && strspn(hex, "0123456789abcdef") == 64)
         gw__strlcpy(out->digest, hex, sizeof out->digest);
-    out->has_size = bytes(m, "size", &out->size);
-    out->has_vram = bytes(m, "size_vram", &out->size_vram);
+    out->has_size = gw__jr_u64(m, "size", &out->size);
+    out->has_vram = gw__jr_u64(m, "size_vram", &out->size_vram);
     uint64_t ctx;
-    if (bytes(m, "context_length", &ctx) && ctx <= UINT32_MAX)
+    if (gw__jr_u64(m, "context_length", &ctx) && ctx <= UINT32_MAX)
         out->context_length = (uint32_t)ctx;
     json_t *d = json_object_get(m, "details");
-    str(d, "family", out->family, sizeof out->family);
-    str(d, "parameter_size", out->parameter_size, sizeof out->parameter_size);
-    str(d, "quantization_level", out->quantization, sizeof out->quantization);
+    gw__jr_str(d, "family", out->family, sizeof out->family);
+    gw__jr_str(d, "parameter_size", out->parameter_size, sizeof out->parameter_size);
+    gw__jr_str(d, "quantization_level", out->quantization, sizeof out->quantization);
     char when[64];
-    str(m, "expires_at", when, sizeof when);
+    gw__jr_str(m, "expires_at", when, sizeof when);
     if (!gw__parse_rfc3339(when, &out->expires_ns))
         out->expires_ns = 0;
 }
@@ -122,7 +99,7 @@ int gw__llamacpp_props_parse(const char *body, size_t len, gw__model_server *s, 
     json_t *doc = json_loadb(body, len, 0, &jerr);
     int rc = GW_OK;
     char path[512];
-    str(doc, "model_path", path, sizeof path);
+    gw__jr_str(doc, "model_path", path, sizeof path);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (!doc)
         rc = gw__error_set(err, GW_EPARSE, "/props: not JSON (%s)", jerr.text);
@@ -135,14 +112,14 @@ int gw__llamacpp_props_parse(const char *body, size_t len, gw__model_server *s, 
         s->n_models = 1;
         gw__strlcpy(m->name, base, sizeof m->name);
         uint64_t v;
-        if (bytes(json_object_get(doc, "default_generation_settings"), "n_ctx", &v) &&
+        if (gw__jr_u64(json_object_get(doc, "default_generation_settings"), "n_ctx", &v) &&
             v <= UINT32_MAX)
             m->context_length = (uint32_t)v;
-        if (bytes(doc, "total_slots", &v) && v <= UINT32_MAX) {
+        if (gw__jr_u64(doc, "total_slots", &v) && v <= UINT32_MAX) {
             s->slots_total = (uint32_t)v;
             s->has_slots = true;
         }
-        str(doc, "build_info", s->version, sizeof s->version);
+        gw__jr_str(doc, "build_info", s->version, sizeof s->version);
     }
     json_decref(doc);
     return rc;
@@ -373,7 +350,7 @@ static void fetch_ollama(gw__model_server *s, const gw_daemon_url *u, int timeou
     gw_daemon_response resp;
     if (get(s, u, "/api/version", timeout_ms, &resp, &err) == GW_OK) {
         json_t *doc = json_loadb(resp.body, resp.body_len, 0, NULL);
-        str(doc, "version", s->version, sizeof s->version);
+        gw__jr_str(doc, "version", s->version, sizeof s->version);
         json_decref(doc);
         gw_daemon_response_release(&resp);
     } else if (err.code == GW_ENOENT || err.code == GW_ETIMEDOUT) {
@@ -463,8 +440,8 @@ static bool smallest_tag(gw__model_server *s, const gw_daemon_url *u, int timeou
         json_t *m = json_array_get(models, i);
         uint64_t size;
         char n[128];
-        str(m, "name", n, sizeof n);
-        if (n[0] && bytes(m, "size", &size) && size < best) {
+        gw__jr_str(m, "name", n, sizeof n);
+        if (n[0] && gw__jr_u64(m, "size", &size) && size < best) {
             best = size;
             gw__strlcpy(name, n, cap);
         }

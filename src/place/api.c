@@ -524,8 +524,31 @@ static void ledger_uuid(const gw_device *dev, char *uuid, size_t cap)
         snprintf(uuid, cap, "index:%u", dev->info.index);
 }
 
+/* pending[i] for snap's devices (zeroed on error): reservations not yet
+ * visible as used, as a plan counts them. Takes a->lock. */
+static int device_pending(gw_place_api *a, const gw_snapshot *snap, uint64_t *pending)
+{
+    memset(pending, 0, snap->n_devices * sizeof *pending);
+    gw_place_device *devs = calloc(snap->n_devices ? snap->n_devices : 1, sizeof *devs);
+    gw_place_seen *seen = calloc(snap->n_processes ? snap->n_processes : 1, sizeof *seen);
+    int rc = GW_ENOMEM;
+    if (devs && seen) {
+        gw_place_devices_from_snapshot(snap, devs);
+        size_t n_seen = gw_place_seen_from_snapshot(snap, seen);
+        gw_error err;
+        pthread_mutex_lock(&a->lock);
+        rc = gw_ledger_apply_pending(a->ledger, devs, snap->n_devices, seen, n_seen, &err);
+        pthread_mutex_unlock(&a->lock);
+        for (size_t i = 0; rc == GW_OK && i < snap->n_devices; i++)
+            pending[i] = devs[i].pending;
+    }
+    free(devs);
+    free(seen);
+    return rc;
+}
+
 int gw_place_api_device_totals(gw_place_api *a, const gw_snapshot *snap, uint64_t *counts,
-                               uint64_t *bytes)
+                               uint64_t *bytes, uint64_t *pending)
 {
     memset(counts, 0, snap->n_devices * sizeof *counts);
     memset(bytes, 0, snap->n_devices * sizeof *bytes);
@@ -535,8 +558,12 @@ int gw_place_api_device_totals(gw_place_api *a, const gw_snapshot *snap, uint64_
     pthread_mutex_lock(&a->lock);
     int rc = gw_ledger_list(a->ledger, &v, &n, &err);
     pthread_mutex_unlock(&a->lock);
-    if (rc != GW_OK)
+    if (rc == GW_OK)
+        rc = device_pending(a, snap, pending);
+    if (rc != GW_OK) {
+        gw_reservations_free(v, n);
         return rc;
+    }
     for (size_t d = 0; d < snap->n_devices; d++) {
         char uuid[96];
         ledger_uuid(&snap->devices[d], uuid, sizeof uuid);
@@ -560,6 +587,10 @@ void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
     if (gw_ledger_list(a->ledger, &v, &n, &err) != GW_OK)
         n = 0;
     pthread_mutex_unlock(&a->lock);
+    size_t nd = snap ? snap->n_devices : 0;
+    uint64_t *pending = calloc(nd ? nd : 1, sizeof *pending);
+    if (pending && snap && device_pending(a, snap, pending) != GW_OK)
+        memset(pending, 0, nd * sizeof *pending);
     gw__json_object_begin(j);
     gw__json_key(j, "strategy");
     gw__json_string(j, gw_place_policy_name(a->policy));
@@ -574,6 +605,7 @@ void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
         gw__json_u64(j, dev->info.index);
         gw__json_key(j, "uuid");
         gw__json_string(j, uuid);
+        gw__json_kv_u64(j, "pending_bytes", pending != NULL, pending ? pending[d] : 0);
         gw__json_key(j, "reservations");
         gw__json_array_begin(j);
         for (size_t i = 0; i < n; i++)
@@ -601,5 +633,6 @@ void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j)
     }
     gw__json_array_end(j);
     gw__json_object_end(j);
+    free(pending);
     gw_reservations_free(v, n);
 }

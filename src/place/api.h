@@ -65,15 +65,19 @@ int gw_place_api_delete(gw_place_api *a, const char *id, gw_strbuf *out);
 int gw_place_api_renew(gw_place_api *a, const char *id, const char *body, size_t len,
                        gw_strbuf *out);
 
-/* Live reservations per device of snap, for /metrics: counts[i] and
- * bytes[i] (caller's arrays of snap->n_devices) for the device with snap's
- * i-th UUID, zeroed first. Returns GW_OK, or the ledger's error (arrays
- * left zero). */
+/* Live reservations per device of snap, for /metrics: counts[i], bytes[i]
+ * and pending[i] (the part of bytes not yet visible as used by the
+ * reserving processes: what a plan counts on top of used; ledger.h
+ * invariant 4) — caller's arrays of snap->n_devices, for the device with
+ * snap's i-th UUID, zeroed first. Returns GW_OK, or the ledger's error
+ * (arrays left zero). */
 int gw_place_api_device_totals(gw_place_api *a, const gw_snapshot *snap, uint64_t *counts,
-                               uint64_t *bytes);
+                               uint64_t *bytes, uint64_t *pending);
 
-/* Writes {"strategy": ..., "devices": [{"index", "uuid", "reservations":
- * [{"id", "owner", "pid", "bytes", "note"}]}]} as a value into j. */
+/* Writes {"strategy": ..., "devices": [{"index", "uuid", "pending_bytes",
+ * "reservations": [{"id", "owner", "pid", "bytes", "note"}]}]} as a value
+ * into j (pending_bytes as in gw_place_api_device_totals; what a cluster
+ * plan on this node counts). */
 void gw_place_api_health(gw_place_api *a, const gw_snapshot *snap, gw_json *j);
 
 #endif

@@ -137,24 +137,10 @@ int gw_place_parse_gpu(const char *spec, size_t position, gw_place_device *d, gw
         } else if (strcmp(key, "index") == 0) {
             rc = parse_u32(v, 0, UINT32_MAX, &d->source_index, &why);
         } else if (strcmp(key, "vendor") == 0) {
-            if (strcmp(v, "nvidia") == 0)
-                d->vendor = GW_VENDOR_NVIDIA;
-            else if (strcmp(v, "amd") == 0)
-                d->vendor = GW_VENDOR_AMD;
-            else if (strcmp(v, "intel") == 0)
-                d->vendor = GW_VENDOR_INTEL;
-            else
+            if (!gw__vendor_parse(v, &d->vendor))
                 rc = gw__error_set(&why, GW_EINVAL, "'%s' is not nvidia, amd or intel", v);
         } else if (strcmp(key, "state") == 0) {
-            if (strcmp(v, "ok") == 0)
-                d->state = GW_DEVICE_OK;
-            else if (strcmp(v, "lost") == 0)
-                d->state = GW_DEVICE_LOST;
-            else if (strcmp(v, "stale") == 0)
-                d->state = GW_DEVICE_STALE;
-            else if (strcmp(v, "error") == 0)
-                d->state = GW_DEVICE_ERROR;
-            else
+            if (!gw__device_state_parse(v, &d->state))
                 rc = gw__error_set(&why, GW_EINVAL, "'%s' is not ok, lost, stale or error", v);
         } else if (strcmp(key, "temp") == 0) {
             rc = parse_celsius(v, &d->temp_mc, &why);

@@ -5,6 +5,7 @@
 #include "core/sse.h"
 #include "core/util.h"
 #include "place/daemon_client.h"
+#include "render/json_read.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -105,23 +106,6 @@ int gw__top_remote_progress(gw__top_remote *r, int timeout_ms, gw_progress **out
     return rc;
 }
 
-/* The number at o.a (or o.a.b when b); false when absent, null or not a number. */
-static bool num(json_t *o, const char *a, const char *b, double *v)
-{
-    json_t *x = json_object_get(o, a);
-    if (b)
-        x = json_object_get(x, b);
-    if (!json_is_number(x))
-        return false;
-    *v = json_number_value(x);
-    return isfinite(*v);
-}
-
-static void str(json_t *o, const char *k, char *dst, size_t cap)
-{
-    json_t *x = json_object_get(o, k);
-    gw__strlcpy(dst, json_is_string(x) ? json_string_value(x) : "", cap);
-}
 
 static void metric(gw_sample *s, gw_metric m, bool ok)
 {
@@ -133,50 +117,48 @@ static void decode_device(json_t *g, gw_device *d, int64_t now)
 {
     double v = 0;
     gw_sample *s = &d->sample;
-    d->info.index = num(g, "index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
-    str(g, "name", d->info.name, sizeof d->info.name);
-    str(g, "uuid", d->info.uuid, sizeof d->info.uuid);
-    str(g, "source", d->info.source, sizeof d->info.source);
-    str(g, "state_reason", d->state_reason, sizeof d->state_reason);
+    d->info.index = gw__jr_num(g, "index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
+    gw__jr_str(g, "name", d->info.name, sizeof d->info.name);
+    gw__jr_str(g, "uuid", d->info.uuid, sizeof d->info.uuid);
+    gw__jr_str(g, "source", d->info.source, sizeof d->info.source);
+    gw__jr_str(g, "state_reason", d->state_reason, sizeof d->state_reason);
     char state[16];
-    str(g, "state", state, sizeof state);
-    d->state = strcmp(state, "lost") == 0    ? GW_DEVICE_LOST
-               : strcmp(state, "error") == 0 ? GW_DEVICE_ERROR
-               : strcmp(state, "stale") == 0 ? GW_DEVICE_STALE
-                                             : GW_DEVICE_OK;
-    d->sampled_at_ns = num(g, "sample_age_seconds", NULL, &v) ? now - (int64_t)(v * 1e9) : 0;
-    metric(s, GW_METRIC_MEM_TOTAL, num(g, "memory", "total_bytes", &v) && v >= 0);
+    gw__jr_str(g, "state", state, sizeof state);
+    if (!gw__device_state_parse(state, &d->state))
+        d->state = GW_DEVICE_OK;
+    d->sampled_at_ns = gw__jr_num(g, "sample_age_seconds", NULL, &v) ? now - (int64_t)(v * 1e9) : 0;
+    metric(s, GW_METRIC_MEM_TOTAL, gw__jr_num(g, "memory", "total_bytes", &v) && v >= 0);
     s->mem_total = gw_sample_has(s, GW_METRIC_MEM_TOTAL) ? (uint64_t)v : 0;
-    metric(s, GW_METRIC_MEM_USED, num(g, "memory", "used_bytes", &v) && v >= 0);
+    metric(s, GW_METRIC_MEM_USED, gw__jr_num(g, "memory", "used_bytes", &v) && v >= 0);
     s->mem_used = gw_sample_has(s, GW_METRIC_MEM_USED) ? (uint64_t)v : 0;
-    metric(s, GW_METRIC_UTIL_GPU, num(g, "utilization", "gpu_percent", &s->util_gpu));
-    metric(s, GW_METRIC_UTIL_MEM, num(g, "utilization", "memory_percent", &s->util_mem));
-    if (num(g, "temperature", "gpu_celsius", &v)) {
+    metric(s, GW_METRIC_UTIL_GPU, gw__jr_num(g, "utilization", "gpu_percent", &s->util_gpu));
+    metric(s, GW_METRIC_UTIL_MEM, gw__jr_num(g, "utilization", "memory_percent", &s->util_mem));
+    if (gw__jr_num(g, "temperature", "gpu_celsius", &v)) {
         metric(s, GW_METRIC_TEMP, true);
         s->temp_mc = (int32_t)lround(v * 1000);
     }
-    if (num(g, "temperature", "slowdown_celsius", &v)) {
+    if (gw__jr_num(g, "temperature", "slowdown_celsius", &v)) {
         d->info.valid |= 1ull << GW_INFO_TEMP_SLOWDOWN;
         d->info.temp_slowdown_mc = (int32_t)lround(v * 1000);
     }
-    if (num(g, "power", "draw_watts", &v) && v >= 0) {
+    if (gw__jr_num(g, "power", "draw_watts", &v) && v >= 0) {
         metric(s, GW_METRIC_POWER, true);
         s->power_mw = (uint32_t)lround(v * 1000);
     }
-    if (num(g, "power", "limit_watts", &v) && v >= 0) {
+    if (gw__jr_num(g, "power", "limit_watts", &v) && v >= 0) {
         metric(s, GW_METRIC_POWER_LIMIT, true);
         s->power_limit_mw = (uint32_t)lround(v * 1000);
     }
-    if (num(g, "clocks", "sm_hz", &v) && v >= 0) {
+    if (gw__jr_num(g, "clocks", "sm_hz", &v) && v >= 0) {
         metric(s, GW_METRIC_CLOCK_SM, true);
         s->clock_sm_mhz = (uint32_t)lround(v / 1e6);
     }
-    if (num(g, "clocks", "memory_hz", &v) && v >= 0) {
+    if (gw__jr_num(g, "clocks", "memory_hz", &v) && v >= 0) {
         metric(s, GW_METRIC_CLOCK_MEM, true);
         s->clock_mem_mhz = (uint32_t)lround(v / 1e6);
     }
-    metric(s, GW_METRIC_FAN, num(g, "fan", "speed_percent", &s->fan_pct));
-    if (num(g, "pstate", NULL, &v) && v >= 0 && v <= 15) {
+    metric(s, GW_METRIC_FAN, gw__jr_num(g, "fan", "speed_percent", &s->fan_pct));
+    if (gw__jr_num(g, "pstate", NULL, &v) && v >= 0 && v <= 15) {
         metric(s, GW_METRIC_PSTATE, true);
         s->pstate = (uint32_t)v;
     }
@@ -185,24 +167,24 @@ static void decode_device(json_t *g, gw_device *d, int64_t now)
 static void decode_process(json_t *o, gw_process *p)
 {
     double v = 0;
-    p->pid = num(o, "pid", NULL, &v) && v > 0 && v < 4294967296.0 ? (uint32_t)v : 0;
-    p->device_index = num(o, "device_index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
-    if (num(o, "gpu_memory_bytes", NULL, &v) && v >= 0) {
+    p->pid = gw__jr_num(o, "pid", NULL, &v) && v > 0 && v < 4294967296.0 ? (uint32_t)v : 0;
+    p->device_index = gw__jr_num(o, "device_index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
+    if (gw__jr_num(o, "gpu_memory_bytes", NULL, &v) && v >= 0) {
         p->valid |= 1u << GW_PROC_GPU_MEMORY;
         p->gpu_memory = (uint64_t)v;
     }
-    if (num(o, "sm_percent", NULL, &p->sm_util))
+    if (gw__jr_num(o, "sm_percent", NULL, &p->sm_util))
         p->valid |= 1u << GW_PROC_SM_UTIL;
-    if (num(o, "host_memory_bytes", NULL, &v) && v >= 0) {
+    if (gw__jr_num(o, "host_memory_bytes", NULL, &v) && v >= 0) {
         p->valid |= 1u << GW_PROC_HOST_MEMORY;
         p->host_memory = (uint64_t)v;
     }
-    if (num(o, "cpu_percent", NULL, &p->cpu_util))
+    if (gw__jr_num(o, "cpu_percent", NULL, &p->cpu_util))
         p->valid |= 1u << GW_PROC_CPU_UTIL;
-    str(o, "user", p->user, sizeof p->user);
-    str(o, "name", p->name, sizeof p->name);
-    str(o, "cmdline", p->cmdline, sizeof p->cmdline);
-    str(o, "model", p->model, sizeof p->model);
+    gw__jr_str(o, "user", p->user, sizeof p->user);
+    gw__jr_str(o, "name", p->name, sizeof p->name);
+    gw__jr_str(o, "cmdline", p->cmdline, sizeof p->cmdline);
+    gw__jr_str(o, "model", p->model, sizeof p->model);
     p->valid |= (p->user[0] ? 1u << GW_PROC_USER : 0) | (p->name[0] ? 1u << GW_PROC_NAME : 0) |
                 (p->cmdline[0] ? 1u << GW_PROC_CMDLINE : 0) |
                 (p->model[0] ? 1u << GW_PROC_MODEL : 0);
@@ -274,21 +256,21 @@ static void decode_event(json_t *e, gw__event *o)
 {
     double v = 0;
     memset(o, 0, sizeof *o);
-    o->seq = num(e, "seq", NULL, &v) && v > 0 ? (uint64_t)v : 0;
+    o->seq = gw__jr_num(e, "seq", NULL, &v) && v > 0 ? (uint64_t)v : 0;
     char buf[32];
-    str(e, "time", buf, sizeof buf);
+    gw__jr_str(e, "time", buf, sizeof buf);
     if (!gw__parse_rfc3339(buf, &o->time_ns))
         o->time_ns = 0;
-    str(e, "severity", buf, sizeof buf);
+    gw__jr_str(e, "severity", buf, sizeof buf);
     o->severity = severity_of(buf);
-    str(e, "type", buf, sizeof buf);
+    gw__jr_str(e, "type", buf, sizeof buf);
     for (int t = 0; t < GW__EV_COUNT; t++)
         if (strcmp(buf, gw__event_type_name((gw__event_type)t)) == 0)
             o->type = (gw__event_type)t;
-    o->gpu = num(e, "gpu", NULL, &v) ? (int)v : -1;
-    o->value = num(e, "value", NULL, &v) ? v : NAN;
-    str(e, "uuid", o->uuid, sizeof o->uuid);
-    str(e, "message", o->message, sizeof o->message);
+    o->gpu = gw__jr_num(e, "gpu", NULL, &v) ? (int)v : -1;
+    o->value = gw__jr_num(e, "value", NULL, &v) ? v : NAN;
+    gw__jr_str(e, "uuid", o->uuid, sizeof o->uuid);
+    gw__jr_str(e, "message", o->message, sizeof o->message);
 }
 
 size_t gw__top_remote_events(gw__top_remote *r, int timeout_ms, uint64_t after, gw__event *out,
@@ -305,7 +287,7 @@ size_t gw__top_remote_events(gw__top_remote *r, int timeout_ms, uint64_t after, 
     for (size_t i = total > max ? total - max : 0; i < total; i++) {
         json_t *e = json_array_get(evs, i);
         double v = 0;
-        if (!json_is_object(e) || !num(e, "seq", NULL, &v) || v <= (double)after)
+        if (!json_is_object(e) || !gw__jr_num(e, "seq", NULL, &v) || v <= (double)after)
             continue;
         decode_event(e, &out[n++]);
     }
@@ -334,7 +316,7 @@ static bool on_stream_event(void *arg, const gw__sse_event *ev)
     }
     json_t *e = json_loadb(ev->data, ev->data_len, 0, NULL);
     double v = 0;
-    if (c->max && json_is_object(e) && num(e, "seq", NULL, &v) && v >= 1) {
+    if (c->max && json_is_object(e) && gw__jr_num(e, "seq", NULL, &v) && v >= 1) {
         if (c->n == c->max) {
             memmove(c->out, c->out + 1, (c->max - 1) * sizeof *c->out);
             c->n--;

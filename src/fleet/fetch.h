@@ -1,0 +1,66 @@
+/* fetch.h — many HTTP requests at once, each under a deadline (libcurl
+ * multi, one thread): how the fleet code asks its peers and Prometheus.
+ *
+ * Owns: the transfers of one gw__fetch_run call, their bodies (capped),
+ * and the straggler rule below. Knows nothing of what the bodies mean.
+ *
+ * The straggler rule (opts.straggler_cut, what a one-shot `report
+ * --cluster` uses): once some transfer has answered, a transfer still
+ * running 2 x (the latest answer's time) + 5 ms after the start is
+ * abandoned: its rc is GW_ETIMEDOUT and its error says it did not answer
+ * while the others did. So one hung peer costs a report at most twice the
+ * slowest healthy peer's time, never its own deadline. The daemon, which
+ * keeps each peer's last good data, waits for the full deadline instead.
+ *
+ * Invariants:
+ *  1. Every transfer ends: answered (rc GW_OK, status and body set) or
+ *     failed (rc < 0, error names why), within opts.timeout_ms.
+ *  2. A body never exceeds opts.max_body; a longer answer fails GW_ERANGE.
+ *  3. Nothing here blocks longer than the deadline; no global state beyond
+ *     what gw__curl_load set up.
+ */
+#ifndef GW_FLEET_FETCH_H
+#define GW_FLEET_FETCH_H
+
+#include "core/util.h"
+#include "fleet/curl_lib.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct gw__fetch {
+    /* in (set before gw__fetch_run) */
+    char url[600];            /* http:// or https://, with path and query */
+    const char *token;        /* bearer token; NULL/empty: none (borrowed) */
+    const char *post;         /* body to POST; NULL: GET (borrowed) */
+    const char *content_type; /* of post; NULL: application/json */
+    /* out */
+    int rc;                   /* GW_OK: an HTTP answer (any status) */
+    long status;              /* HTTP status when rc == GW_OK */
+    gw_strbuf body;           /* the answer's body (gw__fetch_release frees) */
+    char error[256];          /* why not, when rc < 0 */
+    int64_t elapsed_ns;       /* start of the run to answer or failure */
+} gw__fetch;
+
+typedef struct gw__fetch_opts {
+    int timeout_ms;           /* deadline of every transfer; 0: 2000 */
+    bool straggler_cut;       /* see above */
+    const char *ca_file;      /* TLS: trust this CA bundle; NULL: the system's */
+    size_t max_body;          /* 0: 16 MiB */
+} gw__fetch_opts;
+
+/* Prepares v for a run: zeroes everything but url, token, post. */
+void gw__fetch_init(gw__fetch *f);
+
+/* Runs every transfer of v[0..n) at once and returns when all have ended
+ * (invariant 1). Per-transfer outcomes are in v[i].rc / error. Returns
+ * GW_OK, or GW_ENOMEM / GW_EIO when curl itself could not be set up (err
+ * says why; every v[i].rc then says the same). */
+int gw__fetch_run(const gw__curl_lib *lib, gw__fetch *v, size_t n, const gw__fetch_opts *o,
+                  gw_error *err);
+
+/* Frees f's body; f can be run again after gw__fetch_init. */
+void gw__fetch_release(gw__fetch *f);
+
+#endif
