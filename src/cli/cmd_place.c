@@ -11,8 +11,14 @@
  * gpuwatch, falls back to this host with one stderr line saying which
  * (remote.h). The plan output names the path ("via daemon URL" / "via local
  * ledger PATH").
+ *
+ * --cluster plans on every node of the cluster view instead (its peers or
+ * a Prometheus server; cli/cluster_opts.h) and names the node it chose
+ * (fleet/cluster_place.h); nothing is reserved there either.
  */
 #include "cli/cli.h"
+#include "cli/cluster_opts.h"
+#include "fleet/cluster_place.h"
 #include "cli/host_cpu.h"
 #include "place/remote.h"
 #include "place/request.h"
@@ -43,14 +49,17 @@ static void place_usage(FILE *out)
             "Sources (when no --gpu is given):\n"
             "%s"
             "  -h, --help            this text\n"
+            "%s"
             "\n"
             "Exit status: 0 it fits, 1 it does not fit (or an error), 2 usage.\n",
-            gw_place_request_help, gw_cli_source_options_help);
+            gw_place_request_help, gw_cli_source_options_help, gw_cli_cluster_options_help);
 }
 
 typedef struct daemon_opts {
     const char *url, *token;
     bool local;
+    gw_cli_cluster cluster; /* --cluster and its options */
+    bool cluster_opt;       /* one of them other than --cluster */
 } daemon_opts;
 
 enum { O_DAEMON = 1, O_TOKEN, O_LOCAL };
@@ -66,7 +75,8 @@ static const gw_opt place_opts[] = {
  * (printed). */
 static int parse_options(int argc, char **argv, gw_place_request *r, daemon_opts *dopt)
 {
-    const gw_opt *const tables[] = {place_opts, gw_place_request_opts, gw_cli_source_opts, NULL};
+    const gw_opt *const tables[] = {place_opts, gw_place_request_opts, gw_cli_source_opts,
+                                    gw_cli_cluster_opts, NULL};
     gw_cli_parse p;
     gw_cli_parse_init(&p, "place", argc, argv, tables, place_usage);
     for (int id; (id = gw_cli_next(&p)) != GW_CLI_DONE;) {
@@ -87,6 +97,10 @@ static int parse_options(int argc, char **argv, gw_place_request *r, daemon_opts
             continue;
         }
         int s = gw_cli_source_apply(&p, id, &r->cfg);
+        if (s == 0) {
+            s = gw_cli_cluster_apply(&p, id, &dopt->cluster);
+            dopt->cluster_opt |= s > 0 && id != GW_CLI_ID_CLUSTER;
+        }
         if (s < 0)
             return s;
         if (s > 0)
@@ -101,14 +115,81 @@ static int parse_options(int argc, char **argv, gw_place_request *r, daemon_opts
     return 0;
 }
 
+/* Checks the options that go (or do not go) with --cluster. 0 or the exit
+ * code after printing. */
+static int check_cluster_options(gw_place_request *r, daemon_opts *dopt)
+{
+    if (dopt->cluster_opt && !dopt->cluster.on) {
+        fprintf(stderr, "gpuwatch place: the peer and Prometheus options go with --cluster\n");
+        return GW_EXIT_USAGE;
+    }
+    if (!dopt->cluster.on)
+        return 0;
+    if (r->n_given || r->devices_arg || dopt->url || dopt->local || r->ledger_path ||
+        r->no_ledger) {
+        fprintf(stderr, "gpuwatch place: --cluster plans on the nodes' own GPUs and "
+                        "reservations: it takes no --gpu, --devices, --daemon, --local, "
+                        "--ledger or --no-ledger\n");
+        return GW_EXIT_USAGE;
+    }
+    return gw_cli_cluster_finish(&dopt->cluster, "place");
+}
+
+/* --cluster: the need on every node; the chosen node and its plan. */
+static int place_cluster(gw_place_request *r, const daemon_opts *dopt)
+{
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw_place_request_prepare_need(r, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        return err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    }
+    gw__cluster cl;
+    int rc = gw_cli_cluster_poll(&dopt->cluster, "place", &cl);
+    gw__cluster_plan cp;
+    if (rc == 0 && gw__cluster_place(&cl, &r->need, &r->opts, &cp, &err) != GW_OK) {
+        fprintf(stderr, "gpuwatch place: %s\n", err.message);
+        rc = err.code == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
+    } else if (rc == 0) {
+        rc = cp.chosen >= 0 ? GW_EXIT_OK : GW_EXIT_ERROR;
+        if (r->json) {
+            gw_strbuf sb;
+            gw__strbuf_init(&sb, 0);
+            gw_json j;
+            gw__json_init(&j, &sb, r->pretty);
+            gw__cluster_plan_json(&j, &cl, &cp);
+            gw__strbuf_putc(&sb, '\n');
+            if (sb.failed)
+                rc = GW_EXIT_ERROR;
+            else
+                fwrite(sb.data, 1, sb.len, stdout);
+            gw__strbuf_release(&sb);
+        } else {
+            gw__cluster_plan_print(stdout, &cl, &cp, r->model_note);
+        }
+        gw__cluster_plan_release(&cp);
+    }
+    gw__cluster_release(&cl);
+    gw_place_request_release(r);
+    if (fflush(stdout) != 0)
+        rc = GW_EXIT_ERROR;
+    return rc;
+}
+
 int gw_cmd_place(int argc, char **argv)
 {
     gw_place_request r;
     gw_place_request_init(&r);
     daemon_opts dopt = {0};
+    gw_cli_cluster_init(&dopt.cluster);
     int s = parse_options(argc, argv, &r, &dopt);
     if (s)
         return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
+    s = check_cluster_options(&r, &dopt);
+    if (s)
+        return s;
+    if (dopt.cluster.on)
+        return place_cluster(&r, &dopt);
     gw_error err;
     gw_error_clear(&err);
     if (gw_place_request_prepare(&r, &err) != GW_OK) {

@@ -79,7 +79,8 @@ static void node_json(gw_json *j, const gw__node *n, int64_t now_ns)
     gw__json_key(j, "up");
     gw__json_bool(j, n->up);
     gw__json_kv_str(j, "error", n->up ? NULL : or_null(n->error));
-    gw__json_kv_double(j, "data_age_seconds", data_age(n, now_ns, &age), age);
+    bool has_age = data_age(n, now_ns, &age); /* before age is read */
+    gw__json_kv_double(j, "data_age_seconds", has_age, age);
     gw__json_kv_double(j, "answer_seconds", n->kind != GW__NODE_PROMETHEUS && n->fetched_ns,
                        n->answer_seconds);
     gw__json_kv_str(j, "version", or_null(n->version));

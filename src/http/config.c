@@ -1,5 +1,6 @@
 /* config.c — see config.h. */
 #include "http/config.h"
+#include "fleet/cluster.h"
 #include "models/servers.h"
 
 #include <ctype.h>
@@ -69,6 +70,17 @@ const gw__config_key gw__serve_config_keys[] = {
      "of http://HOST:PORT); none: none at all (restart to change)."},
     {"model_servers_interval_ms", "5000",
      "How often the model servers are asked (0: never; else 100..3600000; restart to change)."},
+    {"peers", "",
+     "gpuwatch daemons of the cluster view (comma list of http(s)://HOST:PORT; GET "
+     "/api/v1/cluster; restart to change)."},
+    {"ollama_nodes", "", "Bare Ollama servers of the cluster view (comma list of URLs)."},
+    {"peer_token_file", "", "File whose first line is the bearer token sent to every peer."},
+    {"peer_ca_file", "", "CA bundle that signed the https:// peers' certificates."},
+    {"prometheus_url", "",
+     "Read the cluster view from this Prometheus server's query API instead of the peers."},
+    {"prometheus_job", "gpuwatch", "The job label of the gpuwatch targets in Prometheus."},
+    {"cluster_interval_ms", "5000", "How often the cluster view is polled (100..3600000)."},
+    {"peer_timeout_ms", "2000", "Deadline of each peer (and Prometheus query), 10..600000."},
     {NULL, NULL, NULL},
 };
 
@@ -80,6 +92,9 @@ void gw__serve_config_default(gw__serve_config *c)
     c->log_level = GW__LOG_INFO;
     c->processes = true;
     c->model_servers_interval_ms = 5000;
+    c->cluster_interval_ms = 5000;
+    c->peer_timeout_ms = 2000;
+    gw__strlcpy(c->prometheus_job, "gpuwatch", sizeof c->prometheus_job);
 }
 
 static bool parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
@@ -141,6 +156,13 @@ static bool set_str(char *dst, size_t cap, const char *v)
         return false;
     gw__strlcpy(dst, v, cap);
     return true;
+}
+
+/* A cluster URL list key: empty, or URLs gw__cluster_check_urls accepts. */
+static bool cluster_urls(const char *key, const char *v, char *dst, size_t cap)
+{
+    gw_error why;
+    return (!v[0] || gw__cluster_check_urls(v, key, &why) == GW_OK) && set_str(dst, cap, v);
 }
 
 int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw_error *err)
@@ -248,6 +270,30 @@ int gw__serve_config_set(gw__serve_config *c, const char *key, const char *v, gw
         ok = parse_uint(v, 0, 3600000, &t.model_servers_interval_ms) &&
              (t.model_servers_interval_ms == 0 || t.model_servers_interval_ms >= 100);
         want = "0, or an integer 100..3600000";
+    } else if (strcmp(key, "peers") == 0) {
+        ok = cluster_urls(key, v, t.peers, sizeof t.peers);
+        want = "a comma list of http://HOST:PORT or https://HOST:PORT";
+    } else if (strcmp(key, "ollama_nodes") == 0) {
+        ok = cluster_urls(key, v, t.ollama_nodes, sizeof t.ollama_nodes);
+        want = "a comma list of http://HOST:PORT or https://HOST:PORT";
+    } else if (strcmp(key, "prometheus_url") == 0) {
+        ok = !strchr(v, ',') && cluster_urls(key, v, t.prometheus_url, sizeof t.prometheus_url);
+        want = "one http://HOST:PORT or https://HOST:PORT";
+    } else if (strcmp(key, "peer_token_file") == 0) {
+        ok = set_str(t.peer_token_file, sizeof t.peer_token_file, v);
+        want = "a path";
+    } else if (strcmp(key, "peer_ca_file") == 0) {
+        ok = set_str(t.peer_ca_file, sizeof t.peer_ca_file, v);
+        want = "a path";
+    } else if (strcmp(key, "prometheus_job") == 0) {
+        ok = v[0] && set_str(t.prometheus_job, sizeof t.prometheus_job, v);
+        want = "a job name";
+    } else if (strcmp(key, "cluster_interval_ms") == 0) {
+        ok = parse_uint(v, 100, 3600000, &t.cluster_interval_ms);
+        want = "an integer 100..3600000";
+    } else if (strcmp(key, "peer_timeout_ms") == 0) {
+        ok = parse_uint(v, 10, 600000, &t.peer_timeout_ms);
+        want = "an integer 10..600000";
     } else if (strcmp(key, "basic_auth_file") == 0) {
         ok = set_str(t.http.basic_auth_file, sizeof t.http.basic_auth_file, v);
         want = "a path";
@@ -357,6 +403,16 @@ int gw__serve_config_finish(gw__serve_config *c, gw_error *err)
                                  c->token_file);
         gw__strlcpy(c->http.token, buf, sizeof c->http.token);
     }
+    if (c->peer_token_file[0]) {
+        long n = gw__read_file(c->peer_token_file, c->peer_token, sizeof c->peer_token);
+        if (n < 0)
+            return gw__error_set(err, GW_EIO, "peer_token_file %s: %s", c->peer_token_file,
+                                 strerror((int)-n));
+        c->peer_token[strcspn(c->peer_token, "\r\n")] = '\0';
+        if (!c->peer_token[0])
+            return gw__error_set(err, GW_EINVAL, "peer_token_file %s: the first line is empty",
+                                 c->peer_token_file);
+    }
     const gw__event_thresholds *t = &c->sampler.thresholds;
     if (t->memory_warn > t->memory_critical)
         return gw__error_set(err, GW_EINVAL, "memory_warn_ratio (%g) is above memory_critical_ratio (%g)",
@@ -435,4 +491,12 @@ void gw__serve_config_print(FILE *out, const gw__serve_config *c)
     fprintf(out, "ollama = %s\n", c->ollama);
     fprintf(out, "llama_servers = %s\n", c->llama_servers);
     fprintf(out, "model_servers_interval_ms = %u\n", c->model_servers_interval_ms);
+    fprintf(out, "peers = %s\n", c->peers);
+    fprintf(out, "ollama_nodes = %s\n", c->ollama_nodes);
+    fprintf(out, "peer_token_file = %s\n", c->peer_token_file);
+    fprintf(out, "peer_ca_file = %s\n", c->peer_ca_file);
+    fprintf(out, "prometheus_url = %s\n", c->prometheus_url);
+    fprintf(out, "prometheus_job = %s\n", c->prometheus_job);
+    fprintf(out, "cluster_interval_ms = %u\n", c->cluster_interval_ms);
+    fprintf(out, "peer_timeout_ms = %u\n", c->peer_timeout_ms);
 }

@@ -43,6 +43,17 @@ typedef struct gw__serve_config {
     char ollama[1024];
     char llama_servers[1024];
     unsigned model_servers_interval_ms; /* 0: no poller */
+    /* The cluster view (fleet/cluster_poller.h): no poller without peers,
+     * Ollama nodes or a Prometheus URL. */
+    char peers[2048];            /* comma list of gpuwatch URLs */
+    char ollama_nodes[1024];     /* comma list of bare Ollama URLs */
+    char peer_token_file[512];   /* first line: the peers' bearer token */
+    char peer_token[256];        /* read from peer_token_file by finish */
+    char peer_ca_file[512];      /* CA bundle of https:// peers */
+    char prometheus_url[300];    /* read the nodes from this Prometheus */
+    char prometheus_job[128];    /* its job label of gpuwatch targets */
+    unsigned cluster_interval_ms;
+    unsigned peer_timeout_ms;
 } gw__serve_config;
 
 typedef struct gw__config_key {

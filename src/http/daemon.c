@@ -1,5 +1,6 @@
 /* daemon.c — see daemon.h. */
 #include "http/daemon.h"
+#include "fleet/cluster_poller.h"
 #include "models/poller.h"
 #include "place/api.h"
 #include "place/ledger.h"
@@ -161,6 +162,17 @@ static void reload(const gw__serve_options *opt, gw__serve_config *cur, gw__log 
     memcpy(next.ollama, cur->ollama, sizeof next.ollama);
     memcpy(next.llama_servers, cur->llama_servers, sizeof next.llama_servers);
     next.model_servers_interval_ms = cur->model_servers_interval_ms;
+    /* the cluster poller's keys need a restart too */
+    memcpy(next.peers, cur->peers, sizeof next.peers);
+    memcpy(next.ollama_nodes, cur->ollama_nodes, sizeof next.ollama_nodes);
+    memcpy(next.peer_token_file, cur->peer_token_file, sizeof next.peer_token_file);
+    memcpy(next.peer_token, cur->peer_token, sizeof next.peer_token);
+    memcpy(next.peer_ca_file, cur->peer_ca_file, sizeof next.peer_ca_file);
+    memcpy(next.prometheus_url, cur->prometheus_url, sizeof next.prometheus_url);
+    memcpy(next.prometheus_job, cur->prometheus_job, sizeof next.prometheus_job);
+    next.cluster_interval_ms = cur->cluster_interval_ms;
+    next.peer_timeout_ms = cur->peer_timeout_ms;
+    next.http.cluster = cur->http.cluster;
     next.sampler.annotate = cur->sampler.annotate;
     next.sampler.annotate_ctx = cur->sampler.annotate_ctx;
     next.http.models = cur->http.models;
@@ -189,6 +201,35 @@ static gw__models_poller *start_models(const gw__serve_config *c, gw__log *log)
     gw_error_clear(&err);
     if (gw__models_poller_start(&p, &mc, &err) != GW_OK) {
         gw__logf(log, GW__LOG_WARNING, "model servers: %s", err.message);
+        return NULL;
+    }
+    return p;
+}
+
+/* The cluster poller (fleet/cluster_poller.h) when peers, ollama_nodes or
+ * prometheus_url is set; NULL otherwise, or when it cannot start (libcurl
+ * missing: a warning says why, the daemon runs without the cluster view). */
+static gw__cluster_poller *start_cluster(const gw__serve_config *c, gw__log *log)
+{
+    if (!c->peers[0] && !c->ollama_nodes[0] && !c->prometheus_url[0])
+        return NULL;
+    gw__cluster_poller_config pc = {
+        .cluster = {
+            .peers = c->peers,
+            .ollama_nodes = c->ollama_nodes,
+            .token = c->peer_token[0] ? c->peer_token : NULL,
+            .ca_file = c->peer_ca_file[0] ? c->peer_ca_file : NULL,
+            .prometheus = c->prometheus_url[0] ? c->prometheus_url : NULL,
+            .prometheus_job = c->prometheus_job,
+            .timeout_ms = (int)c->peer_timeout_ms,
+        },
+        .interval_ms = c->cluster_interval_ms,
+    };
+    gw__cluster_poller *p;
+    gw_error err;
+    gw_error_clear(&err);
+    if (gw__cluster_poller_start(&p, &pc, &err) != GW_OK) {
+        gw__logf(log, GW__LOG_WARNING, "cluster view: %s", err.message);
         return NULL;
     }
     return p;
@@ -235,9 +276,12 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     cfg.http.models = models;
     cfg.sampler.annotate = models ? gw__models_poller_annotate : NULL;
     cfg.sampler.annotate_ctx = models;
+    gw__cluster_poller *cluster = start_cluster(&cfg, &log);
+    cfg.http.cluster = cluster;
     gw__server *srv;
     rc = gw__server_create(&srv, &cfg.http, &log, err);
     if (rc) {
+        gw__cluster_poller_stop(cluster);
         gw__models_poller_stop(models);
         gw_place_api_close(place);
         gw_monitor_close(mon);
@@ -249,6 +293,7 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     rc = gw__sampler_start(&sampler, mon, pmon, &cfg.sampler, gw__server_publish, srv, &log, err);
     if (rc) {
         gw__server_free(srv);
+        gw__cluster_poller_stop(cluster);
         gw__models_poller_stop(models);
         gw_place_api_close(place);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -285,6 +330,7 @@ int gw__serve_run(const gw__serve_options *opt, gw_error *err)
     gw__sampler_stop(sampler, 2000);
     gw__server_free(srv);
     gw__models_poller_stop(models); /* after the sampler: no annotate call left */
+    gw__cluster_poller_stop(cluster);
     gw_place_api_close(place);
     gw__logf(&log, GW__LOG_NOTICE, "stopped");
     pthread_sigmask(SIG_SETMASK, &old, NULL);

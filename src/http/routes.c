@@ -24,6 +24,7 @@ static const struct {
     [GW__ROUTE_RESERVATION] = {"/api/v1/reservations/{id}", "GET, HEAD, DELETE"},
     [GW__ROUTE_RENEW] = {"/api/v1/reservations/{id}/renew", "POST"},
     [GW__ROUTE_PROGRESS] = {"/api/v1/progress", "GET, HEAD, POST"},
+    [GW__ROUTE_CLUSTER] = {"/api/v1/cluster", "GET, HEAD"},
     [GW__ROUTE_OTHER] = {"other", ""},
 };
 
@@ -51,6 +52,7 @@ static const gw__op_info ops[GW__OP_COUNT] = {
     {GW__OP_PROGRESS_LIST, GW__ROUTE_PROGRESS, "GET", 0},
     /* a job's report changes the daemon's state: token when configured */
     {GW__OP_PROGRESS_REPORT, GW__ROUTE_PROGRESS, "POST", M | B},
+    {GW__OP_CLUSTER, GW__ROUTE_CLUSTER, "GET", 0},
 };
 #undef M
 #undef B

@@ -44,6 +44,7 @@
  * by /metrics rendering) and a gw__basic_auth's lock are leaves.
  */
 #include "http/server.h"
+#include "fleet/cluster_poller.h"
 #include "models/poller.h"
 #include "http/api.h"
 #include "http/auth.h"
@@ -1028,7 +1029,7 @@ static enum MHD_Result h_index(req *rq)
                     "\"/gpu/processes\",\"/api/v1/history?gpu=&metric=&since=&step=\","
                     "\"/api/v1/events?after=\",\"/events\",\"/metrics\",\"/api/v1/plan\","
                     "\"/api/v1/reservations\",\"/api/v1/reservations/{id}\","
-                    "\"/api/v1/reservations/{id}/renew\",\"/api/v1/progress\"]}\n");
+                    "\"/api/v1/reservations/{id}/renew\",\"/api/v1/progress\",\"/api/v1/cluster\"]}\n");
     return send_text(rq, 200, &sb, GW__JSON_CONTENT_TYPE);
 }
 
@@ -1089,8 +1090,11 @@ static bool reservation_id(req *rq, char id[32], enum MHD_Result *ret)
     return true;
 }
 
+#define NO_CLUSTER                                                                     \
+    "no cluster view: configure peers, ollama_nodes or prometheus_url (docs/cluster.md)"
+
 /* POST /api/v1/plan and POST /api/v1/reservations: against the current
- * publication. */
+ * publication; POST /api/v1/plan?scope=cluster on the cluster view. */
 static enum MHD_Result place_with_snapshot(req *rq, bool reserve)
 {
     enum MHD_Result ret;
@@ -1103,6 +1107,23 @@ static enum MHD_Result place_with_snapshot(req *rq, bool reserve)
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
     int status;
+    gw__server *srv = rq->srv;
+    const char *scope = reserve ? NULL : ARG("scope");
+    if (scope && strcmp(scope, "cluster") != 0 && strcmp(scope, "node") != 0) {
+        pub_release(p);
+        gw__strbuf_release(&sb);
+        return send_error(rq, 400, NULL, "scope must be node (this host) or cluster");
+    }
+    if (scope && strcmp(scope, "cluster") == 0) {
+        pub_release(p);
+        if (!srv->cfg.cluster) {
+            gw__strbuf_release(&sb);
+            return send_error(rq, 404, NULL, NO_CLUSTER);
+        }
+        status = gw_place_api_plan_cluster(a, rq->body, rq->body_len, gw__cluster_poller_plan,
+                                           srv->cfg.cluster, &sb);
+        return send_place(rq, status, &sb, false);
+    }
     if (!reserve) {
         status = gw_place_api_plan(a, p->snap, rq->body, rq->body_len, &sb);
     } else {
@@ -1115,6 +1136,24 @@ static enum MHD_Result place_with_snapshot(req *rq, bool reserve)
 }
 
 static enum MHD_Result h_plan(req *rq) { return place_with_snapshot(rq, false); }
+
+/* GET /api/v1/cluster: the cluster poller's latest view. */
+static enum MHD_Result h_cluster(req *rq)
+{
+    gw__server *srv = rq->srv;
+    if (!srv->cfg.cluster)
+        return send_error(rq, 404, NULL, NO_CLUSTER);
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    uint64_t polls;
+    gw__cluster_poller_json(srv->cfg.cluster, &sb, &polls);
+    gw__strbuf_putc(&sb, '\n');
+    if (polls == 0) {
+        gw__strbuf_release(&sb);
+        return send_error(rq, 503, NULL, "the cluster view has not been polled yet");
+    }
+    return send_text(rq, 200, &sb, GW__JSON_CONTENT_TYPE);
+}
 static enum MHD_Result h_res_create(req *rq) { return place_with_snapshot(rq, true); }
 
 static enum MHD_Result h_res_list(req *rq)
@@ -1228,6 +1267,7 @@ static const handler_fn handlers[GW__OP_COUNT] = {
     [GW__OP_EVENTS] = h_events,
     [GW__OP_RELOAD] = h_reload,
     [GW__OP_PLAN] = h_plan,
+    [GW__OP_CLUSTER] = h_cluster,
     [GW__OP_RES_LIST] = h_res_list,
     [GW__OP_RES_CREATE] = h_res_create,
     [GW__OP_RES_GET] = h_res_get,

@@ -67,6 +67,10 @@ typedef struct gw__server_config {
      * model_servers and the gpuwatch_model_* families; borrowed, must
      * outlive the server. NULL: neither. */
     struct gw__models_poller *models;
+    /* The cluster view's poller (fleet/cluster_poller.h) behind GET
+     * /api/v1/cluster and POST /api/v1/plan?scope=cluster; borrowed, must
+     * outlive the server. NULL: 404 naming the keys that enable it. */
+    struct gw__cluster_poller *cluster;
 } gw__server_config;
 
 void gw__server_config_default(gw__server_config *c);

@@ -98,6 +98,7 @@ static int http_of(int code)
     case GW_ENOENT:
         return 404;
     case GW_ETIMEDOUT:
+    case GW_ENODEV: /* nothing to plan on yet (a cluster view not polled) */
         return 503;
     default:
         return 500;
@@ -346,6 +347,43 @@ int gw_place_api_plan(gw_place_api *a, const gw_snapshot *snap, const char *body
         status = plan.fits ? 200 : 409;
     }
     gw_plan_release(&plan);
+    gw_place_request_release(&r);
+    json_decref(doc);
+    return status;
+}
+
+int gw_place_api_plan_cluster(gw_place_api *a, const char *body, size_t len,
+                              gw_place_cluster_fn plan, void *ctx, gw_strbuf *out)
+{
+    gw_place_request r;
+    gw_place_request_init(&r);
+    extra x = {0};
+    gw_error err;
+    gw_error_clear(&err);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = doc ? GW_OK
+                 : gw__error_set(&err, GW_EINVAL, "request body is not JSON: %s (line %d)",
+                                 jerr.text, jerr.line);
+    if (!rc)
+        rc = parse_request(a, doc, false, &r, &x, &err);
+    if (!rc)
+        rc = gw_place_request_prepare_need(&r, &err);
+    int status;
+    bool fits = false;
+    if (!rc) {
+        gw_strbuf answer;
+        gw__strbuf_init(&answer, 0);
+        gw_json j;
+        gw__json_init(&j, &answer, false);
+        rc = plan(ctx, &r.need, &r.opts, &j, &fits, &err);
+        if (!rc && answer.failed)
+            rc = gw__error_set(&err, GW_ENOMEM, "out of memory");
+        if (!rc)
+            gw__strbuf_append(out, answer.data, answer.len);
+        gw__strbuf_release(&answer);
+    }
+    status = rc ? error_body(out, rc, err.message) : fits ? 200 : 409;
     gw_place_request_release(&r);
     json_decref(doc);
     return status;

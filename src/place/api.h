@@ -57,6 +57,17 @@ void gw_place_api_close(gw_place_api *a);
  * request body (JSON object). out: the response body is appended. */
 int gw_place_api_plan(gw_place_api *a, const gw_snapshot *snap, const char *body, size_t len,
                       gw_strbuf *out);
+/* POST /api/v1/plan?scope=cluster: the body parsed and its need built as
+ * for gw_place_api_plan (same members, same model directories), then
+ * handed to plan(ctx, need, opts, j, fits, err), which plans it on the
+ * cluster's nodes and writes the answer object into j (fleet's
+ * cluster_place.h; place knows nothing of nodes). Returns the HTTP status:
+ * 200 fits, 409 fits nowhere, 400 for a bad request (plan's GW_EINVAL
+ * too), 503 when plan says GW_ENODEV (no cluster view yet). */
+typedef int (*gw_place_cluster_fn)(void *ctx, const gw_place_need *need, const gw_place_opts *opts,
+                                   gw_json *j, bool *fits, gw_error *err);
+int gw_place_api_plan_cluster(gw_place_api *a, const char *body, size_t len,
+                              gw_place_cluster_fn plan, void *ctx, gw_strbuf *out);
 int gw_place_api_reserve(gw_place_api *a, const gw_snapshot *snap, const char *body, size_t len,
                          const char *idempotency_key, gw_strbuf *out);
 int gw_place_api_list(gw_place_api *a, gw_strbuf *out);

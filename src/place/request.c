@@ -524,6 +524,17 @@ static int build_need(gw_place_request *r, gw_error *err)
     return GW_OK;
 }
 
+int gw_place_request_prepare_need(gw_place_request *r, gw_error *err)
+{
+    gw_place_request_release(r);
+    if (r->n_layers == 0 && (r->layer_bytes || r->output_bytes))
+        return gw__error_set(err, GW_EINVAL, "--layer-size and --output-size need --layers N");
+    int rc = build_need(r, err);
+    if (rc)
+        gw_place_request_release(r);
+    return rc;
+}
+
 int gw_place_request_prepare(gw_place_request *r, gw_error *err)
 {
     return gw_place_request_prepare_snapshot(r, NULL, err);
@@ -531,12 +542,9 @@ int gw_place_request_prepare(gw_place_request *r, gw_error *err)
 
 int gw_place_request_prepare_snapshot(gw_place_request *r, const gw_snapshot *snap, gw_error *err)
 {
-    gw_place_request_release(r);
-    if (r->n_layers == 0 && (r->layer_bytes || r->output_bytes))
-        return gw__error_set(err, GW_EINVAL, "--layer-size and --output-size need --layers N");
-    int rc = build_need(r, err);
+    int rc = gw_place_request_prepare_need(r, err);
     if (rc)
-        goto fail;
+        return rc;
     if (r->n_given) {
         r->devs = calloc(r->n_given, sizeof *r->devs);
         if (!r->devs) {

@@ -91,6 +91,11 @@ extern const char gw_place_request_help[];
  * --devices), errors of the estimator or the monitor; err names them. */
 int gw_place_request_prepare(gw_place_request *r, gw_error *err);
 
+/* Only the need (--model through the estimator, --layers, or --mem), for
+ * devices that are not this host's (a cluster plan): r->need is filled,
+ * no device is read. Errors as gw_place_request_prepare's. */
+int gw_place_request_prepare_need(gw_place_request *r, gw_error *err);
+
 /* The same on a snapshot the caller already has (the daemon's current
  * publication; borrowed for the call) instead of sampling. */
 int gw_place_request_prepare_snapshot(gw_place_request *r, const gw_snapshot *snap, gw_error *err);

@@ -9,8 +9,14 @@ token), bare Ollama nodes (/api/ps shapes from
 three daemons (`--prometheus` must give the same view as direct polling).
 Expected figures come from the scenario files, never from gpuwatch.
 
-    test_cluster.py CASE   CASE: direct | faults | token | ollama | prometheus | usage
+Placement across nodes (`place --cluster`, the daemon's POST
+/api/v1/plan?scope=cluster) is checked against a choice computed here from
+the scenarios and the reservations made on the nodes; the daemon's GET
+/api/v1/cluster keeps a hung peer's last good data with its age.
+
+    test_cluster.py CASE   CASE: direct | faults | token | ollama | prometheus | usage | place | daemon
 """
+import http.client
 import http.server
 import json
 import os
@@ -420,7 +426,137 @@ def case_usage():
     d.stop()
 
 
-CASES = {"direct": case_direct, "faults": case_faults, "token": case_token, "ollama": case_ollama,
+GIB_ = 1024 ** 3
+
+
+def expected_gpu(nodes, need):
+    """The (node position, GPU index) best-fit must choose for a plain size:
+    among every GPU of every node whose free memory minus its pending
+    reservations holds need, the one with the least of it (ties: the first
+    node, the lowest index)."""
+    best = None
+    for i, (scn, pending) in enumerate(nodes):
+        for k, g in enumerate(parse_scenario(scn)[1]):
+            usable = num(g, "memory.free") - pending.get(k, 0)
+            if usable >= need and (best is None or usable < best[0]):
+                best = (usable, i, k)
+    return best and best[1:]
+
+
+def reserve(d, uuid, size):
+    body = json.dumps({"mem": size, "devices": [uuid], "lease_s": 600, "owner": "test"})
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=su.DEADLINE)
+    c.request("POST", "/api/v1/reservations", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    check(r.status == 201, "reservation: %d %r" % (r.status, data))
+
+
+def case_place():
+    """place --cluster: the node and GPU best-fit picks across nodes, the
+    same as computed from the scenarios; a reservation on that GPU moves it
+    elsewhere; what fits nowhere says so per node (exit 1)."""
+    a, b = Daemon(scenario=TWO), Daemon(scenario=EIGHT)
+    c = Daemon(args=["--sources", "host"], nvml=False)
+    peers = ",".join(url(d) for d in (a, b, c))
+    for size in (3, 18, 70):
+        want = expected_gpu([(TWO, {}), (EIGHT, {})], size * GIB_)
+        p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "%dG" % size,
+                            "--json"], capture_output=True, text=True, timeout=su.DEADLINE)
+        check(p.returncode == 0, "place %dG: exit %d %s" % (size, p.returncode, p.stderr))
+        doc = json.loads(p.stdout)
+        check(doc["schema"] == "gpuwatch.cluster_plan/1" and doc["fits"], "plan %r" % doc)
+        check(doc["node"]["url"] == url((a, b)[want[0]]), "%dG went to %r, want node %d" %
+              (size, doc["node"], want[0]))
+        check([x["index"] for x in doc["plan"]["devices"]] == [want[1]],
+              "%dG on GPUs %r, want %d" % (size, doc["plan"]["devices"], want[1]))
+        check(doc["nodes"][2]["reason"] == "CPU-only" and not doc["nodes"][2]["fits"], "CPU node %r" % doc["nodes"][2])
+    # A reservation on the chosen GPU of the 8-GPU node counts there.
+    want = expected_gpu([(TWO, {}), (EIGHT, {})], 70 * GIB_)
+    uuid = parse_scenario(EIGHT)[1][want[1]]["uuid"]
+    reserve(b, uuid, "10GiB")
+    su.wait_for(lambda: any(dv["pending_bytes"] == 10 * GIB_ for dv in b.json("/health")["placement"]["devices"]),
+                "the reservation in /health", b)
+    want2 = expected_gpu([(TWO, {}), (EIGHT, {want[1]: 10 * GIB_})], 70 * GIB_)
+    check(want2 != want, "test setup: the reservation changes nothing")
+    p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "70G", "--json"],
+                       capture_output=True, text=True, timeout=su.DEADLINE)
+    doc = json.loads(p.stdout)
+    check([x["index"] for x in doc["plan"]["devices"]] == [want2[1]],
+          "with a reservation: GPUs %r, want %d" % (doc["plan"]["devices"], want2[1]))
+    # Fits nowhere: exit 1, each node's reason.
+    p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "500G"],
+                       capture_output=True, text=True, timeout=su.DEADLINE)
+    check(p.returncode == 1 and "Does not fit on any node" in p.stdout and "CPU-only" in p.stdout,
+          "500G: %d %r" % (p.returncode, p.stdout))
+    # Options that are per host do not go with --cluster.
+    p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "1G", "--devices", "0"],
+                       capture_output=True, text=True, timeout=su.DEADLINE)
+    check(p.returncode == 2 and "--devices" in p.stderr, "--devices: %r" % p.stderr)
+    for d in (a, b, c):
+        d.stop()
+
+
+def post(d, path, body):
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=su.DEADLINE)
+    c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, json.loads(data)
+
+
+def case_daemon():
+    """A daemon with peers: GET /api/v1/cluster polls them in the
+    background; a peer that hangs is shown down with the age of its last
+    good data (growing) while the others stay fresh; POST
+    /api/v1/plan?scope=cluster chooses as place --cluster does. Without
+    peers both answer 404 naming the keys."""
+    a, b = Daemon(scenario=TWO), Daemon(scenario=EIGHT)
+    seed = Daemon(args=["--sources", "host", "--set", "peers=%s,%s" % (url(a), url(b)),
+                        "--set", "cluster_interval_ms=200", "--set", "peer_timeout_ms=500"],
+                  nvml=False)
+    doc = su.wait_for(lambda: seed.get("/api/v1/cluster")[0] == 200 and seed.json("/api/v1/cluster"),
+                      "a cluster view", seed)
+    expect_node(doc["nodes"][0], TWO, "seed's view of node a")
+    expect_node(doc["nodes"][1], EIGHT, "seed's view of node b")
+    st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "70GiB"})
+    want = expected_gpu([(TWO, {}), (EIGHT, {})], 70 * GIB_)
+    check(st == 200 and plan["node"]["url"] == url(b) and
+          [x["index"] for x in plan["plan"]["devices"]] == [want[1]], "cluster plan %d %r" % (st, plan))
+    st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "900GiB"})
+    check(st == 409 and not plan["fits"], "900GiB: %d %r" % (st, plan))
+    st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "1GiB", "bogus": 1})
+    check(st == 400, "bad member: %d %r" % (st, plan))
+    st, plan = post(seed, "/api/v1/plan?scope=galaxy", {"mem": "1GiB"})
+    check(st == 400, "bad scope: %d %r" % (st, plan))
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        n = su.wait_for(lambda: (lambda n: not n["up"] and n)(seed.json("/api/v1/cluster")["nodes"][0]),
+                        "node a down", seed)
+        check("no answer within 500 ms" in n["error"] and len(n["gpus"]) == 2, "hung node %r" % n)
+        age = n["data_age_seconds"]
+        su.wait_for(lambda: seed.json("/api/v1/cluster")["nodes"][0]["data_age_seconds"] > age + 0.5,
+                    "the hung node's data age to grow", seed)
+        nb = seed.json("/api/v1/cluster")["nodes"][1]
+        check(nb["up"] and nb["data_age_seconds"] < 5, "node b not fresh beside a hung one: %r" % nb)
+        # A plan never goes to a node that is down, even with its last good data.
+        st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "3GiB"})
+        check(st == 200 and plan["node"]["url"] == url(b) and "unreachable" in plan["nodes"][0]["reason"],
+              "plan with a hung node: %r" % plan)
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    plain = Daemon(scenario=TWO)
+    st, _, body = plain.get("/api/v1/cluster")
+    check(st == 404 and b"peers" in body, "no peers: %d %r" % (st, body))
+    st, plan = post(plain, "/api/v1/plan?scope=cluster", {"mem": "1GiB"})
+    check(st == 404, "cluster plan without peers: %d %r" % (st, plan))
+    for d in (seed, a, b, plain):
+        d.stop()
+
+
+CASES = {"place": case_place, "daemon": case_daemon, "direct": case_direct, "faults": case_faults, "token": case_token, "ollama": case_ollama,
          "prometheus": case_prometheus, "usage": case_usage}
 
 if __name__ == "__main__":
