@@ -45,6 +45,7 @@ typedef struct gw__cluster {
     char error[256];          /* Prometheus could not be read; "" */
     int64_t taken_ns;         /* realtime when the latest poll started */
     double poll_seconds;      /* how long it took */
+    double source_seconds;    /* Prometheus: its slowest answer (of the queries sent at once) */
 } gw__cluster;
 
 typedef struct gw__cluster_totals {

@@ -125,6 +125,7 @@ void gw__cluster_json(gw_json *j, const gw__cluster *c, int64_t now_ns)
     gw__json_kv_double(j, "poll_seconds", true, c->poll_seconds);
     gw__json_kv_str(j, "source", c->from_prometheus ? "prometheus" : "peers");
     gw__json_kv_str(j, "prometheus", c->from_prometheus ? c->prometheus : NULL);
+    gw__json_kv_double(j, "prometheus_seconds", c->from_prometheus, c->source_seconds);
     gw__json_kv_str(j, "error", or_null(c->error));
     gw__json_key(j, "totals");
     gw__json_object_begin(j);

@@ -10,28 +10,36 @@
 #include <string.h>
 
 typedef enum query_kind {
-    Q_UP = 0, Q_INFO, Q_TOTAL, Q_USED, Q_FREE, Q_STATE, Q_UTIL, Q_TEMP, Q_SLOWDOWN, Q_PENDING,
-    Q_RAM_TOTAL, Q_RAM_AVAIL, Q_MODEL_SIZE, Q_MODEL_VRAM, Q_BUILD, Q_COUNT
+    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_USED, Q_FREE, Q_NOT_UP, Q_HOT, Q_PENDING, Q_RAM_TOTAL,
+    Q_RAM_AVAIL, Q_MODEL_SIZE, Q_MODEL_VRAM, Q_COUNT
 } query_kind;
 
-/* PromQL of each query; %s is the job selector ( job="gpuwatch" ). The
- * aggregations keep only the labels used, which keeps the answers small. */
+/* PromQL of each query; %s is the job selector ( job="gpuwatch" ). What
+ * Prometheus spends on a query is mostly encoding its answer, so each one
+ * returns as few series and labels as it can: one series per GPU only for
+ * identity + total, used and free; the rest only where it matters (a GPU
+ * that is not up, at or over its slowdown temperature, with reservations
+ * pending). Nodes: the targets that answer (gpuwatch_build_info) and those
+ * that do not (up == 0). The state of a GPU that is not up comes from a
+ * second query over those GPUs' nodes only (gpuwatch_gpu_state has four
+ * series per GPU: too many to scan every poll). */
 static const char *const queries[Q_COUNT] = {
-    [Q_UP] = "up{%s}",
-    [Q_INFO] = "max by (instance,gpu,uuid,name,vendor) (gpuwatch_gpu_info{%s})",
-    [Q_TOTAL] = "max by (instance,gpu) (gpuwatch_gpu_memory_total_bytes{%s})",
-    [Q_USED] = "max by (instance,gpu) (gpuwatch_gpu_memory_used_bytes{%s})",
-    [Q_FREE] = "max by (instance,gpu) (gpuwatch_gpu_memory_free_bytes{%s})",
-    [Q_STATE] = "max by (instance,gpu,state) (gpuwatch_gpu_state{%s}) == 1",
-    [Q_UTIL] = "max by (instance,gpu) (gpuwatch_gpu_utilization_ratio{%s})",
-    [Q_TEMP] = "max by (instance,gpu) (gpuwatch_gpu_temperature_celsius{%s})",
-    [Q_SLOWDOWN] = "max by (instance,gpu) (gpuwatch_gpu_slowdown_temperature_celsius{%s})",
-    [Q_PENDING] = "max by (instance,gpu) (gpuwatch_gpu_placement_pending_bytes{%s})",
+    [Q_DOWN] = "up{%s} == 0",
+    [Q_BUILD] = "max by (instance,version) (gpuwatch_build_info{%s})",
+    /* identity with the total; a GPU without a total (lost) with -1 */
+    [Q_INFO] = "gpuwatch_gpu_memory_total_bytes{%s} * on (instance,gpu) "
+               "group_left (uuid,name,vendor) gpuwatch_gpu_info{%s} "
+               "or on (instance,gpu) -gpuwatch_gpu_info{%s}",
+    [Q_USED] = "sum by (instance,gpu) (gpuwatch_gpu_memory_used_bytes{%s})",
+    [Q_FREE] = "sum by (instance,gpu) (gpuwatch_gpu_memory_free_bytes{%s})",
+    [Q_NOT_UP] = "gpuwatch_gpu_up{%s} == 0",
+    [Q_HOT] = "gpuwatch_gpu_temperature_celsius{%s} >= on (instance,gpu) "
+              "gpuwatch_gpu_slowdown_temperature_celsius{%s}",
+    [Q_PENDING] = "gpuwatch_gpu_placement_pending_bytes{%s} > 0",
     [Q_RAM_TOTAL] = "max by (instance) (gpuwatch_host_memory_total_bytes{%s})",
     [Q_RAM_AVAIL] = "max by (instance) (gpuwatch_host_memory_available_bytes{%s})",
     [Q_MODEL_SIZE] = "max by (instance,kind,url,model) (gpuwatch_model_size_bytes{%s})",
     [Q_MODEL_VRAM] = "max by (instance,kind,url,model) (gpuwatch_model_vram_bytes{%s})",
-    [Q_BUILD] = "max by (instance,version) (gpuwatch_build_info{%s})",
 };
 
 int gw__prom_vector_parse(const char *body, size_t len, gw__prom_series_fn fn, void *ctx,
@@ -78,26 +86,25 @@ int gw__prom_vector_parse(const char *body, size_t len, gw__prom_series_fn fn, v
 typedef struct build {
     gw__cluster *c;
     query_kind q;
-    size_t *order;      /* node positions sorted by url (instance) */
-    size_t n_order;
+    size_t n_down;      /* nodes[0..n_down) came from Q_DOWN */
     bool oom;
 } build;
 
-static int by_url(const void *a, const void *b, void *ctx)
+static int by_url(const void *a, const void *b)
 {
-    const gw__node *nodes = ctx;
-    return strcmp(nodes[*(const size_t *)a].url, nodes[*(const size_t *)b].url);
+    return strcmp(((const gw__node *)a)->url, ((const gw__node *)b)->url);
 }
 
+/* The node of labels' instance (c->nodes is sorted by it). */
 static gw__node *find_node(build *b, const json_t *labels)
 {
     const char *inst = json_string_value(json_object_get(labels, "instance"));
     if (!inst)
         return NULL;
-    size_t lo = 0, hi = b->n_order;
+    size_t lo = 0, hi = b->c->n_nodes;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        gw__node *n = &b->c->nodes[b->order[mid]];
+        gw__node *n = &b->c->nodes[mid];
         int cmp = strcmp(inst, n->url);
         if (cmp == 0)
             return n;
@@ -109,8 +116,8 @@ static gw__node *find_node(build *b, const json_t *labels)
     return NULL;
 }
 
-/* The GPU of labels' "gpu" on n, created (state unknown until gpuwatch_gpu_state
- * says) when new; NULL for a bad or too large number. */
+/* The GPU of labels' "gpu" on n, created when new (ok unless the state
+ * query names it); NULL for a bad or too large number. */
 static gw__node_gpu *find_gpu(build *b, gw__node *n, const json_t *labels)
 {
     const char *g = json_string_value(json_object_get(labels, "gpu"));
@@ -121,7 +128,7 @@ static gw__node_gpu *find_gpu(build *b, gw__node *n, const json_t *labels)
         gw__node_gpu fresh;
         memset(&fresh, 0, sizeof fresh);
         fresh.dev.index = (uint32_t)n->n_gpus;
-        fresh.dev.state = GW_DEVICE_ERROR;
+        fresh.dev.state = GW_DEVICE_OK; /* Q_STATE names the others */
         if (gw__node_add_gpu(n, &fresh)) {
             b->oom = true;
             return NULL;
@@ -159,18 +166,17 @@ static gw__node_model *find_model(build *b, gw__node *n, const json_t *labels)
 static void on_gpu_series(build *b, gw__node_gpu *g, const json_t *labels, double v)
 {
     switch (b->q) {
-    case Q_INFO:
+    case Q_INFO: {
         gw__jr_str(labels, "uuid", g->dev.uuid, sizeof g->dev.uuid);
         gw__jr_str(labels, "name", g->dev.name, sizeof g->dev.name);
         char vendor[16];
         gw__jr_str(labels, "vendor", vendor, sizeof vendor);
         if (!gw__vendor_parse(vendor, &g->dev.vendor))
             g->dev.vendor = GW_VENDOR_UNKNOWN;
-        break;
-    case Q_TOTAL:
         if (is_byte_count(v))
             g->dev.total = (uint64_t)v;
         break;
+    }
     case Q_USED:
         g->has_used = is_byte_count(v);
         g->used = g->has_used ? (uint64_t)v : 0;
@@ -179,24 +185,21 @@ static void on_gpu_series(build *b, gw__node_gpu *g, const json_t *labels, doubl
         g->dev.has_free = is_byte_count(v);
         g->dev.free = g->dev.has_free ? (uint64_t)v : 0;
         break;
-    case Q_STATE: {
+    case Q_NOT_UP: /* named by the state query; error until then */
+        g->dev.state = GW_DEVICE_ERROR;
+        break;
+    case Q_COUNT: { /* the follow-up state query */
         char state[16];
         gw__jr_str(labels, "state", state, sizeof state);
         if (!gw__device_state_parse(state, &g->dev.state))
             g->dev.state = GW_DEVICE_ERROR;
         break;
     }
-    case Q_UTIL:
-        g->has_util = v >= 0 && v <= 10;
-        g->util_percent = g->has_util ? v * 100 : 0;
-        break;
-    case Q_TEMP:
-        g->dev.has_temp = fabs(v) < 1e6;
-        g->dev.temp_mc = g->dev.has_temp ? (int32_t)lround(v * 1000) : 0;
-        break;
-    case Q_SLOWDOWN:
-        g->dev.has_temp_limit = fabs(v) < 1e6;
-        g->dev.temp_limit_mc = g->dev.has_temp_limit ? (int32_t)lround(v * 1000) : 0;
+    case Q_HOT: /* at or over its slowdown limit: what the engine excludes */
+        if (fabs(v) < 1e6) {
+            g->dev.has_temp = g->dev.has_temp_limit = true;
+            g->dev.temp_mc = g->dev.temp_limit_mc = (int32_t)lround(v * 1000);
+        }
         break;
     case Q_PENDING:
         g->dev.pending = is_byte_count(v) ? (uint64_t)v : 0;
@@ -220,9 +223,6 @@ static void on_series(void *ctx, const json_t *labels, double v)
     case Q_RAM_AVAIL:
         n->ram_available = is_byte_count(v) ? (uint64_t)v : 0;
         return;
-    case Q_BUILD:
-        gw__jr_str(labels, "version", n->version, sizeof n->version);
-        return;
     case Q_MODEL_SIZE:
     case Q_MODEL_VRAM: {
         gw__node_model *m = find_model(b, n, labels);
@@ -245,19 +245,26 @@ static void on_series(void *ctx, const json_t *labels, double v)
     }
 }
 
-/* `up`: one node per instance (a new list). */
-static void on_up(void *ctx, const json_t *labels, double v)
+/* Q_DOWN (v 0) and Q_BUILD: one node per instance (a new list); a target
+ * both down and with series left is down. */
+static void on_node(void *ctx, const json_t *labels, double v)
 {
     build *b = ctx;
     const char *inst = json_string_value(json_object_get(labels, "instance"));
     gw__cluster *c = b->c;
     if (!inst || !*inst || b->oom)
         return;
+    bool up = b->q == Q_BUILD;
+    (void)v;
+    gw__node *n;
+    for (size_t i = 0; up && i < b->n_down; i++)
+        if (strcmp(c->nodes[i].url, inst) == 0)
+            return; /* down: its last series are stale */
     if (GW__ARRAY_RESERVE(c->nodes, c->nodes_cap, c->n_nodes + 1, GW__ARRAY_UNBOUNDED)) {
         b->oom = true;
         return;
     }
-    gw__node *n = &c->nodes[c->n_nodes++];
+    n = &c->nodes[c->n_nodes++];
     memset(n, 0, sizeof *n);
     n->kind = GW__NODE_PROMETHEUS;
     gw__strlcpy(n->url, inst, sizeof n->url);
@@ -265,9 +272,11 @@ static void on_up(void *ctx, const json_t *labels, double v)
     char *colon = strrchr(n->name, ':');
     if (colon && !strchr(n->name, ']') && colon == strchr(n->name, ':'))
         *colon = '\0'; /* "host:port" -> "host" */
-    n->up = v == 1;
-    n->fetched_ns = n->up ? c->taken_ns : 0;
-    if (!n->up)
+    n->up = up;
+    n->fetched_ns = up ? c->taken_ns : 0;
+    if (up)
+        gw__jr_str(labels, "version", n->version, sizeof n->version);
+    else
         gw__strlcpy(n->error, "Prometheus could not scrape it (up == 0)", sizeof n->error);
 }
 
@@ -334,32 +343,96 @@ static int decode_all(gw__cluster *c, gw__fetch *f, char promql[][400], gw_error
     for (size_t i = 0; i < c->n_nodes; i++)
         gw__node_clear(&c->nodes[i]);
     c->n_nodes = 0;
-    build b = {.c = c, .q = Q_UP};
+    build b = {.c = c, .q = Q_DOWN};
     gw_error perr;
     gw_error_clear(&perr);
-    int rc = gw__prom_vector_parse(f[Q_UP].body.data, f[Q_UP].body.len, on_up, &b, &perr);
-    b.order = calloc(c->n_nodes ? c->n_nodes : 1, sizeof *b.order);
-    if (rc == GW_OK && (b.oom || !b.order))
+    int rc = gw__prom_vector_parse(f[Q_DOWN].body.data, f[Q_DOWN].body.len, on_node, &b, &perr);
+    int failed_q = Q_DOWN;
+    b.n_down = c->n_nodes;
+    if (rc == GW_OK) {
+        b.q = Q_BUILD;
+        failed_q = Q_BUILD;
+        rc = gw__prom_vector_parse(f[Q_BUILD].body.data, f[Q_BUILD].body.len, on_node, &b, &perr);
+    }
+    if (rc == GW_OK && b.oom)
         rc = gw__error_set(&perr, GW_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == GW_OK && i < c->n_nodes; i++)
-        b.order[b.n_order++] = i;
-    if (rc == GW_OK)
-        qsort_r(b.order, b.n_order, sizeof *b.order, by_url, c->nodes);
-    for (int q = 1; rc == GW_OK && q < Q_COUNT; q++) {
+    if (rc == GW_OK) /* invariant 2; find_node relies on it */
+        qsort(c->nodes, c->n_nodes, sizeof *c->nodes, by_url);
+    for (int q = Q_INFO; rc == GW_OK && q < Q_COUNT; q++) {
         b.q = (query_kind)q;
         rc = gw__prom_vector_parse(f[q].body.data, f[q].body.len, on_series, &b, &perr);
         if (rc == GW_OK && b.oom)
             rc = gw__error_set(&perr, GW_ENOMEM, "out of memory");
-        if (rc != GW_OK) {
-            free(b.order);
+        if (rc != GW_OK)
             return fail(c, err, rc, "Prometheus %s: query %s: %s", promql[q], perr.message);
-        }
     }
-    free(b.order);
     if (rc != GW_OK)
-        return fail(c, err, rc, "Prometheus %s: query %s: %s", promql[Q_UP], perr.message);
+        return fail(c, err, rc, "Prometheus %s: query %s: %s", promql[failed_q], perr.message);
     finish_nodes(c);
     return GW_OK;
+}
+
+/* Appends inst as a regular expression matching it literally, inside a
+ * PromQL double-quoted string (so a regex escape is written "\\\\."). */
+static void regex_literal(gw_strbuf *sb, const char *inst)
+{
+    for (const char *p = inst; *p; p++) {
+        if (strchr(".+*?()[]{}|^$\\", *p))
+            gw__strbuf_puts(sb, "\\\\");
+        if (*p == '"')
+            gw__strbuf_putc(sb, '\\');
+        gw__strbuf_putc(sb, *p);
+    }
+}
+
+/* The exact state of the GPUs gpuwatch_gpu_up said are not up (marked
+ * error by Q_NOT_UP): one query over their nodes only. Nothing to do (and
+ * no query) when every GPU is up. */
+static int states_of_gpus_not_up(gw__cluster *c, const gw__curl_lib *lib, const gw__fetch_opts *o,
+                                 const char *selector, gw_error *err)
+{
+    gw_strbuf re;
+    gw__strbuf_init(&re, 4096);
+    for (size_t i = 0; i < c->n_nodes; i++)
+        for (size_t g = 0; g < c->nodes[i].n_gpus; g++)
+            if (c->nodes[i].gpus[g].dev.state != GW_DEVICE_OK) {
+                if (re.len)
+                    gw__strbuf_putc(&re, '|');
+                regex_literal(&re, c->nodes[i].url);
+                break;
+            }
+    if (re.len == 0) {
+        gw__strbuf_release(&re);
+        return GW_OK;
+    }
+    char promql[5000];
+    snprintf(promql, sizeof promql, "gpuwatch_gpu_state{%s,%s%s%s,state!=\"ok\"} == 1", selector,
+             re.failed ? "" : "instance=~\"", re.failed ? "" : re.data, re.failed ? "" : "\"");
+    gw__strbuf_release(&re); /* over 4 KiB of node names: all of them */
+    gw__fetch f;
+    memset(&f, 0, sizeof f);
+    int rc = GW_OK;
+    snprintf(f.url, sizeof f.url, "%s/api/v1/query?query=", c->prometheus);
+    size_t base = strlen(f.url);
+    url_encode(f.url, sizeof f.url, promql);
+    if (strlen(f.url) + 8 >= sizeof f.url) { /* a long node list: every node's states */
+        snprintf(promql, sizeof promql, "gpuwatch_gpu_state{%s,state!=\"ok\"} == 1", selector);
+        f.url[base] = '\0';
+        url_encode(f.url, sizeof f.url, promql);
+    }
+    rc = gw__fetch_run(lib, &f, 1, o, err);
+    build b = {.c = c, .q = Q_COUNT};
+    gw_error perr;
+    gw_error_clear(&perr);
+    if (rc == GW_OK && f.rc != GW_OK)
+        rc = fail(c, err, f.rc, "Prometheus %s: query %s: %s", promql, f.error);
+    else if (rc == GW_OK && f.status != 200)
+        rc = fail(c, err, GW_EIO, "Prometheus %s: query %s: %s", promql, "HTTP error");
+    else if (rc == GW_OK &&
+             gw__prom_vector_parse(f.body.data, f.body.len, on_series, &b, &perr) != GW_OK)
+        rc = fail(c, err, GW_EPARSE, "Prometheus %s: query %s: %s", promql, perr.message);
+    gw__fetch_release(&f);
+    return rc;
 }
 
 /* A job name safe inside a PromQL string literal. */
@@ -386,18 +459,24 @@ int gw__prom_source_poll(gw__cluster *c, const gw__curl_lib *lib, const gw__clus
     char promql[Q_COUNT][400];
     memset(f, 0, sizeof f);
     for (int q = 0; q < Q_COUNT; q++) {
-        snprintf(promql[q], sizeof promql[q], queries[q], selector);
+        snprintf(promql[q], sizeof promql[q], queries[q], selector, selector, selector);
         snprintf(f[q].url, sizeof f[q].url, "%s/api/v1/query?query=", c->prometheus);
         url_encode(f[q].url, sizeof f[q].url, promql[q]);
     }
     gw__fetch_opts o = {.timeout_ms = cfg->timeout_ms, .ca_file = cfg->ca_file,
                         .max_body = 256u << 20};
     int rc = gw__fetch_run(lib, f, Q_COUNT, &o, err);
+    c->source_seconds = 0;
+    for (int q = 0; q < Q_COUNT; q++)
+        if ((double)f[q].elapsed_ns / 1e9 > c->source_seconds)
+            c->source_seconds = (double)f[q].elapsed_ns / 1e9;
     if (rc == GW_OK)
         rc = decode_all(c, f, promql, err);
     else
         gw__strlcpy(c->error, err->message, sizeof c->error);
     for (int q = 0; q < Q_COUNT; q++)
         gw__fetch_release(&f[q]);
+    if (rc == GW_OK)
+        rc = states_of_gpus_not_up(c, lib, &o, selector, err);
     return rc;
 }

@@ -5,21 +5,28 @@
  *
  * Owns: the instant queries (GET /api/v1/query, all sent at once), decoding
  * their vector answers, and turning the series of each scrape target
- * (`instance` label, filtered by the `job` label) into nodes: GPUs from
- * gpuwatch_gpu_info / _memory_{total,used,free}_bytes / _state /
- * _utilization_ratio / _temperature_celsius / _slowdown_temperature_celsius
- * / _placement_pending_bytes, host RAM from gpuwatch_host_memory_*,
- * models from gpuwatch_model_{size,vram}_bytes, the version from
- * gpuwatch_build_info, reachability from `up`.
+ * (`instance` label, filtered by the `job` label) into nodes: nodes from
+ * gpuwatch_build_info (answering) and `up == 0` (not); GPUs from
+ * gpuwatch_gpu_memory_total_bytes joined with gpuwatch_gpu_info's identity,
+ * _memory_used_bytes and _memory_free_bytes; only the exceptions of the
+ * rest: GPUs whose gpuwatch_gpu_state is not ok, GPUs at or over their
+ * slowdown temperature, GPUs with gpuwatch_gpu_placement_pending_bytes;
+ * host RAM from gpuwatch_host_memory_*; models from
+ * gpuwatch_model_{size,vram}_bytes. What Prometheus spends on a query is
+ * mostly encoding its answer: a 1,000-node fleet answers in three
+ * GPU-sized vectors, not twelve. So, unlike direct polling, utilization
+ * is not shown and a GPU's temperature is known only when it is at or over
+ * its slowdown limit (enough for the engine's default temperature rule;
+ * a --max-temp below it is not honoured here).
  *
  * Invariants:
  *  1. The answers are untrusted: a body that is not a Prometheus
  *     "success" vector fails the poll naming the query; a series whose
  *     labels or value do not parse is skipped; GPU numbers past
  *     GW__PROM_MAX_GPUS per node are skipped, never allocated.
- *  2. The node list is rebuilt each poll, in the order of the `up`
- *     answer's instances sorted by name; a target whose `up` is 0 is a
- *     node that is down ("Prometheus could not scrape it").
+ *  2. The node list is rebuilt each poll, sorted by instance; a target
+ *     whose `up` is 0 is a node that is down ("Prometheus could not scrape
+ *     it").
  */
 #ifndef GW_FLEET_PROM_SOURCE_H
 #define GW_FLEET_PROM_SOURCE_H

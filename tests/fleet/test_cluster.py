@@ -38,6 +38,7 @@ from serve_util import check, fail, Daemon, Prometheus, parse_scenario, num  # n
 BIN = su.BIN
 SCN = os.path.join(ROOT, "tests", "nvml", "scenarios")
 TWO, EIGHT = os.path.join(SCN, "two.scn"), os.path.join(SCN, "eight.scn")
+LOST = os.path.join(SCN, "lost.scn")  # GPU 1 falls off the bus at once
 
 
 def run(args, env=None, timeout=su.DEADLINE):
@@ -353,18 +354,22 @@ def case_ollama():
 def case_prometheus():
     """A real Prometheus scrapes three daemons (2 GPUs, 8 GPUs, CPU-only);
     --prometheus gives the same nodes, GPUs and figures as polling them."""
-    ds = [Daemon(scenario=TWO), Daemon(scenario=EIGHT), Daemon(args=["--sources", "host"], nvml=False)]
+    ds = [Daemon(scenario=TWO), Daemon(scenario=EIGHT), Daemon(args=["--sources", "host"], nvml=False),
+          Daemon(scenario=LOST)]
     targets = ", ".join("'127.0.0.1:%d'" % d.port for d in ds)
     cfg = ("  - job_name: gpuwatch\n    static_configs:\n      - targets: [%s]\n" % targets +
            "  - job_name: other\n    static_configs:\n      - targets: ['127.0.0.1:1']\n")
     with Prometheus(cfg) as prom:
-        prom.wait_true(['count(up{job="gpuwatch"} == 1) == bool 3',
-                        'count(gpuwatch_gpu_memory_total_bytes{job="gpuwatch"}) == bool 10',
-                        'count(gpuwatch_host_memory_total_bytes{job="gpuwatch"}) == bool 3'])
-        direct, _ = cluster_json(["--peers", ",".join(url(d) for d in ds)], want_rc=0)
-        via, _ = cluster_json(["--prometheus", prom.url], want_rc=0)
+        prom.wait_true(['count(up{job="gpuwatch"} == 1) == bool 4',
+                        'count(gpuwatch_gpu_memory_total_bytes{job="gpuwatch"}) == bool 11',
+                        'count(gpuwatch_gpu_state{job="gpuwatch",state="lost"} == 1) == bool 1',
+                        'count(gpuwatch_host_memory_total_bytes{job="gpuwatch"}) == bool 4'])
+        direct, _ = cluster_json(["--peers", ",".join(url(d) for d in ds)], want_rc=3)
+        via, _ = cluster_json(["--prometheus", prom.url], want_rc=3)
+        lost = [g for g in direct["nodes"][3]["gpus"] if g["state"] == "lost"]
+        check(len(lost) == 1 and lost[0]["memory_total_bytes"] is None, "lost GPU direct %r" % lost)
         check(via["source"] == "prometheus" and via["prometheus"] == prom.url, "source %r" % via)
-        check(len(via["nodes"]) == 3, "Prometheus nodes: %r (the 'other' job must not count)" %
+        check(len(via["nodes"]) == 4, "Prometheus nodes: %r (the 'other' job must not count)" %
               [n["url"] for n in via["nodes"]])
         by_port = {n["url"].rsplit(":", 1)[1]: n for n in via["nodes"]}
         for d, dn in zip(ds, direct["nodes"]):
@@ -390,6 +395,7 @@ def case_prometheus():
         try:
             prom.wait_true(['count(up{job="gpuwatch"} == 0) == bool 1'])
             via, _ = cluster_json(["--prometheus", prom.url], want_rc=3)
+            check(via["totals"]["nodes_unreachable"] == 1, "totals %r" % via["totals"])
             n = [x for x in via["nodes"] if x["url"].endswith(":%d" % ds[2].port)][0]
             check(not n["up"] and "up == 0" in n["error"], "stopped target %r" % n)
         finally:
