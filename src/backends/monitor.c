@@ -311,6 +311,8 @@ const char *gw__monitor_source_name(const gw_monitor *m, size_t i)
  * backend writes, are dropped). */
 static void strip_context(gw__collect *c, size_t n_ctx)
 {
+    if (n_ctx == 0)
+        return; /* nothing to drop (and devices may be NULL) */
     memmove(c->devices, c->devices + n_ctx, (c->n_devices - n_ctx) * sizeof *c->devices);
     c->n_devices -= n_ctx;
     size_t k = 0;

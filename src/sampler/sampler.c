@@ -454,6 +454,8 @@ static int source_turn(gw__sampler *s, slot *sl, gw_monitor *m, bool full, bool 
 /* Appends part p's devices to the round's (what later sources see). */
 static int add_ctx(gw__sampler *s, const gw__collect *p)
 {
+    if (p->n_devices == 0)
+        return GW_OK; /* (devices may be NULL) */
     if (GW__ARRAY_RESERVE(s->ctx, s->cap_ctx, s->n_ctx + p->n_devices, GW__ARRAY_UNBOUNDED))
         return GW_ENOMEM;
     memcpy(s->ctx + s->n_ctx, p->devices, p->n_devices * sizeof *p->devices);
