@@ -1,8 +1,9 @@
 /* unit_test.c — unit tests of the serve modules: history rings, the event
- * detector (hysteresis, lost/recovered, processes), stale copies, the
- * Prometheus renderer and its OpenMetrics rewrite, the Accept-Encoding /
- * Accept parsers and gzip, GPU id parsing, the config parser, and a sampler
- * lifecycle on the host source. Snapshots are built here from values the
+ * detector (hysteresis, lost/recovered, processes), a hung source's stale
+ * part, parts assembly, the Prometheus renderer and its OpenMetrics rewrite,
+ * the Accept-Encoding / Accept parsers and gzip, GPU id parsing, the config
+ * parser, a sampler lifecycle on the host source, and a sampler with a hung
+ * source (fake NVML) beside a healthy one (amdgpu fixture). Snapshots are built here from values the
  * test chooses, so every expectation is independent of the code. */
 #include <setjmp.h>
 #include <stdarg.h>
