@@ -1,5 +1,7 @@
 /* monitor.c — opens the configured backends and turns one round of their
- * samples into a snapshot.
+ * samples into a snapshot: all at once on the caller's thread
+ * (gw_monitor_sample), or one source at a time into parts that the daemon's
+ * sampler reads under a deadline each and assembles (monitor.h).
  *
  * Owns: per-source lifecycle (closed -> open -> sampling), the back-off of a
  * source that could not open (1 s doubling to 60 s; never re-opened per
@@ -11,7 +13,11 @@
  *     expired; until then its status repeats the last failure.
  *  3. The snapshot's cpu_only is true exactly when no source produced a
  *     device; cpu_only_reason then names why in one line.
+ *  4. A source's read is the same code on both paths (sample_source); only
+ *     gw_monitor_sample records the source being read (busy), since on the
+ *     part path several sources may be read at once.
  */
+#include "backends/monitor.h"
 #include "backends/backend.h"
 #include "backends/procinfo.h"
 #include "core/snapshot_build.h"
@@ -192,7 +198,6 @@ const char *gw_monitor_busy_source(gw_monitor *m)
 static void sample_source(gw_monitor *m, source *s, gw__collect *c, gw_source_status *st)
 {
     gw__strlcpy(st->name, s->ops->name, sizeof st->name);
-    atomic_store(&m->busy, s->ops->name);
     maybe_open(m, s, gw__now_mono_ns());
     if (!s->state) {
         st->state = GW_SOURCE_UNAVAILABLE;
@@ -245,6 +250,26 @@ static void cpu_only_reason(const gw_snapshot *s, char *out, size_t cap)
     gw__strbuf_release(&sb);
 }
 
+/* Numbers the devices, fills the hostname when no source did, and turns c
+ * into a snapshot with the CPU-only verdict; NULL when out of memory (c
+ * unchanged). */
+static gw_snapshot *finish(gw__collect *c, int64_t taken_ns, int64_t duration_ns)
+{
+    for (size_t i = 0; i < c->n_devices; i++)
+        c->devices[i].info.index = (uint32_t)i;
+    if (!c->host.hostname[0])
+        gethostname(c->host.hostname, sizeof c->host.hostname - 1);
+    gw_snapshot *s = gw__collect_finish(c);
+    if (!s)
+        return NULL;
+    s->taken_ns = taken_ns;
+    s->duration_ns = duration_ns;
+    s->cpu_only = s->n_devices == 0;
+    if (s->cpu_only)
+        cpu_only_reason(s, s->cpu_only_reason, sizeof s->cpu_only_reason);
+    return s;
+}
+
 int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
 {
     *out = NULL;
@@ -258,24 +283,117 @@ int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
             gw__collect_release(&c);
             return gw__error_set(err, GW_ENOMEM, "monitor: out of memory");
         }
+        atomic_store(&m->busy, m->sources[i].ops->name);
         sample_source(m, &m->sources[i], &c, st);
         atomic_store(&m->busy, NULL);
     }
-    for (size_t i = 0; i < c.n_devices; i++)
-        c.devices[i].info.index = (uint32_t)i;
-    if (!c.host.hostname[0])
-        gethostname(c.host.hostname, sizeof c.host.hostname - 1);
-    gw_snapshot *s = gw__collect_finish(&c);
+    gw_snapshot *s = finish(&c, taken, gw__now_mono_ns() - t0);
     if (!s) {
         gw__collect_release(&c);
         return gw__error_set(err, GW_ENOMEM, "monitor: out of memory");
     }
     s->seq = ++m->seq;
-    s->taken_ns = taken;
-    s->duration_ns = gw__now_mono_ns() - t0;
-    s->cpu_only = s->n_devices == 0;
-    if (s->cpu_only)
-        cpu_only_reason(s, s->cpu_only_reason, sizeof s->cpu_only_reason);
     *out = s;
     return GW_OK;
+}
+
+/* ------------------------------------------------------ one source: parts */
+
+size_t gw__monitor_source_count(const gw_monitor *m) { return m->n_sources; }
+
+const char *gw__monitor_source_name(const gw_monitor *m, size_t i)
+{
+    return i < m->n_sources ? m->sources[i].ops->name : "";
+}
+
+/* Drops ctx's n_ctx devices from the front of c and re-points the
+ * processes at the source's own devices (any pointing into ctx, which no
+ * backend writes, are dropped). */
+static void strip_context(gw__collect *c, size_t n_ctx)
+{
+    if (n_ctx == 0)
+        return; /* nothing to drop (and devices may be NULL) */
+    memmove(c->devices, c->devices + n_ctx, (c->n_devices - n_ctx) * sizeof *c->devices);
+    c->n_devices -= n_ctx;
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_processes; i++) {
+        if (c->processes[i].device_index < n_ctx ||
+            c->processes[i].device_index - n_ctx >= c->n_devices)
+            continue;
+        c->processes[k] = c->processes[i];
+        c->processes[k++].device_index -= (uint32_t)n_ctx;
+    }
+    c->n_processes = k;
+}
+
+int gw__monitor_sample_source(gw_monitor *m, size_t i, const gw_device *ctx, size_t n_ctx,
+                              gw__collect *part, gw_error *err)
+{
+    gw__collect_release(part);
+    if (i >= m->n_sources)
+        return gw__error_set(err, GW_EINVAL, "monitor: no source %zu", i);
+    for (size_t k = 0; k < n_ctx; k++) {
+        gw_device *d = gw__collect_add_device(part);
+        if (!d)
+            goto nomem;
+        *d = ctx[k];
+        d->info.index = (uint32_t)k;
+    }
+    gw_source_status *st = gw__collect_add_source(part);
+    if (!st)
+        goto nomem;
+    sample_source(m, &m->sources[i], part, st);
+    strip_context(part, n_ctx);
+    return GW_OK;
+nomem:
+    gw__collect_release(part);
+    return gw__error_set(err, GW_ENOMEM, "monitor: out of memory");
+}
+
+/* True when a source wrote host figures (the host source). */
+static bool host_given(const gw_host *h) { return h->valid != 0 || h->hostname[0]; }
+
+/* Appends part p to c: devices (renumbered later), processes re-pointed,
+ * its status, its host figures when it has some. */
+static int append_part(gw__collect *c, const gw__collect *p)
+{
+    size_t base = c->n_devices;
+    for (size_t i = 0; i < p->n_devices; i++) {
+        gw_device *d = gw__collect_add_device(c);
+        if (!d)
+            return GW_ENOMEM;
+        *d = p->devices[i];
+    }
+    for (size_t i = 0; i < p->n_processes; i++) {
+        gw_process *q = gw__collect_add_process(c);
+        if (!q)
+            return GW_ENOMEM;
+        *q = p->processes[i];
+        q->device_index += (uint32_t)base;
+    }
+    for (size_t i = 0; i < p->n_sources; i++) {
+        gw_source_status *st = gw__collect_add_source(c);
+        if (!st)
+            return GW_ENOMEM;
+        *st = p->sources[i];
+    }
+    if (host_given(&p->host))
+        c->host = p->host;
+    return GW_OK;
+}
+
+gw_snapshot *gw__snapshot_assemble(const gw__collect *const *parts, size_t n, int64_t taken_ns,
+                                   int64_t duration_ns)
+{
+    gw__collect c;
+    gw__collect_init(&c);
+    for (size_t i = 0; i < n; i++)
+        if (append_part(&c, parts[i]) != GW_OK) {
+            gw__collect_release(&c);
+            return NULL;
+        }
+    gw_snapshot *s = finish(&c, taken_ns, duration_ns);
+    if (!s)
+        gw__collect_release(&c);
+    return s;
 }

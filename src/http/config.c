@@ -26,7 +26,7 @@ const gw__config_key gw__serve_config_keys[] = {
      "then need no credentials (restart to change)."},
     {"interval_ms", "1000", "Sampling interval in milliseconds (10..3600000)."},
     {"deadline_ms", "2000",
-     "A sampling round running longer than this marks the GPUs stale (10..3600000)."},
+     "A source's read running longer than this marks that source's GPUs stale (10..3600000)."},
     {"history_seconds", "3600", "How much history the in-memory rings keep (restart to change)."},
     {"process_interval_ms", "5000",
      "Per-process GPU use is read at most this often (0: every round); the list carries over."},

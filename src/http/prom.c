@@ -612,13 +612,13 @@ static void self_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_se
             value(sb, (double)st->sources[i].errors);
         }
         simple(sb, "gpuwatch_sampling_stalled", "gauge",
-               "1 while a sampling round is overrunning its deadline (data is stale).", st->stalled);
+               "1 while a source is past its read deadline (its GPUs are stale).", st->stalled);
         simple(sb, "gpuwatch_sampling_interval_seconds", "gauge", "Configured sampling interval.",
                st->interval_ms / 1000.0);
         simple(sb, "gpuwatch_sampling_rounds_total", "counter", "Sampling rounds completed.",
                (double)st->rounds);
         simple(sb, "gpuwatch_sampling_overruns_total", "counter",
-               "Sampling rounds that missed their deadline.", (double)st->overruns);
+               "Source reads that missed their deadline.", (double)st->overruns);
         simple(sb, "gpuwatch_sampling_failures_total", "counter",
                "Sampling rounds that failed as a whole.", (double)st->failures);
         simple(sb, "gpuwatch_sampler_cpu_seconds_total", "counter",

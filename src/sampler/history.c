@@ -168,6 +168,8 @@ int gw__history_record(gw__history *h, const gw_snapshot *s)
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < s->n_devices; i++) {
         const gw_device *d = &s->devices[i];
+        if (d->state == GW_DEVICE_STALE)
+            continue; /* a copy of an earlier sample, not a new one */
         char key[96];
         gw__history_key(d, key, sizeof key);
         ring *r = find(h, key);

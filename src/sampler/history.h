@@ -13,6 +13,9 @@
  *  3. At most GW__HISTORY_MAX_DEVICES rings; devices beyond are ignored.
  *  4. All operations lock one internal mutex: record and query may run on
  *     different threads.
+ *  5. Only new samples are rows: a stale device (a copy of an earlier
+ *     sample, e.g. of a source that hangs) and a sample time already
+ *     recorded are skipped.
  */
 #ifndef GW_SAMPLER_HISTORY_H
 #define GW_SAMPLER_HISTORY_H
@@ -42,7 +45,8 @@ int gw__history_create(gw__history **out, size_t capacity, gw_error *err);
 void gw__history_free(gw__history *h);
 
 /* Appends one row per device of s at the device's sample time (the
- * snapshot's time when the device has none). Out of memory for a new
+ * snapshot's time when the device has none), stale devices and samples
+ * already recorded excepted (invariant 5). Out of memory for a new
  * device's ring drops that device's row and returns GW_ENOMEM; the others
  * are recorded. */
 int gw__history_record(gw__history *h, const gw_snapshot *s);

@@ -597,8 +597,9 @@ def answered_get(d, path):
 
 def case_hang():
     """GPU 0's power call hangs (an hour) from the 4th round on: every
-    endpoint still answers, data is marked stale with a growing age, and
-    SIGTERM still stops the daemon."""
+    endpoint still answers, NVML's GPUs are marked stale with a growing age
+    while the host source stays fresh (a deadline per source), and SIGTERM
+    still stops the daemon."""
     scn = with_faults(TWO, ["hang nvmlDeviceGetPowerUsage gpu=0 after=3"])
     d = Daemon(scenario=scn, args=["--interval-ms", "100", "--set", "deadline_ms=300"])
     h = wait_for(lambda: (lambda x: x if x["stale"] else None)(d.json("/health")),
@@ -606,6 +607,10 @@ def case_hang():
     check(h["status"] == "degraded", "status while hung %r" % h["status"])
     check(all(g["state"] == "stale" for g in h["gpus"]), "gpu states %r" % [g["state"] for g in h["gpus"]])
     check(h["sampling"]["stalled"] is True, "sampling.stalled")
+    src = {x["name"]: x for x in h["sources"]}
+    check(src["nvml"]["state"] == "failed" and "has not answered" in src["nvml"]["message"],
+          "nvml source while hung %r" % src["nvml"])
+    check(src["host"]["state"] == "ok", "the host source is not held up: %r" % src["host"])
     age1 = h["data_age_seconds"]
     for path in ("/health", "/gpu/info", "/gpu/metrics", "/gpu/metrics/0", "/gpu/processes",
                  "/metrics", "/api/v1/events", "/api/v1/history?gpu=0&metric=memory_used"):
@@ -626,6 +631,56 @@ def case_hang():
     d.stop()
     check("still blocked" in d.log(), "no log line about the abandoned round:\n" + d.log())
     os.unlink(scn)
+
+
+def case_hangfresh():
+    """A hung source beside a healthy one keeps the healthy one's devices
+    fresh (issue 14 item 8): NVML hangs in GPU 0's power call from its 4th
+    round on, the amdgpu source reads a copy of the rdna3 fixture tree. The
+    NVIDIA GPUs go stale (the reason names nvml) and keep indexes 0 and 1,
+    while a new value written to the AMD GPU's sysfs file shows up at index
+    2 and the amdgpu and host sources stay ok."""
+    root = os.environ.get("GPUWATCH_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
+    tmp = tempfile.mkdtemp(prefix="gw-hangfresh-")
+    fx = os.path.join(tmp, "rdna3")
+    shutil.copytree(os.path.join(root, "tests/fixtures/rdna3"), fx, symlinks=True)
+    busy = os.path.join(os.path.realpath(os.path.join(fx, "sys/class/drm/card0/device")),
+                        "gpu_busy_percent")
+    check(busy.startswith(tmp), "fixture copy resolves outside the copy: %s" % busy)
+    scn = with_faults(TWO, ["hang nvmlDeviceGetPowerUsage gpu=0 after=3"])
+    d = Daemon(scenario=scn, args=["--sources", "nvml,amdgpu,host", "--sys-root", fx + "/sys",
+                                   "--proc-root", fx + "/proc", "--interval-ms", "100"])
+    # deadline_ms: the default 2 s, ample for the healthy sources on a busy machine
+    m = wait_for(lambda: (lambda x: x if x["gpus"][0]["state"] == "stale" else None)(
+        d.json("/gpu/metrics")), "the NVIDIA GPUs to go stale", d)
+    g = m["gpus"]
+    check([x["source"] for x in g] == ["nvml", "nvml", "amdgpu"], "sources %r" % g)
+    check([x["index"] for x in g] == [0, 1, 2], "indexes %r" % [x["index"] for x in g])
+    check([x["state"] for x in g] == ["stale", "stale", "ok"], "states %r" % [x["state"] for x in g])
+    check("source 'nvml' has not answered" in g[1]["state_reason"], "reason %r" % g[1]["state_reason"])
+    check(m["stale"] is True, "a publication with a hung source's copies is stale")
+    with open(busy) as f:
+        new = 77 if int(f.read().strip()) != 77 else 78
+    with open(busy, "w") as f:  # in place: the source holds the file open, as in sysfs
+        f.write("%d\n" % new)
+    m = wait_for(lambda: (lambda x: x if x["gpus"][2]["utilization"]["gpu_percent"] == new and
+                           x["gpus"][2]["state"] == "ok" else None)(d.json("/gpu/metrics")),
+                 "the AMD GPU to show the new busy percent %d" % new, d)
+    check([x["state"] for x in m["gpus"][:2]] == ["stale", "stale"],
+          "NVIDIA states after the AMD update %r" % [x["state"] for x in m["gpus"]])
+    h = d.json("/health")
+    src = {x["name"]: x for x in h["sources"]}
+    check(src["nvml"]["state"] == "failed", "nvml source %r" % src["nvml"])
+    check(src["amdgpu"]["state"] == "ok" and src["host"]["state"] == "ok",
+          "healthy sources %r" % h["sources"])
+    check(h["status"] == "degraded" and h["sampling"]["stalled"] is True, "health %r" % h)
+    ev = d.json("/api/v1/events")
+    check(ev["counts"]["sampling_stalled"] == 1, "sampling_stalled count %r" % ev["counts"])
+    check(not [e for e in ev["events"] if e["type"] == "gpu_lost"], "a stale GPU is not lost")
+    d.stop()
+    check("source 'nvml' still blocked" in d.log(), "no log line about the abandoned source:\n" + d.log())
+    os.unlink(scn)
+    shutil.rmtree(tmp)
 
 
 def case_recover():
@@ -1049,7 +1104,7 @@ def case_docs():
 CASES = {
     "endpoints": case_endpoints, "cache": case_cache, "cadence": case_cadence, "limits": case_limits, "cpuonly": case_cpuonly,
     "metrics": case_metrics, "promtool": case_promtool, "prometheus": case_prometheus,
-    "lost": case_lost, "hang": case_hang, "recover": case_recover, "history": case_history,
+    "lost": case_lost, "hang": case_hang, "hangfresh": case_hangfresh, "recover": case_recover, "history": case_history,
     "events": case_events, "sse": case_sse, "load": case_load, "ops": case_ops, "journal": case_journal, "amd": case_amd, "docs": case_docs,
 }
 

@@ -1,8 +1,9 @@
 /* unit_test.c — unit tests of the serve modules: history rings, the event
- * detector (hysteresis, lost/recovered, processes), stale copies, the
- * Prometheus renderer and its OpenMetrics rewrite, the Accept-Encoding /
- * Accept parsers and gzip, GPU id parsing, the config parser, and a sampler
- * lifecycle on the host source. Snapshots are built here from values the
+ * detector (hysteresis, lost/recovered, processes), a hung source's stale
+ * part, parts assembly, the Prometheus renderer and its OpenMetrics rewrite,
+ * the Accept-Encoding / Accept parsers and gzip, GPU id parsing, the config
+ * parser, a sampler lifecycle on the host source, and a sampler with a hung
+ * source (fake NVML) beside a healthy one (amdgpu fixture). Snapshots are built here from values the
  * test chooses, so every expectation is independent of the code. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "backends/monitor.h"
 #include "core/snapshot_build.h"
 #include "http/api.h"
 #include "http/config.h"
@@ -317,56 +319,119 @@ static void test_events_ring_wraps(void **state)
     gw__events_free(ev);
 }
 
-/* ------------------------------------------------------------ stale copy */
+/* ------------------------------------------------- a hung source's copy */
 
-static void test_stale_copy(void **state)
+/* The part a hung source last returned: devices (one lost, one without a
+ * sample time), a process, its status with versions. */
+static void last_part(gw__collect *c)
 {
-    (void)state;
-    tdev d[2] = {{"GPU-a", NULL, GW_DEVICE_OK, 100, 10, 50, 0},
-                 {"GPU-b", NULL, GW_DEVICE_LOST, 0, UINT64_MAX, 0, 0}};
-    tproc p[] = {{0, 42}};
-    gw_snapshot *s = snap(5000000000, d, 2, p, 1);
-    gw_snapshot *c = gw__snapshot_stale_copy(s, NULL, 3.5, 2000, 9000000000);
-    assert_non_null(c);
-    assert_int_equal(c->taken_ns, 9000000000);
-    assert_int_equal(c->devices[0].state, GW_DEVICE_STALE);
-    assert_int_equal(c->devices[0].sampled_at_ns, 5000000000);
-    assert_non_null(strstr(c->devices[0].state_reason, "3.5 s"));
-    assert_int_equal(c->devices[0].sample.mem_used, 10);
-    assert_int_equal(c->devices[1].state, GW_DEVICE_LOST);
-    assert_int_equal(c->n_processes, 1);
-    assert_int_equal(c->processes[0].pid, 42);
-    assert_int_equal(c->sources[0].state, GW_SOURCE_FAILED);
-    assert_int_equal(c->sources[0].error, GW_ETIMEDOUT);
-    assert_int_equal(s->devices[0].state, GW_DEVICE_OK); /* original untouched */
-    gw_snapshot_release(c);
-    gw_snapshot_release(s);
+    gw__collect_init(c);
+    gw_device *d = gw__collect_add_device(c);
+    gw__strlcpy(d->info.uuid, "GPU-a", sizeof d->info.uuid);
+    d->sampled_at_ns = 5000000000;
+    d->sample.mem_used = 10;
+    d = gw__collect_add_device(c);
+    gw__strlcpy(d->info.uuid, "GPU-b", sizeof d->info.uuid);
+    d->state = GW_DEVICE_LOST;
+    d = gw__collect_add_device(c);
+    gw__strlcpy(d->info.uuid, "GPU-c", sizeof d->info.uuid);
+    gw_process *p = gw__collect_add_process(c);
+    p->pid = 42;
+    p->device_index = 2;
+    gw_source_status *st = gw__collect_add_source(c);
+    gw__strlcpy(st->name, "nvml", sizeof st->name);
+    gw__strlcpy(st->driver_version, "550.1", sizeof st->driver_version);
+    st->device_count = 3;
 }
 
-/* The round is stuck in a named source: that source fails and its devices
- * say so; another source's devices are stale too (not refreshed) and name
- * the blocker; the other source is degraded, not failed. */
-static void test_stale_copy_names_the_hung_source(void **state)
+static void test_part_stale_copy(void **state)
 {
     (void)state;
-    tdev d[2] = {{"GPU-a", NULL, GW_DEVICE_OK, 100, 10, 50, 0},
-                 {"GPU-b", NULL, GW_DEVICE_OK, 100, 20, 50, 0}};
-    gw_snapshot *s = snap(5000000000, d, 2, NULL, 0);
-    gw__strlcpy(s->devices[0].info.source, "nvml", sizeof s->devices[0].info.source);
-    gw__strlcpy(s->devices[1].info.source, "amdgpu", sizeof s->devices[1].info.source);
-    gw__strlcpy(s->sources[0].name, "nvml", sizeof s->sources[0].name);
-    s->sources[0].device_count = 1;
-    gw_snapshot *c = gw__snapshot_stale_copy(s, "nvml", 4.0, 2000, 9000000000);
-    assert_non_null(c);
-    assert_int_equal(c->devices[0].state, GW_DEVICE_STALE);
-    assert_non_null(strstr(c->devices[0].state_reason, "source 'nvml' has not answered for 4.0 s"));
-    assert_int_equal(c->devices[1].state, GW_DEVICE_STALE);
-    assert_non_null(strstr(c->devices[1].state_reason, "blocked by source 'nvml'"));
-    assert_int_equal(c->sources[0].state, GW_SOURCE_FAILED);
-    assert_int_equal(c->sources[0].error, GW_ETIMEDOUT);
-    assert_non_null(strstr(c->sources[0].message, "nvml: has not answered for 4.0 s"));
-    gw_snapshot_release(c);
+    gw__collect last, c;
+    last_part(&last);
+    gw__collect_init(&c);
+    assert_int_equal(gw__part_stale_copy(&last, "nvml", 3.5, 2000, 4000000000, true, &c), GW_OK);
+    assert_int_equal(c.n_devices, 3);
+    assert_int_equal(c.devices[0].state, GW_DEVICE_STALE);
+    assert_int_equal(c.devices[0].sampled_at_ns, 5000000000); /* its own time kept */
+    assert_int_equal(c.devices[0].sample.mem_used, 10);
+    assert_non_null(strstr(c.devices[0].state_reason,
+                           "source 'nvml' has not answered for 3.5 s (deadline 2000 ms)"));
+    assert_int_equal(c.devices[1].state, GW_DEVICE_LOST); /* lost stays lost */
+    assert_int_equal(c.devices[2].state, GW_DEVICE_STALE);
+    assert_int_equal(c.devices[2].sampled_at_ns, 4000000000); /* the read's time */
+    assert_int_equal(c.n_processes, 1);
+    assert_int_equal(c.processes[0].pid, 42);
+    assert_int_equal(c.processes[0].device_index, 2);
+    assert_int_equal(c.n_sources, 1);
+    assert_int_equal(c.sources[0].state, GW_SOURCE_FAILED);
+    assert_int_equal(c.sources[0].error, GW_ETIMEDOUT);
+    assert_int_equal(c.sources[0].device_count, 3);
+    assert_string_equal(c.sources[0].driver_version, "550.1");
+    assert_non_null(strstr(c.sources[0].message, "nvml: has not answered for 3.5 s"));
+    assert_int_equal(last.devices[0].state, GW_DEVICE_OK); /* original untouched */
+    /* without processes (a process monitor carries them), reusing out */
+    assert_int_equal(gw__part_stale_copy(&last, "nvml", 4.0, 2000, 4000000000, false, &c), GW_OK);
+    assert_int_equal(c.n_devices, 3);
+    assert_int_equal(c.n_processes, 0);
+    /* a source hung before it ever answered: no devices, status says why */
+    assert_int_equal(gw__part_stale_copy(NULL, "amdgpu", 1.0, 500, 0, true, &c), GW_OK);
+    assert_int_equal(c.n_devices, 0);
+    assert_int_equal(c.n_sources, 1);
+    assert_string_equal(c.sources[0].name, "amdgpu");
+    assert_int_equal(c.sources[0].state, GW_SOURCE_FAILED);
+    assert_int_equal(c.sources[0].error, GW_ETIMEDOUT);
+    gw__collect_release(&c);
+    gw__collect_release(&last);
+}
+
+/* Parts in source order make one snapshot: indexes 0..n-1 across parts,
+ * processes re-pointed, one status per part, the host part's figures. */
+static void test_assemble_parts(void **state)
+{
+    (void)state;
+    gw__collect nv, amd, host;
+    last_part(&nv);
+    gw__collect_init(&amd);
+    gw_device *d = gw__collect_add_device(&amd);
+    gw__strlcpy(d->info.uuid, "GPU-amd", sizeof d->info.uuid);
+    gw_process *p = gw__collect_add_process(&amd);
+    p->pid = 7;
+    p->device_index = 0;
+    gw__strlcpy(gw__collect_add_source(&amd)->name, "amdgpu", 16);
+    gw__collect_init(&host);
+    gw__strlcpy(gw__collect_add_source(&host)->name, "host", 16);
+    gw__collect_host(&host)->cpu_count = 12;
+    gw__collect_host(&host)->valid = 1;
+    const gw__collect *parts[] = {&nv, &amd, &host};
+    gw_snapshot *s = gw__snapshot_assemble(parts, 3, 9000000000, 5);
+    assert_non_null(s);
+    assert_int_equal(s->taken_ns, 9000000000);
+    assert_int_equal(s->duration_ns, 5);
+    assert_false(s->cpu_only);
+    assert_int_equal(s->n_devices, 4);
+    for (uint32_t i = 0; i < 4; i++)
+        assert_int_equal(s->devices[i].info.index, i);
+    assert_string_equal(s->devices[3].info.uuid, "GPU-amd");
+    assert_int_equal(s->n_processes, 2);
+    assert_int_equal(s->processes[0].pid, 42);
+    assert_int_equal(s->processes[0].device_index, 2);
+    assert_int_equal(s->processes[1].pid, 7);
+    assert_int_equal(s->processes[1].device_index, 3);
+    assert_int_equal(s->n_sources, 3);
+    assert_string_equal(s->sources[1].name, "amdgpu");
+    assert_int_equal(s->host.cpu_count, 12);
     gw_snapshot_release(s);
+    /* no device anywhere: CPU-only, with a reason */
+    const gw__collect *only_host[] = {&host};
+    s = gw__snapshot_assemble(only_host, 1, 1, 1);
+    assert_non_null(s);
+    assert_true(s->cpu_only);
+    assert_true(s->cpu_only_reason[0] != '\0');
+    gw_snapshot_release(s);
+    gw__collect_release(&nv);
+    gw__collect_release(&amd);
+    gw__collect_release(&host);
 }
 
 /* ------------------------------------------------ process carry-forward */
@@ -384,7 +449,7 @@ static void test_with_processes(void **state)
     tdev cheap_d[2] = {{"GPU-c", NULL, GW_DEVICE_OK, 100, 7, 0, 0},
                        {"GPU-a", NULL, GW_DEVICE_OK, 100, 8, 0, 0}};
     gw_snapshot *cheap = snap(2, cheap_d, 2, NULL, 0);
-    gw_snapshot *m = gw__snapshot_with_processes(cheap, full);
+    gw_snapshot *m = gw__snapshot_with_processes(cheap, full, NULL);
     assert_non_null(m);
     assert_int_equal(m->taken_ns, 2);
     assert_int_equal(m->n_devices, 2);
@@ -399,10 +464,25 @@ static void test_with_processes(void **state)
     /* a lost device keeps no processes */
     cheap_d[1].state = GW_DEVICE_LOST;
     gw_snapshot *cheap2 = snap(3, cheap_d, 2, NULL, 0);
-    m = gw__snapshot_with_processes(cheap2, full);
+    m = gw__snapshot_with_processes(cheap2, full, NULL);
     assert_int_equal(m->n_processes, 1);
     assert_int_equal(m->processes[0].pid, 30);
     gw_snapshot_release(m);
+    /* keep_own: c (0) brings its own list this round (pid 99), a (1) takes
+     * the full round's (pid 10) */
+    tproc own_p[] = {{0, 99}, {1, 98}};
+    cheap_d[1].state = GW_DEVICE_STALE;
+    gw_snapshot *cheap3 = snap(4, cheap_d, 2, own_p, 2);
+    bool keep[2] = {true, false};
+    m = gw__snapshot_with_processes(cheap3, full, keep);
+    assert_non_null(m);
+    assert_int_equal(m->n_processes, 2);
+    assert_int_equal(m->processes[0].pid, 99);
+    assert_int_equal(m->processes[0].device_index, 0);
+    assert_int_equal(m->processes[1].pid, 10);
+    assert_int_equal(m->processes[1].device_index, 1);
+    gw_snapshot_release(m);
+    gw_snapshot_release(cheap3);
     gw_snapshot_release(cheap2);
     gw_snapshot_release(cheap);
     gw_snapshot_release(full);
@@ -903,6 +983,115 @@ static void test_sampler_lifecycle(void **state)
     assert_null(s);
 }
 
+/* The fake NVML hangs in GPU 0's power call from its 4th call on, beside
+ * the amdgpu source on a fixture sysfs tree: the NVIDIA GPUs go stale with
+ * a reason naming nvml while the AMD GPU keeps being sampled (its sample
+ * time advances), at the same indexes. Needs the fake NVML library and the
+ * source tree (GPUWATCH_FAKE_NVML, GPUWATCH_SOURCE_ROOT; set by meson). */
+static void test_sampler_hung_source_beside_a_healthy_one(void **state)
+{
+    (void)state;
+    const char *lib = getenv("GPUWATCH_FAKE_NVML");
+    const char *root = getenv("GPUWATCH_SOURCE_ROOT");
+    if (!lib || !*lib || !root || !*root)
+        skip();
+    char scn[] = "/tmp/gw-hang-XXXXXX", two[1024], sys[1024], proc[1024], line[512];
+    int fd = mkstemp(scn);
+    assert_true(fd >= 0);
+    FILE *out = fdopen(fd, "w");
+    fputs("hang nvmlDeviceGetPowerUsage gpu=0 after=3\n", out);
+    snprintf(two, sizeof two, "%s/tests/serve/scenarios/two.scn", root);
+    FILE *in = fopen(two, "r");
+    assert_non_null(in);
+    while (fgets(line, sizeof line, in))
+        fputs(line, out);
+    fclose(in);
+    fclose(out);
+    setenv("GPUWATCH_FAKE_NVML_SCENARIO", scn, 1);
+    snprintf(sys, sizeof sys, "%s/tests/fixtures/rdna3/sys", root);
+    snprintf(proc, sizeof proc, "%s/tests/fixtures/rdna3/proc", root);
+    gw_config mc;
+    gw_config_init(&mc);
+    mc.sources = "nvml,amdgpu,host";
+    mc.nvml_library = lib;
+    mc.sys_root = sys;
+    mc.proc_root = proc;
+    mc.processes = false;
+    gw_monitor *m;
+    gw_error err;
+    assert_int_equal(gw_monitor_open(&m, &mc, &err), GW_OK);
+    gw__sampler_config sc;
+    gw__sampler_config_default(&sc);
+    sc.interval_ms = 20; /* deadline: the default 2 s, ample for the healthy sources */
+    gw__sampler *s;
+    assert_int_equal(gw__sampler_start(&s, m, NULL, &sc, NULL, NULL, NULL, &err), GW_OK);
+    /* patience (2 min each), no timing check: wait for the hang to show */
+    gw_snapshot *hung = NULL;
+    for (int i = 0; i < 12000 && !hung; i++) {
+        gw_snapshot *cur = gw__sampler_current(s);
+        if (cur && cur->n_sources && cur->sources[0].error == GW_ETIMEDOUT)
+            hung = cur;
+        else {
+            gw_snapshot_release(cur);
+            usleep(10000);
+        }
+    }
+    assert_non_null(hung);
+    assert_int_equal(hung->n_devices, 3); /* nvml's two, then amdgpu's one */
+    assert_string_equal(hung->devices[2].info.source, "amdgpu");
+    assert_int_equal(hung->devices[2].info.index, 2);
+    int64_t amd_at = hung->devices[2].sampled_at_ns, nv_at = hung->devices[0].sampled_at_ns;
+    /* later publications: the AMD GPU sampled again, NVIDIA still stale */
+    gw_snapshot *later = NULL;
+    for (int i = 0; i < 12000 && !later; i++) {
+        usleep(10000);
+        gw_snapshot *cur = gw__sampler_current(s);
+        if (cur && cur->n_devices == 3 && cur->devices[2].sampled_at_ns > amd_at &&
+            cur->devices[2].state == GW_DEVICE_OK)
+            later = cur;
+        else
+            gw_snapshot_release(cur);
+    }
+    assert_non_null(later);
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(later->devices[i].info.source, "nvml");
+        assert_int_equal(later->devices[i].state, GW_DEVICE_STALE);
+        assert_non_null(strstr(later->devices[i].state_reason, "source 'nvml' has not answered"));
+    }
+    assert_int_equal(later->devices[0].sampled_at_ns, nv_at); /* its age grows */
+    assert_int_equal(later->devices[2].state, GW_DEVICE_OK);
+    assert_int_equal(later->sources[0].state, GW_SOURCE_FAILED);
+    assert_string_equal(later->sources[1].name, "amdgpu");
+    assert_int_equal(later->sources[1].state, GW_SOURCE_OK);
+    assert_string_equal(later->sources[2].name, "host");
+    assert_int_equal(later->sources[2].state, GW_SOURCE_OK);
+    gw__sampler_stats st;
+    gw__sampler_stats_get(s, &st);
+    assert_true(st.stalled);
+    assert_int_equal(st.overruns, 1); /* one hang, however many rounds since */
+    assert_true(st.stale_publications >= 2);
+    assert_int_equal(gw__events_count(gw__sampler_events(s), GW__EV_SAMPLING_STALLED), 1);
+    /* history has the AMD GPU's new rows, and not the NVIDIA copies */
+    gw__history_point *pts;
+    size_t n_amd = 0, n_nv = 0;
+    char key[96];
+    gw__history_key(&later->devices[2], key, sizeof key);
+    assert_int_equal(gw__history_query(gw__sampler_history(s), key, GW_METRIC_MEM_USED, 0,
+                                       INT64_MAX, 0, &pts, &n_amd, &err), GW_OK);
+    free(pts);
+    gw__history_key(&later->devices[0], key, sizeof key);
+    assert_int_equal(gw__history_query(gw__sampler_history(s), key, GW_METRIC_MEM_USED, 0,
+                                       INT64_MAX, 0, &pts, &n_nv, &err), GW_OK);
+    free(pts);
+    assert_true(n_amd > n_nv);
+    gw_snapshot_release(hung);
+    gw_snapshot_release(later);
+    /* the hung worker is abandoned (logged), the rest stops */
+    gw__sampler_stop(s, 100);
+    unsetenv("GPUWATCH_FAKE_NVML_SCENARIO");
+    unlink(scn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,8 +1100,8 @@ int main(void)
         cmocka_unit_test(test_events_lost_thermal_processes),
         cmocka_unit_test(test_events_health),
         cmocka_unit_test(test_events_ring_wraps),
-        cmocka_unit_test(test_stale_copy),
-        cmocka_unit_test(test_stale_copy_names_the_hung_source),
+        cmocka_unit_test(test_part_stale_copy),
+        cmocka_unit_test(test_assemble_parts),
         cmocka_unit_test(test_with_processes),
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_negotiate_encoding),
@@ -925,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_journal_stream),
         cmocka_unit_test(test_print_config_round_trip),
         cmocka_unit_test(test_sampler_lifecycle),
+        cmocka_unit_test(test_sampler_hung_source_beside_a_healthy_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
