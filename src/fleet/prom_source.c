@@ -10,14 +10,15 @@
 #include <string.h>
 
 typedef enum query_kind {
-    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_USED, Q_FREE, Q_NOT_UP, Q_HOT, Q_PENDING, Q_RAM_TOTAL,
+    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_TOTAL, Q_USED, Q_FREE, Q_NOT_UP, Q_HOT, Q_PENDING, Q_RAM_TOTAL,
     Q_RAM_AVAIL, Q_MODEL_SIZE, Q_MODEL_VRAM, Q_COUNT
 } query_kind;
 
 /* PromQL of each query; %s is the job selector ( job="gpuwatch" ). What
  * Prometheus spends on a query is mostly encoding its answer, so each one
- * returns as few series and labels as it can: one series per GPU only for
- * identity + total, used and free; the rest only where it matters (a GPU
+ * returns as few series and labels as it can (and a join costs more than
+ * two plain queries): one series per GPU only for identity, total, used
+ * and free; the rest only where it matters (a GPU
  * that is not up, at or over its slowdown temperature, with reservations
  * pending). Nodes: the targets that answer (gpuwatch_build_info) and those
  * that do not (up == 0). The state of a GPU that is not up comes from a
@@ -26,10 +27,8 @@ typedef enum query_kind {
 static const char *const queries[Q_COUNT] = {
     [Q_DOWN] = "up{%s} == 0",
     [Q_BUILD] = "max by (instance,version) (gpuwatch_build_info{%s})",
-    /* identity with the total; a GPU without a total (lost) with -1 */
-    [Q_INFO] = "gpuwatch_gpu_memory_total_bytes{%s} * on (instance,gpu) "
-               "group_left (uuid,name,vendor) gpuwatch_gpu_info{%s} "
-               "or on (instance,gpu) -gpuwatch_gpu_info{%s}",
+    [Q_INFO] = "max by (instance,gpu,uuid,name,vendor) (gpuwatch_gpu_info{%s})",
+    [Q_TOTAL] = "sum by (instance,gpu) (gpuwatch_gpu_memory_total_bytes{%s})",
     [Q_USED] = "sum by (instance,gpu) (gpuwatch_gpu_memory_used_bytes{%s})",
     [Q_FREE] = "sum by (instance,gpu) (gpuwatch_gpu_memory_free_bytes{%s})",
     [Q_NOT_UP] = "gpuwatch_gpu_up{%s} == 0",
@@ -173,10 +172,12 @@ static void on_gpu_series(build *b, gw__node_gpu *g, const json_t *labels, doubl
         gw__jr_str(labels, "vendor", vendor, sizeof vendor);
         if (!gw__vendor_parse(vendor, &g->dev.vendor))
             g->dev.vendor = GW_VENDOR_UNKNOWN;
+        break;
+    }
+    case Q_TOTAL:
         if (is_byte_count(v))
             g->dev.total = (uint64_t)v;
         break;
-    }
     case Q_USED:
         g->has_used = is_byte_count(v);
         g->used = g->has_used ? (uint64_t)v : 0;
@@ -459,7 +460,7 @@ int gw__prom_source_poll(gw__cluster *c, const gw__curl_lib *lib, const gw__clus
     char promql[Q_COUNT][400];
     memset(f, 0, sizeof f);
     for (int q = 0; q < Q_COUNT; q++) {
-        snprintf(promql[q], sizeof promql[q], queries[q], selector, selector, selector);
+        snprintf(promql[q], sizeof promql[q], queries[q], selector, selector);
         snprintf(f[q].url, sizeof f[q].url, "%s/api/v1/query?query=", c->prometheus);
         url_encode(f[q].url, sizeof f[q].url, promql[q]);
     }
