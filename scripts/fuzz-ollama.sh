@@ -8,5 +8,6 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/fuzz-lib.sh"
 fuzz_target fuzz_ollama "${1:-60}" "$top/tests/models/corpus/fuzz_ollama" 65536 \
   "$top/src/models/servers.c" "$top/src/place/daemon_client.c" "$top/src/render/json_writer.c" \
+  "$top/src/render/json_read.c" \
   "$top/src/core/util.c" "$top/src/core/names.c" "$top/src/core/array.c" "$top/src/core/parse.c" \
   -ljansson
