@@ -227,35 +227,70 @@ static void probe_idle(gw__cluster *c, int timeout_ms)
     free(of);
 }
 
+/* A direct poll in flight: which transfers are whose, and what is left. */
+typedef struct direct_poll {
+    gw__cluster *c;
+    gw__fetch *f;
+    size_t *first;      /* node i's first transfer */
+    size_t *node_of;    /* transfer k's node */
+    unsigned char *left; /* node i's transfers still running */
+} direct_poll;
+
+static size_t n_transfers(const gw__node *n) { return n->kind == GW__NODE_OLLAMA ? 2 : 1; }
+
+/* fetch.h on_done: a node is decoded as soon as its last transfer ends,
+ * while the others still run (the poll ends right after the last one). */
+static void transfer_done(void *ctx, size_t k)
+{
+    direct_poll *d = ctx;
+    size_t i = d->node_of[k];
+    if (d->left[i] && --d->left[i] == 0)
+        conclude(&d->c->nodes[i], &d->f[d->first[i]], d->c->taken_ns);
+}
+
 static int poll_direct(gw__cluster *c, const gw__curl_lib *lib, const gw__cluster_config *cfg,
-                       gw_error *err)
+                       int64_t start_ns, gw_error *err)
 {
     size_t n_fetch = 0;
     for (size_t i = 0; i < c->n_nodes; i++)
-        n_fetch += c->nodes[i].kind == GW__NODE_OLLAMA ? 2 : 1;
-    gw__fetch *f = calloc(n_fetch ? n_fetch : 1, sizeof *f);
-    if (!f)
-        return gw__error_set(err, GW_ENOMEM, "cluster: out of memory");
-    for (size_t i = 0, k = 0; i < c->n_nodes; i++) {
+        n_fetch += n_transfers(&c->nodes[i]);
+    direct_poll d = {.c = c};
+    d.f = calloc(n_fetch ? n_fetch : 1, sizeof *d.f);
+    d.first = calloc(c->n_nodes ? c->n_nodes : 1, sizeof *d.first);
+    d.node_of = calloc(n_fetch ? n_fetch : 1, sizeof *d.node_of);
+    d.left = calloc(c->n_nodes ? c->n_nodes : 1, 1);
+    int rc = d.f && d.first && d.node_of && d.left
+                 ? GW_OK
+                 : gw__error_set(err, GW_ENOMEM, "cluster: out of memory");
+    for (size_t i = 0, k = 0; rc == GW_OK && i < c->n_nodes; i++) {
         const gw__node *n = &c->nodes[i];
+        d.first[i] = k;
+        d.left[i] = (unsigned char)n_transfers(n);
         if (n->kind == GW__NODE_OLLAMA) {
-            snprintf(f[k++].url, sizeof f->url, "%s/api/version", n->url);
-            snprintf(f[k++].url, sizeof f->url, "%s/api/ps", n->url);
+            snprintf(d.f[k].url, sizeof d.f->url, "%s/api/version", n->url);
+            d.node_of[k++] = i;
+            snprintf(d.f[k].url, sizeof d.f->url, "%s/api/ps", n->url);
+            d.node_of[k++] = i;
         } else {
-            f[k].token = n->token;
-            snprintf(f[k++].url, sizeof f->url, "%s/health", n->url);
+            d.f[k].token = n->token;
+            snprintf(d.f[k].url, sizeof d.f->url, "%s/health", n->url);
+            d.node_of[k++] = i;
         }
     }
     gw__fetch_opts o = {.timeout_ms = cfg->timeout_ms, .straggler_cut = cfg->straggler_cut,
-                        .ca_file = cfg->ca_file, .max_body = 8u << 20};
-    int rc = gw__fetch_run(lib, f, n_fetch, &o, err);
-    for (size_t i = 0, k = 0; i < c->n_nodes; i++) {
-        conclude(&c->nodes[i], &f[k], c->taken_ns);
-        k += c->nodes[i].kind == GW__NODE_OLLAMA ? 2 : 1;
-    }
-    for (size_t k = 0; k < n_fetch; k++)
-        gw__fetch_release(&f[k]);
-    free(f);
+                        .ca_file = cfg->ca_file, .max_body = 8u << 20, .start_ns = start_ns,
+                        .on_done = transfer_done, .ctx = &d};
+    if (rc == GW_OK)
+        rc = gw__fetch_run(lib, d.f, n_fetch, &o, err);
+    for (size_t i = 0; d.left && d.first && i < c->n_nodes; i++)
+        if (d.left[i]) /* curl itself failed: every transfer says why */
+            conclude(&c->nodes[i], &d.f[d.first[i]], c->taken_ns);
+    for (size_t k = 0; d.f && k < n_fetch; k++)
+        gw__fetch_release(&d.f[k]);
+    free(d.f);
+    free(d.first);
+    free(d.node_of);
+    free(d.left);
     if (rc == GW_OK && cfg->probe)
         probe_idle(c, cfg->timeout_ms > 0 ? cfg->timeout_ms : 2000);
     return rc;
@@ -267,7 +302,7 @@ int gw__cluster_poll(gw__cluster *c, const gw__curl_lib *lib, const gw__cluster_
     int64_t t0 = gw__now_mono_ns();
     c->taken_ns = gw__now_real_ns();
     int rc = c->from_prometheus ? gw__prom_source_poll(c, lib, cfg, err)
-                                : poll_direct(c, lib, cfg, err);
+                                : poll_direct(c, lib, cfg, t0, err);
     c->poll_seconds = (double)(gw__now_mono_ns() - t0) / 1e9;
     for (size_t i = 0; i < c->n_nodes; i++)
         assert(gw__node_check(&c->nodes[i]));

@@ -8,8 +8,10 @@
  * --cluster` uses): once some transfer has answered, a transfer still
  * running 2 x (the latest answer's time) + 5 ms after the start is
  * abandoned: its rc is GW_ETIMEDOUT and its error says it did not answer
- * while the others did. So one hung peer costs a report at most twice the
- * slowest healthy peer's time, never its own deadline. The daemon, which
+ * while the others did (the cut is made 1 ms early, so that with the
+ * millisecond granularity of curl_multi_poll the run still ends within
+ * that bound). So one hung peer costs a report at most twice the slowest
+ * healthy peer's time plus 5 ms, never its own deadline. The daemon, which
  * keeps each peer's last good data, waits for the full deadline instead.
  *
  * Invariants:
@@ -48,6 +50,12 @@ typedef struct gw__fetch_opts {
     bool straggler_cut;       /* see above */
     const char *ca_file;      /* TLS: trust this CA bundle; NULL: the system's */
     size_t max_body;          /* 0: 16 MiB */
+    int64_t start_ns;         /* CLOCK_MONOTONIC the times count from; 0: the call */
+    /* Called (on the caller's thread) as soon as transfer i has ended,
+     * answered or not, so its body can be used while others still run;
+     * NULL: none. Transfers cut by the straggler rule are reported too. */
+    void (*on_done)(void *ctx, size_t i);
+    void *ctx;
 } gw__fetch_opts;
 
 /* Prepares v for a run: zeroes everything but url, token, post. */

@@ -112,6 +112,12 @@ class Peer(socketserver.ThreadingMixIn, http.server.HTTPServer):
                 outer.seen.append((self.path, self.headers.get("Authorization")))
                 outer.behave(self)
 
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.body = self.rfile.read(n)
+                outer.seen.append((self.path, self.headers.get("Authorization")))
+                outer.behave(self)
+
             def send(self, code, body, ctype="application/json"):
                 b = body if isinstance(body, bytes) else body.encode()
                 self.send_response(code)
@@ -349,6 +355,34 @@ def case_ollama():
     out = run(["--ollama-nodes", busy.url + "," + idle.url]).stdout
     check("llama3.1:8b" in out and "on GPU" in out and "on CPU" in out, out)
     check("no model loaded (--probe" in out, out)
+    # --probe: the idle node's smallest model asked for one embedding, then
+    # /api/ps says where it went: inferred, never measured; the busy node
+    # is not probed.
+    state = {"loaded": False}
+
+    def probing(h):
+        if h.path == "/api/tags":
+            h.send(200, json.dumps({"models": [{"name": "big:70b", "size": 40 * GIB},
+                                               {"name": "tiny:1b", "size": GIB}]}))
+        elif h.path == "/api/embed":
+            check(json.loads(h.body).get("model") == "tiny:1b", "probe asked %r" % h.body)
+            state["loaded"] = True
+            h.send(200, json.dumps({"model": "tiny:1b", "embeddings": [[0.1, 0.2]]}))
+        elif h.path == "/api/ps":
+            models = [{"name": "tiny:1b", "size": GIB, "size_vram": GIB}] if state["loaded"] else []
+            h.send(200, json.dumps({"models": models}))
+        else:
+            h.send(200, json.dumps({"version": "0.6.1"}))
+    probe = Peer(probing)
+    doc, _ = cluster_json(["--ollama-nodes", busy.url + "," + probe.url, "--probe"], want_rc=0)
+    pr = doc["nodes"][1]["probe"]
+    check(pr and pr["model"] == "tiny:1b" and pr["result"] == "GPU (inferred)" and pr["seconds"] is not None,
+          "probe %r" % pr)
+    check(doc["nodes"][0]["probe"] is None and not any(p == "/api/embed" for p, _ in busy.seen),
+          "a busy node was probed: %r" % busy.seen)
+    state["loaded"] = False  # idle again
+    out = run(["--ollama-nodes", probe.url, "--probe"]).stdout
+    check("GPU (inferred)" in out and "tiny:1b" in out, out)
 
 
 def case_prometheus():
