@@ -41,7 +41,7 @@ const char gw_cli_cluster_options_help[] =
     "  --prometheus-job JOB  the job label of the gpuwatch targets (default gpuwatch)\n"
     "  --peer-timeout MS     deadline of each peer (default 2000)\n"
     "  --wait                wait for every peer up to its deadline (default: a peer\n"
-    "                        still silent at twice the slowest answer + 5 ms is\n"
+    "                        still silent at twice the slowest answer + 3 ms is\n"
     "                        shown unreachable)\n";
 
 void gw_cli_cluster_init(gw_cli_cluster *c)

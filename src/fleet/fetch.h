@@ -6,11 +6,11 @@
  *
  * The straggler rule (opts.straggler_cut, what a one-shot `report
  * --cluster` uses): once some transfer has answered, a transfer still
- * running 2 x (the latest answer's time) + 5 ms after the start is
+ * running 2 x (the latest answer's time) + 3 ms after the start is
  * abandoned: its rc is GW_ETIMEDOUT and its error says it did not answer
- * while the others did (the cut is made 1 ms early, so that with the
- * millisecond granularity of curl_multi_poll the run still ends within
- * that bound). So one hung peer costs a report at most twice the slowest
+ * while the others did (the cut is made at 2 x + 3 ms, so that with the
+ * millisecond granularity of curl_multi_poll and the end of the run it
+ * still ends within 2 x + 5 ms). So one hung peer costs a report at most twice the slowest
  * healthy peer's time plus 5 ms, never its own deadline. The daemon, which
  * keeps each peer's last good data, waits for the full deadline instead.
  *
