@@ -141,3 +141,19 @@ int gw_cli_cluster_poll(const gw_cli_cluster *c, const char *cmd, gw__cluster *c
     }
     return 0;
 }
+
+bool gw_cli_cluster_print_json(bool pretty, void (*write)(gw_json *j, const void *arg),
+                               const void *arg)
+{
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    gw_json j;
+    gw__json_init(&j, &sb, pretty);
+    write(&j, arg);
+    gw__strbuf_putc(&sb, '\n');
+    bool ok = !sb.failed;
+    if (ok)
+        fwrite(sb.data, 1, sb.len, stdout);
+    gw__strbuf_release(&sb);
+    return ok;
+}

@@ -41,4 +41,10 @@ int gw_cli_cluster_finish(gw_cli_cluster *c, const char *cmd);
  * else 0 (each node's fate is in *cl). */
 int gw_cli_cluster_poll(const gw_cli_cluster *c, const char *cmd, gw__cluster *cl);
 
+/* Writes one JSON document (write(j, arg) renders it) and a newline to
+ * stdout, pretty when asked. False when it could not be rendered (out of
+ * memory); the caller exits GW_EXIT_ERROR. */
+bool gw_cli_cluster_print_json(bool pretty, void (*write)(gw_json *j, const void *arg),
+                               const void *arg);
+
 #endif

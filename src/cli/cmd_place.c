@@ -135,6 +135,17 @@ static int check_cluster_options(gw_place_request *r, daemon_opts *dopt)
     return gw_cli_cluster_finish(&dopt->cluster, "place");
 }
 
+typedef struct cluster_plan_view {
+    const gw__cluster *cl;
+    const gw__cluster_plan *cp;
+} cluster_plan_view;
+
+static void write_plan(gw_json *j, const void *arg)
+{
+    const cluster_plan_view *v = arg;
+    gw__cluster_plan_json(j, v->cl, v->cp);
+}
+
 /* --cluster: the need on every node; the chosen node and its plan. */
 static int place_cluster(gw_place_request *r, const daemon_opts *dopt)
 {
@@ -153,17 +164,9 @@ static int place_cluster(gw_place_request *r, const daemon_opts *dopt)
     } else if (rc == 0) {
         rc = cp.chosen >= 0 ? GW_EXIT_OK : GW_EXIT_ERROR;
         if (r->json) {
-            gw_strbuf sb;
-            gw__strbuf_init(&sb, 0);
-            gw_json j;
-            gw__json_init(&j, &sb, r->pretty);
-            gw__cluster_plan_json(&j, &cl, &cp);
-            gw__strbuf_putc(&sb, '\n');
-            if (sb.failed)
+            const cluster_plan_view v = {&cl, &cp};
+            if (!gw_cli_cluster_print_json(r->pretty, write_plan, &v))
                 rc = GW_EXIT_ERROR;
-            else
-                fwrite(sb.data, 1, sb.len, stdout);
-            gw__strbuf_release(&sb);
         } else {
             gw__cluster_plan_print(stdout, &cl, &cp, r->model_note);
         }

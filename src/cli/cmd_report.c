@@ -664,6 +664,11 @@ static int report_watch(const report_opts *o)
     return exit_code;
 }
 
+static void write_cluster(gw_json *j, const void *arg)
+{
+    gw__cluster_json(j, arg, gw__now_real_ns());
+}
+
 /* --cluster: one poll of every node, printed. */
 static int report_cluster(const report_opts *o)
 {
@@ -672,17 +677,8 @@ static int report_cluster(const report_opts *o)
     if (exit_code == GW_EXIT_OK) {
         int64_t now = gw__now_real_ns();
         if (o->json) {
-            gw_strbuf sb;
-            gw__strbuf_init(&sb, 0);
-            gw_json j;
-            gw__json_init(&j, &sb, o->pretty);
-            gw__cluster_json(&j, &cl, now);
-            gw__strbuf_putc(&sb, '\n');
-            if (sb.failed)
+            if (!gw_cli_cluster_print_json(o->pretty, write_cluster, &cl))
                 exit_code = GW_EXIT_ERROR;
-            else
-                fwrite(sb.data, 1, sb.len, stdout);
-            gw__strbuf_release(&sb);
         } else {
             gw__cluster_print(stdout, &cl, now);
         }

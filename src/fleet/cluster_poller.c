@@ -80,20 +80,7 @@ static void *poller_main(void *arg)
     gw__cluster_poller *p = arg;
     for (;;) {
         poll_once(p);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += p->interval_ms / 1000;
-        until.tv_nsec += (long)(p->interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&p->lock);
-        while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
-            ;
-        bool stop = p->stopping;
-        pthread_mutex_unlock(&p->lock);
-        if (stop)
+        if (gw__wait_interval(&p->lock, &p->wake, &p->stopping, p->interval_ms))
             return NULL;
     }
 }

@@ -39,19 +39,10 @@ static void gpu_json(gw_json *j, const gw__node_gpu *g)
 
 static void model_json(gw_json *j, const gw__node_model *nm)
 {
-    const gw__loaded_model *m = &nm->m;
-    char where[24];
     gw__json_object_begin(j);
-    gw__json_kv_str(j, "name", m->name);
     gw__json_kv_str(j, "server", or_null(nm->server));
     gw__json_kv_str(j, "kind", gw__server_kind_name(nm->kind));
-    gw__json_kv_u64(j, "size_bytes", m->has_size, m->size);
-    gw__json_kv_u64(j, "vram_bytes", m->has_vram, m->size_vram);
-    gw__json_kv_str(j, "location", gw__loaded_model_location(m, where, sizeof where));
-    gw__json_kv_str(j, "family", or_null(m->family));
-    gw__json_kv_str(j, "parameter_size", or_null(m->parameter_size));
-    gw__json_kv_str(j, "quantization", or_null(m->quantization));
-    gw__json_kv_u64(j, "context_length", m->context_length > 0, m->context_length);
+    gw__loaded_model_members(j, &nm->m);
     gw__json_object_end(j);
 }
 

@@ -2,6 +2,7 @@
  * figures of the real one only when the whole body decoded (invariant 1). */
 #include "fleet/node.h"
 #include "core/array.h"
+#include "core/parse.h"
 #include "core/util.h"
 #include "render/json_read.h"
 
@@ -153,6 +154,10 @@ static int decode_model_servers(const json_t *servers, gw__node *n)
             gw__jr_str(m, "family", lm->family, sizeof lm->family);
             gw__jr_str(m, "parameter_size", lm->parameter_size, sizeof lm->parameter_size);
             gw__jr_str(m, "quantization", lm->quantization, sizeof lm->quantization);
+            char when[64];
+            gw__jr_str(m, "expires_at", when, sizeof when);
+            if (!gw__parse_rfc3339(when, &lm->expires_ns))
+                lm->expires_ns = 0;
             lm->has_size = gw__jr_u64(m, "size_bytes", &lm->size);
             lm->has_vram = gw__jr_u64(m, "vram_bytes", &lm->size_vram);
             uint64_t ctx;

@@ -600,6 +600,24 @@ static const char *or_null(const char *s)
     return s[0] ? s : NULL;
 }
 
+void gw__loaded_model_members(gw_json *j, const gw__loaded_model *m)
+{
+    char where[24];
+    gw__json_kv_str(j, "name", m->name);
+    gw__json_kv_str(j, "digest", or_null(m->digest));
+    gw__json_kv_u64(j, "size_bytes", m->has_size, m->size);
+    gw__json_kv_u64(j, "vram_bytes", m->has_vram, m->size_vram);
+    gw__json_kv_str(j, "location", gw__loaded_model_location(m, where, sizeof where));
+    gw__json_kv_str(j, "family", or_null(m->family));
+    gw__json_kv_str(j, "parameter_size", or_null(m->parameter_size));
+    gw__json_kv_str(j, "quantization", or_null(m->quantization));
+    gw__json_kv_u64(j, "context_length", m->context_length > 0, m->context_length);
+    if (m->expires_ns)
+        gw__json_kv_timestamp(j, "expires_at", m->expires_ns);
+    else
+        gw__json_kv_str(j, "expires_at", NULL);
+}
+
 void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n)
 {
     gw__json_array_begin(j);
@@ -637,22 +655,8 @@ void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n)
         gw__json_key(j, "models");
         gw__json_array_begin(j);
         for (size_t k = 0; k < s->n_models; k++) {
-            const gw__loaded_model *m = &s->models[k];
-            char where[24];
             gw__json_object_begin(j);
-            gw__json_kv_str(j, "name", m->name);
-            gw__json_kv_str(j, "digest", or_null(m->digest));
-            gw__json_kv_u64(j, "size_bytes", m->has_size, m->size);
-            gw__json_kv_u64(j, "vram_bytes", m->has_vram, m->size_vram);
-            gw__json_kv_str(j, "location", gw__loaded_model_location(m, where, sizeof where));
-            gw__json_kv_str(j, "family", or_null(m->family));
-            gw__json_kv_str(j, "parameter_size", or_null(m->parameter_size));
-            gw__json_kv_str(j, "quantization", or_null(m->quantization));
-            gw__json_kv_u64(j, "context_length", m->context_length > 0, m->context_length);
-            if (m->expires_ns)
-                gw__json_kv_timestamp(j, "expires_at", m->expires_ns);
-            else
-                gw__json_kv_str(j, "expires_at", NULL);
+            gw__loaded_model_members(j, &s->models[k]);
             gw__json_object_end(j);
         }
         gw__json_array_end(j);

@@ -174,6 +174,11 @@ void gw__server_list_release(gw__server_list *l);
  * http://HOST:PORT URLs. GW_EINVAL naming what is wrong. */
 int gw__server_list_check(const char *list, gw_error *err);
 
+/* The members of one model object of docs/report-json.md's
+ * model_servers[].models[] (name, digest, sizes, location, details,
+ * expires_at), written into an object the caller opened. */
+void gw__loaded_model_members(gw_json *j, const gw__loaded_model *m);
+
 /* The "model_servers" array of docs/report-json.md. */
 void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n);
 
