@@ -1,5 +1,5 @@
 /* fuzz_prom_vector.c — libFuzzer target for the decoder of Prometheus's
- * instant-query answers (gw__prom_vector_parse, src/fleet/prom_source.c).
+ * instant-query answers (gw__prom_vector_parse, src/fleet/prom_vector.c).
  *
  * Owns: the checks below, nothing else (no state between inputs). Built by
  * scripts/fuzz-prom-vector.sh; its corpus (tests/fleet/corpus/
@@ -18,7 +18,7 @@
  *     (escaped or not) and no nesting past GW__PROM_MAX_DEPTH, both succeed or
  *     both fail, with the same series in the same order (same string
  *     labels, same value). */
-#include "fleet/prom_source.h"
+#include "fleet/prom_vector.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -70,7 +70,7 @@ static int reference(json_t *doc, ref_series **out, size_t *n)
         json_t *lv;
         json_object_foreach(labels, k, lv) strings += json_is_string(lv);
         if (strings > GW__PROM_MAX_LABELS)
-            continue; /* too many labels: skipped (prom_source.h invariant 1) */
+            continue; /* too many labels: skipped (prom_vector.h invariant 3) */
         (*out)[(*n)++] = (ref_series){labels, x};
     }
     return 1;

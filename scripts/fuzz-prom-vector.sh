@@ -8,8 +8,6 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/fuzz-lib.sh"
 fuzz_target fuzz_prom_vector "${1:-60}" "$top/tests/fleet/corpus/fuzz_prom_vector" 65536 \
-  "$top/src/fleet/prom_source.c" "$top/src/fleet/fetch.c" "$top/src/fleet/curl_lib.c" \
-  "$top/src/fleet/node.c" "$top/src/models/servers.c" "$top/src/place/daemon_client.c" \
-  "$top/src/render/json_writer.c" "$top/src/render/json_read.c" \
+  "$top/src/fleet/prom_vector.c" \
   "$top/src/core/util.c" "$top/src/core/names.c" "$top/src/core/array.c" "$top/src/core/parse.c" \
-  -ljansson -ldl
+  -ljansson

@@ -27,31 +27,20 @@
  *  2. The node list is rebuilt each poll, sorted by instance; a target
  *     whose `up` is 0 is a node that is down ("Prometheus could not scrape
  *     it").
- *  3. An answer is decoded in one streaming pass (no JSON tree, no
- *     allocation per value: one scratch buffer for the strings of the
- *     series at hand), reading only body[0..len) (no NUL needed at len).
- *     Series are reported as they end, before the whole answer is known to
- *     be good: a caller keeps nothing of an answer that fails (decode_all
- *     drops the nodes a failed node query made, and a failed poll marks
- *     every node down).
- *  4. The decoder accepts only what a strict JSON parser accepts (RFC 8259:
- *     UTF-8, no lone surrogates, no control characters in strings, nothing
- *     after the top-level object but whitespace), nested at most
- *     GW__PROM_MAX_DEPTH levels; members come in any order, and the last
- *     of a repeated member wins (as in a JSON object).
+ *  3. Answers are decoded by prom_vector.h, whose series come before the
+ *     answer is known to be good: nothing of an answer that fails is kept
+ *     (decode_all drops the nodes a failed node query made, and a failed
+ *     poll marks every node down).
  */
 #ifndef GW_FLEET_PROM_SOURCE_H
 #define GW_FLEET_PROM_SOURCE_H
 
 #include "fleet/cluster.h"
+#include "fleet/prom_vector.h"
 
 #include <stddef.h>
 
 #define GW__PROM_MAX_GPUS 256
-/* A series with more labels than this is skipped (invariant 1). */
-#define GW__PROM_MAX_LABELS 64
-/* Arrays and objects nested deeper than this fail the answer (invariant 4). */
-#define GW__PROM_MAX_DEPTH 64
 
 /* Replaces c's nodes with what Prometheus at c->prometheus says. GW_OK;
  * GW_EIO / GW_ETIMEDOUT / GW_EPARSE naming the query when Prometheus could
@@ -59,30 +48,5 @@
  * down). */
 int gw__prom_source_poll(gw__cluster *c, const gw__curl_lib *lib, const gw__cluster_config *cfg,
                          gw_error *err);
-
-/* One label of a series: name and value, NUL-terminated, UTF-8 (escapes
- * decoded; never holding a NUL). Borrowed: valid only during the callback. */
-typedef struct gw__prom_label {
-    const char *name, *value;
-} gw__prom_label;
-
-/* Called for each series with its labels (n of them, in the answer's
- * order; string-valued labels only) and its finite value. */
-typedef void (*gw__prom_series_fn)(void *ctx, const gw__prom_label *labels, size_t n,
-                                   double value);
-
-/* Decodes one query answer ({"status":"success","data":{"resultType":
- * "vector","result":[{"metric":{...},"value":[t,"v"]}]}}, members in any
- * order, unknown members skipped) and calls fn for each series whose
- * metric is an object and whose value is [anything, "finite number"].
- * GW_OK; GW_EPARSE naming what is wrong ("not JSON: expected ':' at byte
- * 123", "status is not success: <error>", "the answer is not an instant
- * vector"); GW_ENOMEM. fn may have been called before an error (invariant
- * 3). Exposed for the fuzz target. */
-int gw__prom_vector_parse(const char *body, size_t len, gw__prom_series_fn fn, void *ctx,
-                          gw_error *err);
-
-/* The value of the (last) label called name; NULL when there is none. */
-const char *gw__prom_label_get(const gw__prom_label *labels, size_t n, const char *name);
 
 #endif

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "fleet/prom_source.h"
+#include "fleet/prom_vector.h"
 
 #include <stdio.h>
 #include <string.h>
