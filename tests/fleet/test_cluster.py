@@ -402,7 +402,7 @@ def case_prometheus():
         direct, _ = cluster_json(["--peers", ",".join(url(d) for d in ds)], want_rc=3)
         via, _ = cluster_json(["--prometheus", prom.url], want_rc=3)
         lost = [g for g in direct["nodes"][3]["gpus"] if g["state"] == "lost"]
-        check(len(lost) == 1 and lost[0]["memory_total_bytes"] is None, "lost GPU direct %r" % lost)
+        check(len(lost) == 1 and lost[0]["memory_free_bytes"] is None, "lost GPU direct %r" % lost)
         check(via["source"] == "prometheus" and via["prometheus"] == prom.url, "source %r" % via)
         check(len(via["nodes"]) == 4, "Prometheus nodes: %r (the 'other' job must not count)" %
               [n["url"] for n in via["nodes"]])
