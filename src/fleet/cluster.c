@@ -330,6 +330,8 @@ void gw__cluster_totals_of(const gw__cluster *c, gw__cluster_totals *t)
         for (size_t g = 0; g < n->n_gpus; g++) {
             const gw__node_gpu *gpu = &n->gpus[g];
             t->gpus++;
+            if (gpu->dev.state == GW_DEVICE_LOST)
+                continue; /* its memory is no one's (as /gpu/metrics' aggregates) */
             t->vram_total += gpu->dev.total;
             if (gpu->dev.has_free)
                 t->vram_free += gpu->dev.free;

@@ -50,7 +50,7 @@ typedef struct gw__cluster {
 
 typedef struct gw__cluster_totals {
     size_t nodes, nodes_up, nodes_down, cpu_only_nodes, gpus, models;
-    uint64_t vram_total, vram_used, vram_free;  /* over GPUs of nodes up */
+    uint64_t vram_total, vram_used, vram_free;  /* over GPUs of nodes up, lost ones excluded */
     uint64_t ram_total, ram_available;          /* over nodes up that said */
 } gw__cluster_totals;
 
