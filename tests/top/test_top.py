@@ -292,13 +292,17 @@ def case_keys(args, tmp):
         s = t.wait(lambda x: len(table_pids(x)) >= 5, "rows")
         for _ in range(6):  # GPU-MEM -> SM% -> CPU% -> HOST-MEM -> MODEL -> COMMAND -> PID
             t.keys("s")
-        s = t.wait(lambda x: "sort PID" in x and len(table_pids(x)) >= 5, "sort by PID")
+        # a capture can fall between the header's and the rows' redraw (tmux
+        # takes the frame in pieces): wait for a screen whose rows are in order
+        s = t.wait(lambda x: "sort PID" in x and len(table_pids(x)) >= 5 and
+                   table_pids(x) == sorted(table_pids(x)), "sort by PID")
         pids = table_pids(s)
         check(pids == sorted(pids), "PID sort ascending: %r" % pids)
         all_pids = sorted(p for p, _ in mem)
         check(pids == all_pids[:len(pids)], "first rows %r, scenario's %r" % (pids, all_pids))
         t.keys("I")
-        s = t.wait(lambda x: "sort PID (rev)" in x, "inverted sort")
+        s = t.wait(lambda x: "sort PID (rev)" in x and len(table_pids(x)) >= 5 and
+                   table_pids(x) == sorted(table_pids(x), reverse=True), "inverted sort")
         pids = table_pids(s)
         check(pids == sorted(all_pids, reverse=True)[:len(pids)], "reversed: %r" % pids)
         t.keys("F6")
