@@ -12,20 +12,22 @@
 #include <string.h>
 
 typedef enum query_kind {
-    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_TOTAL, Q_USED, Q_FREE, Q_NOT_UP, Q_HOT, Q_PENDING, Q_RAM_TOTAL,
-    Q_RAM_AVAIL, Q_MODEL_SIZE, Q_MODEL_VRAM, Q_COUNT
+    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_TOTAL, Q_USED, Q_FREE, Q_BLOCKED, Q_PENDING, Q_RAM_TOTAL,
+    Q_RAM_AVAIL, Q_MODEL_SIZE, Q_MODEL_VRAM, Q_COUNT,
+    Q_TEMPS = Q_COUNT /* the follow-up: temperatures of the nodes with a hot GPU */
 } query_kind;
 
 /* PromQL of each query; %s is the job selector ( job="gpuwatch" ). What
- * Prometheus spends on a query is mostly encoding its answer, so each one
- * returns as few series and labels as it can (and a join costs more than
- * two plain queries): one series per GPU only for identity, total, used
- * and free; the rest only where it matters (a GPU
- * that is not up, at or over its slowdown temperature, with reservations
- * pending). Nodes: the targets that answer (gpuwatch_build_info) and those
- * that do not (up == 0). The state of a GPU that is not up comes from a
- * second query over those GPUs' nodes only (gpuwatch_gpu_state has four
- * series per GPU: too many to scan every poll). */
+ * Prometheus spends on a query is mostly selecting series (about 4 us a
+ * series on a busy 2-core machine) and encoding its answer, so a GPU-wide
+ * vector is asked only for identity, total, used and free (and a join
+ * costs more than two plain queries); the exceptions come from the sparse
+ * series the daemon keeps for them: gpuwatch_gpu_placement_blocked (a GPU
+ * not ok or too hot, with the reason) and
+ * gpuwatch_gpu_placement_pending_bytes (a GPU with reservations not yet in
+ * use). Nodes: the targets that answer (gpuwatch_build_info) and those
+ * that do not (up == 0). The temperatures of a GPU blocked for its
+ * temperature come from one follow-up query over those nodes only. */
 static const char *const queries[Q_COUNT] = {
     [Q_DOWN] = "up{%s} == 0",
     [Q_BUILD] = "max by (instance,version) (gpuwatch_build_info{%s})",
@@ -33,10 +35,8 @@ static const char *const queries[Q_COUNT] = {
     [Q_TOTAL] = "sum by (instance,gpu) (gpuwatch_gpu_memory_total_bytes{%s})",
     [Q_USED] = "sum by (instance,gpu) (gpuwatch_gpu_memory_used_bytes{%s})",
     [Q_FREE] = "sum by (instance,gpu) (gpuwatch_gpu_memory_free_bytes{%s})",
-    [Q_NOT_UP] = "gpuwatch_gpu_up{%s} == 0",
-    [Q_HOT] = ("gpuwatch_gpu_temperature_celsius{%s} >= on (instance,gpu) "
-               "gpuwatch_gpu_slowdown_temperature_celsius{%s}"),
-    [Q_PENDING] = "gpuwatch_gpu_placement_pending_bytes{%s} > 0",
+    [Q_BLOCKED] = "gpuwatch_gpu_placement_blocked{%s}",
+    [Q_PENDING] = "gpuwatch_gpu_placement_pending_bytes{%s}",
     [Q_RAM_TOTAL] = "max by (instance) (gpuwatch_host_memory_total_bytes{%s})",
     [Q_RAM_AVAIL] = "max by (instance) (gpuwatch_host_memory_available_bytes{%s})",
     [Q_MODEL_SIZE] = "max by (instance,kind,url,model) (gpuwatch_model_size_bytes{%s})",
@@ -167,22 +167,29 @@ static void on_gpu_series(build *b, gw__node_gpu *g, const series *labels, doubl
         g->dev.has_free = is_byte_count(v);
         g->dev.free = g->dev.has_free ? (uint64_t)v : 0;
         break;
-    case Q_NOT_UP: /* named by the state query; error until then */
-        g->dev.state = GW_DEVICE_ERROR;
-        break;
-    case Q_COUNT: { /* the follow-up state query */
-        char state[16];
-        label_copy(labels, "state", state, sizeof state);
-        if (!gw__device_state_parse(state, &g->dev.state))
-            g->dev.state = GW_DEVICE_ERROR;
-        break;
-    }
-    case Q_HOT: /* at or over its slowdown limit: what the engine excludes */
-        if (fabs(v) < 1e6) {
+    case Q_BLOCKED: {
+        char why[16];
+        label_copy(labels, "reason", why, sizeof why);
+        if (strcmp(why, "temperature") == 0) {
+            /* excluded by the engine's rule until the follow-up says the
+             * figures: at its limit */
             g->dev.has_temp = g->dev.has_temp_limit = true;
-            g->dev.temp_mc = g->dev.temp_limit_mc = (int32_t)lround(v * 1000);
+            g->dev.temp_mc = g->dev.temp_limit_mc = 0;
+        } else if (!gw__device_state_parse(why, &g->dev.state) || g->dev.state == GW_DEVICE_OK) {
+            g->dev.state = GW_DEVICE_ERROR; /* blocked for a reason we do not know */
         }
         break;
+    }
+    case Q_TEMPS: {
+        char name[64];
+        label_copy(labels, "__name__", name, sizeof name);
+        bool limit = strstr(name, "slowdown") != NULL;
+        if (fabs(v) < 1e6) {
+            *(limit ? &g->dev.has_temp_limit : &g->dev.has_temp) = true;
+            *(limit ? &g->dev.temp_limit_mc : &g->dev.temp_mc) = (int32_t)lround(v * 1000);
+        }
+        break;
+    }
     case Q_PENDING:
         g->dev.pending = is_byte_count(v) ? (uint64_t)v : 0;
         break;
@@ -384,43 +391,46 @@ static void regex_literal(gw_strbuf *sb, const char *inst)
     }
 }
 
-/* The exact state of the GPUs gpuwatch_gpu_up said are not up (marked
- * error by Q_NOT_UP): one query over their nodes only. Nothing to do (and
- * no query) when every GPU is up. */
-static int states_of_gpus_not_up(gw__cluster *c, const gw__curl_lib *lib, const gw__fetch_opts *o,
-                                 const char *selector, gw_error *err)
+/* The temperatures of the nodes that have a GPU blocked for its
+ * temperature (Q_BLOCKED left it at "0 C, limit 0 C"): one query over those
+ * nodes only; none (and no query) when no GPU is too hot. */
+static int temperatures_of_hot_nodes(gw__cluster *c, const gw__curl_lib *lib,
+                                     const gw__fetch_opts *o, const char *selector, gw_error *err)
 {
     gw_strbuf re;
     gw__strbuf_init(&re, 4096);
     for (size_t i = 0; i < c->n_nodes; i++)
-        for (size_t g = 0; g < c->nodes[i].n_gpus; g++)
-            if (c->nodes[i].gpus[g].dev.state != GW_DEVICE_OK) {
+        for (size_t g = 0; g < c->nodes[i].n_gpus; g++) {
+            const gw_place_device *d = &c->nodes[i].gpus[g].dev;
+            if (d->has_temp_limit && d->temp_limit_mc == 0 && d->has_temp && d->temp_mc == 0) {
                 if (re.len)
                     gw__strbuf_putc(&re, '|');
                 regex_literal(&re, c->nodes[i].url);
                 break;
             }
+        }
     if (re.len == 0) {
         gw__strbuf_release(&re);
         return GW_OK;
     }
+    static const char names[] =
+        "__name__=~\"gpuwatch_gpu_temperature_celsius|gpuwatch_gpu_slowdown_temperature_celsius\"";
     char promql[5000];
-    snprintf(promql, sizeof promql, "gpuwatch_gpu_state{%s,%s%s%s,state!=\"ok\"} == 1", selector,
+    snprintf(promql, sizeof promql, "{%s,%s,%s%s%s}", names, selector,
              re.failed ? "" : "instance=~\"", re.failed ? "" : re.data, re.failed ? "" : "\"");
     gw__strbuf_release(&re); /* over 4 KiB of node names: all of them */
     gw__fetch f;
     memset(&f, 0, sizeof f);
-    int rc = GW_OK;
     snprintf(f.url, sizeof f.url, "%s/api/v1/query?query=", c->prometheus);
     size_t base = strlen(f.url);
     url_encode(f.url, sizeof f.url, promql);
-    if (strlen(f.url) + 8 >= sizeof f.url) { /* a long node list: every node's states */
-        snprintf(promql, sizeof promql, "gpuwatch_gpu_state{%s,state!=\"ok\"} == 1", selector);
+    if (strlen(f.url) + 8 >= sizeof f.url) { /* a long node list: every node's */
+        snprintf(promql, sizeof promql, "{%s,%s}", names, selector);
         f.url[base] = '\0';
         url_encode(f.url, sizeof f.url, promql);
     }
-    rc = gw__fetch_run(lib, &f, 1, o, err);
-    build b = {.c = c, .q = Q_COUNT};
+    int rc = gw__fetch_run(lib, &f, 1, o, err);
+    build b = {.c = c, .q = Q_TEMPS};
     gw_error perr;
     gw_error_clear(&perr);
     if (rc == GW_OK && f.rc != GW_OK)
@@ -476,6 +486,6 @@ int gw__prom_source_poll(gw__cluster *c, const gw__curl_lib *lib, const gw__clus
     for (int q = 0; q < Q_COUNT; q++)
         gw__fetch_release(&f[q]);
     if (rc == GW_OK)
-        rc = states_of_gpus_not_up(c, lib, &o, selector, err);
+        rc = temperatures_of_hot_nodes(c, lib, &o, selector, err);
     return rc;
 }

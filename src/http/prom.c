@@ -225,6 +225,29 @@ static void native_start(gw_strbuf *sb, const char *name, const gw_device *d,
     gw__strbuf_putc(sb, '}');
 }
 
+/* gpuwatch_gpu_placement_blocked: a series only for a GPU the placement
+ * engine would not use (not ok, or at or over its slowdown temperature),
+ * with the reason. Sparse on purpose: a fleet's cluster view asks
+ * Prometheus for these exceptions without it scanning a series per GPU
+ * (docs/cluster.md). */
+static void placement_blocked(gw_strbuf *sb, const gw_snapshot *s)
+{
+    header(sb, "gpuwatch_gpu_placement_blocked", "gauge",
+           "1 for a GPU no placement would use, with the reason (lost, error, stale, "
+           "temperature); absent for a GPU that can take one.");
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        const char *why = d->state != GW_DEVICE_OK ? gw_device_state_name(d->state) : NULL;
+        if (!why && S(d, TEMP) && I(d, TEMP_SLOWDOWN) &&
+            d->sample.temp_mc >= d->info.temp_slowdown_mc)
+            why = "temperature";
+        if (!why)
+            continue;
+        gpu_labels(sb, "gpuwatch_gpu_placement_blocked", d);
+        gw__strbuf_printf(sb, ",reason=\"%s\"} 1\n", why);
+    }
+}
+
 static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_self *self)
 {
     header(sb, "gpuwatch_gpu_info", "gauge",
@@ -262,6 +285,7 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         gpu_labels(sb, "gpuwatch_gpu_up", &s->devices[i]);
         gw__strbuf_printf(sb, "} %d\n", s->devices[i].state == GW_DEVICE_OK);
     }
+    placement_blocked(sb, s);
     header(sb, "gpuwatch_gpu_sample_age_seconds", "gauge",
            "Seconds between the GPU's latest sample and this snapshot; grows while sampling hangs.");
     for (size_t i = 0; i < s->n_devices; i++) {
@@ -507,8 +531,11 @@ static void native_placement(gw_strbuf *sb, const gw_snapshot *s, const gw__prom
     }
     header(sb, "gpuwatch_gpu_placement_pending_bytes", "gauge",
            "Reserved GPU memory not yet in use by the reserving processes, in bytes: what a "
-           "plan counts on top of used memory.");
+           "plan counts on top of used memory; absent when none (sparse, as "
+           "gpuwatch_gpu_placement_blocked).");
     for (size_t i = 0; i < s->n_devices; i++) {
+        if (!self->place_pending[i])
+            continue;
         gpu_labels(sb, "gpuwatch_gpu_placement_pending_bytes", &s->devices[i]);
         gw__strbuf_printf(sb, "} %llu\n", (unsigned long long)self->place_pending[i]);
     }

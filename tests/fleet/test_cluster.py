@@ -97,6 +97,7 @@ class Peer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request. Records the requests (path, Authorization)."""
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64  # peers are asked at once: the default 5 drops SYNs
 
     def __init__(self, behave):
         self.behave, self.seen = behave, []
@@ -389,7 +390,10 @@ def case_ollama():
 def case_prometheus():
     """A real Prometheus scrapes three daemons (2 GPUs, 8 GPUs, CPU-only);
     --prometheus gives the same nodes, GPUs and figures as polling them."""
-    ds = [Daemon(scenario=TWO), Daemon(scenario=EIGHT), Daemon(args=["--sources", "host"], nvml=False),
+    hot = os.path.join(tempfile.mkdtemp(prefix="gw-cluster-"), "hot.scn")
+    with open(TWO) as f, open(hot, "w") as o:  # GPU 0 at 95 C, over its 87 C slowdown
+        o.write(f.read().replace("\ntemp 38\n", "\ntemp 95\n", 1))
+    ds = [Daemon(scenario=hot), Daemon(scenario=EIGHT), Daemon(args=["--sources", "host"], nvml=False),
           Daemon(scenario=LOST)]
     targets = ", ".join("'127.0.0.1:%d'" % d.port for d in ds)
     cfg = ("  - job_name: gpuwatch\n    static_configs:\n      - targets: [%s]\n" % targets +
@@ -424,6 +428,16 @@ def case_prometheus():
                           (dg["uuid"], k, pg[k], dg[k]))
             check(pn["host"]["memory_total_bytes"] == dn["host"]["memory_total_bytes"],
                   "RAM %r vs %r" % (pn["host"], dn["host"]))
+        # the hot GPU: its temperature via the follow-up query; no plan uses it
+        hot_node = by_port[str(ds[0].port)]
+        check(hot_node["gpus"][0]["temperature_celsius"] == 95 ==
+              direct["nodes"][0]["gpus"][0]["temperature_celsius"], "hot GPU %r" % hot_node["gpus"][0])
+        # 15G: best fit would be that 19.7 GiB-free GPU, were it not too hot
+        p = subprocess.run([BIN, "place", "--cluster", "--prometheus", prom.url, "--mem", "15G", "--json"],
+                           capture_output=True, text=True, timeout=su.DEADLINE)
+        plan = json.loads(p.stdout)
+        check(plan["fits"] and plan["plan"]["devices"][0]["uuid"] != hot_node["gpus"][0]["uuid"],
+              "a plan used the hot GPU: %r" % plan)
         for k in ("nodes", "nodes_up", "gpus", "cpu_only_nodes", "memory_total_bytes",
                   "memory_used_bytes", "memory_free_bytes"):
             check(via["totals"][k] == direct["totals"][k], "totals %s: %r vs %r" %
