@@ -12,7 +12,7 @@
 #include <string.h>
 
 typedef enum query_kind {
-    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_TOTAL, Q_USED, Q_FREE, Q_BLOCKED, Q_PENDING, Q_RAM_TOTAL,
+    Q_DOWN = 0, Q_BUILD, Q_INFO, Q_TOTAL, Q_FREE, Q_BLOCKED, Q_PENDING, Q_RAM_TOTAL,
     Q_RAM_AVAIL, Q_MODEL_SIZE, Q_MODEL_VRAM, Q_COUNT,
     Q_TEMPS = Q_COUNT /* the follow-up: temperatures of the nodes with a hot GPU */
 } query_kind;
@@ -20,8 +20,9 @@ typedef enum query_kind {
 /* PromQL of each query; %s is the job selector ( job="gpuwatch" ). What
  * Prometheus spends on a query is mostly selecting series (about 4 us a
  * series on a busy 2-core machine) and encoding its answer, so a GPU-wide
- * vector is asked only for identity, total, used and free (and a join
- * costs more than two plain queries); the exceptions come from the sparse
+ * vector is asked only for identity, total and free (used is total - free:
+ * driver-reserved memory counts as used here; a join costs more than two
+ * plain queries); the exceptions come from the sparse
  * series the daemon keeps for them: gpuwatch_gpu_placement_blocked (a GPU
  * not ok or too hot, with the reason) and
  * gpuwatch_gpu_placement_pending_bytes (a GPU with reservations not yet in
@@ -33,7 +34,6 @@ static const char *const queries[Q_COUNT] = {
     [Q_BUILD] = "max by (instance,version) (gpuwatch_build_info{%s})",
     [Q_INFO] = "max by (instance,gpu,uuid,name,vendor) (gpuwatch_gpu_info{%s})",
     [Q_TOTAL] = "sum by (instance,gpu) (gpuwatch_gpu_memory_total_bytes{%s})",
-    [Q_USED] = "sum by (instance,gpu) (gpuwatch_gpu_memory_used_bytes{%s})",
     [Q_FREE] = "sum by (instance,gpu) (gpuwatch_gpu_memory_free_bytes{%s})",
     [Q_BLOCKED] = "gpuwatch_gpu_placement_blocked{%s}",
     [Q_PENDING] = "gpuwatch_gpu_placement_pending_bytes{%s}",
@@ -159,10 +159,6 @@ static void on_gpu_series(build *b, gw__node_gpu *g, const series *labels, doubl
         if (is_byte_count(v))
             g->dev.total = (uint64_t)v;
         break;
-    case Q_USED:
-        g->has_used = is_byte_count(v);
-        g->used = g->has_used ? (uint64_t)v : 0;
-        break;
     case Q_FREE:
         g->dev.has_free = is_byte_count(v);
         g->dev.free = g->dev.has_free ? (uint64_t)v : 0;
@@ -272,16 +268,20 @@ static void on_node(void *ctx, const gw__prom_label *l, size_t n_labels, double 
 }
 
 /* Sets every node's status from its GPUs (the daemon's own verdict is not
- * among the series). */
+ * among the series) and each GPU's used memory (total - free). */
 static void finish_nodes(gw__cluster *c)
 {
     for (size_t i = 0; i < c->n_nodes; i++) {
         gw__node *n = &c->nodes[i];
         bool degraded = false;
         for (size_t g = 0; g < n->n_gpus; g++) {
-            if (!n->gpus[g].dev.uuid[0])
-                snprintf(n->gpus[g].dev.uuid, sizeof n->gpus[g].dev.uuid, "index:%zu", g);
-            degraded |= n->gpus[g].dev.state != GW_DEVICE_OK;
+            gw__node_gpu *gpu = &n->gpus[g];
+            if (!gpu->dev.uuid[0])
+                snprintf(gpu->dev.uuid, sizeof gpu->dev.uuid, "index:%zu", g);
+            degraded |= gpu->dev.state != GW_DEVICE_OK;
+            /* used: what is not free (driver-reserved memory included) */
+            gpu->has_used = gpu->dev.total && gpu->dev.has_free && gpu->dev.free <= gpu->dev.total;
+            gpu->used = gpu->has_used ? gpu->dev.total - gpu->dev.free : 0;
         }
         if (n->up)
             gw__strlcpy(n->status, n->n_gpus == 0 ? "cpu-only" : degraded ? "degraded" : "ok",

@@ -7,15 +7,16 @@
  * their vector answers, and turning the series of each scrape target
  * (`instance` label, filtered by the `job` label) into nodes: nodes from
  * gpuwatch_build_info (answering) and `up == 0` (not); GPUs from
- * gpuwatch_gpu_info's identity, gpuwatch_gpu_memory_total_bytes,
- * _memory_used_bytes and _memory_free_bytes; the exceptions from the
+ * gpuwatch_gpu_info's identity, gpuwatch_gpu_memory_total_bytes and
+ * _memory_free_bytes (used is total - free: driver-reserved memory counts
+ * as used, where direct polling shows NVML's used); the exceptions from the
  * sparse series the daemon keeps for them: gpuwatch_gpu_placement_blocked
  * (a GPU not ok or at or over its slowdown temperature, with the reason;
  * the temperatures of such a node from one follow-up query) and
  * gpuwatch_gpu_placement_pending_bytes; host RAM from
  * gpuwatch_host_memory_*; models from gpuwatch_model_{size,vram}_bytes.
  * What Prometheus spends on a query is mostly selecting and encoding
- * series: a 1,000-node fleet answers in four GPU-sized vectors, not twelve.
+ * series: a 1,000-node fleet answers in three GPU-sized vectors, not twelve.
  * So, unlike direct polling, utilization is not shown and a GPU's
  * temperature is known only when it is at or over its slowdown limit
  * (enough for the engine's default temperature rule; a --max-temp below
