@@ -220,22 +220,3 @@ char *gw__strbuf_detach(gw_strbuf *sb, size_t *len)
     gw__strbuf_init(sb, sb->max);
     return p;
 }
-
-bool gw__wait_interval(pthread_mutex_t *lock, pthread_cond_t *cond, const bool *stopping,
-                       unsigned ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(lock);
-    while (!*stopping && pthread_cond_timedwait(cond, lock, &until) != ETIMEDOUT)
-        ;
-    bool stop = *stopping;
-    pthread_mutex_unlock(lock);
-    return stop;
-}

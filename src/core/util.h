@@ -10,7 +10,6 @@
 #include "gpuwatch.h"
 
 #include <stdarg.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,12 +62,6 @@ typedef struct gw__clock_event_reason {
 } gw__clock_event_reason;
 #define GW__CLOCK_EVENT_REASONS 8
 extern const gw__clock_event_reason gw__clock_event_reasons[GW__CLOCK_EVENT_REASONS];
-
-/* A poller thread's pause: waits on cond (created with CLOCK_MONOTONIC, its
- * mutex lock held by no one) for ms milliseconds, or until *stopping is set
- * and cond signalled. Returns *stopping (read under lock). */
-bool gw__wait_interval(pthread_mutex_t *lock, pthread_cond_t *cond, const bool *stopping,
-                       unsigned ms);
 
 /* The inverse of gw_vendor_name ("nvidia", "amd", "intel") and of
  * gw_device_state_name: false (and *out unchanged) for any other text. */

@@ -1,21 +1,17 @@
 /* cluster_poller.c — see cluster_poller.h. */
 #include "fleet/cluster_poller.h"
 #include "core/array.h"
+#include "core/periodic.h"
 #include "core/util.h"
 #include "fleet/cluster_place.h"
 #include "fleet/curl_lib.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct gw__cluster_poller {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t thread;
-    bool stopping;
+    gw__periodic per;          /* the thread; per.lock guards latest and polls */
     gw__curl_lib lib;
     gw__cluster_config cfg;    /* strings point into the copies below */
     char *peers, *ollama_nodes, *token, *ca_file, *prometheus, *prometheus_job;
@@ -55,33 +51,24 @@ static int carry_over(gw__cluster *work, const gw__cluster *latest)
     return GW_OK;
 }
 
-static void poll_once(gw__cluster_poller *p)
+static void poll_once(void *arg)
 {
+    gw__cluster_poller *p = arg;
     gw_error err;
     gw_error_clear(&err);
     gw__cluster_poll(&p->work, &p->lib, &p->cfg, &err);
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&p->per.lock);
     gw__cluster old = p->latest;
     p->latest = p->work;
     p->polls++;
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->per.lock);
     /* the next poll starts from a copy of this one (same nodes, same order) */
     memset(&p->work, 0, sizeof p->work);
     gw__cluster_release(&old);
     if (gw__cluster_init(&p->work, &p->cfg, &err) == GW_OK) {
-        pthread_mutex_lock(&p->lock);
+        pthread_mutex_lock(&p->per.lock);
         carry_over(&p->work, &p->latest);
-        pthread_mutex_unlock(&p->lock);
-    }
-}
-
-static void *poller_main(void *arg)
-{
-    gw__cluster_poller *p = arg;
-    for (;;) {
-        poll_once(p);
-        if (gw__wait_interval(&p->lock, &p->wake, &p->stopping, p->interval_ms))
-            return NULL;
+        pthread_mutex_unlock(&p->per.lock);
     }
 }
 
@@ -132,20 +119,12 @@ int gw__cluster_poller_start(gw__cluster_poller **out, const gw__cluster_poller_
         free(p);
         return rc;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->wake, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&p->thread, NULL, poller_main, p) != 0) {
-        pthread_mutex_destroy(&p->lock);
-        pthread_cond_destroy(&p->wake);
+    if (gw__periodic_start(&p->per, p->interval_ms, poll_once, p, "cluster", err) != GW_OK) {
         gw__cluster_release(&p->work);
         gw__curl_unload(&p->lib);
         free_copies(p);
         free(p);
-        return gw__error_set(err, GW_EIO, "cluster: cannot start a thread");
+        return GW_EIO;
     }
     *out = p;
     return GW_OK;
@@ -155,16 +134,10 @@ void gw__cluster_poller_stop(gw__cluster_poller *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
-    pthread_join(p->thread, NULL);
+    gw__periodic_stop(&p->per);
     gw__cluster_release(&p->latest);
     gw__cluster_release(&p->work);
     gw__curl_unload(&p->lib);
-    pthread_mutex_destroy(&p->lock);
-    pthread_cond_destroy(&p->wake);
     free_copies(p);
     free(p);
 }
@@ -173,17 +146,17 @@ void gw__cluster_poller_json(gw__cluster_poller *p, gw_strbuf *out, uint64_t *po
 {
     gw_json j;
     gw__json_init(&j, out, false);
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&p->per.lock);
     gw__cluster_json(&j, &p->latest, gw__now_real_ns());
     *polls = p->polls;
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->per.lock);
 }
 
 int gw__cluster_poller_plan(void *ctx, const gw_place_need *need, const gw_place_opts *opts,
                             gw_json *j, bool *fits, gw_error *err)
 {
     gw__cluster_poller *p = ctx;
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&p->per.lock);
     int rc;
     if (p->polls == 0) {
         rc = gw__error_set(err, GW_ENODEV, "the cluster view has not been polled yet");
@@ -196,6 +169,6 @@ int gw__cluster_poller_plan(void *ctx, const gw_place_need *need, const gw_place
             gw__cluster_plan_release(&cp);
         }
     }
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->per.lock);
     return rc;
 }
