@@ -100,17 +100,10 @@ int gw_cli_cluster_finish(gw_cli_cluster *c, const char *cmd)
     }
     const char *env_token = getenv("GPUWATCH_PEER_TOKEN");
     if (c->token_file) {
-        long n = gw__read_file(c->token_file, c->token, sizeof c->token);
-        if (n < 0) {
-            fprintf(stderr, "gpuwatch %s: --peer-token-file %s: %s\n", cmd, c->token_file,
-                    strerror((int)-n));
-            return GW_EXIT_ERROR;
-        }
-        c->token[strcspn(c->token, "\r\n")] = '\0';
-        if (!c->token[0]) {
-            fprintf(stderr, "gpuwatch %s: --peer-token-file %s: the first line is empty\n", cmd,
-                    c->token_file);
-            return GW_EXIT_USAGE;
+        if (gw__read_token_file("--peer-token-file", c->token_file, c->token, sizeof c->token,
+                                &why) != GW_OK) {
+            fprintf(stderr, "gpuwatch %s: %s\n", cmd, why.message);
+            return why.code == GW_EIO ? GW_EXIT_ERROR : GW_EXIT_USAGE;
         }
     } else if (env_token && *env_token) {
         gw__strlcpy(c->token, env_token, sizeof c->token);

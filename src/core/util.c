@@ -75,6 +75,22 @@ long gw__read_file(const char *path, char *buf, size_t cap)
     return gw__read_at(AT_FDCWD, path, buf, cap);
 }
 
+int gw__read_token_file(const char *what, const char *path, char *buf, size_t cap,
+                        gw_error *err)
+{
+    char line[1024]; /* more than any token: a longer first line is refused below */
+    long n = gw__read_file(path, line, sizeof line);
+    if (n < 0)
+        return gw__error_set(err, GW_EIO, "%s %s: %s", what, path, strerror((int)-n));
+    line[strcspn(line, "\r\n")] = '\0';
+    size_t len = strlen(line);
+    if (len == 0 || len >= cap)
+        return gw__error_set(err, GW_EINVAL, "%s %s: first line must hold 1..%zu characters", what,
+                             path, cap - 1);
+    memcpy(buf, line, len + 1);
+    return GW_OK;
+}
+
 static const char *skip_space(const char *s)
 {
     while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')

@@ -41,6 +41,13 @@ static inline bool gw__add_u64(uint64_t a, uint64_t b, uint64_t *out)
  * failure). Returns the byte count, or a negative errno. gw__read_at reads
  * rel relative to the directory descriptor dirfd (AT_FDCWD: the cwd). */
 long gw__read_file(const char *path, char *buf, size_t cap);
+
+/* A bearer token: the first line of path (up to CR or LF) into buf[cap].
+ * GW_EIO "WHAT PATH: <errno text>" when it cannot be read, GW_EINVAL "WHAT
+ * PATH: first line must hold 1..cap-1 characters" when that line is empty
+ * or longer (never truncated). what names the setting (token_file). */
+int gw__read_token_file(const char *what, const char *path, char *buf, size_t cap,
+                        gw_error *err);
 long gw__read_at(int dirfd, const char *rel, char *buf, size_t cap);
 
 /* A short label of an owner for tables: "pod:NAMESPACE/NAME" (or

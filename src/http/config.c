@@ -392,27 +392,14 @@ int gw__serve_config_apply_env(gw__serve_config *c, gw_error *err)
 
 int gw__serve_config_finish(gw__serve_config *c, gw_error *err)
 {
-    if (c->token_file[0]) {
-        char buf[512];
-        long n = gw__read_file(c->token_file, buf, sizeof buf);
-        if (n < 0)
-            return gw__error_set(err, GW_EIO, "token_file %s: %s", c->token_file, strerror((int)-n));
-        buf[strcspn(buf, "\r\n")] = '\0';
-        if (!buf[0] || strlen(buf) >= sizeof c->http.token)
-            return gw__error_set(err, GW_EINVAL, "token_file %s: first line must hold 1..255 characters",
-                                 c->token_file);
-        gw__strlcpy(c->http.token, buf, sizeof c->http.token);
-    }
-    if (c->peer_token_file[0]) {
-        long n = gw__read_file(c->peer_token_file, c->peer_token, sizeof c->peer_token);
-        if (n < 0)
-            return gw__error_set(err, GW_EIO, "peer_token_file %s: %s", c->peer_token_file,
-                                 strerror((int)-n));
-        c->peer_token[strcspn(c->peer_token, "\r\n")] = '\0';
-        if (!c->peer_token[0])
-            return gw__error_set(err, GW_EINVAL, "peer_token_file %s: the first line is empty",
-                                 c->peer_token_file);
-    }
+    int rc;
+    if (c->token_file[0] && (rc = gw__read_token_file("token_file", c->token_file, c->http.token,
+                                                      sizeof c->http.token, err)) != GW_OK)
+        return rc;
+    if (c->peer_token_file[0] &&
+        (rc = gw__read_token_file("peer_token_file", c->peer_token_file, c->peer_token,
+                                  sizeof c->peer_token, err)) != GW_OK)
+        return rc;
     const gw__event_thresholds *t = &c->sampler.thresholds;
     if (t->memory_warn > t->memory_critical)
         return gw__error_set(err, GW_EINVAL, "memory_warn_ratio (%g) is above memory_critical_ratio (%g)",

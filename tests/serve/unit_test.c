@@ -20,6 +20,7 @@
 #include "sampler/log.h"
 
 #include <math.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -824,7 +825,42 @@ static void test_print_config_round_trip(void **state)
     assert_int_equal(gw__serve_config_finish(&back, &err), GW_OK);
     assert_string_equal(back.http.token, "s3cret");
     assert_string_equal(print_to(&back, path), first);
+
+    /* token_file and peer_token_file: the first line, never truncated:
+     * empty or over 255 characters is refused naming the key and file */
+    static const char *const keys[] = {"token_file", "peer_token_file"};
+    char line[301];
+    memset(line, 'x', 300);
+    line[300] = '\n';
+    for (size_t k = 0; k < 2; k++) {
+        for (int bad = 0; bad < 3; bad++) {
+            fd = open(tok, O_WRONLY | O_TRUNC);
+            assert_true(fd >= 0);
+            if (bad == 0)
+                assert_int_equal(write(fd, "peer-s3cret\r\nnext\n", 19), 19);
+            else if (bad == 1)
+                assert_int_equal(write(fd, "\nsecond\n", 8), 8);
+            else
+                assert_int_equal(write(fd, line, sizeof line), (ssize_t)sizeof line);
+            close(fd);
+            gw__serve_config_default(&c);
+            assert_int_equal(gw__serve_config_set(&c, keys[k], tok, &err), GW_OK);
+            int rc = gw__serve_config_finish(&c, &err);
+            if (bad == 0) {
+                assert_int_equal(rc, GW_OK);
+                assert_string_equal(k ? c.peer_token : c.http.token, "peer-s3cret");
+            } else {
+                assert_int_equal(rc, GW_EINVAL);
+                assert_non_null(strstr(err.message, keys[k]));
+                assert_non_null(strstr(err.message, "first line must hold 1..255 characters"));
+            }
+        }
+    }
     unlink(tok);
+    gw__serve_config_default(&c);
+    assert_int_equal(gw__serve_config_set(&c, "peer_token_file", tok, &err), GW_OK);
+    assert_int_equal(gw__serve_config_finish(&c, &err), GW_EIO); /* gone */
+    assert_non_null(strstr(err.message, tok));
     unlink(path);
 }
 
