@@ -308,10 +308,10 @@ static void url_encode(char *dst, size_t cap, const char *s)
     dst[n] = '\0';
 }
 
-static int fail(gw__cluster *c, gw_error *err, int rc, const char *fmt, const char *q,
-                const char *why)
+/* Query q of the poll failed (why): the poll's error, every node down. */
+static int fail(gw__cluster *c, gw_error *err, int rc, const char *q, const char *why)
 {
-    gw__error_set(err, rc, fmt, c->prometheus, q, why);
+    gw__error_set(err, rc, "Prometheus %s: query %s: %s", c->prometheus, q, why);
     gw__strlcpy(c->error, err->message, sizeof c->error);
     for (size_t i = 0; i < c->n_nodes; i++) {
         c->nodes[i].up = false;
@@ -320,9 +320,31 @@ static int fail(gw__cluster *c, gw_error *err, int rc, const char *fmt, const ch
     return rc;
 }
 
-/* Forgets the nodes made by a node query that failed after reporting some
- * series (prom_source.h invariant 3): what is left is what the queries
- * before it made. */
+/* Whether query q's transfer brought a 200 answer; else fail() with why. */
+static int answered(gw__cluster *c, const gw__fetch *f, const char *q, gw_error *err)
+{
+    if (f->rc != GW_OK)
+        return fail(c, err, f->rc, q, f->error);
+    if (f->status != 200) {
+        char why[32];
+        snprintf(why, sizeof why, "HTTP %ld", f->status);
+        return fail(c, err, GW_EIO, q, why);
+    }
+    return GW_OK;
+}
+
+/* Decodes f's answer to q with fn into b; fail() naming what is wrong. */
+static int decode(gw__cluster *c, const gw__fetch *f, const char *q, gw__prom_series_fn fn,
+                  build *b, gw_error *err)
+{
+    gw_error perr;
+    gw_error_clear(&perr);
+    int rc = gw__prom_vector_parse(f->body.data, f->body.len, fn, b, &perr);
+    if (rc == GW_OK && b->oom)
+        rc = gw__error_set(&perr, GW_ENOMEM, "out of memory");
+    return rc == GW_OK ? GW_OK : fail(c, err, rc, q, perr.message);
+}
+
 static void drop_nodes_from(gw__cluster *c, size_t keep)
 {
     for (size_t i = keep; i < c->n_nodes; i++)
@@ -333,47 +355,29 @@ static void drop_nodes_from(gw__cluster *c, size_t keep)
 
 static int decode_all(gw__cluster *c, gw__fetch *f, char promql[][400], gw_error *err)
 {
-    for (int q = 0; q < Q_COUNT; q++) {
-        if (f[q].rc != GW_OK)
-            return fail(c, err, f[q].rc, "Prometheus %s: query %s: %s", promql[q], f[q].error);
-        if (f[q].status != 200) {
-            char why[32];
-            snprintf(why, sizeof why, "HTTP %ld", f[q].status);
-            return fail(c, err, GW_EIO, "Prometheus %s: query %s: %s", promql[q], why);
-        }
-    }
+    for (int q = 0; q < Q_COUNT; q++)
+        if (answered(c, &f[q], promql[q], err) != GW_OK)
+            return err->code;
     for (size_t i = 0; i < c->n_nodes; i++)
         gw__node_clear(&c->nodes[i]);
     c->n_nodes = 0;
     build b = {.c = c, .q = Q_DOWN};
-    gw_error perr;
-    gw_error_clear(&perr);
-    int rc = gw__prom_vector_parse(f[Q_DOWN].body.data, f[Q_DOWN].body.len, on_node, &b, &perr);
-    int failed_q = Q_DOWN;
-    if (rc != GW_OK)
+    if (decode(c, &f[Q_DOWN], promql[Q_DOWN], on_node, &b, err) != GW_OK) {
         drop_nodes_from(c, 0); /* prom_source.h invariant 3 */
+        return err->code;
+    }
     b.n_down = c->n_nodes;
-    if (rc == GW_OK) {
-        b.q = Q_BUILD;
-        failed_q = Q_BUILD;
-        rc = gw__prom_vector_parse(f[Q_BUILD].body.data, f[Q_BUILD].body.len, on_node, &b, &perr);
-        if (rc != GW_OK)
-            drop_nodes_from(c, b.n_down);
+    b.q = Q_BUILD;
+    if (decode(c, &f[Q_BUILD], promql[Q_BUILD], on_node, &b, err) != GW_OK) {
+        drop_nodes_from(c, b.n_down);
+        return err->code;
     }
-    if (rc == GW_OK && b.oom)
-        rc = gw__error_set(&perr, GW_ENOMEM, "out of memory");
-    if (rc == GW_OK) /* invariant 2; find_node relies on it */
-        qsort(c->nodes, c->n_nodes, sizeof *c->nodes, by_url);
-    for (int q = Q_INFO; rc == GW_OK && q < Q_COUNT; q++) {
+    qsort(c->nodes, c->n_nodes, sizeof *c->nodes, by_url); /* invariant 2; find_node relies on it */
+    for (int q = Q_INFO; q < Q_COUNT; q++) {
         b.q = (query_kind)q;
-        rc = gw__prom_vector_parse(f[q].body.data, f[q].body.len, on_series, &b, &perr);
-        if (rc == GW_OK && b.oom)
-            rc = gw__error_set(&perr, GW_ENOMEM, "out of memory");
-        if (rc != GW_OK)
-            return fail(c, err, rc, "Prometheus %s: query %s: %s", promql[q], perr.message);
+        if (decode(c, &f[q], promql[q], on_series, &b, err) != GW_OK)
+            return err->code;
     }
-    if (rc != GW_OK)
-        return fail(c, err, rc, "Prometheus %s: query %s: %s", promql[failed_q], perr.message);
     finish_nodes(c);
     return GW_OK;
 }
@@ -431,15 +435,10 @@ static int temperatures_of_hot_nodes(gw__cluster *c, const gw__curl_lib *lib,
     }
     int rc = gw__fetch_run(lib, &f, 1, o, err);
     build b = {.c = c, .q = Q_TEMPS};
-    gw_error perr;
-    gw_error_clear(&perr);
-    if (rc == GW_OK && f.rc != GW_OK)
-        rc = fail(c, err, f.rc, "Prometheus %s: query %s: %s", promql, f.error);
-    else if (rc == GW_OK && f.status != 200)
-        rc = fail(c, err, GW_EIO, "Prometheus %s: query %s: %s", promql, "HTTP error");
-    else if (rc == GW_OK &&
-             gw__prom_vector_parse(f.body.data, f.body.len, on_series, &b, &perr) != GW_OK)
-        rc = fail(c, err, GW_EPARSE, "Prometheus %s: query %s: %s", promql, perr.message);
+    if (rc == GW_OK)
+        rc = answered(c, &f, promql, err);
+    if (rc == GW_OK)
+        rc = decode(c, &f, promql, on_series, &b, err);
     gw__fetch_release(&f);
     return rc;
 }
