@@ -2,7 +2,6 @@
  * figures of the real one only when the whole body decoded (invariant 1). */
 #include "fleet/node.h"
 #include "core/array.h"
-#include "core/parse.h"
 #include "core/util.h"
 #include "render/json_read.h"
 
@@ -145,24 +144,9 @@ static int decode_model_servers(const json_t *servers, gw__node *n)
         gw__jr_str(s, "kind", kind, sizeof kind);
         nm.kind = strcmp(kind, "llama.cpp") == 0 ? GW__SERVER_LLAMACPP : GW__SERVER_OLLAMA;
         json_array_foreach(json_object_get(s, "models"), k, m) {
-            gw__loaded_model *lm = &nm.m;
-            memset(lm, 0, sizeof *lm);
-            gw__jr_str(m, "name", lm->name, sizeof lm->name);
-            if (!lm->name[0])
+            gw__loaded_model_read(m, &nm.m);
+            if (!nm.m.name[0])
                 continue;
-            gw__jr_str(m, "digest", lm->digest, sizeof lm->digest);
-            gw__jr_str(m, "family", lm->family, sizeof lm->family);
-            gw__jr_str(m, "parameter_size", lm->parameter_size, sizeof lm->parameter_size);
-            gw__jr_str(m, "quantization", lm->quantization, sizeof lm->quantization);
-            char when[64];
-            gw__jr_str(m, "expires_at", when, sizeof when);
-            if (!gw__parse_rfc3339(when, &lm->expires_ns))
-                lm->expires_ns = 0;
-            lm->has_size = gw__jr_u64(m, "size_bytes", &lm->size);
-            lm->has_vram = gw__jr_u64(m, "vram_bytes", &lm->size_vram);
-            uint64_t ctx;
-            if (gw__jr_u64(m, "context_length", &ctx) && ctx <= UINT32_MAX)
-                lm->context_length = (uint32_t)ctx;
             if (gw__node_add_model(n, &nm))
                 return GW_ENOMEM;
         }

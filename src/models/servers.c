@@ -30,17 +30,24 @@ void gw__model_server_release(gw__model_server *s)
 }
 
 
+/* o.digest as 64 lower-case hex digits (an optional "sha256:" before
+ * them) into out->digest; anything else leaves it "" (unknown). */
+static void read_digest(const json_t *o, gw__loaded_model *out)
+{
+    char digest[128];
+    gw__jr_str(o, "digest", digest, sizeof digest);
+    const char *hex = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
+    if (strlen(hex) == 64 && strspn(hex, "0123456789abcdef") == 64)
+        gw__strlcpy(out->digest, hex, sizeof out->digest);
+}
+
 static void decode_model(json_t *m, gw__loaded_model *out)
 {
     memset(out, 0, sizeof *out);
     gw__jr_str(m, "name", out->name, sizeof out->name);
     if (!out->name[0])
         gw__jr_str(m, "model", out->name, sizeof out->name);
-    char digest[128];
-    gw__jr_str(m, "digest", digest, sizeof digest);
-    const char *hex = strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest;
-    if (strlen(hex) == 64 && strspn(hex, "0123456789abcdef") == 64)
-        gw__strlcpy(out->digest, hex, sizeof out->digest);
+    read_digest(m, out);
     out->has_size = gw__jr_u64(m, "size", &out->size);
     out->has_vram = gw__jr_u64(m, "size_vram", &out->size_vram);
     uint64_t ctx;
@@ -598,6 +605,25 @@ const gw__loaded_model *gw__model_servers_find(const gw__model_server *v, size_t
 static const char *or_null(const char *s)
 {
     return s[0] ? s : NULL;
+}
+
+void gw__loaded_model_read(const json_t *m, gw__loaded_model *out)
+{
+    memset(out, 0, sizeof *out);
+    gw__jr_str(m, "name", out->name, sizeof out->name);
+    read_digest(m, out);
+    gw__jr_str(m, "family", out->family, sizeof out->family);
+    gw__jr_str(m, "parameter_size", out->parameter_size, sizeof out->parameter_size);
+    gw__jr_str(m, "quantization", out->quantization, sizeof out->quantization);
+    out->has_size = gw__jr_u64(m, "size_bytes", &out->size);
+    out->has_vram = gw__jr_u64(m, "vram_bytes", &out->size_vram);
+    uint64_t ctx;
+    if (gw__jr_u64(m, "context_length", &ctx) && ctx <= UINT32_MAX)
+        out->context_length = (uint32_t)ctx;
+    char when[64];
+    gw__jr_str(m, "expires_at", when, sizeof when);
+    if (!gw__parse_rfc3339(when, &out->expires_ns))
+        out->expires_ns = 0;
 }
 
 void gw__loaded_model_members(gw_json *j, const gw__loaded_model *m)

@@ -179,6 +179,13 @@ int gw__server_list_check(const char *list, gw_error *err);
  * expires_at), written into an object the caller opened. */
 void gw__loaded_model_members(gw_json *j, const gw__loaded_model *m);
 
+/* The inverse of gw__loaded_model_members: a model object of that shape
+ * (a peer daemon's /health model_servers[].models[]; untrusted: every
+ * member type-checked, a digest that is not 64 hex digits dropped) into
+ * *out. A member absent or malformed is unknown. */
+struct json_t;
+void gw__loaded_model_read(const struct json_t *m, gw__loaded_model *out);
+
 /* The "model_servers" array of docs/report-json.md. */
 void gw__model_servers_json(gw_json *j, const gw__model_server *v, size_t n);
 

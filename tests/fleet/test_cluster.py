@@ -354,6 +354,20 @@ def case_ollama():
     check(n[1]["up"] and n[1]["models"] == [] and n[1]["version"] == "0.6.0", "idle %r" % n[1])
     check(not n[2]["up"] and "/api/ps" in n[2]["error"], "garbage Ollama %r" % n[2])
     check(doc["totals"]["models"] == 2, "totals %r" % doc["totals"])
+    # A gpuwatch peer whose daemon asks that Ollama: its models come through
+    # the peer's /health (model_servers), details and digest intact.
+    d = Daemon(scenario=TWO, args=["--set", "ollama=" + busy.url,
+                                   "--set", "model_servers_interval_ms=200"])
+    su.wait_for(lambda: any(m["models"] for m in d.json("/health")["model_servers"]),
+                "the peer's model servers", d)
+    doc, _ = cluster_json(["--peers", url(d)], want_rc=0)
+    pm = {x["name"]: x for x in doc["nodes"][0]["models"]}
+    check(set(pm) == {"llama3.1:8b", "qwen2:7b"} and pm["llama3.1:8b"]["server"] == busy.url,
+          "peer's models %r" % pm)
+    check(pm["llama3.1:8b"]["digest"] == PS["models"][0]["digest"] and
+          pm["llama3.1:8b"]["context_length"] == 8192 and pm["qwen2:7b"]["location"] == "CPU",
+          "peer's model details %r" % pm)
+    d.stop()
     out = run(["--ollama-nodes", busy.url + "," + idle.url]).stdout
     check("llama3.1:8b" in out and "on GPU" in out and "on CPU" in out, out)
     check("no model loaded (--probe" in out, out)
