@@ -8,6 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/fuzz-lib.sh"
 fuzz_target fuzz_node "${1:-60}" "$top/tests/fleet/corpus/fuzz_node" 65536 \
   "$top/src/fleet/node.c" "$top/src/models/servers.c" "$top/src/place/daemon_client.c" \
+  "$top/src/place/plan.c" \
   "$top/src/render/json_writer.c" "$top/src/render/json_read.c" \
   "$top/src/core/util.c" "$top/src/core/names.c" "$top/src/core/array.c" "$top/src/core/parse.c" \
   -ljansson

@@ -6,7 +6,6 @@
 #include "render/json_read.h"
 
 #include <jansson.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,40 +75,19 @@ static void adopt(gw__node *n, gw__node *scratch)
         memcpy(n->name, scratch->name, sizeof n->name);
 }
 
-/* One element of /health gpus[] (the device object of docs/report-json.md). */
+/* One element of /health gpus[] (the device object of docs/report-json.md,
+ * read by render/json_read's one reader) as the planner sees it. */
 static void decode_gpu(const json_t *g, gw__node_gpu *o)
 {
+    gw_device d;
+    if (!gw__device_read(g, &d, 0))
+        d.state = GW_DEVICE_ERROR; /* a state we do not know: never planned on */
     memset(o, 0, sizeof *o);
-    gw_place_device *d = &o->dev;
-    uint64_t v;
-    double x;
-    d->index = gw__jr_u64(g, "index", &v) && v <= UINT32_MAX ? (uint32_t)v : 0;
-    d->source_index = gw__jr_u64(g, "source_index", &v) && v <= UINT32_MAX ? (uint32_t)v : 0;
-    gw__jr_str(g, "name", d->name, sizeof d->name);
-    gw__jr_str(g, "uuid", d->uuid, sizeof d->uuid);
-    if (!d->uuid[0])
-        snprintf(d->uuid, sizeof d->uuid, "index:%u", d->index);
-    char text[24];
-    gw__jr_str(g, "vendor", text, sizeof text);
-    if (!gw__vendor_parse(text, &d->vendor))
-        d->vendor = GW_VENDOR_UNKNOWN;
-    gw__jr_str(g, "state", text, sizeof text);
-    if (!gw__device_state_parse(text, &d->state))
-        d->state = GW_DEVICE_ERROR; /* unknown state: never planned on */
-    json_t *mem = json_object_get(g, "memory");
-    d->has_free = gw__jr_u64(mem, "free_bytes", &d->free);
-    if (!gw__jr_u64(mem, "total_bytes", &d->total))
-        d->total = 0;
-    o->has_used = gw__jr_u64(mem, "used_bytes", &o->used);
-    o->has_util = gw__jr_num(g, "utilization", "gpu_percent", &o->util_percent);
-    if (gw__jr_num(g, "temperature", "gpu_celsius", &x) && fabs(x) < 1e6) {
-        d->has_temp = true;
-        d->temp_mc = (int32_t)lround(x * 1000);
-    }
-    if (gw__jr_num(g, "temperature", "slowdown_celsius", &x) && fabs(x) < 1e6) {
-        d->has_temp_limit = true;
-        d->temp_limit_mc = (int32_t)lround(x * 1000);
-    }
+    gw_place_device_of(&d, &o->dev);
+    o->has_used = gw_sample_has(&d.sample, GW_METRIC_MEM_USED);
+    o->used = o->has_used ? d.sample.mem_used : 0;
+    o->has_util = gw_sample_has(&d.sample, GW_METRIC_UTIL_GPU);
+    o->util_percent = o->has_util ? d.sample.util_gpu : 0;
 }
 
 /* placement.devices[] of /health: each device's reservations not yet

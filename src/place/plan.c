@@ -79,32 +79,34 @@ const char *gw_place_format_size(uint64_t bytes, char *buf, size_t cap)
 
 /* ------------------------------------------------------------ devices */
 
+void gw_place_device_of(const gw_device *d, gw_place_device *p)
+{
+    memset(p, 0, sizeof *p);
+    if (d->info.uuid[0])
+        gw__strlcpy(p->uuid, d->info.uuid, sizeof p->uuid);
+    else
+        snprintf(p->uuid, sizeof p->uuid, "index:%u", d->info.index);
+    gw__strlcpy(p->name, d->info.name, sizeof p->name);
+    p->vendor = d->info.vendor;
+    p->index = d->info.index;
+    p->source_index = d->info.source_index;
+    p->state = d->state;
+    p->has_free = gw_sample_has(&d->sample, GW_METRIC_MEM_FREE);
+    p->free = p->has_free ? d->sample.mem_free : 0;
+    if (gw_sample_has(&d->sample, GW_METRIC_MEM_TOTAL))
+        p->total = d->sample.mem_total;
+    else if (gw_info_has(&d->info, GW_INFO_MEMORY_TOTAL))
+        p->total = d->info.memory_total;
+    p->has_temp = gw_sample_has(&d->sample, GW_METRIC_TEMP);
+    p->temp_mc = d->sample.temp_mc;
+    p->has_temp_limit = gw_info_has(&d->info, GW_INFO_TEMP_SLOWDOWN);
+    p->temp_limit_mc = d->info.temp_slowdown_mc;
+}
+
 void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *devs)
 {
-    for (size_t i = 0; i < snap->n_devices; i++) {
-        const gw_device *d = &snap->devices[i];
-        gw_place_device *p = &devs[i];
-        memset(p, 0, sizeof *p);
-        if (d->info.uuid[0])
-            gw__strlcpy(p->uuid, d->info.uuid, sizeof p->uuid);
-        else
-            snprintf(p->uuid, sizeof p->uuid, "index:%u", d->info.index);
-        gw__strlcpy(p->name, d->info.name, sizeof p->name);
-        p->vendor = d->info.vendor;
-        p->index = d->info.index;
-        p->source_index = d->info.source_index;
-        p->state = d->state;
-        p->has_free = gw_sample_has(&d->sample, GW_METRIC_MEM_FREE);
-        p->free = p->has_free ? d->sample.mem_free : 0;
-        if (gw_sample_has(&d->sample, GW_METRIC_MEM_TOTAL))
-            p->total = d->sample.mem_total;
-        else if (gw_info_has(&d->info, GW_INFO_MEMORY_TOTAL))
-            p->total = d->info.memory_total;
-        p->has_temp = gw_sample_has(&d->sample, GW_METRIC_TEMP);
-        p->temp_mc = d->sample.temp_mc;
-        p->has_temp_limit = gw_info_has(&d->info, GW_INFO_TEMP_SLOWDOWN);
-        p->temp_limit_mc = d->info.temp_slowdown_mc;
-    }
+    for (size_t i = 0; i < snap->n_devices; i++)
+        gw_place_device_of(&snap->devices[i], &devs[i]);
 }
 
 uint64_t gw_place_usable(const gw_place_device *d, uint64_t margin)

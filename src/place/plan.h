@@ -175,9 +175,12 @@ void gw_plan_release(gw_plan *p);
 int gw_place(const gw_place_device *devs, size_t n, const gw_place_need *need,
              const gw_place_opts *opts, gw_plan *plan, gw_error *err);
 
-/* Fills devs[i] from a snapshot's devices (caller allocates
- * snap->n_devices entries). A device without a uuid gets "index:N".
- * pending starts at 0. */
+/* Fills *p from one device as the planner sees it. A device without a
+ * uuid gets "index:N"; pending starts at 0. */
+void gw_place_device_of(const gw_device *d, gw_place_device *p);
+
+/* gw_place_device_of for each of a snapshot's devices (caller allocates
+ * snap->n_devices entries). */
 void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *devs);
 
 /* usable(d) = free - pending - margin, saturating at 0 (0 without a reading). */

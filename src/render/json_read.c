@@ -2,6 +2,8 @@
 #include "render/json_read.h"
 #include "core/util.h"
 
+#include <string.h>
+
 #include <math.h>
 
 void gw__jr_str(const json_t *o, const char *k, char *dst, size_t cap)
@@ -39,4 +41,74 @@ bool gw__jr_num(const json_t *o, const char *a, const char *b, double *out)
         return false;
     *out = v;
     return true;
+}
+
+static void set_valid(gw_sample *s, gw_metric m, bool ok)
+{
+    if (ok)
+        s->valid |= 1ull << m;
+}
+
+/* o.a.b as thousandths in an int32 (temperatures: millidegrees). */
+static bool milli(const json_t *o, const char *a, const char *b, int32_t *out)
+{
+    double v;
+    if (!gw__jr_num(o, a, b, &v) || fabs(v) >= 1e6)
+        return false;
+    *out = (int32_t)lround(v * 1000);
+    return true;
+}
+
+/* o.a.b, non-negative and below hi, scaled by mul into a uint32. */
+static bool scaled_u32(const json_t *o, const char *a, const char *b, double hi, double mul,
+                       uint32_t *out)
+{
+    double v;
+    if (!gw__jr_num(o, a, b, &v) || v < 0 || v >= hi)
+        return false;
+    *out = (uint32_t)lround(v * mul);
+    return true;
+}
+
+static void read_sample(const json_t *g, gw_sample *s)
+{
+    const json_t *mem = json_object_get(g, "memory");
+    set_valid(s, GW_METRIC_MEM_TOTAL, gw__jr_u64(mem, "total_bytes", &s->mem_total));
+    set_valid(s, GW_METRIC_MEM_USED, gw__jr_u64(mem, "used_bytes", &s->mem_used));
+    set_valid(s, GW_METRIC_MEM_FREE, gw__jr_u64(mem, "free_bytes", &s->mem_free));
+    set_valid(s, GW_METRIC_UTIL_GPU, gw__jr_num(g, "utilization", "gpu_percent", &s->util_gpu));
+    set_valid(s, GW_METRIC_UTIL_MEM, gw__jr_num(g, "utilization", "memory_percent", &s->util_mem));
+    set_valid(s, GW_METRIC_TEMP, milli(g, "temperature", "gpu_celsius", &s->temp_mc));
+    set_valid(s, GW_METRIC_POWER, scaled_u32(g, "power", "draw_watts", 4e6, 1e3, &s->power_mw));
+    set_valid(s, GW_METRIC_POWER_LIMIT,
+              scaled_u32(g, "power", "limit_watts", 4e6, 1e3, &s->power_limit_mw));
+    set_valid(s, GW_METRIC_CLOCK_SM, scaled_u32(g, "clocks", "sm_hz", 4e15, 1e-6, &s->clock_sm_mhz));
+    set_valid(s, GW_METRIC_CLOCK_MEM,
+              scaled_u32(g, "clocks", "memory_hz", 4e15, 1e-6, &s->clock_mem_mhz));
+    set_valid(s, GW_METRIC_FAN, gw__jr_num(g, "fan", "speed_percent", &s->fan_pct));
+    set_valid(s, GW_METRIC_PSTATE, scaled_u32(g, "pstate", NULL, 15.5, 1, &s->pstate));
+}
+
+bool gw__device_read(const json_t *g, gw_device *d, int64_t now_ns)
+{
+    memset(d, 0, sizeof *d);
+    uint64_t v;
+    double age;
+    d->info.index = gw__jr_u64(g, "index", &v) && v <= UINT32_MAX ? (uint32_t)v : 0;
+    d->info.source_index = gw__jr_u64(g, "source_index", &v) && v <= UINT32_MAX ? (uint32_t)v : 0;
+    gw__jr_str(g, "name", d->info.name, sizeof d->info.name);
+    gw__jr_str(g, "uuid", d->info.uuid, sizeof d->info.uuid);
+    gw__jr_str(g, "source", d->info.source, sizeof d->info.source);
+    gw__jr_str(g, "state_reason", d->state_reason, sizeof d->state_reason);
+    char text[24];
+    gw__jr_str(g, "vendor", text, sizeof text);
+    if (!gw__vendor_parse(text, &d->info.vendor))
+        d->info.vendor = GW_VENDOR_UNKNOWN;
+    if (milli(g, "temperature", "slowdown_celsius", &d->info.temp_slowdown_mc))
+        d->info.valid |= 1ull << GW_INFO_TEMP_SLOWDOWN;
+    if (now_ns && gw__jr_num(g, "sample_age_seconds", NULL, &age) && age >= 0 && age < 1e9)
+        d->sampled_at_ns = now_ns - (int64_t)(age * 1e9);
+    read_sample(g, &d->sample);
+    gw__jr_str(g, "state", text, sizeof text);
+    return gw__device_state_parse(text, &d->state);
 }

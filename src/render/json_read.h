@@ -10,6 +10,8 @@
 #ifndef GW_RENDER_JSON_READ_H
 #define GW_RENDER_JSON_READ_H
 
+#include "gpuwatch.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,5 +27,15 @@ bool gw__jr_u64(const json_t *o, const char *k, uint64_t *out);
 /* The finite number at o.a (or o.a.b when b is not NULL); false when not
  * one. */
 bool gw__jr_num(const json_t *o, const char *a, const char *b, double *out);
+
+/* The device object of docs/report-json.md (a daemon's /health and
+ * /gpu/metrics gpus[]) into *d (zeroed first): identity, vendor, state,
+ * memory, utilization, temperatures, power, clocks, fan, pstate, each
+ * with its valid bit only when present and in range; the sample time from
+ * sample_age_seconds against now_ns (0: unknown). Returns whether the
+ * state was one gpuwatch names (d->state is GW_DEVICE_OK otherwise: the
+ * caller decides what an unknown state means). One reader for every
+ * client of that object (top --connect, the cluster view). */
+bool gw__device_read(const json_t *g, gw_device *d, int64_t now_ns);
 
 #endif

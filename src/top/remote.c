@@ -107,61 +107,12 @@ int gw__top_remote_progress(gw__top_remote *r, int timeout_ms, gw_progress **out
 }
 
 
-static void metric(gw_sample *s, gw_metric m, bool ok)
-{
-    if (ok)
-        s->valid |= 1ull << m;
-}
-
+/* A device object; an unknown state reads as ok (what top showed before
+ * it knew the word; the reason, if any, is still shown). */
 static void decode_device(json_t *g, gw_device *d, int64_t now)
 {
-    double v = 0;
-    gw_sample *s = &d->sample;
-    d->info.index = gw__jr_num(g, "index", NULL, &v) && v >= 0 ? (uint32_t)v : 0;
-    gw__jr_str(g, "name", d->info.name, sizeof d->info.name);
-    gw__jr_str(g, "uuid", d->info.uuid, sizeof d->info.uuid);
-    gw__jr_str(g, "source", d->info.source, sizeof d->info.source);
-    gw__jr_str(g, "state_reason", d->state_reason, sizeof d->state_reason);
-    char state[16];
-    gw__jr_str(g, "state", state, sizeof state);
-    if (!gw__device_state_parse(state, &d->state))
+    if (!gw__device_read(g, d, now))
         d->state = GW_DEVICE_OK;
-    d->sampled_at_ns = gw__jr_num(g, "sample_age_seconds", NULL, &v) ? now - (int64_t)(v * 1e9) : 0;
-    metric(s, GW_METRIC_MEM_TOTAL, gw__jr_num(g, "memory", "total_bytes", &v) && v >= 0);
-    s->mem_total = gw_sample_has(s, GW_METRIC_MEM_TOTAL) ? (uint64_t)v : 0;
-    metric(s, GW_METRIC_MEM_USED, gw__jr_num(g, "memory", "used_bytes", &v) && v >= 0);
-    s->mem_used = gw_sample_has(s, GW_METRIC_MEM_USED) ? (uint64_t)v : 0;
-    metric(s, GW_METRIC_UTIL_GPU, gw__jr_num(g, "utilization", "gpu_percent", &s->util_gpu));
-    metric(s, GW_METRIC_UTIL_MEM, gw__jr_num(g, "utilization", "memory_percent", &s->util_mem));
-    if (gw__jr_num(g, "temperature", "gpu_celsius", &v)) {
-        metric(s, GW_METRIC_TEMP, true);
-        s->temp_mc = (int32_t)lround(v * 1000);
-    }
-    if (gw__jr_num(g, "temperature", "slowdown_celsius", &v)) {
-        d->info.valid |= 1ull << GW_INFO_TEMP_SLOWDOWN;
-        d->info.temp_slowdown_mc = (int32_t)lround(v * 1000);
-    }
-    if (gw__jr_num(g, "power", "draw_watts", &v) && v >= 0) {
-        metric(s, GW_METRIC_POWER, true);
-        s->power_mw = (uint32_t)lround(v * 1000);
-    }
-    if (gw__jr_num(g, "power", "limit_watts", &v) && v >= 0) {
-        metric(s, GW_METRIC_POWER_LIMIT, true);
-        s->power_limit_mw = (uint32_t)lround(v * 1000);
-    }
-    if (gw__jr_num(g, "clocks", "sm_hz", &v) && v >= 0) {
-        metric(s, GW_METRIC_CLOCK_SM, true);
-        s->clock_sm_mhz = (uint32_t)lround(v / 1e6);
-    }
-    if (gw__jr_num(g, "clocks", "memory_hz", &v) && v >= 0) {
-        metric(s, GW_METRIC_CLOCK_MEM, true);
-        s->clock_mem_mhz = (uint32_t)lround(v / 1e6);
-    }
-    metric(s, GW_METRIC_FAN, gw__jr_num(g, "fan", "speed_percent", &s->fan_pct));
-    if (gw__jr_num(g, "pstate", NULL, &v) && v >= 0 && v <= 15) {
-        metric(s, GW_METRIC_PSTATE, true);
-        s->pstate = (uint32_t)v;
-    }
 }
 
 static void decode_process(json_t *o, gw_process *p)
