@@ -106,6 +106,11 @@ int gw_cli_cluster_finish(gw_cli_cluster *c, const char *cmd)
             return why.code == GW_EIO ? GW_EXIT_ERROR : GW_EXIT_USAGE;
         }
     } else if (env_token && *env_token) {
+        if (strlen(env_token) >= sizeof c->token) { /* never truncated (as the files') */
+            fprintf(stderr, "gpuwatch %s: GPUWATCH_PEER_TOKEN: must hold 1..%zu characters\n",
+                    cmd, sizeof c->token - 1);
+            return GW_EXIT_USAGE;
+        }
         gw__strlcpy(c->token, env_token, sizeof c->token);
     }
     c->cfg.token = c->token[0] ? c->token : NULL;

@@ -494,6 +494,15 @@ def case_usage():
     check(p.returncode == 2 and "--cluster" in p.stderr, "--peers without --cluster: %r" % p.stderr)
     p = run(["--peer-token-file", "/nonexistent/token", "--peers", "http://127.0.0.1:1"])
     check(p.returncode == 1 and "/nonexistent/token" in p.stderr, "token file: %r" % p.stderr)
+    # a token is never cut short: over 255 characters is refused, file or environment
+    tmp = tempfile.mkdtemp(prefix="gw-cluster-")
+    long_tok = os.path.join(tmp, "token")
+    with open(long_tok, "w") as f:
+        f.write("t" * 300 + "\n")
+    p = run(["--peer-token-file", long_tok, "--peers", "http://127.0.0.1:1"])
+    check(p.returncode == 2 and "first line must hold 1..255" in p.stderr, "long token file: %r" % p.stderr)
+    p = run(["--peers", "http://127.0.0.1:1"], env={"GPUWATCH_PEER_TOKEN": "t" * 300})
+    check(p.returncode == 2 and "GPUWATCH_PEER_TOKEN" in p.stderr, "long token env: %r" % p.stderr)
     # GPUWATCH_PEERS is the default list.
     d = Daemon(scenario=TWO)
     doc, _ = cluster_json([], want_rc=0, env={"GPUWATCH_PEERS": url(d)})
