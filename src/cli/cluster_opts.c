@@ -41,7 +41,7 @@ const char gw_cli_cluster_options_help[] =
     "  --prometheus-job JOB  the job label of the gpuwatch targets (default gpuwatch)\n"
     "  --peer-timeout MS     deadline of each peer (default 2000)\n"
     "  --wait                wait for every peer up to its deadline (default: a peer\n"
-    "                        still silent at twice the slowest answer + 3 ms is\n"
+    "                        still silent at twice the slowest answer + 2 ms is\n"
     "                        shown unreachable)\n";
 
 void gw_cli_cluster_init(gw_cli_cluster *c)
@@ -126,8 +126,8 @@ int gw_cli_cluster_poll(const gw_cli_cluster *c, const char *cmd, gw__cluster *c
         fprintf(stderr, "gpuwatch %s: %s (see 'gpuwatch %s --help')\n", cmd, err.message, cmd);
         return GW_EXIT_USAGE;
     }
-    gw__curl_lib lib;
-    if (gw__curl_load(&lib, NULL, &err) != GW_OK) {
+    gw__curl_lib lib = {0};
+    if (gw__cluster_needs_curl(cl) && gw__curl_load(&lib, NULL, &err) != GW_OK) {
         fprintf(stderr, "gpuwatch %s: %s\n", cmd, err.message);
         return GW_EXIT_ERROR;
     }

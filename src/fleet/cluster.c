@@ -309,6 +309,16 @@ int gw__cluster_poll(gw__cluster *c, const gw__curl_lib *lib, const gw__cluster_
     return rc;
 }
 
+bool gw__cluster_needs_curl(const gw__cluster *c)
+{
+    if (c->from_prometheus)
+        return gw__fetch_needs_curl(c->prometheus);
+    for (size_t i = 0; i < c->n_nodes; i++)
+        if (gw__fetch_needs_curl(c->nodes[i].url))
+            return true;
+    return false;
+}
+
 void gw__cluster_totals_of(const gw__cluster *c, gw__cluster_totals *t)
 {
     memset(t, 0, sizeof *t);

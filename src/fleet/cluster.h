@@ -63,6 +63,10 @@ int gw__cluster_check_urls(const char *list, const char *what, gw_error *err);
  * come from the server). c is released first. */
 int gw__cluster_init(gw__cluster *c, const gw__cluster_config *cfg, gw_error *err);
 
+/* True when some URL of c needs libcurl (fetch.h's gw__fetch_needs_curl):
+ * only then has a caller to load it before gw__cluster_poll. */
+bool gw__cluster_needs_curl(const gw__cluster *c);
+
 /* Polls every node once (or Prometheus). Returns GW_OK when the poll ran,
  * whatever each node said (each node's up / error); an error only when
  * curl could not be set up, or Prometheus mode could not be read at all

@@ -111,7 +111,7 @@ int gw__cluster_poller_start(gw__cluster_poller **out, const gw__cluster_poller_
     p->interval_ms = cfg->interval_ms ? cfg->interval_ms : 5000;
     int rc = failed ? gw__error_set(err, GW_ENOMEM, "cluster: out of memory")
                     : gw__cluster_init(&p->work, &p->cfg, err);
-    if (rc == GW_OK)
+    if (rc == GW_OK && gw__cluster_needs_curl(&p->work)) /* before the thread starts */
         rc = gw__curl_load(&p->lib, NULL, err);
     if (rc != GW_OK) {
         gw__cluster_release(&p->work);

@@ -1,18 +1,25 @@
-/* fetch.h — many HTTP requests at once, each under a deadline (libcurl
- * multi, one thread): how the fleet code asks its peers and Prometheus.
+/* fetch.h — many HTTP requests at once, each under a deadline, on one
+ * thread: how the fleet code asks its peers and Prometheus. A plain
+ * http:// URL with an IP address is served by plain_http.h's HTTP/1.0
+ * client; https:// and host names by libcurl multi (loaded only when some
+ * URL needs it: gw__fetch_needs_curl). One poll covers both.
  *
  * Owns: the transfers of one gw__fetch_run call, their bodies (capped),
  * and the straggler rule below. Knows nothing of what the bodies mean.
  *
  * The straggler rule (opts.straggler_cut, what a one-shot `report
  * --cluster` uses): once some transfer has answered, a transfer still
- * running 2 x (the latest answer's time) + 3 ms after the start is
+ * running 2 x (the latest answer's time) + 2 ms after the start is
  * abandoned: its rc is GW_ETIMEDOUT and its error says it did not answer
- * while the others did (the cut is made at 2 x + 3 ms, so that with the
- * millisecond granularity of curl_multi_poll and the end of the run it
- * still ends within 2 x + 5 ms). So one hung peer costs a report at most twice the slowest
- * healthy peer's time plus 5 ms, never its own deadline. The daemon, which
- * keeps each peer's last good data, waits for the full deadline instead.
+ * while the others did. The wait for the cut is timed to the nanosecond
+ * on a plain-HTTP poll (ppoll), to the millisecond (rounded up) when
+ * libcurl has transfers too. So one hung peer costs a report at most twice
+ * the slowest healthy peer's time plus 2-3 ms, never its own deadline: the
+ * issue's bound for the whole command is 2 x + 5 ms, and the process around
+ * the poll (start, output, exit) takes the rest. The price: a healthy peer
+ * much slower than the others (a far one beside near ones) is cut too;
+ * `--wait` is the way to see it. The daemon, which keeps each peer's last
+ * good data, waits for the full deadline instead.
  *
  * Invariants:
  *  1. Every transfer ends: answered (rc GW_OK, status and body set) or
@@ -58,11 +65,16 @@ typedef struct gw__fetch_opts {
     void *ctx;
 } gw__fetch_opts;
 
+/* True when url needs libcurl (https://, a host name); false for a plain
+ * http:// URL with an IPv4 or [IPv6] address, which fetch serves itself. */
+bool gw__fetch_needs_curl(const char *url);
+
 /* Prepares v for a run: zeroes everything but url, token, post. */
 void gw__fetch_init(gw__fetch *f);
 
 /* Runs every transfer of v[0..n) at once and returns when all have ended
- * (invariant 1). Per-transfer outcomes are in v[i].rc / error. Returns
+ * (invariant 1). lib may be NULL or unloaded when no URL needs curl; a URL
+ * that does then fails GW_ELOAD on its own. Per-transfer outcomes are in v[i].rc / error. Returns
  * GW_OK, or GW_ENOMEM / GW_EIO when curl itself could not be set up (err
  * says why; every v[i].rc then says the same). */
 int gw__fetch_run(const gw__curl_lib *lib, gw__fetch *v, size_t n, const gw__fetch_opts *o,

@@ -1,4 +1,4 @@
-/* daemon_client.c — see daemon_client.h: URL parsing, a strict HTTP/1.1
+/* daemon_client.c — see daemon_client.h: URL parsing, a strict HTTP/1.x
  * response parser over a caller's buffer, and one request per TCP connection
  * with poll deadlines. The parser never trusts a length it did not check
  * against the buffer and the caps; the transport grows its buffer only up to
@@ -91,13 +91,13 @@ static bool is_text(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-int gw_daemon_response_parse(const char *buf, size_t len, gw_daemon_response *out, gw_error *err)
+int gw_http_head_parse(const char *buf, size_t len, gw_http_head *h, gw_error *err)
 {
     static const char proto[] = "HTTP/1.";
-    memset(out, 0, sizeof *out);
+    memset(h, 0, sizeof *h);
     size_t pre = len < 7 ? len : 7;
     if (memcmp(buf, proto, pre) != 0)
-        return gw__error_set(err, GW_EPARSE, "daemon response: not HTTP/1.x (starts '%.*s')",
+        return gw__error_set(err, GW_EPARSE, "HTTP response: not HTTP/1.x (starts '%.*s')",
                              (int)(pre), buf);
     /* the head ends at the first empty line */
     size_t scan = len < GW_DAEMON_MAX_HEAD ? len : GW_DAEMON_MAX_HEAD;
@@ -109,40 +109,38 @@ int gw_daemon_response_parse(const char *buf, size_t len, gw_daemon_response *ou
         }
     if (!head_end) {
         if (len >= GW_DAEMON_MAX_HEAD)
-            return gw__error_set(err, GW_ERANGE, "daemon response: head over %u bytes",
+            return gw__error_set(err, GW_ERANGE, "HTTP response: head over %u bytes",
                                  GW_DAEMON_MAX_HEAD);
         return 1;
     }
     /* status line: HTTP/1.x SP DDD [SP reason] CRLF */
     if ((buf[7] != '0' && buf[7] != '1') || buf[8] != ' ')
-        return gw__error_set(err, GW_EPARSE, "daemon response: bad HTTP version");
+        return gw__error_set(err, GW_EPARSE, "HTTP response: bad HTTP version");
     int status = 0;
     for (size_t i = 9; i < 12; i++) {
         if (buf[i] < '0' || buf[i] > '9')
-            return gw__error_set(err, GW_EPARSE, "daemon response: bad status code");
+            return gw__error_set(err, GW_EPARSE, "HTTP response: bad status code");
         status = status * 10 + (buf[i] - '0');
     }
     if (status < 100 || status > 599)
-        return gw__error_set(err, GW_EPARSE, "daemon response: status %d out of range", status);
+        return gw__error_set(err, GW_EPARSE, "HTTP response: status %d out of range", status);
     size_t p = 12;
     if (buf[p] == ' ') {
         for (p++; buf[p] != '\r'; p++)
             if (!is_text((unsigned char)buf[p]))
-                return gw__error_set(err, GW_EPARSE, "daemon response: control byte in the "
+                return gw__error_set(err, GW_EPARSE, "HTTP response: control byte in the "
                                                      "status line");
     }
     if (buf[p] != '\r' || buf[p + 1] != '\n')
-        return gw__error_set(err, GW_EPARSE, "daemon response: bad status line");
+        return gw__error_set(err, GW_EPARSE, "HTTP response: bad status line");
     p += 2;
     /* header lines until the empty line at head_end - 2 */
-    bool have_cl = false;
-    uint64_t cl = 0;
     while (p < head_end - 2) {
         size_t name = p;
         while (p < head_end && is_tchar((unsigned char)buf[p]))
             p++;
         if (p == name || buf[p] != ':')
-            return gw__error_set(err, GW_EPARSE, "daemon response: bad header line at byte %zu",
+            return gw__error_set(err, GW_EPARSE, "HTTP response: bad header line at byte %zu",
                                  name);
         size_t name_len = p - name;
         p++;
@@ -151,52 +149,85 @@ int gw_daemon_response_parse(const char *buf, size_t len, gw_daemon_response *ou
         size_t val = p;
         while (buf[p] != '\r') {
             if (!is_text((unsigned char)buf[p]))
-                return gw__error_set(err, GW_EPARSE, "daemon response: control byte in a header "
+                return gw__error_set(err, GW_EPARSE, "HTTP response: control byte in a header "
                                                      "at byte %zu", p);
             p++;
         }
         if (buf[p + 1] != '\n')
-            return gw__error_set(err, GW_EPARSE, "daemon response: bare CR in the head");
+            return gw__error_set(err, GW_EPARSE, "HTTP response: bare CR in the head");
         size_t val_end = p;
         while (val_end > val && (buf[val_end - 1] == ' ' || buf[val_end - 1] == '\t'))
             val_end--;
         p += 2;
         if (name_len == 14 && strncasecmp(buf + name, "Content-Length", 14) == 0) {
-            if (have_cl)
-                return gw__error_set(err, GW_EPARSE, "daemon response: Content-Length twice");
+            if (h->has_length)
+                return gw__error_set(err, GW_EPARSE, "HTTP response: Content-Length twice");
             if (val_end == val || val_end - val > 10)
-                return gw__error_set(err, GW_EPARSE, "daemon response: bad Content-Length");
+                return gw__error_set(err, GW_EPARSE, "HTTP response: bad Content-Length");
             for (size_t i = val; i < val_end; i++) {
                 if (buf[i] < '0' || buf[i] > '9')
-                    return gw__error_set(err, GW_EPARSE, "daemon response: bad Content-Length");
-                cl = cl * 10 + (uint64_t)(buf[i] - '0');
+                    return gw__error_set(err, GW_EPARSE, "HTTP response: bad Content-Length");
+                h->length = h->length * 10 + (uint64_t)(buf[i] - '0');
             }
-            have_cl = true;
+            h->has_length = true;
         } else if (name_len == 17 && strncasecmp(buf + name, "Transfer-Encoding", 17) == 0) {
-            return gw__error_set(err, GW_EPARSE, "daemon response: Transfer-Encoding is not "
+            return gw__error_set(err, GW_EPARSE, "HTTP response: Transfer-Encoding is not "
                                                  "supported (expected Content-Length)");
         }
     }
-    if (!have_cl) {
-        if (status != 204 && status != 304 && status >= 200)
-            return gw__error_set(err, GW_EPARSE, "daemon response: no Content-Length");
+    h->status = status;
+    h->head_len = head_end;
+    return GW_OK;
+}
+
+int gw_http_body_frame(size_t len, const gw_http_head *h, bool eof, size_t max_body,
+                       size_t *body_len, gw_error *err)
+{
+    size_t have = len - h->head_len;
+    bool no_body = h->status < 200 || h->status == 204 || h->status == 304;
+    if (!h->has_length && !no_body) {
+        if (have > max_body)
+            return gw__error_set(err, GW_ERANGE, "HTTP response: body over %zu bytes", max_body);
+        if (!eof)
+            return 1; /* the body ends where the connection does */
+        *body_len = have;
+        return GW_OK;
     }
-    if (cl > GW_DAEMON_MAX_BODY)
-        return gw__error_set(err, GW_ERANGE, "daemon response: body of %llu bytes is over %u",
-                             (unsigned long long)cl, GW_DAEMON_MAX_BODY);
-    if (len - head_end < cl)
-        return 1;
-    if (len - head_end > cl)
-        return gw__error_set(err, GW_EPARSE, "daemon response: %zu bytes after the body",
-                             (size_t)(len - head_end - cl));
-    char *body = malloc((size_t)cl + 1);
+    uint64_t want = h->has_length ? h->length : 0;
+    if (want > max_body)
+        return gw__error_set(err, GW_ERANGE, "HTTP response: body of %llu bytes is over %zu",
+                             (unsigned long long)want, max_body);
+    if (have > want)
+        return gw__error_set(err, GW_EPARSE, "HTTP response: %zu bytes after the body",
+                             (size_t)(have - want));
+    if (have < want)
+        return eof ? gw__error_set(err, GW_EPARSE, "HTTP response: connection closed after %zu "
+                                                   "of %llu body bytes", have,
+                                   (unsigned long long)want)
+                   : 1;
+    *body_len = have;
+    return GW_OK;
+}
+
+int gw_daemon_response_parse(const char *buf, size_t len, bool eof, gw_daemon_response *out,
+                             gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    gw_http_head h;
+    size_t body_len = 0;
+    int rc = gw_http_head_parse(buf, len, &h, err);
+    if (rc == GW_OK)
+        rc = gw_http_body_frame(len, &h, eof, GW_DAEMON_MAX_BODY, &body_len, err);
+    if (rc != GW_OK)
+        return rc;
+    char *body = malloc(body_len + 1);
     if (!body)
         return gw__error_set(err, GW_ENOMEM, "daemon response: out of memory");
-    memcpy(body, buf + head_end, (size_t)cl);
-    body[cl] = '\0';
-    out->status = status;
+    memcpy(body, buf + h.head_len, body_len);
+    body[body_len] = '\0';
+    out->status = h.status;
     out->body = body;
-    out->body_len = (size_t)cl;
+    out->body_len = body_len;
     return GW_OK;
 }
 
@@ -301,7 +332,7 @@ void gw_daemon_request_text(gw_strbuf *req, const gw_daemon_url *u, const char *
                             const char *path, const char *token, const char *body, size_t len)
 {
     char authority[sizeof u->host + sizeof u->port + 4];
-    gw__strbuf_printf(req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+    gw__strbuf_printf(req, "%s %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
                            "Accept: application/json\r\n", method, path,
                       gw_daemon_authority(u, authority, sizeof authority));
     if (token && *token)
@@ -375,7 +406,7 @@ int gw_daemon_request(const gw_daemon_url *u, const char *method, const char *pa
             break;
         }
         got += (size_t)n;
-        int p = gw_daemon_response_parse(buf, got, out, err);
+        int p = gw_daemon_response_parse(buf, got, n == 0, out, err);
         if (p == 1 && n == 0)
             rc = gw__error_set(err, GW_EPARSE, "daemon %s: connection closed after %zu bytes, "
                                               "before the end of an HTTP response", u->text, got);

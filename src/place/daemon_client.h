@@ -1,18 +1,23 @@
-/* daemon_client.h — a minimal HTTP/1.1 client for the gpuwatch daemon, so
+/* daemon_client.h — a minimal HTTP/1.0 client for the gpuwatch daemon, so
  * `gpuwatch run` / `place` can reserve through `gpuwatch serve` when one runs
  * (no libcurl: it would drag a TLS stack into every command).
  *
  * Scope: plain TCP to "http://HOST:PORT" where HOST resolves to a loopback
  * address (the daemon's placement API is meant for this machine; anything
- * else is refused, so a token never leaves the host in clear text). One
- * request per connection ("Connection: close"), a Content-Length body, an
- * optional "Authorization: Bearer TOKEN". Every connect / write / read
- * waits at most the deadline (poll).
+ * else is refused, so a token never leaves the host in clear text; model
+ * servers may be elsewhere: any_host). One request per connection, a
+ * Content-Length body, an optional "Authorization: Bearer TOKEN". Every
+ * connect / write / read waits at most the deadline (poll). HTTP/1.0, so
+ * that no server answers in chunked coding: Go's net/http (Ollama) does
+ * for an HTTP/1.1 request whose answer outgrows its 2 KB buffer, and ends
+ * the body by closing the connection for an HTTP/1.0 one.
  *
- * The response is untrusted input: gw_daemon_response_parse is strict and
- * bounds-checked (status line "HTTP/1.x NNN ...", CRLF header lines, a
- * Content-Length that is required, unique and decimal; no chunked encoding;
- * headers at most 16 KiB, body at most GW_DAEMON_MAX_BODY).
+ * The response is untrusted input: gw_http_head_parse and
+ * gw_http_body_frame are strict and bounds-checked (status line "HTTP/1.x
+ * NNN ...", CRLF header lines, a Content-Length unique and decimal, or the
+ * body ending with the connection; no chunked encoding; headers at most
+ * 16 KiB, body at most GW_DAEMON_MAX_BODY here). The fleet's HTTP/1.0
+ * client (fleet/plain_http.h) reads with the same two.
  *
  * Invariants:
  *  1. No global state; each call owns its socket and closes it.
@@ -58,11 +63,41 @@ int gw_daemon_url_parse(const char *text, gw_daemon_url *out, gw_error *err);
  * returns buf. */
 const char *gw_daemon_authority(const gw_daemon_url *u, char *buf, size_t cap);
 
-/* Parses one complete response in buf[0..len). Returns GW_OK with *out
- * filled (caller releases), 1 when buf is a valid but incomplete prefix (read
- * more), GW_EPARSE naming the offending part, GW_ERANGE when the head or the
- * body is over its cap. Never reads outside buf. */
-int gw_daemon_response_parse(const char *buf, size_t len, gw_daemon_response *out, gw_error *err);
+typedef struct gw_http_head {
+    int status;          /* 100..599 */
+    size_t head_len;     /* bytes up to and including the empty line */
+    bool has_length;     /* a Content-Length was given ... */
+    uint64_t length;     /* ... and said this */
+} gw_http_head;
+
+/* Parses the head of a response at the start of buf[0..len) (the one
+ * grammar every client here reads: status line, CRLF header lines,
+ * Content-Length at most once and decimal, no Transfer-Encoding; the head
+ * at most GW_DAEMON_MAX_HEAD bytes). Returns GW_OK with *h filled, 1 when
+ * the head is not complete yet, GW_EPARSE naming the offending part,
+ * GW_ERANGE for a head over its cap. Never reads outside buf; does not
+ * look at the body. */
+int gw_http_head_parse(const char *buf, size_t len, gw_http_head *h, gw_error *err);
+
+/* Where the body of a response of len bytes so far ends, given its parsed
+ * head h: with a Content-Length, exactly that many bytes after the head;
+ * without one, nothing for a 1xx / 204 / 304, else everything after the
+ * head once the connection has closed (eof: how an HTTP/1.0 answer may
+ * end). Returns GW_OK with *body_len
+ * (the body starts at h->head_len), 1 when more must be read, GW_ERANGE when
+ * the body is or will be over max_body, GW_EPARSE for bytes after the body
+ * or a connection closed before its end. */
+int gw_http_body_frame(size_t len, const gw_http_head *h, bool eof, size_t max_body,
+                       size_t *body_len, gw_error *err);
+
+/* Parses one complete response in buf[0..len) (eof: the connection has
+ * closed after it, which ends a body that has no Content-Length, as in an
+ * answer to HTTP/1.0). Returns GW_OK with *out filled (caller releases), 1
+ * when buf is a valid but incomplete prefix (read more), GW_EPARSE naming
+ * the offending part, GW_ERANGE when the head or the body is over its cap.
+ * Never reads outside buf. */
+int gw_daemon_response_parse(const char *buf, size_t len, bool eof, gw_daemon_response *out,
+                             gw_error *err);
 
 /* Frees the body; NULL and a cleared response are no-ops. */
 void gw_daemon_response_release(gw_daemon_response *r);

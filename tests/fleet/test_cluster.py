@@ -139,6 +139,33 @@ def reset(h):
     h.connection.close()
 
 
+def until_close(h, body, status="200 OK"):
+    """An answer as Go's net/http gives one to an HTTP/1.0 request past its
+    buffer (Ollama, Prometheus): no Content-Length, the body ends where the
+    connection does."""
+    h.wfile.write(("HTTP/1.0 %s\r\nContent-Type: application/json\r\n\r\n%s" % (status, body)).encode())
+    h.close_connection = True
+
+
+def go_style(h, body):
+    """Go's net/http with an answer past its 2 KB buffer (Ollama's /api/ps
+    with a few models): chunked for an HTTP/1.1 request (which gpuwatch
+    never sends: its clients speak HTTP/1.0 to stay out of chunked coding),
+    until the close for an HTTP/1.0 one."""
+    if h.request_version == "HTTP/1.0":
+        return until_close(h, body)
+    b = body.encode()
+    h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(b), b))
+
+
+def cut_short(h):
+    """A Content-Length the answer does not keep: the connection closes
+    after 10 of 1000 bytes."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"service\"")
+    h.close_connection = True
+
+
 def sleepy(seconds):
     def behave(h):
         time.sleep(seconds)
@@ -147,6 +174,21 @@ def sleepy(seconds):
 
 
 # ---------------------------------------------------------------- cases
+
+def straggler_run(once, human=False):
+    """once() with the straggler rule on, asked again (at most twice) when
+    one of the three healthy daemons was cut as a straggler: on a starved
+    CPU a healthy daemon can answer later than twice the others + 2 ms,
+    which is the rule's documented price, not what these checks are about.
+    The hung daemon is cut every time."""
+    for _ in range(3):
+        r = once()
+        cut = (r.stdout.count("not waited for") > 1 if human else
+               any("not waited for" in (n["error"] or "") for n in r["nodes"][:3]))
+        if not cut:
+            break
+    return r
+
 
 def case_direct():
     """2 GPUs, 8 GPUs, CPU-only, a hung daemon (SIGSTOP) and a port where
@@ -163,8 +205,10 @@ def case_direct():
     dead_url = "http://127.0.0.1:%d" % dead.getsockname()[1]
     dead.close()  # nothing listens there now
     try:
-        peers = ",".join([url(a), url(b), url(c), url(hung), dead_url])
-        doc, p = cluster_json(["--peers", peers, "--peer-timeout", "30000"], want_rc=3)
+        # b by host name: libcurl asks it, in the same poll as the others
+        peers = ",".join([url(a), "http://localhost:%d" % b.port, url(c), url(hung), dead_url])
+        doc = straggler_run(lambda: cluster_json(["--peers", peers, "--peer-timeout", "30000"],
+                                                 want_rc=3)[0])
         nodes = doc["nodes"]
         check([n["url"] for n in nodes] == peers.split(","), "node order %r" % [n["url"] for n in nodes])
         g2 = expect_node(nodes[0], TWO, "2-GPU node")
@@ -192,7 +236,7 @@ def case_direct():
         # curl's own timer may fire a fraction of a millisecond early
         check(0.65 <= doc["poll_seconds"], "--wait returned before the deadline: %r" % doc["poll_seconds"])
         # The report for people names each node and the unreachable ones' reason.
-        p = run(["--peers", peers])
+        p = straggler_run(lambda: run(["--peers", peers]), human=True)
         check(p.returncode == 3, "human exit %d: %s" % (p.returncode, p.stderr))
         out = p.stdout
         check(out.startswith("Distributed Nodes Report: 5 nodes (3 up, 2 unreachable), 10 GPUs"),
@@ -202,8 +246,16 @@ def case_direct():
         for s in parse_scenario(EIGHT)[1]:
             check(s["name"] in out, "GPU %s not listed:\n%s" % (s["name"], out))
         # All healthy: exit 0.
-        p = run(["--peers", url(a) + "," + url(c)])
+        p = run(["--peers", url(a) + "," + url(c), "--wait"])
         check(p.returncode == 0, "healthy exit %d: %s" % (p.returncode, p.stderr))
+        # http:// peers with an IP address never load libcurl: without it they
+        # still answer; a peer that needs it (a host name) says which library.
+        nocurl = {"GPUWATCH_CURL_LIBRARY": "/nonexistent/libcurl.so.4"}
+        doc, _ = cluster_json(["--peers", url(a) + "," + url(c), "--wait"], want_rc=0, env=nocurl)
+        expect_node(doc["nodes"][0], TWO, "2-GPU node without libcurl")
+        p = run(["--peers", url(a) + ",http://localhost:%d" % c.port], env=nocurl)
+        check(p.returncode == 1 and "/nonexistent/libcurl.so.4" in p.stderr,
+              "no libcurl for a host name: exit %d: %s" % (p.returncode, p.stderr))
     finally:
         hung.proc.send_signal(signal.SIGCONT)
     for d in (a, b, c, hung):
@@ -221,15 +273,19 @@ def case_faults():
         "reset": Peer(reset),
         "slow": Peer(sleepy(5)),
         "huge": Peer(lambda h: h.send(200, "[" + "1," * (5 << 20) + "1]")),
+        "hugeeof": Peer(lambda h: until_close(h, "[" + "1," * (5 << 20) + "1]")),
+        "cut": Peer(cut_short),
+        "eof500": Peer(lambda h: until_close(h, '{"error":"boom"}', "503 Service Unavailable")),
     }
-    order = ["garbage", "500", "other", "badgpus", "reset", "slow", "huge"]
+    order = ["garbage", "500", "other", "badgpus", "reset", "slow", "huge", "hugeeof", "cut", "eof500"]
     lst = ",".join([url(good)] + [peers[k].url for k in order])
     doc, _ = cluster_json(["--peers", lst, "--wait", "--peer-timeout", "1500"], want_rc=3)
     nodes = doc["nodes"]
     expect_node(nodes[0], TWO, "healthy node beside faulty ones")
     want = {"garbage": "not JSON", "500": "HTTP 500", "other": "not a gpuwatch daemon",
             "badgpus": "no \"gpus\" array", "reset": "", "slow": "within 1500 ms",
-            "huge": "longer than"}
+            "huge": "longer than", "hugeeof": "longer than", "cut": "closed after 10 of 1000",
+            "eof500": "HTTP 503"}
     for k, n in zip(order, nodes[1:]):
         check(not n["up"] and n["error"] and want[k] in n["error"],
               "%s peer: %r (want an error with %r)" % (k, n, want[k]))
@@ -256,7 +312,7 @@ def case_token():
     expect_node(doc["nodes"][0], TWO, "with GPUWATCH_PEER_TOKEN")
     # The token goes to gpuwatch peers only, never to an Ollama node.
     ol = Peer(lambda h: h.send(200, '{"models":[]}' if h.path == "/api/ps" else '{"version":"0.5.7"}'))
-    cluster_json(["--peers", url(d), "--ollama-nodes", ol.url, "--peer-token-file", tok])
+    cluster_json(["--peers", url(d), "--ollama-nodes", ol.url, "--wait", "--peer-token-file", tok])
     check(ol.seen and all(a is None for _, a in ol.seen), "token sent to Ollama: %r" % ol.seen)
     d.proc.terminate()
     d.proc.wait(su.DEADLINE)
@@ -325,9 +381,11 @@ PS = {"models": [
      "details": {"family": "qwen2"}, "expires_at": "2026-12-03T12:00:00Z"}]}
 
 
-def ollama(ps, version="0.5.7"):
+def ollama(ps, version="0.5.7", go=False):
     def behave(h):
-        if h.path == "/api/ps":
+        if h.path == "/api/ps" and go:
+            go_style(h, json.dumps(ps))
+        elif h.path == "/api/ps":
             h.send(200, json.dumps(ps))
         elif h.path == "/api/version":
             h.send(200, json.dumps({"version": version}))
@@ -339,9 +397,9 @@ def ollama(ps, version="0.5.7"):
 def case_ollama():
     """Bare Ollama nodes: their loaded models and where they live; one that
     answers garbage is down with the reason; an idle one says so."""
-    busy, idle = ollama(PS), ollama({"models": []}, "0.6.0")
+    busy, idle = ollama(PS, go=True), ollama({"models": []}, "0.6.0")
     bad = Peer(lambda h: h.send(200, "{\"models\": 5}"))
-    doc, _ = cluster_json(["--ollama-nodes", ",".join(p.url for p in (busy, idle, bad))], want_rc=3)
+    doc, _ = cluster_json(["--ollama-nodes", ",".join(p.url for p in (busy, idle, bad)), "--wait"], want_rc=3)
     n = doc["nodes"]
     check(n[0]["kind"] == "ollama" and n[0]["up"] and n[0]["version"] == "0.5.7", "busy %r" % n[0])
     check(n[0]["cpu_only"] is None and n[0]["gpus"] == [], "Ollama GPUs are unknown: %r" % n[0])
@@ -368,7 +426,7 @@ def case_ollama():
           pm["llama3.1:8b"]["context_length"] == 8192 and pm["qwen2:7b"]["location"] == "CPU",
           "peer's model details %r" % pm)
     d.stop()
-    out = run(["--ollama-nodes", busy.url + "," + idle.url]).stdout
+    out = run(["--ollama-nodes", busy.url + "," + idle.url, "--wait"]).stdout
     check("llama3.1:8b" in out and "on GPU" in out and "on CPU" in out, out)
     check("no model loaded (--probe" in out, out)
     # --probe: the idle node's smallest model asked for one embedding, then
@@ -390,7 +448,7 @@ def case_ollama():
         else:
             h.send(200, json.dumps({"version": "0.6.1"}))
     probe = Peer(probing)
-    doc, _ = cluster_json(["--ollama-nodes", busy.url + "," + probe.url, "--probe"], want_rc=0)
+    doc, _ = cluster_json(["--ollama-nodes", busy.url + "," + probe.url, "--probe", "--wait"], want_rc=0)
     pr = doc["nodes"][1]["probe"]
     check(pr and pr["model"] == "tiny:1b" and pr["result"] == "GPU (inferred)" and pr["seconds"] is not None,
           "probe %r" % pr)
@@ -417,7 +475,7 @@ def case_prometheus():
                         'count(gpuwatch_gpu_memory_total_bytes{job="gpuwatch"}) == bool 11',
                         'count(gpuwatch_gpu_state{job="gpuwatch",state="lost"} == 1) == bool 1',
                         'count(gpuwatch_host_memory_total_bytes{job="gpuwatch"}) == bool 4'])
-        direct, _ = cluster_json(["--peers", ",".join(url(d) for d in ds)], want_rc=3)
+        direct, _ = cluster_json(["--peers", ",".join(url(d) for d in ds), "--wait"], want_rc=3)
         via, _ = cluster_json(["--prometheus", prom.url], want_rc=3)
         lost = [g for g in direct["nodes"][3]["gpus"] if g["state"] == "lost"]
         check(len(lost) == 1 and lost[0]["memory_free_bytes"] is None, "lost GPU direct %r" % lost)
@@ -546,7 +604,7 @@ def case_place():
     peers = ",".join(url(d) for d in (a, b, c))
     for size in (3, 18, 70):
         want = expected_gpu([(TWO, {}), (EIGHT, {})], size * GIB_)
-        p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "%dG" % size,
+        p = subprocess.run([BIN, "place", "--cluster", "--wait", "--peers", peers, "--mem", "%dG" % size,
                             "--json"], capture_output=True, text=True, timeout=su.DEADLINE)
         check(p.returncode == 0, "place %dG: exit %d %s" % (size, p.returncode, p.stderr))
         doc = json.loads(p.stdout)
@@ -564,18 +622,18 @@ def case_place():
                 "the reservation in /health", b)
     want2 = expected_gpu([(TWO, {}), (EIGHT, {want[1]: 10 * GIB_})], 70 * GIB_)
     check(want2 != want, "test setup: the reservation changes nothing")
-    p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "70G", "--json"],
+    p = subprocess.run([BIN, "place", "--cluster", "--wait", "--peers", peers, "--mem", "70G", "--json"],
                        capture_output=True, text=True, timeout=su.DEADLINE)
     doc = json.loads(p.stdout)
     check([x["index"] for x in doc["plan"]["devices"]] == [want2[1]],
           "with a reservation: GPUs %r, want %d" % (doc["plan"]["devices"], want2[1]))
     # Fits nowhere: exit 1, each node's reason.
-    p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "500G"],
+    p = subprocess.run([BIN, "place", "--cluster", "--wait", "--peers", peers, "--mem", "500G"],
                        capture_output=True, text=True, timeout=su.DEADLINE)
     check(p.returncode == 1 and "Does not fit on any node" in p.stdout and "CPU-only" in p.stdout,
           "500G: %d %r" % (p.returncode, p.stdout))
     # Options that are per host do not go with --cluster.
-    p = subprocess.run([BIN, "place", "--cluster", "--peers", peers, "--mem", "1G", "--devices", "0"],
+    p = subprocess.run([BIN, "place", "--cluster", "--wait", "--peers", peers, "--mem", "1G", "--devices", "0"],
                        capture_output=True, text=True, timeout=su.DEADLINE)
     check(p.returncode == 2 and "--devices" in p.stderr, "--devices: %r" % p.stderr)
     for d in (a, b, c):

@@ -5,7 +5,10 @@
  *    prefix is copied into an exact-size heap buffer so ASan catches it);
  *  - malformed heads, lengths, caps and trailing bytes are refused;
  *  - deterministic garbage never crashes and never parses as complete with a
- *    body outside the buffer.
+ *    body outside the buffer;
+ *  - the body framing the fleet's HTTP/1.0 client reads with: a body without
+ *    Content-Length ends where the connection does, a Content-Length answer
+ *    cut short by the close is refused, caps hold either way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +29,7 @@ static int parse_copy(const char *s, size_t len, gw_daemon_response *r)
     memcpy(b, s, len);
     gw_error err;
     gw_error_clear(&err);
-    int rc = gw_daemon_response_parse(b, len, r, &err);
+    int rc = gw_daemon_response_parse(b, len, false, r, &err);
     if (rc < 0)
         assert_true(err.message[0] != '\0');
     free(b);
@@ -89,7 +92,6 @@ static void test_refused(void **state)
         "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 12345678901\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "HTTP/1.1 200 OK\r\n\r\n",
         "HTTP/1.1 200 OK\r\nNo colon\r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 200 OK\r\n : x\r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 200 OK\r\nA: b\rc\r\nContent-Length: 0\r\n\r\n",
@@ -197,7 +199,7 @@ static void test_host_header(void **state)
         gw_daemon_request_text(&sb, &u, "GET", "/health", NULL, NULL, 0);
         assert_false(sb.failed);
         char want[400];
-        snprintf(want, sizeof want, "GET /health HTTP/1.1\r\nHost: %s\r\n", cases[i].host);
+        snprintf(want, sizeof want, "GET /health HTTP/1.0\r\nHost: %s\r\n", cases[i].host);
         assert_memory_equal(sb.data, want, strlen(want));
         assert_non_null(strstr(sb.data, "\r\n\r\n"));
         gw__strbuf_release(&sb);
@@ -250,13 +252,72 @@ static void test_plan_mapping(void **state)
     gw_plan_release(&p);
 }
 
+/* frame(): the head of s parsed, then its body framed as the plain client
+ * does (length not required). */
+static int frame(const char *s, bool eof, size_t cap, size_t *body_len)
+{
+    gw_http_head h;
+    gw_error err;
+    gw_error_clear(&err);
+    size_t len = strlen(s);
+    int rc = gw_http_head_parse(s, len, &h, &err);
+    if (rc != GW_OK)
+        return rc;
+    *body_len = (size_t)-1;
+    rc = gw_http_body_frame(len, &h, eof, cap, body_len, &err);
+    if (rc < 0)
+        assert_true(err.message[0] != '\0');
+    if (rc == GW_OK)
+        assert_true(h.head_len + *body_len == len);
+    return rc;
+}
+
+static void test_body_framing(void **state)
+{
+    (void)state;
+    size_t n;
+    /* HTTP/1.0 without a length (Go's net/http past its buffer): the body is
+     * what came before the close; before the close, read on */
+    const char *eof = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}";
+    assert_int_equal(frame(eof, false, 100, &n), 1);
+    assert_int_equal(frame(eof, true, 100, &n), GW_OK);
+    assert_int_equal(n, 7);
+    assert_int_equal(frame(eof, true, 6, &n), GW_ERANGE);  /* over the cap */
+    gw_daemon_response r; /* the daemon client reads it so too */
+    assert_int_equal(parse_copy(eof, strlen(eof), &r), 1);
+    char *b = strdup(eof);
+    gw_error err;
+    assert_int_equal(gw_daemon_response_parse(b, strlen(b), true, &r, &err), GW_OK);
+    assert_string_equal(r.body, "{\"a\":1}");
+    gw_daemon_response_release(&r);
+    free(b);
+    assert_int_equal(frame(eof, false, 6, &n), GW_ERANGE); /* known before the close */
+    /* a Content-Length answer: complete without waiting for the close ... */
+    const char *cl = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    assert_int_equal(frame(cl, false, 100, &n), GW_OK);
+    assert_int_equal(n, 2);
+    /* ... and refused when the connection closes before its end */
+    const char *cut = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}";
+    assert_int_equal(frame(cut, false, 100, &n), 1);
+    assert_int_equal(frame(cut, true, 100, &n), GW_EPARSE);
+    /* a length over the cap is refused before any of the body is read */
+    assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", false, 4096, &n),
+                     GW_ERANGE);
+    /* 204 has no body even without a length and with the connection open */
+    assert_int_equal(frame("HTTP/1.1 204 No Content\r\n\r\n", false, 100, &n), GW_OK);
+    assert_int_equal(n, 0);
+    /* chunked coding is refused, in any case */
+    assert_int_equal(frame("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}", true,
+                           100, &n), GW_EPARSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_and_prefixes), cmocka_unit_test(test_no_body_status),
         cmocka_unit_test(test_refused),            cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_url),                cmocka_unit_test(test_error_message),
-        cmocka_unit_test(test_host_header),
+        cmocka_unit_test(test_host_header),        cmocka_unit_test(test_body_framing),
         cmocka_unit_test(test_plan_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
