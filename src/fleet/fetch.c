@@ -3,6 +3,7 @@
 #include "fleet/fetch.h"
 #include "fleet/plain_http.h"
 
+#include <assert.h>
 #include <poll.h>
 
 #include <stdio.h>
@@ -209,6 +210,7 @@ static bool transfer_start(fetch_run *r, size_t i)
         x->is_plain = true;
         if (!gw__plain_http_start(&x->plain, v, r->max_body))
             transfer_ended(r, i, gw__now_mono_ns());
+        assert(x->done || x->plain.fd >= 0); /* plain_http.h invariant 1 */
         return true;
     }
     if (!r->lib || !r->lib->handle) {
@@ -248,7 +250,8 @@ static int64_t plain_deadlines(fetch_run *r, int64_t now, int64_t max_ns)
 
 /* Waits at most wait_ns for the sockets of every running transfer (ours
  * through libcurl's poll when it has transfers too, so one wait covers
- * both), then advances ours. False when out of memory. */
+ * both), then advances ours. False when out of memory or libcurl's poll
+ * failed. */
 static bool wait_and_step(fetch_run *r, int64_t wait_ns)
 {
     struct pollfd *pf = calloc(r->n, sizeof *pf);
@@ -271,8 +274,14 @@ static bool wait_and_step(fetch_run *r, int64_t wait_ns)
         for (size_t k = 0; k < np; k++)
             wf[k] = (struct curl_waitfd){.fd = pf[k].fd, .events = pf[k].events};
         int ms = (int)((wait_ns + NS_PER_MS - 1) / NS_PER_MS);
-        r->lib->multi_poll(r->multi, wf, (unsigned)np, ms, NULL);
-        for (size_t k = 0; k < np; k++)
+        if (r->lib->multi_poll(r->multi, wf, (unsigned)np, ms, NULL) != CURLM_OK) {
+            free(pf);
+            free(wf);
+            free(of);
+            return false;
+        }
+        for (size_t k = 0; k < np; k++) /* libcurl passes POLLIN/OUT/PRI only: on Linux a
+                                           failed or reset socket is also readable/writable */
             pf[k].revents = wf[k].revents;
     } else {
         struct timespec ts = {.tv_sec = wait_ns / 1000000000ll, .tv_nsec = wait_ns % 1000000000ll};
@@ -321,7 +330,7 @@ static int run_loop(fetch_run *r, gw_error *err)
                 wait_ns = cut_at - now;
         }
         if (!wait_and_step(r, wait_ns))
-            return gw__error_set(err, GW_ENOMEM, "fetch: out of memory");
+            return gw__error_set(err, GW_EIO, "fetch: out of memory, or libcurl's poll failed");
     }
     return GW_OK;
 }

@@ -91,7 +91,8 @@ bool gw__plain_http_handles(const char *url)
     return url && parse_target(url, &t);
 }
 
-/* Ends the transfer with an error (invariant 2). Returns true (ended). */
+/* Ends the transfer with an error (invariant 2). Returns true (ended);
+ * gw__plain_http_start, whose true means "running", returns !fail(). */
 static bool fail(gw__plain_http *p, gw__fetch *v, int rc, const char *fmt, ...) GW__PRINTF(4, 5);
 static bool fail(gw__plain_http *p, gw__fetch *v, int rc, const char *fmt, ...)
 {
@@ -121,7 +122,7 @@ bool gw__plain_http_start(gw__plain_http *p, gw__fetch *v, size_t max_body)
     gw__strbuf_init(&v->body, GW_DAEMON_MAX_HEAD + max_body);
     target t;
     if (!parse_target(v->url, &t))
-        return fail(p, v, GW_EINVAL, "not an http:// URL with an IP address: %s", v->url);
+        return !fail(p, v, GW_EINVAL, "not an http:// URL with an IP address: %s", v->url);
     gw_strbuf *r = &p->req;
     gw__strbuf_printf(r, "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: gpuwatch/" GW_VERSION_STRING
                          "\r\nAccept: application/json\r\n",
@@ -135,15 +136,15 @@ bool gw__plain_http_start(gw__plain_http *p, gw__fetch *v, size_t max_body)
     if (v->post)
         gw__strbuf_puts(r, v->post);
     if (r->failed)
-        return fail(p, v, GW_ENOMEM, "out of memory");
+        return !fail(p, v, GW_ENOMEM, "out of memory");
     p->fd = socket(t.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (p->fd < 0)
-        return fail(p, v, GW_EIO, "socket: %s", strerror(errno));
+        return !fail(p, v, GW_EIO, "socket: %s", strerror(errno));
     if (connect(p->fd, (struct sockaddr *)&t.sa, t.sa_len) == 0)
         p->connected = true;
     else if (errno != EINPROGRESS)
-        return fail(p, v, errno == ECONNREFUSED ? GW_ENOENT : GW_EIO, "connect: %s",
-                    strerror(errno));
+        return !fail(p, v, errno == ECONNREFUSED ? GW_ENOENT : GW_EIO, "connect: %s",
+                     strerror(errno));
     return true; /* running */
 }
 
@@ -197,7 +198,7 @@ static bool receive(gw__plain_http *p, gw__fetch *v)
             return try_finish(p, v, true);
         gw__strbuf_append(&v->body, chunk, (size_t)n);
         if (v->body.failed)
-            return v->body.len + (size_t)n > v->body.max
+            return v->body.len + (size_t)n >= v->body.max /* the NUL needs a byte */
                        ? fail(p, v, GW_ERANGE, "answer longer than %zu bytes", p->max_body)
                        : fail(p, v, GW_ENOMEM, "out of memory");
     }

@@ -184,8 +184,16 @@ int gw_http_body_frame(size_t len, const gw_http_head *h, bool eof, size_t max_b
                        size_t *body_len, gw_error *err)
 {
     size_t have = len - h->head_len;
-    bool no_body = h->status < 200 || h->status == 204 || h->status == 304;
-    if (!h->has_length && !no_body) {
+    if (h->status < 200) /* an HTTP/1.0 request is never answered 1xx */
+        return gw__error_set(err, GW_EPARSE, "HTTP response: an interim %d answer", h->status);
+    if (h->status == 204 || h->status == 304) { /* no body, whatever a length says */
+        if (have)
+            return gw__error_set(err, GW_EPARSE, "HTTP response: %zu bytes after a %d answer",
+                                 have, h->status);
+        *body_len = 0;
+        return GW_OK;
+    }
+    if (!h->has_length) {
         if (have > max_body)
             return gw__error_set(err, GW_ERANGE, "HTTP response: body over %zu bytes", max_body);
         if (!eof)
@@ -193,7 +201,7 @@ int gw_http_body_frame(size_t len, const gw_http_head *h, bool eof, size_t max_b
         *body_len = have;
         return GW_OK;
     }
-    uint64_t want = h->has_length ? h->length : 0;
+    uint64_t want = h->length;
     if (want > max_body)
         return gw__error_set(err, GW_ERANGE, "HTTP response: body of %llu bytes is over %zu",
                              (unsigned long long)want, max_body);

@@ -5,8 +5,10 @@
  * Scope: plain TCP to "http://HOST:PORT" where HOST resolves to a loopback
  * address (the daemon's placement API is meant for this machine; anything
  * else is refused, so a token never leaves the host in clear text; model
- * servers may be elsewhere: any_host). One request per connection, a
- * Content-Length body, an optional "Authorization: Bearer TOKEN". Every
+ * servers may be elsewhere: any_host). One request per connection (a
+ * request body with its Content-Length), an optional "Authorization:
+ * Bearer TOKEN"; the answer's body ends at its Content-Length or where the
+ * connection does. Every
  * connect / write / read waits at most the deadline (poll). HTTP/1.0, so
  * that no server answers in chunked coding: Go's net/http (Ollama) does
  * for an HTTP/1.1 request whose answer outgrows its 2 KB buffer, and ends
@@ -81,9 +83,9 @@ int gw_http_head_parse(const char *buf, size_t len, gw_http_head *h, gw_error *e
 
 /* Where the body of a response of len bytes so far ends, given its parsed
  * head h: with a Content-Length, exactly that many bytes after the head;
- * without one, nothing for a 1xx / 204 / 304, else everything after the
- * head once the connection has closed (eof: how an HTTP/1.0 answer may
- * end). Returns GW_OK with *body_len
+ * without one, everything after the head once the connection has closed
+ * (eof: how an HTTP/1.0 answer may end); a 204 / 304 has none whatever a
+ * length says, and a 1xx (never an answer to HTTP/1.0) is GW_EPARSE. Returns GW_OK with *body_len
  * (the body starts at h->head_len), 1 when more must be read, GW_ERANGE when
  * the body is or will be over max_body, GW_EPARSE for bytes after the body
  * or a connection closed before its end. */

@@ -20,6 +20,7 @@ import http.client
 import http.server
 import json
 import os
+import resource
 import signal
 import socket
 import socketserver
@@ -291,6 +292,18 @@ def case_faults():
               "%s peer: %r (want an error with %r)" % (k, n, want[k]))
         check(n["gpus"] == [] and n["data_age_seconds"] is None, "%s peer shows data %r" % (k, n))
     check(doc["poll_seconds"] < 4.5, "a slow peer delayed past its deadline: %r" % doc["poll_seconds"])
+    # A socket that cannot even be opened (the open-file limit) fails its
+    # node at once, with the reason, not at its deadline.
+    e = {k: v for k, v in os.environ.items() if not k.startswith("GPUWATCH_") or k == "GPUWATCH_BIN"}
+    p = subprocess.run([BIN, "report", "--cluster", "--json", "--wait", "--peer-timeout", "20000",
+                        "--peers", ",".join([url(good)] * 24)], capture_output=True, text=True, env=e,
+                       timeout=su.DEADLINE,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12)))
+    doc = json.loads(p.stdout)
+    errs = [n["error"] for n in doc["nodes"] if not n["up"]]
+    check(p.returncode == 3 and errs and all("Too many open files" in x for x in errs) and
+          len(errs) < 24, "open-file limit: exit %d, errors %r" % (p.returncode, errs))
+    check(doc["poll_seconds"] < 10, "sockets never opened waited for the deadline: %r" % doc["poll_seconds"])
     good.stop()
 
 

@@ -306,6 +306,11 @@ static void test_body_framing(void **state)
     /* 204 has no body even without a length and with the connection open */
     assert_int_equal(frame("HTTP/1.1 204 No Content\r\n\r\n", false, 100, &n), GW_OK);
     assert_int_equal(n, 0);
+    /* a 204 / 304 has no body whatever its length says; a 1xx is no answer */
+    assert_int_equal(frame("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false, 100, &n),
+                     GW_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(frame("HTTP/1.1 100 Continue\r\n\r\n", true, 100, &n), GW_EPARSE);
     /* chunked coding is refused, in any case */
     assert_int_equal(frame("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}", true,
                            100, &n), GW_EPARSE);
