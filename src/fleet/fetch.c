@@ -139,6 +139,9 @@ typedef struct fetch_run {
     CURLM *multi;          /* NULL until a transfer needs libcurl */
     int curl_running;      /* libcurl's transfers still running */
     xfer *xs;
+    struct pollfd *pf;     /* the plain transfers' sockets of one wait ... */
+    struct curl_waitfd *wf; /* ... as libcurl's poll takes them */
+    size_t *of;            /* the transfer of each */
     gw__fetch *v;
     size_t n, open;        /* transfers; how many have not ended */
     const gw__fetch_opts *o;
@@ -205,7 +208,6 @@ static bool transfer_start(fetch_run *r, size_t i)
 {
     xfer *x = &r->xs[i];
     gw__fetch *v = &r->v[i];
-    x->plain.fd = -1;
     if (gw__plain_http_handles(v->url)) {
         x->is_plain = true;
         if (!gw__plain_http_start(&x->plain, v, r->max_body))
@@ -250,20 +252,12 @@ static int64_t plain_deadlines(fetch_run *r, int64_t now, int64_t max_ns)
 
 /* Waits at most wait_ns for the sockets of every running transfer (ours
  * through libcurl's poll when it has transfers too, so one wait covers
- * both), then advances ours. False when out of memory or libcurl's poll
- * failed. */
+ * both), then advances ours. False when libcurl's poll failed. */
 static bool wait_and_step(fetch_run *r, int64_t wait_ns)
 {
-    struct pollfd *pf = calloc(r->n, sizeof *pf);
-    struct curl_waitfd *wf = r->curl_running ? calloc(r->n, sizeof *wf) : NULL;
-    size_t *of = calloc(r->n, sizeof *of);
-    if (!pf || !of || (r->curl_running && !wf)) {
-        free(pf);
-        free(wf);
-        free(of);
-        return false;
-    }
-    size_t np = 0;
+    struct pollfd *pf = r->pf;
+    struct curl_waitfd *wf = r->wf;
+    size_t *of = r->of, np = 0;
     for (size_t i = 0; i < r->n; i++)
         if (r->xs[i].is_plain && !r->xs[i].done) {
             pf[np] = (struct pollfd){.fd = r->xs[i].plain.fd,
@@ -274,12 +268,8 @@ static bool wait_and_step(fetch_run *r, int64_t wait_ns)
         for (size_t k = 0; k < np; k++)
             wf[k] = (struct curl_waitfd){.fd = pf[k].fd, .events = pf[k].events};
         int ms = (int)((wait_ns + NS_PER_MS - 1) / NS_PER_MS);
-        if (r->lib->multi_poll(r->multi, wf, (unsigned)np, ms, NULL) != CURLM_OK) {
-            free(pf);
-            free(wf);
-            free(of);
+        if (r->lib->multi_poll(r->multi, wf, (unsigned)np, ms, NULL) != CURLM_OK)
             return false;
-        }
         for (size_t k = 0; k < np; k++) /* libcurl passes POLLIN/OUT/PRI only: on Linux a
                                            failed or reset socket is also readable/writable */
             pf[k].revents = wf[k].revents;
@@ -291,9 +281,6 @@ static bool wait_and_step(fetch_run *r, int64_t wait_ns)
     for (size_t k = 0; k < np; k++)
         if (pf[k].revents && gw__plain_http_step(&r->xs[of[k]].plain, &r->v[of[k]], pf[k].revents))
             transfer_ended(r, of[k], gw__now_mono_ns());
-    free(pf);
-    free(wf);
-    free(of);
     return true;
 }
 
@@ -330,7 +317,7 @@ static int run_loop(fetch_run *r, gw_error *err)
                 wait_ns = cut_at - now;
         }
         if (!wait_and_step(r, wait_ns))
-            return gw__error_set(err, GW_EIO, "fetch: out of memory, or libcurl's poll failed");
+            return gw__error_set(err, GW_EIO, "fetch: libcurl's poll failed");
     }
     return GW_OK;
 }
@@ -345,7 +332,14 @@ int gw__fetch_run(const gw__curl_lib *lib, gw__fetch *v, size_t n, const gw__fet
                    .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000};
     r.t0 = o->start_ns ? o->start_ns : gw__now_mono_ns();
     r.xs = calloc(n, sizeof *r.xs);
-    if (!r.xs) {
+    r.pf = calloc(n, sizeof *r.pf);
+    r.wf = calloc(n, sizeof *r.wf);
+    r.of = calloc(n, sizeof *r.of);
+    if (!r.xs || !r.pf || !r.wf || !r.of) {
+        free(r.xs);
+        free(r.pf);
+        free(r.wf);
+        free(r.of);
         fail_all(v, n, GW_ENOMEM, "out of memory");
         return gw__error_set(err, GW_ENOMEM, "fetch: out of memory");
     }
@@ -371,5 +365,8 @@ int gw__fetch_run(const gw__curl_lib *lib, gw__fetch *v, size_t n, const gw__fet
     if (r.multi)
         lib->multi_cleanup(r.multi);
     free(r.xs);
+    free(r.pf);
+    free(r.wf);
+    free(r.of);
     return rc;
 }

@@ -75,9 +75,9 @@ void gw__fetch_init(gw__fetch *f);
 /* Runs every transfer of v[0..n) at once and returns when all have ended
  * (invariant 1). lib may be NULL or unloaded when no URL needs curl; a URL
  * that does then fails GW_ELOAD on its own. Per-transfer outcomes are in v[i].rc / error. Returns
- * GW_OK, or GW_ENOMEM / GW_EIO when curl itself could not be set up or
- * the poll could not go on (out of memory; err says why; every v[i].rc
- * then says the same). */
+ * GW_OK, or GW_ENOMEM / GW_EIO when the run could not be set up (out of
+ * memory) or libcurl's poll failed (err says why; every v[i].rc then says
+ * the same). */
 int gw__fetch_run(const gw__curl_lib *lib, gw__fetch *v, size_t n, const gw__fetch_opts *o,
                   gw_error *err);
 
