@@ -163,13 +163,14 @@ def exposition(i):
     return ("\n".join(out) + "\n").encode()
 
 
-class Exporter(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class BodyServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """A loopback HTTP server answering each GET with body_of(path), as
+    content_type; queue: its listen backlog (the default 5 drops SYNs of
+    requests that come at once, which then wait 1 s to be retried)."""
     daemon_threads = True
-    request_queue_size = 1024  # 1,000 targets scraped in bursts
 
-    def __init__(self, n):
-        self.bodies = [exposition(i) for i in range(n)]
-        outer = self
+    def __init__(self, body_of, content_type, queue):
+        self.request_queue_size = queue
 
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -178,49 +179,44 @@ class Exporter(socketserver.ThreadingMixIn, http.server.HTTPServer):
                 pass
 
             def do_GET(self):
-                i = int(self.path.rsplit("/", 1)[1])
-                b = outer.bodies[i]
+                b = body_of(self.path)
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(b)))
-                self.end_headers()
-                self.wfile.write(b)
-        super().__init__(("127.0.0.1", 0), H)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-class CachingProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """GET passed to upstream once per URL, then answered from memory."""
-    daemon_threads = True
-    request_queue_size = 128  # 13 connections at once: the default 5 drops SYNs (1 s retry)
-
-    def __init__(self, upstream):
-        import urllib.request
-        self.cache, self.lock = {}, threading.Lock()
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                with outer.lock:
-                    b = outer.cache.get(self.path)
-                if b is None:
-                    with urllib.request.urlopen(upstream + self.path, timeout=60) as r:
-                        b = r.read()
-                    with outer.lock:
-                        outer.cache[self.path] = b
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(b)))
                 self.end_headers()
                 self.wfile.write(b)
         super().__init__(("127.0.0.1", 0), H)
         self.url = "http://127.0.0.1:%d" % self.server_address[1]
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class Exporter(BodyServer):
+    """Node i's series at /node/i; 1,000 targets are scraped in bursts."""
+
+    def __init__(self, n):
+        self.bodies = [exposition(i) for i in range(n)]
+        super().__init__(lambda path: self.bodies[int(path.rsplit("/", 1)[1])],
+                         "text/plain; version=0.0.4", 1024)
+
+
+class CachingProxy(BodyServer):
+    """GET passed to upstream once per URL, then answered from memory; 13
+    queries come at once."""
+
+    def __init__(self, upstream):
+        import urllib.request
+        cache, lock = {}, threading.Lock()
+
+        def body_of(path):
+            with lock:
+                b = cache.get(path)
+            if b is None:
+                with urllib.request.urlopen(upstream + path, timeout=60) as r:
+                    b = r.read()
+                with lock:
+                    cache[path] = b
+            return b
+        super().__init__(body_of, "application/json", 128)
 
 
 def part_prometheus(bin_, rounds, n_nodes):
