@@ -29,7 +29,7 @@
  * figures are those of its syscalls, not of procfs.
  */
 #include "backends/fdinfo.h"
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -46,7 +46,9 @@
 #include "backends/sysfs.h"
 #include "core/util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +347,76 @@ static void open_device(amd_dev *d)
     }
 }
 
+/* The render node minor of a card (128 for renderD128): the renderD*
+ * entry of its device's drm folder; -1 when there is none. */
+static long render_minor(int dev_dirfd)
+{
+    int fd = openat(dev_dirfd, "drm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    long minor = -1;
+    struct dirent *e;
+    uint64_t v;
+    while ((e = readdir(dir)) != NULL)
+        if (strncmp(e->d_name, "renderD", 7) == 0 && gw__parse_u64(e->d_name + 7, &v) &&
+            v < 1u << 20)
+            minor = (long)v;
+    closedir(dir);
+    return minor;
+}
+
+/* The value of "key N" in a KFD properties text. */
+static bool kfd_property(const char *text, const char *key, uint64_t *out)
+{
+    size_t n = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, n) != 0 || p[n] != ' ')
+            continue;
+        char num[24];
+        size_t len = strcspn(p + n + 1, "\n");
+        if (len == 0 || len >= sizeof num)
+            return false;
+        memcpy(num, p + n + 1, len);
+        num[len] = 0;
+        return gw__parse_u64(num, out);
+    }
+    return false;
+}
+
+/* Sets in->arch to the card's gfx target ("gfx90a") from the KFD topology:
+ * the node of <sys>/class/kfd/kfd/topology/nodes/N/properties whose
+ * drm_render_minor is the card's, its gfx_target_version being major *
+ * 10000 + minor * 100 + stepping, written gfx<major><minor hex><stepping
+ * hex> as LLVM names targets. Left empty without KFD (no ROCm kernel
+ * driver, an old kernel): bf16 support is then unknown, never guessed. */
+static void read_gfx_target(const char *sys_root, amd_dev *d)
+{
+    long minor = render_minor(d->card.dev_dirfd);
+    if (minor < 0)
+        return;
+    char path[700], buf[4096];
+    for (unsigned node = 0; node < 256; node++) {
+        snprintf(path, sizeof path, "%s/class/kfd/kfd/topology/nodes/%u/properties", sys_root,
+                 node);
+        long n = gw__read_file(path, buf, sizeof buf);
+        if (n < 0 && node > 0)
+            break; /* nodes are numbered from 0 without holes */
+        uint64_t m, v;
+        if (n <= 0 || !kfd_property(buf, "drm_render_minor", &m) || m != (uint64_t)minor ||
+            !kfd_property(buf, "gfx_target_version", &v) || v == 0)
+            continue;
+        unsigned major = (unsigned)(v / 10000), mi = (unsigned)(v / 100 % 100),
+                 step = (unsigned)(v % 100);
+        if (major < 100 && mi < 16 && step < 16)
+            snprintf(d->info.arch, sizeof d->info.arch, "gfx%u%x%x", major, mi, step);
+        return;
+    }
+}
+
 static int amd_open(void **state, const gw__config *cfg, gw_error *err)
 {
     *state = NULL;
@@ -380,6 +452,7 @@ static int amd_open(void **state, const gw__config *cfg, gw_error *err)
         for (int a = 0; a < A_COUNT; a++)
             d->attr[a].fd = -1;
         open_device(d);
+        read_gfx_target(cfg->sys_root, d);
         gw__driver_version(cfg->sys_root, cfg->proc_root, "amdgpu", d->info.driver_version,
                            sizeof d->info.driver_version);
     }
@@ -458,16 +531,14 @@ static uint32_t mhz_from_hz(uint64_t hz)
     return mhz > UINT32_MAX ? UINT32_MAX : (uint32_t)mhz;
 }
 
-static void sample_device(amd_state *s, amd_dev *d, gw_device *out)
+/* The memory figures of one device into x: VRAM (plus GTT on an APU, see
+ * invariant of the header), GTT and CPU-visible VRAM. One code for a sample
+ * and for the read_memory op. */
+static void read_memory(rd *r, amd_dev *d, gw_sample *x)
 {
-    out->info = d->info;
-    out->sampled_at_ns = gw__now_real_ns();
-    gw_sample *x = &out->sample;
-    rd r = {.s = s, .d = d};
     uint64_t v, vram_used = 0, gtt_used = 0;
-    int64_t t;
-    bool has_vram_used = rd_u64(&r, A_VRAM_USED, &vram_used);
-    bool has_gtt_used = rd_u64(&r, A_GTT_USED, &gtt_used);
+    bool has_vram_used = rd_u64(r, A_VRAM_USED, &vram_used);
+    bool has_gtt_used = rd_u64(r, A_GTT_USED, &gtt_used);
     if (d->has_gtt_total) {
         x->gtt_total = d->gtt_total;
         SET(x, GW_METRIC_GTT_TOTAL);
@@ -480,7 +551,7 @@ static void sample_device(amd_state *s, amd_dev *d, gw_device *out)
         x->vis_vram_total = d->vis_total;
         SET(x, GW_METRIC_VIS_VRAM_TOTAL);
     }
-    if (rd_u64(&r, A_VIS_USED, &v)) {
+    if (rd_u64(r, A_VIS_USED, &v)) {
         x->vis_vram_used = v;
         SET(x, GW_METRIC_VIS_VRAM_USED);
     }
@@ -505,6 +576,17 @@ static void sample_device(amd_state *s, amd_dev *d, gw_device *out)
             }
         }
     }
+}
+
+static void sample_device(amd_state *s, amd_dev *d, gw_device *out)
+{
+    out->info = d->info;
+    out->sampled_at_ns = gw__now_real_ns();
+    gw_sample *x = &out->sample;
+    rd r = {.s = s, .d = d};
+    uint64_t v;
+    int64_t t;
+    read_memory(&r, d, x);
     if (rd_u64(&r, A_BUSY, &v) && v <= 100) {
         x->util_gpu = (double)v;
         SET(x, GW_METRIC_UTIL_GPU);
@@ -670,6 +752,27 @@ static void amd_status(void *state, gw_source_status *st)
         gw__strlcpy(st->driver_version, s->devs[0].info.driver_version, sizeof st->driver_version);
 }
 
+/* The read_memory op: the device's memory files only. */
+static int amd_read_memory(void *state, uint32_t card, gw_sample *out, gw_error *err)
+{
+    amd_state *s = state;
+    for (size_t i = 0; i < s->n_devs; i++) {
+        amd_dev *d = &s->devs[i];
+        if (d->card.card != card)
+            continue;
+        rd r = {.s = s, .d = d};
+        read_memory(&r, d, out);
+        if (r.tried > 0 && r.failed == r.tried)
+            return gw__error_set(err, GW_ELOST, "amdgpu: card%u (%s) answers no memory read: %s",
+                                 card, d->card.pci_bus_id,
+                                 strerror(r.last_errno ? r.last_errno : EIO));
+        if (!gw_sample_has(out, GW_METRIC_MEM_TOTAL) || !gw_sample_has(out, GW_METRIC_MEM_USED))
+            return gw__error_set(err, GW_ENOENT, "amdgpu: card%u gives no memory figure", card);
+        return GW_OK;
+    }
+    return gw__error_set(err, GW_ENODEV, "amdgpu: no card%u", card);
+}
+
 const gw__backend_ops gw__backend_amdgpu = {
     .name = "amdgpu",
     .vendor = GW_VENDOR_AMD,
@@ -677,4 +780,5 @@ const gw__backend_ops gw__backend_amdgpu = {
     .sample = amd_sample,
     .status = amd_status,
     .close = amd_close,
+    .read_memory = amd_read_memory,
 };

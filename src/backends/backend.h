@@ -19,6 +19,8 @@
  *            state (lost/error) and reason, and go on with the others.
  *   status -> fills versions, notes and the call count for the last sample.
  *   close  -> frees everything; state is not used again.
+ *   read_memory (optional) -> one device's memory now (gw_mem_get_info's
+ *            fresh read), never a whole sample.
  *
  * Invariants: a backend never calls exit(), never prints, and reads the
  * machine only below cfg->proc_root / cfg->sys_root, through the library
@@ -29,7 +31,7 @@
 #define GW_BACKEND_H
 
 #include "core/collect.h"
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stddef.h>
 
@@ -51,6 +53,12 @@ typedef struct gw__backend_ops {
     int (*sample)(void *state, gw__collect *c, gw_error *err);
     void (*status)(void *state, gw_source_status *st);
     void (*close)(void *state);
+    /* Optional (NULL: the source has no single-device read). Reads the
+     * memory of the device the source numbers source_index into out (mem_*
+     * fields and their valid bits) with as few calls as the source allows,
+     * between two samples, on the sampling thread's lock. GW_ENODEV: no such
+     * device; GW_ELOST: it answered lost. */
+    int (*read_memory)(void *state, uint32_t source_index, gw_sample *out, gw_error *err);
 } gw__backend_ops;
 
 /* The built-in backends in the order the monitor runs them (direct sources

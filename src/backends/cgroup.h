@@ -32,7 +32,7 @@
 #ifndef GW_BACKENDS_CGROUP_H
 #define GW_BACKENDS_CGROUP_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

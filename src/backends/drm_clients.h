@@ -34,7 +34,7 @@
 #ifndef GW_BACKENDS_DRM_CLIENTS_H
 #define GW_BACKENDS_DRM_CLIENTS_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -64,7 +64,7 @@
 
 #include "backends/backend.h"
 #include "backends/procinfo.h"
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

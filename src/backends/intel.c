@@ -119,6 +119,36 @@ static void open_hwmon(intel_dev *d)
         gw__attr_open(&d->attr[I_POWER_MAX], h, "power1_cap");
 }
 
+/* The graphics architecture of an Intel GPU from its PCI device id (the
+ * kernel's i915 / xe PCI id lists), as gw_device_supports_bf16 reads it;
+ * NULL for an id not listed here (older generations, newer parts). */
+static const char *intel_arch(uint32_t id)
+{
+    static const struct {
+        uint16_t lo, hi;
+        const char *arch;
+    } ranges[] = {
+        {0x4680, 0x46D4, "xe-lp"},       /* Alder Lake S/P/N */
+        {0x4905, 0x4909, "xe-lp"},       /* DG1 */
+        {0x4C8A, 0x4C9A, "xe-lp"},       /* Rocket Lake */
+        {0x9A40, 0x9AF8, "xe-lp"},       /* Tiger Lake */
+        {0xA780, 0xA7AD, "xe-lp"},       /* Raptor Lake */
+        {0x5690, 0x56C1, "xe-hpg"},      /* DG2: Arc A-series, Flex */
+        {0x0BD0, 0x0BDB, "xe-hpc"},      /* Ponte Vecchio: Data Center GPU Max */
+        {0x7D40, 0x7D45, "xe-lpg"},      /* Meteor Lake, Arrow Lake U */
+        {0x7D51, 0x7D51, "xe-lpg-plus"}, /* Arrow Lake H (with XMX) */
+        {0x7D55, 0x7D67, "xe-lpg"},
+        {0x7DD1, 0x7DD1, "xe-lpg-plus"},
+        {0x7DD5, 0x7DD5, "xe-lpg"},
+        {0x6420, 0x64B0, "xe2-lpg"},     /* Lunar Lake */
+        {0xE202, 0xE223, "xe2-hpg"},     /* Battlemage: Arc B-series */
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (id >= ranges[i].lo && id <= ranges[i].hi)
+            return ranges[i].arch;
+    return NULL;
+}
+
 static void open_device(intel_dev *d)
 {
     gw_device_info *in = &d->info;
@@ -131,6 +161,9 @@ static void open_device(intel_dev *d)
     snprintf(in->name, sizeof in->name, "Intel GPU [8086:%04x] (%s)", d->card.device_id,
              d->card.driver);
     gw__strlcpy(in->memory_api, "fdinfo", sizeof in->memory_api);
+    const char *arch = intel_arch(d->card.device_id);
+    if (arch)
+        gw__strlcpy(in->arch, arch, sizeof in->arch);
     uint64_t v;
     if (d->xe) {
         gw__attr_open(&d->attr[I_ACT], dev, "tile0/gt0/freq0/act_freq");

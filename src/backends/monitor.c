@@ -16,6 +16,10 @@
  *  4. A source's read is the same code on both paths (sample_source); only
  *     gw_monitor_sample records the source being read (busy), since on the
  *     part path several sources may be read at once.
+ *  5. gw_monitor_sample and the read_memory path hold sample_lock, so a
+ *     watcher thread and the application may both use one monitor; the
+ *     newest snapshot becomes `latest` and its memory figures the table
+ *     (a seqlock: even seq when stable) under latest_lock.
  */
 #include "backends/monitor.h"
 #include "backends/backend.h"
@@ -23,7 +27,9 @@
 #include "core/snapshot_build.h"
 #include "core/util.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,13 +51,40 @@ struct gw_monitor {
     size_t n_sources;
     uint64_t seq;
     const char *_Atomic busy; /* name of the source being read, or NULL */
+    pthread_mutex_t sample_lock; /* one reading of the sources at a time */
+    pthread_mutex_t latest_lock; /* guards latest only (held for a pointer copy) */
+    gw_snapshot *latest;         /* newest gw_monitor_sample snapshot, one reference */
+    uint64_t table[3 + 3 * GW_MEMORY_TABLE_DEVICES]; /* gw_monitor_memory_table; written
+                                                        under latest_lock */
 };
 
-void gw_config_init(gw_config *cfg)
+void gw_config_init_size(gw_config *cfg, size_t size)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->processes = true;
-    cfg->process_host_stats = true;
+    gw_config d;
+    memset(&d, 0, sizeof d);
+    d.processes = true;
+    d.process_host_stats = true;
+    if (size > sizeof d)
+        size = sizeof d; /* a newer caller: its extra fields stay as they are */
+    d.size = (uint32_t)size;
+    memcpy(cfg, &d, size);
+}
+
+/* cfg_in as this library's gw_config: the caller's first cfg_in->size bytes
+ * over the defaults (a caller built against an older header has fewer). */
+static int config_from_caller(gw_config *out, const gw_config *cfg_in, gw_error *err)
+{
+    gw_config_init(out);
+    if (!cfg_in)
+        return GW_OK;
+    size_t size = cfg_in->size;
+    if (size < offsetof(gw_config, nvml_library))
+        return gw__error_set(err, GW_EINVAL,
+                             "monitor: gw_config.size is %zu: set it up with gw_config_init",
+                             size);
+    memcpy(out, cfg_in, size < sizeof *out ? size : sizeof *out);
+    out->size = sizeof *out;
+    return GW_OK;
 }
 
 static const char *pick(const char *given, const char *env, const char *fallback)
@@ -105,12 +138,12 @@ static int check_source_list(const char *list, gw_error *err)
 int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
 {
     *out = NULL;
-    gw_config defaults;
-    if (!cfg_in) {
-        gw_config_init(&defaults);
-        cfg_in = &defaults;
-    }
-    int rc = check_source_list(cfg_in->sources, err);
+    gw_config given;
+    int rc = config_from_caller(&given, cfg_in, err);
+    if (rc)
+        return rc;
+    cfg_in = &given;
+    rc = check_source_list(cfg_in->sources, err);
     if (rc)
         return rc;
     gw_monitor *m = calloc(1, sizeof *m);
@@ -156,6 +189,9 @@ int gw_monitor_open(gw_monitor **out, const gw_config *cfg_in, gw_error *err)
     }
     if (m->cfg.processes)
         gw__procinfo_reserve_fds(); /* sources open later, maybe on a sampler thread */
+    pthread_mutex_init(&m->sample_lock, NULL);
+    pthread_mutex_init(&m->latest_lock, NULL);
+    m->table[1] = 1; /* layout version; no device until the first sample */
     *out = m;
     return GW_OK;
 }
@@ -167,6 +203,9 @@ void gw_monitor_close(gw_monitor *m)
     for (size_t i = 0; i < m->n_sources; i++)
         if (m->sources[i].state)
             m->sources[i].ops->close(m->sources[i].state);
+    gw_snapshot_release(m->latest);
+    pthread_mutex_destroy(&m->sample_lock);
+    pthread_mutex_destroy(&m->latest_lock);
     free(m->sources);
     free(m);
 }
@@ -270,7 +309,7 @@ static gw_snapshot *finish(gw__collect *c, int64_t taken_ns, int64_t duration_ns
     return s;
 }
 
-int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
+static int sample_locked(gw_monitor *m, gw_snapshot **out, gw_error *err)
 {
     *out = NULL;
     int64_t t0 = gw__now_mono_ns();
@@ -295,6 +334,77 @@ int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
     s->seq = ++m->seq;
     *out = s;
     return GW_OK;
+}
+
+/* Writes s's memory figures into the table as a seqlock writer (caller
+ * holds latest_lock, which orders writers). */
+static void table_write(gw_monitor *m, const gw_snapshot *s)
+{
+    uint64_t *t = m->table;
+    size_t n = s->n_devices < GW_MEMORY_TABLE_DEVICES ? s->n_devices : GW_MEMORY_TABLE_DEVICES;
+    __atomic_store_n(&t[0], t[0] + 1, __ATOMIC_RELAXED); /* odd: being written */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    t[1] = 1;
+    t[2] = n;
+    for (size_t i = 0; i < n; i++) {
+        const gw_device *d = &s->devices[i];
+        uint64_t f = 0, total = 0;
+        bool ok = d->state != GW_DEVICE_LOST && d->state != GW_DEVICE_ERROR &&
+                  gw__sample_free_total(&d->sample, &f, &total);
+        t[3 + 3 * i] = ok ? f : 0;
+        t[4 + 3 * i] = ok ? total : 0;
+        t[5 + 3 * i] = ok ? 1 : 0;
+    }
+    __atomic_store_n(&t[0], t[0] + 1, __ATOMIC_RELEASE); /* even: stable */
+}
+
+int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
+{
+    pthread_mutex_lock(&m->sample_lock);
+    int rc = sample_locked(m, out, err);
+    pthread_mutex_unlock(&m->sample_lock);
+    if (rc != GW_OK)
+        return rc;
+    gw_snapshot_acquire(*out);
+    pthread_mutex_lock(&m->latest_lock);
+    gw_snapshot *old = m->latest;
+    m->latest = *out;
+    table_write(m, *out);
+    pthread_mutex_unlock(&m->latest_lock);
+    gw_snapshot_release(old);
+    return GW_OK;
+}
+
+const uint64_t *gw_monitor_memory_table(gw_monitor *m, size_t *n_words)
+{
+    if (n_words)
+        *n_words = sizeof m->table / sizeof m->table[0];
+    return m->table;
+}
+
+gw_snapshot *gw_monitor_latest(gw_monitor *m)
+{
+    pthread_mutex_lock(&m->latest_lock);
+    gw_snapshot *s = m->latest ? gw_snapshot_acquire(m->latest) : NULL;
+    pthread_mutex_unlock(&m->latest_lock);
+    return s;
+}
+
+int gw__monitor_read_memory(gw_monitor *m, const gw_device *d, gw_sample *out, gw_error *err)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&m->sample_lock);
+    int rc = GW_ENOTSUP;
+    for (size_t i = 0; i < m->n_sources; i++) {
+        source *s = &m->sources[i];
+        if (strcmp(s->ops->name, d->info.source) != 0)
+            continue;
+        if (s->state && s->ops->read_memory)
+            rc = s->ops->read_memory(s->state, d->info.source_index, out, err);
+        break;
+    }
+    pthread_mutex_unlock(&m->sample_lock);
+    return rc;
 }
 
 /* ------------------------------------------------------ one source: parts */

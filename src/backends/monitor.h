@@ -31,7 +31,7 @@
 #define GW_BACKENDS_MONITOR_H
 
 #include "core/snapshot_build.h"
-#include "gpuwatch.h"
+#include "core/model.h"
 
 /* Number of sources m reads, in reading order (fixed at open). */
 size_t gw__monitor_source_count(const gw_monitor *m);
@@ -58,5 +58,11 @@ int gw__monitor_sample_source(gw_monitor *m, size_t i, const gw_device *ctx, siz
  * memory. */
 gw_snapshot *gw__snapshot_assemble(const gw__collect *const *parts, size_t n, int64_t taken_ns,
                                    int64_t duration_ns);
+
+/* Reads the memory of snapshot device d afresh through its source's
+ * read_memory op into out, under the monitor's sample lock. GW_ENOTSUP when
+ * the source has no such op or is not open (the caller samples instead);
+ * the op's errors otherwise. */
+int gw__monitor_read_memory(gw_monitor *m, const gw_device *d, gw_sample *out, gw_error *err);
 
 #endif

@@ -12,7 +12,7 @@
 #ifndef GW_BACKENDS_NVIDIA_SMI_H
 #define GW_BACKENDS_NVIDIA_SMI_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stddef.h>
 #include <stdint.h>

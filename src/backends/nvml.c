@@ -464,6 +464,8 @@ static void read_static(nvml_state *s, nvml_dev *d, unsigned index)
         in->cc_major = ia;
         in->cc_minor = ib;
         in->valid |= 1ull << GW_INFO_COMPUTE_CAP;
+        if (ia < 100 && ib < 10)
+            snprintf(in->arch, sizeof in->arch, "sm_%d%d", ia, ib);
     }
     static const struct {
         int type;
@@ -1117,6 +1119,25 @@ static void nvml_close(void *state)
     free(s);
 }
 
+/* The read_memory op: one memory call on the device NVML numbers idx. */
+static int nvml_read_memory(void *state, uint32_t idx, gw_sample *out, gw_error *err)
+{
+    nvml_state *s = state;
+    for (unsigned i = 0; i < s->n_devs; i++) {
+        nvml_dev *d = &s->devs[i];
+        if (d->info.source_index != idx)
+            continue;
+        if (!d->handle || d->error)
+            return gw__error_set(err, GW_ELOST, "NVML: GPU %u: %s", idx, d->reason);
+        if (read_memory(s, d, out))
+            return GW_OK;
+        if (d->lost)
+            return gw__error_set(err, GW_ELOST, "NVML: GPU %u: %s", idx, d->reason);
+        return gw__error_set(err, GW_ENOENT, "NVML: GPU %u gives no memory figure", idx);
+    }
+    return gw__error_set(err, GW_ENODEV, "NVML: no GPU %u", idx);
+}
+
 const gw__backend_ops gw__backend_nvml = {
     .name = "nvml",
     .vendor = GW_VENDOR_NVIDIA,
@@ -1124,4 +1145,5 @@ const gw__backend_ops gw__backend_nvml = {
     .sample = nvml_sample,
     .status = nvml_status,
     .close = nvml_close,
+    .read_memory = nvml_read_memory,
 };

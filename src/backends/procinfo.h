@@ -15,7 +15,7 @@
 #ifndef GW_BACKENDS_PROCINFO_H
 #define GW_BACKENDS_PROCINFO_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 typedef struct gw__procinfo gw__procinfo;
 

@@ -21,7 +21,7 @@
 #ifndef GW_BACKENDS_ROCM_SMI_H
 #define GW_BACKENDS_ROCM_SMI_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stddef.h>
 #include <stdint.h>

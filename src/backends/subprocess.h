@@ -23,7 +23,7 @@
 #ifndef GW_BACKENDS_SUBPROCESS_H
 #define GW_BACKENDS_SUBPROCESS_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

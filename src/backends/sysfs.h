@@ -21,7 +21,7 @@
 #ifndef GW_BACKENDS_SYSFS_H
 #define GW_BACKENDS_SYSFS_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

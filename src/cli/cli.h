@@ -4,7 +4,7 @@
 #ifndef GW_CLI_CLI_H
 #define GW_CLI_CLI_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "core/parse.h"
 
 #include <stdio.h>

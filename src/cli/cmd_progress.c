@@ -26,13 +26,13 @@
 #include "cli/cli.h"
 #include "place/remote.h"
 #include "progress/progress.h"
+#include "progress/send.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define PROGRESS_PATH "/api/v1/progress"
 
 static void progress_usage(FILE *out)
 {
@@ -179,70 +179,27 @@ static const char *default_gpu(char *buf, size_t cap)
     return NULL;
 }
 
-/* POSTs rec to the daemon at url ("http://HOST:PORT", an optional
- * "/api/v1/progress" is the route itself). */
+/* gw_progress_send_daemon, its error on stderr; the exit status. */
 static int send_daemon(const char *url, const char *token, const gw_progress *rec)
 {
-    char base[512];
-    gw__strlcpy(base, url, sizeof base);
-    size_t bl = strlen(base), pl = strlen(PROGRESS_PATH);
-    if (bl > pl && strcmp(base + bl - pl, PROGRESS_PATH) == 0)
-        base[bl - pl] = '\0';
     gw_error err;
     gw_error_clear(&err);
-    gw_daemon_url u;
-    if (gw_daemon_url_parse(base, &u, &err) != GW_OK) {
+    int rc = gw_progress_send_daemon(url, token, rec, &err);
+    if (rc != GW_OK)
         fprintf(stderr, "gpuwatch progress: %s\n", err.message);
-        return GW_EXIT_USAGE;
-    }
-    gw_strbuf sb;
-    gw__strbuf_init(&sb, GW_PROGRESS_MAX_JSON);
-    gw_progress_to_json(rec, false, &sb);
-    gw_daemon_response resp = {0};
-    int rc = sb.failed ? gw__error_set(&err, GW_ENOMEM, "out of memory")
-                       : gw_daemon_request(&u, "POST", PROGRESS_PATH, token, sb.data, sb.len,
-                                           GW_REMOTE_TIMEOUT_MS, &resp, &err);
-    gw__strbuf_release(&sb);
-    if (rc != GW_OK) {
-        fprintf(stderr, "gpuwatch progress: daemon %s: %s\n", u.text, err.message);
-        return GW_EXIT_ERROR;
-    }
-    int exit = GW_EXIT_OK;
-    if (resp.status != 200) {
-        char msg[512];
-        fprintf(stderr, "gpuwatch progress: daemon %s: POST " PROGRESS_PATH ": HTTP %d: %s\n",
-                u.text, resp.status, gw_daemon_error_message(&resp, msg, sizeof msg));
-        exit = resp.status == 400 ? GW_EXIT_USAGE : GW_EXIT_ERROR;
-    }
-    gw_daemon_response_release(&resp);
-    return exit;
+    return rc == GW_OK ? GW_EXIT_OK : rc == GW_EINVAL ? GW_EXIT_USAGE : GW_EXIT_ERROR;
 }
 
-/* Writes rec into the folder dir (root: the first folder that must be the
- * user's; see gw_progress_dir_prepare). */
+/* gw_progress_send_dir (dir NULL: the default folder), its error on stderr. */
 static int send_dir(const char *dir, const char *root, const gw_progress *rec)
 {
     gw_error err;
     gw_error_clear(&err);
-    gw_progress_dir d = {.path = dir};
-    if (gw_progress_dir_prepare(dir, root, geteuid(), true, &err) != GW_OK ||
-        gw_progress_dir_write(&d, rec, gw__now_real_ns(), NULL, &err) != GW_OK) {
+    int rc = dir ? gw_progress_send_dir(dir, root, rec, &err)
+                 : gw_progress_send_default_dir(rec, &err);
+    if (rc != GW_OK)
         fprintf(stderr, "gpuwatch progress: %s\n", err.message);
-        return GW_EXIT_ERROR;
-    }
-    return GW_EXIT_OK;
-}
-
-static int send_default_dir(const gw_progress *rec)
-{
-    char dir[4096], root[4096];
-    gw_error err;
-    if (gw_progress_dir_default(getenv("GPUWATCH_PROGRESS_DIR"), getenv("XDG_RUNTIME_DIR"),
-                                geteuid(), dir, root, sizeof dir, &err) != GW_OK) {
-        fprintf(stderr, "gpuwatch progress: %s\n", err.message);
-        return GW_EXIT_ERROR;
-    }
-    return send_dir(dir, root, rec);
+    return rc == GW_OK ? GW_EXIT_OK : GW_EXIT_ERROR;
 }
 
 /* Steps 2-4 of the header: $GPUWATCH_PROGRESS, a daemon that answers, the
@@ -257,7 +214,7 @@ static int send_discovered(const progress_opts *o, const gw_progress *rec)
         return send_daemon(env, token, rec);
     if (env && *env) {
         fprintf(stderr, "gpuwatch progress: GPUWATCH_PROGRESS='%s': expected http://HOST:PORT"
-                        PROGRESS_PATH " or dir:PATH\n", env);
+                        GW_PROGRESS_PATH " or dir:PATH\n", env);
         return GW_EXIT_USAGE;
     }
     const char *url = getenv("GPUWATCH_DAEMON");
@@ -277,7 +234,7 @@ static int send_discovered(const progress_opts *o, const gw_progress *rec)
     }
     if (what == GW_PROBE_GPUWATCH)
         return send_daemon(d.url.text, token, rec);
-    return send_default_dir(rec);
+    return send_dir(NULL, NULL, rec);
 }
 
 int gw_cmd_progress(int argc, char **argv)
@@ -317,7 +274,7 @@ int gw_cmd_progress(int argc, char **argv)
         const char *env = getenv("GPUWATCH_PROGRESS");
         if (env && strncmp(env, "dir:", 4) == 0 && env[4])
             return send_dir(env + 4, env + 4, &rec);
-        return send_default_dir(&rec);
+        return send_dir(NULL, NULL, &rec);
     }
     return send_discovered(&o, &rec);
 }

@@ -17,7 +17,7 @@
 #ifndef GW_CLI_GPU_SELECT_H
 #define GW_CLI_GPU_SELECT_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #define GW_GPU_IDS_MAX 64
 #define GW_GPU_ID_LEN 96 /* longest id, NUL included */

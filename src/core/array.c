@@ -13,7 +13,7 @@
  */
 #include "core/array.h"
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <assert.h>
 #include <stdlib.h>

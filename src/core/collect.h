@@ -12,7 +12,7 @@
 #ifndef GW_CORE_COLLECT_H
 #define GW_CORE_COLLECT_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

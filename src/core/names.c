@@ -1,7 +1,7 @@
 /* names.c — the static text of every enum in gpuwatch.h (error messages,
  * vendor/state/metric names). These strings appear in JSON and in metrics,
  * so they only ever get appended to, never renamed. */
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "util.h"
 
 #include <stdio.h>

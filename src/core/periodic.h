@@ -15,7 +15,7 @@
 #ifndef GW_CORE_PERIODIC_H
 #define GW_CORE_PERIODIC_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -7,7 +7,7 @@
 #ifndef GW_CORE_UTIL_H
 #define GW_CORE_UTIL_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdarg.h>
 #include <stdbool.h>

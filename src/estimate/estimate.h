@@ -38,7 +38,7 @@
 #define GW_ESTIMATE_H
 
 #include "gguf/gguf.h"
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -112,10 +112,10 @@ typedef struct gw_est_model {
  * language model it can read (no general.architecture, unknown layout),
  * GW_EPARSE for missing or inconsistent hyper-parameters (message names the
  * key), GW_ENOMEM. On failure *out is NULL. */
-GW_API int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err);
+int gw_est_model_read(const gw_gguf *g, gw_est_model **out, gw_error *err);
 
 /* Frees a model from gw_est_model_read; NULL is a no-op. */
-GW_API void gw_est_model_free(gw_est_model *m);
+void gw_est_model_free(gw_est_model *m);
 
 typedef enum gw_est_backend { GW_EST_CPU = 0, GW_EST_CUDA } gw_est_backend;
 
@@ -142,26 +142,26 @@ typedef enum gw_est_cpu_variant {
 
 /* The variant's file name part ("sapphirerapids", "armv8.2_1"), or "none";
  * "unknown" for a value out of range. Static storage. */
-GW_API const char *gw_est_cpu_variant_name(gw_est_cpu_variant v);
+const char *gw_est_cpu_variant_name(gw_est_cpu_variant v);
 
 /* Parses a --host-cpu value into *out: a name of gw_est_cpu_variant_name,
  * or "host" for gw_est_cpu_variant_host(). GW_OK, or GW_EINVAL with a
  * message listing the valid names (*out untouched). err may be NULL. */
-GW_API int gw_est_cpu_variant_parse(const char *name, gw_est_cpu_variant *out, gw_error *err);
+int gw_est_cpu_variant_parse(const char *name, gw_est_cpu_variant *out, gw_error *err);
 
 /* The variant llama.cpp's backend loader picks on this host (cpuid on
  * x86-64, HWCAP on arm64; scored as ggml's cpu-feats do). NONE on other
  * architectures. Pure: same machine, same answer; thread-safe. */
-GW_API gw_est_cpu_variant gw_est_cpu_variant_host(void);
+gw_est_cpu_variant gw_est_cpu_variant_host(void);
 
 /* GW_EST_BUFT_* bits of the extra buffer types that take weights on v
  * (REPACK only where some weight type has a repacked kernel). */
-GW_API unsigned gw_est_cpu_variant_buffer_types(gw_est_cpu_variant v);
+unsigned gw_est_cpu_variant_buffer_types(gw_est_cpu_variant v);
 
 /* Names of the GW_EST_BUFT_* bits in bufts, llama.cpp's spelling, joined by
  * sep ("AMX, CPU_REPACK"); "" for none. Writes at most n bytes (always
  * terminated when n > 0); returns buf. */
-GW_API char *gw_est_buffer_types_str(unsigned bufts, const char *sep, char *buf, size_t n);
+char *gw_est_buffer_types_str(unsigned bufts, const char *sep, char *buf, size_t n);
 typedef enum gw_est_split { GW_EST_SPLIT_LAYER = 0, GW_EST_SPLIT_NONE, GW_EST_SPLIT_ROW } gw_est_split;
 typedef enum gw_est_fa { GW_EST_FA_AUTO = -1, GW_EST_FA_OFF = 0, GW_EST_FA_ON = 1 } gw_est_fa;
 
@@ -206,7 +206,7 @@ typedef struct gw_est_params {
  * 1 sequence, F16 KV, flash attention auto, all layers on GPU, layer split),
  * gpuwatch's overhead/margin defaults and this host's CPU variant
  * (gw_est_cpu_variant_host); no devices. */
-GW_API void gw_est_params_init(gw_est_params *p);
+void gw_est_params_init(gw_est_params *p);
 
 /* Bytes of one device (or the host). */
 typedef struct gw_est_mem {
@@ -241,7 +241,7 @@ typedef struct gw_est_result {
  * without flash attention) / GW_ERANGE (byte count overflow, or a compute
  * graph too large to simulate: hyper-parameters far beyond any real model).
  * On error *r is zeroed. */
-GW_API int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
+int gw_est_estimate(const gw_est_model *m, const gw_est_params *p, gw_est_result *r,
                     gw_error *err);
 
 /* The plan the planner chose. */
@@ -255,7 +255,7 @@ typedef enum gw_est_plan_kind {
 } gw_est_plan_kind;
 
 /* "one-gpu", "split", "partial", "reduced-context", "cpu", "as-given". */
-GW_API const char *gw_est_plan_kind_name(gw_est_plan_kind k);
+const char *gw_est_plan_kind_name(gw_est_plan_kind k);
 
 typedef struct gw_est_plan {
     gw_est_plan_kind kind;
@@ -270,7 +270,7 @@ typedef struct gw_est_plan {
  * least 256) that fits fully offloaded... in that order. p's own context
  * parameters are kept except where the plan changes them. Returns GW_OK or
  * an error from gw_est_estimate. */
-GW_API int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *plan,
+int gw_est_plan_fit(const gw_est_model *m, const gw_est_params *p, gw_est_plan *plan,
                     gw_error *err);
 
 /* ------------------------------------------------ building blocks (tests) */
@@ -363,13 +363,13 @@ typedef struct gw_est_mmproj {
  * from g). Errors: GW_EPARSE for a file that is not a projector or lacks a
  * key or tensor llama.cpp requires (the message names it); *out is zeroed
  * then. */
-GW_API int gw_est_mmproj_read(const gw_gguf *g, gw_est_mmproj *out, gw_error *err);
+int gw_est_mmproj_read(const gw_gguf *g, gw_est_mmproj *out, gw_error *err);
 
 /* The projector's compute buffer as clip.cpp reserves it at warm-up:
  * out[0] on the GPU (when gpu; 0 otherwise), out[1] on the host. cuda
  * selects CUDA's 128-byte alignment for the GPU buffer. Returns GW_OK,
  * GW_ENOMEM or GW_ERANGE. An audio-only projector yields 0 and 0. */
-GW_API int gw_est_mmproj_compute(const gw_est_mmproj *mp, bool flash_attn, bool gpu, bool cuda,
+int gw_est_mmproj_compute(const gw_est_mmproj *mp, bool flash_attn, bool gpu, bool cuda,
                                  uint64_t out[2], gw_error *err);
 
 #endif /* GW_ESTIMATE_H */

@@ -14,7 +14,7 @@
 #ifndef GW_FLEET_CURL_LIB_H
 #define GW_FLEET_CURL_LIB_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <curl/curl.h>
 

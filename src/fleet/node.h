@@ -19,7 +19,7 @@
 #ifndef GW_FLEET_NODE_H
 #define GW_FLEET_NODE_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "models/servers.h"
 #include "place/plan.h"
 

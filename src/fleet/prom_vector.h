@@ -25,7 +25,7 @@
 #ifndef GW_FLEET_PROM_VECTOR_H
 #define GW_FLEET_PROM_VECTOR_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stddef.h>
 

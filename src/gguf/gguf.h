@@ -40,7 +40,7 @@
 #ifndef GW_GGUF_H
 #define GW_GGUF_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,26 +64,26 @@ typedef struct gw_ggml_type_info {
 } gw_ggml_type_info;
 
 /* The info of a current ggml type; NULL for removed and unknown ids. Static. */
-GW_API const gw_ggml_type_info *gw_ggml_type(uint32_t id);
+const gw_ggml_type_info *gw_ggml_type(uint32_t id);
 
 /* The former name of a removed type id (4 "Q4_2", 5 "Q4_3", 31 "Q4_0_4_4",
  * 32 "Q4_0_4_8", 33 "Q4_0_8_8", 36 "IQ4_NL_4_4", 37 "IQ4_NL_4_8",
  * 38 "IQ4_NL_8_8"); NULL for any other id. Static. */
-GW_API const char *gw_ggml_type_removed_name(uint32_t id);
+const char *gw_ggml_type_removed_name(uint32_t id);
 
 /* Looks a current type up by name, case-insensitive ("q8_0", "F16"); NULL when
  * there is none. Static. */
-GW_API const gw_ggml_type_info *gw_ggml_type_by_name(const char *name);
+const gw_ggml_type_info *gw_ggml_type_by_name(const char *name);
 
 /* Bytes of one row of ne0 elements: ne0 / block_elems * block_bytes.
  * Returns GW_OK, GW_EINVAL when ne0 is not a multiple of the block size, or
  * GW_ERANGE on overflow; *out is set only on GW_OK. */
-GW_API int gw_ggml_row_bytes(const gw_ggml_type_info *t, uint64_t ne0, uint64_t *out);
+int gw_ggml_row_bytes(const gw_ggml_type_info *t, uint64_t ne0, uint64_t *out);
 
 /* Bytes of a tensor of shape ne[4] (unused dims 1): ne1*ne2*ne3*row_bytes(ne0).
  * Same returns as gw_ggml_row_bytes (GW_ERANGE also when the element count
  * exceeds INT64_MAX, as ggml requires). */
-GW_API int gw_ggml_nbytes(const gw_ggml_type_info *t, const uint64_t ne[4], uint64_t *out);
+int gw_ggml_nbytes(const gw_ggml_type_info *t, const uint64_t ne[4], uint64_t *out);
 
 /* ------------------------------------------------------------ GGUF types */
 
@@ -105,7 +105,7 @@ typedef enum gw_gguf_vtype {
 } gw_gguf_vtype;
 
 /* "u8", "i8", ..., "string", "array", "u64", "i64", "f64"; "?" otherwise. Static. */
-GW_API const char *gw_gguf_vtype_name(uint32_t t);
+const char *gw_gguf_vtype_name(uint32_t t);
 
 /* A borrowed byte string inside the file: not NUL-terminated. */
 typedef struct gw_gguf_str {
@@ -177,7 +177,7 @@ typedef enum gw_gguf_fault {
 } gw_gguf_fault;
 
 /* Short static text of a fault ("duplicate tensor name"). */
-GW_API const char *gw_gguf_fault_name(gw_gguf_fault f);
+const char *gw_gguf_fault_name(gw_gguf_fault f);
 
 /* Limits applied to untrusted sizes on top of the file's own bounds. */
 typedef struct gw_gguf_limits {
@@ -189,7 +189,7 @@ typedef struct gw_gguf_limits {
 } gw_gguf_limits;
 
 /* Fills the defaults above. */
-GW_API void gw_gguf_limits_init(gw_gguf_limits *l);
+void gw_gguf_limits_init(gw_gguf_limits *l);
 
 /* ------------------------------------------------------------- lifecycle */
 
@@ -205,56 +205,56 @@ typedef struct gw_gguf gw_gguf;
  *   GW_EPARSE                       any other malformation (incl. truncation)
  *   GW_ENOMEM                       allocation failed
  * Tensor data is never read, so a sparse file is as cheap as its header. */
-GW_API int gw_gguf_open(gw_gguf **out, const char *path, gw_error *err);
+int gw_gguf_open(gw_gguf **out, const char *path, gw_error *err);
 
 /* Parses a caller's buffer, which is borrowed: it must stay valid and
  * unchanged until gw_gguf_close. file_size is taken to be len. Returns and
  * errors as gw_gguf_open, with messages that have no "<path>: " prefix. */
-GW_API int gw_gguf_open_memory(gw_gguf **out, const void *data, size_t len, gw_error *err);
+int gw_gguf_open_memory(gw_gguf **out, const void *data, size_t len, gw_error *err);
 
 /* gw_gguf_open_memory with explicit limits (NULL: defaults) and, when fault
  * is not NULL, the precise cause (GW_GGUF_FAULT_NONE on success). */
-GW_API int gw_gguf_open_memory_ex(gw_gguf **out, const void *data, size_t len,
+int gw_gguf_open_memory_ex(gw_gguf **out, const void *data, size_t len,
                                   const gw_gguf_limits *limits, gw_gguf_fault *fault,
                                   gw_error *err);
 
 /* gw_gguf_open with explicit limits and fault, as gw_gguf_open_memory_ex. */
-GW_API int gw_gguf_open_ex(gw_gguf **out, const char *path, const gw_gguf_limits *limits,
+int gw_gguf_open_ex(gw_gguf **out, const char *path, const gw_gguf_limits *limits,
                            gw_gguf_fault *fault, gw_error *err);
 
 /* Unmaps (when mapped) and frees the handle; every view dies. NULL is a no-op. */
-GW_API void gw_gguf_close(gw_gguf *g);
+void gw_gguf_close(gw_gguf *g);
 
 /* ------------------------------------------------------------ file facts */
 
-GW_API uint32_t gw_gguf_version(const gw_gguf *g);   /* 2 or 3 */
-GW_API uint64_t gw_gguf_file_size(const gw_gguf *g); /* bytes (sparse holes count) */
-GW_API uint64_t gw_gguf_alignment(const gw_gguf *g); /* power of two */
-GW_API uint64_t gw_gguf_data_offset(const gw_gguf *g); /* start of tensor data */
+uint32_t gw_gguf_version(const gw_gguf *g);   /* 2 or 3 */
+uint64_t gw_gguf_file_size(const gw_gguf *g); /* bytes (sparse holes count) */
+uint64_t gw_gguf_alignment(const gw_gguf *g); /* power of two */
+uint64_t gw_gguf_data_offset(const gw_gguf *g); /* start of tensor data */
 /* Sum of every tensor's nbytes. */
-GW_API uint64_t gw_gguf_tensor_bytes(const gw_gguf *g);
+uint64_t gw_gguf_tensor_bytes(const gw_gguf *g);
 
 /* -------------------------------------------------------------- metadata */
 
-GW_API size_t gw_gguf_kv_count(const gw_gguf *g);
+size_t gw_gguf_kv_count(const gw_gguf *g);
 
 /* The i-th pair in file order; NULL when i >= count. */
-GW_API const gw_gguf_kv *gw_gguf_kv_at(const gw_gguf *g, size_t i);
+const gw_gguf_kv *gw_gguf_kv_at(const gw_gguf *g, size_t i);
 
 /* The pair whose key equals key (a NUL-terminated string); NULL if none.
  * O(1) average (hash). */
-GW_API const gw_gguf_kv *gw_gguf_find(const gw_gguf *g, const char *key);
+const gw_gguf_kv *gw_gguf_find(const gw_gguf *g, const char *key);
 
 /* Builds "<arch>.<suffix>" into buf[cap] (truncating, always NUL-terminated)
  * and returns buf: a helper for architecture keys. */
-GW_API const char *gw_gguf_key(char *buf, size_t cap, gw_gguf_str arch, const char *suffix);
+const char *gw_gguf_key(char *buf, size_t cap, gw_gguf_str arch, const char *suffix);
 
 /* The scalar value of a kv; false for arrays. */
-GW_API bool gw_gguf_kv_value(const gw_gguf_kv *kv, gw_gguf_value *out);
+bool gw_gguf_kv_value(const gw_gguf_kv *kv, gw_gguf_value *out);
 
 /* Element i of an array kv; false when kv is not an array or i >= count.
  * O(1) for fixed-size elements, O(i) for string arrays (use the iterator). */
-GW_API bool gw_gguf_kv_elem(const gw_gguf_kv *kv, uint64_t i, gw_gguf_value *out);
+bool gw_gguf_kv_elem(const gw_gguf_kv *kv, uint64_t i, gw_gguf_value *out);
 
 /* Walks an array kv's elements in order, O(1) each:
  *     gw_gguf_iter it; gw_gguf_value v;
@@ -266,46 +266,46 @@ typedef struct gw_gguf_iter {
     uint64_t index; /* of the next element */
     uint64_t pos;   /* byte offset of the next element in kv->data */
 } gw_gguf_iter;
-GW_API void gw_gguf_iter_init(gw_gguf_iter *it, const gw_gguf_kv *kv);
-GW_API bool gw_gguf_iter_next(gw_gguf_iter *it, gw_gguf_value *out);
+void gw_gguf_iter_init(gw_gguf_iter *it, const gw_gguf_kv *kv);
+bool gw_gguf_iter_next(gw_gguf_iter *it, gw_gguf_value *out);
 
 /* Typed reads of a value. Integer reads accept every integer type (u8..i64)
  * and fail when the value does not fit the requested type; f64 also accepts
  * f32 and integers; bool only bool; str only string. On false *out is
  * unchanged. */
-GW_API bool gw_gguf_value_u32(const gw_gguf_value *v, uint32_t *out);
-GW_API bool gw_gguf_value_u64(const gw_gguf_value *v, uint64_t *out);
-GW_API bool gw_gguf_value_i64(const gw_gguf_value *v, int64_t *out);
-GW_API bool gw_gguf_value_f64(const gw_gguf_value *v, double *out);
-GW_API bool gw_gguf_value_bool(const gw_gguf_value *v, bool *out);
-GW_API bool gw_gguf_value_str(const gw_gguf_value *v, gw_gguf_str *out);
+bool gw_gguf_value_u32(const gw_gguf_value *v, uint32_t *out);
+bool gw_gguf_value_u64(const gw_gguf_value *v, uint64_t *out);
+bool gw_gguf_value_i64(const gw_gguf_value *v, int64_t *out);
+bool gw_gguf_value_f64(const gw_gguf_value *v, double *out);
+bool gw_gguf_value_bool(const gw_gguf_value *v, bool *out);
+bool gw_gguf_value_str(const gw_gguf_value *v, gw_gguf_str *out);
 
 /* By key: find + scalar value + typed read. False when the key is absent, is
  * an array, or the value does not convert (see above). */
-GW_API bool gw_gguf_get_u32(const gw_gguf *g, const char *key, uint32_t *out);
-GW_API bool gw_gguf_get_u64(const gw_gguf *g, const char *key, uint64_t *out);
-GW_API bool gw_gguf_get_i64(const gw_gguf *g, const char *key, int64_t *out);
-GW_API bool gw_gguf_get_f64(const gw_gguf *g, const char *key, double *out);
-GW_API bool gw_gguf_get_bool(const gw_gguf *g, const char *key, bool *out);
-GW_API bool gw_gguf_get_str(const gw_gguf *g, const char *key, gw_gguf_str *out);
+bool gw_gguf_get_u32(const gw_gguf *g, const char *key, uint32_t *out);
+bool gw_gguf_get_u64(const gw_gguf *g, const char *key, uint64_t *out);
+bool gw_gguf_get_i64(const gw_gguf *g, const char *key, int64_t *out);
+bool gw_gguf_get_f64(const gw_gguf *g, const char *key, double *out);
+bool gw_gguf_get_bool(const gw_gguf *g, const char *key, bool *out);
+bool gw_gguf_get_str(const gw_gguf *g, const char *key, gw_gguf_str *out);
 
 /* The array kv at key: fills elem_type and count (either may be NULL) and
  * returns it; NULL when absent or not an array. */
-GW_API const gw_gguf_kv *gw_gguf_get_array(const gw_gguf *g, const char *key,
+const gw_gguf_kv *gw_gguf_get_array(const gw_gguf *g, const char *key,
                                            gw_gguf_vtype *elem_type, uint64_t *count);
 
 /* True when s equals the NUL-terminated string c. */
-GW_API bool gw_gguf_str_eq(gw_gguf_str s, const char *c);
+bool gw_gguf_str_eq(gw_gguf_str s, const char *c);
 
 /* --------------------------------------------------------------- tensors */
 
-GW_API size_t gw_gguf_tensor_count(const gw_gguf *g);
+size_t gw_gguf_tensor_count(const gw_gguf *g);
 
 /* The i-th tensor info in file order; NULL when i >= count. */
-GW_API const gw_gguf_tensor *gw_gguf_tensor_at(const gw_gguf *g, size_t i);
+const gw_gguf_tensor *gw_gguf_tensor_at(const gw_gguf *g, size_t i);
 
 /* The tensor named name (NUL-terminated); NULL if none. O(1) average. */
-GW_API const gw_gguf_tensor *gw_gguf_find_tensor(const gw_gguf *g, const char *name);
+const gw_gguf_tensor *gw_gguf_find_tensor(const gw_gguf *g, const char *name);
 
 #ifdef __cplusplus
 }

@@ -28,7 +28,7 @@
 #ifndef GW_HTTP_AUTH_H
 #define GW_HTTP_AUTH_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 #include <stddef.h>

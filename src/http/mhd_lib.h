@@ -12,7 +12,7 @@
 #ifndef GW_HTTP_MHD_LIB_H
 #define GW_HTTP_MHD_LIB_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <microhttpd.h>
 

@@ -13,7 +13,7 @@
 #ifndef GW_HTTP_TLS_H
 #define GW_HTTP_TLS_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdbool.h>
 

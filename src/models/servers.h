@@ -33,7 +33,7 @@
 #ifndef GW_MODELS_SERVERS_H
 #define GW_MODELS_SERVERS_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "render/json_writer.h"
 
 #include <stdbool.h>

@@ -29,7 +29,7 @@
 #ifndef GW_PLACE_DAEMON_CLIENT_H
 #define GW_PLACE_DAEMON_CLIENT_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "core/util.h"
 
 #include <stdbool.h>

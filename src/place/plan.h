@@ -59,7 +59,7 @@
 #ifndef GW_PLACE_PLAN_H
 #define GW_PLACE_PLAN_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "core/util.h"
 
 #include <stdbool.h>

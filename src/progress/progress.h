@@ -32,7 +32,7 @@
 #ifndef GW_PROGRESS_PROGRESS_H
 #define GW_PROGRESS_PROGRESS_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "core/util.h"
 
 #include <stdbool.h>

@@ -10,7 +10,7 @@
 #ifndef GW_RENDER_JSON_READ_H
 #define GW_RENDER_JSON_READ_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <jansson.h>
 #include <stdbool.h>

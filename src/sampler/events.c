@@ -2,6 +2,7 @@
  * pressure level, thermal flag and lost flag, and the (device, pid) set of
  * the previous snapshot; each observe() diffs the new snapshot against it. */
 #include "sampler/events.h"
+#include "core/pressure.h"
 #include "sampler/history.h"
 
 #include <math.h>
@@ -163,17 +164,8 @@ static size_t observe_pressure(gw__events *ev, const gw_device *d, dev_state *st
         return 0;
     double r = (double)x->mem_used / (double)x->mem_total;
     const gw__event_thresholds *th = &ev->th;
-    int level = st->pressure;
-    if (r >= th->memory_critical)
-        level = 2;
-    else if (r >= th->memory_warn)
-        level = level == 2 && r >= th->memory_critical - th->memory_hysteresis ? 2 : 1;
-    else if (level == 2)
-        level = r >= th->memory_critical - th->memory_hysteresis ? 2
-                : r >= th->memory_warn - th->memory_hysteresis ? 1
-                                                               : 0;
-    else if (level == 1 && r < th->memory_warn - th->memory_hysteresis)
-        level = 0;
+    int level = gw__pressure_next(st->pressure, r, th->memory_warn, th->memory_critical,
+                                  th->memory_hysteresis);
     if (level == st->pressure)
         return 0;
     st->pressure = level;

@@ -22,7 +22,7 @@
 #ifndef GW_TOP_MODEL_H
 #define GW_TOP_MODEL_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "sampler/events.h"
 #include "sampler/history.h"
 #include "progress/progress.h"

@@ -20,7 +20,7 @@
 #ifndef GW_TOP_REMOTE_H
 #define GW_TOP_REMOTE_H
 
-#include "gpuwatch.h"
+#include "core/model.h"
 #include "progress/progress.h"
 #include "sampler/events.h"
 

@@ -62,6 +62,21 @@ def pci_device(root, chain, card, driver, files, hwmon=None, hwmon_index=0, rend
     return dev
 
 
+def kfd_nodes(root, gpus):
+    """The KFD topology (sys/class/kfd/kfd/topology/nodes/N/properties) as
+    the ROCm kernel driver lays it out: node 0 the CPU (gfx_target_version 0),
+    then one node per GPU. gpus: [(gfx_target_version, drm_render_minor)],
+    where gfx_target_version is major * 10000 + minor * 100 + stepping
+    (gfx90a: 90010, gfx942: 90402, gfx1100: 110000)."""
+    base = os.path.join(root, "sys/class/kfd/kfd/topology/nodes")
+    write(os.path.join(base, "0", "properties"),
+          "cpu_cores_count 16\nsimd_count 0\ngfx_target_version 0\ndrm_render_minor 0\n")
+    for i, (gfx, minor) in enumerate(gpus, 1):
+        write(os.path.join(base, str(i), "properties"),
+              "cpu_cores_count 0\nsimd_count 256\nlocation_id 768\ndomain 0\n"
+              "gfx_target_version %d\ndrm_render_minor %d\n" % (gfx, minor))
+
+
 def host_files(root):
     proc = os.path.join(root, "proc")
     write(os.path.join(proc, "meminfo"),
@@ -153,6 +168,7 @@ CHAIN_03 = ["0000:00:01.1", "0000:01:00.0", "0000:02:00.0", "0000:03:00.0"]
 
 def make_rdna3(root):
     pci_device(root, CHAIN_03, 0, "amdgpu", rdna3_files(8589934592, 37), RDNA3_HWMON, 2)
+    kfd_nodes(root, [(110000, 128)])  # RX 7900 XTX: gfx1100
     host_files(root)
     fds = plain_fds()
     fds[5] = ("/dev/dri/renderD128",
@@ -192,6 +208,7 @@ def make_mi300(root):
     }
     pci_device(root, ["0000:00:03.1", "0000:0b:00.0", "0000:0c:00.0"], 1, "amdgpu", files, hw, 5,
                render=129)
+    kfd_nodes(root, [(90402, 129)])  # MI300X: gfx942
     host_files(root)
     # ROCm's out-of-tree amdgpu-dkms has a module version
     write(os.path.join(root, "sys/module/amdgpu/version"), "6.8.5\n")
@@ -216,6 +233,7 @@ def make_apu(root):
         "power1_average": "11000000\n", "power1_label": "PPT\n",
     }
     pci_device(root, ["0000:00:08.1", "0000:05:00.0"], 0, "amdgpu", files, hw, 4)
+    kfd_nodes(root, [(110003, 128)])  # Radeon 780M (Phoenix): gfx1103
     host_files(root)
     fds = plain_fds()
     fds[9] = ("/dev/dri/renderD128",
@@ -294,6 +312,7 @@ def make_two_amd(root):
                 "fan1_input": "0\n", "pwm1": "0\n"})
     pci_device(root, ["0000:40:01.1", "0000:41:00.0", "0000:42:00.0", "0000:43:00.0"], 1, "amdgpu",
                rdna2, hw2, 3, render=129)
+    kfd_nodes(root, [(110000, 128), (100300, 129)])  # gfx1100, RX 6900 XT: gfx1030
     host_files(root)
     # pid 100: client 21 on card0 through fds 5 and 6 (dup), client 31 on card1
     c21 = amd_fdinfo("0000:03:00.0", 21, 2097152, 65536, [("gfx", 1000000000), ("compute", 3000000000)])

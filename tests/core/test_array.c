@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "core/array.h"
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdlib.h>
 #include <string.h>

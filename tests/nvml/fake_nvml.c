@@ -188,6 +188,7 @@ struct nvmlDevice_st {
     unsigned index;
     char name[128], uuid[128], serial[64], bus_id[64];
     bool has_name, has_uuid, has_serial, has_bus_id;
+    char used_file[512]; /* memory.used.file: used bytes read at every memory call */
     unsigned long long v[K_COUNT];
     bool has[K_COUNT];
     struct fake_list compute, graphics, putil; /* fake_proc / fake_putil */
@@ -508,6 +509,10 @@ static bool parse_line(struct fake_state *s, char *line)
         set_str(g->uuid, sizeof g->uuid, val, &g->has_uuid);
     else if (!strcmp(key, "serial"))
         set_str(g->serial, sizeof g->serial, val, &g->has_serial);
+    else if (!strcmp(key, "memory.used.file")) {
+        bool unused;
+        set_str(g->used_file, sizeof g->used_file, val, &unused);
+    }
     else if (!strcmp(key, "pci.bus_id")) {
         unsigned d, b, dev;
         if (sscanf(val, "%x:%x:%x.", &d, &b, &dev) != 3)
@@ -1064,6 +1069,27 @@ nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t d, unsigned int *v)
 
 /* -------------------------------------------------------------- dynamic */
 
+/* used and free of d now: the scenario's, or with memory.used.file the used
+ * bytes that file holds at this moment (free = total - reserved - used, at
+ * least 0; an unreadable file keeps the scenario's figures). */
+static void memory_now(nvmlDevice_t d, unsigned long long *used, unsigned long long *freeb)
+{
+    *used = d->v[K_MEM_USED];
+    *freeb = d->v[K_MEM_FREE];
+    if (!d->used_file[0])
+        return;
+    FILE *f = fopen(d->used_file, "r");
+    unsigned long long u;
+    if (!f)
+        return;
+    if (fscanf(f, "%llu", &u) == 1) {
+        unsigned long long cap = d->v[K_MEM_TOTAL] - d->v[K_MEM_RESERVED];
+        *used = u;
+        *freeb = u < cap ? cap - u : 0;
+    }
+    fclose(f);
+}
+
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m)
 {
     ENTER_DEV(nvmlDeviceGetMemoryInfo, d);
@@ -1072,9 +1098,11 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m)
     NEED(d, K_MEM_TOTAL);
     NEED(d, K_MEM_FREE);
     /* v1 semantics since R510: used = everything not free, reserved included */
+    unsigned long long used, freeb;
+    memory_now(d, &used, &freeb);
     m->total = d->v[K_MEM_TOTAL];
-    m->free = d->v[K_MEM_FREE];
-    m->used = d->v[K_MEM_TOTAL] - d->v[K_MEM_FREE];
+    m->free = freeb;
+    m->used = d->v[K_MEM_TOTAL] - freeb;
     return NVML_SUCCESS;
 }
 
@@ -1089,10 +1117,12 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m)
     NEED(d, K_MEM_FREE);
     NEED(d, K_MEM_USED);
     NEED(d, K_MEM_RESERVED);
+    unsigned long long used, freeb;
+    memory_now(d, &used, &freeb);
     m->total = d->v[K_MEM_TOTAL];
     m->reserved = d->v[K_MEM_RESERVED];
-    m->free = d->v[K_MEM_FREE];
-    m->used = d->v[K_MEM_USED];
+    m->free = freeb;
+    m->used = used;
     return NVML_SUCCESS;
 }
 

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "gpuwatch.h"
+#include "core/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,318 @@
+/* batch.c — the adaptive batch-size finder (gw_find_batch_size).
+ *
+ * Owns: one search: the bracket (largest batch that ran, smallest that ran
+ * out of memory), the memory model fitted from the trials, the choice of
+ * the next trial, and the use of the cache (batch_cache.c).
+ *
+ * The search:
+ *  - a trial at lo (out of memory there: GW_ERANGE);
+ *  - while no trial has run out of memory: the model's predicted limit
+ *    when it lies above the largest batch that ran; when the model says the
+ *    limit is already reached yet the next batch runs, steps of 1, 2, 4, ...
+ *    above it; without a model, doubling;
+ *  - then, between the bracket's ends, the model's prediction when it lies
+ *    inside, once the batch just above the largest that ran when the model
+ *    puts the limit there, else the middle; a model step that did not
+ *    halve the bracket is followed by a middle step (so a wrong model costs
+ *    at most one extra trial per halving).
+ * The model: memory used after a trial (device used = total - free, read
+ * fresh before the cleanup hook, while a framework's cache still holds the
+ * step's memory) minus the used before the first trial, as fixed + slope x
+ * batch by least squares over the trials that ran (one trial: slope only).
+ * Its limit is the largest batch whose need fits the memory free at that
+ * moment, measured after the previous cleanup, so a neighbour that takes or
+ * gives back memory moves the prediction.
+ *
+ * Invariants:
+ *  1. ok < oom whenever both are set; every trial lies strictly between.
+ *  2. cleanup runs after every trial, whatever it answered.
+ *  3. The answer is max(lo, floor(largest_ok * (1 - margin))) and
+ *     largest_ok ran without running out of memory.
+ */
+#include "backends/monitor.h"
+#include "core/model.h"
+#include "core/util.h"
+#include "lib/batch.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_POINTS 64
+
+typedef struct search {
+    const gw_batch_options *o;
+    gw_batch_result *r;
+    uint64_t ok, oom;      /* 0: none yet */
+    bool measure;          /* memory can be read */
+    uint64_t base_used;    /* used before the first trial */
+    double b[MAX_POINTS], need[MAX_POINTS];
+    size_t n;
+    double fixed, slope;   /* slope 0: no model */
+    uint64_t gallop;       /* step up from ok while the model says "here" */
+    bool last_model;       /* the last two-sided step was the model's */
+    uint64_t last_width;   /* the bracket's width before that step */
+    bool crept;            /* ok + 1 was tried on the model's word */
+} search;
+
+void gw_batch_options_init_size(gw_batch_options *o, size_t size)
+{
+    gw_batch_options d;
+    memset(&d, 0, sizeof d);
+    d.lo = 1;
+    d.hi = 65536;
+    d.margin = 0.05;
+    d.device = -1;
+    d.use_model = true;
+    d.max_trials = 64;
+    if (size > sizeof d)
+        size = sizeof d;
+    d.size = (uint32_t)size;
+    memcpy(o, &d, size);
+}
+
+static bool search_check(const search *s)
+{
+    return (!s->ok || !s->oom || s->ok < s->oom) && s->n <= MAX_POINTS;
+}
+
+static bool used_now(const search *s, uint64_t *used, uint64_t *freeb)
+{
+    uint64_t f, t;
+    if (gw_mem_get_info(s->o->monitor, (uint32_t)s->o->device, GW_READ_FRESH, &f, &t, NULL) !=
+        GW_OK || f > t)
+        return false;
+    *used = t - f;
+    if (freeb)
+        *freeb = f;
+    return true;
+}
+
+/* Least squares over the trials that ran; one point: through the origin. */
+static void fit(search *s)
+{
+    s->slope = s->fixed = 0;
+    if (s->n == 1) {
+        s->slope = s->need[0] / s->b[0];
+    } else if (s->n >= 2) {
+        double sb = 0, sn = 0, sbb = 0, sbn = 0, k = (double)s->n;
+        for (size_t i = 0; i < s->n; i++) {
+            sb += s->b[i];
+            sn += s->need[i];
+            sbb += s->b[i] * s->b[i];
+            sbn += s->b[i] * s->need[i];
+        }
+        double den = k * sbb - sb * sb;
+        if (den > 0) {
+            s->slope = (k * sbn - sb * sn) / den;
+            s->fixed = (sn - s->slope * sb) / k;
+        }
+    }
+    if (!(s->slope > 0)) /* memory did not grow with the batch: no model */
+        s->slope = s->fixed = 0;
+}
+
+/* The model's limit given the memory free now; 0 when there is none. */
+static uint64_t predict(search *s)
+{
+    uint64_t used, freeb;
+    if (!s->o->use_model || s->slope <= 0 || !used_now(s, &used, &freeb))
+        return 0;
+    /* a trial may use what is free now (the base before the first trial
+     * stays where it is, in used) */
+    double room = (double)freeb - s->fixed;
+    if (room <= 0)
+        return 1;
+    double b = floor(room / s->slope);
+    return b >= (double)UINT64_MAX ? UINT64_MAX : b < 1 ? 1 : (uint64_t)b;
+}
+
+/* Runs one trial; records it. Returns its answer. */
+static gw_trial trial(search *s, uint64_t b)
+{
+    const gw_batch_options *o = s->o;
+    gw_trial t = o->try_fn(b, o->user);
+    s->r->trials++;
+    uint64_t used;
+    if (t == GW_TRIAL_OK && s->measure && s->n < MAX_POINTS && used_now(s, &used, NULL)) {
+        s->b[s->n] = (double)b;
+        s->need[s->n++] = used > s->base_used ? (double)(used - s->base_used) : 0;
+        fit(s);
+    }
+    if (o->cleanup)
+        o->cleanup(o->user);
+    if (t == GW_TRIAL_OK && b > s->ok)
+        s->ok = b;
+    else if (t == GW_TRIAL_OOM) {
+        s->r->ooms++;
+        if (!s->oom || b < s->oom)
+            s->oom = b;
+    }
+    assert(search_check(s));
+    return t;
+}
+
+/* The next batch to try, or 0 when the search is over (see the header's
+ * search rules). */
+static uint64_t next_trial(search *s)
+{
+    const gw_batch_options *o = s->o;
+    uint64_t top = s->oom ? s->oom - 1 : o->hi; /* largest still possible */
+    if (s->ok >= top)
+        return 0;
+    uint64_t pred = predict(s), width = top - s->ok;
+    bool model_before = s->last_model;
+    s->last_model = false;
+    if (!s->oom) {
+        if (pred > s->ok + s->gallop) { /* a jump to the predicted limit */
+            s->gallop = 1;
+            return pred > top ? top : pred;
+        }
+        if (pred) { /* the model says the limit is here, and it ran: gallop up */
+            uint64_t b = width > s->gallop ? s->ok + s->gallop : top;
+            s->gallop *= 2;
+            return b;
+        }
+        return s->ok > top / 2 ? top : s->ok * 2; /* no model: doubling */
+    }
+    if (pred > s->ok && pred <= top && !(model_before && width * 2 > s->last_width)) {
+        s->last_model = true;
+        s->last_width = width;
+        return pred;
+    }
+    if (pred && pred <= s->ok && !s->crept) { /* the model puts the limit just here */
+        s->crept = true;
+        return s->ok + 1;
+    }
+    return s->ok + (width + 1) / 2; /* bisection */
+}
+
+static int run_search(search *s, gw_error *err)
+{
+    const gw_batch_options *o = s->o;
+    gw_trial t = trial(s, o->lo);
+    if (t == GW_TRIAL_OOM)
+        return gw__error_set(err, GW_ERANGE, "batch size %llu (lo) is already out of memory",
+                             (unsigned long long)o->lo);
+    if (t != GW_TRIAL_OK)
+        return gw__error_set(err, GW_EIO, "the trial at batch size %llu failed (not out of "
+                             "memory)", (unsigned long long)o->lo);
+    uint64_t b;
+    while (s->r->trials < o->max_trials && (b = next_trial(s)) != 0) {
+        t = trial(s, b);
+        if (t != GW_TRIAL_OK && t != GW_TRIAL_OOM)
+            return gw__error_set(err, GW_EIO, "the trial at batch size %llu failed (not out "
+                                 "of memory)", (unsigned long long)b);
+    }
+    return GW_OK;
+}
+
+static int check_options(const gw_batch_options *o, gw_error *err)
+{
+    if (!o || o->size < offsetof(gw_batch_options, lo) + sizeof o->lo * 2 + sizeof o->try_fn)
+        return gw__error_set(err, GW_EINVAL, "batch: options not set up with "
+                                             "gw_batch_options_init");
+    if (!o->try_fn)
+        return gw__error_set(err, GW_EINVAL, "batch: no trial function");
+    if (o->lo < 1 || o->hi < o->lo)
+        return gw__error_set(err, GW_EINVAL, "batch: range %llu..%llu: need 1 <= lo <= hi",
+                             (unsigned long long)o->lo, (unsigned long long)o->hi);
+    if (!(o->margin >= 0 && o->margin < 1))
+        return gw__error_set(err, GW_EINVAL, "batch: margin %g is not in [0, 1)", o->margin);
+    if (o->max_trials < 1)
+        return gw__error_set(err, GW_EINVAL, "batch: max_trials is 0");
+    if (o->cache_key && !o->cache_key[0])
+        return gw__error_set(err, GW_EINVAL, "batch: empty cache key");
+    return GW_OK;
+}
+
+/* The device's UUID (or "cpu" / "device N") for the cache key. */
+static void device_key(const gw_batch_options *o, char *out, size_t cap)
+{
+    gw__strlcpy(out, "cpu", cap);
+    if (!o->monitor || o->device < 0)
+        return;
+    snprintf(out, cap, "device %d", (int)o->device);
+    gw_snapshot *s = gw_monitor_latest(o->monitor);
+    if (s && (size_t)o->device < s->n_devices && s->devices[o->device].info.uuid[0])
+        gw__strlcpy(out, s->devices[o->device].info.uuid, cap);
+    gw_snapshot_release(s);
+}
+
+static void finish(const search *s, gw_batch_result *r)
+{
+    const gw_batch_options *o = s->o;
+    double b = floor((double)s->ok * (1.0 - o->margin));
+    r->largest_ok = s->ok;
+    r->smallest_oom = s->oom;
+    r->batch = b < (double)o->lo ? o->lo : (uint64_t)b;
+    r->bytes_per_sample = s->slope;
+    r->fixed_bytes = s->fixed > 0 ? (uint64_t)s->fixed : 0;
+}
+
+/* Answers from the cache when it holds an entry the device can still run. */
+static bool from_cache(const gw_batch_options *o, const char *path, const char *dev,
+                       uint64_t free_now, gw_batch_result *r)
+{
+    gw__batch_entry e;
+    int got = gw__batch_cache_get(path, o->cache_key, dev, o->dtype ? o->dtype : "", &e,
+                                  r->note, sizeof r->note);
+    if (got != 1)
+        return false;
+    if (free_now && e.free_bytes && free_now < e.free_bytes - e.free_bytes / 100) {
+        snprintf(r->note, sizeof r->note,
+                 "cached answer %llu found with %llu bytes free, %llu free now: searched again",
+                 (unsigned long long)e.batch, (unsigned long long)e.free_bytes,
+                 (unsigned long long)free_now);
+        return false;
+    }
+    r->batch = e.batch;
+    r->largest_ok = e.largest_ok;
+    r->smallest_oom = e.smallest_oom;
+    r->from_cache = true;
+    return true;
+}
+
+int gw_find_batch_size(const gw_batch_options *opts, gw_batch_result *res, gw_error *err)
+{
+    int rc = check_options(opts, err);
+    if (rc)
+        return rc;
+    if (!res || res->size < offsetof(gw_batch_result, note))
+        return gw__error_set(err, GW_EINVAL, "batch: result size not set");
+    gw_batch_options o;
+    gw_batch_options_init(&o);
+    memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+    gw_batch_result r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    search s = {.o = &o, .r = &r, .gallop = 1};
+    uint64_t free_now = 0;
+    s.measure = o.monitor && o.device >= 0 && used_now(&s, &s.base_used, &free_now);
+
+    char path[4096] = "", dev[128];
+    bool cache = o.cache_key && gw__batch_cache_path(&o, path, sizeof path, r.note,
+                                                     sizeof r.note);
+    device_key(&o, dev, sizeof dev);
+    if (cache && !o.refresh && from_cache(&o, path, dev, free_now, &r)) {
+        rc = GW_OK;
+        goto out;
+    }
+    rc = run_search(&s, err);
+    finish(&s, &r);
+    if (rc == GW_OK && cache) {
+        gw__batch_entry e = {.batch = r.batch, .largest_ok = r.largest_ok,
+                             .smallest_oom = r.smallest_oom, .free_bytes = free_now,
+                             .at_s = (int64_t)time(NULL)};
+        char note[256] = "";
+        if (!gw__batch_cache_put(path, o.cache_key, dev, o.dtype ? o.dtype : "", &e, note,
+                                 sizeof note))
+            gw__strlcpy(r.note, note, sizeof r.note);
+    }
+out:
+    memcpy(res, &r, res->size < sizeof r ? res->size : sizeof r);
+    res->size = res->size < sizeof r ? res->size : (uint32_t)sizeof r;
+    return rc;
+}
