@@ -112,6 +112,20 @@ suggests=$(dpkg-deb -f "$deb" Suggests)
 [[ $depends == *libmicrohttpd12* ]] && [[ $depends == *libjansson* ]] && [[ $suggests == *libnvidia-ml1* ]]
 record ".deb relations: Depends libmicrohttpd (dlopen'd), Suggests NVML" $? "Depends: $depends" "Suggests: $suggests"
 
+# libgpuwatch: the library, its development files and the Python package
+libdeb=$(ls "$work"/libgpuwatch1_*.deb 2>/dev/null | head -1)
+devdeb=$(ls "$work"/libgpuwatch-dev_*.deb 2>/dev/null | head -1)
+pydeb=$(ls "$work"/python3-gpuwatch_*.deb 2>/dev/null | head -1)
+[ -n "$libdeb" ] && [ -n "$devdeb" ] && [ -n "$pydeb" ] &&
+  dpkg-deb -c "$libdeb" | grep -qE '/usr/lib/[^/]+/libgpuwatch\.so\.1\.0\.0$' &&
+  dpkg-deb -c "$devdeb" | grep -qE '/usr/include/gpuwatch\.h$' &&
+  dpkg-deb -c "$devdeb" | grep -qE '/usr/lib/[^/]+/pkgconfig/gpuwatch\.pc$' &&
+  dpkg-deb -c "$pydeb" | grep -qE '/usr/lib/python3[^/]*/dist-packages/gpuwatch/__init__\.py$' &&
+  [[ $(dpkg-deb -f "$pydeb" Depends) == *libgpuwatch1* ]] && [[ $(dpkg-deb -f "$pydeb" Depends) == *python3* ]] &&
+  [ -z "$(dpkg-deb -c "$deb" | grep -E 'libgpuwatch|gpuwatch\.h|dist-packages')" ]
+record "libgpuwatch1 / libgpuwatch-dev / python3-gpuwatch .debs (library, header + .pc, package depending on both), none of it in gpuwatch" $? \
+  "lib: ${libdeb:-missing}; dev: ${devdeb:-missing}; python: ${pydeb:-missing}"
+
 dpkg-deb -e "$deb" "$work/control"
 grep -q "deb-systemd-helper enable 'gpuwatch.service'" "$work/control/postinst" 2>/dev/null
 record ".deb enables the unit (dh_installsystemd)" $?
@@ -196,14 +210,18 @@ if [ -n "$build" ]; then
   missing=()
   for want in "$prefix/bin/gpuwatch" "$prefix/share/man/man1/gpuwatch.1" "$prefix/share/man/man5/gpuwatch.conf.5" \
               '(/usr)?/lib/systemd/system/gpuwatch.service' '.*/bash-completion/completions/gpuwatch' \
-              "$prefix/share/doc/gpuwatch/examples/gpuwatch.conf"; do
+              "$prefix/share/doc/gpuwatch/examples/gpuwatch.conf" \
+              "$prefix/lib/.*libgpuwatch\.so\.1\.0\.0" "$prefix/lib/.*libgpuwatch\.a" \
+              "$prefix/include/gpuwatch\.h" "$prefix/lib/.*pkgconfig/gpuwatch\.pc" \
+              "$prefix/lib/python3.*/gpuwatch/__init__\.py"; do
     grep -qxE -- "$want" "$log/meson-files" || missing+=("$want")
   done
   # and nothing else (a test or bench program marked install : true, say)
-  unexpected=$(grep -vxE "$prefix/bin/gpuwatch|$prefix/share/man/man[15]/gpuwatch(\.conf)?\.[15]|(/usr)?/lib/systemd/system/gpuwatch\.service|.*/bash-completion/completions/gpuwatch|$prefix/share/doc/gpuwatch/examples/.*" \
+  # (libgpuwatch: the library, its header, gpuwatch.pc and the Python package)
+  unexpected=$(grep -vxE "$prefix/bin/gpuwatch|$prefix/share/man/man[15]/gpuwatch(\.conf)?\.[15]|(/usr)?/lib/systemd/system/gpuwatch\.service|.*/bash-completion/completions/gpuwatch|$prefix/share/doc/gpuwatch/examples/.*|$prefix/lib/[^/]*/?libgpuwatch\.(so\.1\.0\.0|a)|$prefix/include/gpuwatch\.h|$prefix/lib/[^/]*/?pkgconfig/gpuwatch\.pc|$prefix/lib/python3[^/]*/(dist|site)-packages/gpuwatch/(__init__|_native|_paths|batch|dashboard)\.py" \
     "$log/meson-files")
   [ $rc = 0 ] && [ ${#missing[@]} = 0 ] && [ -z "$unexpected" ]
-  record "meson install --destdir: binary, man pages, unit, completion, sample config, nothing else" $? \
+  record "meson install --destdir: binary, man pages, unit, completion, sample config, libgpuwatch, nothing else" $? \
     "missing: ${missing[*]-}" "${unexpected:+unexpected: $unexpected}" "$(tail -5 "$log/meson-install")"
   munit=$(cd "$dest" && ls -d lib/systemd/system/gpuwatch.service usr/lib/systemd/system/gpuwatch.service 2>/dev/null | head -1)
   if [ -n "$munit" ]; then

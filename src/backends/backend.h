@@ -59,6 +59,12 @@ typedef struct gw__backend_ops {
      * between two samples, on the sampling thread's lock. GW_ENODEV: no such
      * device; GW_ELOST: it answered lost. */
     int (*read_memory)(void *state, uint32_t source_index, gw_sample *out, gw_error *err);
+    /* Optional. The device memory process pid holds on the device the
+     * source numbers source_index, read now: GW_OK; GW_ENOENT when pid is
+     * not listed there; GW_ENOTSUP when the source gives no per-process
+     * figure for it. Same calling rules as read_memory. */
+    int (*read_process_memory)(void *state, uint32_t source_index, uint32_t pid, uint64_t *bytes,
+                               gw_error *err);
 } gw__backend_ops;
 
 /* The built-in backends in the order the monitor runs them (direct sources

@@ -337,25 +337,26 @@ static int sample_locked(gw_monitor *m, gw_snapshot **out, gw_error *err)
 }
 
 /* Writes s's memory figures into the table as a seqlock writer (caller
- * holds latest_lock, which orders writers). */
+ * holds latest_lock, which orders writers): seq made odd by an acq_rel
+ * increment (no word below moves before it), every word stored atomically,
+ * seq made even by a release store (no word moves after it). */
 static void table_write(gw_monitor *m, const gw_snapshot *s)
 {
     uint64_t *t = m->table;
     size_t n = s->n_devices < GW_MEMORY_TABLE_DEVICES ? s->n_devices : GW_MEMORY_TABLE_DEVICES;
-    __atomic_store_n(&t[0], t[0] + 1, __ATOMIC_RELAXED); /* odd: being written */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    t[1] = 1;
-    t[2] = n;
+    uint64_t seq = __atomic_add_fetch(&t[0], 1, __ATOMIC_ACQ_REL); /* odd: being written */
+    __atomic_store_n(&t[1], 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&t[2], n, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++) {
         const gw_device *d = &s->devices[i];
         uint64_t f = 0, total = 0;
         bool ok = d->state != GW_DEVICE_LOST && d->state != GW_DEVICE_ERROR &&
                   gw__sample_free_total(&d->sample, &f, &total);
-        t[3 + 3 * i] = ok ? f : 0;
-        t[4 + 3 * i] = ok ? total : 0;
-        t[5 + 3 * i] = ok ? 1 : 0;
+        __atomic_store_n(&t[3 + 3 * i], ok ? f : 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t[4 + 3 * i], ok ? total : 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t[5 + 3 * i], ok ? 1 : 0, __ATOMIC_RELAXED);
     }
-    __atomic_store_n(&t[0], t[0] + 1, __ATOMIC_RELEASE); /* even: stable */
+    __atomic_store_n(&t[0], seq + 1, __ATOMIC_RELEASE); /* even: stable */
 }
 
 int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
@@ -390,19 +391,35 @@ gw_snapshot *gw_monitor_latest(gw_monitor *m)
     return s;
 }
 
+/* The open source that reads device d, or NULL (caller holds sample_lock). */
+static source *source_of(gw_monitor *m, const gw_device *d)
+{
+    for (size_t i = 0; i < m->n_sources; i++)
+        if (strcmp(m->sources[i].ops->name, d->info.source) == 0)
+            return m->sources[i].state ? &m->sources[i] : NULL;
+    return NULL;
+}
+
 int gw__monitor_read_memory(gw_monitor *m, const gw_device *d, gw_sample *out, gw_error *err)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&m->sample_lock);
-    int rc = GW_ENOTSUP;
-    for (size_t i = 0; i < m->n_sources; i++) {
-        source *s = &m->sources[i];
-        if (strcmp(s->ops->name, d->info.source) != 0)
-            continue;
-        if (s->state && s->ops->read_memory)
-            rc = s->ops->read_memory(s->state, d->info.source_index, out, err);
-        break;
-    }
+    source *s = source_of(m, d);
+    int rc = s && s->ops->read_memory
+                 ? s->ops->read_memory(s->state, d->info.source_index, out, err)
+                 : GW_ENOTSUP;
+    pthread_mutex_unlock(&m->sample_lock);
+    return rc;
+}
+
+int gw__monitor_read_process_memory(gw_monitor *m, const gw_device *d, uint32_t pid,
+                                    uint64_t *bytes, gw_error *err)
+{
+    pthread_mutex_lock(&m->sample_lock);
+    source *s = source_of(m, d);
+    int rc = s && s->ops->read_process_memory
+                 ? s->ops->read_process_memory(s->state, d->info.source_index, pid, bytes, err)
+                 : GW_ENOTSUP;
     pthread_mutex_unlock(&m->sample_lock);
     return rc;
 }

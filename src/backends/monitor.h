@@ -65,4 +65,10 @@ gw_snapshot *gw__snapshot_assemble(const gw__collect *const *parts, size_t n, in
  * the op's errors otherwise. */
 int gw__monitor_read_memory(gw_monitor *m, const gw_device *d, gw_sample *out, gw_error *err);
 
+/* The memory process pid holds on snapshot device d, read now through its
+ * source's read_process_memory op under the sample lock. GW_ENOTSUP when
+ * the source has no such op or is not open; the op's errors otherwise. */
+int gw__monitor_read_process_memory(gw_monitor *m, const gw_device *d, uint32_t pid,
+                                    uint64_t *bytes, gw_error *err);
+
 #endif

@@ -1138,6 +1138,37 @@ static int nvml_read_memory(void *state, uint32_t idx, gw_sample *out, gw_error 
     return gw__error_set(err, GW_ENODEV, "NVML: no GPU %u", idx);
 }
 
+/* The read_process_memory op: the compute list of the device NVML numbers
+ * idx, searched for pid. */
+static int nvml_read_process_memory(void *state, uint32_t idx, uint32_t pid, uint64_t *bytes,
+                                    gw_error *err)
+{
+    nvml_state *s = state;
+    for (unsigned i = 0; i < s->n_devs; i++) {
+        nvml_dev *d = &s->devs[i];
+        if (d->info.source_index != idx)
+            continue;
+        if (!d->handle || d->error || d->lost)
+            return gw__error_set(err, GW_ELOST, "NVML: GPU %u: %s", idx, d->reason);
+        unsigned n;
+        if (read_list(s, d, s->fn.DeviceGetComputeRunningProcesses_v2,
+                      s->fn.DeviceGetComputeRunningProcesses, "DeviceGetComputeRunningProcesses",
+                      &n) != GW_OK)
+            return gw__error_set(err, GW_ENOMEM, "NVML: out of memory");
+        for (unsigned k = 0; k < n; k++) {
+            if (s->raw[k].pid != pid)
+                continue;
+            if (s->raw[k].used_gpu_memory == GW_NVML_VALUE_NOT_AVAILABLE_ULL)
+                return gw__error_set(err, GW_ENOTSUP, "NVML: GPU %u gives no memory figure "
+                                     "for process %u", idx, pid);
+            *bytes = s->raw[k].used_gpu_memory;
+            return GW_OK;
+        }
+        return gw__error_set(err, GW_ENOENT, "NVML: process %u is not on GPU %u", pid, idx);
+    }
+    return gw__error_set(err, GW_ENODEV, "NVML: no GPU %u", idx);
+}
+
 const gw__backend_ops gw__backend_nvml = {
     .name = "nvml",
     .vendor = GW_VENDOR_NVIDIA,
@@ -1146,4 +1177,5 @@ const gw__backend_ops gw__backend_nvml = {
     .status = nvml_status,
     .close = nvml_close,
     .read_memory = nvml_read_memory,
+    .read_process_memory = nvml_read_process_memory,
 };

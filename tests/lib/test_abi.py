@@ -12,9 +12,11 @@ release deliberately changes the ABI, with a new SONAME or version node):
 """
 import os
 import re
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, failures, finish, run  # noqa: E402
 
 BUILD = os.environ["GPUWATCH_BUILD_ROOT"]
 SOURCE = os.environ["GPUWATCH_SOURCE_ROOT"]
@@ -22,17 +24,6 @@ LIB = os.path.join(BUILD, "src", "lib", "libgpuwatch.so.1")
 HEADER = os.path.join(SOURCE, "include", "gpuwatch.h")
 MAP = os.path.join(SOURCE, "src", "lib", "libgpuwatch.map")
 ABI_DIR = os.path.join(SOURCE, "tests", "lib", "abi")
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
 
 
 def header_api():
@@ -116,5 +107,4 @@ CASES = {"exports": case_exports, "abidiff": case_abidiff, "old-binary": case_ol
 
 if __name__ == "__main__":
     CASES[sys.argv[1]]()
-    print("%d passed, %d failed" % (0 if failures else 1, 1 if failures else 0))
-    sys.exit(1 if failures else 0)
+    finish()

@@ -11,29 +11,16 @@ import glob
 import os
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from checks import check, failures, finish, run  # noqa: E402
 
 BUILD = os.environ["GPUWATCH_BUILD_ROOT"]
 SOURCE = os.environ["GPUWATCH_SOURCE_ROOT"]
 FAKE = os.path.join(BUILD, "tests", "nvml", "lib-full", "libnvidia-ml.so.1")
 SCN = os.path.join(SOURCE, "tests", "nvml", "scenarios", "two.scn")
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-    if r.returncode:
-        print("$", " ".join(map(shlex.quote, cmd)), "->", r.returncode, r.stdout[-2000:],
-              r.stderr[-2000:])
-    return r
 
 
 def scenario_gpus():
@@ -119,5 +106,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    print("%d passed, %d failed" % (0 if failures else 1, 1 if failures else 0))
-    sys.exit(1 if failures else 0)
+    finish()

@@ -6,7 +6,9 @@
  * table, bf16 answers for NVIDIA compute capabilities, size-versioned
  * structs, the watcher's levels with hysteresis (a thread: TSan runs this
  * file), the batch finder on a simulated job whose memory grows linearly,
- * its recovery and its cache, and progress reports into a folder. The
+ * its recovery and its cache, AMD and Intel fixture trees (tests/fixtures:
+ * fresh reads, gfx target, architecture), and progress reports into a
+ * folder. The
  * scenario each test writes is its input; expected values are computed from
  * that input, never read back from the library.
  *
@@ -167,10 +169,11 @@ static int table_read(gw_monitor *m, size_t i, uint64_t *freeb, uint64_t *total)
         uint64_t seq = __atomic_load_n(&t[0], __ATOMIC_ACQUIRE);
         if (seq & 1)
             continue;
-        int ok = t[1] == 1 && i < t[2] && (t[5 + 3 * i] & 1);
-        *freeb = t[3 + 3 * i];
-        *total = t[4 + 3 * i];
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        int ok = __atomic_load_n(&t[1], __ATOMIC_ACQUIRE) == 1 &&
+                 i < __atomic_load_n(&t[2], __ATOMIC_ACQUIRE) &&
+                 (__atomic_load_n(&t[5 + 3 * i], __ATOMIC_ACQUIRE) & 1);
+        *freeb = __atomic_load_n(&t[3 + 3 * i], __ATOMIC_ACQUIRE);
+        *total = __atomic_load_n(&t[4 + 3 * i], __ATOMIC_ACQUIRE);
         if (__atomic_load_n(&t[0], __ATOMIC_RELAXED) == seq)
             return ok;
     }
@@ -478,6 +481,98 @@ static void test_batch_without_model(void **state)
     assert_int_equal(gw_find_batch_size(&o, &small, &err), GW_EINVAL);
 }
 
+/* Opens a monitor on one fixture tree (tests/fixtures) with one source. */
+static gw_monitor *open_fixture(const char *root, const char *source)
+{
+    char sys_root[600], proc_root[600];
+    snprintf(sys_root, sizeof sys_root, "%s/sys", root);
+    snprintf(proc_root, sizeof proc_root, "%s/proc", root);
+    gw_config cfg;
+    gw_config_init(&cfg);
+    cfg.sources = source;
+    cfg.sys_root = sys_root;
+    cfg.proc_root = proc_root;
+    gw_monitor *m = NULL;
+    gw_error err;
+    assert_int_equal(gw_monitor_open(&m, &cfg, &err), GW_OK);
+    g_open = m;
+    return m;
+}
+
+static uint64_t read_number(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    unsigned long long v = 0;
+    assert_int_equal(fscanf(f, "%llu", &v), 1);
+    fclose(f);
+    return v;
+}
+
+/* AMD (amdgpu sysfs + KFD gfx target) in a copy of the rdna3 fixture whose
+ * used VRAM changes under the monitor: the fresh read sees it (the
+ * read_memory op), the cached one does not. */
+static void test_amd_fixture(void **state)
+{
+    (void)state;
+    const char *src = getenv("GPUWATCH_SOURCE_ROOT");
+    assert_non_null(src);
+    char root[300], cmd[1200], dev[700];
+    snprintf(root, sizeof root, "%s/rdna3", g_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s/tests/fixtures/rdna3' '%s'", root, src, root);
+    assert_int_equal(system(cmd), 0);
+    snprintf(dev, sizeof dev, "%s/sys/class/drm/card0/device", root);
+    char path[800];
+    snprintf(path, sizeof path, "%s/mem_info_vram_total", dev);
+    uint64_t total = read_number(path);
+    snprintf(path, sizeof path, "%s/mem_info_vram_used", dev);
+    uint64_t used = read_number(path);
+    gw_monitor *m = open_fixture(root, "amdgpu");
+    uint64_t f = 0, t = 0;
+    gw_error err;
+    assert_int_equal(gw_mem_get_info(m, 0, GW_READ_CACHED, &f, &t, &err), GW_OK);
+    assert_true(t == total && f == total - used);
+    FILE *w = fopen(path, "w"); /* the GPU fills up */
+    assert_non_null(w);
+    fprintf(w, "%llu\n", (unsigned long long)(used + 4 * GIB));
+    fclose(w);
+    assert_int_equal(gw_mem_get_info(m, 0, GW_READ_CACHED, &f, &t, &err), GW_OK);
+    assert_true(f == total - used);
+    assert_int_equal(gw_mem_get_info(m, 0, GW_READ_FRESH, &f, &t, &err), GW_OK);
+    assert_true(f == total - used - 4 * GIB);
+    char why[200];
+    assert_int_equal(gw_device_supports_bf16(m, 0, why, sizeof why), 1); /* gfx1100 */
+    assert_non_null(strstr(why, "gfx1100"));
+    assert_int_equal(gw_mem_get_info(m, 1, GW_READ_FRESH, &f, &t, &err), GW_ENODEV);
+}
+
+/* Intel (xe sysfs + fdinfo): no single-device read, so a fresh read is a
+ * whole sample; the architecture comes from the PCI id. */
+static void test_intel_fixture(void **state)
+{
+    (void)state;
+    const char *src = getenv("GPUWATCH_SOURCE_ROOT");
+    assert_non_null(src);
+    char root[600], path[800];
+    snprintf(root, sizeof root, "%s/tests/fixtures/arc_xe", src);
+    snprintf(path, sizeof path, "%s/sys/class/drm/card0/device/tile0/physical_vram_size_bytes",
+             root);
+    uint64_t total = read_number(path);
+    gw_monitor *m = open_fixture(root, "intel");
+    uint64_t f1 = 0, t1 = 0, f2 = 0, t2 = 0;
+    gw_error err;
+    assert_int_equal(gw_mem_get_info(m, 0, GW_READ_CACHED, &f1, &t1, &err), GW_OK);
+    assert_int_equal(gw_mem_get_info(m, 0, GW_READ_FRESH, &f2, &t2, &err), GW_OK);
+    assert_true(t1 == total && t2 == total && f1 <= total && f2 == f1);
+    gw_snapshot *s = gw_monitor_latest(m);
+    assert_non_null(s);
+    assert_true(gw_snapshot_seq(s) == 2); /* the fresh read sampled */
+    assert_string_equal(gw_device_text_of(gw_snapshot_device(s, 0), GW_DEVICE_ARCH), "xe-hpg");
+    gw_snapshot_release(s);
+    char why[200];
+    assert_int_equal(gw_device_supports_bf16(m, 0, why, sizeof why), 1);
+}
+
 static void test_progress_report(void **state)
 {
     (void)state;
@@ -517,6 +612,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_watcher, teardown),
         cmocka_unit_test_teardown(test_batch_linear, teardown),
         cmocka_unit_test_teardown(test_batch_without_model, teardown),
+        cmocka_unit_test_teardown(test_amd_fixture, teardown),
+        cmocka_unit_test_teardown(test_intel_fixture, teardown),
         cmocka_unit_test_teardown(test_progress_report, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,9 +27,11 @@ FIXTURES = os.path.join(SOURCE, "tests", "fixtures")
 os.environ.setdefault("GPUWATCH_LIBRARY", os.path.join(BUILD, "src", "lib", "libgpuwatch.so.1"))
 sys.path.insert(0, os.path.join(SOURCE, "python"))
 sys.path.insert(0, os.path.join(SOURCE, "tests", "top"))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
 
 import gpuwatch  # noqa: E402
 import scenario  # noqa: E402  (tests/top: its own reader of the scenario format)
+from simjob import OutOfMemoryError, SimJob, XlaRuntimeError, set_used  # noqa: E402
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -60,13 +62,6 @@ def gpu(name, total, cc=None, used=0, used_file=None, i=0):
     if used_file:
         g["memory.used.file"] = used_file
     return g
-
-
-def set_used(path, n):
-    tmp = str(path) + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % n)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------- devices
@@ -274,65 +269,6 @@ def test_watcher_callback_error_is_kept(tmp_path):
 
 # -------------------------------------------------------- batch finder
 
-class OutOfMemoryError(RuntimeError):
-    """Named like torch.OutOfMemoryError: recognised by its class name."""
-
-
-class XlaRuntimeError(Exception):
-    """jax's error type: recognised by its message."""
-
-
-class SimJob:
-    """A training step on GPU 0 of the scenario: it needs need(batch) bytes
-    on top of what is used; when that passes the device's total it raises an
-    out-of-memory error the way a framework does. Its memory stays allocated
-    (a framework's cache) until cleanup(). A neighbour may take memory
-    between trials."""
-
-    def __init__(self, used_file, total, need, error="torch", neighbour=None):
-        self.used_file, self.total, self.need = used_file, total, need
-        self.base = 4 * GIB
-        self.neighbour = neighbour or (lambda: 0)
-        self.held = 0
-        self.trials = []
-        self.dirty = False
-        self.order_errors = 0
-        self.error = error
-        self.flush()
-
-    def flush(self):
-        set_used(self.used_file, self.base + self.nb + self.held)
-
-    def fits(self, batch, neighbour=None):
-        nb = self.nb if neighbour is None else neighbour
-        return self.base + nb + self.need(batch) <= self.total
-
-    def step(self, batch):
-        if self.dirty:
-            self.order_errors += 1
-        self.dirty = True
-        self.nb = self.neighbour()
-        ok = self.fits(batch)
-        self.trials.append((batch, ok))
-        if not ok:
-            self.flush()
-            if self.error == "torch":
-                raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-            if self.error == "jax":
-                raise XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to "
-                                      "allocate 17179869184 bytes.")
-            raise RuntimeError("HIP out of memory. Tried to allocate 1.50 GiB")
-        self.held = self.need(batch)
-        self.flush()
-
-    def cleanup(self):
-        self.dirty = False
-        self.held = 0
-        self.flush()
-
-    nb = 0
-
-
 def largest_fitting(job, lo, hi, neighbour=0):
     best = None
     for b in range(lo, hi + 1):
@@ -341,12 +277,14 @@ def largest_fitting(job, lo, hi, neighbour=0):
     return best
 
 
-def run_finder(tmp_path, job_args, lo=1, hi=4096, **kw):
+def run_finder(tmp_path, job_args, lo=1, hi=4096, procs_file=None, **kw):
     used = tmp_path / "used0"
     set_used(used, 0)
     total = 80 * GIB
-    path = write_scenario(tmp_path, [gpu("NVIDIA A100-SXM4-80GB", total, (8, 0),
-                                         used_file=str(used))])
+    g = gpu("NVIDIA A100-SXM4-80GB", total, (8, 0), used_file=str(used))
+    if procs_file:
+        g["processes.file"] = procs_file
+    path = write_scenario(tmp_path, [g])
     m = nvml_monitor(path)
     job = SimJob(str(used), total, **job_args)
     r = gpuwatch.find_batch_size(job.step, lo, hi, device=0, cleanup=job.cleanup, monitor=m,
@@ -379,19 +317,29 @@ def test_batch_nonlinear(tmp_path):
         assert job.order_errors == 0
 
 
-def test_batch_noisy_neighbour(tmp_path):
+@pytest.mark.parametrize("listed", [True, False], ids=["process-list", "device-only"])
+def test_batch_noisy_neighbour(tmp_path, listed):
     rng = random.Random(7)
     neighbour = lambda: rng.choice([3, 4, 5, 6]) * GIB
     need = lambda b: 2 * GIB + b * 60 * MIB
-    m, job, r = run_finder(tmp_path, dict(need=need, neighbour=neighbour), margin=0.05)
+    procs = str(tmp_path / "procs") if listed else None
+    m, job, r = run_finder(tmp_path, dict(need=need, neighbour=neighbour, procs_file=procs),
+                           margin=0.05, procs_file=procs)
     with m:
         # whatever ran, ran with the neighbour of that moment
         assert (r.largest_ok, True) in job.trials
         assert r.smallest_oom is None or r.smallest_oom > r.largest_ok
         # the answer fits even when the neighbour holds the most it ever does
         assert job.fits(r.batch, neighbour=6 * GIB)
-        assert r.largest_ok >= largest_fitting(job, 1, 4096, neighbour=6 * GIB)
+        # and the search went on until the bracket was within what the
+        # neighbour's 3 GiB swing spans in batch sizes
+        band = 3 * GIB // (60 * MIB)
+        assert r.largest_ok >= largest_fitting(job, 1, 4096, neighbour=6 * GIB) - band
+        if r.smallest_oom:
+            assert r.smallest_oom - r.largest_ok <= band + 1
         assert job.order_errors == 0
+        if listed:  # the job's own memory was measured: the model is exact
+            assert abs(r.bytes_per_sample - 60 * MIB) < 0.01 * 60 * MIB
 
 
 def test_batch_cache(tmp_path):

@@ -189,6 +189,7 @@ struct nvmlDevice_st {
     char name[128], uuid[128], serial[64], bus_id[64];
     bool has_name, has_uuid, has_serial, has_bus_id;
     char used_file[512]; /* memory.used.file: used bytes read at every memory call */
+    char procs_file[512]; /* processes.file: the compute list read at every list call */
     unsigned long long v[K_COUNT];
     bool has[K_COUNT];
     struct fake_list compute, graphics, putil; /* fake_proc / fake_putil */
@@ -512,6 +513,9 @@ static bool parse_line(struct fake_state *s, char *line)
     else if (!strcmp(key, "memory.used.file")) {
         bool unused;
         set_str(g->used_file, sizeof g->used_file, val, &unused);
+    } else if (!strcmp(key, "processes.file")) {
+        bool unused;
+        set_str(g->procs_file, sizeof g->procs_file, val, &unused);
     }
     else if (!strcmp(key, "pci.bus_id")) {
         unsigned d, b, dev;
@@ -1231,6 +1235,18 @@ static nvmlReturn_t serve_procs(nvmlDevice_t d, const struct fake_list *l, unsig
 {
     if (!count)
         return NVML_ERROR_INVALID_ARGUMENT;
+    struct fake_proc from_file[64];
+    struct fake_list file_list = {from_file, 0, 64};
+    if (l == &d->compute && d->procs_file[0]) { /* processes.file: "PID MEM" lines, now */
+        FILE *f = fopen(d->procs_file, "r");
+        unsigned pid;
+        unsigned long long mem;
+        while (f && file_list.n < 64 && fscanf(f, "%u %llu", &pid, &mem) == 2)
+            from_file[file_list.n++] = (struct fake_proc){pid, mem, 0xFFFFFFFFu, 0xFFFFFFFFu};
+        if (f)
+            fclose(f);
+        l = &file_list;
+    }
     unsigned n = l->n;
     if (*count == 0 && n > 0) {
         unsigned grow = d->has[K_PROCS_GROW] ? (unsigned)d->v[K_PROCS_GROW] : 0;

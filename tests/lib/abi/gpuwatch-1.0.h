@@ -1,5 +1,6 @@
 /* gpuwatch-1.0.h — FROZEN copy of include/gpuwatch.h as libgpuwatch 1.0 shipped it
  * (tests/lib/abi/old_client.c is built against it). Never edit. Originally:
+ * gpuwatch.h — the public API of libgpuwatch (installed; docs/library.md).
  *
  * What it owns: the error codes, the names of metrics and states, the monitor
  * that opens the vendor sources and takes snapshots, read-only access to a
@@ -414,8 +415,8 @@ GW_API int gw_mem_get_info(gw_monitor *m, uint32_t device, gw_read_mode mode,
  *   [3 + 3i], [4 + 3i], [5 + 3i]: device i's free bytes, total bytes, and
  *        flags (bit 0: the figures are valid; clear when the device is
  *        lost, in error or gives no memory figure)
- * Read it as a seqlock: load [0] (acquire), read, load [0] again; retry
- * when the two differ or are odd. Holds at most GW_MEMORY_TABLE_DEVICES
+ * Read it as a seqlock: load [0] (acquire), load the words you need
+ * (acquire), load [0] again; retry when the two differ or are odd. Holds at most GW_MEMORY_TABLE_DEVICES
  * devices; gw_mem_get_info answers for the rest. Never NULL. */
 #define GW_MEMORY_TABLE_DEVICES 256
 GW_API const uint64_t *gw_monitor_memory_table(gw_monitor *m, size_t *n_words);
