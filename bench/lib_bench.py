@@ -24,7 +24,7 @@ run, on the fake NVML (tests/nvml):
      every trial (3-6 GiB), once with NVML's process list (the job's own
      memory is measured) and once with device memory only. Trials and OOMs
      per workload, totals, and the ratio; the target is <= half the trials
-     and never more OOMs. The answer column: largest batch that ran, each
+     per family and, in every workload, never more OOMs. The answer column: largest batch that ran, each
      finder (with a neighbour the limit itself moves between trials).
 
     bench/lib_bench.py [--build DIR] [--calls N] [--real-nvml]
@@ -183,6 +183,7 @@ def bench_batch(a, tmp):
     verdicts = []
     for family, cases, listed in workloads():
         sums = [0, 0, 0, 0]
+        more_ooms = 0  # workloads where gpuwatch ran out of memory more often
         if os.path.exists(procs):
             os.unlink(procs)  # no process list: device-level memory only
         for name, need, seed in cases:
@@ -197,12 +198,13 @@ def bench_batch(a, tmp):
             print("  %-34s %9d/%-4d %9d/%-4d %5d/%-5d" % (name[:34], r.trials, r.ooms, t2, o2,
                                                           r.largest_ok, best))
             sums = [sums[0] + r.trials, sums[1] + r.ooms, sums[2] + t2, sums[3] + o2]
+            more_ooms += r.ooms > o2
         ratio = sums[0] / sums[2]
-        ok = ratio <= 0.5 and sums[1] <= sums[3]
+        ok = ratio <= 0.5 and more_ooms == 0
         verdicts.append(ok)
-        print("  %-34s %9d/%-4d %9d/%-4d  trials %.2fx, OOMs %d vs %d: %s" % (
-            ("= " + family)[:34], sums[0], sums[1], sums[2], sums[3], ratio, sums[1], sums[3],
-            "met" if ok else "MISSED"))
+        print("  %-34s %9d/%-4d %9d/%-4d  trials %.2fx, more OOMs in %d of %d: %s" % (
+            ("= " + family)[:34], sums[0], sums[1], sums[2], sums[3], ratio, more_ooms,
+            len(cases), "met" if ok else "MISSED"))
     mon.close()
     return all(verdicts)
 

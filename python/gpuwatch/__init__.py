@@ -189,7 +189,7 @@ def devices():
 
 def mem_get_info(index, fresh=False):
     """(free, total) bytes of device index; see Monitor.mem_get_info."""
-    return default_monitor().mem_get_info(index, fresh)
+    return (_default or default_monitor()).mem_get_info(index, fresh)
 
 
 def bf16_support(index):

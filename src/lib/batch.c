@@ -70,6 +70,7 @@ typedef struct search {
     bool last_model;       /* the last two-sided step was the model's */
     uint64_t last_width;   /* the bracket's width before that step */
     bool crept;            /* ok + 1 was tried on the model's word */
+    bool stepped;          /* the top less the noise band was tried */
 } search;
 
 void gw_batch_options_init_size(gw_batch_options *o, size_t size)
@@ -88,7 +89,7 @@ void gw_batch_options_init_size(gw_batch_options *o, size_t size)
     memcpy(o, &d, size);
 }
 
-static bool search_check(const search *s)
+__attribute__((unused)) static bool search_check(const search *s)
 {
     return (!s->ok || !s->oom || s->ok < s->oom) && s->n <= MAX_POINTS;
 }
@@ -323,8 +324,10 @@ static uint64_t next_trial(search *s)
         return s->ok + 1;
     }
     uint64_t band = noise_band(s, top);
-    if (pred > top && band && top > s->ok + band) /* the neighbour moved the limit: the */
-        return top - band;                        /* model's top less what noise spans */
+    if (pred > top && band && top > s->ok + band && !s->stepped) { /* the neighbour moved */
+        s->stepped = true; /* the limit: once, the top less what the noise spans */
+        return top - band;
+    }
     if (top / 4 > s->ok) /* a bracket over a wide ratio: halve it in log space */
         return (uint64_t)sqrt((double)s->ok * (double)top);
     return s->ok + (width + 1) / 2; /* bisection */

@@ -17,6 +17,7 @@
 #include "core/pressure.h"
 #include "core/util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -49,6 +50,19 @@ const char *gw_pressure_name(gw_pressure p)
     return "unknown";
 }
 
+/* The watcher's own invariants: thresholds as gw_watcher_start checked
+ * them, and every level one of the three (caller holds the lock). */
+__attribute__((unused)) static bool watcher_check(const gw_watcher *w)
+{
+    if (!(w->warn > 0 && w->warn <= w->critical && w->critical <= 1 && w->hysteresis >= 0 &&
+          w->hysteresis < w->warn && w->interval_ms >= 10))
+        return false;
+    for (size_t i = 0; i < WATCH_MAX_DEVICES; i++)
+        if (w->levels[i] > GW_PRESSURE_CRITICAL)
+            return false;
+    return true;
+}
+
 /* Applies one snapshot: new levels under the lock, callbacks after it. */
 static void observe(gw_watcher *w, const gw_snapshot *s)
 {
@@ -73,6 +87,7 @@ static void observe(gw_watcher *w, const gw_snapshot *s)
             .previous = (gw_pressure)before, .used_bytes = x->mem_used,
             .total_bytes = x->mem_total, .ratio = r, .at_ns = d->sampled_at_ns};
     }
+    assert(watcher_check(w));
     pthread_mutex_unlock(&w->lock);
     for (size_t k = 0; k < n_ev; k++)
         w->fn(&ev[k], w->user);

@@ -484,7 +484,7 @@ static void test_batch_without_model(void **state)
 /* Opens a monitor on one fixture tree (tests/fixtures) with one source. */
 static gw_monitor *open_fixture(const char *root, const char *source)
 {
-    char sys_root[600], proc_root[600];
+    char sys_root[640], proc_root[640];
     snprintf(sys_root, sizeof sys_root, "%s/sys", root);
     snprintf(proc_root, sizeof proc_root, "%s/proc", root);
     gw_config cfg;
