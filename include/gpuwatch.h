@@ -414,7 +414,8 @@ GW_API int gw_mem_get_info(gw_monitor *m, uint32_t device, gw_read_mode mode,
  *        flags (bit 0: the figures are valid; clear when the device is
  *        lost, in error or gives no memory figure)
  * Read it as a seqlock: load [0] (acquire), load the words you need
- * (acquire), load [0] again; retry when the two differ or are odd. Holds at most GW_MEMORY_TABLE_DEVICES
+ * (acquire), load [0] again; retry when the two differ or are odd. The
+ * writer stores every word with release ordering. Holds at most GW_MEMORY_TABLE_DEVICES
  * devices; gw_mem_get_info answers for the rest. Never NULL. */
 #define GW_MEMORY_TABLE_DEVICES 256
 GW_API const uint64_t *gw_monitor_memory_table(gw_monitor *m, size_t *n_words);

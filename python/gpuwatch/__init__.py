@@ -11,9 +11,12 @@ NVIDIA (NVML), AMD and Intel (sysfs / DRM fdinfo), the CLI fallbacks.
 Device indexes are gpuwatch's (the order of `gpuwatch report`), not CUDA's.
 Reference: docs/library.md.
 """
+import atexit
 import collections
 import os
+import platform
 import threading
+import weakref
 
 from . import _native as _n
 from ._native import GpuwatchError
@@ -69,11 +72,14 @@ class Monitor:
         self._err = _n.Error()
         self._perr = _n.ctypes.pointer(self._err)
         self._lock = threading.Lock()
-        # the memory table (gw_monitor_memory_table): cached reads without a call
+        # the memory table (gw_monitor_memory_table): cached reads without a
+        # call. Python's loads carry no ordering, so the lock-free read is
+        # used only where the CPU keeps loads in order (x86, TSO); elsewhere
+        # every read is the C call, which reads the table as the header says.
         words = _n.c_size_t()
         ptr = _n.gw_monitor_memory_table(self._h, _n.ctypes.byref(words))
         arr = (_n.c_uint64 * words.value).from_address(_n.ctypes.addressof(ptr.contents))
-        self._table = memoryview(arr).cast("B").cast("Q")
+        self._table = memoryview(arr).cast("B").cast("Q") if _ORDERED_LOADS else _NO_TABLE
         self._table_owner = arr
 
     @property
@@ -81,10 +87,18 @@ class Monitor:
         return self._h.value
 
     def close(self):
-        if self._h:
-            self._table = memoryview(b"\0" * 24).cast("Q")  # no reads of freed memory
-            _n.gw_monitor_close(self._h)
-            self._h = _n.c_void_p()
+        """Closes the monitor. Stop its watchers first; no other call of this
+        monitor may run meanwhile."""
+        with self._lock:
+            if self._h:
+                self._table = _NO_TABLE  # later reads take the call, which refuses
+                _n.gw_monitor_close(self._h)
+                self._h = _n.c_void_p()
+
+    def _open_handle(self):
+        if not self._h:
+            raise GpuwatchError(-2, "gpuwatch: the monitor is closed")
+        return self._h
 
     def __enter__(self):
         return self
@@ -102,7 +116,8 @@ class Monitor:
         """Reads every device now; returns devices()."""
         snap = _n.c_void_p()
         err = _n.Error()
-        _n.check(_n.gw_monitor_sample(self._h, _n.ctypes.byref(snap), _n.ctypes.byref(err)), err)
+        _n.check(_n.gw_monitor_sample(self._open_handle(), _n.ctypes.byref(snap),
+                                      _n.ctypes.byref(err)), err)
         try:
             return _devices_of(snap)
         finally:
@@ -110,7 +125,7 @@ class Monitor:
 
     def devices(self):
         """The devices of the latest sample (sampling once when there is none)."""
-        snap = _n.gw_monitor_latest(self._h)
+        snap = _n.gw_monitor_latest(self._open_handle())
         if not snap:
             return self.sample()
         try:
@@ -125,7 +140,7 @@ class Monitor:
         if not fresh:
             t = self._table  # seqlock read of the table (layout 1)
             seq = t[0]
-            if not seq & 1 and index < t[2]:
+            if not seq & 1 and 0 <= index < t[2]:
                 base = 3 + 3 * index
                 free, total, flags = t[base], t[base + 1], t[base + 2]
                 if flags & 1 and t[0] == seq:
@@ -140,7 +155,7 @@ class Monitor:
     def bf16_support(self, index):
         """(True / False / None when not known, reason)."""
         buf = _n.ctypes.create_string_buffer(256)
-        v = _n.gw_device_supports_bf16(self._h, index, buf, len(buf))
+        v = _n.gw_device_supports_bf16(self._open_handle(), index, buf, len(buf))
         return (None if v < 0 else bool(v)), buf.value.decode("utf-8", "replace")
 
 
@@ -167,6 +182,10 @@ def _devices_of(snap):
             state=_n.gw_device_state_name(_n.gw_device_state_of(d)).decode()))
     return out
 
+
+# Python's loads are ordered on these (TSO): the table's lock-free read is safe
+_ORDERED_LOADS = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+_NO_TABLE = memoryview(b"\0" * 24).cast("Q")  # zero devices: every read takes the call
 
 _default = None
 _default_lock = threading.Lock()
@@ -226,9 +245,10 @@ class Watcher:
         self._cb = _n.PRESSURE_FN(self._on_event)  # kept alive while the thread runs
         self._h = _n.c_void_p()
         err = _n.Error()
-        _n.check(_n.gw_watcher_start(_n.ctypes.byref(self._h), self._monitor.handle,
+        _n.check(_n.gw_watcher_start(_n.ctypes.byref(self._h), self._monitor._open_handle(),
                                      int(round(interval * 1000)), warn, critical, hysteresis,
                                      self._cb, None, _n.ctypes.byref(err)), err)
+        _live_watchers.add(self)
 
     def _on_event(self, ev, _user):
         e = ev.contents
@@ -243,6 +263,8 @@ class Watcher:
 
     def level(self, index):
         """The current level of device index: "normal", "warning" or "critical"."""
+        if not self._h:
+            raise GpuwatchError(-2, "gpuwatch: the watcher is stopped")
         return _LEVELS[_n.gw_watcher_level(self._h, index)]
 
     @property
@@ -250,9 +272,12 @@ class Watcher:
         return _n.gw_watcher_samples(self._h) if self._h else 0
 
     def stop(self):
+        """Stops the thread. From the watcher's own callback it ends after
+        that callback returns; otherwise it has ended when stop returns."""
         if self._h:
-            _n.gw_watcher_stop(self._h)
-            self._h = _n.c_void_p()
+            h, self._h = self._h, _n.c_void_p()
+            _live_watchers.discard(self)
+            _n.gw_watcher_stop(h)
 
     def __enter__(self):
         return self
@@ -265,6 +290,17 @@ class Watcher:
             self.stop()
         except Exception:
             pass
+
+
+# Watchers still running when the interpreter exits are stopped first: their
+# threads call into Python, which must not happen during finalisation.
+_live_watchers = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_watchers():
+    for w in list(_live_watchers):
+        w.stop()
 
 
 def report_progress(job, gpu, done, total=0, unit="", message=""):

@@ -16,7 +16,8 @@ BatchResult = collections.namedtuple(
     "BatchResult", "batch largest_ok smallest_oom trials ooms from_cache bytes_per_sample "
                    "fixed_bytes note")
 
-_OOM_NAMES = ("OutOfMemory", "OOM")
+# class names (or their endings) of the frameworks' out-of-memory errors
+_OOM_NAMES = ("OutOfMemoryError", "OutOfMemory", "OOMError", "ResourceExhaustedError")
 _OOM_TEXT = ("out of memory", "resource_exhausted", "failed to allocate", "hipErrorOutOfMemory",
              "cudaErrorMemoryAllocation", "CUDA_ERROR_OUT_OF_MEMORY")
 _TRIAL_OK, _TRIAL_OOM, _TRIAL_ERROR = 0, 1, 2
@@ -32,8 +33,7 @@ def is_oom_error(exc):
     if isinstance(exc, MemoryError):
         return True
     for cls in type(exc).__mro__:
-        if any(n.lower() in cls.__name__.lower() for n in _OOM_NAMES) or \
-                cls.__name__ == "ResourceExhaustedError":
+        if cls.__name__.endswith(_OOM_NAMES):
             return True
     text = str(exc).lower()
     return any(t.lower() in text for t in _OOM_TEXT)
@@ -79,14 +79,17 @@ def find_batch_size(fn, lo=1, hi=65536, device=None, margin=0.05, cleanup=None,
     mon = monitor or (default_monitor() if device is not None else None)
     failure = []
 
+    # Nothing may escape a ctypes callback (ctypes would print it and carry
+    # on): every exception, KeyboardInterrupt included, is kept and raised
+    # again once the search has returned.
     def trial(batch, _user):
         if failure:
             return _TRIAL_ERROR
         try:
             fn(int(batch))
             return _TRIAL_OK
-        except Exception as exc:  # noqa: BLE001 -- sorted below
-            if is_oom_error(exc):
+        except BaseException as exc:  # noqa: BLE001 -- sorted below
+            if isinstance(exc, Exception) and is_oom_error(exc):
                 return _TRIAL_OOM
             failure.append(exc)
             return _TRIAL_ERROR
@@ -94,7 +97,7 @@ def find_batch_size(fn, lo=1, hi=65536, device=None, margin=0.05, cleanup=None,
     def clean(_user):
         try:
             (cleanup or default_cleanup)()
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001
             failure.append(exc)
 
     o = _n.BatchOptions()

@@ -19,7 +19,8 @@
  *  5. gw_monitor_sample and the read_memory path hold sample_lock, so a
  *     watcher thread and the application may both use one monitor; the
  *     newest snapshot becomes `latest` and its memory figures the table
- *     (a seqlock: even seq when stable) under latest_lock.
+ *     (a seqlock: even seq when stable) under latest_lock, taken inside
+ *     sample_lock (never the other way round), so latest never goes back.
  */
 #include "backends/monitor.h"
 #include "backends/backend.h"
@@ -338,42 +339,48 @@ static int sample_locked(gw_monitor *m, gw_snapshot **out, gw_error *err)
 
 /* Writes s's memory figures into the table as a seqlock writer (caller
  * holds latest_lock, which orders writers): seq made odd by an acq_rel
- * increment (no word below moves before it), every word stored atomically,
- * seq made even by a release store (no word moves after it). */
+ * increment; every word a release store, so a reader whose acquire load
+ * sees a new word also sees the odd seq (and retries); seq made even by a
+ * release store after them. */
 static void table_write(gw_monitor *m, const gw_snapshot *s)
 {
     uint64_t *t = m->table;
     size_t n = s->n_devices < GW_MEMORY_TABLE_DEVICES ? s->n_devices : GW_MEMORY_TABLE_DEVICES;
     uint64_t seq = __atomic_add_fetch(&t[0], 1, __ATOMIC_ACQ_REL); /* odd: being written */
-    __atomic_store_n(&t[1], 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&t[2], n, __ATOMIC_RELAXED);
+    __atomic_store_n(&t[1], 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&t[2], n, __ATOMIC_RELEASE);
     for (size_t i = 0; i < n; i++) {
         const gw_device *d = &s->devices[i];
         uint64_t f = 0, total = 0;
         bool ok = d->state != GW_DEVICE_LOST && d->state != GW_DEVICE_ERROR &&
                   gw__sample_free_total(&d->sample, &f, &total);
-        __atomic_store_n(&t[3 + 3 * i], ok ? f : 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&t[4 + 3 * i], ok ? total : 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&t[5 + 3 * i], ok ? 1 : 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t[3 + 3 * i], ok ? f : 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&t[4 + 3 * i], ok ? total : 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&t[5 + 3 * i], ok ? 1 : 0, __ATOMIC_RELEASE);
     }
     __atomic_store_n(&t[0], seq + 1, __ATOMIC_RELEASE); /* even: stable */
 }
 
 int gw_monitor_sample(gw_monitor *m, gw_snapshot **out, gw_error *err)
 {
+    if (!m) {
+        *out = NULL;
+        return gw__error_set(err, GW_EINVAL, "monitor: NULL");
+    }
     pthread_mutex_lock(&m->sample_lock);
     int rc = sample_locked(m, out, err);
+    gw_snapshot *old = NULL;
+    if (rc == GW_OK) { /* published under sample_lock: latest only moves forward */
+        gw_snapshot_acquire(*out);
+        pthread_mutex_lock(&m->latest_lock);
+        old = m->latest;
+        m->latest = *out;
+        table_write(m, *out);
+        pthread_mutex_unlock(&m->latest_lock);
+    }
     pthread_mutex_unlock(&m->sample_lock);
-    if (rc != GW_OK)
-        return rc;
-    gw_snapshot_acquire(*out);
-    pthread_mutex_lock(&m->latest_lock);
-    gw_snapshot *old = m->latest;
-    m->latest = *out;
-    table_write(m, *out);
-    pthread_mutex_unlock(&m->latest_lock);
     gw_snapshot_release(old);
-    return GW_OK;
+    return rc;
 }
 
 const uint64_t *gw_monitor_memory_table(gw_monitor *m, size_t *n_words)
@@ -385,6 +392,8 @@ const uint64_t *gw_monitor_memory_table(gw_monitor *m, size_t *n_words)
 
 gw_snapshot *gw_monitor_latest(gw_monitor *m)
 {
+    if (!m)
+        return NULL;
     pthread_mutex_lock(&m->latest_lock);
     gw_snapshot *s = m->latest ? gw_snapshot_acquire(m->latest) : NULL;
     pthread_mutex_unlock(&m->latest_lock);

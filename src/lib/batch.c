@@ -222,6 +222,8 @@ static uint64_t predict(search *s)
     uint64_t own;
     if (s->own && own_now(s, &own) == 1 && own > s->own_base)
         room += (double)(own - s->own_base);
+    else if (!s->own && used > s->base_used) /* what the job keeps between trials (a */
+        room += (double)(used - s->base_used);  /* context) is in fixed and not free */
     if (room <= 0)
         return 1;
     if (s->quad > 0)
@@ -353,11 +355,11 @@ static int run_search(search *s, gw_error *err)
     return GW_OK;
 }
 
+/* Checks o, which is this library's copy of the caller's options (the
+ * caller's struct is read only up to its size, once, by the caller of
+ * this). */
 static int check_options(const gw_batch_options *o, gw_error *err)
 {
-    if (!o || o->size < offsetof(gw_batch_options, lo) + sizeof o->lo * 2 + sizeof o->try_fn)
-        return gw__error_set(err, GW_EINVAL, "batch: options not set up with "
-                                             "gw_batch_options_init");
     if (!o->try_fn)
         return gw__error_set(err, GW_EINVAL, "batch: no trial function");
     if (o->lo < 1 || o->hi < o->lo)
@@ -405,6 +407,13 @@ static bool from_cache(const gw_batch_options *o, const char *path, const char *
                                   r->note, sizeof r->note);
     if (got != 1)
         return false;
+    if (e.largest_ok < o->lo || e.largest_ok > o->hi || (!e.smallest_oom && o->hi > e.hi)) {
+        snprintf(r->note, sizeof r->note,
+                 "cached answer (largest %llu, searched up to %llu) is not one for %llu..%llu: "
+                 "searched again", (unsigned long long)e.largest_ok, (unsigned long long)e.hi,
+                 (unsigned long long)o->lo, (unsigned long long)o->hi);
+        return false;
+    }
     if (free_now && e.free_bytes && free_now < e.free_bytes - e.free_bytes / 100) {
         snprintf(r->note, sizeof r->note,
                  "cached answer %llu found with %llu bytes free, %llu free now: searched again",
@@ -412,7 +421,8 @@ static bool from_cache(const gw_batch_options *o, const char *path, const char *
                  (unsigned long long)free_now);
         return false;
     }
-    r->batch = e.batch;
+    double b = floor((double)e.largest_ok * (1.0 - o->margin)); /* this call's margin */
+    r->batch = b < (double)o->lo ? o->lo : (uint64_t)b;
     r->largest_ok = e.largest_ok;
     r->smallest_oom = e.smallest_oom;
     r->from_cache = true;
@@ -421,14 +431,18 @@ static bool from_cache(const gw_batch_options *o, const char *path, const char *
 
 int gw_find_batch_size(const gw_batch_options *opts, gw_batch_result *res, gw_error *err)
 {
-    int rc = check_options(opts, err);
-    if (rc)
-        return rc;
+    if (!opts || opts->size < offsetof(gw_batch_options, try_fn) + sizeof opts->try_fn)
+        return gw__error_set(err, GW_EINVAL, "batch: options not set up with "
+                                             "gw_batch_options_init");
     if (!res || res->size < offsetof(gw_batch_result, note))
         return gw__error_set(err, GW_EINVAL, "batch: result size not set");
-    gw_batch_options o;
+    gw_batch_options o; /* the caller's first opts->size bytes over the defaults */
     gw_batch_options_init(&o);
     memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
+    o.size = sizeof o;
+    int rc = check_options(&o, err);
+    if (rc)
+        return rc;
     gw_batch_result r;
     memset(&r, 0, sizeof r);
     r.size = sizeof r;
@@ -449,7 +463,7 @@ int gw_find_batch_size(const gw_batch_options *opts, gw_batch_result *res, gw_er
     finish(&s, &r);
     if (rc == GW_OK && cache) {
         gw__batch_entry e = {.batch = r.batch, .largest_ok = r.largest_ok,
-                             .smallest_oom = r.smallest_oom, .free_bytes = free_now,
+                             .smallest_oom = r.smallest_oom, .hi = o.hi, .free_bytes = free_now,
                              .at_s = (int64_t)time(NULL)};
         char note[256] = "";
         if (!gw__batch_cache_put(path, o.cache_key, dev, o.dtype ? o.dtype : "", &e, note,

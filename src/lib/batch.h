@@ -13,6 +13,7 @@
 /* One cached answer: what was found for (key, device, dtype). */
 typedef struct gw__batch_entry {
     uint64_t batch, largest_ok, smallest_oom;
+    uint64_t hi;         /* the top of the range searched (no OOM: the search's cap) */
     uint64_t free_bytes; /* free device memory before the search; 0 unknown */
     int64_t at_s;        /* Unix time it was found */
 } gw__batch_entry;

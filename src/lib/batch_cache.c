@@ -2,7 +2,7 @@
  *
  * Owns: the file (default ~/.cache/gpuwatch/batch-sizes.json), its format
  * {"format":"gpuwatch-batch-sizes/1","entries":[{"key","device","dtype",
- * "batch","largest_ok","smallest_oom","free_bytes","at"}]}, the lock file
+ * "batch","largest_ok","smallest_oom","hi","free_bytes","at"}]}, the lock file
  * beside it and the atomic replace.
  *
  * Invariants:
@@ -117,6 +117,7 @@ int gw__batch_cache_get(const char *path, const char *key, const char *device, c
             !u64_of(e, "largest_ok", &out->largest_ok) ||
             !u64_of(e, "smallest_oom", &out->smallest_oom) ||
             !u64_of(e, "free_bytes", &out->free_bytes) || !u64_of(e, "at", &at) ||
+            !u64_of(e, "hi", &out->hi) ||
             out->batch == 0 || out->batch > out->largest_ok)
             continue;
         out->at_s = (int64_t)at;
@@ -195,11 +196,12 @@ bool gw__batch_cache_put(const char *path, const char *key, const char *device, 
         note[0] = '\0';
     }
     json_t *list = root ? json_object_get(root, "entries") : NULL;
-    json_t *entry = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "key", key, "device",
-                              device, "dtype", dtype, "batch", (json_int_t)e->batch,
+    json_t *entry = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "key", key,
+                              "device", device, "dtype", dtype, "batch", (json_int_t)e->batch,
                               "largest_ok", (json_int_t)e->largest_ok, "smallest_oom",
-                              (json_int_t)e->smallest_oom, "free_bytes",
-                              (json_int_t)e->free_bytes, "at", (json_int_t)e->at_s);
+                              (json_int_t)e->smallest_oom, "hi", (json_int_t)e->hi,
+                              "free_bytes", (json_int_t)e->free_bytes, "at",
+                              (json_int_t)e->at_s);
     if (list && entry) {
         for (size_t i = json_array_size(list); i-- > 0;)
             if (same(json_array_get(list, i), key, device, dtype))

@@ -11,7 +11,9 @@
  *     gw_watcher_level and gw_mem_get_info on the same monitor).
  *  2. A device that is not ok or gives no used/total keeps its level.
  *  3. gw_watcher_stop returns only after the thread has ended: no callback
- *     runs after it.
+ *     runs after it. Called from the watcher's own callback it cannot wait
+ *     for itself: it marks the watcher stopped, detaches the thread, and
+ *     the thread frees the watcher as it ends (no callback after that one).
  */
 #include "core/model.h"
 #include "core/pressure.h"
@@ -36,6 +38,7 @@ struct gw_watcher {
     pthread_mutex_t lock;  /* guards stop, levels, samples */
     pthread_cond_t wake;
     bool stop;
+    bool self_stop;  /* stopped from its own callback: the thread frees w */
     uint64_t samples;
     unsigned char levels[WATCH_MAX_DEVICES];
 };
@@ -89,8 +92,21 @@ static void observe(gw_watcher *w, const gw_snapshot *s)
     }
     assert(watcher_check(w));
     pthread_mutex_unlock(&w->lock);
-    for (size_t k = 0; k < n_ev; k++)
+    for (size_t k = 0; k < n_ev; k++) {
+        pthread_mutex_lock(&w->lock);
+        bool stopped = w->stop; /* by an earlier callback of this round */
+        pthread_mutex_unlock(&w->lock);
+        if (stopped)
+            break;
         w->fn(&ev[k], w->user);
+    }
+}
+
+static void destroy(gw_watcher *w)
+{
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
 }
 
 static void *watch_loop(void *arg)
@@ -111,8 +127,10 @@ static void *watch_loop(void *arg)
         pthread_mutex_lock(&w->lock);
         while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &until) != ETIMEDOUT) {
         }
-        bool stop = w->stop;
+        bool stop = w->stop, self_stop = w->self_stop;
         pthread_mutex_unlock(&w->lock);
+        if (self_stop)
+            destroy(w);
         if (stop)
             return NULL;
     }
@@ -159,7 +177,7 @@ int gw_watcher_start(gw_watcher **out, gw_monitor *m, unsigned interval_ms, doub
 
 gw_pressure gw_watcher_level(gw_watcher *w, uint32_t device)
 {
-    if (device >= WATCH_MAX_DEVICES)
+    if (!w || device >= WATCH_MAX_DEVICES)
         return GW_PRESSURE_NORMAL;
     pthread_mutex_lock(&w->lock);
     gw_pressure p = (gw_pressure)w->levels[device];
@@ -169,6 +187,8 @@ gw_pressure gw_watcher_level(gw_watcher *w, uint32_t device)
 
 uint64_t gw_watcher_samples(gw_watcher *w)
 {
+    if (!w)
+        return 0;
     pthread_mutex_lock(&w->lock);
     uint64_t n = w->samples;
     pthread_mutex_unlock(&w->lock);
@@ -179,12 +199,16 @@ void gw_watcher_stop(gw_watcher *w)
 {
     if (!w)
         return;
+    bool own_thread = pthread_equal(pthread_self(), w->thread);
+    if (own_thread) /* from its callback (invariant 3) */
+        pthread_detach(w->thread);
     pthread_mutex_lock(&w->lock);
     w->stop = true;
+    w->self_stop = own_thread;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->lock);
+    if (own_thread)
+        return;
     pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->lock);
-    free(w);
+    destroy(w);
 }

@@ -207,6 +207,10 @@ static void test_mem_get_info(void **state)
     assert_non_null(strstr(err.message, "there are 3 devices"));
     assert_int_equal(gw_mem_get_info(m, 0, (gw_read_mode)5, &f, &t, &err), GW_EINVAL);
     assert_int_equal(gw_mem_get_info(NULL, 0, GW_READ_CACHED, &f, &t, &err), GW_EINVAL);
+    gw_snapshot *none = NULL;
+    assert_int_equal(gw_monitor_sample(NULL, &none, &err), GW_EINVAL);
+    assert_null(none);
+    assert_null(gw_monitor_latest(NULL));
 }
 
 static void test_bf16(void **state)
@@ -334,6 +338,51 @@ static void test_watcher(void **state)
     pthread_mutex_destroy(&s.lock);
 }
 
+/* A callback that stops its own watcher: no callback after it, and the
+ * thread frees the watcher as it ends (ASan / TSan watch the rest). */
+typedef struct self_stop {
+    gw_watcher *w;
+    pthread_mutex_t lock;
+    int calls;
+} self_stop;
+
+static void stop_myself(const gw_pressure_event *ev, void *user)
+{
+    (void)ev;
+    self_stop *st = user;
+    pthread_mutex_lock(&st->lock);
+    int first = st->calls++ == 0;
+    gw_watcher *w = st->w;
+    pthread_mutex_unlock(&st->lock);
+    if (first)
+        gw_watcher_stop(w);
+}
+
+static void test_watcher_stops_itself(void **state)
+{
+    (void)state;
+    write_used(0, (uint64_t)(0.95 * (double)A100_TOTAL)); /* both GPUs over warn */
+    write_used(1, (uint64_t)(0.95 * (double)V100_TOTAL));
+    gw_monitor *m = open_scenario();
+    self_stop st = {.calls = 0};
+    pthread_mutex_init(&st.lock, NULL);
+    gw_error err;
+    pthread_mutex_lock(&st.lock);
+    assert_int_equal(gw_watcher_start(&st.w, m, 10, 0.5, 0.99, 0.1, stop_myself, &st, &err),
+                     GW_OK);
+    pthread_mutex_unlock(&st.lock);
+    for (int i = 0; i < 400; i++) { /* flip the level: a running watcher would call again */
+        write_used(0, (uint64_t)((i % 2 ? 0.95 : 0.10) * (double)A100_TOTAL));
+        usleep(2000);
+    }
+    pthread_mutex_lock(&st.lock);
+    int calls = st.calls;
+    pthread_mutex_unlock(&st.lock);
+    assert_int_equal(calls, 1); /* GPU 1's event of the same round was not delivered */
+    pthread_mutex_destroy(&st.lock);
+    write_used(1, 1 * GIB);
+}
+
 /* ------------------------------------------------------- batch finder */
 
 /* A job on GPU 0 whose step needs fixed + per * batch bytes on top of base,
@@ -428,6 +477,25 @@ static void test_batch_linear(void **state)
     assert_false(again.from_cache);
     assert_true(again.largest_ok == (A100_TOTAL - s.base - s.fixed) / s.per);
     assert_non_null(strstr(again.note, "free now"));
+
+    /* another margin: the cached search answers with this call's margin */
+    o.margin = 0.2;
+    assert_int_equal(gw_find_batch_size(&o, &again, &err), GW_OK);
+    assert_true(again.from_cache);
+    assert_true(again.batch == (uint64_t)((double)again.largest_ok * 0.8));
+    /* a range the cached answer is not in: searched again */
+    o.margin = 0.05;
+    uint64_t cached_largest = again.largest_ok;
+    o.hi = cached_largest - 10;
+    assert_int_equal(gw_find_batch_size(&o, &again, &err), GW_OK);
+    assert_false(again.from_cache);
+    assert_true(again.largest_ok == cached_largest - 10 && again.smallest_oom == 0);
+    assert_non_null(strstr(again.note, "not one for"));
+    /* ... and that capped answer (no OOM reached) does not serve a wider range */
+    o.hi = 1u << 20;
+    assert_int_equal(gw_find_batch_size(&o, &again, &err), GW_OK);
+    assert_false(again.from_cache);
+    assert_true(again.largest_ok == cached_largest);
 
     /* a file that is not a cache: searched, the file left as it was */
     FILE *f = fopen(cache, "w");
@@ -610,6 +678,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_bf16, teardown),
         cmocka_unit_test_teardown(test_sized_structs, teardown),
         cmocka_unit_test_teardown(test_watcher, teardown),
+        cmocka_unit_test_teardown(test_watcher_stops_itself, teardown),
         cmocka_unit_test_teardown(test_batch_linear, teardown),
         cmocka_unit_test_teardown(test_batch_without_model, teardown),
         cmocka_unit_test_teardown(test_amd_fixture, teardown),

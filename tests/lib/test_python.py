@@ -385,6 +385,54 @@ def test_batch_errors(tmp_path):
     assert r.batch == 100 and r.smallest_oom == 101 and r.bytes_per_sample == 0
 
 
+def test_batch_interrupt_propagates():
+    """Ctrl-C inside a trial stops the search and reaches the caller (it
+    must not be swallowed by the ctypes callback and taken as a success)."""
+    calls = []
+
+    def step(b):
+        calls.append(b)
+        if b >= 8:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        gpuwatch.find_batch_size(step, 1, 1 << 20)
+    assert calls[-1] == 8 and len(calls) == 4  # 1, 2, 4, 8: nothing after it
+
+
+def test_closed_and_bad_handles(tmp_path):
+    path = os.path.join(SOURCE, "tests", "nvml", "scenarios", "two.scn")
+    m = nvml_monitor(path)
+    assert len(m.devices()) == 2
+    with pytest.raises(gpuwatch.GpuwatchError):
+        m.mem_get_info(-1)  # never a read outside the table
+    m.close()
+    for call in (m.devices, m.sample, lambda: m.mem_get_info(0), lambda: m.bf16_support(0)):
+        with pytest.raises(gpuwatch.GpuwatchError):
+            call()
+    m.close()  # twice is fine
+
+
+def test_watcher_stopped_from_its_callback(tmp_path):
+    used = tmp_path / "used0"
+    set_used(used, 79 * GIB)
+    path = write_scenario(tmp_path, [gpu("A100", 80 * GIB, (8, 0), used_file=str(used))])
+    seen = []
+    holder = {}
+
+    def once(ev):
+        seen.append(ev["level"])
+        holder["w"].stop()
+    with nvml_monitor(path) as m:
+        holder["w"] = w = gpuwatch.Watcher(once, interval=0.01, warn=0.5, critical=0.99,
+                                          hysteresis=0.1, monitor=m)
+        for i in range(60):  # a running watcher would call at each flip
+            set_used(used, (79 if i % 2 else 10) * GIB)
+            time.sleep(0.01)
+        assert seen == ["warning"]
+        with pytest.raises(gpuwatch.GpuwatchError):
+            w.level(0)
+
+
 @pytest.mark.parametrize("exc,want", [
     (OutOfMemoryError("x"), True),
     (RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"), True),
@@ -393,6 +441,7 @@ def test_batch_errors(tmp_path):
     (type("OutOfMemoryError", (Exception,), {})("cupy"), True),
     (MemoryError(), True),
     (RuntimeError("shape mismatch"), False),
+    (type("BoomError", (Exception,), {})("not memory"), False),
     (ValueError("bad batch"), False),
 ])
 def test_is_oom_error(exc, want):
