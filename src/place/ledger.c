@@ -9,9 +9,20 @@
  * (BEGIN IMMEDIATE) from reading the live reservations to the commit, which
  * is what makes concurrent planners serialisable. Statements are prepared
  * once per handle.
+ *
+ * The live rows are read through a mirror (ledger_mirror.h): inside each
+ * transaction SQLite's data_version says whether another connection has
+ * committed since the mirror was read; if not, the mirror is the database
+ * (this handle's own commits are applied to it as they commit; a write
+ * that fails invalidates it), else it is read again. A plan then costs the
+ * permanent reservations' per-device totals plus the rows that can end by
+ * themselves (an owner process or a lease), not every live row.
  */
 #include "place/ledger.h"
+#include "place/ledger_mirror.h"
 #include "core/array.h"
+
+#include <assert.h>
 #include "render/json_writer.h"
 
 #include <errno.h>
@@ -38,6 +49,7 @@ enum {
     ST_RENEW,
     ST_SET_PID,
     ST_LIST_IDS,
+    ST_DATA_VERSION,
     ST_COUNT
 };
 
@@ -62,6 +74,7 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_RENEW] = "UPDATE reservations SET expires_ns = ?2, lease_ns = ?3 WHERE id = ?1",
     [ST_SET_PID] = "UPDATE reservations SET pid = ?2, pid_start = ?3 WHERE id = ?1",
     [ST_LIST_IDS] = "SELECT id, pid, pid_start, expires_ns FROM reservations ORDER BY id",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 static const char schema_sql[] =
@@ -93,6 +106,7 @@ struct gw_ledger {
     int64_t (*now_ns)(void *);
     void *clock_ctx;
     bool read_only;
+    gw__mirror mirror; /* the live rows as of mirror.version (see the header) */
 };
 
 void gw_ledger_opts_init(gw_ledger_opts *o) { memset(o, 0, sizeof *o); }
@@ -162,6 +176,7 @@ void gw_ledger_close(gw_ledger *l)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(l->st[i]);
     sqlite3_close(l->db);
+    gw__mirror_release(&l->mirror);
     free(l);
 }
 
@@ -364,11 +379,79 @@ static int find_device(const gw_place_device *devs, size_t n, const char *uuid)
     return -1;
 }
 
-/* Walks the live rows: adds pending to devs (when devs), collects dead ids
- * (when dead != NULL). Caller holds a transaction. */
+static void col_text(sqlite3_stmt *st, int c, char *dst, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, c);
+    gw__strlcpy(dst, t ? (const char *)t : "", cap);
+}
+
+/* Makes the mirror the database's live rows: read again unless it is valid
+ * and no other connection has committed since. Caller holds a transaction. */
+static int mirror_sync(gw_ledger *l, gw_error *err)
+{
+    sqlite3_stmt *st = l->st[ST_DATA_VERSION];
+    int s = sqlite3_step(st);
+    int64_t version = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (s != SQLITE_ROW)
+        return db_error(l, err, "reading the data version");
+    gw__mirror *m = &l->mirror;
+    if (m->valid && m->version == version)
+        return GW_OK;
+    gw__mirror_clear(m);
+    st = l->st[ST_LIVE];
+    int rc = GW_OK;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        gw__mirror_row r = {.id = sqlite3_column_int64(st, 0),
+                            .pid = (uint32_t)sqlite3_column_int64(st, 1),
+                            .pid_start = sqlite3_column_int64(st, 2),
+                            .expires_ns = sqlite3_column_int64(st, 3),
+                            .bytes = (uint64_t)sqlite3_column_int64(st, 5)};
+        col_text(st, 4, r.uuid, sizeof r.uuid);
+        if (gw__mirror_add(m, &r) != GW_OK) {
+            rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
+            break;
+        }
+    }
+    if (rc == GW_OK && s != SQLITE_DONE)
+        rc = db_error(l, err, "reading reservations");
+    sqlite3_reset(st);
+    if (rc) {
+        gw__mirror_clear(m);
+        return rc;
+    }
+    m->valid = true;
+    m->version = version;
+    return GW_OK;
+}
+
+/* Adds bytes to the pending of the device named uuid, when devs has it. */
+static void add_pending(gw_place_device *devs, size_t n, const char *uuid, uint64_t bytes)
+{
+    int d = find_device(devs, n, uuid);
+    if (d >= 0 && !gw__add_u64(devs[d].pending, bytes, &devs[d].pending))
+        devs[d].pending = UINT64_MAX;
+}
+
+/* Walks the live rows (through the mirror): adds pending to devs (when
+ * devs), collects dead ids (when dead != NULL). A row with an owner pid has
+ * the memory its process is already seen using on that device (seen) taken
+ * off, in id order. Caller holds a transaction. */
 static int scan(gw_ledger *l, judge *j, gw_place_device *devs, size_t n, const gw_place_seen *seen,
                 size_t n_seen, int64_t **dead, size_t *n_dead, gw_error *err)
 {
+    int rc = mirror_sync(l, err);
+    if (rc)
+        return rc;
+    const gw__mirror *m = &l->mirror;
+    assert(gw__mirror_check(m));
+    for (size_t i = 0; devs && i < n; i++)
+        devs[i].pending = 0;
+    for (size_t k = 0; devs && k < m->n_perm; k++)
+        if (m->perm[k].bytes)
+            add_pending(devs, n, m->perm[k].uuid, m->perm[k].bytes);
+    if (m->n_volatile == 0)
+        return GW_OK;
     uint64_t seen_small[32];
     uint64_t *left = NULL;
     if (n_seen) {
@@ -378,38 +461,33 @@ static int scan(gw_ledger *l, judge *j, gw_place_device *devs, size_t n, const g
         for (size_t i = 0; i < n_seen; i++)
             left[i] = seen[i].bytes;
     }
-    for (size_t i = 0; devs && i < n; i++)
-        devs[i].pending = 0;
     size_t cap_dead = 0;
     int64_t last_id = -1;
     bool last_alive = false;
-    sqlite3_stmt *st = l->st[ST_LIVE];
-    int rc = GW_OK, s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        if (id != last_id) {
-            last_id = id;
-            last_alive = alive(j, (uint32_t)sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-                               sqlite3_column_int64(st, 3));
+    for (size_t i = 0; i < m->n; i++) {
+        const gw__mirror_row *r = &m->rows[i];
+        if (r->dead || !gw__mirror_row_volatile(r))
+            continue;
+        if (r->id != last_id) {
+            last_id = r->id;
+            last_alive = alive(j, r->pid, r->pid_start, r->expires_ns);
             if (!last_alive && dead) {
                 if (GW__ARRAY_RESERVE(*dead, cap_dead, *n_dead + 1, GW__ARRAY_UNBOUNDED)) {
                     rc = gw__error_set(err, GW_ENOMEM, "ledger: out of memory");
                     break;
                 }
-                (*dead)[(*n_dead)++] = id;
+                (*dead)[(*n_dead)++] = r->id;
             }
         }
         if (!last_alive || !devs)
             continue;
-        const char *uuid = (const char *)sqlite3_column_text(st, 4);
-        int d = uuid ? find_device(devs, n, uuid) : -1;
+        int d = find_device(devs, n, r->uuid);
         if (d < 0)
             continue; /* a device not in this picture */
-        uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 5);
-        uint32_t pid = (uint32_t)sqlite3_column_int64(st, 1);
-        if (pid)
+        uint64_t bytes = r->bytes;
+        if (r->pid)
             for (size_t k = 0; k < n_seen && bytes; k++)
-                if (seen[k].pid == pid && seen[k].device == (uint32_t)d && left[k]) {
+                if (seen[k].pid == r->pid && seen[k].device == (uint32_t)d && left[k]) {
                     uint64_t v = left[k] < bytes ? left[k] : bytes;
                     left[k] -= v;
                     bytes -= v;
@@ -417,9 +495,6 @@ static int scan(gw_ledger *l, judge *j, gw_place_device *devs, size_t n, const g
         if (!gw__add_u64(devs[d].pending, bytes, &devs[d].pending))
             devs[d].pending = UINT64_MAX;
     }
-    if (s != SQLITE_DONE && s != SQLITE_ROW && rc == GW_OK)
-        rc = db_error(l, err, "reading reservations");
-    sqlite3_reset(st);
     if (left != seen_small)
         free(left);
     return rc;
@@ -476,12 +551,6 @@ static int delete_ids(gw_ledger *l, const int64_t *ids, size_t n, gw_error *err)
 }
 
 /* ------------------------------------------------------------ reading one */
-
-static void col_text(sqlite3_stmt *st, int c, char *dst, size_t cap)
-{
-    const unsigned char *t = sqlite3_column_text(st, c);
-    gw__strlcpy(dst, t ? (const char *)t : "", cap);
-}
 
 void gw_reservation_clear(gw_reservation *r)
 {
@@ -598,6 +667,28 @@ static int insert(gw_ledger *l, const gw_plan *plan, const gw_place_device *devs
     return GW_OK;
 }
 
+/* Applies a committed plan-and-reserve to the mirror: the dead ids it
+ * deleted, and the reservation it recorded (res non-NULL: id's rows from
+ * plan on devs, owner and lease as res has them). */
+static void mirror_committed(gw_ledger *l, const int64_t *dead, size_t n_dead,
+                             const gw_reservation *res, const gw_plan *plan,
+                             const gw_place_device *devs, int64_t id, int64_t pid_start)
+{
+    gw__mirror *m = &l->mirror;
+    if (!m->valid)
+        return;
+    for (size_t i = 0; i < n_dead; i++)
+        gw__mirror_remove(m, dead[i]);
+    for (size_t i = 0; res && i < plan->n_used; i++) {
+        gw__mirror_row r = {.id = id, .pid = res->pid, .pid_start = pid_start,
+                            .expires_ns = res->expires_ns, .bytes = plan->used[i].bytes};
+        gw__strlcpy(r.uuid, devs[plan->used[i].device].uuid, sizeof r.uuid);
+        if (gw__mirror_add(m, &r) != GW_OK)
+            return; /* out of memory: the mirror is invalid, read again next time */
+    }
+    assert(gw__mirror_check(m));
+}
+
 int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
                       const gw_place_seen *seen, size_t n_seen, const gw_place_need *need,
                       const gw_place_opts *opts, const gw_reserve_req *req, gw_plan *plan,
@@ -623,27 +714,26 @@ int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
     if (rc)
         return rc;
     judge j = {.l = l, .now = now(l)};
-    int64_t *dead = NULL;
+    int64_t *dead = NULL, id = 0;
     size_t n_dead = 0;
     rc = scan(l, &j, devs, n, seen, n_seen, &dead, &n_dead, err);
     if (!rc)
         rc = delete_ids(l, dead, n_dead, err);
-    free(dead);
     if (rc)
         goto fail;
     if (req->key && *req->key) {
         sqlite3_stmt *st = l->st[ST_BY_KEY];
         sqlite3_bind_text(st, 1, req->key, -1, SQLITE_STATIC);
         int s = sqlite3_step(st);
-        int64_t id = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        int64_t found = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         if (s != SQLITE_ROW && s != SQLITE_DONE) {
             rc = db_error(l, err, "looking up the idempotency key");
             goto fail;
         }
-        if (id) {
-            rc = load(l, id, out, err);
+        if (found) {
+            rc = load(l, found, out, err);
             if (rc)
                 goto fail;
             rc = step_done(l, l->st[ST_COMMIT], err, "commit");
@@ -651,6 +741,8 @@ int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
                 gw_reservation_clear(out);
                 goto fail;
             }
+            mirror_committed(l, dead, n_dead, NULL, NULL, NULL, 0, 0);
+            free(dead);
             gw_plan_release(plan);
             plan->fits = true;
             *existed = true;
@@ -661,7 +753,6 @@ int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
     if (rc)
         goto fail;
     if (plan->fits) {
-        int64_t id = 0;
         rc = insert(l, plan, devs, req, pid_start, j.now, &id, err);
         if (!rc)
             rc = load(l, id, out, err);
@@ -673,9 +764,13 @@ int gw_ledger_reserve(gw_ledger *l, gw_place_device *devs, size_t n,
         gw_reservation_clear(out);
         goto fail;
     }
+    mirror_committed(l, dead, n_dead, plan->fits ? out : NULL, plan, devs, id, pid_start);
+    free(dead);
     return GW_OK;
 fail:
+    free(dead);
     rollback(l);
+    gw__mirror_clear(&l->mirror); /* a failed write: read it again next time */
     if (plan->fits) {
         plan->fits = false;
         plan->n_used = 0;
@@ -705,9 +800,18 @@ static int write_one(gw_ledger *l, int st_id, int64_t id, int64_t a, int64_t b, 
         rc = gw__error_set(err, GW_ENOENT, "ledger: no reservation %lld", (long long)id);
     if (!rc)
         rc = step_done(l, l->st[ST_COMMIT], err, "commit");
-    if (rc)
+    if (rc) {
         rollback(l);
-    return rc;
+        gw__mirror_clear(&l->mirror);
+        return rc;
+    }
+    if (st_id == ST_DEL)
+        gw__mirror_remove(&l->mirror, id);
+    else if (st_id == ST_RENEW)
+        gw__mirror_set_expiry(&l->mirror, id, a);
+    else
+        gw__mirror_set_owner(&l->mirror, id, (uint32_t)a, b);
+    return GW_OK;
 }
 
 int gw_ledger_release(gw_ledger *l, int64_t id, gw_error *err)
@@ -762,13 +866,17 @@ int gw_ledger_reap(gw_ledger *l, size_t *released, gw_error *err)
     sqlite3_reset(st);
     if (!rc)
         rc = delete_ids(l, dead, n_dead, err);
-    free(dead);
     if (!rc)
         rc = step_done(l, l->st[ST_COMMIT], err, "commit");
     if (rc) {
+        free(dead);
         rollback(l);
+        gw__mirror_clear(&l->mirror);
         return rc;
     }
+    for (size_t i = 0; i < n_dead; i++)
+        gw__mirror_remove(&l->mirror, dead[i]);
+    free(dead);
     if (released)
         *released = n_dead;
     return GW_OK;

@@ -418,6 +418,87 @@ static void default_path_rules(void **state)
     }
 }
 
+/* The pending bytes per GPU handle l sees now. */
+static void pending_of(gw_ledger *l, uint64_t out[2])
+{
+    gw_place_device d[2];
+    two_gpus(d, 80 * GIB, 80 * GIB);
+    gw_error err;
+    assert_int_equal(gw_ledger_apply_pending(l, d, 2, NULL, 0, &err), GW_OK);
+    out[0] = d[0].pending;
+    out[1] = d[1].pending;
+}
+
+static void expect_pending(gw_ledger *l, uint64_t g0, uint64_t g1)
+{
+    uint64_t p[2];
+    pending_of(l, p);
+    if (p[0] != g0 || p[1] != g1)
+        fail_msg("pending %llu/%llu, expected %llu/%llu", (unsigned long long)p[0],
+                 (unsigned long long)p[1], (unsigned long long)g0, (unsigned long long)g1);
+}
+
+/* Two handles on one file (two processes, in effect): each one's writes
+ * reach the other's next plan, whatever kind of reservation (permanent,
+ * leased, owned by a process that then dies), through the other's cached
+ * rows. Expected figures are this test's own sums of what it reserved. */
+static void two_handles_stay_coherent(void **state)
+{
+    fx *f = *state;
+    gw_ledger *a = open_ledger(f, false), *b = open_ledger(f, false);
+    gw_ledger *ro = open_ledger(f, true);
+    gw_place_device d[2];
+    gw_reserve_req plain = {.owner = "t"};
+    gw_error err;
+    /* GPU-1 has less free: best fit puts small reservations there */
+    two_gpus(d, 80 * GIB, 40 * GIB);
+    int64_t r1 = reserve(a, d, 2, 10 * GIB, &plain, NULL, 0);
+    expect_pending(b, 0, 10 * GIB);
+    int64_t r2 = reserve(b, d, 2, 5 * GIB, &plain, NULL, 0);
+    expect_pending(a, 0, 15 * GIB);
+    expect_pending(ro, 0, 15 * GIB);
+    assert_int_equal(gw_ledger_release(a, r2, &err), GW_OK); /* b's, released by a */
+    expect_pending(b, 0, 10 * GIB);
+    /* a lease from b: counted until it expires, for both */
+    gw_reserve_req leased = {.owner = "t", .lease_ns = 10ll * 1000000000};
+    int64_t r3 = reserve(b, d, 2, 2 * GIB, &leased, NULL, 0);
+    assert_true(r3 > 0);
+    expect_pending(a, 0, 12 * GIB);
+    f->now += 11ll * 1000000000;
+    expect_pending(a, 0, 10 * GIB);
+    expect_pending(b, 0, 10 * GIB);
+    /* a permanent reservation given an owner, whose process then dies */
+    write_stat(f, 7200, 'S', 500);
+    assert_int_equal(gw_ledger_set_pid(b, r1, 7200, &err), GW_OK);
+    expect_pending(a, 0, 10 * GIB);
+    remove_pid(f, 7200);
+    expect_pending(a, 0, 0);
+    expect_pending(b, 0, 0);
+    /* many at once, from both, then half released from the other side */
+    int64_t ids[200];
+    uint64_t sum = 0;
+    two_gpus(d, 80 * GIB, 80 * GIB - 1);
+    for (int i = 0; i < 200; i++) {
+        uint64_t size = (uint64_t)(i % 7 + 1) << 20;
+        ids[i] = reserve(i % 2 ? a : b, d, 2, size, &plain, NULL, 0);
+        assert_true(ids[i] > 0);
+        sum += size;
+    }
+    expect_pending(a, 0, sum);
+    expect_pending(b, 0, sum);
+    for (int i = 0; i < 200; i += 2) {
+        assert_int_equal(gw_ledger_release(i % 4 ? b : a, ids[i], &err), GW_OK);
+        sum -= (uint64_t)(i % 7 + 1) << 20;
+    }
+    expect_pending(a, 0, sum);
+    expect_pending(b, 0, sum);
+    expect_pending(ro, 0, sum);
+    assert_int_equal(gw_ledger_check(a, &err), GW_OK);
+    gw_ledger_close(ro);
+    gw_ledger_close(a);
+    gw_ledger_close(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(visible_as_used_is_not_counted_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(read_only_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(check_catches_broken_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_handles_stay_coherent, setup, teardown),
         cmocka_unit_test(default_path_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
