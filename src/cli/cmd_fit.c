@@ -5,20 +5,28 @@
  * --cpu says otherwise. Parsing and printing only: the work is in
  * src/estimate (gw_est_*). */
 #include "cli/cli.h"
+#include "cli/fit_preset.h"
 #include "cli/host_cpu.h"
+#include "core/array.h"
 #include "core/util.h"
 #include "estimate/estimate.h"
 #include "render/json_writer.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static void fit_usage(FILE *out)
 {
     fprintf(out,
             "usage: gpuwatch fit MODEL.gguf [OPTIONS]\n"
+            "       gpuwatch fit --router-preset FILE MODEL.gguf|DIR... [OPTIONS]\n"
             "\n"
             "Memory llama.cpp needs for MODEL (weights / KV cache / compute / output, per GPU\n"
             "and for the host), whether it fits, and the best plan with its llama.cpp flags:\n"
@@ -60,6 +68,9 @@ static void fit_usage(FILE *out)
             "  --margin SIZE             per-GPU safety margin kept free (default 512MiB)\n"
             "Output:\n"
             "  --json, --pretty          machine-readable (schema gpuwatch.fit/1)\n"
+            "  --router-preset FILE      write llama-server's models preset INI (router\n"
+            "                            mode) for every MODEL given, files or folders:\n"
+            "                            each planned alone on these GPUs; - for stdout\n"
             "%s"
             "  -h, --help\n"
             "\n"
@@ -249,13 +260,16 @@ typedef struct fit_args {
     gw_est_params p;
     gw_config cfg;
     const char *model, *mmproj;
+    const char *preset;  /* --router-preset FILE ("-": stdout) */
+    const char **models; /* every model argument (more than one: --router-preset) */
+    size_t n_models;
     bool json, pretty, cpu, gpus_given;
 } fit_args;
 
 enum {
     F_CTX = 1, F_BATCH, F_UBATCH, F_PARALLEL, F_KV_UNIFIED, F_SWA_FULL, F_CTK, F_CTV, F_FA,
     F_NGL, F_TS, F_SM, F_MG, F_MMPROJ, F_NO_MMPROJ_OFFLOAD, F_EMBEDDINGS, F_NO_OP_OFFLOAD,
-    F_NO_HOST, F_HOST_CPU, F_GPU, F_CPU, F_OVERHEAD, F_MARGIN, F_JSON, F_PRETTY
+    F_NO_HOST, F_HOST_CPU, F_GPU, F_CPU, F_OVERHEAD, F_MARGIN, F_JSON, F_PRETTY, F_PRESET
 };
 
 /* llama.cpp's spellings: the long name, its short alias. */
@@ -286,6 +300,7 @@ static const gw_opt fit_opts[] = {
     {"--margin", NULL, "SIZE", F_MARGIN},
     {"--json", NULL, NULL, F_JSON},
     {"--pretty", NULL, NULL, F_PRETTY},
+    {"--router-preset", NULL, "FILE", F_PRESET},
     {NULL, NULL, NULL, 0},
 };
 
@@ -332,6 +347,10 @@ static int word_value(const char *v, const char *const *names, const char *say, 
 /* Applies a valued option of fit_opts; GW_EINVAL with why saying what. */
 static int fit_value(fit_args *a, int id, const char *v, gw_error *why)
 {
+    if (id == F_PRESET) {
+        a->preset = v;
+        return GW_OK;
+    }
     gw_est_params *p = &a->p;
     static const char *const fa[] = {"on", "1", "off", "0", "auto", NULL};
     static const char *const sm[] = {"none", "layer", "row", NULL};
@@ -404,12 +423,7 @@ static int parse_fit_options(int argc, char **argv, fit_args *a)
         if (id == GW_CLI_EXIT_OK || id == GW_CLI_EXIT_USAGE)
             return id;
         if (id == GW_CLI_ARG) {
-            if (a->model) {
-                fprintf(stderr, "gpuwatch fit: one model only ('%s' and '%s')\n", a->model,
-                        cp.scan.value);
-                return GW_CLI_EXIT_USAGE;
-            }
-            a->model = cp.scan.value;
+            a->models[a->n_models++] = cp.scan.value;
             continue;
         }
         int s = gw_cli_source_apply(&cp, id, &a->cfg);
@@ -426,10 +440,21 @@ static int parse_fit_options(int argc, char **argv, fit_args *a)
         if (fit_value(a, id, cp.scan.value, &why) != GW_OK)
             return gw_cli_bad_value(&cp, &why);
     }
-    if (!a->model) {
+    if (a->n_models == 0) {
         fprintf(stderr, "gpuwatch fit: which model? (usage: gpuwatch fit MODEL.gguf)\n");
         return GW_CLI_EXIT_USAGE;
     }
+    if (a->n_models > 1 && !a->preset) {
+        fprintf(stderr, "gpuwatch fit: one model only ('%s' and '%s'; several go with "
+                        "--router-preset)\n", a->models[0], a->models[1]);
+        return GW_CLI_EXIT_USAGE;
+    }
+    if (a->preset && (a->json || a->mmproj)) {
+        fprintf(stderr, "gpuwatch fit: --router-preset writes an INI file: not with %s\n",
+                a->json ? "--json" : "--mmproj (fit each model with its projector alone)");
+        return GW_CLI_EXIT_USAGE;
+    }
+    a->model = a->models[0];
     return 0;
 }
 
@@ -599,20 +624,168 @@ out:
     return rc;
 }
 
-/* `gpuwatch fit`: argv[0] is "fit". Returns an exit code (GW_EXIT_*);
- * prints to stdout/stderr only; owns nothing after it returns. */
-int gw_cmd_fit(int argc, char **argv)
+/* ------------------------------------------------------ router preset */
+
+/* Adds path to list (a .gguf file as given; a folder: its *.gguf files in
+ * name order, without the vision projectors "mmproj*"). false with a
+ * message printed when path cannot be read. */
+static bool add_models(const char *path, char ***list, size_t *n, size_t *cap)
 {
-    fit_args a = {.model = NULL};
-    gw_est_params_init(&a.p);
-    gw_config_init(&a.cfg);
-    int s = parse_fit_options(argc, argv, &a);
-    if (s)
-        return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        char *copy = strdup(path);
+        if (!copy || GW__ARRAY_RESERVE(*list, *cap, *n + 1, GW__ARRAY_UNBOUNDED)) {
+            free(copy);
+            fprintf(stderr, "gpuwatch: fit: out of memory\n");
+            return false;
+        }
+        (*list)[(*n)++] = copy;
+        return true;
+    }
+    struct dirent **names = NULL;
+    int k = scandir(path, &names, NULL, alphasort);
+    if (k < 0) {
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    bool ok = true;
+    for (int i = 0; i < k; i++) {
+        const char *nm = names[i]->d_name;
+        size_t len = strlen(nm);
+        if (ok && len > 5 && strcmp(nm + len - 5, ".gguf") == 0 && strncmp(nm, "mmproj", 6) != 0) {
+            char full[4096];
+            snprintf(full, sizeof full, "%s/%s", path, nm);
+            ok = add_models(full, list, n, cap);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return ok;
+}
+
+/* One model's section: planned alone on a's devices. */
+static bool preset_model(fit_args *a, const char *path, gw_strbuf *sb)
+{
+    char name[256], abs[4096];
+    if (!gw_fit_preset_name(path, name, sizeof name)) {
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", path, name);
+        return false;
+    }
+    if (!realpath(path, abs)) {
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    a->model = path;
+    gw_est_mmproj mp;
+    gw_est_model *m = NULL;
+    if (load_model(a, &mp, &m) != GW_EXIT_OK)
+        return false;
+    gw_est_plan *plan = malloc(sizeof *plan);
+    gw_error err;
+    gw_error_clear(&err);
+    bool ok = plan && gw_est_plan_fit(m, &a->p, plan, &err) == GW_OK;
+    if (!ok)
+        fprintf(stderr, "gpuwatch: fit: %s: %s\n", path, plan ? err.message : "out of memory");
+    if (ok) {
+        char comment[512];
+        snprintf(comment, sizeof comment, "%s: %s, %u layers, plan %s%s", name, m->arch_name,
+                 m->n_layer, gw_est_plan_kind_name(plan->kind),
+                 a->p.n_devices && !plan->result.fits ? " (does not fit on the GPUs)" : "");
+        ok = gw_fit_preset_section(sb, name, abs, plan->flags, comment, fit_opts);
+        if (!ok)
+            fprintf(stderr, "gpuwatch: fit: %s: the plan's flags (%s) have no preset form\n",
+                    path, plan->flags);
+    }
+    free(plan);
+    gw_est_model_free(m);
+    return ok;
+}
+
+/* Writes sb to path atomically (a temporary beside it, then rename), or to
+ * stdout for "-". */
+static bool write_whole(const char *path, const gw_strbuf *sb)
+{
+    if (strcmp(path, "-") == 0)
+        return fwrite(sb->data, 1, sb->len, stdout) == sb->len && fflush(stdout) == 0;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fwrite(sb->data, 1, sb->len, f) == sb->len;
+    ok = f && fclose(f) == 0 && ok && rename(tmp, path) == 0;
+    if (!ok) {
+        fprintf(stderr, "gpuwatch: fit: --router-preset %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+    return ok;
+}
+
+/* --router-preset: every model planned alone on these devices, one section
+ * each; nothing is written unless every model has its section. */
+static int write_preset(fit_args *a)
+{
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < a->n_models; i++)
+        ok = add_models(a->models[i], &list, &n, &cap);
+    if (ok && n == 0) {
+        fprintf(stderr, "gpuwatch: fit: --router-preset: no .gguf model in what was given\n");
+        ok = false;
+    }
+    gw_strbuf sb;
+    gw__strbuf_init(&sb, 0);
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    gw__strbuf_printf(&sb,
+                      "; llama-server models preset (router mode), written by gpuwatch %s at %s\n"
+                      "; Each model is planned alone on this host's %u GPU(s) with the memory "
+                      "free then;\n"
+                      "; --models-max counts models, not bytes: load no more at once than the "
+                      "GPUs hold.\n"
+                      "; Run: CUDA_DEVICE_ORDER=PCI_BUS_ID llama-server --models-preset FILE\n"
+                      "; (PCI order numbers the GPUs as gpuwatch does: main-gpu and "
+                      "tensor-split follow it.)\n\n",
+                      GW_VERSION_STRING, when, a->p.n_devices);
+    for (size_t i = 0; ok && i < n; i++) {
+        char name[256];
+        for (size_t k = 0; k < i && gw_fit_preset_name(list[i], name, sizeof name); k++) {
+            char other[256];
+            if (gw_fit_preset_name(list[k], other, sizeof other) && strcmp(name, other) == 0) {
+                fprintf(stderr, "gpuwatch: fit: %s and %s would both be [%s]\n", list[k],
+                        list[i], name);
+                ok = false;
+                break;
+            }
+        }
+        ok = ok && preset_model(a, list[i], &sb);
+    }
+    if (ok && sb.failed) {
+        fprintf(stderr, "gpuwatch: fit: out of memory\n");
+        ok = false;
+    }
+    ok = ok && write_whole(a->preset, &sb);
+    gw__strbuf_release(&sb);
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    return ok ? GW_EXIT_OK : GW_EXIT_ERROR;
+}
+
+/* The command once its options are read. */
+static int fit_command(fit_args *a_in)
+{
+    fit_args a = *a_in;
     if (a.cpu)
         a.p.n_devices = 0;
     else if (!a.gpus_given && live_gpus(&a.cfg, &a.p) < 0)
         return GW_EXIT_ERROR;
+    if (a.preset)
+        return write_preset(&a);
     gw_est_mmproj mp; /* borrowed by a.p.mmproj until we return */
     gw_est_model *m = NULL;
     int rc = load_model(&a, &mp, &m);
@@ -620,5 +793,27 @@ int gw_cmd_fit(int argc, char **argv)
         return rc;
     rc = estimate_and_print(&a, m, &mp);
     gw_est_model_free(m);
+    return rc;
+}
+
+/* `gpuwatch fit`: argv[0] is "fit". Returns an exit code (GW_EXIT_*);
+ * prints to stdout/stderr only; owns nothing after it returns. */
+int gw_cmd_fit(int argc, char **argv)
+{
+    fit_args a = {.model = NULL};
+    gw_est_params_init(&a.p);
+    gw_config_init(&a.cfg);
+    a.models = calloc((size_t)argc + 1, sizeof *a.models);
+    if (!a.models) {
+        fprintf(stderr, "gpuwatch: fit: out of memory\n");
+        return GW_EXIT_ERROR;
+    }
+    int s = parse_fit_options(argc, argv, &a);
+    if (s) {
+        free(a.models);
+        return s == GW_CLI_EXIT_OK ? GW_EXIT_OK : GW_EXIT_USAGE;
+    }
+    int rc = fit_command(&a);
+    free(a.models);
     return rc;
 }

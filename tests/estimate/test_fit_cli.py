@@ -188,6 +188,87 @@ def garbage_checks(model):
     check(free == 24 << 30, f"--gpu 24GiB is 24 GiB free: {free}")
 
 
+# llama-server's long argument names (its --help) for the short flags fit
+# prints: what a models preset INI's keys must be.
+LLAMA_LONG = {"-c": "ctx-size", "-ngl": "n-gpu-layers", "-b": "batch-size", "-ub": "ubatch-size",
+              "-np": "parallel", "--kv-unified": "kv-unified", "-fa": "flash-attn",
+              "-ctk": "cache-type-k", "-ctv": "cache-type-v", "-sm": "split-mode",
+              "-mg": "main-gpu", "-ts": "tensor-split"}
+
+
+def flags_as_keys(flags):
+    """fit's llama.cpp flags as the preset keys they must become."""
+    out, words, i = {}, flags.split(), 0
+    while i < len(words):
+        key = LLAMA_LONG[words[i]]
+        if i + 1 < len(words) and not words[i + 1].startswith("-"):
+            out[key] = words[i + 1]
+            i += 2
+        else:
+            out[key] = "true"
+            i += 1
+    return out
+
+
+def router_preset_checks(t):
+    """--router-preset: a folder of two models (and a projector it must
+    skip) and a third file, parsed back with configparser; each section
+    holds the model's absolute path and the flags fit --json plans for it
+    alone on the same GPUs. Errors write nothing."""
+    import configparser
+    d = os.path.join(t, "models")
+    os.makedirs(d)
+    specs = {"alpha": {"arch": "llama", "n_layer": 8, "n_embd": 1024, "n_head": 8,
+                       "n_head_kv": 4, "n_ff": 2816, "wtype": "Q8_0"},
+             "beta": {"arch": "llama", "n_layer": 24, "n_embd": 2048, "n_head": 16,
+                      "n_head_kv": 4, "n_ff": 5632, "wtype": "F16"}}
+    for name, spec in specs.items():
+        model_writer.write_model(os.path.join(d, name + ".gguf"), spec)
+    with open(os.path.join(d, "mmproj-alpha.gguf"), "wb") as f:
+        f.write(b"not read: projectors are skipped")
+    gamma = os.path.join(t, "gamma.gguf")
+    model_writer.write_model(gamma, specs["alpha"])
+    gpus = ["--gpu", "3GiB", "--gpu", "1500MiB", "-c", "4096"]
+    out = os.path.join(t, "preset.ini")
+    r = run("--router-preset", out, d, gamma, *gpus)
+    check(r.returncode == 0, f"router preset: {r.returncode} {r.stderr}")
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(out)
+    check(ini.sections() == ["alpha", "beta", "gamma"], f"sections {ini.sections()}")
+    for name in ini.sections():
+        path = gamma if name == "gamma" else os.path.join(d, name + ".gguf")
+        sec = dict(ini[name])
+        check(sec.pop("model", None) == os.path.realpath(path), f"{name} model path {sec}")
+        alone = run(path, "--json", *gpus)
+        want = flags_as_keys(json.loads(alone.stdout)["plan"]["llama_flags"])
+        check(sec == want, f"{name}: {sec} != {want}")
+    kinds = {json.loads(run(p, "--json", *gpus).stdout)["plan"]["kind"]
+             for p in (os.path.join(d, "alpha.gguf"), os.path.join(d, "beta.gguf"))}
+    check(len(kinds) == 2, f"the two models should plan differently here: {kinds}")
+    r = run("--router-preset", "-", gamma, *gpus)
+    check(r.returncode == 0 and "[gamma]" in r.stdout, f"preset to stdout: {r.stdout}")
+    # errors: nothing written
+    before = open(out).read()
+    bad = os.path.join(t, "bad.gguf")
+    with open(bad, "wb") as f:
+        f.write(b"GGUF broken")
+    r = run("--router-preset", out, d, bad, *gpus)
+    check(r.returncode == 1 and "bad.gguf" in r.stderr and open(out).read() == before,
+          f"a bad model: {r.returncode} {r.stderr}")
+    other = os.path.join(t, "other")
+    os.makedirs(other)
+    model_writer.write_model(os.path.join(other, "alpha.gguf"), specs["alpha"])
+    r = run("--router-preset", out, d, other, *gpus)
+    check(r.returncode == 1 and "[alpha]" in r.stderr and open(out).read() == before,
+          f"two models named alpha: {r.returncode} {r.stderr}")
+    r = run("--router-preset", out, other + "-missing", *gpus)
+    check(r.returncode == 1 and "No such file" in r.stderr, f"missing: {r.stderr}")
+    r = run("--router-preset", out, d, "--json", *gpus)
+    check(r.returncode == 2, f"--json with a preset: {r.returncode}")
+    r = run(gamma, os.path.join(d, "alpha.gguf"), *gpus)
+    check(r.returncode == 2 and "--router-preset" in r.stderr, f"two models: {r.stderr}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as t:
         notgguf = os.path.join(t, "x.gguf")
@@ -285,6 +366,7 @@ def main():
         else:
             print("note: fake NVML not built, live-GPU path not checked")
         host_cpu_checks(t)
+        router_preset_checks(t)
     if fails:
         print("\n".join(fails))
         return 1
