@@ -514,6 +514,13 @@ typedef struct gw_batch_options {
 GW_API void gw_batch_options_init_size(gw_batch_options *o, size_t size);
 #define gw_batch_options_init(o) gw_batch_options_init_size((o), sizeof *(o))
 
+/* How gw_find_batch_size measured the memory its model is fitted to. */
+typedef enum gw_batch_measured {
+    GW_BATCH_MEASURED_NONE = 0, /* nothing (no monitor or device): no model */
+    GW_BATCH_MEASURED_DEVICE,   /* the device's used memory (a neighbour's moves in it) */
+    GW_BATCH_MEASURED_PROCESS,  /* this process's own memory on the device */
+} gw_batch_measured;
+
 typedef struct gw_batch_result {
     uint32_t size;           /* set by the caller: sizeof (gw_batch_result) */
     uint64_t batch;          /* the answer: largest_ok less the margin, >= lo */
@@ -524,6 +531,7 @@ typedef struct gw_batch_result {
     double bytes_per_sample; /* the fitted model; 0 when none */
     uint64_t fixed_bytes;    /* the model's memory at batch 0 */
     char note[256];          /* e.g. why the cache was not used or written */
+    gw_batch_measured measured; /* what the model was fitted to */
 } gw_batch_result;
 
 /* Finds the largest batch size in [lo, hi] that runs: a trial at lo, then

@@ -84,7 +84,7 @@ class BatchResult(ctypes.Structure):
     _fields_ = [("size", c_uint32), ("batch", c_uint64), ("largest_ok", c_uint64),
                 ("smallest_oom", c_uint64), ("trials", c_uint32), ("ooms", c_uint32),
                 ("from_cache", c_bool), ("bytes_per_sample", c_double),
-                ("fixed_bytes", c_uint64), ("note", ctypes.c_char * 256)]
+                ("fixed_bytes", c_uint64), ("note", ctypes.c_char * 256), ("measured", c_int)]
 
 
 def _fn(name, restype, *argtypes):

@@ -14,7 +14,8 @@ from . import _native as _n
 
 BatchResult = collections.namedtuple(
     "BatchResult", "batch largest_ok smallest_oom trials ooms from_cache bytes_per_sample "
-                   "fixed_bytes note")
+                   "fixed_bytes note measured")
+_MEASURED = ("none", "device", "process")  # gw_batch_measured
 
 # class names (or their endings) of the frameworks' out-of-memory errors
 _OOM_NAMES = ("OutOfMemoryError", "OutOfMemory", "OOMError", "ResourceExhaustedError")
@@ -118,4 +119,4 @@ def find_batch_size(fn, lo=1, hi=65536, device=None, margin=0.05, cleanup=None,
     _n.check(rc, err)
     return BatchResult(r.batch, r.largest_ok, r.smallest_oom or None, r.trials, r.ooms,
                        r.from_cache, r.bytes_per_sample, r.fixed_bytes,
-                       r.note.decode("utf-8", "replace"))
+                       r.note.decode("utf-8", "replace"), _MEASURED[r.measured])

@@ -773,6 +773,19 @@ static int amd_read_memory(void *state, uint32_t card, gw_sample *out, gw_error 
     return gw__error_set(err, GW_ENODEV, "amdgpu: no card%u", card);
 }
 
+/* The read_process_memory op: the process's DRM clients of the card, from
+ * its fdinfo (an APU's GTT counts, as in the device's own figure). */
+static int amd_read_process_memory(void *state, uint32_t card, uint32_t pid, uint64_t *bytes,
+                                   gw_error *err)
+{
+    amd_state *s = state;
+    for (size_t i = 0; i < s->n_devs; i++)
+        if (s->devs[i].card.card == card)
+            return gw__fdinfo_pid_memory(s->cfg.proc_root, pid, s->devs[i].card.pci_bus_id,
+                                         GW__DRM_AMDGPU, s->devs[i].apu, bytes, err);
+    return gw__error_set(err, GW_ENODEV, "amdgpu: no card%u", card);
+}
+
 const gw__backend_ops gw__backend_amdgpu = {
     .name = "amdgpu",
     .vendor = GW_VENDOR_AMD,
@@ -781,4 +794,5 @@ const gw__backend_ops gw__backend_amdgpu = {
     .status = amd_status,
     .close = amd_close,
     .read_memory = amd_read_memory,
+    .read_process_memory = amd_read_process_memory,
 };

@@ -343,6 +343,59 @@ bool gw__fdinfo_client_gtt(const gw__fdinfo_client *c, uint64_t *bytes)
     return client_class_bytes(c, CLASS_GTT, bytes);
 }
 
+int gw__fdinfo_pid_memory(const char *proc_root, uint32_t pid, const char *pdev, unsigned drivers,
+                          bool gtt_too, uint64_t *bytes, gw_error *err)
+{
+    char path[600], want[16];
+    *bytes = 0;
+    if (!gw__pci_bus_id_normalize(pdev, want, sizeof want))
+        return gw__error_set(err, GW_EINVAL, "fdinfo: '%s' is not a PCI address", pdev);
+    snprintf(path, sizeof path, "%s/%u/fd", proc_root, pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return gw__error_set(err, GW_EIO, "fdinfo: %s: %s", path, strerror(errno));
+    uint64_t seen[64];
+    size_t n_seen = 0;
+    bool found = false;
+    struct dirent *d;
+    while ((d = readdir(dir)) != NULL) {
+        uint64_t fdn;
+        char target[32], link[1000], text[4096];
+        if (!gw__parse_u64(d->d_name, &fdn))
+            continue;
+        snprintf(link, sizeof link, "%s/%s", path, d->d_name);
+        ssize_t tl = readlink(link, target, sizeof target - 1);
+        if (tl <= 0)
+            continue;
+        target[tl] = '\0';
+        if (strncmp(target, "/dev/dri/", 9) != 0)
+            continue;
+        snprintf(link, sizeof link, "%s/%u/fdinfo/%s", proc_root, pid, d->d_name);
+        long len = gw__read_file(link, text, sizeof text);
+        gw__fdinfo_client c;
+        uint64_t v;
+        if (len <= 0 || gw__fdinfo_parse(text, (size_t)len, &c) != GW_OK ||
+            !(c.driver & drivers) || !c.has_pdev || strcmp(c.pdev, want) != 0)
+            continue;
+        bool dup = false;
+        for (size_t i = 0; c.has_id && i < n_seen; i++)
+            dup |= seen[i] == c.client_id;
+        if (dup)
+            continue;
+        if (c.has_id && n_seen < sizeof seen / sizeof seen[0])
+            seen[n_seen++] = c.client_id;
+        found = true;
+        if (gw__fdinfo_client_vram(&c, &v) && !gw__add_u64(*bytes, v, bytes))
+            *bytes = UINT64_MAX;
+        if (gtt_too && gw__fdinfo_client_gtt(&c, &v) && !gw__add_u64(*bytes, v, bytes))
+            *bytes = UINT64_MAX;
+    }
+    closedir(dir);
+    return found ? GW_OK
+                 : gw__error_set(err, GW_ENOENT, "fdinfo: process %u has no client on %s", pid,
+                                 want);
+}
+
 /* Engine categories. */
 #define CAT_GFX 1u
 #define CAT_ENC 2u

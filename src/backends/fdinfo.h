@@ -122,6 +122,19 @@ int gw__fdinfo_parse(const char *text, size_t len, gw__fdinfo_client *out);
 bool gw__fdinfo_client_vram(const gw__fdinfo_client *c, uint64_t *bytes);
 bool gw__fdinfo_client_gtt(const gw__fdinfo_client *c, uint64_t *bytes);
 
+/* The VRAM (with gtt_too, VRAM + GTT: an APU's memory) process pid holds
+ * on the device at PCI address pdev through drivers (GW__DRM_* bits), read
+ * now from <proc_root>/<pid>/fd and fdinfo:
+ * the sum over its DRM clients of that device, each client counted once
+ * (a client reached through several descriptors). A client another process
+ * shares (inherited) counts for this pid too: the question is what this
+ * process holds. GW_OK with *bytes; GW_ENOENT when the process has no
+ * client on that device; GW_EIO (err names why) when its descriptors
+ * cannot be read (gone, another user's). The library's batch-size finder
+ * asks it of its own process. */
+int gw__fdinfo_pid_memory(const char *proc_root, uint32_t pid, const char *pdev, unsigned drivers,
+                          bool gtt_too, uint64_t *bytes, gw_error *err);
+
 typedef struct gw__fdinfo_opts {
     unsigned drivers;      /* GW__DRM_* mask of clients to keep */
     int64_t rescan_min_ns; /* 0: 1 s */

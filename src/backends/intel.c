@@ -431,6 +431,19 @@ static void intel_status(void *state, gw_source_status *st)
         gw__strlcpy(st->driver_version, s->devs[0].info.driver_version, sizeof st->driver_version);
 }
 
+/* The read_process_memory op: the process's i915 / xe clients of the card,
+ * device-local memory, from its fdinfo (as the device's used figure). */
+static int intel_read_process_memory(void *state, uint32_t card, uint32_t pid, uint64_t *bytes,
+                                     gw_error *err)
+{
+    intel_state *s = state;
+    for (size_t i = 0; i < s->n_devs; i++)
+        if (s->devs[i].card.card == card)
+            return gw__fdinfo_pid_memory(s->cfg.proc_root, pid, s->devs[i].card.pci_bus_id,
+                                         GW__DRM_I915 | GW__DRM_XE, false, bytes, err);
+    return gw__error_set(err, GW_ENODEV, "intel: no card%u", card);
+}
+
 const gw__backend_ops gw__backend_intel = {
     .name = "intel",
     .vendor = GW_VENDOR_INTEL,
@@ -438,4 +451,5 @@ const gw__backend_ops gw__backend_intel = {
     .sample = intel_sample,
     .status = intel_status,
     .close = intel_close,
+    .read_process_memory = intel_read_process_memory,
 };

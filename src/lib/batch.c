@@ -395,6 +395,9 @@ static void finish(const search *s, gw_batch_result *r)
     r->smallest_oom = s->oom;
     r->batch = b < (double)o->lo ? o->lo : (uint64_t)b;
     r->bytes_per_sample = s->slope + 2 * s->quad * (double)s->ok;
+    r->measured = !s->measure ? GW_BATCH_MEASURED_NONE
+                  : s->own    ? GW_BATCH_MEASURED_PROCESS
+                              : GW_BATCH_MEASURED_DEVICE;
     r->fixed_bytes = s->fixed > 0 ? (uint64_t)s->fixed : 0;
 }
 

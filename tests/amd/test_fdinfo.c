@@ -335,6 +335,51 @@ static void clients_deduplicated_across_fds_and_processes(void **state)
     fx_rmrf(root);
 }
 
+/* One process's memory on one device, read at once (the batch finder's
+ * own-process figure): its clients counted once however many descriptors
+ * reach them, another device's and another driver's left out, an APU's GTT
+ * only when asked. */
+static void one_process_memory(void **state)
+{
+    (void)state;
+    char root[64], t[512], t2[512];
+    assert_non_null(fx_tmpdir(root, sizeof root));
+    amd_info(t, sizeof t, "0000:03:00.0", 21, 1000, 40, 0, 0);
+    fx_fd(root, 300, 5, "/dev/dri/renderD128", t); /* the same client twice */
+    fx_fd(root, 300, 6, "/dev/dri/renderD128", t);
+    fx_fd(root, 200, 9, "/dev/dri/renderD128", t); /* shared with a fork: counts for both */
+    fx_fd(root, 300, 7, "/dev/dri/renderD129",
+          amd_info(t2, sizeof t2, "0000:43:00.0", 31, 500, 0, 0, 0)); /* another GPU */
+    fx_fd(root, 300, 8, "/dev/dri/renderD128",
+          amd_info(t2, sizeof t2, "0000:03:00.0", 22, 10, 2, 0, 0)); /* a second client */
+    fx_fd(root, 300, 10, "/dev/null", "pos:\t0\n");
+    fx_fd(root, 400, 3, "/dev/null", "pos:\t0\n");
+    uint64_t b = 0;
+    gw_error err;
+    assert_int_equal(gw__fdinfo_pid_memory(root, 300, "0000:03:00.0", GW__DRM_AMDGPU, false, &b,
+                                           &err), GW_OK);
+    assert_int_equal(b, (1000 + 10) * 1024);
+    assert_int_equal(gw__fdinfo_pid_memory(root, 300, "00000000:03:00.0", GW__DRM_AMDGPU, true,
+                                           &b, &err), GW_OK); /* NVML-style address, + GTT */
+    assert_int_equal(b, (1000 + 8 + 10 + 8) * 1024); /* amd_info's clients hold 8 KiB GTT */
+    assert_int_equal(gw__fdinfo_pid_memory(root, 200, "0000:03:00.0", GW__DRM_AMDGPU, false, &b,
+                                           &err), GW_OK);
+    assert_int_equal(b, 1000 * 1024);
+    assert_int_equal(gw__fdinfo_pid_memory(root, 300, "0000:43:00.0", GW__DRM_AMDGPU, false, &b,
+                                           &err), GW_OK);
+    assert_int_equal(b, 500 * 1024);
+    assert_int_equal(gw__fdinfo_pid_memory(root, 300, "0000:03:00.0", GW__DRM_I915, false, &b,
+                                           &err), GW_ENOENT); /* not that driver's */
+    assert_int_equal(gw__fdinfo_pid_memory(root, 400, "0000:03:00.0", GW__DRM_AMDGPU, false, &b,
+                                           &err), GW_ENOENT);
+    assert_non_null(strstr(err.message, "no client"));
+    assert_int_equal(gw__fdinfo_pid_memory(root, 999, "0000:03:00.0", GW__DRM_AMDGPU, false, &b,
+                                           &err), GW_EIO);
+    assert_int_equal(gw__fdinfo_pid_memory(root, 300, "card0", GW__DRM_AMDGPU, false, &b, &err),
+                     GW_EINVAL);
+    fx_rmrf(root);
+}
+
 static void kernel_without_fdinfo_keys_is_said(void **state)
 {
     (void)state;
@@ -462,6 +507,7 @@ int main(void)
         cmocka_unit_test(counters_going_backwards_are_ignored),
         cmocka_unit_test(xe_cycles_and_i915_capacity),
         cmocka_unit_test(clients_deduplicated_across_fds_and_processes),
+        cmocka_unit_test(one_process_memory),
         cmocka_unit_test(kernel_without_fdinfo_keys_is_said),
         cmocka_unit_test(cache_skips_unchanged_and_rescans_on_backoff),
         cmocka_unit_test(oversized_fdinfo_keeps_complete_lines_only),

@@ -459,6 +459,7 @@ static void test_batch_linear(void **state)
     assert_int_equal(s.bad_order, 0);
     assert_false(r.from_cache);
     assert_true(r.bytes_per_sample > 0.99 * (double)s.per && r.bytes_per_sample < 1.01 * (double)s.per);
+    assert_int_equal(r.measured, GW_BATCH_MEASURED_DEVICE); /* no process list in this scenario */
     assert_int_equal(access(cache, F_OK), 0);
 
     gw_batch_result again = {.size = sizeof again};
@@ -528,6 +529,7 @@ static void test_batch_without_model(void **state)
     assert_int_equal(gw_find_batch_size(&o, &r, &err), GW_OK);
     assert_true(r.largest_ok == limit && r.batch == limit && r.smallest_oom == limit + 1);
     assert_true(r.bytes_per_sample == 0);
+    assert_int_equal(r.measured, GW_BATCH_MEASURED_NONE);
     assert_int_equal(s.bad_order, 0);
 
     o.hi = limit / 2; /* the whole range fits: hi is the answer, no OOM */
@@ -614,6 +616,89 @@ static void test_amd_fixture(void **state)
     assert_int_equal(gw_mem_get_info(m, 1, GW_READ_FRESH, &f, &t, &err), GW_ENODEV);
 }
 
+/* The batch finder on an AMD card (a copy of the rdna3 tree) measuring the
+ * job's own memory through its fdinfo, while a neighbour's memory moves
+ * the card's used figure at every trial: the model stays exact. */
+typedef struct amd_sim {
+    char used_path[700], fdinfo_path[800];
+    uint64_t total, base, fixed, per, neighbour;
+    unsigned step;
+} amd_sim;
+
+static void amd_sim_write(amd_sim *s, uint64_t own)
+{
+    FILE *f = fopen(s->used_path, "w"); /* same inode: the backend holds it open */
+    assert_non_null(f);
+    fprintf(f, "%llu\n", (unsigned long long)(s->base + s->neighbour + own));
+    fclose(f);
+    f = fopen(s->fdinfo_path, "w");
+    assert_non_null(f);
+    fprintf(f, "pos:\t0\nflags:\t02100002\ndrm-driver:\tamdgpu\ndrm-pdev:\t0000:03:00.0\n"
+               "drm-client-id:\t77\ndrm-memory-vram:\t%llu KiB\ndrm-memory-gtt:\t0 KiB\n",
+            (unsigned long long)(own / 1024));
+    fclose(f);
+}
+
+static gw_trial amd_sim_try(uint64_t batch, void *user)
+{
+    amd_sim *s = user;
+    s->neighbour = (uint64_t)(s->step++ % 3) * GIB; /* 0, 1, 2 GiB */
+    uint64_t need = s->fixed + s->per * batch;
+    if (s->base + s->neighbour + need > s->total) {
+        amd_sim_write(s, 0);
+        return GW_TRIAL_OOM;
+    }
+    amd_sim_write(s, need);
+    return GW_TRIAL_OK;
+}
+
+static void amd_sim_cleanup(void *user) { amd_sim_write(user, 0); }
+
+static void test_batch_amd_own_memory(void **state)
+{
+    (void)state;
+    const char *src = getenv("GPUWATCH_SOURCE_ROOT");
+    assert_non_null(src);
+    char root[300], cmd[4096];
+    snprintf(root, sizeof root, "%s/rdna3-own", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && cp -a '%s/tests/fixtures/rdna3' '%s' && mkdir -p '%s/proc/%ld/fd' "
+             "'%s/proc/%ld/fdinfo' && ln -s /dev/dri/renderD128 '%s/proc/%ld/fd/9'",
+             root, src, root, root, (long)getpid(), root, (long)getpid(), root, (long)getpid());
+    assert_int_equal(system(cmd), 0);
+    amd_sim s = {.fixed = 1 * GIB, .per = 40 * MIB};
+    snprintf(s.used_path, sizeof s.used_path, "%s/sys/class/drm/card0/device/mem_info_vram_used",
+             root);
+    snprintf(s.fdinfo_path, sizeof s.fdinfo_path, "%s/proc/%ld/fdinfo/9", root, (long)getpid());
+    char path[800];
+    snprintf(path, sizeof path, "%s/sys/class/drm/card0/device/mem_info_vram_total", root);
+    s.total = read_number(path);
+    s.base = read_number(s.used_path);
+    amd_sim_write(&s, 0);
+    gw_monitor *m = open_fixture(root, "amdgpu");
+    gw_batch_options o;
+    gw_batch_options_init(&o);
+    o.lo = 1;
+    o.hi = 1u << 16;
+    o.try_fn = amd_sim_try;
+    o.cleanup = amd_sim_cleanup;
+    o.user = &s;
+    o.monitor = m;
+    o.device = 0;
+    o.margin = 0;
+    gw_batch_result r = {.size = sizeof r};
+    gw_error err;
+    assert_int_equal(gw_find_batch_size(&o, &r, &err), GW_OK);
+    assert_int_equal(r.measured, GW_BATCH_MEASURED_PROCESS); /* through the card's fdinfo */
+    /* exact bytes per sample: the neighbour's 0-2 GiB never entered the model */
+    assert_true(r.bytes_per_sample > 0.999 * (double)s.per &&
+                r.bytes_per_sample < 1.001 * (double)s.per);
+    uint64_t worst = (s.total - s.base - 2 * GIB - s.fixed) / s.per; /* neighbour at 2 GiB */
+    uint64_t best = (s.total - s.base - s.fixed) / s.per;            /* at 0 */
+    assert_true(r.largest_ok >= worst && r.largest_ok <= best);
+    assert_true(r.trials <= 12);
+}
+
 /* Intel (xe sysfs + fdinfo): no single-device read, so a fresh read is a
  * whole sample; the architecture comes from the PCI id. */
 static void test_intel_fixture(void **state)
@@ -683,6 +768,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_batch_without_model, teardown),
         cmocka_unit_test_teardown(test_amd_fixture, teardown),
         cmocka_unit_test_teardown(test_intel_fixture, teardown),
+        cmocka_unit_test_teardown(test_batch_amd_own_memory, teardown),
         cmocka_unit_test_teardown(test_progress_report, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -338,6 +338,7 @@ def test_batch_noisy_neighbour(tmp_path, listed):
         if r.smallest_oom:
             assert r.smallest_oom - r.largest_ok <= band + 1
         assert job.order_errors == 0
+        assert r.measured == ("process" if listed else "device")
         if listed:  # the job's own memory was measured: the model is exact
             assert abs(r.bytes_per_sample - 60 * MIB) < 0.01 * 60 * MIB
 
@@ -383,6 +384,7 @@ def test_batch_errors(tmp_path):
             raise MemoryError()
     r = gpuwatch.find_batch_size(cpu_job, 1, 1000, margin=0)
     assert r.batch == 100 and r.smallest_oom == 101 and r.bytes_per_sample == 0
+    assert r.measured == "none"
 
 
 def test_batch_interrupt_propagates():
