@@ -116,13 +116,17 @@ record ".deb relations: Depends libmicrohttpd (dlopen'd), Suggests NVML" $? "Dep
 libdeb=$(ls "$work"/libgpuwatch1_*.deb 2>/dev/null | head -1)
 devdeb=$(ls "$work"/libgpuwatch-dev_*.deb 2>/dev/null | head -1)
 pydeb=$(ls "$work"/python3-gpuwatch_*.deb 2>/dev/null | head -1)
+# (listings into files first: grep -q on a pipe would stop dpkg-deb early)
+[ -n "$libdeb" ] && dpkg-deb -c "$libdeb" >"$log/deb-lib-files"
+[ -n "$devdeb" ] && dpkg-deb -c "$devdeb" >"$log/deb-dev-files"
+[ -n "$pydeb" ] && dpkg-deb -c "$pydeb" >"$log/deb-py-files"
 [ -n "$libdeb" ] && [ -n "$devdeb" ] && [ -n "$pydeb" ] &&
-  dpkg-deb -c "$libdeb" | grep -qE '/usr/lib/[^/]+/libgpuwatch\.so\.1\.0\.0$' &&
-  dpkg-deb -c "$devdeb" | grep -qE '/usr/include/gpuwatch\.h$' &&
-  dpkg-deb -c "$devdeb" | grep -qE '/usr/lib/[^/]+/pkgconfig/gpuwatch\.pc$' &&
-  dpkg-deb -c "$pydeb" | grep -qE '/usr/lib/python3[^/]*/dist-packages/gpuwatch/__init__\.py$' &&
-  [[ $(dpkg-deb -f "$pydeb" Depends) == *libgpuwatch1* ]] && [[ $(dpkg-deb -f "$pydeb" Depends) == *python3* ]] &&
-  [ -z "$(dpkg-deb -c "$deb" | grep -E 'libgpuwatch|gpuwatch\.h|dist-packages')" ]
+  grep -qE '/usr/lib/[^/]+/libgpuwatch\.so\.1\.0\.0$' "$log/deb-lib-files" &&
+  grep -qE '/usr/include/gpuwatch\.h$' "$log/deb-dev-files" &&
+  grep -qE '/usr/lib/[^/]+/pkgconfig/gpuwatch\.pc$' "$log/deb-dev-files" &&
+  grep -qE '/usr/lib/python3[^/]*/(dist|site)-packages/gpuwatch/__init__\.py$' "$log/deb-py-files" &&
+  [[ $(dpkg-deb -f "$pydeb" Depends) == *libgpuwatch1* ]] &&
+  ! grep -qE 'libgpuwatch|gpuwatch\.h|-packages/' "$log/deb-files"
 record "libgpuwatch1 / libgpuwatch-dev / python3-gpuwatch .debs (library, header + .pc, package depending on both), none of it in gpuwatch" $? \
   "lib: ${libdeb:-missing}; dev: ${devdeb:-missing}; python: ${pydeb:-missing}"
 
