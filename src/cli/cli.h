@@ -84,6 +84,7 @@ extern const char gw_cli_source_options_help[];
 int gw_cmd_report(int argc, char **argv);
 /* `gpuwatch serve`: the daemon (src/http/daemon.h). */
 int gw_cmd_serve(int argc, char **argv);
+int gw_cmd_pool(int argc, char **argv);
 int gw_cmd_fit(int argc, char **argv);
 int gw_cmd_place(int argc, char **argv);
 int gw_cmd_run(int argc, char **argv);

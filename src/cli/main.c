@@ -14,6 +14,7 @@ static const gw_cli_command commands[] = {
      gw_cmd_progress},
     {"fit", "memory a GGUF model needs under llama.cpp, and the plan that fits", gw_cmd_fit},
     {"top", "live dashboard: GPUs, history, processes, events, job progress", gw_cmd_top},
+    {"pool", "OpenAI-compatible front over model servers placed by exact bytes", gw_cmd_pool},
     {"gguf", "metadata and tensors of a GGUF model file", gw_cmd_gguf},
 };
 

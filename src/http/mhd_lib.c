@@ -29,6 +29,7 @@ int gw__mhd_load(gw__mhd_lib *lib, const char *path, gw_error *err)
         SYM(lookup_connection_value),
         SYM(suspend_connection),
         SYM(resume_connection),
+        SYM(get_connection_info),
         SYM(quiesce_daemon),
         SYM(is_feature_supported),
 #undef SYM

@@ -31,6 +31,7 @@ typedef struct gw__mhd_lib {
     __typeof__(MHD_resume_connection) *resume_connection;
     __typeof__(MHD_quiesce_daemon) *quiesce_daemon;
     __typeof__(MHD_is_feature_supported) *is_feature_supported;
+    __typeof__(MHD_get_connection_info) *get_connection_info;
 } gw__mhd_lib;
 
 /* Loads libmicrohttpd (path NULL: "libmicrohttpd.so.12", the soname Debian

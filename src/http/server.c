@@ -241,6 +241,16 @@ static bool parse_listen(const char *listen, addr *a)
     return false;
 }
 
+bool gw__listen_parse(const char *listen, struct sockaddr_storage *ss, bool *v6)
+{
+    addr a;
+    if (!parse_listen(listen, &a))
+        return false;
+    *ss = a.ss;
+    *v6 = a.v6;
+    return true;
+}
+
 bool gw__listen_is_loopback(const char *listen)
 {
     addr a;

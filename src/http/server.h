@@ -80,6 +80,10 @@ typedef struct gw__server gw__server;
 /* True when host:port in `listen` is a loopback address; false for others
  * and for unparsable text. */
 bool gw__listen_is_loopback(const char *listen);
+/* Parses "HOST:PORT" / "[V6]:PORT" / ":PORT" (all IPv4 addresses) into *ss
+ * (*v6: an IPv6 address); false when it is none of those. */
+struct sockaddr_storage;
+bool gw__listen_parse(const char *listen, struct sockaddr_storage *ss, bool *v6);
 
 /* Binds and starts serving. log is borrowed (must outlive the server).
  * Returns GW_OK; GW_EINVAL (bad listen address or limits, only one of the

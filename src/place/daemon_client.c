@@ -91,9 +91,74 @@ static bool is_text(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+/* Whether buf[a..b) is the token tok (case-insensitive). */
+static bool token_is(const char *buf, size_t a, size_t b, const char *tok)
+{
+    size_t n = strlen(tok);
+    return b - a == n && strncasecmp(buf + a, tok, n) == 0;
+}
+
+/* The "close" and "keep-alive" options of a Connection value buf[val..end)
+ * (a comma-separated list; other options are ignored). */
+static void connection_options(const char *buf, size_t val, size_t end, gw_http_head *h,
+                               bool *keep_alive)
+{
+    for (size_t a = val; a < end;) {
+        while (a < end && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == ','))
+            a++;
+        size_t b = a;
+        while (b < end && buf[b] != ',')
+            b++;
+        size_t t = b;
+        while (t > a && (buf[t - 1] == ' ' || buf[t - 1] == '\t'))
+            t--;
+        if (token_is(buf, a, t, "close"))
+            h->close = true;
+        else if (token_is(buf, a, t, "keep-alive"))
+            *keep_alive = true;
+        a = b;
+    }
+}
+
+/* One header field, name buf[name..+name_len), value buf[val..end) (OWS
+ * trimmed): the ones gw_http_head holds go into *h. */
+static int header_field(const char *buf, size_t name, size_t name_len, size_t val, size_t end,
+                        gw_http_head *h, bool *keep_alive, gw_error *err)
+{
+    if (token_is(buf, name, name + name_len, "Content-Length")) {
+        if (h->has_length)
+            return gw__error_set(err, GW_EPARSE, "HTTP response: Content-Length twice");
+        if (end == val || end - val > 10)
+            return gw__error_set(err, GW_EPARSE, "HTTP response: bad Content-Length");
+        for (size_t i = val; i < end; i++) {
+            if (buf[i] < '0' || buf[i] > '9')
+                return gw__error_set(err, GW_EPARSE, "HTTP response: bad Content-Length");
+            h->length = h->length * 10 + (uint64_t)(buf[i] - '0');
+        }
+        h->has_length = true;
+    } else if (token_is(buf, name, name + name_len, "Transfer-Encoding")) {
+        if (h->chunked)
+            return gw__error_set(err, GW_EPARSE, "HTTP response: Transfer-Encoding twice");
+        if (!token_is(buf, val, end, "chunked"))
+            return gw__error_set(err, GW_EPARSE, "HTTP response: Transfer-Encoding '%.*s' is "
+                                                 "not supported (only chunked)",
+                                 (int)(end - val > 40 ? 40 : end - val), buf + val);
+        h->chunked = true;
+    } else if (token_is(buf, name, name + name_len, "Connection")) {
+        connection_options(buf, val, end, h, keep_alive);
+    } else if (token_is(buf, name, name + name_len, "Content-Type")) {
+        if (h->ctype_off)
+            return gw__error_set(err, GW_EPARSE, "HTTP response: Content-Type twice");
+        h->ctype_off = val;
+        h->ctype_len = end - val;
+    }
+    return GW_OK;
+}
+
 int gw_http_head_parse(const char *buf, size_t len, gw_http_head *h, gw_error *err)
 {
     static const char proto[] = "HTTP/1.";
+    bool keep_alive = false;
     memset(h, 0, sizeof *h);
     size_t pre = len < 7 ? len : 7;
     if (memcmp(buf, proto, pre) != 0)
@@ -159,22 +224,18 @@ int gw_http_head_parse(const char *buf, size_t len, gw_http_head *h, gw_error *e
         while (val_end > val && (buf[val_end - 1] == ' ' || buf[val_end - 1] == '\t'))
             val_end--;
         p += 2;
-        if (name_len == 14 && strncasecmp(buf + name, "Content-Length", 14) == 0) {
-            if (h->has_length)
-                return gw__error_set(err, GW_EPARSE, "HTTP response: Content-Length twice");
-            if (val_end == val || val_end - val > 10)
-                return gw__error_set(err, GW_EPARSE, "HTTP response: bad Content-Length");
-            for (size_t i = val; i < val_end; i++) {
-                if (buf[i] < '0' || buf[i] > '9')
-                    return gw__error_set(err, GW_EPARSE, "HTTP response: bad Content-Length");
-                h->length = h->length * 10 + (uint64_t)(buf[i] - '0');
-            }
-            h->has_length = true;
-        } else if (name_len == 17 && strncasecmp(buf + name, "Transfer-Encoding", 17) == 0) {
-            return gw__error_set(err, GW_EPARSE, "HTTP response: Transfer-Encoding is not "
-                                                 "supported (expected Content-Length)");
-        }
+        int rc = header_field(buf, name, name_len, val, val_end, h, &keep_alive, err);
+        if (rc != GW_OK)
+            return rc;
     }
+    if (h->chunked && h->has_length)
+        return gw__error_set(err, GW_EPARSE, "HTTP response: both Transfer-Encoding: chunked "
+                                             "and Content-Length");
+    if (h->chunked && buf[7] == '0') /* RFC 9112 6.1: the framing is faulty */
+        return gw__error_set(err, GW_EPARSE, "HTTP response: Transfer-Encoding in an HTTP/1.0 "
+                                             "answer");
+    if (buf[7] == '0' && !keep_alive)
+        h->close = true;
     h->status = status;
     h->head_len = head_end;
     return GW_OK;
@@ -184,6 +245,10 @@ int gw_http_body_frame(size_t len, const gw_http_head *h, bool eof, size_t max_b
                        size_t *body_len, gw_error *err)
 {
     size_t have = len - h->head_len;
+    if (h->chunked) /* the pool's client decodes it (pool/chunked.h); no reader here does */
+        return gw__error_set(err, GW_EPARSE, "HTTP response: chunked transfer coding is not "
+                                             "accepted by this reader (expected Content-Length "
+                                             "or a body ending with the connection)");
     if (h->status < 200) /* an HTTP/1.0 request is never answered 1xx */
         return gw__error_set(err, GW_EPARSE, "HTTP response: an interim %d answer", h->status);
     if (h->status == 204 || h->status == 304) { /* no body, whatever a length says */

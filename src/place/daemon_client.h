@@ -17,9 +17,13 @@
  * The response is untrusted input: gw_http_head_parse and
  * gw_http_body_frame are strict and bounds-checked (status line "HTTP/1.x
  * NNN ...", CRLF header lines, a Content-Length unique and decimal, or the
- * body ending with the connection; no chunked encoding; headers at most
- * 16 KiB, body at most GW_DAEMON_MAX_BODY here). The fleet's HTTP/1.0
- * client (fleet/plain_http.h) reads with the same two.
+ * body ending with the connection; headers at most 16 KiB, body at most
+ * GW_DAEMON_MAX_BODY here). The fleet's HTTP/1.0 client
+ * (fleet/plain_http.h) reads with the same two. The head grammar also
+ * reads "Transfer-Encoding: chunked" (for the pool's HTTP/1.1 client,
+ * which decodes such a body with pool/chunked.h), but gw_http_body_frame
+ * refuses a chunked head, so every reader built on it takes no chunked
+ * body.
  *
  * Invariants:
  *  1. No global state; each call owns its socket and closes it.
@@ -70,19 +74,31 @@ typedef struct gw_http_head {
     size_t head_len;     /* bytes up to and including the empty line */
     bool has_length;     /* a Content-Length was given ... */
     uint64_t length;     /* ... and said this */
+    bool chunked;        /* "Transfer-Encoding: chunked" (never with has_length) */
+    bool close;          /* the server closes after this answer: a "close"
+                            Connection option, or an HTTP/1.0 status line
+                            without a "keep-alive" one */
+    size_t ctype_off;    /* the Content-Type value (OWS trimmed) is
+                            buf[ctype_off..+ctype_len); 0/0 when absent */
+    size_t ctype_len;
 } gw_http_head;
 
 /* Parses the head of a response at the start of buf[0..len) (the one
  * grammar every client here reads: status line, CRLF header lines,
- * Content-Length at most once and decimal, no Transfer-Encoding; the head
- * at most GW_DAEMON_MAX_HEAD bytes). Returns GW_OK with *h filled, 1 when
- * the head is not complete yet, GW_EPARSE naming the offending part,
- * GW_ERANGE for a head over its cap. Never reads outside buf; does not
- * look at the body. */
+ * Content-Length at most once and decimal; Transfer-Encoding at most once
+ * and exactly "chunked" (case-insensitive), never with a Content-Length
+ * nor in an HTTP/1.0 answer (RFC 9112 6.1); Content-Type at most once;
+ * Connection a comma-separated list of options; the head at most
+ * GW_DAEMON_MAX_HEAD bytes). Returns GW_OK with *h filled, 1 when the head
+ * is not complete yet, GW_EPARSE naming the offending part (any other
+ * Transfer-Encoding included), GW_ERANGE for a head over its cap. Never
+ * reads outside buf; does not look at the body. */
 int gw_http_head_parse(const char *buf, size_t len, gw_http_head *h, gw_error *err);
 
 /* Where the body of a response of len bytes so far ends, given its parsed
- * head h: with a Content-Length, exactly that many bytes after the head;
+ * head h: a chunked head is GW_EPARSE (chunked coding is not accepted by
+ * this reader; the pool decodes it itself, pool/chunked.h); with a
+ * Content-Length, exactly that many bytes after the head;
  * without one, everything after the head once the connection has closed
  * (eof: how an HTTP/1.0 answer may end); a 204 / 304 has none whatever a
  * length says, and a 1xx (never an answer to HTTP/1.0) is GW_EPARSE. Returns GW_OK with *body_len

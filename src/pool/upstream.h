@@ -1,0 +1,89 @@
+/* upstream.h — the pool's HTTP/1.1 client to its children (model servers
+ * on 127.0.0.1:PORT): one request at a time per connection, connections
+ * kept alive and reused, answers streamed as they arrive.
+ *
+ * Owns: the request text sent to a child, reading an answer's head with
+ * the one response grammar (gw_http_head_parse, place/daemon_client.h), and
+ * the body's three framings: Content-Length, chunked (pool/chunked.h) and
+ * "until the connection closes". Each wait also watches the client's
+ * socket, so a client that hangs up ends the exchange at once (and the
+ * caller closes the child's connection, which is how llama-server learns
+ * to stop generating).
+ *
+ * Invariants:
+ *  1. Every wait is bounded: timeout_ms without a byte from the child is
+ *     GW_ETIMEDOUT; a client gone is GW_EIO with client_gone set.
+ *  2. An answer is reusable (its connection may carry the next request)
+ *     only when its body was read to its framed end, the child did not say
+ *     "close", and no byte beyond the body arrived.
+ *  3. What the child sends is untrusted: a head over 16 KiB, a bad status
+ *     line or header, or bad chunk framing is GW_EPARSE naming the part.
+ */
+#ifndef GW_POOL_UPSTREAM_H
+#define GW_POOL_UPSTREAM_H
+
+#include "place/daemon_client.h"
+#include "pool/chunked.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Connects to 127.0.0.1:port (TCP_NODELAY) within timeout_ms. GW_ENOENT
+ * when refused (nothing listens), GW_ETIMEDOUT, GW_EIO. */
+int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd, gw_error *err);
+
+/* Whether a kept-alive connection is still usable: nothing to read and
+ * not closed by the child. */
+bool gw_upstream_idle_ok(int fd);
+
+/* The request head: METHOD PATH HTTP/1.1, Host, Content-Length (when body
+ * is not NULL), Content-Type / Accept when given; appended to out. */
+void gw_upstream_request_head(gw_strbuf *out, const char *method, const char *path,
+                              uint32_t port, const char *ctype, const char *accept,
+                              bool has_body, size_t body_len);
+
+/* Writes head and body; GW_EIO naming the failure (a reused connection the
+ * child had closed fails here or at the first read). */
+int gw_upstream_send(int fd, const char *head, size_t head_len, const char *body, size_t len,
+                     int timeout_ms, gw_error *err);
+
+typedef enum { GW_UP_LENGTH, GW_UP_CHUNKED, GW_UP_CLOSE, GW_UP_NONE } gw_upstream_framing;
+
+typedef struct gw_upstream_answer {
+    int fd;              /* borrowed */
+    int watch_fd;        /* the client's socket (-1: none) */
+    int timeout_ms;
+    gw_http_head head;
+    char ctype[128];     /* the Content-Type, "" when none */
+    gw_upstream_framing framing;
+    uint64_t left;       /* GW_UP_LENGTH: body bytes still to come */
+    gw_chunked chunked;
+    char *buf;           /* bytes read, not yet delivered: buf[off..len) */
+    size_t len, off, cap;
+    uint64_t received;   /* bytes read from the child in all */
+    bool done;           /* the body has ended */
+    bool client_gone;
+    bool extra;          /* bytes after the body: not reusable */
+} gw_upstream_answer;
+
+/* Reads the answer's head from fd (watching watch_fd). GW_OK: a->head,
+ * a->ctype and the framing are set. Errors: GW_ETIMEDOUT, GW_EIO (the
+ * child closed before a whole head: a->received says whether any byte came;
+ * client_gone), GW_EPARSE / GW_ERANGE naming the bad part, GW_ENOMEM.
+ * Release with gw_upstream_answer_release either way. */
+int gw_upstream_read_head(gw_upstream_answer *a, int fd, int watch_fd, int timeout_ms,
+                          gw_error *err);
+
+/* The next body bytes into out[cap] (cap > 0): GW_OK with *n > 0, or *n 0
+ * and a->done at the end. Errors as read_head (a child that closes inside
+ * a framed body is GW_EIO "closed mid-answer"). */
+int gw_upstream_read_body(gw_upstream_answer *a, char *out, size_t cap, size_t *n,
+                          gw_error *err);
+
+/* Invariant 2. */
+bool gw_upstream_reusable(const gw_upstream_answer *a);
+
+void gw_upstream_answer_release(gw_upstream_answer *a);
+
+#endif
