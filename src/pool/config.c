@@ -211,8 +211,9 @@ static int set_key(gw_pool_config *t, const char *key, const char *v, gw_error *
         return set_size(&t->margin, key, v, err);
     if (!strcmp(key, "ports"))
         return set_ports(t, v, err);
-    return gw__error_set(err, GW_EINVAL, "unknown key '%s' (gpuwatch pool --help-keys lists them)",
-                         key);
+    return gw__error_set(err, GW_EINVAL,
+                         "unknown key '%s' (docs/pool.md and gpuwatch pool --print-config list "
+                         "them)", key);
 }
 
 int gw_pool_config_set(gw_pool_config *c, const char *key, const char *value, gw_error *err)
