@@ -180,6 +180,9 @@ static void exclude(ctx *c, uint32_t i, const char *fmt, ...)
 {
     gw_plan_excluded *x = &c->plan->excluded[c->plan->n_excluded++];
     x->device = i;
+    x->reason[0] = '\0';
+    if (c->opts->terse)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(x->reason, sizeof x->reason, fmt, ap);
@@ -217,6 +220,10 @@ static void classify(ctx *c)
         uint64_t held = c->need->overhead;
         if (!gw__add_u64(held, c->extra[i], &held))
             held = UINT64_MAX;
+        if (usable <= held && o->terse) {
+            exclude(c, i, "no room");
+            continue;
+        }
         if (usable <= held) {
             char a[32], b[32], e[32], f[32], g[32];
             exclude(c, i, "no room: %s free - %s reserved - %s margin leaves %s, overhead is %s",
@@ -459,6 +466,10 @@ static bool try_partial(ctx *c, const uint32_t *set, size_t k)
 static void explain(ctx *c, const char *lead)
 {
     gw_plan *p = c->plan;
+    if (c->opts->terse) {
+        gw__strlcpy(p->reason, "does not fit", sizeof p->reason);
+        return;
+    }
     const gw_place_need *need = c->need;
     gw_strbuf sb;
     gw__strbuf_init(&sb, sizeof p->reason);

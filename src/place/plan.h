@@ -129,6 +129,8 @@ typedef struct gw_place_opts {
     unsigned gpus;           /* exact number of devices; 0: as the policy decides */
     const uint32_t *list;    /* LIST policy: device positions in the input array */
     size_t n_list;
+    bool terse;              /* write no reason texts (the plan is the same): for a
+                                search that plans many times and shows only its last */
 } gw_place_opts;
 
 /* Fills defaults: BEST_FIT, no margin, temperature limit from the device. */

@@ -18,6 +18,38 @@
 
 #define PORT_RETRIES 2
 
+/* gw_place_refine_fn over the model's own: the memo first (pool.h). */
+static int memo_refine(void *ctx, const gw_place_device *devs, const gw_plan *plan,
+                       uint64_t *bytes, gw_error *err)
+{
+    gw_pool_model *m = ctx;
+    if (plan->n_used == 0 || plan->n_used > GW_POOL_REFINE_GPUS)
+        return m->base_refine(m->base_refine_ctx, devs, plan, bytes, err);
+    for (size_t k = 0; k < m->n_memo; k++) {
+        const gw_pool_refine_memo *e = &m->memo[k];
+        bool same = e->n_used == plan->n_used && e->ngl == plan->ngl;
+        for (size_t i = 0; same && i < plan->n_used; i++)
+            same = e->units[i] == plan->used[i].n_units;
+        if (same) {
+            memcpy(bytes, e->bytes, plan->n_used * sizeof *bytes);
+            return GW_OK;
+        }
+    }
+    int rc = m->base_refine(m->base_refine_ctx, devs, plan, bytes, err);
+    if (rc != GW_OK)
+        return rc;
+    gw_pool_refine_memo *e = &m->memo[m->memo_next];
+    m->memo_next = (m->memo_next + 1) % GW_POOL_REFINE_MEMO;
+    m->n_memo += m->n_memo < GW_POOL_REFINE_MEMO;
+    e->n_used = (uint32_t)plan->n_used;
+    e->ngl = plan->ngl;
+    for (size_t i = 0; i < plan->n_used; i++) {
+        e->units[i] = plan->used[i].n_units;
+        e->bytes[i] = bytes[i];
+    }
+    return GW_OK;
+}
+
 void gw__pool_prepare(gw_pool *p, gw_pool_model *m)
 {
     gw_place_request *r = &m->req;
@@ -33,6 +65,12 @@ void gw__pool_prepare(gw_pool *p, gw_pool_model *m)
     gw_error_clear(&err);
     if (gw_place_request_prepare_need(r, &err) == GW_OK) {
         m->req_ready = true;
+        if (r->need.refine) {
+            m->base_refine = r->need.refine;
+            m->base_refine_ctx = r->need.refine_ctx;
+            r->need.refine = memo_refine;
+            r->need.refine_ctx = m;
+        }
         return;
     }
     m->broken = true;
@@ -73,7 +111,7 @@ void gw__pool_unload(gw_pool *p, gw_pool_model *m, uint64_t *counter)
     pthread_mutex_lock(&p->lock);
     m->state = GW_PM_UNLOADED;
     (*counter)++;
-    pthread_cond_broadcast(&p->cond);
+    gw__pool_wake(p);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -127,17 +165,46 @@ static void add_back(gw_place_device *sim, size_t n, const gw_pool_model *c,
         }
 }
 
-/* Plans model m on devs with the candidates chosen[k] given back. */
+/* Whether the GPUs of sim cannot possibly hold the whole need: even all
+ * their usable memory after each one's overhead is less than the layers
+ * (a plan must fit by the profile before the estimator refines it, so
+ * this never rules out a plan that fits). Skips the planner, and the
+ * reason text it writes, for the hopeless steps of an eviction search. */
+static bool surely_short(const gw_pool_model *m, const gw_place_device *sim, size_t n)
+{
+    const gw_place_need *need = &m->req.need;
+    if (need->allow_partial || !need->n_units)
+        return false;
+    uint64_t units = 0, room = 0;
+    for (size_t u = 0; u < need->n_units; u++)
+        units += need->unit_bytes[u];
+    for (size_t d = 0; d < n; d++) {
+        uint64_t usable = gw_place_usable(&sim[d], m->req.opts.margin);
+        room += usable > need->overhead ? usable - need->overhead : 0;
+    }
+    return room < units;
+}
+
+/* Plans model m on devs with the candidates set[k] given back; unless
+ * exact, a hopeless case is only marked as not fitting and the planner
+ * writes no reason (a search step's is never shown). */
 static int plan_with(gw_pool *p, const gw_pool_model *m, const gw_place_device *devs,
                      gw_place_device *sim, size_t n, const size_t *set, size_t n_set,
-                     const gw_place_seen *seen, size_t n_seen, gw_plan *plan, gw_error *err)
+                     const gw_place_seen *seen, size_t n_seen, bool exact, gw_plan *plan,
+                     gw_error *err)
 {
     memcpy(sim, devs, n * sizeof *sim);
     for (size_t k = 0; k < n_set; k++)
         add_back(sim, n, &p->models[set[k]], seen, n_seen);
+    if (!exact && surely_short(m, sim, n)) {
+        plan->fits = false;
+        return GW_OK;
+    }
     gw_plan_release(plan);
     gw_plan_init(plan);
-    return gw_place(sim, n, &m->req.need, &m->req.opts, plan, err);
+    gw_place_opts opts = m->req.opts;
+    opts.terse = !exact; /* a search step's reason is never shown */
+    return gw_place(sim, n, &m->req.need, &opts, plan, err);
 }
 
 int gw_pool_decide(gw_pool *p, size_t i, gw_place_device *devs, size_t n_devs,
@@ -150,31 +217,36 @@ int gw_pool_decide(gw_pool *p, size_t i, gw_place_device *devs, size_t n_devs,
     gw_place_device *sim = n_devs <= 16 ? stack : malloc(n_devs * sizeof *sim);
     if (!sim)
         return gw__error_set(err, GW_ENOMEM, "out of memory");
-    int rc = plan_with(p, m, devs, sim, n_devs, NULL, 0, seen, n_seen, plan, err);
+    int rc = plan_with(p, m, devs, sim, n_devs, NULL, 0, seen, n_seen, n_cand == 0, plan, err);
     size_t k = 0;
-    /* the shortest least-recently-used prefix that makes it fit */
+    /* the shortest least-recently-used prefix that makes it fit (the last
+     * step planned exactly: its reason is the answer when nothing fits) */
     while (rc == GW_OK && !plan->fits && k < n_cand) {
         evict[k] = cand[k];
         k++;
-        rc = plan_with(p, m, devs, sim, n_devs, evict, k, seen, n_seen, plan, err);
+        rc = plan_with(p, m, devs, sim, n_devs, evict, k, seen, n_seen, k == n_cand, plan, err);
     }
     if (rc == GW_OK && plan->fits && k > 1) {
         /* then keep any of it that turns out not to be needed, most recent first */
+        bool plan_is_final = true;
         for (size_t j = k - 1; j-- > 0;) {
             size_t keep = evict[j];
             memmove(&evict[j], &evict[j + 1], (k - j - 1) * sizeof *evict);
-            rc = plan_with(p, m, devs, sim, n_devs, evict, k - 1, seen, n_seen, plan, err);
+            rc = plan_with(p, m, devs, sim, n_devs, evict, k - 1, seen, n_seen, false, plan,
+                           err);
             if (rc == GW_OK && plan->fits) {
                 k--;
+                plan_is_final = true;
                 continue;
             }
             memmove(&evict[j + 1], &evict[j], (k - j - 1) * sizeof *evict);
             evict[j] = keep;
+            plan_is_final = false;
             if (rc != GW_OK)
                 break;
         }
-        if (rc == GW_OK)
-            rc = plan_with(p, m, devs, sim, n_devs, evict, k, seen, n_seen, plan, err);
+        if (rc == GW_OK && !plan_is_final)
+            rc = plan_with(p, m, devs, sim, n_devs, evict, k, seen, n_seen, true, plan, err);
     }
     *n_evict = rc == GW_OK && plan->fits ? k : 0;
     if (sim != stack)
@@ -681,12 +753,7 @@ static int place_or_wait(gw_pool *p, gw_pool_model *m, placement *pl, gw_pool_re
             return GW_EIO;
         }
         pthread_mutex_lock(&p->lock);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 200000000;
-        ts.tv_sec += ts.tv_nsec / 1000000000;
-        ts.tv_nsec %= 1000000000;
-        pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        gw__pool_wait_ms(p, 200);
         pthread_mutex_unlock(&p->lock);
     }
 }
@@ -721,7 +788,7 @@ int gw__pool_load(gw_pool *p, gw_pool_model *m, gw_pool_refusal *why)
         m->load_failures++;
         gw__pool_fail(p, m, why->status ? why->status : 503, "%s", why->message);
     }
-    pthread_cond_broadcast(&p->cond);
+    gw__pool_wake(p);
     pthread_mutex_unlock(&p->lock);
     return rc == GW_OK ? GW_OK : GW_EIO;
 }

@@ -50,7 +50,7 @@ void gw__pool_log(const char *fmt, ...)
 }
 
 /* Whether model m satisfies pool.h invariant 4 (under p->lock). */
-static bool model_check(const gw_pool_model *m)
+static __attribute__((unused)) bool model_check(const gw_pool_model *m)
 {
     return m->in_flight <= m->cfg.parallel && m->queued <= m->cfg.queue_max &&
            (m->res_id == 0 || m->state == GW_PM_LOADING || m->state == GW_PM_READY ||
@@ -77,7 +77,7 @@ void gw__pool_fail(gw_pool *p, gw_pool_model *m, int status, const char *fmt, ..
     m->retry_at_ns = gw__now_mono_ns() + ((int64_t)1000000000 << shift);
     m->state = GW_PM_FAILED;
     gw__pool_close_idle(m);
-    pthread_cond_broadcast(&p->cond);
+    gw__pool_wake(p);
     gw__pool_log("%s: %s (next try in %ds)", m->cfg.name, m->last_error, 1 << shift);
 }
 
@@ -113,15 +113,27 @@ const gw_pool_config *gw_pool_config_of(const gw_pool *p)
     return &p->cfg;
 }
 
-/* Waits on the pool's condition for at most ms (under p->lock). */
-static void wait_ms(gw_pool *p, int ms)
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += (long)ms * 1000000;
+    ts->tv_sec += ts->tv_nsec / 1000000000;
+    ts->tv_nsec %= 1000000000;
+}
+
+void gw__pool_wait_ms(gw_pool *p, int ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += (long)ms * 1000000;
-    ts.tv_sec += ts.tv_nsec / 1000000000;
-    ts.tv_nsec %= 1000000000;
+    deadline_in(&ts, ms);
+    p->waiting++;
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    p->waiting--;
+}
+
+void gw__pool_wake(gw_pool *p)
+{
+    if (p->waiting)
+        gw__pool_wake(p);
 }
 
 static bool client_gone(int fd)
@@ -158,13 +170,9 @@ static bool may_restart(gw_pool_model *m, gw_pool_refusal *why)
 static int lease_connect(gw_pool *p, gw_pool_model *m, gw_pool_lease *l, gw_pool_refusal *why)
 {
     l->fd = -1;
-    while (m->n_idle) {
-        int fd = m->idle_fds[--m->n_idle];
-        if (gw_upstream_idle_ok(fd)) {
-            l->fd = fd;
-            return GW_OK;
-        }
-        close(fd);
+    if (m->n_idle) { /* one the child has closed meanwhile: the front retries */
+        l->fd = m->idle_fds[--m->n_idle];
+        return GW_OK;
     }
     pthread_mutex_unlock(&p->lock);
     gw_error err;
@@ -224,7 +232,7 @@ static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_le
             refuse(why, 499, 0, "client_closed", "the client disconnected while waiting");
             break;
         }
-        wait_ms(p, WAIT_SLICE_MS);
+        gw__pool_wait_ms(p, WAIT_SLICE_MS);
     }
     if (counted)
         m->queued--;
@@ -247,7 +255,7 @@ int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l
     int rc = acquire_locked(p, m, watch_fd, l, why);
     if (rc == GW_OK && lease_connect(p, m, l, why) != GW_OK) {
         m->in_flight--;
-        pthread_cond_broadcast(&p->cond);
+        gw__pool_wake(p);
         rc = GW_EIO;
     }
     pthread_mutex_unlock(&p->lock);
@@ -284,7 +292,7 @@ void gw_pool_release(gw_pool *p, gw_pool_lease *l, int keep_fd, int status)
     if (status >= 200 && status < 500 && m->generation == l->generation)
         m->failures = 0;
     assert(model_check(m));
-    pthread_cond_broadcast(&p->cond);
+    gw__pool_wake(p);
     pthread_mutex_unlock(&p->lock);
     l->m = NULL;
 }
@@ -300,7 +308,7 @@ void gw_pool_upstream_failed(gw_pool *p, const gw_pool_lease *l, const char *err
     while (gw__now_mono_ns() < end && m->generation == l->generation &&
            (m->state == GW_PM_UNLOADING ||
             (m->state == GW_PM_READY && m->child && !m->child->exited)))
-        wait_ms(p, 20);
+        gw__pool_wait_ms(p, 20);
     bool ended = m->generation != l->generation || m->state == GW_PM_FAILED;
     if (ended && m->last_error[0])
         refuse(why, m->fail_status ? m->fail_status : 502, 0, "server_error",
@@ -331,7 +339,7 @@ int gw_pool_unload(gw_pool *p, const char *name, gw_pool_refusal *why)
     pthread_mutex_lock(&p->lock);
     while ((m->state == GW_PM_LOADING || m->in_flight || m->queued ||
             m->state == GW_PM_UNLOADING) && !p->stopping)
-        wait_ms(p, WAIT_SLICE_MS);
+        gw__pool_wait_ms(p, WAIT_SLICE_MS);
     bool go = m->state == GW_PM_READY;
     if (go)
         m->state = GW_PM_UNLOADING;
@@ -419,7 +427,9 @@ static void *supervisor_main(void *arg)
         int64_t now = gw__now_mono_ns();
         for (size_t i = 0; i < p->n_models && !p->stopping; i++)
             supervise_model(p, &p->models[i], now);
-        wait_ms(p, SUPERVISE_MS);
+        struct timespec ts;
+        deadline_in(&ts, SUPERVISE_MS);
+        pthread_cond_timedwait(&p->sup_cond, &p->lock, &ts);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -466,6 +476,7 @@ int gw_pool_open(gw_pool **out, gw_pool_config *cfg, gw_error *err)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cond, &ca);
+    pthread_cond_init(&p->sup_cond, &ca);
     pthread_condattr_destroy(&ca);
     p->models = calloc(p->cfg.n_models ? p->cfg.n_models : 1, sizeof *p->models);
     if (!p->models) {
@@ -505,6 +516,7 @@ void gw_pool_close(gw_pool *p)
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
     pthread_cond_broadcast(&p->cond);
+    pthread_cond_broadcast(&p->sup_cond);
     pthread_mutex_unlock(&p->lock);
     if (p->supervisor_started)
         pthread_join(p->supervisor, NULL);
@@ -529,6 +541,7 @@ void gw_pool_close(gw_pool *p)
     free(p->models);
     gw_pool_config_release(&p->cfg);
     pthread_cond_destroy(&p->cond);
+    pthread_cond_destroy(&p->sup_cond);
     pthread_mutex_destroy(&p->ledger_lock);
     pthread_mutex_destroy(&p->place_lock);
     pthread_mutex_destroy(&p->lock);

@@ -56,6 +56,17 @@ typedef enum gw_pool_state {
 const char *gw_pool_state_name(gw_pool_state s);
 
 #define GW_POOL_IDLE_CONNS 32
+#define GW_POOL_REFINE_MEMO 16
+#define GW_POOL_REFINE_GPUS 8
+
+/* The estimator's exact figures for one split of one model: they depend
+ * only on the split (GPU count, -ngl, layers per GPU), so a pool that keeps
+ * placing the same models asks the estimator once per split. */
+typedef struct gw_pool_refine_memo {
+    uint32_t n_used, ngl;
+    uint32_t units[GW_POOL_REFINE_GPUS];
+    uint64_t bytes[GW_POOL_REFINE_GPUS];
+} gw_pool_refine_memo;
 #define GW_POOL_LATENCY_BUCKETS 12
 
 typedef struct gw_pool_model {
@@ -81,9 +92,14 @@ typedef struct gw_pool_model {
     /* kept-alive connections to the child */
     int idle_fds[GW_POOL_IDLE_CONNS];
     size_t n_idle;
-    /* the estimate, prepared once */
+    /* the estimate, prepared once; its refine step memoised per split
+     * (used under place_lock only) */
     gw_place_request req;
     bool req_ready;
+    gw_place_refine_fn base_refine;
+    void *base_refine_ctx;
+    gw_pool_refine_memo memo[GW_POOL_REFINE_MEMO];
+    size_t n_memo, memo_next;
     /* counters */
     uint64_t loads, load_failures, crashes, unloads_idle, unloads_evicted, unloads_asked;
     double load_seconds_sum, last_load_seconds;

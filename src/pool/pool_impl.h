@@ -14,6 +14,8 @@ struct gw_pool {
     gw_pool_config cfg;
     pthread_mutex_t lock;       /* the model table */
     pthread_cond_t cond;        /* any model's state, slots, queues changed */
+    unsigned waiting;           /* threads in gw__pool_wait_ms: wake only when some */
+    pthread_cond_t sup_cond;    /* the supervisor's own (stop), so requests never wake it */
     pthread_mutex_t place_lock; /* load decisions (pool.h invariant 2) */
     pthread_mutex_t ledger_lock;
     gw_pool_model *models;
@@ -48,6 +50,11 @@ void gw__pool_close_idle(gw_pool_model *m);
 /* Records a failure of m: state FAILED, back-off, message (under p->lock). */
 void gw__pool_fail(gw_pool *p, gw_pool_model *m, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Waits on p->cond at most ms (under p->lock), counted in p->waiting. */
+void gw__pool_wait_ms(gw_pool *p, int ms);
+/* Wakes the threads in gw__pool_wait_ms, if any (under p->lock). */
+void gw__pool_wake(gw_pool *p);
 
 /* One line on stderr: "gpuwatch pool: ..." with a timestamp. */
 void gw__pool_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define UP_BUF_FIRST 16384u
@@ -53,12 +54,6 @@ int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd_out, gw_error *er
     }
     *fd_out = fd;
     return GW_OK;
-}
-
-bool gw_upstream_idle_ok(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-    return poll(&p, 1, 0) == 0;
 }
 
 void gw_upstream_request_head(gw_strbuf *out, const char *method, const char *path,
@@ -104,28 +99,32 @@ static int wait_child(int fd, short events, int watch_fd, int timeout_ms, bool *
 int gw_upstream_send(int fd, const char *head, size_t head_len, const char *body, size_t len,
                      int timeout_ms, gw_error *err)
 {
-    const char *parts[2] = {head, body};
-    size_t lens[2] = {head_len, body ? len : 0};
+    /* head and body in one sendmsg: one segment for a small request */
+    struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body ? len : 0}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
     bool gone = false;
-    for (int k = 0; k < 2; k++) {
-        size_t off = 0;
-        while (off < lens[k]) {
-            ssize_t w = send(fd, parts[k] + off, lens[k] - off, MSG_NOSIGNAL);
-            if (w > 0) {
-                off += (size_t)w;
-                continue;
-            }
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                int rc = wait_child(fd, POLLOUT, -1, timeout_ms, &gone, "taking the request", err);
-                if (rc != GW_OK)
-                    return rc;
-                continue;
-            }
+    while (iov[0].iov_len || iov[1].iov_len) {
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_child(fd, POLLOUT, -1, timeout_ms, &gone, "taking the request", err);
+            if (rc != GW_OK)
+                return rc;
+            continue;
+        }
+        if (w <= 0)
             return gw__error_set(err, GW_EIO, "sending the request to the model server: %s",
                                  w < 0 ? strerror(errno) : "connection closed");
+        size_t done = (size_t)w;
+        for (int k = 0; k < 2; k++) {
+            size_t take = done < iov[k].iov_len ? done : iov[k].iov_len;
+            iov[k].iov_base = (char *)iov[k].iov_base + take;
+            iov[k].iov_len -= take;
+            done -= take;
         }
+        msg.msg_iov = iov[0].iov_len ? iov : iov + 1;
+        msg.msg_iovlen = iov[0].iov_len ? 2 : 1;
     }
     return GW_OK;
 }
@@ -198,6 +197,12 @@ int gw_upstream_read_head(gw_upstream_answer *a, int fd, int watch_fd, int timeo
     a->fd = fd;
     a->watch_fd = watch_fd;
     a->timeout_ms = timeout_ms;
+    /* the answer cannot be there yet: wait first instead of a recv that
+     * would only say EAGAIN */
+    int rc0 = wait_child(fd, POLLIN, watch_fd, timeout_ms, &a->client_gone,
+                         "preparing its answer", err);
+    if (rc0 != GW_OK)
+        return rc0;
     for (;;) {
         bool eof;
         int rc = fill(a, &eof, "preparing its answer", err);

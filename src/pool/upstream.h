@@ -33,10 +33,6 @@
  * when refused (nothing listens), GW_ETIMEDOUT, GW_EIO. */
 int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd, gw_error *err);
 
-/* Whether a kept-alive connection is still usable: nothing to read and
- * not closed by the child. */
-bool gw_upstream_idle_ok(int fd);
-
 /* The request head: METHOD PATH HTTP/1.1, Host, Content-Length (when body
  * is not NULL), Content-Type / Accept when given; appended to out. */
 void gw_upstream_request_head(gw_strbuf *out, const char *method, const char *path,
