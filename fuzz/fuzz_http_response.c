@@ -9,7 +9,10 @@
  *  - a framed body lies inside the input and within the cap; reading on
  *    (not eof) never frames a body an eof read would not, and a
  *    Content-Length answer frames the same with or without eof;
- *  - gw_daemon_response_parse agrees with the framing it is built on.
+ *  - gw_daemon_response_parse agrees with the framing it is built on;
+ *  - the fields the pool's upstream reads (src/pool/upstream.c): chunked
+ *    never with a Content-Length, and then never framed by
+ *    gw_http_body_frame; a Content-Type value lies inside the head.
  * Built by scripts/fuzz-http-response.sh; its corpus
  * (tests/place/corpus/fuzz_http_response) replays as a normal test. */
 #include "place/daemon_client.h"
@@ -35,6 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == GW_OK) {
         if (h.head_len > size || h.head_len < 12 || h.status < 100 || h.status > 599)
             abort();
+        if (h.chunked && h.has_length)
+            abort();
+        if ((h.ctype_off || h.ctype_len) && h.ctype_off + h.ctype_len > h.head_len)
+            abort();
         for (size_t k = 0; k < h.head_len; k += 1 + k / 8) {
             gw_http_head p;
             if (gw_http_head_parse(buf, k, &p, &err) != 1)
@@ -47,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (r_more == GW_OK && more > CAP) || (r_eof == GW_OK && eof > CAP))
             abort();
         if (r_more == GW_OK && (r_eof != GW_OK || eof != more))
+            abort();
+        if (h.chunked && (r_more == GW_OK || r_eof == GW_OK))
             abort();
         if (h.has_length && r_eof == GW_OK && (r_more != GW_OK || more != eof))
             abort();

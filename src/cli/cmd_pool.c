@@ -230,6 +230,7 @@ static int serve(gw_pool_config *c)
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
         fprintf(stderr, "gpuwatch pool: SIGHUP ignored (restart to change the configuration)\n");
     fprintf(stderr, "gpuwatch pool: signal %d: stopping the model servers\n", sig);
+    gw_pool_begin_stop(pool); /* waiting requests end now, so the front can stop */
     gw_pool_front_stop(front);
     gw_pool_close(pool);
     return GW_EXIT_OK;

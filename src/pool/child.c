@@ -122,8 +122,17 @@ static void exec_child(const char *path, char *const *argv, char *const *envp, i
     dup2(out_w, STDOUT_FILENO);
     dup2(out_w, STDERR_FILENO);
     int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0)
+    if (devnull >= 0 && devnull != STDIN_FILENO) {
         dup2(devnull, STDIN_FILENO);
+        close(devnull);
+    }
+    /* nothing of the pool's but stdio: not its sockets, not the driver's
+     * fds a library opened without O_CLOEXEC */
+    close_range(3, ~0U, 0);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, NULL); /* the pool ignores it; its child must not */
     setsid();
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) /* the pool died before prctl */
@@ -197,6 +206,7 @@ bool gw_child_poll(gw_child *c)
     if (w == c->pid) {
         c->exited = true;
         c->status = status;
+        kill(-c->pid, SIGKILL); /* helpers it started (its session's group) go with it */
     } else if (w < 0 && errno == ECHILD) {
         c->exited = true; /* reaped elsewhere: nothing more to learn */
         c->status = 0;

@@ -190,7 +190,7 @@ static int set_key(gw_pool_config *t, const char *key, const char *v, gw_error *
     if (!strcmp(key, "stop_grace_s"))
         return set_uint(&t->stop_grace_s, key, v, 0, 600, err);
     if (!strcmp(key, "queue_max"))
-        return set_uint(&t->queue_max, key, v, 0, 100000, err);
+        return set_uint(&t->queue_max, key, v, 1, 100000, err);
     if (!strcmp(key, "max_connections"))
         return set_uint(&t->max_connections, key, v, 1, 100000, err);
     if (!strcmp(key, "log_bytes"))

@@ -10,6 +10,8 @@
 #include "pool/upstream.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 
 struct gw_pool_front {
     gw__mhd_lib lib;
+    atomic_uint active;      /* requests between their first call and completion */
     struct MHD_Daemon *d;
     gw_pool *pool;
     const gw_pool_config *cfg;
@@ -242,8 +245,12 @@ static int exchange(gw_pool_front *f, stream *s, const gw_strbuf *head, const ch
         int rc = gw_upstream_send(s->lease.fd, head->data, head->len, body, len, timeout, err);
         if (rc == GW_OK)
             rc = gw_upstream_read_head(&s->ans, s->lease.fd, watch, timeout, err);
-        if (rc == GW_OK || s->ans.client_gone || s->ans.received || attempt > 0)
+        /* only a kept-alive connection the child closed before this request
+         * is tried again: never a timeout, never a request it may have seen */
+        if (rc != GW_EIO || !s->lease.reused || s->ans.client_gone || s->ans.received ||
+            attempt > 0)
             return rc;
+        s->lease.reused = false;
         gw_upstream_answer_release(&s->ans);
         close(s->lease.fd);
         s->lease.fd = -1;
@@ -479,6 +486,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         *con_cls = r;
+        atomic_fetch_add(&f->active, 1);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -505,11 +513,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    gw_pool_front *f = cls;
     (void)c;
     (void)toe;
     preq *r = *con_cls;
     if (r) {
+        atomic_fetch_sub(&f->active, 1);
         free(r->body);
         free(r);
         *con_cls = NULL;
@@ -548,13 +557,14 @@ int gw_pool_front_start(gw_pool_front **out, gw_pool *pool, gw_error *err)
         return rc;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
     f->d = f->lib.start_daemon(flags, 0, NULL, NULL, on_request, f,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)NULL,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)f,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)f->cfg->max_connections,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                               MHD_OPTION_CONNECTION_TIMEOUT,
+                               (unsigned)(f->cfg->request_timeout_s + f->cfg->load_timeout_s + 60),
                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (!f->d) {
         gw__mhd_unload(&f->lib);
@@ -577,6 +587,13 @@ void gw_pool_front_stop(gw_pool_front *f)
 {
     if (!f)
         return;
+    /* no new connection; requests that were waiting answer (the pool is
+     * stopping: 503) within a moment; then every connection is closed */
+    f->lib.quiesce_daemon(f->d);
+    for (int i = 0; i < 200 && atomic_load(&f->active); i++) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     f->lib.stop_daemon(f->d);
     gw__mhd_unload(&f->lib);
     free(f);

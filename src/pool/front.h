@@ -52,7 +52,9 @@ int gw_pool_front_start(gw_pool_front **out, gw_pool *pool, gw_error *err);
 /* The TCP port it listens on (the kernel's choice for port 0). */
 unsigned gw_pool_front_port(const gw_pool_front *f);
 
-/* Stops accepting, ends every connection and frees. NULL is a no-op. */
+/* Stops accepting, gives requests in progress up to 2 s to end (call
+ * gw_pool_begin_stop first, so that waiting ones answer 503 at once),
+ * then closes every connection and frees. NULL is a no-op. */
 void gw_pool_front_stop(gw_pool_front *f);
 
 #endif

@@ -311,7 +311,7 @@ static size_t candidates(gw_pool *p, const gw_pool_model *m, bool busy, size_t *
         const gw_pool_model *c = &p->models[i];
         bool loading = c->state == GW_PM_LOADING;
         if (c == m || (c->state != GW_PM_READY && !(busy && loading)) || c->cfg.pinned ||
-            !c->res_id || (!busy && (c->in_flight || c->queued)))
+            !c->res_id || (!busy && (c->in_flight || c->queued || c->unload_pending)))
             continue;
         size_t k = n++;
         while (k > 0 && p->models[cand[k - 1]].last_used_ns > c->last_used_ns) {
@@ -608,7 +608,37 @@ static size_t build_env(const gw_pool_model *m, const placement *pl, char **env)
     env[n++] = strdup(s);
     snprintf(s, sizeof s, "GPUWATCH_POOL_MODEL=%s", m->cfg.name);
     env[n++] = strdup(s);
-    return n;
+    size_t k = 0; /* a variable that could not be made is left out */
+    for (size_t i = 0; i < n; i++)
+        if (env[i])
+            env[k++] = env[i];
+    return k;
+}
+
+/* A port no process binds now and no other live model was given (its
+ * child may not have bound it yet); recorded in m->port at once, under
+ * p->lock, so concurrent loads never share one. */
+static int pick_port(gw_pool *p, gw_pool_model *m, uint32_t *port, gw_error *err)
+{
+    pthread_mutex_lock(&p->lock);
+    int rc = GW_OK;
+    for (int tries = 0; tries < 256; tries++) {
+        rc = gw_child_pick_port(p->cfg.port_lo, p->cfg.port_hi, &p->next_port, port, err);
+        bool taken = false;
+        for (size_t i = 0; rc == GW_OK && i < p->n_models && !taken; i++) {
+            const gw_pool_model *o = &p->models[i];
+            taken = o != m && o->port == *port &&
+                    (o->state == GW_PM_LOADING || o->state == GW_PM_READY ||
+                     o->state == GW_PM_UNLOADING);
+        }
+        if (rc != GW_OK || !taken)
+            break;
+        rc = gw__error_set(err, GW_ERANGE, "every free port is given to another model");
+    }
+    if (rc == GW_OK)
+        m->port = *port;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
 }
 
 /* Starts m's child on a free port; its old child (if any) is freed. */
@@ -617,10 +647,10 @@ static int spawn(gw_pool *p, gw_pool_model *m, const placement *pl, gw_pool_refu
     gw_error err;
     gw_error_clear(&err);
     uint32_t port;
-    char *argv[GW_POOL_MAX_WORDS * 2 + 8], *env[8];
+    char *argv[GW_POOL_MAX_WORDS * 4 + 1], *env[8];
     size_t argc = 0, n_env = 0;
     char summary[sizeof m->placement];
-    int rc = gw_child_pick_port(p->cfg.port_lo, p->cfg.port_hi, &p->next_port, &port, &err);
+    int rc = pick_port(p, m, &port, &err);
     if (rc == GW_OK)
         rc = build_argv(m, pl, port, argv, &argc, summary, sizeof summary, &err);
     gw_child *c = NULL;
@@ -758,10 +788,21 @@ static int place_or_wait(gw_pool *p, gw_pool_model *m, placement *pl, gw_pool_re
     }
 }
 
-int gw__pool_load(gw_pool *p, gw_pool_model *m, gw_pool_refusal *why)
+int gw__pool_load(gw_pool *p, gw_pool_model *m, bool take_slot, gw_pool_refusal *why)
 {
     m->load_started_ns = gw__now_mono_ns();
     memset(why, 0, sizeof *why);
+    if (!m->req_ready) { /* a broken model never gets here; be sure */
+        pthread_mutex_lock(&p->lock);
+        m->state = GW_PM_FAILED;
+        gw__pool_wake(p);
+        pthread_mutex_unlock(&p->lock);
+        why->status = 500;
+        why->type = "server_error";
+        snprintf(why->message, sizeof why->message, "model '%s' cannot be loaded: %.400s",
+                 m->cfg.name, m->last_error);
+        return GW_EIO;
+    }
     placement pl;
     memset(&pl, 0, sizeof pl);
     int rc = place_or_wait(p, m, &pl, why);
@@ -774,6 +815,7 @@ int gw__pool_load(gw_pool *p, gw_pool_model *m, gw_pool_refusal *why)
     if (rc == GW_OK) {
         int64_t now = gw__now_mono_ns();
         m->state = GW_PM_READY;
+        m->in_flight += take_slot;
         m->ready_ns = m->last_used_ns = m->last_health_ns = now;
         m->health_failures = 0;
         m->loads++;

@@ -153,6 +153,8 @@ static bool may_restart(gw_pool_model *m, gw_pool_refusal *why)
                m->last_error);
         return false;
     }
+    if (m->state != GW_PM_FAILED)
+        return true;
     int64_t now = gw__now_mono_ns();
     if (now < m->retry_at_ns) {
         unsigned s = (unsigned)((m->retry_at_ns - now + 999999999) / 1000000000);
@@ -172,6 +174,7 @@ static int lease_connect(gw_pool *p, gw_pool_model *m, gw_pool_lease *l, gw_pool
     l->fd = -1;
     if (m->n_idle) { /* one the child has closed meanwhile: the front retries */
         l->fd = m->idle_fds[--m->n_idle];
+        l->reused = true;
         return GW_OK;
     }
     pthread_mutex_unlock(&p->lock);
@@ -186,6 +189,14 @@ static int lease_connect(gw_pool *p, gw_pool_model *m, gw_pool_lease *l, gw_pool
     return GW_OK;
 }
 
+/* Fills a lease for a slot of m just taken (under p->lock). */
+static void lease_fill(gw_pool_model *m, gw_pool_lease *l)
+{
+    l->m = m;
+    l->generation = m->generation;
+    l->port = m->port;
+}
+
 /* The acquire loop for m under p->lock; see gw_pool_acquire. */
 static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_lease *l,
                           gw_pool_refusal *why)
@@ -197,14 +208,27 @@ static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_le
             refuse(why, 503, 5, "unavailable_error", "the pool is shutting down");
             break;
         }
-        if (m->state == GW_PM_FAILED && !may_restart(m, why))
+        if ((m->broken || m->state == GW_PM_FAILED) && !may_restart(m, why))
             break;
-        if (m->state == GW_PM_READY && m->in_flight < m->cfg.parallel) {
+        if (m->state == GW_PM_READY && !m->unload_pending && m->in_flight < m->cfg.parallel) {
             m->in_flight++;
-            l->m = m;
-            l->generation = m->generation;
-            l->port = m->port;
+            lease_fill(m, l);
             rc = GW_OK;
+            break;
+        }
+        if (m->state == GW_PM_UNLOADED) {
+            /* this request loads it, holding the first slot as it becomes ready */
+            m->state = GW_PM_LOADING;
+            if (counted)
+                m->queued--;
+            counted = false;
+            pthread_mutex_unlock(&p->lock);
+            int lrc = gw__pool_load(p, m, true, why);
+            pthread_mutex_lock(&p->lock);
+            if (lrc == GW_OK) {
+                lease_fill(m, l);
+                rc = GW_OK;
+            }
             break;
         }
         if (!counted) {
@@ -216,17 +240,6 @@ static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_le
             }
             m->queued++;
             counted = true;
-        }
-        if (m->state == GW_PM_UNLOADED) {
-            m->state = GW_PM_LOADING;
-            m->queued--;
-            counted = false;
-            pthread_mutex_unlock(&p->lock);
-            int lrc = gw__pool_load(p, m, why);
-            pthread_mutex_lock(&p->lock);
-            if (lrc != GW_OK)
-                break;
-            continue;
         }
         if (client_gone(watch_fd)) {
             refuse(why, 499, 0, "client_closed", "the client disconnected while waiting");
@@ -322,10 +335,35 @@ void gw_pool_upstream_failed(gw_pool *p, const gw_pool_lease *l, const char *err
 
 int gw_pool_load(gw_pool *p, const char *name, gw_pool_refusal *why)
 {
-    gw_pool_lease l;
-    int rc = gw_pool_acquire(p, name, -1, &l, why);
-    if (rc == GW_OK)
-        gw_pool_release(p, &l, l.fd, 200);
+    gw_pool_model *m = find(p, name);
+    if (!m) {
+        refuse(why, 404, 0, "invalid_request_error", "model '%s' does not exist in this pool", name);
+        return GW_EIO;
+    }
+    /* like a request, but it takes no slot: a loaded model is done at once */
+    pthread_mutex_lock(&p->lock);
+    int rc = GW_EIO;
+    for (;;) {
+        if (p->stopping) {
+            refuse(why, 503, 5, "unavailable_error", "the pool is shutting down");
+            break;
+        }
+        if ((m->broken || m->state == GW_PM_FAILED) && !may_restart(m, why))
+            break;
+        if (m->state == GW_PM_READY) {
+            rc = GW_OK;
+            break;
+        }
+        if (m->state == GW_PM_UNLOADED) {
+            m->state = GW_PM_LOADING;
+            pthread_mutex_unlock(&p->lock);
+            rc = gw__pool_load(p, m, false, why);
+            pthread_mutex_lock(&p->lock);
+            break;
+        }
+        gw__pool_wait_ms(p, WAIT_SLICE_MS);
+    }
+    pthread_mutex_unlock(&p->lock);
     return rc;
 }
 
@@ -337,17 +375,24 @@ int gw_pool_unload(gw_pool *p, const char *name, gw_pool_refusal *why)
         return GW_EIO;
     }
     pthread_mutex_lock(&p->lock);
-    while ((m->state == GW_PM_LOADING || m->in_flight || m->queued ||
-            m->state == GW_PM_UNLOADING) && !p->stopping)
+    /* new requests queue meanwhile (they take no slot), so this ends */
+    m->unload_pending = true;
+    while ((m->state == GW_PM_LOADING || m->in_flight || m->state == GW_PM_UNLOADING) &&
+           !p->stopping)
         gw__pool_wait_ms(p, WAIT_SLICE_MS);
-    bool go = m->state == GW_PM_READY;
+    bool go = m->state == GW_PM_READY && !p->stopping;
     if (go)
         m->state = GW_PM_UNLOADING;
-    else if (m->state == GW_PM_FAILED)
+    else if (m->state == GW_PM_FAILED && !m->broken)
         m->state = GW_PM_UNLOADED, m->retry_at_ns = 0, m->failures = 0;
+    m->unload_pending = false;
     pthread_mutex_unlock(&p->lock);
     if (go)
         gw__pool_unload(p, m, &m->unloads_asked);
+    if (p->stopping) {
+        refuse(why, 503, 5, "unavailable_error", "the pool is shutting down");
+        return GW_EIO;
+    }
     return GW_OK;
 }
 
@@ -407,7 +452,7 @@ static void supervise_model(gw_pool *p, gw_pool_model *m, int64_t now)
         return;
     }
     int64_t ttl = m->cfg.idle_ttl_s;
-    if (!m->cfg.pinned && ttl > 0 && !m->in_flight && !m->queued &&
+    if (!m->cfg.pinned && ttl > 0 && !m->in_flight && !m->queued && !m->unload_pending &&
         now - m->last_used_ns > ttl * 1000000000) {
         gw__pool_log("%s: idle for %llds: unloading", m->cfg.name, (long long)ttl);
         m->state = GW_PM_UNLOADING;
@@ -509,15 +554,20 @@ int gw_pool_open(gw_pool **out, gw_pool_config *cfg, gw_error *err)
     return GW_OK;
 }
 
-void gw_pool_close(gw_pool *p)
+void gw_pool_begin_stop(gw_pool *p)
 {
-    if (!p)
-        return;
     pthread_mutex_lock(&p->lock);
     p->stopping = true;
     pthread_cond_broadcast(&p->cond);
     pthread_cond_broadcast(&p->sup_cond);
     pthread_mutex_unlock(&p->lock);
+}
+
+void gw_pool_close(gw_pool *p)
+{
+    if (!p)
+        return;
+    gw_pool_begin_stop(p);
     if (p->supervisor_started)
         pthread_join(p->supervisor, NULL);
     for (size_t i = 0; i < p->n_models; i++) /* all stop at once, then each is waited for */

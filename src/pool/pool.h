@@ -81,6 +81,7 @@ typedef struct gw_pool_model {
     uint32_t ngl, n_gpus;
     char placement[128];       /* "-ngl 33 --tensor-split 20,13" / "cpu" */
     unsigned in_flight, queued;
+    bool unload_pending;       /* an unload waits: new requests queue, take no slot */
     int64_t last_used_ns, ready_ns, load_started_ns, last_health_ns;
     unsigned health_failures;
     /* failures */
@@ -119,6 +120,10 @@ typedef struct gw_pool gw_pool;
  * failures are logged, not fatal). Errors: the ledger's, GW_ENOMEM. */
 int gw_pool_open(gw_pool **out, gw_pool_config *cfg, gw_error *err);
 
+/* Starts stopping: every wait (a queue, a load, an unload) ends at once
+ * with 503. Call before stopping the front, so its threads can end. */
+void gw_pool_begin_stop(gw_pool *p);
+
 /* Stops every child (SIGTERM, stop_grace_s, SIGKILL), releases every
  * reservation, joins the threads, frees. Requests must have ended. */
 void gw_pool_close(gw_pool *p);
@@ -140,6 +145,7 @@ typedef struct gw_pool_lease {
     uint64_t generation;
     uint32_t port;
     int fd;                 /* a connection to the child (kept-alive or new) */
+    bool reused;            /* fd was kept alive: the child may have closed it since */
     int64_t start_ns;
 } gw_pool_lease;
 

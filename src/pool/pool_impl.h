@@ -34,8 +34,10 @@ struct gw_pool {
 /* load.c */
 /* Loads m (its state already LOADING, set by the caller under p->lock):
  * plans, evicts, reserves, launches, waits for /health. On return the state
- * is READY (GW_OK) or FAILED / UNLOADED with *why filled (GW_EIO). */
-int gw__pool_load(gw_pool *p, gw_pool_model *m, gw_pool_refusal *why);
+ * is READY (GW_OK; with take_slot the caller already holds one of its
+ * slots, taken as it became READY, so no eviction can slip in between) or
+ * FAILED / UNLOADED with *why filled (GW_EIO). */
+int gw__pool_load(gw_pool *p, gw_pool_model *m, bool take_slot, gw_pool_refusal *why);
 /* Stops m's child and releases its reservation; m is UNLOADING (set by the
  * caller under p->lock, with no request in flight). Ends UNLOADED. */
 void gw__pool_unload(gw_pool *p, gw_pool_model *m, uint64_t *counter);

@@ -44,7 +44,7 @@ static bool used_by(const gw_pool_model *m, const gw_snapshot *s, uint64_t *byte
 {
     *bytes = 0;
     bool any = false;
-    if (!s || !m->child || m->child->exited)
+    if (!s || !m->child || m->state != GW_PM_READY) /* READY: the supervisor owns it */
         return false;
     for (size_t i = 0; i < s->n_processes; i++) {
         const gw_process *pr = &s->processes[i];

@@ -95,7 +95,8 @@ def main():
            ("[y]\nmodel = %s\nwhat = 1\n" % extra, "model [y]: unknown key 'what'"),
            ("command = srv {bogus}\n[y]\nmodel = %s\n" % extra, "unknown placeholder"),
            ("gpu_allocation_strategy = random\n", "single_gpu_first, spread or pack"),
-           ("[bad name]\n", "bad model name")]
+           ("[bad name]\n", "bad model name"),
+           ("queue_max = 0\n", "queue_max = '0'")]
     for text, want in bad:
         p = os.path.join(tmp, "pool.conf")
         with open(p, "w") as f:

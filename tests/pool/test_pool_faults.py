@@ -36,6 +36,8 @@ def config(tmp, model, record, port_lo):
     text = ("load_timeout_s = 3\nhealth_interval_s = 1\nrequest_timeout_s = 3\n"
             "stop_grace_s = 1\nidle_ttl_s = 0\nmax_body_bytes = 64KiB\nmargin = 0\n"
             "ports = %d-%d\n" % (port_lo, port_lo + 40))
+    text += "[broken]\nmodel = %s\ncommand = %s\n" % (os.path.join(tmp, "not-a-model.gguf"),
+                                                       pu.fault_command())
     for name, extra in MODES.items():
         cmd = pu.fault_command(MODE_OF[name], "%s --record %s" % (extra, record))
         text += "[%s]\nmodel = %s\ncommand = %s\n" % (name, model, cmd)
@@ -157,6 +159,10 @@ def test_requests(pool):
     st, h, body = pool.chat("busy")
     check(st == 429 and h.get("Retry-After") == "1" and "queue_max" in err_of(body),
           "full queue: 429 with Retry-After")
+    t0 = time.time()
+    st, _, body = pool.json("POST", "/models/load", {"model": "busy"})
+    check(st == 200 and body == {"success": True} and time.time() - t0 < 1.0,
+          "/models/load of a loaded model with every slot busy answers at once (%s)" % st)
     for t in ts:
         t.join()
     check(out == [200, 200], "queued request served after the first (%s)" % out)
@@ -168,17 +174,51 @@ def test_ports(pool, port_lo):
     check(all(port_lo < p <= port_lo + 40 for p in used), "children on ports of the range")
 
 
+def test_broken(pool):
+    st, _, body = pool.chat("broken")
+    check(st == 500 and "cannot be loaded" in err_of(body),
+          "a file that is not a model: 500 with the estimator's message: %s" % err_of(body))
+    st, _, _ = pool.json("POST", "/models/unload", {"model": "broken"})
+    st, _, body = pool.chat("broken")
+    check(st == 500 and pool.model("broken")["loads"] == 0,
+          "and an unload does not make it loadable (%s)" % st)
+
+
+def test_stop_while_loading(tmp, model):
+    sub = os.path.join(tmp, "stop")
+    os.mkdir(sub)
+    pool = pu.Pool(sub, "load_timeout_s = 100\n[never]\nmodel = %s\ncommand = %s\n"
+                   % (model, pu.fault_command("never-ready")),
+                   os.path.join(pu.HERE, "..", "serve", "scenarios", "two.scn"))
+    out = []
+
+    def ask():
+        try:
+            out.append(pool.chat("never")[0])
+        except OSError as e:
+            out.append(type(e).__name__)
+    t = threading.Thread(target=ask)
+    t.start()
+    pool.wait("loading", lambda: pool.model("never")["state"] == "loading")
+    t0 = time.time()
+    pool.stop()
+    t.join()
+    check(time.time() - t0 < 20 and out == [503],
+          "SIGTERM during a load ends it at once: %.1fs, the request got %s"
+          % (time.time() - t0, out))
+
+
 def test_views(pool):
     st, _, h = pool.json("GET", "/health")
     check(st == 200 and h["allocation_strategy"] == "single_gpu_first" and
-          len(h["gpus"]) == 2 and h["pool"]["models"] == len(MODES),
+          len(h["gpus"]) == 2 and h["pool"]["models"] == len(MODES) + 1,
           "/health: strategy, GPUs, pool status")
     on_gpus = sorted(n for g in h["gpus"] for n in g["models"])
     loaded = sorted(m["name"] for m in pool.pool_state()["models"] if m["state"] == "loaded")
     check(on_gpus == loaded, "/health lists each loaded model on its GPU (%s / %s)"
           % (on_gpus, loaded))
     st, _, models = pool.json("GET", "/v1/models")
-    check(st == 200 and sorted(m["id"] for m in models["data"]) == sorted(MODES),
+    check(st == 200 and sorted(m["id"] for m in models["data"]) == sorted(list(MODES) + ["broken"]),
           "/v1/models lists every model")
     st, _, text = pool.request("GET", "/metrics")
     text = text.decode()
@@ -194,6 +234,8 @@ def main():
     tmp = pu.tempdir()
     model = os.path.join(tmp, "m.gguf")
     inference.write_tiny_model(model, seed=5)
+    with open(os.path.join(tmp, "not-a-model.gguf"), "w") as f:
+        f.write("this is not GGUF\n")
     record = os.path.join(tmp, "record.jsonl")
     hold = socket.socket()
     hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -211,6 +253,7 @@ def main():
         test_hang(pool)
         test_disconnect(pool, record)
         test_requests(pool)
+        test_broken(pool)
         test_views(pool)
     finally:
         log = pool.stop()
@@ -226,6 +269,7 @@ def main():
     check(pids and not alive, "no child left after the pool stopped (%d started, alive: %s)"
           % (len(pids), alive))
     check(pu.ledger_rows(pool.ledger) == [], "the ledger is empty after shutdown")
+    test_stop_while_loading(tmp, model)
     if pu.FAILURES:
         print(log[-4000:])
     pu.finish()
