@@ -359,7 +359,10 @@ static int plan_and_evict(gw_pool *p, gw_pool_model *m, placement *pl, bool *wai
     gw_error err;
     gw_error_clear(&err);
     int rc = cand && evict ? GW_OK : gw__error_set(&err, GW_ENOMEM, "out of memory");
-    for (int round = 0; rc == GW_OK && round < 4; round++) {
+    /* every round samples afresh, so a round after an eviction plans on
+     * what the GPUs say once the evicted servers are gone; the last round
+     * may not evict any more */
+    for (int round = 0; rc == GW_OK && round < 5; round++) {
         rc = sample(p, pl, &err);
         if (rc != GW_OK)
             break;
@@ -384,6 +387,11 @@ static int plan_and_evict(gw_pool *p, gw_pool_model *m, placement *pl, bool *wai
         for (size_t k = 0; k < n_evict; k++) {
             const gw_pool_model *c = &p->models[evict[k]];
             still_idle = still_idle && c->state == GW_PM_READY && !c->in_flight && !c->queued;
+        }
+        if (rc == GW_OK && n_evict && round == 4) {
+            pl->plan.fits = false; /* the GPUs keep changing under us: wait, try again */
+            n_evict = 0;
+            wait = true;
         }
         if (rc == GW_OK && still_idle)
             for (size_t k = 0; k < n_evict; k++)
