@@ -50,7 +50,7 @@ def proc_argv(pid):
 
 
 def gpu_run(tmp, nm, models):
-    text = "command = %s\nidle_ttl_s = 3\nhealth_interval_s = 1\nmargin = 64MiB\n" % command(nm)
+    text = "command = %s\nidle_ttl_s = 3\nmargin = 64MiB\n" % command(nm)
     text += "".join("[%s]\nmodel = %s\nctx = 512\n" % (n, p) for n, p in models.items())
     pool = pu.Pool(tmp, text, TWO)
     try:
