@@ -133,7 +133,7 @@ void gw__pool_wait_ms(gw_pool *p, int ms)
 void gw__pool_wake(gw_pool *p)
 {
     if (p->waiting)
-        gw__pool_wake(p);
+        pthread_cond_broadcast(&p->cond);
 }
 
 static bool client_gone(int fd)
