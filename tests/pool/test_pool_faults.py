@@ -33,7 +33,8 @@ MODE_OF = {"ok": "ok", "slow": "slow-start", "never": "never-ready", "exit": "ex
 
 
 def config(tmp, model, record, port_lo):
-    text = ("load_timeout_s = 3\nhealth_interval_s = 1\nrequest_timeout_s = 3\n"
+    # load_timeout_s leaves the slow starter (1.5 s) room on a busy machine
+    text = ("load_timeout_s = 10\nhealth_interval_s = 1\nrequest_timeout_s = 3\n"
             "stop_grace_s = 1\nidle_ttl_s = 0\nmax_body_bytes = 64KiB\nmargin = 0\n"
             "ports = %d-%d\n" % (port_lo, port_lo + 40))
     text += "[broken]\nmodel = %s\ncommand = %s\n" % (os.path.join(tmp, "not-a-model.gguf"),
@@ -65,7 +66,7 @@ def test_start_faults(pool):
     st, h, body = pool.chat("never")
     check(st == 503 and "not ready within load_timeout_s" in err_of(body),
           "never ready: 503 naming load_timeout_s: %s %s" % (st, err_of(body)))
-    check(time.time() - t0 < 30, "never ready: answered after the deadline, not hung")
+    check(time.time() - t0 < pu.DEADLINE, "never ready: answered after the deadline, not hung")
     check(reservation_of(pool, "never") == [], "never ready: reservation released")
     st, h, body = pool.chat("exit")
     msg = err_of(body)
@@ -119,7 +120,7 @@ def test_hang(pool):
     check(st in (502, 503) and ("stopped answering /health" in msg or "sent nothing" in msg),
           "stops answering: in-flight request gets %s naming it within seconds: %s" % (st, msg))
     pool.wait("hung child killed", lambda: pool.model("hang")["state"] == "failed")
-    check(time.time() - t0 < 30, "hang detected in %.1fs" % (time.time() - t0))
+    check(time.time() - t0 < pu.DEADLINE, "hang detected in %.1fs" % (time.time() - t0))
     check(reservation_of(pool, "hang") == [], "hung child: reservation released")
 
 
@@ -203,7 +204,7 @@ def test_stop_while_loading(tmp, model):
     t0 = time.time()
     pool.stop()
     t.join()
-    check(time.time() - t0 < 20 and out == [503],
+    check(time.time() - t0 < 60 and out == [503],
           "SIGTERM during a load ends it at once: %.1fs, the request got %s"
           % (time.time() - t0, out))
 
