@@ -46,6 +46,7 @@ typedef struct stream {
     bool event_stream;
     bool failed;      /* an error event was sent: end with an error next */
     bool finished;    /* the child's body ended cleanly */
+    bool child_error; /* the child's side failed (else an unfinished answer: the client left) */
     int status;
 } stream;
 
@@ -140,6 +141,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         s->finished = true;
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
+    s->child_error = !s->ans.client_gone;
     if (s->ans.client_gone || !s->event_stream)
         return MHD_CONTENT_READER_END_WITH_ERROR;
     /* tell a stream's reader why it ends, then end it as an error */
@@ -165,7 +167,7 @@ static void stream_free(void *cls)
 {
     stream *s = cls;
     bool keep = s->finished && gw_upstream_reusable(&s->ans);
-    int status = s->finished ? s->status : s->ans.client_gone ? 0 : 502;
+    int status = s->finished ? s->status : s->child_error ? 502 : 0;
     gw_pool_release(s->f->pool, &s->lease, keep ? s->lease.fd : -1, status);
     if (!keep)
         close(s->lease.fd);
@@ -199,6 +201,7 @@ static enum MHD_Result pass_answer(gw_pool_front *f, struct MHD_Connection *c, s
             if (!gone)
                 gw_pool_upstream_failed(f->pool, &s->lease, err.message, &why);
             s->finished = false;
+            s->child_error = !gone;
             stream_free(s);
             return gone ? MHD_NO : send_refusal(f, c, &why);
         }
@@ -292,6 +295,7 @@ static enum MHD_Result proxy(gw_pool_front *f, struct MHD_Connection *c, const c
         bool gone = s->ans.client_gone;
         if (!gone)
             gw_pool_upstream_failed(f->pool, &s->lease, err.message, &why);
+        s->child_error = !gone;
         stream_free(s);
         return gone ? MHD_NO : send_refusal(f, c, &why);
     }

@@ -11,6 +11,7 @@ compute itself:
     child's pid (the pid the double reports), on the GPU /health lists it on;
   - the child got that GPU by UUID in CUDA_VISIBLE_DEVICES and -ngl (its
     /proc/PID/environ and cmdline);
+  - a client that disconnects mid-stream: llama.cpp says it cancelled;
   - Prometheus' promtool accepts /metrics;
   - after idle_ttl_s the model is unloaded: the child is gone and the
     ledger row released;
@@ -18,6 +19,7 @@ compute itself:
     reservation.
 Skips (77) when node/npm are missing, like the estimator's llama.cpp tests.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -79,6 +81,23 @@ def gpu_run(tmp, nm, models):
         st, events, complete = pool.stream_raw("beta", 8)
         check(st == 200 and complete and len(events) >= 3 and events[-1] == "[DONE]",
               "a streamed chat loads beta and arrives in %d SSE events ending [DONE]" % len(events))
+        # a client that leaves mid-stream: llama.cpp must stop generating
+        import socket
+        sock = socket.create_connection(("127.0.0.1", pool.port), timeout=pu.DEADLINE)
+        req = json.dumps({"model": "beta", "stream": True, "max_tokens": 4000,
+                          "messages": [{"role": "user", "content": "go on"}]}).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: %d\r\n\r\n" % len(req) + req)
+        got = b""
+        while got.count(b"data: ") < 3:
+            got += sock.recv(65536)
+        sock.close()
+        pool.wait("llama.cpp told of the disconnect",
+                  lambda: b"client disconnected" in pool.request("GET", "/api/v1/pool/beta/log")[2])
+        check(pool.model("beta")["in_flight"] == 0, "the disconnected request left its slot")
+        metrics = pool.request("GET", "/metrics")[2].decode()
+        check('gpuwatch_pool_requests_total{model="beta",code="client_gone"} 1' in metrics,
+              "and counts as client_gone, not as a server error")
         st, _, emb = pool.json("POST", "/v1/embeddings", {"model": "beta", "input": ["a", "b"]})
         check(st == 200 and len(emb["data"]) == 2 and len(emb["data"][0]["embedding"]) == 64,
               "embeddings through the pool (%s)" % st)
