@@ -4,6 +4,7 @@
  * child inside MHD's content callback as the client takes it. */
 #include "pool/front.h"
 
+#include "core/array.h"
 #include "core/util.h"
 #include "http/mhd_lib.h"
 #include "http/server.h"
@@ -454,24 +455,16 @@ static bool authorized(gw_pool_front *f, struct MHD_Connection *c, const char *m
     return diff == 0;
 }
 
-/* Appends an upload piece; false once the body is over the limit. */
+/* Appends an upload piece; too_big once the body is over the limit. */
 static void take_upload(gw_pool_front *f, preq *r, const char *data, size_t n)
 {
     if (r->too_big || r->len + n > f->cfg->max_body_bytes) {
         r->too_big = true;
         return;
     }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *nb = realloc(r->body, cap);
-        if (!nb) {
-            r->too_big = true;
-            return;
-        }
-        r->body = nb;
-        r->cap = cap;
+    if (GW__ARRAY_RESERVE(r->body, r->cap, r->len + n + 1, f->cfg->max_body_bytes + 1) != GW_OK) {
+        r->too_big = true;
+        return;
     }
     memcpy(r->body + r->len, data, n);
     r->len += n;

@@ -3,6 +3,8 @@
  * one poll() over the child's socket and the client's. */
 #include "pool/upstream.h"
 
+#include "core/array.h"
+
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
@@ -141,13 +143,10 @@ static int fill(gw_upstream_answer *a, bool *eof, const char *what, gw_error *er
             memmove(a->buf, a->buf + a->off, a->len - a->off);
             a->len -= a->off;
             a->off = 0;
-        } else {
-            size_t cap = a->cap ? a->cap * 2 : UP_BUF_FIRST;
-            char *nb = cap <= (UP_HEAD_MAX * 4) ? realloc(a->buf, cap) : NULL;
-            if (!nb)
-                return gw__error_set(err, GW_ENOMEM, "answer buffer: out of memory");
-            a->buf = nb;
-            a->cap = cap;
+        } else if (GW__ARRAY_RESERVE(a->buf, a->cap, a->cap ? a->cap + 1 : UP_BUF_FIRST,
+                                     UP_HEAD_MAX * 4) != GW_OK) {
+            return gw__error_set(err, GW_ENOMEM, "answer buffer: out of memory or over %u bytes",
+                                 UP_HEAD_MAX * 4);
         }
     }
     for (;;) {
