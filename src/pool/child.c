@@ -261,10 +261,11 @@ size_t gw_child_log_tail(gw_child *c, char *buf, size_t cap)
     size_t start = (c->log_head + c->log_cap - n) % c->log_cap;
     for (size_t i = 0; i < n; i++)
         buf[i] = c->log[(start + i) % c->log_cap];
+    uint64_t total = c->log_total;
     pthread_mutex_unlock(&c->log_lock);
     buf[n] = '\0';
     /* cut to whole lines when the ring or cap cut one */
-    if (n && (n < c->log_total)) {
+    if (n && n < total) {
         char *nl = memchr(buf, '\n', n);
         if (nl && nl + 1 < buf + n) {
             size_t skip = (size_t)(nl + 1 - buf);
