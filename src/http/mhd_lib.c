@@ -30,6 +30,8 @@ int gw__mhd_load(gw__mhd_lib *lib, const char *path, gw_error *err)
         SYM(suspend_connection),
         SYM(resume_connection),
         SYM(get_connection_info),
+        SYM(run),
+        SYM(get_timeout),
         SYM(quiesce_daemon),
         SYM(is_feature_supported),
 #undef SYM

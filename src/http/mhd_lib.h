@@ -32,6 +32,8 @@ typedef struct gw__mhd_lib {
     __typeof__(MHD_quiesce_daemon) *quiesce_daemon;
     __typeof__(MHD_is_feature_supported) *is_feature_supported;
     __typeof__(MHD_get_connection_info) *get_connection_info;
+    __typeof__(MHD_run) *run;
+    __typeof__(MHD_get_timeout) *get_timeout;
 } gw__mhd_lib;
 
 /* Loads libmicrohttpd (path NULL: "libmicrohttpd.so.12", the soname Debian

@@ -1,59 +1,67 @@
 /* front.c — the pool's HTTP front (front.h says what it owns, its routes
- * and invariants). One libmicrohttpd thread per connection: a request may
- * block while its model loads or queues, and its answer is read from the
- * child inside MHD's content callback as the client takes it. */
-#include "pool/front.h"
+ * and invariants).
+ *
+ * One event loop thread owns everything that touches a socket: it runs
+ * libmicrohttpd in "external epoll" mode (MHD's epoll fd sits in the
+ * loop's own epoll set), and the children's sockets sit beside it. A
+ * proxied request suspends its MHD connection, and the loop drives the
+ * exchange with the child step by step (connect, send, head, body) as the
+ * child's socket allows; the answer is queued on the suspended connection,
+ * which is then resumed. A streamed answer is pulled by MHD's content
+ * callback: when the child has nothing yet, the callback suspends the
+ * connection and the loop resumes it when the child's socket is readable.
+ * What may block for long (waiting for a model to load or for a slot,
+ * /models/load and /models/unload, learning why a child failed) runs in a
+ * worker thread of its own, which hands the exchange back through a list
+ * and an eventfd. So a busy front costs no thread switch per request, and
+ * a request that waits never holds up another.
+ *
+ * Loop invariants (checked by exchange_check, exchange.c):
+ *  L1. Only the loop thread calls into MHD or touches an exchange's
+ *      sockets; a worker touches only its exchange's job fields and the
+ *      pool, and hands the exchange back exactly once.
+ *  L2. An exchange's client socket is in the loop's epoll set only while
+ *      its connection is suspended, and is taken out before the resume (MHD
+ *      may close it once resumed).
+ *  L3. An exchange is in the live list exactly while the loop waits on its
+ *      child's socket; every live exchange has a deadline, and one that
+ *      passes it fails as a child that sent nothing in time.
+ *  L4. A suspended connection is resumed exactly once per suspension, and
+ *      none is suspended when the daemon stops (MHD forbids it).
+ *  L5. An exchange's lease is released exactly once: when its answer is
+ *      complete (buffered), when it fails, or when its request ends.
+ *  L6. A child's socket enters the loop's epoll set once, edge-triggered,
+ *      when the front first waits on it, and stays there while it is kept
+ *      alive between requests (closing it takes it out): a kept-alive
+ *      connection costs no epoll_ctl per request. by_fd[fd] names the
+ *      exchange holding it, NULL while idle; an event for a socket whose
+ *      exchange is not waiting on it is dropped (every step reads or
+ *      writes until EAGAIN before it waits, so no edge is lost).
+ */
+#include "pool/front_impl.h"
 
 #include "core/array.h"
 #include "core/util.h"
-#include "http/mhd_lib.h"
 #include "http/server.h"
-#include "pool/upstream.h"
 
+#include <errno.h>
 #include <jansson.h>
-#include <stdatomic.h>
-#include <time.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#define BUFFERED_MAX (8u << 20) /* a Content-Length answer up to this is sent in one piece */
-#define STREAM_BLOCK 16384u
+#define LOOP_EVENTS 64
 
-struct gw_pool_front {
-    gw__mhd_lib lib;
-    atomic_uint active;      /* requests between their first call and completion */
-    struct MHD_Daemon *d;
-    gw_pool *pool;
-    const gw_pool_config *cfg;
-    unsigned port;
-};
-
-/* One request: its body as it arrives. */
-typedef struct preq {
-    char *body;
-    size_t len, cap;
-    bool too_big;
-} preq;
-
-/* One streamed answer, owned by its MHD response (freed with it). */
-typedef struct stream {
-    gw_pool_front *f;
-    gw_pool_lease lease;
-    gw_upstream_answer ans;
-    bool event_stream;
-    bool failed;      /* an error event was sent: end with an error next */
-    bool finished;    /* the child's body ended cleanly */
-    bool child_error; /* the child's side failed (else an unfinished answer: the client left) */
-    int status;
-} stream;
-
-/* ------------------------------------------------------------- answers */
-
-static enum MHD_Result queue(gw_pool_front *f, struct MHD_Connection *c, unsigned status,
+enum MHD_Result gw__front_queue(gw_pool_front *f, struct MHD_Connection *c, unsigned status,
                              const char *type, char *body, size_t len, unsigned retry_after)
 {
     struct MHD_Response *r =
@@ -83,10 +91,10 @@ static enum MHD_Result send_sb(gw_pool_front *f, struct MHD_Connection *c, unsig
     size_t len;
     char *body = gw__strbuf_detach(sb, &len);
     gw__strbuf_release(sb);
-    return queue(f, c, status, type, body ? body : strdup(""), body ? len : 0, 0);
+    return gw__front_queue(f, c, status, type, body ? body : strdup(""), body ? len : 0, 0);
 }
 
-static void error_json(gw_strbuf *sb, unsigned status, const char *type, const char *msg)
+void gw__front_error_json(gw_strbuf *sb, unsigned status, const char *type, const char *msg)
 {
     gw_json j;
     gw__json_init(&j, sb, false);
@@ -105,7 +113,7 @@ static enum MHD_Result send_error(gw_pool_front *f, struct MHD_Connection *c, un
 {
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
-    error_json(&sb, status, type, msg);
+    gw__front_error_json(&sb, status, type, msg);
     if (sb.failed) {
         gw__strbuf_release(&sb);
         return MHD_NO;
@@ -113,10 +121,10 @@ static enum MHD_Result send_error(gw_pool_front *f, struct MHD_Connection *c, un
     size_t len;
     char *body = gw__strbuf_detach(&sb, &len);
     gw__strbuf_release(&sb);
-    return queue(f, c, status, "application/json", body, len, retry_after);
+    return gw__front_queue(f, c, status, "application/json", body, len, retry_after);
 }
 
-static enum MHD_Result send_refusal(gw_pool_front *f, struct MHD_Connection *c,
+enum MHD_Result gw__front_send_refusal(gw_pool_front *f, struct MHD_Connection *c,
                                     const gw_pool_refusal *why)
 {
     if (why->status == 499)
@@ -124,186 +132,19 @@ static enum MHD_Result send_refusal(gw_pool_front *f, struct MHD_Connection *c,
     return send_error(f, c, (unsigned)why->status, why->type, why->message, why->retry_after_s);
 }
 
-/* ---------------------------------------------------------- streaming */
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    stream *s = cls;
-    if (s->failed)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    size_t n = 0;
-    gw_error err;
-    gw_error_clear(&err);
-    int rc = gw_upstream_read_body(&s->ans, buf, max, &n, &err);
-    if (rc == GW_OK && n > 0)
-        return (ssize_t)n;
-    if (rc == GW_OK && s->ans.done) {
-        s->finished = true;
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    s->child_error = !s->ans.client_gone;
-    if (s->ans.client_gone || !s->event_stream)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    /* tell a stream's reader why it ends, then end it as an error */
-    gw_pool_refusal why;
-    gw_pool_upstream_failed(s->f->pool, &s->lease, err.message, &why);
-    gw_strbuf sb;
-    gw__strbuf_init(&sb, max);
-    gw__strbuf_puts(&sb, "data: ");
-    error_json(&sb, (unsigned)why.status, why.type, why.message);
-    gw__strbuf_puts(&sb, "\n\n");
-    s->failed = true;
-    if (sb.failed || sb.len > max) {
-        gw__strbuf_release(&sb);
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    }
-    memcpy(buf, sb.data, sb.len);
-    n = sb.len;
-    gw__strbuf_release(&sb);
-    return (ssize_t)n;
-}
-
-static void stream_free(void *cls)
-{
-    stream *s = cls;
-    bool keep = s->finished && gw_upstream_reusable(&s->ans);
-    int status = s->finished ? s->status : s->child_error ? 502 : 0;
-    gw_pool_release(s->f->pool, &s->lease, keep ? s->lease.fd : -1, status);
-    if (!keep)
-        close(s->lease.fd);
-    gw_upstream_answer_release(&s->ans);
-    free(s);
-}
-
-/* Passes the child's answer on: whole when it is small and framed, else
- * streamed. Takes over s (and its lease). */
-static enum MHD_Result pass_answer(gw_pool_front *f, struct MHD_Connection *c, stream *s)
-{
-    const gw_http_head *h = &s->ans.head;
-    s->status = h->status;
-    s->event_stream = strncasecmp(s->ans.ctype, "text/event-stream", 17) == 0;
-    if (s->ans.framing == GW_UP_NONE || (s->ans.framing == GW_UP_LENGTH &&
-                                         h->length <= BUFFERED_MAX)) {
-        size_t want = s->ans.framing == GW_UP_NONE ? 0 : (size_t)h->length;
-        char *body = malloc(want ? want : 1);
-        size_t got = 0;
-        gw_error err;
-        int rc = body ? GW_OK : gw__error_set(&err, GW_ENOMEM, "out of memory");
-        while (rc == GW_OK && !s->ans.done) {
-            size_t n;
-            rc = gw_upstream_read_body(&s->ans, body + got, want - got, &n, &err);
-            got += n;
-        }
-        if (rc != GW_OK) {
-            free(body);
-            bool gone = s->ans.client_gone;
-            gw_pool_refusal why;
-            if (!gone)
-                gw_pool_upstream_failed(f->pool, &s->lease, err.message, &why);
-            s->finished = false;
-            s->child_error = !gone;
-            stream_free(s);
-            return gone ? MHD_NO : send_refusal(f, c, &why);
-        }
-        s->finished = true;
-        const char *type = s->ans.ctype[0] ? s->ans.ctype : "application/octet-stream";
-        char ctype[sizeof s->ans.ctype];
-        gw__strlcpy(ctype, type, sizeof ctype);
-        unsigned status = (unsigned)s->status;
-        stream_free(s);
-        return queue(f, c, status, ctype, body, got, 0);
-    }
-    struct MHD_Response *r = f->lib.create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
-                                                                  stream_read, s, stream_free);
-    if (!r) {
-        stream_free(s);
-        return MHD_NO;
-    }
-    if (s->ans.ctype[0])
-        f->lib.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->ans.ctype);
-    if (s->event_stream) {
-        f->lib.add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        f->lib.add_response_header(r, "X-Accel-Buffering", "no");
-    }
-    enum MHD_Result ret = f->lib.queue_response(c, (unsigned)s->status, r);
-    f->lib.destroy_response(r);
-    return ret;
-}
-
-static int client_fd(gw_pool_front *f, struct MHD_Connection *c)
+int gw__front_client_fd(gw_pool_front *f, struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
         f->lib.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     return ci ? ci->connect_fd : -1;
 }
 
-/* Sends the request on the lease's connection and reads the answer's
- * head; one retry on a new connection when a kept-alive one turns out
- * closed before any byte came back. */
-static int exchange(gw_pool_front *f, stream *s, const gw_strbuf *head, const char *body,
-                    size_t len, int watch, gw_error *err)
+void gw__front_wake(gw_pool_front *f)
 {
-    int timeout = (int)f->cfg->request_timeout_s * 1000;
-    for (int attempt = 0;; attempt++) {
-        int rc = gw_upstream_send(s->lease.fd, head->data, head->len, body, len, timeout, err);
-        if (rc == GW_OK)
-            rc = gw_upstream_read_head(&s->ans, s->lease.fd, watch, timeout, err);
-        /* only a kept-alive connection the child closed before this request
-         * is tried again: never a timeout, never a request it may have seen */
-        if (rc != GW_EIO || !s->lease.reused || s->ans.client_gone || s->ans.received ||
-            attempt > 0)
-            return rc;
-        s->lease.reused = false;
-        gw_upstream_answer_release(&s->ans);
-        close(s->lease.fd);
-        s->lease.fd = -1;
-        rc = gw_upstream_connect(s->lease.port, 5000, &s->lease.fd, err);
-        if (rc != GW_OK)
-            return rc;
-    }
+    uint64_t one = 1;
+    ssize_t w = write(f->wake_fd, &one, sizeof one);
+    (void)w; /* a full counter still wakes the loop */
 }
-
-/* Forwards METHOD URL with body to model's child and answers with its answer. */
-static enum MHD_Result proxy(gw_pool_front *f, struct MHD_Connection *c, const char *method,
-                             const char *url, const char *model, const char *body, size_t len)
-{
-    int watch = client_fd(f, c);
-    stream *s = calloc(1, sizeof *s);
-    if (!s)
-        return MHD_NO;
-    s->f = f;
-    gw_pool_refusal why;
-    if (gw_pool_acquire(f->pool, model, watch, &s->lease, &why) != GW_OK) {
-        free(s);
-        return send_refusal(f, c, &why);
-    }
-    const char *ctype = f->lib.lookup_connection_value(c, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_CONTENT_TYPE);
-    const char *accept = f->lib.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    gw_strbuf head;
-    gw__strbuf_init(&head, 0);
-    bool has_body = strcmp(method, "POST") == 0;
-    gw_upstream_request_head(&head, method, url, s->lease.port,
-                             has_body ? (ctype ? ctype : "application/json") : NULL, accept,
-                             has_body, len);
-    gw_error err;
-    gw_error_clear(&err);
-    int rc = head.failed ? gw__error_set(&err, GW_ENOMEM, "out of memory")
-                         : exchange(f, s, &head, has_body ? body : NULL, len, watch, &err);
-    gw__strbuf_release(&head);
-    if (rc != GW_OK) {
-        bool gone = s->ans.client_gone;
-        if (!gone)
-            gw_pool_upstream_failed(f->pool, &s->lease, err.message, &why);
-        s->child_error = !gone;
-        stream_free(s);
-        return gone ? MHD_NO : send_refusal(f, c, &why);
-    }
-    return pass_answer(f, c, s);
-}
-
-/* ------------------------------------------------------------- routes */
 
 static const char *const model_routes[] = {
     "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank",
@@ -360,25 +201,20 @@ static enum MHD_Result send_json(gw_pool_front *f, struct MHD_Connection *c,
 }
 
 static void models_openai(gw_pool *p, gw_json *j) { gw_pool_models_json(p, j, false); }
+
 static void models_router(gw_pool *p, gw_json *j) { gw_pool_models_json(p, j, true); }
 
-static enum MHD_Result load_or_unload(gw_pool_front *f, struct MHD_Connection *c, const preq *r,
+static enum MHD_Result load_or_unload(gw_pool_front *f, struct MHD_Connection *c, preq *r,
                                       bool load)
 {
     char model[256], why_text[256];
     if (!body_model(f, r, model, sizeof model, why_text, sizeof why_text))
         return send_error(f, c, 400, "invalid_request_error", why_text, 0);
-    gw_pool_refusal why;
-    int rc = load ? gw_pool_load(f->pool, model, &why) : gw_pool_unload(f->pool, model, &why);
-    if (rc != GW_OK)
-        return send_refusal(f, c, &why);
-    gw_strbuf sb;
-    gw__strbuf_init(&sb, 0);
-    gw__strbuf_puts(&sb, "{\"success\":true}");
-    return send_sb(f, c, 200, "application/json", &sb);
+    return gw__exchange_load(f, c, r, model, load);
 }
 
-static enum MHD_Result get_route(gw_pool_front *f, struct MHD_Connection *c, const char *url)
+static enum MHD_Result get_route(gw_pool_front *f, struct MHD_Connection *c, preq *r,
+                                 const char *url)
 {
     if (!strcmp(url, "/health"))
         return send_json(f, c, gw_pool_health_json);
@@ -419,13 +255,13 @@ static enum MHD_Result get_route(gw_pool_front *f, struct MHD_Connection *c, con
         if (!m)
             return send_error(f, c, 400, "invalid_request_error",
                               "name the model: ?model=NAME", 0);
-        return proxy(f, c, "GET", url, m, NULL, 0);
+        return gw__exchange_proxy(f, c, r, "GET", url, m, NULL, 0);
     }
     return send_error(f, c, 404, "invalid_request_error", "no such route", 0);
 }
 
 static enum MHD_Result post_route(gw_pool_front *f, struct MHD_Connection *c, const char *url,
-                                  const preq *r)
+                                  preq *r)
 {
     if (!strcmp(url, "/models/load") || !strcmp(url, "/models/unload"))
         return load_or_unload(f, c, r, url[8] == 'l');
@@ -434,7 +270,7 @@ static enum MHD_Result post_route(gw_pool_front *f, struct MHD_Connection *c, co
     char model[256], why[256];
     if (!body_model(f, r, model, sizeof model, why, sizeof why))
         return send_error(f, c, 400, "invalid_request_error", why, 0);
-    return proxy(f, c, "POST", url, model, r->body, r->len);
+    return gw__exchange_proxy(f, c, r, "POST", url, model, r->body, r->len);
 }
 
 static bool authorized(gw_pool_front *f, struct MHD_Connection *c, const char *method,
@@ -491,6 +327,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->x) /* resumed without an answer: the client left, or no memory */
+        return MHD_NO;
     if (!authorized(f, c, method, url))
         return send_error(f, c, 401, "authentication_error",
                           "this pool needs \"Authorization: Bearer TOKEN\"", 0);
@@ -501,7 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_error(f, c, 413, "invalid_request_error", msg, 0);
     }
     if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
-        return get_route(f, c, url);
+        return get_route(f, c, r, url);
     if (!strcmp(method, "POST"))
         return post_route(f, c, url, r);
     return send_error(f, c, 405, "invalid_request_error", "method not allowed", 0);
@@ -511,15 +349,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     gw_pool_front *f = cls;
-    (void)c;
-    (void)toe;
     preq *r = *con_cls;
-    if (r) {
-        atomic_fetch_sub(&f->active, 1);
-        free(r->body);
-        free(r);
-        *con_cls = NULL;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        /* MHD (0.9.75, external epoll) closes a connection it ends with an
+         * error only at its next event or its timeout: the shutdown is that
+         * event, and the client sees the cut at once (invariant 3) */
+        int fd = gw__front_client_fd(f, c);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
     }
+    if (!r)
+        return;
+    if (r->x)
+        gw__exchange_free(r->x);
+    atomic_fetch_sub(&f->active, 1);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -533,28 +379,100 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     fprintf(stderr, "gpuwatch pool: http: %s\n", line);
 }
 
-int gw_pool_front_start(gw_pool_front **out, gw_pool *pool, gw_error *err)
+static int loop_timeout(gw_pool_front *f, int64_t now)
 {
-    *out = NULL;
-    gw_pool_front *f = calloc(1, sizeof *f);
-    if (!f)
-        return gw__error_set(err, GW_ENOMEM, "out of memory");
-    f->pool = pool;
-    f->cfg = gw_pool_config_of(pool);
+    if (f->run_mhd)
+        return 0;
+    int t = -1;
+    MHD_UNSIGNED_LONG_LONG mt;
+    if (f->lib.get_timeout(f->d, &mt) == MHD_YES)
+        t = mt > INT_MAX ? INT_MAX : (int)mt;
+    if (f->live) {
+        int64_t left = (f->next_scan_ns - now) / 1000000;
+        int s = left < 0 ? 0 : (int)left + 1;
+        if (t < 0 || s < t)
+            t = s;
+    }
+    if (atomic_load(&f->draining) && (t < 0 || t > 10))
+        t = 10;
+    return t;
+}
+
+static void *loop_main(void *arg)
+{
+    gw_pool_front *f = arg;
+    bool quiesced = false;
+    struct epoll_event ev[LOOP_EVENTS];
+    for (;;) {
+        int64_t now = gw__now_mono_ns();
+        int n = epoll_wait(f->ep, ev, LOOP_EVENTS, loop_timeout(f, now));
+        f->run_mhd = n == 0;
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 & 1) {
+                gw__exchange_child_event(f, (int)(ev[i].data.u64 >> 1));
+                continue;
+            }
+            tag *t = ev[i].data.ptr;
+            if (t->kind == TAG_MHD)
+                f->run_mhd = true;
+            else if (t->kind == TAG_WAKE)
+                gw__exchange_take_done(f);
+            else if (t->fd >= 0) /* an earlier event of this round may have cleared it */
+                gw__exchange_client_gone(t->x);
+        }
+        if (f->run_mhd) {
+            f->run_mhd = false;
+            f->lib.run(f->d);
+        }
+        now = gw__now_mono_ns();
+        if (f->live && now >= f->next_scan_ns) {
+            gw__exchange_scan(f, now);
+            f->next_scan_ns = now + SCAN_MS * 1000000LL;
+        } else if (!f->live) {
+            f->next_scan_ns = now + SCAN_MS * 1000000LL;
+        }
+        if (atomic_load(&f->draining) && !quiesced) {
+            quiesced = true;
+            int lfd = f->lib.quiesce_daemon(f->d);
+            if (lfd >= 0)
+                close(lfd);
+        }
+        if (atomic_load(&f->stop) && atomic_load(&f->workers) == 0) {
+            gw__exchange_take_done(f);
+            gw__exchange_abandon(f);
+            for (int i = 0; i < 4; i++) /* the answers of the abandoned ones go out */
+                f->lib.run(f->d);
+            return NULL;
+        }
+    }
+}
+
+static void front_free(gw_pool_front *f)
+{
+    if (f->d)
+        f->lib.stop_daemon(f->d);
+    gw__mhd_unload(&f->lib);
+    if (f->ep >= 0)
+        close(f->ep);
+    if (f->wake_fd >= 0)
+        close(f->wake_fd);
+    free(f->by_fd);
+    pthread_mutex_destroy(&f->done_lock);
+    free(f);
+}
+
+static int start_mhd(gw_pool_front *f, gw_error *err)
+{
     struct sockaddr_storage ss;
     bool v6;
-    if (!gw__listen_parse(f->cfg->listen, &ss, &v6)) {
-        free(f);
+    if (!gw__listen_parse(f->cfg->listen, &ss, &v6))
         return gw__error_set(err, GW_EINVAL, "listen = '%s': expected HOST:PORT or [V6]:PORT",
-                             gw_pool_config_of(pool)->listen);
-    }
+                             f->cfg->listen);
     int rc = gw__mhd_load(&f->lib, NULL, err);
-    if (rc != GW_OK) {
-        free(f);
+    if (rc != GW_OK)
         return rc;
-    }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO | (v6 ? MHD_USE_IPv6 : 0);
     f->d = f->lib.start_daemon(flags, 0, NULL, NULL, on_request, f,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -563,14 +481,48 @@ int gw_pool_front_start(gw_pool_front **out, gw_pool *pool, gw_error *err)
                                MHD_OPTION_CONNECTION_TIMEOUT,
                                (unsigned)(f->cfg->request_timeout_s + f->cfg->load_timeout_s + 60),
                                MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
-    if (!f->d) {
-        gw__mhd_unload(&f->lib);
-        free(f);
+    if (!f->d)
         return gw__error_set(err, GW_EIO, "cannot listen on %s (in use, or not an address of "
-                                          "this host)", gw_pool_config_of(pool)->listen);
-    }
+                                          "this host)", f->cfg->listen);
     const union MHD_DaemonInfo *di = f->lib.get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);
     f->port = di ? di->port : 0;
+    di = f->lib.get_daemon_info(f->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || di->epoll_fd < 0)
+        return gw__error_set(err, GW_EIO, "libmicrohttpd gave no epoll descriptor");
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &f->mhd_tag};
+    if (epoll_ctl(f->ep, EPOLL_CTL_ADD, di->epoll_fd, &ev) != 0)
+        return gw__error_set(err, GW_EIO, "epoll_ctl: %s", strerror(errno));
+    return GW_OK;
+}
+
+int gw_pool_front_start(gw_pool_front **out, gw_pool *pool, gw_error *err)
+{
+    *out = NULL;
+    gw_pool_front *f = calloc(1, sizeof *f);
+    if (!f)
+        return gw__error_set(err, GW_ENOMEM, "out of memory");
+    f->pool = pool;
+    f->cfg = gw_pool_config_of(pool);
+    pthread_mutex_init(&f->done_lock, NULL);
+    f->mhd_tag = (tag){.kind = TAG_MHD, .fd = -1};
+    f->wake_tag = (tag){.kind = TAG_WAKE, .fd = -1};
+    f->ep = epoll_create1(EPOLL_CLOEXEC);
+    f->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &f->wake_tag};
+    int rc = f->ep < 0 || f->wake_fd < 0 || epoll_ctl(f->ep, EPOLL_CTL_ADD, f->wake_fd, &ev)
+                 ? gw__error_set(err, GW_EIO, "epoll/eventfd: %s", strerror(errno))
+                 : start_mhd(f, err);
+    if (rc == GW_OK) {
+        rc = pthread_create(&f->loop, NULL, loop_main, f);
+        rc = rc ? gw__error_set(err, GW_EIO, "cannot start the front's thread: %s",
+                                strerror(rc))
+                : GW_OK;
+    }
+    if (rc != GW_OK) {
+        front_free(f);
+        return rc;
+    }
+    f->loop_started = true;
     *out = f;
     return GW_OK;
 }
@@ -586,12 +538,15 @@ void gw_pool_front_stop(gw_pool_front *f)
         return;
     /* no new connection; requests that were waiting answer (the pool is
      * stopping: 503) within a moment; then every connection is closed */
-    f->lib.quiesce_daemon(f->d);
+    atomic_store(&f->draining, true);
+    gw__front_wake(f);
     for (int i = 0; i < 200 && atomic_load(&f->active); i++) {
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
-    f->lib.stop_daemon(f->d);
-    gw__mhd_unload(&f->lib);
-    free(f);
+    atomic_store(&f->stop, true);
+    gw__front_wake(f);
+    if (f->loop_started)
+        pthread_join(f->loop, NULL);
+    front_free(f);
 }

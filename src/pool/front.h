@@ -2,10 +2,12 @@
  * llama-server's own routes) that routes each request to its model's child
  * by the "model" field, plus the pool's own status routes.
  *
- * Owns: the libmicrohttpd daemon (a thread per connection, so a request
- * may wait for its model to load), the route table, request body limits,
- * the bearer token check, and the streaming of children's answers to
- * clients as they arrive.
+ * Owns: the libmicrohttpd daemon, run by one event loop thread that also
+ * drives every exchange with a child (front.c says how; a request that
+ * must wait for a load or a slot waits in a worker thread of its own, so it
+ * never holds up another), the route table, request body limits, the
+ * bearer token check, and the streaming of children's answers to clients
+ * as they arrive.
  *
  * Routes (docs/pool.md has the shapes):
  *   POST /v1/chat/completions /v1/completions /v1/embeddings /v1/rerank
@@ -29,8 +31,10 @@
  *     {"error": {"code", "message", "type"}} with the HTTP status; a
  *     child's answer is passed on with its own status, Content-Type and
  *     body, byte for byte.
- *  3. A client that disconnects ends its exchange with the child at once
- *     (the child's connection is closed, not reused); a child that fails
+ *  3. A client that disconnects ends its exchange with the child (the
+ *     child's connection is closed, not reused): at the next write of a
+ *     streamed answer, or within 50 ms while it waits on the child; a child
+ *     that fails
  *     mid-answer ends the client's answer with an error event (streams)
  *     and a truncated body, never a clean end.
  *  4. With a token configured, every route but GET /health needs

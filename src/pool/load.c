@@ -128,7 +128,7 @@ bool gw__pool_child_healthy(uint32_t port, int timeout_ms, char *why, size_t cap
     gw_upstream_answer a;
     memset(&a, 0, sizeof a);
     bool ok = gw_upstream_send(fd, req, sizeof req - 1, NULL, 0, timeout_ms, &err) == GW_OK &&
-              gw_upstream_read_head(&a, fd, -1, timeout_ms, &err) == GW_OK;
+              gw_upstream_read_head(&a, fd, timeout_ms, &err) == GW_OK;
     if (ok && a.head.status != 200) {
         snprintf(why, cap, "/health answered %d", a.head.status);
         ok = false;

@@ -197,9 +197,10 @@ static void lease_fill(gw_pool_model *m, gw_pool_lease *l)
     l->port = m->port;
 }
 
-/* The acquire loop for m under p->lock; see gw_pool_acquire. */
-static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_lease *l,
-                          gw_pool_refusal *why)
+/* The acquire loop for m under p->lock; see gw_pool_acquire. Without
+ * may_wait it answers 1 where it would load or wait for a slot. */
+static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, bool may_wait,
+                          gw_pool_lease *l, gw_pool_refusal *why)
 {
     bool counted = false; /* in m->queued */
     int rc = GW_EIO;
@@ -210,10 +211,16 @@ static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_le
         }
         if ((m->broken || m->state == GW_PM_FAILED) && !may_restart(m, why))
             break;
-        if (m->state == GW_PM_READY && !m->unload_pending && m->in_flight < m->cfg.parallel) {
+        /* a request that could wait never passes the ones already waiting */
+        if (m->state == GW_PM_READY && !m->unload_pending && m->in_flight < m->cfg.parallel &&
+            (may_wait || !m->queued)) {
             m->in_flight++;
             lease_fill(m, l);
             rc = GW_OK;
+            break;
+        }
+        if (!may_wait) {
+            rc = 1;
             break;
         }
         if (m->state == GW_PM_UNLOADED) {
@@ -253,23 +260,48 @@ static int acquire_locked(gw_pool *p, gw_pool_model *m, int watch_fd, gw_pool_le
     return rc;
 }
 
-int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l,
-                    gw_pool_refusal *why)
+/* The model a lease is asked for; a 404 refusal when there is none. */
+static gw_pool_model *lease_begin(gw_pool *p, const char *name, gw_pool_lease *l,
+                                  gw_pool_refusal *why)
 {
     memset(l, 0, sizeof *l);
     l->fd = -1;
     l->start_ns = gw__now_mono_ns();
     gw_pool_model *m = find(p, name);
-    if (!m) {
+    if (!m)
         refuse(why, 404, 0, "invalid_request_error", "model '%s' does not exist in this pool", name);
+    return m;
+}
+
+int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l,
+                    gw_pool_refusal *why)
+{
+    gw_pool_model *m = lease_begin(p, name, l, why);
+    if (!m)
         return GW_EIO;
-    }
     pthread_mutex_lock(&p->lock);
-    int rc = acquire_locked(p, m, watch_fd, l, why);
+    int rc = acquire_locked(p, m, watch_fd, true, l, why);
     if (rc == GW_OK && lease_connect(p, m, l, why) != GW_OK) {
         m->in_flight--;
         gw__pool_wake(p);
         rc = GW_EIO;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (rc != GW_OK)
+        l->m = NULL;
+    return rc;
+}
+
+int gw_pool_try_acquire(gw_pool *p, const char *name, gw_pool_lease *l, gw_pool_refusal *why)
+{
+    gw_pool_model *m = lease_begin(p, name, l, why);
+    if (!m)
+        return GW_EIO;
+    pthread_mutex_lock(&p->lock);
+    int rc = acquire_locked(p, m, -1, false, l, why);
+    if (rc == GW_OK && m->n_idle) {
+        l->fd = m->idle_fds[--m->n_idle];
+        l->reused = true;
     }
     pthread_mutex_unlock(&p->lock);
     if (rc != GW_OK)

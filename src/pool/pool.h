@@ -157,6 +157,14 @@ typedef struct gw_pool_lease {
 int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *lease,
                     gw_pool_refusal *why);
 
+/* The same without waiting, for an event loop: GW_OK with a slot taken
+ * and *lease filled, its fd a kept-alive connection or -1 (the caller
+ * connects to lease->port); 1 when the model must load or its slots are
+ * taken (call gw_pool_acquire from a thread that may wait); GW_EIO with
+ * *why for an answer now (unknown model, back-off, stopping). */
+int gw_pool_try_acquire(gw_pool *p, const char *name, gw_pool_lease *lease,
+                        gw_pool_refusal *why);
+
 /* Ends a lease: keep_fd >= 0 returns that connection to the child's idle
  * list (when the child is still the same), status is the HTTP status the
  * client got (0: it left). */

@@ -1,6 +1,7 @@
 /* upstream.c — the pool's HTTP/1.1 client to its children (upstream.h says
- * what it owns and its invariants). Sockets are non-blocking; every wait is
- * one poll() over the child's socket and the client's. */
+ * what it owns and its invariants). Sockets are non-blocking; the steps
+ * never wait (they answer 1 when the socket has nothing for them), and the
+ * blocking calls are the steps with one poll() between them. */
 #include "pool/upstream.h"
 
 #include "core/array.h"
@@ -22,7 +23,7 @@
 #define UP_BUF_FIRST 16384u
 #define UP_HEAD_MAX GW_DAEMON_MAX_HEAD
 
-int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd_out, gw_error *err)
+int gw_upstream_connect_start(uint32_t port, int *fd_out, gw_error *err)
 {
     *fd_out = -1;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -32,30 +33,64 @@ int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd_out, gw_error *er
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        int e = errno;
-        if (e == EINPROGRESS) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int r;
-            while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
-                ;
-            socklen_t len = sizeof e;
-            if (r == 0) {
-                close(fd);
-                return gw__error_set(err, GW_ETIMEDOUT, "connecting to 127.0.0.1:%u timed out",
-                                     port);
-            }
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
-                e = errno;
-        }
-        if (e) {
-            close(fd);
-            return gw__error_set(err, e == ECONNREFUSED ? GW_ENOENT : GW_EIO,
-                                 "connecting to 127.0.0.1:%u: %s", port, strerror(e));
-        }
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        *fd_out = fd;
+        return GW_OK;
     }
-    *fd_out = fd;
-    return GW_OK;
+    if (errno == EINPROGRESS) {
+        *fd_out = fd;
+        return 1;
+    }
+    int e = errno;
+    close(fd);
+    return gw__error_set(err, e == ECONNREFUSED ? GW_ENOENT : GW_EIO,
+                         "connecting to 127.0.0.1:%u: %s", port, strerror(e));
+}
+
+int gw_upstream_connect_end(int fd, uint32_t port, gw_error *err)
+{
+    int e = 0;
+    socklen_t len = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+        e = errno;
+    if (!e)
+        return GW_OK;
+    return gw__error_set(err, e == ECONNREFUSED ? GW_ENOENT : GW_EIO,
+                         "connecting to 127.0.0.1:%u: %s", port, strerror(e));
+}
+
+/* Waits until fd has `events`: GW_OK, or GW_ETIMEDOUT after timeout_ms. */
+static int wait_fd(int fd, short events, int timeout_ms, const char *what, gw_error *err)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    for (;;) {
+        int r = poll(&p, 1, timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return gw__error_set(err, GW_EIO, "poll: %s", strerror(errno));
+        if (r == 0)
+            return gw__error_set(err, GW_ETIMEDOUT, "the model server sent nothing for %d ms "
+                                                    "while %s", timeout_ms, what);
+        return GW_OK;
+    }
+}
+
+int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd_out, gw_error *err)
+{
+    int fd;
+    int rc = gw_upstream_connect_start(port, &fd, err);
+    if (rc == 1) {
+        rc = wait_fd(fd, POLLOUT, timeout_ms, "accepting the connection", err);
+        if (rc == GW_ETIMEDOUT)
+            rc = gw__error_set(err, GW_ETIMEDOUT, "connecting to 127.0.0.1:%u timed out", port);
+        if (rc == GW_OK)
+            rc = gw_upstream_connect_end(fd, port, err);
+        if (rc != GW_OK)
+            close(fd);
+    }
+    *fd_out = rc == GW_OK ? fd : -1;
+    return rc;
 }
 
 void gw_upstream_request_head(gw_strbuf *out, const char *method, const char *path,
@@ -72,68 +107,44 @@ void gw_upstream_request_head(gw_strbuf *out, const char *method, const char *pa
     gw__strbuf_puts(out, "\r\n");
 }
 
-/* Waits until fd has `events` or the watched client goes; returns GW_OK,
- * GW_ETIMEDOUT, or GW_EIO with client_gone. */
-static int wait_child(int fd, short events, int watch_fd, int timeout_ms, bool *client_gone,
-                      const char *what, gw_error *err)
+int gw_upstream_send_some(int fd, const char *head, size_t head_len, const char *body,
+                          size_t len, size_t *sent, gw_error *err)
 {
-    struct pollfd p[2] = {{.fd = fd, .events = events},
-                          {.fd = watch_fd, .events = POLLRDHUP}};
-    int n = watch_fd >= 0 ? 2 : 1;
-    for (;;) {
-        int r = poll(p, (nfds_t)n, timeout_ms);
-        if (r < 0 && errno == EINTR)
+    /* head and body in one sendmsg: one segment for a small request */
+    size_t total = head_len + (body ? len : 0);
+    while (*sent < total) {
+        size_t h = *sent < head_len ? *sent : head_len, bdone = *sent - h;
+        struct iovec iov[2] = {{(void *)(head + h), head_len - h},
+                               {(void *)(body ? body + bdone : ""), body ? len - bdone : 0}};
+        struct msghdr msg = {.msg_iov = iov[0].iov_len ? iov : iov + 1,
+                             .msg_iovlen = iov[0].iov_len ? 2 : 1};
+        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
             continue;
-        if (r < 0)
-            return gw__error_set(err, GW_EIO, "poll: %s", strerror(errno));
-        if (r == 0)
-            return gw__error_set(err, GW_ETIMEDOUT, "the model server sent nothing for %d ms "
-                                                    "while %s", timeout_ms, what);
-        if (n == 2 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) {
-            *client_gone = true;
-            return gw__error_set(err, GW_EIO, "the client disconnected");
-        }
-        if (p[0].revents)
-            return GW_OK;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        if (w <= 0)
+            return gw__error_set(err, GW_EIO, "sending the request to the model server: %s",
+                                 w < 0 ? strerror(errno) : "connection closed");
+        *sent += (size_t)w;
     }
+    return GW_OK;
 }
 
 int gw_upstream_send(int fd, const char *head, size_t head_len, const char *body, size_t len,
                      int timeout_ms, gw_error *err)
 {
-    /* head and body in one sendmsg: one segment for a small request */
-    struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body ? len : 0}};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
-    bool gone = false;
-    while (iov[0].iov_len || iov[1].iov_len) {
-        ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int rc = wait_child(fd, POLLOUT, -1, timeout_ms, &gone, "taking the request", err);
-            if (rc != GW_OK)
-                return rc;
-            continue;
-        }
-        if (w <= 0)
-            return gw__error_set(err, GW_EIO, "sending the request to the model server: %s",
-                                 w < 0 ? strerror(errno) : "connection closed");
-        size_t done = (size_t)w;
-        for (int k = 0; k < 2; k++) {
-            size_t take = done < iov[k].iov_len ? done : iov[k].iov_len;
-            iov[k].iov_base = (char *)iov[k].iov_base + take;
-            iov[k].iov_len -= take;
-            done -= take;
-        }
-        msg.msg_iov = iov[0].iov_len ? iov : iov + 1;
-        msg.msg_iovlen = iov[0].iov_len ? 2 : 1;
-    }
-    return GW_OK;
+    size_t sent = 0;
+    int rc;
+    while ((rc = gw_upstream_send_some(fd, head, head_len, body, len, &sent, err)) == 1)
+        if ((rc = wait_fd(fd, POLLOUT, timeout_ms, "taking the request", err)) != GW_OK)
+            return rc;
+    return rc;
 }
 
-/* Reads more bytes into a->buf; GW_OK with at least one, GW_EIO "closed"
- * (a->len unchanged) at end of stream, other errors as wait_child. */
-static int fill(gw_upstream_answer *a, bool *eof, const char *what, gw_error *err)
+/* Reads what the socket has into a->buf: GW_OK with at least one more
+ * byte or *eof; 1 when nothing is there yet; GW_EIO, GW_ENOMEM. */
+static int fill(gw_upstream_answer *a, bool *eof, gw_error *err)
 {
     *eof = false;
     if (a->off == a->len)
@@ -162,13 +173,9 @@ static int fill(gw_upstream_answer *a, bool *eof, const char *what, gw_error *er
         }
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return gw__error_set(err, GW_EIO, "reading from the model server: %s",
-                                 strerror(errno));
-        int rc = wait_child(a->fd, POLLIN, a->watch_fd, a->timeout_ms, &a->client_gone, what,
-                            err);
-        if (rc != GW_OK)
-            return rc;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 1;
+        return gw__error_set(err, GW_EIO, "reading from the model server: %s", strerror(errno));
     }
 }
 
@@ -189,22 +196,17 @@ static void set_framing(gw_upstream_answer *a)
     }
 }
 
-int gw_upstream_read_head(gw_upstream_answer *a, int fd, int watch_fd, int timeout_ms,
-                          gw_error *err)
+void gw_upstream_answer_begin(gw_upstream_answer *a, int fd)
 {
     memset(a, 0, sizeof *a);
     a->fd = fd;
-    a->watch_fd = watch_fd;
-    a->timeout_ms = timeout_ms;
-    /* the answer cannot be there yet: wait first instead of a recv that
-     * would only say EAGAIN */
-    int rc0 = wait_child(fd, POLLIN, watch_fd, timeout_ms, &a->client_gone,
-                         "preparing its answer", err);
-    if (rc0 != GW_OK)
-        return rc0;
+}
+
+int gw_upstream_head_step(gw_upstream_answer *a, gw_error *err)
+{
     for (;;) {
         bool eof;
-        int rc = fill(a, &eof, "preparing its answer", err);
+        int rc = fill(a, &eof, err);
         if (rc != GW_OK)
             return rc;
         if (eof)
@@ -228,6 +230,18 @@ int gw_upstream_read_head(gw_upstream_answer *a, int fd, int watch_fd, int timeo
         set_framing(a);
         return GW_OK;
     }
+}
+
+int gw_upstream_read_head(gw_upstream_answer *a, int fd, int timeout_ms, gw_error *err)
+{
+    gw_upstream_answer_begin(a, fd);
+    int rc;
+    /* the answer cannot be there yet: wait first instead of a recv that
+     * would only say EAGAIN */
+    while ((rc = wait_fd(fd, POLLIN, timeout_ms, "preparing its answer", err)) == GW_OK &&
+           (rc = gw_upstream_head_step(a, err)) == 1)
+        ;
+    return rc;
 }
 
 /* Delivers buffered body bytes per the framing; *n 0 when none buffered. */
@@ -267,7 +281,7 @@ static int deliver(gw_upstream_answer *a, char *out, size_t cap, size_t *n, gw_e
     return GW_OK;
 }
 
-int gw_upstream_read_body(gw_upstream_answer *a, char *out, size_t cap, size_t *n,
+int gw_upstream_body_step(gw_upstream_answer *a, char *out, size_t cap, size_t *n,
                           gw_error *err)
 {
     *n = 0;
@@ -276,7 +290,7 @@ int gw_upstream_read_body(gw_upstream_answer *a, char *out, size_t cap, size_t *
         if (rc != GW_OK || *n > 0 || a->done)
             return rc;
         bool eof;
-        rc = fill(a, &eof, "answering", err);
+        rc = fill(a, &eof, err);
         if (rc != GW_OK)
             return rc;
         if (eof) {

@@ -5,14 +5,14 @@
  * Owns: the request text sent to a child, reading an answer's head with
  * the one response grammar (gw_http_head_parse, place/daemon_client.h), and
  * the body's three framings: Content-Length, chunked (pool/chunked.h) and
- * "until the connection closes". Each wait also watches the client's
- * socket, so a client that hangs up ends the exchange at once (and the
- * caller closes the child's connection, which is how llama-server learns
- * to stop generating).
+ * "until the connection closes". Each part comes as a step that never
+ * waits (the front's event loop waits on the socket between steps: a step
+ * answers 1 when the socket has nothing for it yet) and, for the pool's own
+ * checks, as a blocking call (the steps with a poll between them).
  *
  * Invariants:
- *  1. Every wait is bounded: timeout_ms without a byte from the child is
- *     GW_ETIMEDOUT; a client gone is GW_EIO with client_gone set.
+ *  1. A step never blocks; a blocking call waits at most timeout_ms without
+ *     a byte from the child (GW_ETIMEDOUT).
  *  2. An answer is reusable (its connection may carry the next request)
  *     only when its body was read to its framed end, the child did not say
  *     "close", and no byte beyond the body arrived.
@@ -29,8 +29,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Connects to 127.0.0.1:port (TCP_NODELAY) within timeout_ms. GW_ENOENT
- * when refused (nothing listens), GW_ETIMEDOUT, GW_EIO. */
+/* Starts a connection to 127.0.0.1:port (non-blocking, TCP_NODELAY):
+ * GW_OK connected, 1 in progress (*fd set: wait until it is writable, then
+ * gw_upstream_connect_end), GW_ENOENT refused (nothing listens), GW_EIO. */
+int gw_upstream_connect_start(uint32_t port, int *fd, gw_error *err);
+/* The result of a connection in progress once fd is writable: GW_OK, or
+ * GW_ENOENT / GW_EIO naming why (fd stays the caller's to close). */
+int gw_upstream_connect_end(int fd, uint32_t port, gw_error *err);
+/* Both, waiting at most timeout_ms: GW_OK, GW_ENOENT, GW_ETIMEDOUT, GW_EIO. */
 int gw_upstream_connect(uint32_t port, int timeout_ms, int *fd, gw_error *err);
 
 /* The request head: METHOD PATH HTTP/1.1, Host, Content-Length (when body
@@ -39,8 +45,12 @@ void gw_upstream_request_head(gw_strbuf *out, const char *method, const char *pa
                               uint32_t port, const char *ctype, const char *accept,
                               bool has_body, size_t body_len);
 
-/* Writes head and body; GW_EIO naming the failure (a reused connection the
- * child had closed fails here or at the first read). */
+/* Writes what fits of head then body, from *sent bytes on (advanced):
+ * GW_OK all sent, 1 when the socket is full (wait until writable), GW_EIO
+ * naming the failure (a reused connection the child had closed fails here
+ * or at the first read). gw_upstream_send does it all, waiting. */
+int gw_upstream_send_some(int fd, const char *head, size_t head_len, const char *body,
+                          size_t len, size_t *sent, gw_error *err);
 int gw_upstream_send(int fd, const char *head, size_t head_len, const char *body, size_t len,
                      int timeout_ms, gw_error *err);
 
@@ -48,8 +58,6 @@ typedef enum { GW_UP_LENGTH, GW_UP_CHUNKED, GW_UP_CLOSE, GW_UP_NONE } gw_upstrea
 
 typedef struct gw_upstream_answer {
     int fd;              /* borrowed */
-    int watch_fd;        /* the client's socket (-1: none) */
-    int timeout_ms;
     gw_http_head head;
     char ctype[128];     /* the Content-Type, "" when none */
     gw_upstream_framing framing;
@@ -59,22 +67,28 @@ typedef struct gw_upstream_answer {
     size_t len, off, cap;
     uint64_t received;   /* bytes read from the child in all */
     bool done;           /* the body has ended */
-    bool client_gone;
     bool extra;          /* bytes after the body: not reusable */
 } gw_upstream_answer;
 
-/* Reads the answer's head from fd (watching watch_fd). GW_OK: a->head,
- * a->ctype and the framing are set. Errors: GW_ETIMEDOUT, GW_EIO (the
- * child closed before a whole head: a->received says whether any byte came;
- * client_gone), GW_EPARSE / GW_ERANGE naming the bad part, GW_ENOMEM.
- * Release with gw_upstream_answer_release either way. */
-int gw_upstream_read_head(gw_upstream_answer *a, int fd, int watch_fd, int timeout_ms,
-                          gw_error *err);
+/* Starts reading an answer on fd (no I/O). Release with
+ * gw_upstream_answer_release whatever happens next. */
+void gw_upstream_answer_begin(gw_upstream_answer *a, int fd);
+
+/* Reads the answer's head as far as the socket allows. GW_OK: a->head,
+ * a->ctype and the framing are set; 1: wait until readable. Errors: GW_EIO
+ * (the child closed before a whole head: a->received says whether any byte
+ * came), GW_EPARSE / GW_ERANGE naming the bad part, GW_ENOMEM. */
+int gw_upstream_head_step(gw_upstream_answer *a, gw_error *err);
+
+/* gw_upstream_answer_begin, then the head, waiting up to timeout_ms
+ * between bytes (GW_ETIMEDOUT). */
+int gw_upstream_read_head(gw_upstream_answer *a, int fd, int timeout_ms, gw_error *err);
 
 /* The next body bytes into out[cap] (cap > 0): GW_OK with *n > 0, or *n 0
- * and a->done at the end. Errors as read_head (a child that closes inside
- * a framed body is GW_EIO "closed mid-answer"). */
-int gw_upstream_read_body(gw_upstream_answer *a, char *out, size_t cap, size_t *n,
+ * and a->done at the end; 1: nothing yet, wait until readable. Errors as
+ * the head step (a child that closes inside a framed body is GW_EIO
+ * "closed mid-answer"). */
+int gw_upstream_body_step(gw_upstream_answer *a, char *out, size_t cap, size_t *n,
                           gw_error *err);
 
 /* Invariant 2. */

@@ -22,7 +22,7 @@ import pool_util as pu  # noqa: E402
 from pool_util import check  # noqa: E402
 
 MODES = {
-    "ok": "", "slow": "--start-ms 1500", "never": "", "exit": "", "crash": "",
+    "ok": "", "slow": "--start-ms 3000", "never": "", "exit": "", "crash": "",
     "e500": "", "garbage": "", "hang": "", "hangstream": "", "badchunk": "", "stubborn": "",
     "busy": "--token-ms 400",
 }
@@ -33,7 +33,7 @@ MODE_OF = {"ok": "ok", "slow": "slow-start", "never": "never-ready", "exit": "ex
 
 
 def config(tmp, model, record, port_lo):
-    # load_timeout_s leaves the slow starter (1.5 s) room on a busy machine
+    # load_timeout_s leaves the slow starter (3 s) room on a busy machine
     text = ("load_timeout_s = 10\nhealth_interval_s = 1\nrequest_timeout_s = 3\n"
             "stop_grace_s = 1\nidle_ttl_s = 0\nmax_body_bytes = 64KiB\nmargin = 0\n"
             "ports = %d-%d\n" % (port_lo, port_lo + 40))
@@ -58,9 +58,33 @@ def reservation_of(pool, name):
     return [r for r in pu.ledger_rows(pool.ledger) if r[1] == owner]
 
 
+def in_background(fn, *args):
+    """Runs fn(*args) in a thread; returns (thread, result list)."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(fn(*args)), daemon=True)
+    t.start()
+    return t, out
+
+
+def others_answer_meanwhile(pool, what, still_waiting):
+    """While a request waits (a load, a silent stream), the front answers others:
+    a chat to the loaded model 'ok' and GET /health come back, and the waiting
+    request is still waiting when they do (an event loop that blocked on it
+    would answer them only after it)."""
+    st_ok, _, _ = pool.chat("ok")
+    st_health, _, _ = pool.json("GET", "/health")
+    check(st_ok == 200 and st_health == 200 and still_waiting(),
+          "%s: other requests are answered meanwhile (%s, %s)" % (what, st_ok, st_health))
+
+
 def test_start_faults(pool):
-    st, _, body = pool.chat("slow")
-    check(st == 200 and pool.model("slow")["last_load_seconds"] >= 1.4,
+    t, res = in_background(pool.chat, "slow")
+    pool.wait("slow model loading", lambda: pool.model("slow")["state"] == "loading")
+    others_answer_meanwhile(pool, "a model loading",
+                            lambda: t.is_alive() and pool.model("slow")["state"] == "loading")
+    t.join()
+    st, _, body = res[0]
+    check(st == 200 and pool.model("slow")["last_load_seconds"] >= 2.9,
           "slow start within load_timeout_s: 200 after %.2fs" % pool.model("slow")["last_load_seconds"])
     t0 = time.time()
     st, h, body = pool.chat("never")
@@ -105,7 +129,12 @@ def test_answer_faults(pool):
     errs = [e for e in events if e.startswith('{"error"')]
     check(st == 200 and not complete and errs and "chunk" in errs[-1],
           "bad chunk framing: error event naming it: %s" % errs[-1:])
-    st, events, complete = pool.stream_raw("hangstream", 8)
+    t, res = in_background(pool.stream_raw, "hangstream", 8)
+    pool.wait("the silent stream under way", lambda: pool.model("hangstream")["in_flight"] == 1)
+    others_answer_meanwhile(pool, "a stream whose server went silent",
+                            lambda: t.is_alive() and pool.model("hangstream")["in_flight"] == 1)
+    t.join()
+    st, events, complete = res[0]
     errs = [e for e in events if e.startswith('{"error"')]
     check(st == 200 and not complete and errs and "sent nothing for" in errs[-1],
           "stream that stops: request_timeout_s ends it with an error event: %s" % errs[-1:])
