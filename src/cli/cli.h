@@ -81,6 +81,27 @@ int gw_cli_source_apply(const gw_cli_parse *p, int id, gw_config *cfg);
 /* The usage lines of those options, for --help texts. */
 extern const char gw_cli_source_options_help[];
 
+/* ----------------------------------------------- commands with a config
+ *
+ * serve and pool take their settings as keys: from a file (--config), from
+ * --set KEY=VALUE, and from flags that are shorthands for one key each. */
+enum { GW_CLI_O_CONFIG = 1, GW_CLI_O_SET, GW_CLI_O_PRINT_CONFIG, GW_CLI_O_SHORTHAND };
+
+/* A flag that sets key; value NULL: a flag without a value (the command
+ * says what it sets the key to). */
+typedef struct gw_cli_shorthand {
+    const char *flag, *value, *key;
+} gw_cli_shorthand;
+
+/* Fills t (room for n + 4 entries) with --config/-c, --set and
+ * --print-config, then one option per shorthand (id GW_CLI_O_SHORTHAND +
+ * its index), then the end mark. */
+void gw_cli_config_opts(gw_opt *t, const gw_cli_shorthand *sh, size_t n);
+
+/* Checks a --set value: 0 when it is KEY=VALUE with a key, else prints
+ * why and returns GW_CLI_EXIT_USAGE. */
+int gw_cli_check_set(const gw_cli_parse *p, const char *v);
+
 int gw_cmd_report(int argc, char **argv);
 /* `gpuwatch serve`: the daemon (src/http/daemon.h). */
 int gw_cmd_serve(int argc, char **argv);

@@ -55,11 +55,7 @@ static void pool_usage(FILE *out)
             gw_cli_source_options_help);
 }
 
-enum { O_CONFIG = 1, O_SET, O_PRINT_CONFIG, O_SHORTHAND };
-
-static const struct {
-    const char *flag, *value, *key;
-} shorthand[] = {
+static const gw_cli_shorthand shorthand[] = {
     {"--models-dir", "DIR", "models_dir"},
     {"--listen", "HOST:PORT", "listen"},
     {"--command", "TEMPLATE", "command"},
@@ -74,13 +70,8 @@ static const struct {
 
 static const gw_opt *pool_opts(void)
 {
-    static gw_opt t[3 + GW__ARRAY_LEN(shorthand) + 1] = {
-        {"--config", "-c", "PATH", O_CONFIG},
-        {"--set", NULL, "KEY=VALUE", O_SET},
-        {"--print-config", NULL, NULL, O_PRINT_CONFIG},
-    };
-    for (size_t k = 0; k < GW__ARRAY_LEN(shorthand); k++)
-        t[3 + k] = (gw_opt){shorthand[k].flag, NULL, shorthand[k].value, O_SHORTHAND + (int)k};
+    static gw_opt t[GW__ARRAY_LEN(shorthand) + 4];
+    gw_cli_config_opts(t, shorthand, GW__ARRAY_LEN(shorthand));
     return t;
 }
 
@@ -120,11 +111,11 @@ static int parse_options(int argc, char **argv, pool_args *a, gw_config *src)
             files[a->n_files++] = (char *)v;
             continue;
         }
-        if (id == O_CONFIG) {
+        if (id == GW_CLI_O_CONFIG) {
             a->config = v;
             continue;
         }
-        if (id == O_PRINT_CONFIG) {
+        if (id == GW_CLI_O_PRINT_CONFIG) {
             a->print_config = true;
             continue;
         }
@@ -132,17 +123,14 @@ static int parse_options(int argc, char **argv, pool_args *a, gw_config *src)
             fprintf(stderr, "gpuwatch pool: too many options\n");
             return GW_CLI_EXIT_USAGE;
         }
-        if (id == O_SET) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v) {
-                fprintf(stderr, "gpuwatch pool: --set needs KEY=VALUE, got '%s'\n", v);
+        if (id == GW_CLI_O_SET) {
+            if (gw_cli_check_set(&p, v))
                 return GW_CLI_EXIT_USAGE;
-            }
             a->sets[a->n_sets][0] = v; /* split when applied */
             a->sets[a->n_sets++][1] = NULL;
             continue;
         }
-        const char *key = shorthand[id - O_SHORTHAND].key;
+        const char *key = shorthand[id - GW_CLI_O_SHORTHAND].key;
         a->sets[a->n_sets][0] = key;
         a->sets[a->n_sets++][1] = v ? v : strcmp(key, "enable_gpu_monitoring") ? "true" : "false";
     }

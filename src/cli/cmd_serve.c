@@ -77,14 +77,10 @@ static void free_overrides(overrides *o)
         free(o->items[i]);
 }
 
-enum { O_CONFIG = 1, O_SET, O_PRINT_CONFIG, O_SHORTHAND };
-
 /* Every flag but --config / --set / --print-config is a shorthand for a
- * key; its id is O_SHORTHAND + its index in this table. A shorthand without
- * a value (value NULL) sets its boolean key to true ("--read-only"). */
-static const struct {
-    const char *flag, *value, *key;
-} shorthand[] = {
+ * key; its id is GW_CLI_O_SHORTHAND + its index in this table. A shorthand
+ * without a value (value NULL) sets its boolean key to true ("--read-only"). */
+static const gw_cli_shorthand shorthand[] = {
     {"--listen", "HOST:PORT", "listen"},
     {"--interval-ms", "N", "interval_ms"},
     {"--token-file", "PATH", "token_file"},
@@ -100,13 +96,8 @@ static const struct {
 /* The option table, built once from shorthand[] (single-threaded CLI). */
 static const gw_opt *serve_opts(void)
 {
-    static gw_opt t[3 + GW__ARRAY_LEN(shorthand) + 1] = {
-        {"--config", "-c", "PATH", O_CONFIG},
-        {"--set", NULL, "KEY=VALUE", O_SET},
-        {"--print-config", NULL, NULL, O_PRINT_CONFIG},
-    };
-    for (size_t k = 0; k < GW__ARRAY_LEN(shorthand); k++)
-        t[3 + k] = (gw_opt){shorthand[k].flag, NULL, shorthand[k].value, O_SHORTHAND + (int)k};
+    static gw_opt t[GW__ARRAY_LEN(shorthand) + 4];
+    gw_cli_config_opts(t, shorthand, GW__ARRAY_LEN(shorthand));
     return t;
 }
 
@@ -134,22 +125,19 @@ static int parse_options(int argc, char **argv, overrides *o, gw__serve_options 
             fprintf(stderr, "gpuwatch serve: unexpected argument '%s' (see 'gpuwatch serve "
                             "--help')\n", v);
             return GW_CLI_EXIT_USAGE;
-        } else if (id == O_PRINT_CONFIG) {
+        } else if (id == GW_CLI_O_PRINT_CONFIG) {
             opt->print_config = true;
-        } else if (id == O_CONFIG) {
+        } else if (id == GW_CLI_O_CONFIG) {
             opt->config_path = v;
-        } else if (id == O_SET) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v) {
-                fprintf(stderr, "gpuwatch serve: --set needs KEY=VALUE, got '%s'\n", v);
+        } else if (id == GW_CLI_O_SET) {
+            if (gw_cli_check_set(&p, v))
                 return GW_CLI_EXIT_USAGE;
-            }
             if (o->n >= MAX_OVERRIDES || !(o->items[o->n] = strdup(v))) {
                 fprintf(stderr, "gpuwatch serve: too many options\n");
                 return GW_CLI_EXIT_USAGE;
             }
             o->n++;
-        } else if (add(o, shorthand[id - O_SHORTHAND].key, v ? v : "true") < 0) {
+        } else if (add(o, shorthand[id - GW_CLI_O_SHORTHAND].key, v ? v : "true") < 0) {
             return GW_CLI_EXIT_USAGE;
         }
     }

@@ -115,3 +115,22 @@ int gw_cli_source_apply(const gw_cli_parse *p, int id, gw_config *cfg)
     default: return 0;
     }
 }
+
+void gw_cli_config_opts(gw_opt *t, const gw_cli_shorthand *sh, size_t n)
+{
+    t[0] = (gw_opt){"--config", "-c", "PATH", GW_CLI_O_CONFIG};
+    t[1] = (gw_opt){"--set", NULL, "KEY=VALUE", GW_CLI_O_SET};
+    t[2] = (gw_opt){"--print-config", NULL, NULL, GW_CLI_O_PRINT_CONFIG};
+    for (size_t k = 0; k < n; k++)
+        t[3 + k] = (gw_opt){sh[k].flag, NULL, sh[k].value, GW_CLI_O_SHORTHAND + (int)k};
+    t[3 + n] = (gw_opt){0};
+}
+
+int gw_cli_check_set(const gw_cli_parse *p, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (eq && eq != v)
+        return 0;
+    fprintf(stderr, "gpuwatch %s: --set needs KEY=VALUE, got '%s'\n", p->cmd, v);
+    return GW_CLI_EXIT_USAGE;
+}

@@ -103,6 +103,15 @@ static gw_pool_model *find(gw_pool *p, const char *name)
     return NULL;
 }
 
+/* The model called name, or NULL with a 404 refusal. */
+static gw_pool_model *find_or_refuse(gw_pool *p, const char *name, gw_pool_refusal *why)
+{
+    gw_pool_model *m = find(p, name);
+    if (!m)
+        refuse(why, 404, 0, "invalid_request_error", "model '%s' does not exist in this pool", name);
+    return m;
+}
+
 bool gw_pool_has_model(gw_pool *p, const char *name)
 {
     return find(p, name) != NULL;
@@ -267,10 +276,7 @@ static gw_pool_model *lease_begin(gw_pool *p, const char *name, gw_pool_lease *l
     memset(l, 0, sizeof *l);
     l->fd = -1;
     l->start_ns = gw__now_mono_ns();
-    gw_pool_model *m = find(p, name);
-    if (!m)
-        refuse(why, 404, 0, "invalid_request_error", "model '%s' does not exist in this pool", name);
-    return m;
+    return find_or_refuse(p, name, why);
 }
 
 int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l,
@@ -367,11 +373,9 @@ void gw_pool_upstream_failed(gw_pool *p, const gw_pool_lease *l, const char *err
 
 int gw_pool_load(gw_pool *p, const char *name, gw_pool_refusal *why)
 {
-    gw_pool_model *m = find(p, name);
-    if (!m) {
-        refuse(why, 404, 0, "invalid_request_error", "model '%s' does not exist in this pool", name);
+    gw_pool_model *m = find_or_refuse(p, name, why);
+    if (!m)
         return GW_EIO;
-    }
     /* like a request, but it takes no slot: a loaded model is done at once */
     pthread_mutex_lock(&p->lock);
     int rc = GW_EIO;
@@ -401,11 +405,9 @@ int gw_pool_load(gw_pool *p, const char *name, gw_pool_refusal *why)
 
 int gw_pool_unload(gw_pool *p, const char *name, gw_pool_refusal *why)
 {
-    gw_pool_model *m = find(p, name);
-    if (!m) {
-        refuse(why, 404, 0, "invalid_request_error", "model '%s' does not exist in this pool", name);
+    gw_pool_model *m = find_or_refuse(p, name, why);
+    if (!m)
         return GW_EIO;
-    }
     pthread_mutex_lock(&p->lock);
     /* new requests queue meanwhile (they take no slot), so this ends */
     m->unload_pending = true;
