@@ -1,6 +1,7 @@
 /* util.c — see util.h. Stateless helpers; every function is reentrant. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -39,6 +40,17 @@ char *gw__strlcpy(char *dst, const char *src, size_t cap)
     if (n)
         memcpy(dst, src, n);
     dst[n] = '\0';
+    return dst;
+}
+
+char *gw__env_name(char *dst, size_t cap, const char *prefix, const char *key)
+{
+    gw__strlcpy(dst, prefix, cap);
+    size_t n = strlen(dst);
+    for (const char *p = key; *p && n + 1 < cap; p++)
+        dst[n++] = (char)toupper((unsigned char)*p);
+    if (cap)
+        dst[n] = '\0';
     return dst;
 }
 

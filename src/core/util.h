@@ -27,6 +27,11 @@ int64_t gw__now_real_ns(void);
 /* Copies src into dst[cap], always NUL-terminated, truncating; returns dst. */
 char *gw__strlcpy(char *dst, const char *src, size_t cap);
 
+/* The environment variable of a configuration key: prefix then the key in
+ * upper case ("GPUWATCH_POOL_" + "idle_ttl_s"), in dst[cap], truncated;
+ * returns dst. */
+char *gw__env_name(char *dst, size_t cap, const char *prefix, const char *key);
+
 /* Overflow-checked multiply/add: return false (and leave *out alone) on overflow. */
 static inline bool gw__mul_u64(uint64_t a, uint64_t b, uint64_t *out)
 {

@@ -375,12 +375,8 @@ int gw__serve_config_load_file(gw__serve_config *c, const char *path, gw_error *
 int gw__serve_config_apply_env(gw__serve_config *c, gw_error *err)
 {
     for (const gw__config_key *k = gw__serve_config_keys; k->name; k++) {
-        char var[96] = "GPUWATCH_";
-        size_t n = strlen(var);
-        for (const char *p = k->name; *p && n + 1 < sizeof var; p++)
-            var[n++] = (char)toupper((unsigned char)*p);
-        var[n] = '\0';
-        const char *v = getenv(var);
+        char var[96];
+        const char *v = getenv(gw__env_name(var, sizeof var, "GPUWATCH_", k->name));
         if (!v)
             continue;
         gw_error e;

@@ -403,12 +403,8 @@ int gw_pool_config_load_file(gw_pool_config *c, const char *path, gw_error *err)
 int gw_pool_config_apply_env(gw_pool_config *c, gw_error *err)
 {
     for (const gw_pool_config_key *k = gw_pool_config_keys; k->name; k++) {
-        char var[96] = "GPUWATCH_POOL_";
-        size_t n = strlen(var);
-        for (const char *p = k->name; *p && n + 1 < sizeof var; p++)
-            var[n++] = (char)toupper((unsigned char)*p);
-        var[n] = '\0';
-        const char *v = getenv(var);
+        char var[96];
+        const char *v = getenv(gw__env_name(var, sizeof var, "GPUWATCH_POOL_", k->name));
         if (!v)
             continue;
         gw_error why;
