@@ -36,7 +36,8 @@ static __attribute__((unused)) bool exchange_check(const exchange *x)
     int fd = x->lease.fd;
     return (x->client.fd < 0 || x->suspended) &&                      /* L2 */
            (!x->live || x->suspended) &&                              /* L3 */
-           (!x->live || (fd >= 0 && (size_t)fd < f->by_fd_cap && f->by_fd[fd] == x)) && /* L6 */
+           (!x->live || x->unmapped ||
+            (fd >= 0 && (size_t)fd < f->by_fd_cap && f->by_fd[fd] == x)) && /* L6 */
            (!waits || x->suspended) && (x->phase != X_WORKER || x->suspended) &&
            (!x->tail || x->phase == X_STREAM);
 }
@@ -98,8 +99,12 @@ static void wait_child(exchange *x)
     int fd = x->lease.fd;
     assert(x->suspended && fd >= 0);
     size_t old_cap = f->by_fd_cap;
-    if (GW__ARRAY_RESERVE(f->by_fd, f->by_fd_cap, (size_t)fd + 1, GW__ARRAY_UNBOUNDED) != GW_OK)
-        return; /* no room to map it: its deadline ends it (L3) */
+    if (GW__ARRAY_RESERVE(f->by_fd, f->by_fd_cap, (size_t)fd + 1, GW__ARRAY_UNBOUNDED) != GW_OK) {
+        x->unmapped = true; /* no room to map it: the next scan fails it (L3) */
+        live_add(f, x);
+        x->deadline_ns = 0;
+        return;
+    }
     memset(f->by_fd + old_cap, 0, (f->by_fd_cap - old_cap) * sizeof *f->by_fd);
     if (!x->child_registered) {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -232,12 +237,10 @@ static void start_job(exchange *x, job_kind job)
     gw_pool_refusal why = {.status = 503, .retry_after_s = 1, .type = "unavailable_error"};
     snprintf(why.message, sizeof why.message, "the pool cannot start a thread: %s",
              strerror(rc));
-    if (job == JOB_FAILED) {
+    if (job == JOB_FAILED)
         lease_end(x, false, 502);
-        x->child_failed = false;
-    }
     if (job == JOB_FAILED && x->in_stream) {
-        x->phase = X_STREAM; /* ends with an error, no event */
+        x->phase = X_STREAM; /* child_failed: the stream ends as an error, no event */
         resume(x);
         return;
     }
@@ -642,10 +645,13 @@ void gw__exchange_scan(gw_pool_front *f, int64_t now)
             continue;
         }
         gw_error err;
-        gw__error_set(&err, GW_ETIMEDOUT, "the model server sent nothing for %u ms while %s",
-                      f->cfg->request_timeout_s * 1000, waiting_for(x));
+        if (x->unmapped)
+            gw__error_set(&err, GW_ENOMEM, "out of memory for the model server's socket");
+        else
+            gw__error_set(&err, GW_ETIMEDOUT, "the model server sent nothing for %u ms while %s",
+                          f->cfg->request_timeout_s * 1000, waiting_for(x));
         unwait(x);
-        child_failed(x, GW_ETIMEDOUT, &err);
+        child_failed(x, err.code, &err);
     }
 }
 

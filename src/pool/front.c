@@ -440,6 +440,8 @@ static void *loop_main(void *arg)
         if (atomic_load(&f->stop) && atomic_load(&f->workers) == 0) {
             gw__exchange_take_done(f);
             gw__exchange_abandon(f);
+            if (atomic_load(&f->workers)) /* a finished job started another: wait for it */
+                continue;
             for (int i = 0; i < 4; i++) /* the answers of the abandoned ones go out */
                 f->lib.run(f->d);
             return NULL;

@@ -92,6 +92,7 @@ struct exchange {
     tag client;
     bool live;                  /* in the live list (L3) */
     bool child_registered;      /* lease.fd is in the loop's epoll set (L6) */
+    bool unmapped;              /* no memory to map lease.fd: fails at the next scan */
     /* the child */
     gw_pool_lease lease;
     bool connecting;            /* X_CONNECT: a connect in progress on lease.fd */
