@@ -309,6 +309,7 @@ static int step(exchange *x, gw_error *err)
         rc = gw_upstream_send_some(x->lease.fd, x->head.data, x->head.len, x->body,
                                    x->body_len, &x->sent, err);
         if (rc == 1) {
+            x->send_waited = true;
             wait_child(x);
             return 1;
         }
@@ -316,6 +317,8 @@ static int step(exchange *x, gw_error *err)
             x->phase = X_HEAD;
             gw_upstream_answer_begin(&x->ans, x->lease.fd);
             x->ans_begun = true;
+            if (x->send_waited) /* L6: an edge of the answer may have come meanwhile */
+                return GW_OK;
             wait_child(x); /* the answer cannot be there yet */
             return 1;
         }
@@ -400,12 +403,14 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         x->finished = true;
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
-    if (rc == 1) {
+    if (rc == 1 && !atomic_load(&x->f->stop)) {
         suspend(x);
         wait_child(x);
         return 0;
     }
-    if (!x->event_stream) { /* no event to tell: the answer ends as an error */
+    /* no event to tell (or the front is stopping: nothing may be suspended
+     * any more, L4): the answer ends as an error */
+    if (rc == 1 || !x->event_stream || atomic_load(&x->f->stop)) {
         x->child_failed = true;
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -567,6 +572,11 @@ static void build_head(exchange *x)
 enum MHD_Result gw__exchange_load(gw_pool_front *f, struct MHD_Connection *c, preq *r,
                                   const char *model, bool load)
 {
+    if (atomic_load(&f->draining)) { /* no new worker once stopping (L4) */
+        gw_pool_refusal why = {.status = 503, .retry_after_s = 5, .type = "unavailable_error"};
+        gw__strlcpy(why.message, "the pool is shutting down", sizeof why.message);
+        return gw__front_send_refusal(f, c, &why);
+    }
     exchange *x = exchange_new(f, c, r, model);
     if (!x)
         return MHD_NO;

@@ -405,8 +405,11 @@ static void *loop_main(void *arg)
     struct epoll_event ev[LOOP_EVENTS];
     for (;;) {
         int64_t now = gw__now_mono_ns();
-        int n = epoll_wait(f->ep, ev, LOOP_EVENTS, loop_timeout(f, now));
-        f->run_mhd = n == 0;
+        int timeout = loop_timeout(f, now);
+        int n = epoll_wait(f->ep, ev, LOOP_EVENTS, timeout);
+        /* MHD runs when its timeout (0: work is pending, or a resume) or its
+         * epoll fd says so, however many other events came */
+        f->run_mhd = n == 0 || timeout == 0;
         for (int i = 0; i < n; i++) {
             if (ev[i].data.u64 & 1) {
                 gw__exchange_child_event(f, (int)(ev[i].data.u64 >> 1));
@@ -444,6 +447,10 @@ static void *loop_main(void *arg)
                 continue;
             for (int i = 0; i < 4; i++) /* the answers of the abandoned ones go out */
                 f->lib.run(f->d);
+            /* L4: nothing suspends once stop is set (stream_read and the
+             * routes check it); should anything have, go round again */
+            if (f->live || atomic_load(&f->workers))
+                continue;
             return NULL;
         }
     }

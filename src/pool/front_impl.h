@@ -97,6 +97,7 @@ struct exchange {
     gw_pool_lease lease;
     bool connecting;            /* X_CONNECT: a connect in progress on lease.fd */
     bool retried;
+    bool send_waited;           /* the request's send waited for EPOLLOUT */
     gw_upstream_answer ans;
     bool ans_begun;
     char *out;                  /* a buffered answer's body */
