@@ -176,26 +176,15 @@ static bool may_restart(gw_pool_model *m, gw_pool_refusal *why)
     return true;
 }
 
-/* Takes a connection for a lease: a kept-alive one that still works, else
- * a new one. Under p->lock for the list; connect outside it. */
-static int lease_connect(gw_pool *p, gw_pool_model *m, gw_pool_lease *l, gw_pool_refusal *why)
+/* Gives a lease m's most recent kept-alive connection, if any (under
+ * p->lock); else l->fd stays -1 and the front connects. One the child has
+ * closed meanwhile is found out by the front, which then connects anew. */
+static void lease_take_idle(gw_pool_model *m, gw_pool_lease *l)
 {
-    l->fd = -1;
-    if (m->n_idle) { /* one the child has closed meanwhile: the front retries */
+    if (m->n_idle) {
         l->fd = m->idle_fds[--m->n_idle];
         l->reused = true;
-        return GW_OK;
     }
-    pthread_mutex_unlock(&p->lock);
-    gw_error err;
-    int rc = gw_upstream_connect(l->port, 5000, &l->fd, &err);
-    pthread_mutex_lock(&p->lock);
-    if (rc != GW_OK) {
-        refuse(why, 502, 0, "server_error", "model '%s': cannot reach its server: %s",
-               m->cfg.name, err.message);
-        return GW_EIO;
-    }
-    return GW_OK;
 }
 
 /* Fills a lease for a slot of m just taken (under p->lock). */
@@ -287,11 +276,8 @@ int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l
         return GW_EIO;
     pthread_mutex_lock(&p->lock);
     int rc = acquire_locked(p, m, watch_fd, true, l, why);
-    if (rc == GW_OK && lease_connect(p, m, l, why) != GW_OK) {
-        m->in_flight--;
-        gw__pool_wake(p);
-        rc = GW_EIO;
-    }
+    if (rc == GW_OK)
+        lease_take_idle(m, l);
     pthread_mutex_unlock(&p->lock);
     if (rc != GW_OK)
         l->m = NULL;
@@ -305,10 +291,8 @@ int gw_pool_try_acquire(gw_pool *p, const char *name, gw_pool_lease *l, gw_pool_
         return GW_EIO;
     pthread_mutex_lock(&p->lock);
     int rc = acquire_locked(p, m, -1, false, l, why);
-    if (rc == GW_OK && m->n_idle) {
-        l->fd = m->idle_fds[--m->n_idle];
-        l->reused = true;
-    }
+    if (rc == GW_OK)
+        lease_take_idle(m, l);
     pthread_mutex_unlock(&p->lock);
     if (rc != GW_OK)
         l->m = NULL;

@@ -149,17 +149,17 @@ typedef struct gw_pool_lease {
     int64_t start_ns;
 } gw_pool_lease;
 
-/* Gets model `name` a child ready for one request and a connection to it:
- * loads it when needed (this thread does the load; others wait in the
- * model's queue), waits for a free slot, and watches watch_fd (the
- * client's socket, -1 none) while it waits. GW_OK with *lease filled;
- * else *why says the answer to give (and the function returns GW_EIO). */
+/* Gets model `name` a child ready for one request: loads it when needed
+ * (this thread does the load; others wait in the model's queue), waits for
+ * a free slot, and watches watch_fd (the client's socket, -1 none) while it
+ * waits. GW_OK with *lease filled, its fd a kept-alive connection to the
+ * child or -1 (the caller connects to lease->port); else *why says the
+ * answer to give (and the function returns GW_EIO). */
 int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *lease,
                     gw_pool_refusal *why);
 
 /* The same without waiting, for an event loop: GW_OK with a slot taken
- * and *lease filled, its fd a kept-alive connection or -1 (the caller
- * connects to lease->port); 1 when the model must load or its slots are
+ * and *lease filled as above; 1 when the model must load or its slots are
  * taken (call gw_pool_acquire from a thread that may wait); GW_EIO with
  * *why for an answer now (unknown model, back-off, stopping). */
 int gw_pool_try_acquire(gw_pool *p, const char *name, gw_pool_lease *lease,
