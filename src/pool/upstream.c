@@ -23,6 +23,13 @@
 #define UP_BUF_FIRST 16384u
 #define UP_HEAD_MAX GW_DAEMON_MAX_HEAD
 
+/* A connection to 127.0.0.1:port that failed with errno e. */
+static int connect_error(uint32_t port, int e, gw_error *err)
+{
+    return gw__error_set(err, e == ECONNREFUSED ? GW_ENOENT : GW_EIO,
+                         "connecting to 127.0.0.1:%u: %s", port, strerror(e));
+}
+
 int gw_upstream_connect_start(uint32_t port, int *fd_out, gw_error *err)
 {
     *fd_out = -1;
@@ -43,8 +50,7 @@ int gw_upstream_connect_start(uint32_t port, int *fd_out, gw_error *err)
     }
     int e = errno;
     close(fd);
-    return gw__error_set(err, e == ECONNREFUSED ? GW_ENOENT : GW_EIO,
-                         "connecting to 127.0.0.1:%u: %s", port, strerror(e));
+    return connect_error(port, e, err);
 }
 
 int gw_upstream_connect_end(int fd, uint32_t port, gw_error *err)
@@ -53,10 +59,7 @@ int gw_upstream_connect_end(int fd, uint32_t port, gw_error *err)
     socklen_t len = sizeof e;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
         e = errno;
-    if (!e)
-        return GW_OK;
-    return gw__error_set(err, e == ECONNREFUSED ? GW_ENOENT : GW_EIO,
-                         "connecting to 127.0.0.1:%u: %s", port, strerror(e));
+    return e ? connect_error(port, e, err) : GW_OK;
 }
 
 /* Waits until fd has `events`: GW_OK, or GW_ETIMEDOUT after timeout_ms. */
