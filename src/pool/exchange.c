@@ -507,6 +507,14 @@ static void job_done(exchange *x)
     }
 }
 
+/* The answer while the front stops (the pool's own words for it). */
+static gw_pool_refusal stopping_refusal(void)
+{
+    gw_pool_refusal why = {.status = 503, .retry_after_s = 5, .type = "unavailable_error"};
+    gw__strlcpy(why.message, "the pool is shutting down", sizeof why.message);
+    return why;
+}
+
 static exchange *exchange_new(gw_pool_front *f, struct MHD_Connection *c, preq *r,
                               const char *model)
 {
@@ -573,8 +581,7 @@ enum MHD_Result gw__exchange_load(gw_pool_front *f, struct MHD_Connection *c, pr
                                   const char *model, bool load)
 {
     if (atomic_load(&f->draining)) { /* no new worker once stopping (L4) */
-        gw_pool_refusal why = {.status = 503, .retry_after_s = 5, .type = "unavailable_error"};
-        gw__strlcpy(why.message, "the pool is shutting down", sizeof why.message);
+        gw_pool_refusal why = stopping_refusal();
         return gw__front_send_refusal(f, c, &why);
     }
     exchange *x = exchange_new(f, c, r, model);
@@ -677,8 +684,7 @@ void gw__exchange_abandon(gw_pool_front *f)
             resume(x);
             continue;
         }
-        gw_pool_refusal why = {.status = 503, .retry_after_s = 5, .type = "unavailable_error"};
-        gw__strlcpy(why.message, "the pool is shutting down", sizeof why.message);
+        gw_pool_refusal why = stopping_refusal();
         answer_refusal(x, &why);
     }
 }
