@@ -268,14 +268,15 @@ static gw_pool_model *lease_begin(gw_pool *p, const char *name, gw_pool_lease *l
     return find_or_refuse(p, name, why);
 }
 
-int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l,
-                    gw_pool_refusal *why)
+/* gw_pool_acquire (may_wait) and gw_pool_try_acquire. */
+static int acquire(gw_pool *p, const char *name, int watch_fd, bool may_wait, gw_pool_lease *l,
+                   gw_pool_refusal *why)
 {
     gw_pool_model *m = lease_begin(p, name, l, why);
     if (!m)
         return GW_EIO;
     pthread_mutex_lock(&p->lock);
-    int rc = acquire_locked(p, m, watch_fd, true, l, why);
+    int rc = acquire_locked(p, m, watch_fd, may_wait, l, why);
     if (rc == GW_OK)
         lease_take_idle(m, l);
     pthread_mutex_unlock(&p->lock);
@@ -284,19 +285,15 @@ int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l
     return rc;
 }
 
+int gw_pool_acquire(gw_pool *p, const char *name, int watch_fd, gw_pool_lease *l,
+                    gw_pool_refusal *why)
+{
+    return acquire(p, name, watch_fd, true, l, why);
+}
+
 int gw_pool_try_acquire(gw_pool *p, const char *name, gw_pool_lease *l, gw_pool_refusal *why)
 {
-    gw_pool_model *m = lease_begin(p, name, l, why);
-    if (!m)
-        return GW_EIO;
-    pthread_mutex_lock(&p->lock);
-    int rc = acquire_locked(p, m, -1, false, l, why);
-    if (rc == GW_OK)
-        lease_take_idle(m, l);
-    pthread_mutex_unlock(&p->lock);
-    if (rc != GW_OK)
-        l->m = NULL;
-    return rc;
+    return acquire(p, name, -1, false, l, why);
 }
 
 static void record_latency(gw_pool_model *m, double s)
