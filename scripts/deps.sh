@@ -11,8 +11,8 @@ mode=${1:-test}
 top=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-build_pkgs="gcc pkg-config meson ninja-build libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libncurses-dev zlib1g-dev libcrypt-dev"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev g++ git python3 python3-yaml python3-pytest abigail-tools binutils prometheus wrk prometheus-node-exporter time openssl tmux"
+build_pkgs="gcc pkg-config meson ninja-build libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libncurses-dev zlib1g-dev libcrypt-dev libjs-dygraphs"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev g++ git python3 python3-yaml python3-pytest abigail-tools binutils prometheus wrk prometheus-node-exporter time openssl tmux chromium"
 # scripts/test-package.sh: dpkg-buildpackage, lintian, man page and unit checks
 pkg_pkgs="dpkg-dev debhelper dh-python fakeroot lintian groff-base man-db systemd bash-completion python3"
 case $mode in

@@ -101,6 +101,7 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
     gw__json_object_begin(&j);
     const gw__sampler_stats *st = ctx ? ctx->sampler : NULL;
     gw__json_kv_double(&j, "interval_seconds", st != NULL, st ? st->interval_ms / 1000.0 : 0);
+    gw__json_kv_double(&j, "history_seconds", st != NULL, st ? st->history_seconds : 0);
     gw__json_key(&j, "stalled");
     gw__json_bool(&j, st ? st->stalled : (ctx && ctx->stale));
     gw__json_kv_double(&j, "stalled_seconds", st && st->stalled, st ? st->stalled_seconds : 0);
@@ -128,6 +129,8 @@ unsigned gw__api_health(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *
         gw__json_key(&j, "model_servers");
         ctx->models(ctx->models_cls, &j);
     }
+    gw__json_key(&j, "cluster_view");
+    gw__json_bool(&j, ctx && ctx->cluster_view);
     gw__json_object_end(&j);
     finish(sb);
     return 200;
@@ -244,23 +247,22 @@ unsigned gw__api_find_device(const gw_snapshot *s, const char *id, size_t *index
         if (!isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':')
             return 400;
     }
-    if (digits) {
-        if (n > 9)
-            return 404;
-        size_t v = (size_t)strtoul(id, NULL, 10);
-        if (v >= s->n_devices)
-            return 404;
-        *index = v;
-        return 200;
-    }
-    if (!isalpha((unsigned char)id[0]))
+    if (!isalnum((unsigned char)id[0]))
         return 400;
+    /* A UUID first: AMD's unique_id is hex, so it may start with a digit
+     * (or be all digits). */
     for (size_t i = 0; i < s->n_devices; i++)
         if (s->devices[i].info.uuid[0] && strcasecmp(s->devices[i].info.uuid, id) == 0) {
             *index = i;
             return 200;
         }
-    return 404;
+    if (!digits || n > 9)
+        return 404;
+    size_t v = (size_t)strtoul(id, NULL, 10);
+    if (v >= s->n_devices)
+        return 404;
+    *index = v;
+    return 200;
 }
 
 unsigned gw__api_metrics_one(gw_strbuf *sb, const gw_snapshot *s, const char *id,

@@ -35,6 +35,9 @@ typedef struct gw__api_ctx {
     /* read_only: process command lines are written as null (/gpu/processes;
      * the placement member withholds reservation notes itself). */
     bool withhold_cmdline;
+    /* /health's "cluster_view": whether GET /api/v1/cluster has a view to
+     * answer (peers configured) — the web page asks for it only then. */
+    bool cluster_view;
 } gw__api_ctx;
 
 /* {"error":{"code":status,"message":msg}}; returns status. */
@@ -50,8 +53,9 @@ unsigned gw__api_info(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *ct
 /* Every GPU plus aggregates; 503 with an error body in CPU-only mode. */
 unsigned gw__api_metrics(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *ctx);
 
-/* Finds a GPU by id: decimal index or UUID (case-insensitive). Returns 200
- * with *index set, 404 for a well-formed unknown id, 400 for garbage. */
+/* Finds a GPU by id: UUID (case-insensitive; AMD's hex unique_id may start
+ * with a digit), else a decimal index. Returns 200 with *index set, 404 for
+ * a well-formed unknown id, 400 for garbage. */
 unsigned gw__api_find_device(const gw_snapshot *s, const char *id, size_t *index);
 
 /* One GPU (its device object with "timestamp"); status as find_device,

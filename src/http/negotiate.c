@@ -202,6 +202,23 @@ gw__format gw__negotiate_format(const char *header)
     return GW__FMT_PROMETHEUS;
 }
 
+bool gw__negotiate_html(const char *header)
+{
+    if (!header)
+        return false;
+    int html_q = 0, json_q = 0, r;
+    elem e;
+    for (const char *p = header; (r = next_elem(&p, &e)) >= 0;) {
+        if (r == 0)
+            continue;
+        if ((named(&e, "text/html") || named(&e, "application/xhtml+xml")) && e.q > html_q)
+            html_q = e.q;
+        if (named(&e, "application/json") && e.q > json_q)
+            json_q = e.q;
+    }
+    return html_q > json_q;
+}
+
 const char *gw__encoding_name(gw__encoding e)
 {
     return e == GW__ENC_GZIP ? "gzip" : e == GW__ENC_IDENTITY ? "identity" : "none";

@@ -59,6 +59,14 @@ gw__encoding gw__negotiate_encoding(const char *header);
  * Never fails. */
 gw__format gw__negotiate_format(const char *header);
 
+/* Whether a request for "/" with Accept `header` (NULL: none) gets the web
+ * page rather than the JSON index: text/html or application/xhtml+xml is
+ * named with a q above application/json's (a browser's Accept; a tie
+ * goes to JSON, which a script naming it wants);
+ * wildcards count for neither, so curl's "*\/\*" and no header get JSON.
+ * Never fails. */
+bool gw__negotiate_html(const char *header);
+
 /* Stable names, as in gpuwatch_scrapes_total's labels: "identity"/"gzip",
  * "prometheus"/"openmetrics". Static. */
 const char *gw__encoding_name(gw__encoding e);

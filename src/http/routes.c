@@ -25,6 +25,7 @@ static const struct {
     [GW__ROUTE_RENEW] = {"/api/v1/reservations/{id}/renew", "POST"},
     [GW__ROUTE_PROGRESS] = {"/api/v1/progress", "GET, HEAD, POST"},
     [GW__ROUTE_CLUSTER] = {"/api/v1/cluster", "GET, HEAD"},
+    [GW__ROUTE_UI] = {"/ui/{id}", "GET, HEAD"},
     [GW__ROUTE_OTHER] = {"other", ""},
 };
 
@@ -53,6 +54,8 @@ static const gw__op_info ops[GW__OP_COUNT] = {
     /* a job's report changes the daemon's state: token when configured */
     {GW__OP_PROGRESS_REPORT, GW__ROUTE_PROGRESS, "POST", M | B},
     {GW__OP_CLUSTER, GW__ROUTE_CLUSTER, "GET", 0},
+    /* the page's files: read like every other GET (docs/web.md "Access") */
+    {GW__OP_UI, GW__ROUTE_UI, "GET", 0},
 };
 #undef M
 #undef B

@@ -50,6 +50,7 @@ typedef enum gw__route {
     GW__ROUTE_RENEW,        /* "/api/v1/reservations/{id}/renew" */
     GW__ROUTE_PROGRESS,     /* "/api/v1/progress" (job progress, docs/progress.md) */
     GW__ROUTE_CLUSTER,      /* "/api/v1/cluster" (the cluster view, docs/cluster.md) */
+    GW__ROUTE_UI,           /* "/ui/{id}" (the web dashboard's files, docs/web.md) */
     GW__ROUTE_OTHER,        /* no route: counted as route="other" */
     GW__ROUTE_COUNT
 } gw__route;
@@ -76,6 +77,7 @@ typedef enum gw__op {
     GW__OP_PROGRESS_LIST,
     GW__OP_PROGRESS_REPORT,
     GW__OP_CLUSTER,
+    GW__OP_UI,
     GW__OP_COUNT
 } gw__op;
 

@@ -864,6 +864,7 @@ void gw__sampler_stats_get(gw__sampler *s, gw__sampler_stats *out)
             out->stalled_seconds = hung;
     }
     out->interval_ms = s->cfg.interval_ms;
+    out->history_seconds = s->cfg.history_seconds;
     pthread_mutex_unlock(&s->lock);
     out->history_bytes = gw__history_bytes(s->history);
 }

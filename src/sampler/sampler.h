@@ -92,6 +92,7 @@ typedef struct gw__sampler_stats {
     double stalled_seconds;   /* for how long (the longest hung), when stalled */
     size_t history_bytes;
     unsigned interval_ms;
+    unsigned history_seconds; /* what the history rings span at interval_ms */
     size_t n_sources;         /* per-source failed rounds since start */
     struct {
         char name[16];

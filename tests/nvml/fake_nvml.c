@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 /* Not in the CUDA 11.8-era header: R535 names. */
@@ -190,6 +191,7 @@ struct nvmlDevice_st {
     bool has_name, has_uuid, has_serial, has_bus_id;
     char used_file[512]; /* memory.used.file: used bytes read at every memory call */
     char procs_file[512]; /* processes.file: the compute list read at every list call */
+    char lost_file[512]; /* lost.file: GPU_IS_LOST to every call while this file exists */
     unsigned long long v[K_COUNT];
     bool has[K_COUNT];
     struct fake_list compute, graphics, putil; /* fake_proc / fake_putil */
@@ -516,6 +518,9 @@ static bool parse_line(struct fake_state *s, char *line)
     } else if (!strcmp(key, "processes.file")) {
         bool unused;
         set_str(g->procs_file, sizeof g->procs_file, val, &unused);
+    } else if (!strcmp(key, "lost.file")) {
+        bool unused;
+        set_str(g->lost_file, sizeof g->lost_file, val, &unused);
     }
     else if (!strcmp(key, "pci.bus_id")) {
         unsigned d, b, dev;
@@ -640,6 +645,8 @@ static nvmlReturn_t enter_dev(int fn, nvmlDevice_t dev)
         return NVML_ERROR_UNINITIALIZED;
     if (!dev || !g_state || dev < g_state->gpus || dev >= g_state->gpus + g_state->n_gpus)
         return NVML_ERROR_INVALID_ARGUMENT;
+    if (dev->lost_file[0] && access(dev->lost_file, F_OK) == 0)
+        return NVML_ERROR_GPU_IS_LOST;
     return apply_faults(fn, (int)dev->index);
 }
 

@@ -70,6 +70,12 @@ static void test_routes_table(void **state)
         {"GET", "", GW__MATCH_NO_ROUTE, GW__ROUTE_OTHER, GW__OP_COUNT, ""},
         {"get", "/metrics", GW__MATCH_BAD_METHOD, GW__ROUTE_METRICS, GW__OP_COUNT, ""},
         {"GET", "/{id}", GW__MATCH_NO_ROUTE, GW__ROUTE_OTHER, GW__OP_COUNT, ""},
+        {"GET", "/ui/app.js", GW__MATCH_OK, GW__ROUTE_UI, GW__OP_UI, "app.js"},
+        {"GET", "/ui/", GW__MATCH_OK, GW__ROUTE_UI, GW__OP_UI, ""},
+        {"HEAD", "/ui/index.html", GW__MATCH_OK, GW__ROUTE_UI, GW__OP_UI, "index.html"},
+        {"GET", "/ui", GW__MATCH_NO_ROUTE, GW__ROUTE_OTHER, GW__OP_COUNT, ""},
+        {"GET", "/ui/a/b", GW__MATCH_NO_ROUTE, GW__ROUTE_OTHER, GW__OP_COUNT, ""},
+        {"POST", "/ui/app.js", GW__MATCH_BAD_METHOD, GW__ROUTE_UI, GW__OP_COUNT, ""},
     };
     for (size_t i = 0; i < GW__ARRAY_LEN(cases); i++) {
         gw__route r;

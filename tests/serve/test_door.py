@@ -304,18 +304,22 @@ def case_auth():
         for good in (ok_bearer, ok_alice, ok_bob, ok_alice):  # alice twice: the cached path
             st, _, _ = d.request("POST", "/api/v1/reload", headers=good)
             check(st == 202, "%s: reload with %s: %d" % (where, good, st))
-            st, _, _ = d.request("GET", "/metrics", headers=good)
-            check(st == 200, "%s: /metrics with %s: %d" % (where, good, st))
+            # the web page's files follow the rules of /metrics (docs/web.md)
+            for path in ("/metrics", "/ui/app.js", "/ui/"):
+                st, _, _ = d.request("GET", path, headers=good)
+                check(st == 200, "%s: %s with %s: %d" % (where, path, good, st))
         for b in bad:
             st, h, body = d.request("POST", "/api/v1/reload", headers=b)
             check(st == 401, "%s: reload with %r: %d" % (where, b, st))
             check("Bearer" in www(h) and "Basic" in www(h), "%s: WWW-Authenticate %r" % (where, www(h)))
             check(json.loads(body)["error"]["code"] == 401, "401 body")
-            st, h, _ = d.request("GET", "/metrics", headers=b)
-            if where == "loopback":
-                check(st == 200, "loopback read with %r: %d" % (b, st))
-            else:
-                check(st == 401 and "Basic" in www(h), "beyond: read with %r: %d" % (b, st))
+            for path in ("/metrics", "/ui/app.js", "/ui/"):
+                st, h, _ = d.request("GET", path, headers=b)
+                if where == "loopback":
+                    check(st == 200, "loopback read of %s with %r: %d" % (path, b, st))
+                else:
+                    check(st == 401 and "Basic" in www(h),
+                          "beyond: read of %s with %r: %d" % (path, b, st))
         # Beyond loopback an unknown path does not tell 404 from 401.
         st, _, _ = d.request("GET", "/no/such", headers={})
         check(st == (404 if where == "loopback" else 401), "%s: unknown path %d" % (where, st))

@@ -738,15 +738,16 @@ def case_history():
     d.stop()
 
 
-def read_sse(d, want_types, timeout=DEADLINE):
-    """Opens /events and collects (event, data) until every type in
-    want_types was seen."""
+def read_sse(d, want_types, timeout=DEADLINE, path="/events", want_n=1):
+    """Opens path and collects (event, data) until every type in want_types
+    was seen want_n times."""
     s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
-    s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    s.sendall(b"GET " + path.encode() +
+              b" HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
     buf = b""
     seen = {}
     end = time.time() + timeout
-    while time.time() < end and not all(t in seen for t in want_types):
+    while time.time() < end and not all(len(seen.get(t, ())) >= want_n for t in want_types):
         chunk = s.recv(65536)
         if not chunk:
             break
@@ -797,6 +798,18 @@ def case_events():
     check("snapshot" in seen, "no snapshot on /events: %r" % list(seen))
     snap = json.loads(seen["snapshot"][0])
     check(len(snap["gpus"]) == 2 and snap["gpus"][0]["uuid"] == gpus[0]["uuid"], "SSE snapshot body")
+    # include=processes (the web page): the /gpu/processes body after the
+    # first snapshot, then only when the list changed (read every 5 s here:
+    # 12 snapshots at 100 ms bring it once or twice, never every time)
+    seen, _ = read_sse(d, ["snapshot"], path="/events?include=processes", want_n=12)
+    procs = [json.loads(x) for x in seen.get("processes", [])]
+    check(1 <= len(procs) <= 3, "processes events with 12 snapshots: %d" % len(procs))
+    want = sorted(pid for g in gpus for _, pid, _ in g["process"])
+    check(sorted(p["pid"] for p in procs[0]["processes"]) == want,
+          "SSE processes %r, want pids %r" % (procs[0], want))
+    for bad in ("bogus", "processes,x", "processes;"):
+        st, _, body = d.get("/events?include=" + bad)
+        check(st == 400 and b"include" in body, "include=%s: %d %r" % (bad, st, body[:200]))
     d.stop()
     # A GPU lost while a client listens arrives as an SSE event.
     scn = with_faults(TWO, ["fault * GPU_IS_LOST gpu=1 after=120"])

@@ -14,6 +14,7 @@
 #include "backends/monitor.h"
 #include "core/snapshot_build.h"
 #include "http/api.h"
+#include "http/assets.h"
 #include "http/config.h"
 #include "http/negotiate.h"
 #include "http/prom.h"
@@ -622,6 +623,84 @@ static void test_negotiate_format(void **state)
     }
 }
 
+/* "/" answers the page to a browser, JSON to everyone else. */
+static void test_negotiate_html(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *h;
+        bool want;
+    } cases[] = {
+        {NULL, false},
+        {"", false},
+        {"*/*", false}, /* curl */
+        {"application/json", false},
+        {"text/*", false},
+        /* Chromium and Firefox navigating */
+        {"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+         "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7",
+         true},
+        {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", true},
+        {"application/xhtml+xml", true},
+        {"text/html;q=0", false},
+        {"text/html, application/json", false}, /* a tie: the script named JSON */
+        {"text/html;q=0.9, application/json;q=0.5", true},
+        {"application/json;q=0.9, text/html;q=0.5", false},
+        {"TEXT/HTML", true},
+        {"text/html;q=x", false},
+        {"text/htmlx", false},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(cases); i++)
+        if (gw__negotiate_html(cases[i].h) != cases[i].want)
+            fail_msg("Accept %s: got %d", cases[i].h ? cases[i].h : "(none)", !cases[i].want);
+}
+
+/* If-None-Match against an ETag: lists, weak tags, "*", garbage. */
+static void test_etag_matches(void **state)
+{
+    (void)state;
+    const char *etag = "\"0123abcd\"";
+    assert_false(gw__etag_matches(NULL, etag));
+    assert_false(gw__etag_matches("", etag));
+    assert_true(gw__etag_matches("\"0123abcd\"", etag));
+    assert_true(gw__etag_matches("W/\"0123abcd\"", etag));
+    assert_true(gw__etag_matches("\"x\", \"0123abcd\"", etag));
+    assert_true(gw__etag_matches("*", etag));
+    assert_false(gw__etag_matches("\"0123abc\"", etag));
+    assert_false(gw__etag_matches("\"0123abcde\"", etag));
+    assert_false(gw__etag_matches("0123abcd", etag)); /* unquoted: garbage */
+    assert_false(gw__etag_matches("\"0123abcd", etag));
+    assert_false(gw__etag_matches("\"x\" junk \"0123abcd\"", etag));
+}
+
+/* The embedded files: the table holds (invariant 1) and the page's files
+ * are there, with their types; every ETag differs (the bytes do). */
+static void test_assets_table(void **state)
+{
+    (void)state;
+    assert_true(gw__assets_check());
+    static const struct {
+        const char *name, *type;
+    } want[] = {
+        {"index.html", "text/html; charset=utf-8"},
+        {"app.js", "text/javascript; charset=utf-8"},
+        {"app.css", "text/css; charset=utf-8"},
+        {"dygraph.min.js", "text/javascript; charset=utf-8"},
+    };
+    for (size_t i = 0; i < GW__ARRAY_LEN(want); i++) {
+        const gw__asset *a = gw__asset_find(want[i].name, strlen(want[i].name));
+        assert_non_null(a);
+        assert_string_equal(a->type, want[i].type);
+        assert_true(a->len > 0);
+    }
+    assert_null(gw__asset_find("app.j", 5));
+    assert_null(gw__asset_find("", 0));
+    assert_null(gw__asset_find("../app.js", 9));
+    for (size_t i = 0; i < gw__n_assets; i++)
+        for (size_t k = 0; k < i; k++)
+            assert_string_not_equal(gw__assets[i].etag, gw__assets[k].etag);
+}
+
 /* Every prefix of hostile headers, and pseudo-random bytes: the parsers
  * return one of their values and read nothing past the NUL (ASan). */
 static void test_negotiate_garbage(void **state)
@@ -763,7 +842,20 @@ static void test_find_device(void **state)
     assert_int_equal(gw__api_find_device(s, "-1", &i), 400);
     assert_int_equal(gw__api_find_device(s, "a b", &i), 400);
     assert_int_equal(gw__api_find_device(s, "%", &i), 400);
-    assert_int_equal(gw__api_find_device(s, "1x", &i), 400); /* not digits, not starting with a letter */
+    /* could be an AMD unique_id (hex): well-formed, unknown */
+    assert_int_equal(gw__api_find_device(s, "1x", &i), 404);
+    gw_snapshot_release(s);
+    /* AMD's unique_id is hex: it may start with a digit, or be all digits
+     * (then it wins over the index it also spells) */
+    tdev a[2] = {{"5a1c0e2fb8e31d2a", NULL, GW_DEVICE_OK, 1, 0, 0, 0},
+                 {"0", NULL, GW_DEVICE_OK, 1, 0, 0, 0}};
+    s = snap(1, a, 2, NULL, 0);
+    assert_int_equal(gw__api_find_device(s, "5A1C0E2FB8E31D2A", &i), 200);
+    assert_int_equal(i, 0);
+    assert_int_equal(gw__api_find_device(s, "0", &i), 200);
+    assert_int_equal(i, 1);
+    assert_int_equal(gw__api_find_device(s, "1", &i), 200);
+    assert_int_equal(i, 1);
     gw_snapshot_release(s);
 }
 
@@ -1142,6 +1234,9 @@ int main(void)
         cmocka_unit_test(test_prom_render),
         cmocka_unit_test(test_negotiate_encoding),
         cmocka_unit_test(test_negotiate_format),
+        cmocka_unit_test(test_negotiate_html),
+        cmocka_unit_test(test_etag_matches),
+        cmocka_unit_test(test_assets_table),
         cmocka_unit_test(test_negotiate_garbage),
         cmocka_unit_test(test_gzip_roundtrip),
         cmocka_unit_test(test_openmetrics_rewrite),
