@@ -216,6 +216,14 @@
 
   // ------------------------------------------------------------ charts
 
+  // The chart's resolution: the sampling interval, or coarser so that the
+  // window holds about CHART_POINTS points.
+  function stepSeconds() {
+    const s = page.snap && page.snap.sampling;
+    const interval = s && isNum(s.interval_seconds) ? s.interval_seconds : 1;
+    return Math.max(interval, windowSeconds() / CHART_POINTS);
+  }
+
   function windowSeconds() {
     const s = page.snap && page.snap.sampling;
     return s && isNum(s.history_seconds) && s.history_seconds > 0 ? s.history_seconds : 3600;
@@ -269,14 +277,12 @@
 
   async function loadHistory(c) {
     const win = windowSeconds();
-    const interval = page.snap.sampling && isNum(page.snap.sampling.interval_seconds)
-      ? page.snap.sampling.interval_seconds : 1;
-    const step = Math.max(interval, win / CHART_POINTS);
+    const step = stepSeconds();
     const q = "gpu=" + encodeURIComponent(c.key.startsWith("index:") ? String(c.index) : c.key) +
       "&metric=memory_used&since=" + win + "&step=" + step;
     let pts = [];
     try {
-      const r = await fetch("/api/v1/history?" + q, { headers: authHeaders() });
+      const r = await fetch("/api/v1/history?" + q);
       if (r.ok) pts = (await r.json()).points || [];
     } catch (e) {
       pts = []; // the chart then starts with the live samples
@@ -297,7 +303,15 @@
       ? g.memory.used_bytes / GIB : null;
     const last = c.points[c.points.length - 1];
     if (last && last[0].getTime() >= t.getTime()) return;
-    c.points.push([t, used]);
+    // Live samples at the history's resolution: a sample closer than one
+    // step to the one before the newest replaces the newest, so the chart
+    // shows the latest value and keeps about CHART_POINTS points.
+    const prev = c.points[c.points.length - 2];
+    if (last && last.live && prev && t.getTime() - prev[0].getTime() < stepSeconds() * 1000)
+      c.points.pop();
+    const pt = [t, used];
+    pt.live = true;
+    c.points.push(pt);
     const from = t.getTime() - windowSeconds() * 1000;
     let drop = 0;
     while (drop < c.points.length && c.points[drop][0].getTime() < from) drop++;
@@ -347,12 +361,18 @@
 
   function updateReservations(snap) {
     const rows = [];
+    const seen = new Set();
     for (const d of (snap.placement && snap.placement.devices) || []) {
       for (const r of d.reservations || []) {
-        const btn = h("button", { type: "button" }, "Cancel");
-        btn.setAttribute("aria-label", "Cancel reservation " + r.id);
-        btn.dataset.id = r.id;
-        btn.addEventListener("click", () => cancelReservation(r.id, btn));
+        // a reservation on several GPUs has a row per GPU, one Cancel
+        let btn = "";
+        if (!seen.has(r.id)) {
+          seen.add(r.id);
+          btn = h("button", { type: "button" }, "Cancel");
+          btn.setAttribute("aria-label", "Cancel reservation " + r.id);
+          btn.dataset.id = r.id;
+          btn.addEventListener("click", () => cancelReservation(r.id, btn));
+        }
         rows.push(h("tr", {}, h("td", {}, String(d.index)), h("td", {}, r.id),
           h("td", {}, r.owner || na), h("td", {}, isNum(r.pid) && r.pid > 0 ? String(r.pid) : na),
           h("td", { class: "num" }, bytes(r.bytes)), h("td", {}, r.note || ""), h("td", {}, btn)));
@@ -379,9 +399,13 @@
       const r = await fetch("/api/v1/reservations/" + encodeURIComponent(id),
         { method: "DELETE", headers: authHeaders() });
       let why = "";
-      try { why = (await r.json()).error || ""; } catch (e) { why = ""; }
-      if (r.ok) msg.textContent = "Released " + id + ".";
-      else if (r.status === 401)
+      try { why = (await r.json()).error.message || ""; } catch (e) { why = ""; }
+      if (r.ok) {
+        msg.textContent = "Released " + id + ".";
+        msg.dataset.sticky = "1";
+        return; // its row goes with the next snapshot; the button stays off
+      }
+      if (r.status === 401)
         msg.textContent = "Cancelling needs the daemon's token: enter it above (" + why + ").";
       else msg.textContent = "Could not cancel " + id + ": HTTP " + r.status + (why ? ": " + why : "");
       msg.dataset.sticky = "1";
@@ -415,16 +439,15 @@
     page.clusterBusy = true;
     page.clusterAt = Date.now();
     try {
-      const r = await fetch("/api/v1/cluster", { headers: authHeaders() });
+      const r = await fetch("/api/v1/cluster");
       if (r.status === 404) { $("cluster-pane").hidden = true; return; }
       if (!r.ok) return;
       const v = await r.json();
       const rows = (v.nodes || []).map((n) => {
         let used = 0, total = 0;
-        for (const g of n.gpus || []) {
-          const m = g.memory || {};
-          if (isNum(m.used_bytes)) used += m.used_bytes;
-          if (isNum(m.total_bytes)) total += m.total_bytes;
+        for (const g of n.gpus || []) { // the cluster view's flat GPU rows (docs/cluster.md)
+          if (isNum(g.memory_used_bytes)) used += g.memory_used_bytes;
+          if (isNum(g.memory_total_bytes)) total += g.memory_total_bytes;
         }
         return h("tr", {}, h("td", {}, n.name || n.url || na), h("td", {}, n.kind || na),
           h("td", {}, n.up ? (n.status || "up") : "down" + (n.error ? ": " + n.error : "")),
@@ -452,15 +475,29 @@
     const li = h("li", {}, h("span", { class: "sev " + (SEVERITY[sev] || "") }, sev), " ",
       clock(e.time), " ", isNum(e.gpu) ? "GPU " + e.gpu + " · " : "", e.message || e.type);
     li.dataset.type = e.type;
+    li.dataset.seq = String(e.seq);
     const list = $("events");
     if (top) list.prepend(li); else list.append(li);
     $("no-events").hidden = true;
-    while (list.children.length > MAX_EVENTS) list.lastChild.remove();
+    while (list.children.length > MAX_EVENTS) {
+      page.eventSeqs.delete(Number(list.lastChild.dataset.seq));
+      list.lastChild.remove();
+    }
+  }
+
+  // The log as the daemon has it now: at every (re)connection, so events
+  // of a gap are not missed and a restarted daemon (its numbers begin
+  // again at 1) is not mistaken for one already shown.
+  function resetEvents() {
+    page.eventSeqs.clear();
+    $("events").replaceChildren();
+    $("no-events").hidden = false;
+    loadEvents();
   }
 
   async function loadEvents() {
     try {
-      const r = await fetch("/api/v1/events", { headers: authHeaders() });
+      const r = await fetch("/api/v1/events");
       if (!r.ok) return;
       const v = await r.json();
       const evs = (v.events || []).slice(-MAX_EVENTS).reverse();
@@ -488,6 +525,8 @@
         c.index = g.index;
         page.cards.set(c.key, c);
       }
+      for (const [k, c] of old)
+        if (!page.cards.has(k) && c.chart) c.chart.destroy();
       $("gpus").replaceChildren(...[...page.cards.values()].map((c) => c.root));
       page.layout = layout;
     }
@@ -503,7 +542,8 @@
     updateReservations(snap);
     updateModels(snap);
     const now = performance.now();
-    if (now - page.lastRedraw >= CHART_REDRAW_MS) {
+    // (a frame early is fine: samples a second apart must each be drawn)
+    if (now - page.lastRedraw >= CHART_REDRAW_MS - 200) {
       page.lastRedraw = now;
       for (const c of page.cards.values()) if (c.historyLoaded) drawChart(c);
     }
@@ -536,7 +576,10 @@
       es.addEventListener(t, (ev) => {
         try { addEvent(JSON.parse(ev.data), true); } catch (e) { /* not JSON: skip */ }
       });
-    es.onopen = () => { $("status").dataset.conn = "open"; };
+    es.onopen = () => {
+      $("status").dataset.conn = "open";
+      resetEvents();
+    };
     es.onerror = () => {
       $("status").dataset.conn = "lost";
       $("status").textContent = "connection lost; reconnecting… (last sample " +
@@ -567,7 +610,6 @@
         (p) => p !== window.Dygraph.Plugins.Legend);
     setupToken();
     matchMedia("(prefers-color-scheme: dark)").addEventListener("change", recolourCharts);
-    loadEvents();
     connect();
   }
 

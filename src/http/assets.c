@@ -2,6 +2,7 @@
  * of their responses. */
 #include "http/assets.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,18 @@ const gw__asset *gw__asset_find(const char *name, size_t len)
         if (strlen(gw__assets[i].name) == len && memcmp(gw__assets[i].name, name, len) == 0)
             return &gw__assets[i];
     return NULL;
+}
+
+void gw__asset_etag(const gw__asset *a, gw__encoding enc, char out[GW__ETAG_MAX])
+{
+    size_t n = strlen(a->etag); /* quoted: "..." */
+    snprintf(out, GW__ETAG_MAX, "%.*s%s\"", (int)(n - 1), a->etag,
+             enc == GW__ENC_GZIP ? "-gzip" : "");
+}
+
+const char *gw__asset_vary(const gw__asset *a)
+{
+    return strcmp(a->name, "index.html") == 0 ? "Accept, Accept-Encoding" : "Accept-Encoding";
 }
 
 int gw__assets_init(gw__asset_cache *c, const gw__mhd_lib *lib, gw_error *err)
@@ -66,14 +79,12 @@ static struct MHD_Response *make(const gw__mhd_lib *lib, const gw__asset *a, gw_
     }
     if (!r)
         return NULL;
+    char etag[GW__ETAG_MAX];
+    gw__asset_etag(a, enc, etag);
     lib->add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
-    lib->add_response_header(r, MHD_HTTP_HEADER_ETAG, a->etag);
+    lib->add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
     lib->add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    /* the page itself is also "/", which answers JSON unless Accept asks
-     * for HTML */
-    lib->add_response_header(r, MHD_HTTP_HEADER_VARY,
-                             strcmp(a->name, "index.html") == 0 ? "Accept, Accept-Encoding"
-                                                                : "Accept-Encoding");
+    lib->add_response_header(r, MHD_HTTP_HEADER_VARY, gw__asset_vary(a));
     gw__assets_secure(lib, r);
     return r;
 }

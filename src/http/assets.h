@@ -8,9 +8,11 @@
  * its references, so the bytes are never copied per request).
  *
  * Every response carries the page's security headers (GW__PAGE_CSP and the
- * rest, gw__assets_secure) and `Cache-Control: no-cache` with the file's
- * ETag: a browser revalidates each load and gets 304 (no body) while the
- * binary is unchanged.
+ * rest, gw__assets_secure) and `Cache-Control: no-cache` with the ETag of
+ * its representation (gw__asset_etag: the file's, "-gzip" for the gzip
+ * one, as RFC 9110 8.8.3.3 wants representations told apart): a browser
+ * revalidates each load and gets 304 (no body) while the binary is
+ * unchanged.
  *
  * Invariants (checked by gw__assets_check):
  *  1. Names are unique, non-empty, without '/', and every file has a
@@ -49,6 +51,15 @@ extern const size_t gw__n_assets;
 
 /* The file called name[0..len) (not NUL-terminated), or NULL. */
 const gw__asset *gw__asset_find(const char *name, size_t len);
+
+/* The quoted ETag of a in coding enc, into out (NUL-terminated; the
+ * generated ETags are 18 bytes, so 32 always fits). */
+#define GW__ETAG_MAX 32
+void gw__asset_etag(const gw__asset *a, gw__encoding enc, char out[GW__ETAG_MAX]);
+
+/* The Vary value of a's answers: the page is also "/", which answers JSON
+ * unless Accept asks for HTML. Static. */
+const char *gw__asset_vary(const gw__asset *a);
 
 /* The ready-made responses of one server. Zero-initialise, then
  * gw__assets_init. */

@@ -661,15 +661,30 @@ static enum MHD_Result send_error(req *rq, unsigned status, const char *allow, c
     return send_text_h(rq, status, &sb, GW__JSON_CONTENT_TYPE, allow, NULL);
 }
 
+/* The content coding the request's Accept-Encoding asks for;
+ * GW__ENC_NONE when neither gzip nor identity is acceptable. */
+static gw__encoding request_encoding(req *rq)
+{
+    return gw__negotiate_encoding(rq->srv->lib.lookup_connection_value(
+        rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+}
+
+static enum MHD_Result send_not_acceptable(req *rq)
+{
+    return send_error(rq, MHD_HTTP_NOT_ACCEPTABLE, NULL,
+                      "no acceptable content coding: this server offers gzip and identity");
+}
+
 /* Answers the JSON in sb (released here) in the coding the request
- * negotiates: a history series is tens of KiB that gzip makes a few. */
+ * negotiates: a history series is tens of KiB that gzip makes a few. A
+ * request that accepts neither coding gets identity (as every JSON answer
+ * but the cached ones: the body may be an error worth reading). */
 static enum MHD_Result send_json_coded(req *rq, unsigned status, gw_strbuf *sb)
 {
     const gw__mhd_lib *lib = &rq->srv->lib;
-    gw__encoding enc = gw__negotiate_encoding(
-        lib->lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    gw__encoding enc = request_encoding(rq);
     if (enc == GW__ENC_NONE)
-        enc = GW__ENC_IDENTITY; /* an error body: readable beats 406 */
+        enc = GW__ENC_IDENTITY;
     struct MHD_Response *r =
         sb->failed ? NULL
                    : make_variant(lib, B_INFO, enc, sb->data ? sb->data : "", sb->len);
@@ -712,11 +727,9 @@ static enum MHD_Result send_body(req *rq, int kind)
 {
     gw__server *srv = rq->srv;
     const gw__mhd_lib *lib = &srv->lib;
-    gw__encoding enc = gw__negotiate_encoding(
-        lib->lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    gw__encoding enc = request_encoding(rq);
     if (enc == GW__ENC_NONE)
-        return send_error(rq, MHD_HTTP_NOT_ACCEPTABLE, NULL,
-                          "no acceptable content coding: this server offers gzip and identity");
+        return send_not_acceptable(rq);
     bool metrics = kind == B_PROM;
     if (metrics && gw__negotiate_format(lib->lookup_connection_value(
                        rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT)) == GW__FMT_OPENMETRICS)
@@ -1117,23 +1130,25 @@ static enum MHD_Result send_asset(req *rq, const gw__asset *a)
 {
     gw__server *srv = rq->srv;
     const gw__mhd_lib *lib = &srv->lib;
+    gw__encoding enc = request_encoding(rq);
+    if (enc == GW__ENC_NONE)
+        return send_not_acceptable(rq);
+    char etag[GW__ETAG_MAX];
+    gw__asset_etag(a, enc, etag);
     if (gw__etag_matches(lib->lookup_connection_value(rq->conn, MHD_HEADER_KIND,
                                                       MHD_HTTP_HEADER_IF_NONE_MATCH),
-                         a->etag)) {
+                         etag)) {
+        /* a 304 carries what the 200 would have said of the cache */
         struct MHD_Response *r = lib->create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (!r)
             return MHD_NO;
-        lib->add_response_header(r, MHD_HTTP_HEADER_ETAG, a->etag);
+        lib->add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
         lib->add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        lib->add_response_header(r, MHD_HTTP_HEADER_VARY, gw__asset_vary(a));
         enum MHD_Result ret = reply(rq, MHD_HTTP_NOT_MODIFIED, r);
         lib->destroy_response(r);
         return ret;
     }
-    gw__encoding enc = gw__negotiate_encoding(
-        lib->lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING));
-    if (enc == GW__ENC_NONE)
-        return send_error(rq, MHD_HTTP_NOT_ACCEPTABLE, NULL,
-                          "no acceptable content coding: this server offers gzip and identity");
     struct MHD_Response *r = gw__assets_response(&srv->assets, a, enc);
     return r ? reply(rq, 200, r) : send_error(rq, 500, NULL, "out of memory");
 }

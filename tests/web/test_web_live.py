@@ -10,7 +10,10 @@
  - the page opened as the daemon starts (history empty): cards and charts
    come with the first samples;
  - a daemon behind a token: the page reads, Cancel without the token is
-   refused and says why, with the token the reservation is released.
+   refused and says why, with the token the reservation is released;
+ - the model-server and cluster panes: an Ollama double on loopback (its
+   answer shaped as Ollama's GET /api/ps; a model name that is markup) and
+   a second real daemon as the cluster's peer.
 """
 import http.client
 import json
@@ -72,7 +75,10 @@ def live(b, tmp):
                              "<img src=x onerror=window.__pwned=2>"])
     try:
         write(procs_file, "%d %d\n" % (evil.pid, GIB))
-        d = su.Daemon(scenario=scenario(tmp, used_file, lost_file, procs_file))
+        # a 10-minute window: the chart's step is the 1 s interval, so
+        # every sample is a point (an hour would be one point per 6 s)
+        d = su.Daemon(scenario=scenario(tmp, used_file, lost_file, procs_file),
+                      args=["--set", "history_seconds=600"])
         b.open("http://127.0.0.1:%d/" % d.port)
         b.wait("document.body.dataset.charts === '2'", "live: 2 charts")
 
@@ -125,8 +131,8 @@ def lost_from_start(b):
     d = su.Daemon(scenario=os.path.join(SRC, "tests", "nvml", "scenarios", "lostopen.scn"))
     b.open("http://127.0.0.1:%d/" % d.port)
     b.wait("document.body.dataset.charts === '2'", "lostopen: 2 charts")
-    b.wait("[...document.querySelectorAll('.chart')].every(c => Number(c.dataset.points) >= 3)",
-           "lostopen: 3 points per chart")
+    b.wait("[...document.querySelectorAll('.chart')].every(c => Number(c.dataset.points) >= 2)",
+           "lostopen: 2 points per chart")
     c0, c1 = wc.cards(b)
     check(c1["state"] == "lost", "lostopen: GPU 1 state %r" % c1["state"])
     check(c1["memory"].startswith("N/A"), "lostopen: GPU 1 memory %r" % c1["memory"])
@@ -181,6 +187,9 @@ def token(b):
     b.click(sel)
     b.wait("document.getElementById('res-msg').textContent.includes('token')",
            "token: the refusal names the token")
+    msg = b.eval("document.getElementById('res-msg').textContent")
+    check("this endpoint needs" in msg and "[object" not in msg,
+          "token: the refusal does not give the daemon's reason: %r" % msg)
     st, _ = call(d, "GET", "/api/v1/reservations/" + rid)
     check(st == 200, "token: the reservation went without the token (%d)" % st)
     # with it
@@ -201,6 +210,72 @@ def token(b):
     d.stop()
 
 
+OLLAMA_MODEL = "<img src=x onerror=window.__pwned=3>:7b"
+OLLAMA_PS = {"models": [{"name": OLLAMA_MODEL, "model": OLLAMA_MODEL, "size": 6654289920,
+                         "digest": "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa",
+                         "details": {"family": "llama", "parameter_size": "8.0B",
+                                     "quantization_level": "Q4_K_M"},
+                         "expires_at": "2026-12-03T21:40:00Z", "size_vram": 6654289920}]}
+
+
+def ollama_double():
+    """An HTTP server answering Ollama's GET /api/version and /api/ps."""
+    import http.server
+    import threading
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = {"/api/version": {"version": "0.5.7"}, "/api/ps": OLLAMA_PS}.get(self.path)
+            data = json.dumps(body).encode() if body is not None else b"{}"
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def panes(b):
+    two = os.path.join(SRC, "tests", "nvml", "scenarios", "two.scn")
+    eight = os.path.join(SRC, "tests", "nvml", "scenarios", "eight.scn")
+    ol = ollama_double()
+    peer = su.Daemon(scenario=eight)
+    d = su.Daemon(scenario=two, args=[
+        "--set", "ollama=http://127.0.0.1:%d" % ol.server_address[1],
+        "--set", "model_servers_interval_ms=200",
+        "--set", "peers=http://127.0.0.1:%d" % peer.port, "--set", "cluster_interval_ms=200"])
+    b.open("http://127.0.0.1:%d/" % d.port)
+    b.wait("!document.getElementById('models-pane').hidden && "
+           "document.querySelector('#models tbody tr') !== null", "panes: model servers shown")
+    row = b.eval("[...document.querySelector('#models tbody tr').cells].map(c => c.textContent)")
+    check(row[0] == "http://127.0.0.1:%d" % ol.server_address[1] and row[1] == "ollama"
+          and row[2] == "up" and row[3] == OLLAMA_MODEL and row[4] == wc.bytes_text(6654289920),
+          "panes: model row %r" % row)
+    check(b.eval("window.__pwned === undefined && !document.querySelector('#models img')"),
+          "panes: the model name's markup ran")
+    b.wait("!document.getElementById('cluster-pane').hidden && "
+           "document.querySelector('#cluster tbody tr') !== null", "panes: cluster shown")
+    nodes = b.eval("[...document.querySelectorAll('#cluster tbody tr')].map("
+                   "r => [...r.cells].map(c => c.textContent))")
+    _, gpus = su.parse_scenario(eight)
+    used = sum(su.num(g, "memory.used") for g in gpus)
+    total = sum(su.num(g, "memory.total") for g in gpus)
+    check(len(nodes) == 1 and nodes[0][1] == "gpuwatch" and nodes[0][2] == "ok"
+          and nodes[0][3] == "8" and nodes[0][4] == wc.bytes_text(used) + " of " +
+          wc.bytes_text(total), "panes: cluster rows %r" % nodes)
+    check(not b.errors(), "panes: console errors %s" % b.errors())
+    b.screenshot("panes")
+    d.stop()
+    peer.stop()
+    ol.shutdown()
+
+
 def main():
     b = br.Browser()
     try:
@@ -209,6 +284,7 @@ def main():
         lost_from_start(b)
         fresh(b)
         token(b)
+        panes(b)
     finally:
         b.close()
     print("ok")
