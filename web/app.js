@@ -164,7 +164,12 @@
   }
 
   function updateCard(c, g, snap) {
-    c.title.textContent = "GPU " + g.index + " · " + (g.name || "unknown");
+    // a MIG device (docs/mig.md) says which GPU it is a part of
+    c.title.textContent = g.mig
+      ? "MIG " + g.index + " · " + (g.mig.profile || "MIG device") + " of GPU " +
+        g.mig.parent_index + " · GI " + g.mig.gpu_instance_id
+      : "GPU " + g.index + " · " + (g.name || "unknown");
+    c.root.classList.toggle("mig", !!g.mig);
     const [word, cls] = gpuState(g, snap);
     c.badge.textContent = word;
     c.badge.className = "badge " + cls;

@@ -44,6 +44,18 @@
  *     set registered at open (the GPUs that accept it); each sample takes
  *     what is pending with a zero timeout, so it never waits; the Xid
  *     figures of a GPU are valid only when it is registered.
+ * 11. MIG (docs/mig.md): at open, every GPU whose current MIG mode is on
+ *     has its MIG devices enumerated (nvmlDeviceGetMaxMigDeviceCount, then
+ *     the handle of each slot; empty slots answer NOT_FOUND). They follow
+ *     every whole GPU in devs[] (so NVML's GPU indexes stay the snapshot's
+ *     first indexes), each after the ones of lower GPUs, with source_index
+ *     1000 * (its GPU's NVML index + 1) + its slot. A MIG device is sampled
+ *     for memory and utilisation only (NVML answers the rest for the whole
+ *     GPU); its processes are read on its own handle, and its GPU's are not
+ *     read (every process runs on an instance). A MIG device of a lost GPU
+ *     is lost. Without the MIG entry points (old drivers) a GPU in MIG mode
+ *     is reported alone, mig_enabled true. The layout is read once: a MIG
+ *     reconfiguration shows after a restart (docs/mig.md says so).
  */
 #include "backends/nvml.h"
 
@@ -110,6 +122,11 @@ typedef struct nvml_fns {
     gw_nvml_fn_register_events DeviceRegisterEvents;
     gw_nvml_fn_event_set_wait EventSetWait_v2;
     gw_nvml_fn_event_set_free EventSetFree;
+    gw_nvml_fn_dev_uint DeviceGetMaxMigDeviceCount;
+    gw_nvml_fn_dev_uint_dev DeviceGetMigDeviceHandleByIndex;
+    gw_nvml_fn_dev_uint DeviceGetGpuInstanceId;
+    gw_nvml_fn_dev_uint DeviceGetComputeInstanceId;
+    gw_nvml_fn_dev_attributes DeviceGetAttributes_v2;
 } nvml_fns;
 
 typedef struct nvml_dev {
@@ -125,6 +142,10 @@ typedef struct nvml_dev {
     bool xid_registered; /* Xid events of this GPU reach the event set */
     uint32_t xid_last;   /* last critical Xid seen (0: none) */
     uint64_t xid_events; /* critical Xid events seen since open */
+    bool is_mig;         /* a MIG device (invariant 11) */
+    unsigned parent;     /* is_mig: its GPU's position in devs[] */
+    unsigned n_mig;      /* a GPU: how many MIG devices of it follow in devs[] */
+    uint32_t snap_index; /* index in the snapshot being made (nvml_sample) */
 } nvml_dev;
 
 /* One process row while merging the two lists of one device. */
@@ -145,6 +166,7 @@ typedef struct nvml_state {
     const char *init_name, *count_name, *handle_name; /* symbols in use */
     nvml_dev *devs;
     unsigned n_devs;
+    size_t devs_cap;
     char driver_version[32], library_version[32], cuda_version[16];
     char notes[256];   /* open-time notes: skipped GPUs */
     bool any_skipped;
@@ -315,6 +337,11 @@ static void resolve(nvml_state *s)
     SYM(s, DeviceRegisterEvents);
     SYM(s, EventSetWait_v2);
     SYM(s, EventSetFree);
+    SYM(s, DeviceGetMaxMigDeviceCount);
+    SYM(s, DeviceGetMigDeviceHandleByIndex);
+    SYM(s, DeviceGetGpuInstanceId);
+    SYM(s, DeviceGetComputeInstanceId);
+    SYM(s, DeviceGetAttributes_v2);
 }
 
 /* Copies a string the library wrote into buf[cap] (forcing a NUL). */
@@ -535,6 +562,91 @@ static void add_note(nvml_state *s, const char *fmt, unsigned idx, const char *w
 static void nvml_close(void *state);
 static void open_xid_events(nvml_state *s);
 
+/* The MIG profile in a MIG device's name: NVML names one "<GPU name> MIG
+ * 3g.40gb"; "" when the name does not say. */
+static void mig_profile(const char *name, char *out, size_t cap)
+{
+    const char *p = strstr(name, "MIG ");
+    out[0] = '\0';
+    if (p)
+        snprintf(out, cap, "%.*s", (int)strcspn(p + 4, " "), p + 4);
+}
+
+/* Static facts of the MIG device m in slot `slot` of GPU devs[parent]. */
+static void read_mig_static(nvml_state *s, nvml_dev *m, unsigned parent, unsigned slot)
+{
+    const gw_device_info *pi = &s->devs[parent].info;
+    gw_device_info *in = &m->info;
+    char buf[128];
+    unsigned a;
+    in->vendor = GW_VENDOR_NVIDIA;
+    in->source_index = 1000u * (pi->source_index + 1u) + slot;
+    gw__strlcpy(in->source, "nvml", sizeof in->source);
+    gw__strlcpy(in->driver_version, pi->driver_version, sizeof in->driver_version);
+    gw__strlcpy(in->library_version, pi->library_version, sizeof in->library_version);
+    gw__strlcpy(in->cuda_version, pi->cuda_version, sizeof in->cuda_version);
+    gw__strlcpy(in->pci_bus_id, pi->pci_bus_id, sizeof in->pci_bus_id);
+    gw__strlcpy(in->arch, pi->arch, sizeof in->arch);
+    in->cc_major = pi->cc_major;
+    in->cc_minor = pi->cc_minor;
+    in->valid |= pi->valid & (1ull << GW_INFO_COMPUTE_CAP);
+    if (CALL(s, m, DeviceGetName, m->handle, buf, GW_NVML_DEVICE_NAME_V2_BUFFER_SIZE))
+        copy_out(in->name, sizeof in->name, buf, GW_NVML_DEVICE_NAME_V2_BUFFER_SIZE);
+    if (CALL(s, m, DeviceGetUUID, m->handle, buf, GW_NVML_DEVICE_UUID_V2_BUFFER_SIZE))
+        copy_out(in->uuid, sizeof in->uuid, buf, GW_NVML_DEVICE_UUID_V2_BUFFER_SIZE);
+    in->mig = true;
+    mig_profile(in->name, in->mig_profile, sizeof in->mig_profile);
+    if (CALL(s, m, DeviceGetGpuInstanceId, m->handle, &a))
+        in->mig_gpu_instance = a;
+    if (CALL(s, m, DeviceGetComputeInstanceId, m->handle, &a))
+        in->mig_compute_instance = a;
+    gw_nvml_device_attributes at;
+    memset(&at, 0, sizeof at);
+    if (CALL(s, m, DeviceGetAttributes_v2, m->handle, &at)) {
+        in->mig_sm_count = at.multiprocessor_count;
+        in->mig_gi_slices = at.gpu_instance_slice_count;
+        in->mig_ci_slices = at.compute_instance_slice_count;
+    }
+    read_memory(s, m, NULL);
+}
+
+/* Invariant 11: appends the MIG devices of every GPU in MIG mode. GW_OK or
+ * GW_ENOMEM. */
+static int open_mig_devices(nvml_state *s)
+{
+    if (!s->fn.DeviceGetMaxMigDeviceCount || !s->fn.DeviceGetMigDeviceHandleByIndex ||
+        !s->fn.DeviceGetMigMode)
+        return GW_OK;
+    unsigned n_gpus = s->n_devs;
+    for (unsigned p = 0; p < n_gpus; p++) {
+        unsigned cur, pending, max = 0;
+        if (!s->devs[p].handle || s->devs[p].lost ||
+            !CALL(s, &s->devs[p], DeviceGetMigMode, s->devs[p].handle, &cur, &pending) ||
+            cur != 1 ||
+            !CALL(s, &s->devs[p], DeviceGetMaxMigDeviceCount, s->devs[p].handle, &max))
+            continue;
+        if (max > 16) /* 7 on every MIG GPU so far; more is a broken driver */
+            max = 16;
+        for (unsigned slot = 0; slot < max; slot++) {
+            gw_nvml_device h = NULL;
+            if (s->fn.DeviceGetMigDeviceHandleByIndex(s->devs[p].handle, slot, &h) !=
+                    GW_NVML_SUCCESS ||
+                !h)
+                continue; /* an empty slot: NOT_FOUND */
+            if (GW__ARRAY_RESERVE(s->devs, s->devs_cap, s->n_devs + 1, GW__ARRAY_UNBOUNDED))
+                return GW_ENOMEM;
+            nvml_dev *m = &s->devs[s->n_devs++];
+            memset(m, 0, sizeof *m);
+            m->handle = h;
+            m->is_mig = true;
+            m->parent = p;
+            s->devs[p].n_mig++;
+            read_mig_static(s, m, p, slot);
+        }
+    }
+    return GW_OK;
+}
+
 /* Opens NVML: dlopen + init once + static info of every GPU.
  * On success *out owns the library and the init reference (nvml_close drops
  * them). On failure returns GW_ELOAD (library or required symbol missing),
@@ -599,6 +711,7 @@ static int nvml_open(void **out, const gw__config *cfg, gw_error *err)
     if (n > NVML_MAX_DEVICES)
         n = NVML_MAX_DEVICES;
     s->devs = calloc(n ? n : 1, sizeof *s->devs);
+    s->devs_cap = n ? n : 1;
     if (!s->devs) {
         nvml_close(s);
         return gw__error_set(err, GW_ENOMEM, "NVML: out of memory");
@@ -625,6 +738,10 @@ static int nvml_open(void **out, const gw__config *cfg, gw_error *err)
         }
         d->handle = h;
         read_static(s, d, i);
+    }
+    if (open_mig_devices(s) != GW_OK) {
+        nvml_close(s);
+        return gw__error_set(err, GW_ENOMEM, "NVML: out of memory");
     }
     open_xid_events(s);
     s->calls = 0; /* calls are counted per sample */
@@ -797,9 +914,23 @@ static void read_sample(nvml_state *s, nvml_dev *d, gw_sample *sm)
     }
     if (CALLM(s, d, GW_METRIC_MIG_MODE, DeviceGetMigMode, h, &a, &b) && a <= 1) {
         sm->mig_mode = a;
+        sm->mig_pending = b <= 1 ? b : a;
         sm->valid |= 1ull << GW_METRIC_MIG_MODE;
     }
     read_health(s, d, sm);
+}
+
+/* A MIG device's sample (invariant 11): its own memory, and utilisation
+ * where the driver gives it (most answer NOT_SUPPORTED: not asked again). */
+static void read_mig_sample(nvml_state *s, nvml_dev *d, gw_sample *sm)
+{
+    read_memory(s, d, sm);
+    gw_nvml_utilization u;
+    if (CALLM(s, d, GW_METRIC_UTIL_GPU, DeviceGetUtilizationRates, d->handle, &u)) {
+        sm->util_gpu = u.gpu;
+        sm->util_mem = u.memory;
+        sm->valid |= 1ull << GW_METRIC_UTIL_GPU | 1ull << GW_METRIC_UTIL_MEM;
+    }
 }
 
 static int cmp_row(const void *a, const void *b)
@@ -1052,17 +1183,30 @@ static int nvml_sample(void *state, gw__collect *c, gw_error *err)
             d->lost = false; /* UNKNOWN may pass: ask again, lost again if not */
             d->reason[0] = 0;
         }
+        const nvml_dev *gpu = d->is_mig ? &s->devs[d->parent] : NULL;
+        if (gpu && (gpu->lost || gpu->error) && !d->lost) {
+            /* invariant 11: the instance of a lost GPU is lost with it */
+            d->lost = true;
+            d->lost_code = gpu->lost ? gpu->lost_code : GW_NVML_ERROR_UNKNOWN;
+            snprintf(d->reason, sizeof d->reason, "its GPU is lost: %.120s", gpu->reason);
+        }
         if (!d->lost && !d->error)
-            read_sample(s, d, &gd->sample);
+            d->is_mig ? read_mig_sample(s, d, &gd->sample) : read_sample(s, d, &gd->sample);
         gd->info = d->info; /* after the sample: memory_api may have changed */
         gd->info.index = index;
+        d->snap_index = index;
+        if (gpu)
+            gd->info.mig_parent = gpu->snap_index; /* sampled before it (invariant 11) */
         gd->sampled_at_ns = gw__now_real_ns();
         if (d->lost || d->error) {
             set_lost(gd, d);
             continue;
         }
-        bool mig_on = gw_sample_has(&gd->sample, GW_METRIC_MIG_MODE) && gd->sample.mig_mode;
-        int rc = s->processes ? sample_processes(s, d, index, mig_on, c) : GW_OK;
+        bool mig_on = d->is_mig || (gw_sample_has(&gd->sample, GW_METRIC_MIG_MODE) &&
+                                    gd->sample.mig_mode);
+        /* a GPU whose instances are listed: its processes are theirs */
+        bool own = !(mig_on && d->n_mig);
+        int rc = s->processes && own ? sample_processes(s, d, index, mig_on, c) : GW_OK;
         if (rc != GW_OK)
             return gw__error_set(err, rc, "NVML: out of memory reading processes");
         if (d->lost) /* lost while listing processes; gd is still valid */

@@ -169,6 +169,20 @@ typedef struct gw_nvml_event_data {
     unsigned int compute_instance_id;
 } gw_nvml_event_data;
 
+/* nvmlDeviceAttributes_t (nvmlDeviceGetAttributes_v2), 40 bytes: a MIG
+ * device's SM count, slice counts and memory. */
+typedef struct gw_nvml_device_attributes {
+    unsigned int multiprocessor_count;
+    unsigned int shared_copy_engine_count;
+    unsigned int shared_decoder_count;
+    unsigned int shared_encoder_count;
+    unsigned int shared_jpeg_count;
+    unsigned int shared_ofa_count;
+    unsigned int gpu_instance_slice_count;
+    unsigned int compute_instance_slice_count;
+    unsigned long long memory_size_mb;
+} gw_nvml_device_attributes;
+
 /* Function pointer types, one per prototype shape (dev = gw_nvml_device). */
 typedef gw_nvml_return (*gw_nvml_fn_void)(void);
 typedef const char *(*gw_nvml_fn_error_string)(gw_nvml_return);
@@ -203,6 +217,9 @@ typedef gw_nvml_return (*gw_nvml_fn_register_events)(gw_nvml_device, unsigned lo
 typedef gw_nvml_return (*gw_nvml_fn_event_set_wait)(gw_nvml_event_set, gw_nvml_event_data *,
                                                     unsigned int);
 typedef gw_nvml_return (*gw_nvml_fn_event_set_free)(gw_nvml_event_set);
+typedef gw_nvml_return (*gw_nvml_fn_dev_uint_dev)(gw_nvml_device, unsigned int, gw_nvml_device *);
+typedef gw_nvml_return (*gw_nvml_fn_dev_dev)(gw_nvml_device, gw_nvml_device *);
+typedef gw_nvml_return (*gw_nvml_fn_dev_attributes)(gw_nvml_device, gw_nvml_device_attributes *);
 typedef gw_nvml_return (*gw_nvml_fn_dev_proc_util)(gw_nvml_device,
                                                    gw_nvml_process_utilization_sample *,
                                                    unsigned int *, unsigned long long);

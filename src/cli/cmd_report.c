@@ -37,7 +37,7 @@ static void report_usage(FILE *out)
             "says \"CPU-only mode\" with the reason and exits 0.\n"
             "\n"
             "Options:\n"
-            "  --json                machine-readable output (schema gpuwatch.report/1)\n"
+            "  --json                machine-readable output (schema gpuwatch.report/2)\n"
             "  --pretty              indent the JSON\n"
             "  --timeout SEC         give up when the sources have not answered after SEC\n"
             "                        seconds, naming the one that hangs (default 15;\n"
@@ -92,13 +92,14 @@ static const char *fmt_or_na(char *buf, size_t cap, bool ok, const char *fmt, do
     return buf;
 }
 
-static void print_memory(const gw_device *d)
+/* in: the indent of the device's lines ("  "; a MIG device's "      ") */
+static void print_memory(const gw_device *d, const char *in)
 {
     const gw_sample *s = &d->sample;
     bool t = gw_sample_has(s, GW_METRIC_MEM_TOTAL), u = gw_sample_has(s, GW_METRIC_MEM_USED),
          f = gw_sample_has(s, GW_METRIC_MEM_FREE);
     char a[32], b[32], c[32], e[32], g[32], h[32];
-    printf("  VRAM     used %s / total %s MiB (%s / %s GiB), free %s MiB (%s GiB)",
+    printf("%sVRAM     used %s / total %s MiB (%s / %s GiB), free %s MiB (%s GiB)", in,
            fmt_or_na(a, sizeof a, u, "%.0f", (double)s->mem_used / MIB),
            fmt_or_na(b, sizeof b, t, "%.0f", (double)s->mem_total / MIB),
            fmt_or_na(c, sizeof c, u, "%.2f", (double)s->mem_used / GIB),
@@ -111,7 +112,7 @@ static void print_memory(const gw_device *d)
         printf(" [%s]", d->info.memory_api);
     printf("\n");
     if (gw_sample_has(s, GW_METRIC_GTT_TOTAL))
-        printf("  GTT      used %s / total %.0f MiB\n",
+        printf("%sGTT      used %s / total %.0f MiB\n", in,
                fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_GTT_USED), "%.0f",
                          (double)s->gtt_used / MIB),
                (double)s->gtt_total / MIB);
@@ -140,6 +141,8 @@ static void print_health(const gw_sample *s)
     gw__strbuf_release(&sb);
 }
 
+static void print_processes(const gw_snapshot *snap, const gw_device *d, const char *in);
+
 static void print_device(const gw_snapshot *snap, const gw_device *d)
 {
     const gw_sample *s = &d->sample;
@@ -151,7 +154,7 @@ static void print_device(const gw_snapshot *snap, const gw_device *d)
                d->state_reason);
     if (d->state == GW_DEVICE_LOST)
         return;
-    print_memory(d);
+    print_memory(d, "  ");
     printf("  util     GPU %s  MEM %s  ENC %s  DEC %s\n",
            fmt_or_na(a, sizeof a, gw_sample_has(s, GW_METRIC_UTIL_GPU), "%.0f%%", s->util_gpu),
            fmt_or_na(b, sizeof b, gw_sample_has(s, GW_METRIC_UTIL_MEM), "%.0f%%", s->util_mem),
@@ -175,18 +178,61 @@ static void print_device(const gw_snapshot *snap, const gw_device *d)
            fmt_or_na(c, sizeof c, gw_sample_has(s, GW_METRIC_CLOCK_MEM), "%.0f MHz",
                      s->clock_mem_mhz));
     print_health(s);
+    if (gw_sample_has(s, GW_METRIC_MIG_MODE) && (s->mig_mode || s->mig_pending))
+        printf("  MIG      %s%s\n", s->mig_mode ? "on" : "off",
+               s->mig_pending != s->mig_mode ? (s->mig_pending ? " (on after the next reset)"
+                                                               : " (off after the next reset)")
+                                             : "");
+    bool instances = false; /* then the processes are listed on them */
+    for (size_t i = 0; i < snap->n_devices; i++)
+        instances |= gw__device_mig_parent(snap, &snap->devices[i]) == d;
+    if (!instances)
+        print_processes(snap, d, "  ");
+}
+
+/* A MIG device, under its GPU: its instance, memory and processes (the
+ * GPU's lines give temperature, power and clocks: NVML has them only for
+ * the whole GPU). */
+static void print_mig_device(const gw_snapshot *snap, const gw_device *d)
+{
+    const gw_device_info *in = &d->info;
+    char sm[32] = "";
+    if (in->mig_sm_count)
+        snprintf(sm, sizeof sm, "  %u SMs", in->mig_sm_count);
+    printf("    MIG %u  %s  GI %u CI %u%s  %s\n", in->index,
+           in->mig_profile[0] ? in->mig_profile : "(profile unknown)", in->mig_gpu_instance,
+           in->mig_compute_instance, sm, in->uuid);
+    if (d->state != GW_DEVICE_OK)
+        printf("      STATE    %s%s%s\n", gw_device_state_name(d->state),
+               d->state_reason[0] ? ": " : "", d->state_reason);
+    if (d->state == GW_DEVICE_LOST)
+        return;
+    print_memory(d, "      ");
+    char a[32], b[32];
+    if (gw_sample_has(&d->sample, GW_METRIC_UTIL_GPU))
+        printf("      util     GPU %s  MEM %s\n",
+               fmt_or_na(a, sizeof a, true, "%.0f%%", d->sample.util_gpu),
+               fmt_or_na(b, sizeof b, gw_sample_has(&d->sample, GW_METRIC_UTIL_MEM), "%.0f%%",
+                         d->sample.util_mem));
+    print_processes(snap, d, "      ");
+}
+
+/* The process table of device d, each line indented by in. */
+static void print_processes(const gw_snapshot *snap, const gw_device *d, const char *in)
+{
+    char a[32], b[32];
     bool header = false;
     for (size_t i = 0; i < snap->n_processes; i++) {
         const gw_process *p = &snap->processes[i];
         if (p->device_index != d->info.index)
             continue;
         if (!header) {
-            printf("  %8s %-10s %10s %5s  %-24s %-20s %s\n", "PID", "USER", "VRAM", "SM", "OWNER",
-                   "MODEL", "COMMAND");
+            printf("%s%8s %-10s %10s %5s  %-24s %-20s %s\n", in, "PID", "USER", "VRAM", "SM",
+                   "OWNER", "MODEL", "COMMAND");
             header = true;
         }
         char owner[128];
-        printf("  %8u %-10s %10s %5s  %-24s %-20s %s\n", p->pid,
+        printf("%s%8u %-10s %10s %5s  %-24s %-20s %s\n", in, p->pid,
                gw_process_has(p, GW_PROC_USER) ? p->user : "N/A",
                fmt_or_na(a, sizeof a, gw_process_has(p, GW_PROC_GPU_MEMORY), "%.0f MiB",
                          (double)p->gpu_memory / MIB),
@@ -199,18 +245,35 @@ static void print_device(const gw_snapshot *snap, const gw_device *d)
                                                   : "N/A");
     }
     if (!header)
-        printf("  no processes\n");
+        printf("%sno processes\n", in);
 }
 
 static void print_human(const gw_snapshot *s)
 {
     if (s->cpu_only)
         printf("CPU-only mode: %s\n", s->cpu_only_reason);
-    for (size_t i = 0; i < s->n_devices; i++)
-        print_device(s, &s->devices[i]);
+    /* every GPU, its MIG devices under it; a MIG device whose GPU is not in
+     * this view (report --id MIG-...) on its own */
+    size_t gpus = 0, migs = 0;
+    for (size_t i = 0; i < s->n_devices; i++) {
+        const gw_device *d = &s->devices[i];
+        if (d->info.mig) {
+            migs++;
+            if (!gw__device_mig_parent(s, d))
+                print_mig_device(s, d);
+            continue;
+        }
+        gpus++;
+        print_device(s, d);
+        for (size_t k = 0; k < s->n_devices; k++)
+            if (gw__device_mig_parent(s, &s->devices[k]) == d)
+                print_mig_device(s, &s->devices[k]);
+    }
 
     uint64_t total = 0, used = 0, free_b = 0;
     for (size_t i = 0; i < s->n_devices; i++) {
+        if (s->devices[i].info.mig) /* its GPU's memory holds it */
+            continue;
         const gw_sample *x = &s->devices[i].sample;
         if (gw_sample_has(x, GW_METRIC_MEM_TOTAL) && gw_sample_has(x, GW_METRIC_MEM_USED) &&
             gw_sample_has(x, GW_METRIC_MEM_FREE)) {
@@ -219,9 +282,12 @@ static void print_human(const gw_snapshot *s)
             free_b += x->mem_free;
         }
     }
-    if (s->n_devices)
-        printf("Summary: %zu GPU%s, VRAM used %.2f / %.2f GiB (%.1f%%), free %.2f GiB\n",
-               s->n_devices, s->n_devices == 1 ? "" : "s", (double)used / GIB, (double)total / GIB,
+    char mig_note[48] = "";
+    if (migs)
+        snprintf(mig_note, sizeof mig_note, " (%zu MIG device%s)", migs, migs == 1 ? "" : "s");
+    if (gpus)
+        printf("Summary: %zu GPU%s%s, VRAM used %.2f / %.2f GiB (%.1f%%), free %.2f GiB\n",
+               gpus, gpus == 1 ? "" : "s", mig_note, (double)used / GIB, (double)total / GIB,
                total ? 100.0 * (double)used / (double)total : 0.0, (double)free_b / GIB);
     const gw_host *h = &s->host;
     char a[32], b[32], c[32], e[32];

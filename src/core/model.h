@@ -44,6 +44,15 @@ typedef struct gw_device_info {
     uint32_t power_limit_min_mw, power_limit_max_mw, power_limit_default_mw;
     int32_t temp_shutdown_mc, temp_slowdown_mc, temp_mem_max_mc, temp_gpu_max_mc;
     uint32_t pcie_max_gen, pcie_max_width;
+    /* MIG (NVIDIA, docs/mig.md): this device is a MIG instance of the GPU
+     * at index mig_parent of the same snapshot (which comes before it);
+     * what a job sees as its GPU with CUDA_VISIBLE_DEVICES=<its uuid>. */
+    bool mig;
+    uint32_t mig_parent;
+    uint32_t mig_gpu_instance, mig_compute_instance; /* NVML's GI / CI ids */
+    char mig_profile[24];        /* "3g.40gb" (from the name NVML gives it); "" unknown */
+    uint32_t mig_sm_count;       /* streaming multiprocessors; 0: not known */
+    uint32_t mig_gi_slices, mig_ci_slices; /* slice counts; 0: not known */
 } gw_device_info;
 
 static inline bool gw_info_has(const gw_device_info *i, gw_info_field f)
@@ -64,7 +73,8 @@ typedef struct gw_sample {
     uint32_t pstate;      /* 0..15 */
     uint64_t clock_events; /* GW_CLOCK_EVENT_* bits */
     uint32_t pcie_gen, pcie_width;
-    uint32_t mig_mode; /* 0 off, 1 on */
+    uint32_t mig_mode;    /* 0 off, 1 on */
+    uint32_t mig_pending; /* after the next reset; valid with GW_METRIC_MIG_MODE */
     uint64_t gtt_total, gtt_used;           /* bytes (AMD) */
     uint64_t vis_vram_total, vis_vram_used; /* bytes (AMD) */
     int32_t temp_junction_mc, temp_mem_mc;
@@ -174,6 +184,18 @@ struct gw_snapshot {
     char cpu_only_reason[512];  /* one plain line, e.g. "NVML: driver not loaded" */
     int refcount__;             /* private: use acquire/release */
 };
+
+/* The GPU a MIG device belongs to; NULL for a whole GPU, or when its GPU
+ * is not in s (a view of some devices, as report --id makes). */
+static inline const gw_device *gw__device_mig_parent(const gw_snapshot *s, const gw_device *d)
+{
+    if (!d->info.mig)
+        return NULL;
+    for (size_t i = 0; i < s->n_devices; i++)
+        if (!s->devices[i].info.mig && s->devices[i].info.index == d->info.mig_parent)
+            return &s->devices[i];
+    return NULL;
+}
 
 /* A sample's free and total memory: free is the source's free figure, else
  * total - used (never below 0). false when the sample has no total or

@@ -267,6 +267,32 @@ static void native_devices(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_s
         label(sb, &first, "compute_capability", cc);
         gw__strbuf_puts(sb, "} 1\n");
     }
+    bool any_mig = false;
+    for (size_t i = 0; i < s->n_devices; i++)
+        any_mig |= s->devices[i].info.mig;
+    if (any_mig) {
+        header(sb, "gpuwatch_mig_device_info", "gauge",
+               "Each MIG device (a partition of a GPU in MIG mode, which a job sees as its GPU) "
+               "and its GPU; the value is always 1.");
+        for (size_t i = 0; i < s->n_devices; i++) {
+            const gw_device *d = &s->devices[i];
+            if (!d->info.mig)
+                continue;
+            const gw_device *p = gw__device_mig_parent(s, d);
+            gpu_labels(sb, "gpuwatch_mig_device_info", d);
+            bool first = false;
+            char n[3][16];
+            snprintf(n[0], sizeof n[0], "%u", d->info.mig_parent);
+            snprintf(n[1], sizeof n[1], "%u", d->info.mig_gpu_instance);
+            snprintf(n[2], sizeof n[2], "%u", d->info.mig_compute_instance);
+            label(sb, &first, "parent_gpu", n[0]);
+            label(sb, &first, "parent_uuid", p ? p->info.uuid : "");
+            label(sb, &first, "profile", d->info.mig_profile);
+            label(sb, &first, "gpu_instance", n[1]);
+            label(sb, &first, "compute_instance", n[2]);
+            gw__strbuf_puts(sb, "} 1\n");
+        }
+    }
     header(sb, "gpuwatch_gpu_state", "gauge",
            "1 for the GPU's current state (ok, lost, error, stale), 0 for the others.");
     static const gw_device_state states[] = {GW_DEVICE_OK, GW_DEVICE_LOST, GW_DEVICE_ERROR,
@@ -724,19 +750,30 @@ static const family dcgm_fams[] = {
      g_clock_events},
 };
 
-static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const char *host)
+/* dcgm-exporter's labels. A MIG device's series are labelled as that
+ * exporter labels them: its GPU's gpu, UUID, device and modelName, plus
+ * GPU_I_ID (the GPU instance) and GPU_I_PROFILE; whole GPUs have neither. */
+static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const gw_snapshot *s)
 {
-    gw__strbuf_printf(sb, "{gpu=\"%u\"", d->info.index);
+    const gw_device *g = gw__device_mig_parent(s, d);
+    const gw_device *id = g ? g : d; /* whose identity the series carries */
+    gw__strbuf_printf(sb, "{gpu=\"%u\"", id->info.index);
     bool first = false;
-    label(sb, &first, "UUID", d->info.uuid);
-    label(sb, &first, "pci_bus_id", d->info.pci_bus_id);
+    label(sb, &first, "UUID", id->info.uuid);
+    label(sb, &first, "pci_bus_id", id->info.pci_bus_id);
     char dev[32];
-    snprintf(dev, sizeof dev, "%s%u", d->info.vendor == GW_VENDOR_NVIDIA ? "nvidia" : "card",
-             d->info.source_index);
+    snprintf(dev, sizeof dev, "%s%u", id->info.vendor == GW_VENDOR_NVIDIA ? "nvidia" : "card",
+             id->info.source_index);
     label(sb, &first, "device", dev);
-    label(sb, &first, "modelName", d->info.name);
-    label(sb, &first, "Hostname", host);
-    label(sb, &first, "hostname", host);
+    label(sb, &first, "modelName", id->info.name);
+    if (d->info.mig) {
+        char gi[16];
+        snprintf(gi, sizeof gi, "%u", d->info.mig_gpu_instance);
+        label(sb, &first, "GPU_I_PROFILE", d->info.mig_profile);
+        label(sb, &first, "GPU_I_ID", gi);
+    }
+    label(sb, &first, "Hostname", s->host.hostname);
+    label(sb, &first, "hostname", s->host.hostname);
     label(sb, &first, "DCGM_FI_DRIVER_VERSION", d->info.driver_version);
     gw__strbuf_putc(sb, '}');
 }
@@ -744,7 +781,7 @@ static void dcgm_labels(gw_strbuf *sb, const gw_device *d, const char *host)
 static void dcgm_start(gw_strbuf *sb, const char *name, const gw_device *d, const gw_snapshot *s)
 {
     gw__strbuf_puts(sb, name);
-    dcgm_labels(sb, d, s->host.hostname);
+    dcgm_labels(sb, d, s);
 }
 
 static void dcgm_families(gw_strbuf *sb, const gw_snapshot *s)

@@ -11,6 +11,11 @@
  *   4. partial offload when allowed: the largest -ngl whose last units fit
  *      (found by binary search: fill-feasibility is monotone in ngl);
  *   5. otherwise fits = false with a reason built from the same figures.
+ * MIG (docs/mig.md): a GPU in MIG mode is excluded in step 1 (its MIG
+ * devices are the targets); before step 2, a MIG device that holds the
+ * whole need alone is taken (the best fit among them; MIG devices are there
+ * to be used, whole GPUs kept for what needs one), and from then on the
+ * policy sees the whole GPUs only: a model never spans MIG devices.
  * Nothing is allocated per call for up to STACK_DEVICES devices except the
  * plan's own arrays (grown once and reused), so planning 8 GPUs costs a few
  * microseconds.
@@ -101,6 +106,8 @@ void gw_place_device_of(const gw_device *d, gw_place_device *p)
     p->temp_mc = d->sample.temp_mc;
     p->has_temp_limit = gw_info_has(&d->info, GW_INFO_TEMP_SLOWDOWN);
     p->temp_limit_mc = d->info.temp_slowdown_mc;
+    p->mig_gpu = gw_sample_has(&d->sample, GW_METRIC_MIG_MODE) && d->sample.mig_mode == 1;
+    p->mig_instance = d->info.mig;
 }
 
 void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *devs)
@@ -165,6 +172,7 @@ typedef struct ctx {
     size_t n_cand;
     uint32_t *set;    /* the device set being tried */
     uint64_t total;   /* units sum or size */
+    uint32_t mig_largest; /* the MIG device with the most room; UINT32_MAX: none */
 } ctx;
 
 static void dev_label(const gw_place_device *d, char *buf, size_t cap)
@@ -199,6 +207,10 @@ static void classify(ctx *c)
         c->ok[i] = false;
         if (d->state != GW_DEVICE_OK) {
             exclude(c, i, "%s", gw_device_state_name(d->state));
+            continue;
+        }
+        if (d->mig_gpu) {
+            exclude(c, i, "MIG mode: its MIG devices are the targets");
             continue;
         }
         if (!d->has_free) {
@@ -501,9 +513,16 @@ static void explain(ctx *c, const char *lead)
         if (need->overhead)
             gw__strbuf_printf(&sb, " - overhead");
         gw__strbuf_printf(&sb, ")");
-        if (c->n_cand > 1)
+        if (c->n_cand > 1 && !d->mig_instance)
             gw__strbuf_printf(&sb, "; all %zu usable GPUs together: %s", c->n_cand,
                               gw_place_format_size((uint64_t)sum, a, sizeof a));
+        if (c->mig_largest != UINT32_MAX && c->mig_largest != best) {
+            dev_label(&c->devs[c->mig_largest], label, sizeof label);
+            gw__strbuf_printf(&sb, "; largest MIG device: %s with %s", label,
+                              gw_place_format_size(c->cap[c->mig_largest], a, sizeof a));
+        }
+        if (c->mig_largest != UINT32_MAX)
+            gw__strbuf_printf(&sb, " (a model cannot span MIG devices)");
         if (need->n_units && !need->allow_partial)
             gw__strbuf_printf(&sb, "; partial offload not allowed");
         else if (need->n_units)
@@ -518,6 +537,47 @@ static void explain(ctx *c, const char *lead)
         sb.failed = false;
     gw__strlcpy(p->reason, sb.data ? sb.data : lead, sizeof p->reason);
     gw__strbuf_release(&sb);
+}
+
+/* MIG (see the top): takes the best-fitting MIG device that holds the
+ * whole need alone, when the policy may use one device. Otherwise leaves
+ * only the whole GPUs in c->cand for the policy; when there are none, tries
+ * partial offload on the largest MIG device alone, else explains. Returns
+ * true when the plan is decided (placed or explained). */
+static bool place_mig(ctx *c)
+{
+    size_t w = 0, n_mig = 0;
+    uint32_t best = UINT32_MAX;
+    c->mig_largest = UINT32_MAX;
+    for (size_t i = 0; i < c->n_cand; i++) {
+        uint32_t d = c->cand[i];
+        if (!c->devs[d].mig_instance) {
+            c->cand[w++] = d;
+            continue;
+        }
+        n_mig++;
+        if (c->mig_largest == UINT32_MAX || c->cap[d] > c->cap[c->mig_largest])
+            c->mig_largest = d;
+        if (fits_fully(c, &d, 1) && (best == UINT32_MAX || before(c, d, best, false)))
+            best = d;
+    }
+    if (n_mig == 0)
+        return false;
+    if (best != UINT32_MAX && c->opts->gpus <= 1) {
+        c->set[0] = best;
+        commit_full(c, c->set, 1);
+        return true;
+    }
+    if (w > 0) {
+        c->n_cand = w; /* the whole GPUs; explain names the largest MIG device */
+        return false;
+    }
+    c->set[0] = c->mig_largest;
+    if (c->opts->gpus <= 1 && try_partial(c, c->set, 1))
+        return true;
+    explain(c, c->opts->gpus > 1 ? "does not fit: a model cannot span MIG devices; "
+                                 : "does not fit on any MIG device: ");
+    return true;
 }
 
 static bool splittable(const ctx *c)
@@ -666,6 +726,9 @@ static void plan_round(ctx *c)
     plan->n_units = (uint32_t)need->n_units;
     plan->need_bytes = c->total;
     classify(c);
+    c->mig_largest = UINT32_MAX;
+    if (opts->policy != GW_PLACE_LIST && place_mig(c))
+        goto done;
 
     switch (opts->policy) {
     case GW_PLACE_BEST_FIT:
@@ -715,6 +778,15 @@ static void plan_round(ctx *c)
             }
             c->set[k++] = d;
         }
+        for (size_t i = 0; k > 1 && i < k; i++)
+            if (devs[c->set[i]].mig_instance) {
+                char lead[256], label[128];
+                dev_label(&devs[c->set[i]], label, sizeof label);
+                snprintf(lead, sizeof lead, "%s in the device list is a MIG device, and a model "
+                         "cannot span MIG devices: ", label);
+                explain(c, lead);
+                goto done;
+            }
         over_set(c, k, "does not fit on the listed GPUs: ");
         break;
     }

@@ -94,6 +94,10 @@ typedef struct gw_place_device {
     int32_t temp_mc;
     bool has_temp_limit;
     int32_t temp_limit_mc; /* the device's slowdown threshold */
+    /* MIG (docs/mig.md): a GPU in MIG mode is no target (its MIG devices
+     * are); a MIG device holds a model alone, never in a split. */
+    bool mig_gpu;      /* a GPU whose current MIG mode is on */
+    bool mig_instance; /* a MIG device */
 } gw_place_device;
 
 struct gw_plan;

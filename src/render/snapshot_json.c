@@ -39,6 +39,31 @@ static void write_health(gw_json *j, const gw_device *d)
     gw__json_object_end(j);
 }
 
+/* "mig": null for a whole GPU; for a MIG device its GPU and instance. */
+static void write_mig(gw_json *j, const gw_snapshot *s, const gw_device *d)
+{
+    const gw_device_info *in = &d->info;
+    gw__json_key(j, "mig");
+    if (!in->mig) {
+        gw__json_null(j);
+        return;
+    }
+    const gw_device *p = gw__device_mig_parent(s, d);
+    gw__json_object_begin(j);
+    gw__json_key(j, "parent_index");
+    gw__json_u64(j, in->mig_parent);
+    gw__json_kv_str(j, "parent_uuid", p && p->info.uuid[0] ? p->info.uuid : NULL);
+    gw__json_key(j, "gpu_instance_id");
+    gw__json_u64(j, in->mig_gpu_instance);
+    gw__json_key(j, "compute_instance_id");
+    gw__json_u64(j, in->mig_compute_instance);
+    gw__json_kv_str(j, "profile", in->mig_profile[0] ? in->mig_profile : NULL);
+    gw__json_kv_u64(j, "sm_count", in->mig_sm_count != 0, in->mig_sm_count);
+    gw__json_kv_u64(j, "gpu_instance_slices", in->mig_gi_slices != 0, in->mig_gi_slices);
+    gw__json_kv_u64(j, "compute_instance_slices", in->mig_ci_slices != 0, in->mig_ci_slices);
+    gw__json_object_end(j);
+}
+
 void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d)
 {
     const gw_sample *x = &d->sample;
@@ -162,6 +187,12 @@ void gw__render_device_json(gw_json *j, const gw_snapshot *s, const gw_device *d
         gw__json_bool(j, x->mig_mode != 0);
     else
         gw__json_null(j);
+    gw__json_key(j, "mig_pending_enabled");
+    if (S_HAS(d, MIG_MODE))
+        gw__json_bool(j, x->mig_pending != 0);
+    else
+        gw__json_null(j);
+    write_mig(j, s, d);
     write_health(j, d);
     gw__json_object_end(j);
 }
@@ -260,9 +291,14 @@ static void write_host(gw_json *j, const gw_host *h)
 static void write_summary(gw_json *j, const gw_snapshot *s)
 {
     uint64_t total = 0, used = 0, free_b = 0;
-    size_t with_mem = 0, lost = 0;
+    size_t with_mem = 0, lost = 0, gpus = 0, migs = 0;
     for (size_t i = 0; i < s->n_devices; i++) {
         const gw_device *d = &s->devices[i];
+        if (d->info.mig) { /* its memory is its GPU's: counted there */
+            migs++;
+            continue;
+        }
+        gpus++;
         if (d->state == GW_DEVICE_LOST)
             lost++;
         if (S_HAS(d, MEM_TOTAL) && S_HAS(d, MEM_USED) && S_HAS(d, MEM_FREE)) {
@@ -274,7 +310,9 @@ static void write_summary(gw_json *j, const gw_snapshot *s)
     }
     gw__json_object_begin(j);
     gw__json_key(j, "gpu_count");
-    gw__json_u64(j, s->n_devices);
+    gw__json_u64(j, gpus);
+    gw__json_key(j, "mig_device_count");
+    gw__json_u64(j, migs);
     gw__json_key(j, "gpus_lost");
     gw__json_u64(j, lost);
     gw__json_key(j, "gpus_with_memory");

@@ -6,7 +6,7 @@
 
 #include "render/json_writer.h"
 
-#define GW_REPORT_SCHEMA "gpuwatch.report/1"
+#define GW_REPORT_SCHEMA "gpuwatch.report/2" /* 2: MIG devices (docs/mig.md) */
 
 /* Appends the whole report object for s to sb. Check sb->failed afterwards
  * (ENOMEM); s is only read. */

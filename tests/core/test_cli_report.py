@@ -32,7 +32,7 @@ with tempfile.TemporaryDirectory() as root:
     r = run("report", "--json", "--sources", "host", env=env)
     check(r.returncode == 0, f"report --json exit 0 (got {r.returncode}, {r.stderr})")
     doc = json.loads(r.stdout)
-    check(doc["schema"] == "gpuwatch.report/1", "schema name")
+    check(doc["schema"] == "gpuwatch.report/2", "schema name")
     check(doc["cpu_only"] is True, "cpu_only true")
     check(doc["cpu_only_reason"] == "no GPU found", "cpu_only_reason")
     check(doc["devices"] == [] and doc["processes"] == [], "no devices/processes")

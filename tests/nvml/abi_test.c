@@ -89,6 +89,16 @@ SAME_OFF(gw_nvml_process_utilization_sample, enc_util, nvmlProcessUtilizationSam
 SAME_OFF(gw_nvml_process_utilization_sample, dec_util, nvmlProcessUtilizationSample_t,
          decUtil);
 
+_Static_assert(sizeof(gw_nvml_device_attributes) == 40, "attributes are 40 bytes");
+SAME_SIZE(gw_nvml_device_attributes, nvmlDeviceAttributes_t);
+SAME_OFF(gw_nvml_device_attributes, multiprocessor_count, nvmlDeviceAttributes_t,
+         multiprocessorCount);
+SAME_OFF(gw_nvml_device_attributes, gpu_instance_slice_count, nvmlDeviceAttributes_t,
+         gpuInstanceSliceCount);
+SAME_OFF(gw_nvml_device_attributes, compute_instance_slice_count, nvmlDeviceAttributes_t,
+         computeInstanceSliceCount);
+SAME_OFF(gw_nvml_device_attributes, memory_size_mb, nvmlDeviceAttributes_t, memorySizeMB);
+
 _Static_assert(sizeof(gw_nvml_event_data) == 32, "event data is 32 bytes");
 SAME_SIZE(gw_nvml_event_data, nvmlEventData_t);
 SAME_OFF(gw_nvml_event_data, device, nvmlEventData_t, device);

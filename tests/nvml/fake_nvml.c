@@ -98,6 +98,13 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device,
     X(nvmlDeviceGetTotalEccErrors, 1)                    \
     X(nvmlDeviceGetRemappedRows, 1)                      \
     X(nvmlDeviceRegisterEvents, 1)                       \
+    X(nvmlDeviceGetMaxMigDeviceCount, 1)                 \
+    X(nvmlDeviceGetMigDeviceHandleByIndex, 1)            \
+    X(nvmlDeviceIsMigDeviceHandle, 1)                    \
+    X(nvmlDeviceGetGpuInstanceId, 1)                     \
+    X(nvmlDeviceGetComputeInstanceId, 1)                 \
+    X(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, 1)   \
+    X(nvmlDeviceGetAttributes_v2, 1)                     \
     X(nvmlEventSetCreate, 0)                             \
     X(nvmlEventSetWait_v2, 0)                            \
     X(nvmlEventSetFree, 0)
@@ -197,6 +204,14 @@ struct nvmlDevice_st {
     struct fake_list compute, graphics, putil; /* fake_proc / fake_putil */
     struct fake_list xid;   /* unsigned long long Xids, in order */
     unsigned xid_delivered; /* how many of them an event set has served */
+    /* MIG: a MIG device is one of these in fake_state.migs, its parent one
+     * of fake_state.gpus (mig_parent: that GPU's index) */
+    bool is_mig;
+    unsigned mig_parent, gi, ci;
+    unsigned sm_count, gi_slices, ci_slices;
+    char profile[32];
+    unsigned n_migs;          /* a parent's MIG devices */
+    struct nvmlDevice_st **migs; /* a parent's, in mig.device line order */
 };
 
 struct fake_fault {
@@ -217,6 +232,8 @@ struct fake_state {
     int cuda;
     struct nvmlDevice_st *gpus;
     unsigned n_gpus;
+    struct nvmlDevice_st *migs; /* every GPU's MIG devices (mig.device lines) */
+    unsigned n_migs;
     struct fake_fault *faults;
     unsigned n_faults;
     struct fake_list pnames; /* struct fake_pname */
@@ -260,7 +277,13 @@ static void state_free(struct fake_state *s)
 {
     if (!s)
         return;
+    for (unsigned i = 0; i < s->n_migs; i++) {
+        list_free(&s->migs[i].compute);
+        list_free(&s->migs[i].graphics);
+    }
+    free(s->migs);
     for (unsigned i = 0; i < s->n_gpus; i++) {
+        free(s->gpus[i].migs);
         list_free(&s->gpus[i].compute);
         list_free(&s->gpus[i].graphics);
         list_free(&s->gpus[i].putil);
@@ -443,6 +466,77 @@ static void set_str(char *dst, size_t cap, const char *src, bool *has)
     *has = true;
 }
 
+/* "mig.device UUID GI CI PROFILE MEM_TOTAL MEM_USED [SMS GI_SLICES CI_SLICES]":
+ * a MIG device of the current GPU. Its name, lists and lost.file are made
+ * from the parent's once the whole file is read (finish_migs). */
+static bool parse_mig_device(struct fake_state *s, char *val)
+{
+    char *w[9], *save = NULL;
+    unsigned n = 0;
+    for (char *t = strtok_r(val, " \t", &save); t && n < 9; t = strtok_r(NULL, " \t", &save))
+        w[n++] = t;
+    unsigned long long gi, ci, total, used, v[3] = {0, 0, 0};
+    if ((n != 6 && n != 9) || !parse_ull(w[1], &gi) || !parse_ull(w[2], &ci) ||
+        !parse_ull(w[4], &total) || !parse_ull(w[5], &used) || used > total)
+        return false;
+    for (unsigned i = 0; n == 9 && i < 3; i++)
+        if (!parse_ull(w[6 + i], &v[i]))
+            return false;
+    struct nvmlDevice_st *nm = realloc(s->migs, (s->n_migs + 1) * sizeof *nm);
+    if (!nm)
+        return false;
+    s->migs = nm;
+    struct nvmlDevice_st *m = &s->migs[s->n_migs++];
+    memset(m, 0, sizeof *m);
+    m->is_mig = true;
+    m->mig_parent = s->n_gpus - 1;
+    m->index = s->n_gpus - 1; /* faults and lost.file of gpu=N reach its MIG devices */
+    set_str(m->uuid, sizeof m->uuid, w[0], &m->has_uuid);
+    snprintf(m->profile, sizeof m->profile, "%s", w[3]);
+    m->gi = (unsigned)gi;
+    m->ci = (unsigned)ci;
+    m->sm_count = (unsigned)v[0];
+    m->gi_slices = (unsigned)v[1];
+    m->ci_slices = (unsigned)v[2];
+    m->v[K_MEM_TOTAL] = total;
+    m->v[K_MEM_USED] = used;
+    m->v[K_MEM_FREE] = total - used;
+    m->v[K_MEM_RESERVED] = 0;
+    m->has[K_MEM_TOTAL] = m->has[K_MEM_USED] = m->has[K_MEM_FREE] = m->has[K_MEM_RESERVED] = true;
+    return true;
+}
+
+/* After the file: each MIG device's name (its parent's + " MIG " +
+ * profile, as NVML names them), its process lists (the parent's entries on
+ * its GPU/compute instance), the parent's list of its MIG devices. */
+static bool finish_migs(struct fake_state *s)
+{
+    for (unsigned i = 0; i < s->n_migs; i++) {
+        struct nvmlDevice_st *m = &s->migs[i], *p = &s->gpus[m->mig_parent];
+        snprintf(m->name, sizeof m->name, "%.90s MIG %.31s", p->name, m->profile);
+        m->has_name = true;
+        memcpy(m->lost_file, p->lost_file, sizeof m->lost_file);
+        const struct fake_list *from[2] = {&p->compute, &p->graphics};
+        struct fake_list *to[2] = {&m->compute, &m->graphics};
+        for (int k = 0; k < 2; k++)
+            for (unsigned j = 0; j < from[k]->n; j++) {
+                const struct fake_proc *e = (const struct fake_proc *)from[k]->items + j;
+                if (e->gi != m->gi || e->ci != m->ci)
+                    continue;
+                struct fake_proc *c = list_push(to[k], sizeof *c);
+                if (!c)
+                    return false;
+                *c = *e;
+            }
+        struct nvmlDevice_st **pm = realloc(p->migs, (p->n_migs + 1) * sizeof *pm);
+        if (!pm)
+            return false;
+        p->migs = pm;
+        p->migs[p->n_migs++] = m;
+    }
+    return true;
+}
+
 static bool parse_line(struct fake_state *s, char *line)
 {
     char *key = line, *val;
@@ -512,6 +606,8 @@ static bool parse_line(struct fake_state *s, char *line)
         set_str(g->uuid, sizeof g->uuid, val, &g->has_uuid);
     else if (!strcmp(key, "serial"))
         set_str(g->serial, sizeof g->serial, val, &g->has_serial);
+    else if (!strcmp(key, "mig.device"))
+        return parse_mig_device(s, val);
     else if (!strcmp(key, "memory.used.file")) {
         bool unused;
         set_str(g->used_file, sizeof g->used_file, val, &unused);
@@ -577,6 +673,10 @@ static struct fake_state *state_load(const char *path)
     }
     free(line);
     fclose(f);
+    if (ok && !finish_migs(s)) {
+        fprintf(stderr, "fake nvml: %s: out of memory for the MIG devices\n", path);
+        ok = false;
+    }
     if (!ok) {
         state_free(s);
         return NULL;
@@ -643,7 +743,9 @@ static nvmlReturn_t enter_dev(int fn, nvmlDevice_t dev)
     count_call(fn);
     if (!g_init_refs)
         return NVML_ERROR_UNINITIALIZED;
-    if (!dev || !g_state || dev < g_state->gpus || dev >= g_state->gpus + g_state->n_gpus)
+    if (!dev || !g_state ||
+        ((dev < g_state->gpus || dev >= g_state->gpus + g_state->n_gpus) &&
+         (dev < g_state->migs || dev >= g_state->migs + g_state->n_migs)))
         return NVML_ERROR_INVALID_ARGUMENT;
     if (dev->lost_file[0] && access(dev->lost_file, F_OK) == 0)
         return NVML_ERROR_GPU_IS_LOST;
@@ -957,6 +1059,85 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t d, unsigned int *cur, unsigned in
     NEED(d, K_MIG);
     *cur = (unsigned)d->v[K_MIG];
     *pending = d->has[K_MIG_PENDING] ? (unsigned)d->v[K_MIG_PENDING] : *cur;
+    return NVML_SUCCESS;
+}
+
+/* MIG: a GPU with a `mig` line can hold 7 MIG devices (an A100's and an
+ * H100's most); its mig.device lines fill the first slots; the rest answer
+ * NOT_FOUND, as NVML's empty slots do. */
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned int *count)
+{
+    ENTER_DEV(nvmlDeviceGetMaxMigDeviceCount, d);
+    if (!count)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (d->is_mig || !d->has[K_MIG])
+        return NVML_ERROR_NOT_SUPPORTED;
+    *count = 7;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned int index,
+                                                 nvmlDevice_t *mig)
+{
+    ENTER_DEV(nvmlDeviceGetMigDeviceHandleByIndex, d);
+    if (!mig || d->is_mig || !d->has[K_MIG])
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!d->v[K_MIG] || index >= d->n_migs)
+        return NVML_ERROR_NOT_FOUND;
+    *mig = d->migs[index];
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t d, unsigned int *is_mig)
+{
+    ENTER_DEV(nvmlDeviceIsMigDeviceHandle, d);
+    if (!is_mig)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *is_mig = d->is_mig;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t d, unsigned int *id)
+{
+    ENTER_DEV(nvmlDeviceGetGpuInstanceId, d);
+    if (!id || !d->is_mig)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *id = d->gi;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t d, unsigned int *id)
+{
+    ENTER_DEV(nvmlDeviceGetComputeInstanceId, d);
+    if (!id || !d->is_mig)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *id = d->ci;
+    return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t d, nvmlDevice_t *parent)
+{
+    ENTER_DEV(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, d);
+    if (!parent || !d->is_mig)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *parent = &g_state->gpus[d->mig_parent];
+    return NVML_SUCCESS;
+}
+
+/* SM and slice counts and memory: a MIG device's own (when its mig.device
+ * line gave them); a whole GPU's only memory (this fake knows no SM count). */
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t d, nvmlDeviceAttributes_t *a)
+{
+    ENTER_DEV(nvmlDeviceGetAttributes_v2, d);
+    if (!a)
+        return NVML_ERROR_INVALID_ARGUMENT;
+    if (!d->is_mig || !d->sm_count)
+        return NVML_ERROR_NOT_SUPPORTED;
+    memset(a, 0, sizeof *a);
+    a->multiprocessorCount = d->sm_count;
+    a->gpuInstanceSliceCount = d->gi_slices;
+    a->computeInstanceSliceCount = d->ci_slices;
+    a->memorySizeMB = d->v[K_MEM_TOTAL] >> 20;
     return NVML_SUCCESS;
 }
 

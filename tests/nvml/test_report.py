@@ -381,7 +381,7 @@ def check_full_report(ctx, scenario, variant="full", procinfo=None, extra=()):
     devices, procs, lost = expected_report(sc, lib, procinfo)
     ctx.check(rc == (3 if lost else 0), "%s/%s: exit %d, expected %d (stderr %r)" % (
         scenario, variant, rc, 3 if lost else 0, err))
-    ctx.check(rep["schema"] == "gpuwatch.report/1", "schema %r" % rep["schema"])
+    ctx.check(rep["schema"] == "gpuwatch.report/2", "schema %r" % rep["schema"])
     ctx.check(rep["cpu_only"] is (not devices), "cpu_only %r" % rep["cpu_only"])
     compare(rep["devices"], devices, scenario + ":devices", ctx.errors)
     compare(rep["processes"], procs, scenario + ":processes", ctx.errors)

@@ -181,6 +181,22 @@ class Daemon:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
+    def call(self, method, path, body=None, token=None):
+        """One JSON request (body serialised, Authorization: Bearer token);
+        returns (status, parsed JSON answer or None)."""
+        import json
+        h = {"Content-Type": "application/json"}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+        try:
+            c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+            r = c.getresponse()
+            text = r.read()
+            return r.status, json.loads(text) if text else None
+        finally:
+            c.close()
+
     def json(self, path, want=200):
         import json
         st, h, body = self.get(path)

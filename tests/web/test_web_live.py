@@ -15,7 +15,6 @@
    answer shaped as Ollama's GET /api/ps; a model name that is markup) and
    a second real daemon as the cluster's peer.
 """
-import http.client
 import json
 import os
 import subprocess
@@ -156,23 +155,10 @@ def fresh(b):
     d.stop()
 
 
-def call(d, method, path, body=None, token=None):
-    h = {"Content-Type": "application/json"}
-    if token:
-        h["Authorization"] = "Bearer " + token
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=60)
-    try:
-        c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
-        r = c.getresponse()
-        return r.status, json.loads(r.read() or b"null")
-    finally:
-        c.close()
-
-
 def token(b):
     d = su.Daemon(scenario=os.path.join(SRC, "tests", "nvml", "scenarios", "two.scn"),
                   args=["--set", "token=" + TOKEN])
-    st, res = call(d, "POST", "/api/v1/reservations", {"mem": "1GiB", "owner": "web-test",
+    st, res = d.call("POST", "/api/v1/reservations", {"mem": "1GiB", "owner": "web-test",
                                                        "note": "<b>bold</b>"}, TOKEN)
     check(st == 201, "token: reserve answered %d %r" % (st, res))
     rid = str(res["reservation"]["id"])
@@ -190,7 +176,7 @@ def token(b):
     msg = b.eval("document.getElementById('res-msg').textContent")
     check("this endpoint needs" in msg and "[object" not in msg,
           "token: the refusal does not give the daemon's reason: %r" % msg)
-    st, _ = call(d, "GET", "/api/v1/reservations/" + rid)
+    st, _ = d.call("GET", "/api/v1/reservations/" + rid)
     check(st == 200, "token: the reservation went without the token (%d)" % st)
     # with it
     b.type("#token-input", TOKEN)
@@ -198,7 +184,7 @@ def token(b):
     b.click(sel)
     b.wait("document.getElementById('res-msg').textContent.startsWith('Released')",
            "token: released with the token")
-    st, _ = call(d, "GET", "/api/v1/reservations/" + rid)
+    st, _ = d.call("GET", "/api/v1/reservations/" + rid)
     check(st == 404, "token: the reservation is still there (%d)" % st)
     b.wait("document.querySelector(%s) === null" % json.dumps(sel), "token: row gone")
     # the only console errors allowed: the 401 the refused Cancel got

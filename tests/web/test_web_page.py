@@ -184,6 +184,26 @@ def main():
                 check(first == "token-input" and second == "token-set",
                       "keyboard: Tab focused %r then %r" % (first, second))
             d.stop()
+        # MIG (docs/mig.md): a card per MIG device, saying whose part it is
+        sys.path.insert(0, os.path.join(SRC, "tests", "nvml"))
+        import test_mig as mig
+        path = os.path.join(SCN, "mig_h100.scn")
+        gpus = mig.scenario(path)
+        migs = mig.expected_devices(gpus)
+        d = su.Daemon(scenario=path)
+        b.open("http://127.0.0.1:%d/" % d.port)
+        n = len(gpus) + len(migs)
+        b.wait("document.body.dataset.charts === '%d'" % n, "mig: %d charts" % n)
+        cards = wc.cards(b)
+        for m in migs:
+            c = cards[m["index"]]
+            title = "MIG %d · %s of GPU %d · GI %d" % (m["index"], m["profile"], m["parent"], m["gi"])
+            check(c["title"] == title, "mig: card title %r, want %r" % (c["title"], title))
+            want = wc.memory_text(m["used"], m["total"])
+            check(c["memory"] == want, "mig: %s memory %r, want %r" % (m["uuid"], c["memory"], want))
+        check(not b.errors(), "mig: console errors %s" % b.errors())
+        b.screenshot("nvml-mig-h100")
+        d.stop()
         # AMD (sysfs + fdinfo fixture)
         import test_amd_report as amd  # tests/amd: the fixture's own readers
         with tempfile.TemporaryDirectory() as tmp:
