@@ -216,6 +216,27 @@ def case_daemon():
     for u in set(got):
         check(pl[u]["reservations"], "/health placement has no reservation on %s: %r" % (u, pl[u]))
     d.stop()
+    # memory pressure per MIG device: the 1g.10gb nearly full, its GPU not
+    import tempfile
+    small = [m for m in migs if m["profile"] == "1g.10gb"][0]
+    full = int(small["total"] * 0.93)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "pressure.scn")
+        with open(path, "w") as f:
+            for line in open(H100):
+                if line.startswith("mig.device " + small["uuid"]):
+                    w = line.split()
+                    w[6] = str(full)
+                    line = " ".join(w) + "\n"
+                f.write(line)
+        d = su.Daemon(scenario=path, args=["--interval-ms", "100"])
+        ev = su.wait_for(lambda: [e for e in d.json("/api/v1/events")["events"]
+                                  if e["type"] == "memory_pressure_warning"] or None,
+                         "a memory pressure event", d)
+        check(len(ev) == 1 and ev[0]["gpu"] == small["index"] and ev[0]["uuid"] == small["uuid"],
+              "memory pressure on the MIG device: %r" % ev)
+        check(abs(ev[0]["value"] - full / small["total"]) < 1e-6, "pressure value %r" % ev[0])
+        d.stop()
 
 
 def place(path, *args, lib="full"):
