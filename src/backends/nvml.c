@@ -771,7 +771,8 @@ static void open_xid_events(nvml_state *s)
     bool any = false;
     for (unsigned i = 0; i < s->n_devs; i++) {
         nvml_dev *d = &s->devs[i];
-        if (d->handle && !d->lost && !d->error &&
+        /* Xids are the GPU's: a MIG device is not registered */
+        if (d->handle && !d->lost && !d->error && !d->is_mig &&
             s->fn.DeviceRegisterEvents(d->handle, GW_NVML_EVENT_TYPE_XID_CRITICAL_ERROR,
                                        s->events) == GW_NVML_SUCCESS)
             any = d->xid_registered = true;

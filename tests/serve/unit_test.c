@@ -713,6 +713,9 @@ static void test_negotiate_garbage(void **state)
         ";;;===,,,\"\"\"",
         "gzip\t;\tq=0.5\t,\tidentity;q=0",
         "*/*;q=0.1;q=0.2;version=;",
+        "text/html;q=\"1\", application/json;q=",
+        "W/\"abc\", \"", /* If-None-Match */
+        "W/W/\"\"\"*",
     };
     char buf[256];
     for (size_t h = 0; h < GW__ARRAY_LEN(hostile); h++) {
@@ -726,11 +729,14 @@ static void test_negotiate_garbage(void **state)
             assert_true(e == GW__ENC_IDENTITY || e == GW__ENC_GZIP || e == GW__ENC_NONE);
             gw__format f = gw__negotiate_format(p);
             assert_true(f == GW__FMT_PROMETHEUS || f == GW__FMT_OPENMETRICS);
+            (void)gw__negotiate_html(p); /* any answer; no overread */
+            (void)gw__etag_matches(p, "\"0123abcd\"");
             free(p);
         }
     }
     uint32_t x = 12345;
-    static const char alphabet[] = "gzip;q=0.1,*/\" \\\tidentityapplication/openmetrics-text\x01\xff";
+    static const char alphabet[] =
+        "gzip;q=0.1,*/\" \\\tidentityapplication/openmetrics-texthtmljsonW\x01\xff";
     for (int round = 0; round < 20000; round++) {
         size_t n = (size_t)(round % (int)(sizeof buf - 1));
         for (size_t i = 0; i < n; i++) {
@@ -742,6 +748,8 @@ static void test_negotiate_garbage(void **state)
         assert_true(e == GW__ENC_IDENTITY || e == GW__ENC_GZIP || e == GW__ENC_NONE);
         gw__format f = gw__negotiate_format(buf);
         assert_true(f == GW__FMT_PROMETHEUS || f == GW__FMT_OPENMETRICS);
+        (void)gw__negotiate_html(buf);
+        (void)gw__etag_matches(buf, "\"0123abcd\"");
     }
 }
 
