@@ -210,7 +210,15 @@ static int build_gpus(gw__top_model *m, const gw__top_inputs *in)
         g->age_s = d->sampled_at_ns ? (double)(in->now_ns - d->sampled_at_ns) / 1e9 : -1;
         if (g->age_s < 0 && d->sampled_at_ns)
             g->age_s = 0;
-        gw__top_sanitize(g->name, sizeof g->name, d->info.name[0] ? d->info.name : "(unnamed)",
+        char mig[96];
+        if (d->info.mig) /* docs/mig.md: which part of which GPU */
+            snprintf(mig, sizeof mig, "MIG %s of GPU %u, GI %u",
+                     d->info.mig_profile[0] ? d->info.mig_profile : "device", d->info.mig_parent,
+                     d->info.mig_gpu_instance);
+        gw__top_sanitize(g->name, sizeof g->name,
+                         d->info.mig             ? mig
+                         : d->info.name[0] ? d->info.name
+                                           : "(unnamed)",
                          false);
         for (size_t p = 0; p < s->n_processes; p++)
             g->n_procs += s->processes[p].device_index == d->info.index;

@@ -154,6 +154,15 @@ def check_report(path):
     if migs:
         want += " (%d MIG device%s)" % (len(migs), "" if len(migs) == 1 else "s")
     check(want in text, "%s text: no %r:\n%s" % (name, want, text))
+    # top's plain lines: a MIG device says which part of which GPU it is
+    r = subprocess.run([BIN, "top", "--once", "--sources", "nvml"], capture_output=True,
+                       text=True, env=env(path), timeout=60)
+    check(r.returncode == 0, "%s top: exit %d %s" % (name, r.returncode, r.stderr))
+    for m in migs:
+        line = 'gpu=%d name="MIG %s of GPU %d, GI %d" util=N/A mem=%d/%dMiB' % (
+            m["index"], m["profile"], m["parent"], m["gi"], round(m["used"] / MIB),
+            round(m["total"] / MIB))
+        check(line in r.stdout, "%s top: no %r in\n%s" % (name, line, r.stdout))
 
 
 def case_report():
