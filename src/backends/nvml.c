@@ -1205,8 +1205,9 @@ static int nvml_sample(void *state, gw__collect *c, gw_error *err)
         }
         bool mig_on = d->is_mig || (gw_sample_has(&gd->sample, GW_METRIC_MIG_MODE) &&
                                     gd->sample.mig_mode);
-        /* a GPU whose instances are listed: its processes are theirs */
-        bool own = !(mig_on && d->n_mig);
+        /* a GPU whose MIG devices are listed: its processes are theirs
+         * (whether or not this sample's MIG-mode call answered) */
+        bool own = d->n_mig == 0;
         int rc = s->processes && own ? sample_processes(s, d, index, mig_on, c) : GW_OK;
         if (rc != GW_OK)
             return gw__error_set(err, rc, "NVML: out of memory reading processes");

@@ -241,13 +241,26 @@ static int live_gpus(const gw_config *cfg, gw_est_params *p)
         gw_monitor_close(mon);
         return -1;
     }
+    /* MIG (docs/mig.md): a GPU in MIG mode is no device of its own, and a
+     * process sees one MIG device: fit plans on the whole GPUs; on a host
+     * of MIG devices only, on the one with the most free memory. */
     p->n_devices = 0;
+    const gw_device *best_mig = NULL;
     for (size_t i = 0; i < s->n_devices && p->n_devices < GW_EST_MAX_DEVICES; i++) {
         const gw_device *d = &s->devices[i];
         if (d->state != GW_DEVICE_OK || !gw_sample_has(&d->sample, GW_METRIC_MEM_FREE))
             continue;
+        if (d->info.mig) {
+            if (!best_mig || d->sample.mem_free > best_mig->sample.mem_free)
+                best_mig = d;
+            continue;
+        }
+        if (gw_sample_has(&d->sample, GW_METRIC_MIG_MODE) && d->sample.mig_mode == 1)
+            continue;
         p->device_free[p->n_devices++] = d->sample.mem_free;
     }
+    if (p->n_devices == 0 && best_mig)
+        p->device_free[p->n_devices++] = best_mig->sample.mem_free;
     gw_snapshot_release(s);
     gw_monitor_close(mon);
     return (int)p->n_devices;

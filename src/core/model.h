@@ -197,6 +197,16 @@ static inline const gw_device *gw__device_mig_parent(const gw_snapshot *s, const
     return NULL;
 }
 
+/* Whole GPUs in s: its devices less the MIG devices (whose memory and
+ * count belong to their GPU). */
+static inline size_t gw__snapshot_gpu_count(const gw_snapshot *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_devices; i++)
+        n += !s->devices[i].info.mig;
+    return n;
+}
+
 /* A sample's free and total memory: free is the source's free figure, else
  * total - used (never below 0). false when the sample has no total or
  * neither free nor used. One rule for gw_mem_get_info and the memory

@@ -144,7 +144,9 @@ unsigned gw__api_info(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *ct
     gw__json_key(&j, "available");
     gw__json_bool(&j, !s->cpu_only);
     gw__json_key(&j, "gpu_count");
-    gw__json_u64(&j, s->n_devices);
+    gw__json_u64(&j, gw__snapshot_gpu_count(s)); /* whole GPUs: docs/mig.md */
+    gw__json_key(&j, "mig_device_count");
+    gw__json_u64(&j, s->n_devices - gw__snapshot_gpu_count(s));
     gw__json_kv_str(&j, "cpu_only_reason", s->cpu_only ? s->cpu_only_reason : NULL);
     gw__json_kv_str(&j, "gpuwatch_version", GW_VERSION_STRING);
     gw__json_kv_str(&j, "hostname", s->host.hostname);
@@ -184,7 +186,7 @@ static void aggregates(gw_json *j, const gw_snapshot *s)
     size_t n_mem = 0, n_util = 0, n_mutil = 0, n_temp = 0, n_power = 0;
     for (size_t i = 0; i < s->n_devices; i++) {
         const gw_device *d = &s->devices[i];
-        if (d->state == GW_DEVICE_LOST)
+        if (d->state == GW_DEVICE_LOST || d->info.mig) /* a MIG device's figures are its GPU's */
             continue;
         if (S_HAS(d, MEM_USED) && S_HAS(d, MEM_TOTAL)) {
             used += (double)d->sample.mem_used;
@@ -202,7 +204,7 @@ static void aggregates(gw_json *j, const gw_snapshot *s)
     }
     gw__json_object_begin(j);
     gw__json_key(j, "gpu_count");
-    gw__json_u64(j, s->n_devices);
+    gw__json_u64(j, gw__snapshot_gpu_count(s));
     gw__json_kv_double(j, "memory_used_bytes", n_mem > 0, used);
     gw__json_kv_double(j, "memory_total_bytes", n_mem > 0, total);
     gw__json_kv_double(j, "memory_free_bytes", n_mem > 0, total - used);

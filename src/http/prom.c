@@ -616,8 +616,9 @@ static void self_families(gw_strbuf *sb, const gw_snapshot *s, const gw__prom_se
     gw__strbuf_puts(sb, "gpuwatch_build_info{version=\"" GW_VERSION_STRING "\"} 1\n");
     simple(sb, "gpuwatch_cpu_only", "gauge", "1 when no GPU source produced a device.",
            s->cpu_only);
-    simple(sb, "gpuwatch_gpus", "gauge", "Number of GPUs in the latest snapshot, lost ones included.",
-           (double)s->n_devices);
+    simple(sb, "gpuwatch_gpus", "gauge",
+           "Number of GPUs in the latest snapshot, lost ones included (MIG devices not counted).",
+           (double)gw__snapshot_gpu_count(s));
     simple(sb, "gpuwatch_sample_duration_seconds", "gauge",
            "How long the latest completed sampling round took.", (double)s->duration_ns / 1e9);
     int64_t good = self && self->last_good_ns ? self->last_good_ns : s->taken_ns;

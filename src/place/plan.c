@@ -112,8 +112,21 @@ void gw_place_device_of(const gw_device *d, gw_place_device *p)
 
 void gw_place_devices_from_snapshot(const gw_snapshot *snap, gw_place_device *devs)
 {
-    for (size_t i = 0; i < snap->n_devices; i++)
+    for (size_t i = 0; i < snap->n_devices; i++) {
         gw_place_device_of(&snap->devices[i], &devs[i]);
+        /* a MIG device has no temperature of its own: its GPU's is the one
+         * that throttles it, and a GPU that is not ok takes it along */
+        const gw_device *g = gw__device_mig_parent(snap, &snap->devices[i]);
+        if (!g)
+            continue;
+        gw_place_device *p = &devs[i];
+        p->has_temp = gw_sample_has(&g->sample, GW_METRIC_TEMP);
+        p->temp_mc = g->sample.temp_mc;
+        p->has_temp_limit = gw_info_has(&g->info, GW_INFO_TEMP_SLOWDOWN);
+        p->temp_limit_mc = g->info.temp_slowdown_mc;
+        if (g->state != GW_DEVICE_OK && p->state == GW_DEVICE_OK)
+            p->state = g->state;
+    }
 }
 
 uint64_t gw_place_usable(const gw_place_device *d, uint64_t margin)

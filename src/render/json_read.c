@@ -89,6 +89,30 @@ static void read_sample(const json_t *g, gw_sample *s)
     set_valid(s, GW_METRIC_PSTATE, scaled_u32(g, "pstate", NULL, 15.5, 1, &s->pstate));
 }
 
+/* MIG (docs/mig.md): the GPU's mode ("mig_enabled") and a MIG device's
+ * "mig" object, so a peer's MIG devices are planned on as this host's are
+ * (a GPU in MIG mode no target, a MIG device alone). */
+static void read_mig(const json_t *g, gw_device *d)
+{
+    const json_t *on = json_object_get(g, "mig_enabled");
+    if (json_is_boolean(on)) {
+        d->sample.mig_mode = json_is_true(on);
+        d->sample.mig_pending = d->sample.mig_mode;
+        d->sample.valid |= 1ull << GW_METRIC_MIG_MODE;
+    }
+    const json_t *m = json_object_get(g, "mig");
+    uint64_t v;
+    if (!json_is_object(m) || !gw__jr_u64(m, "parent_index", &v) || v > UINT32_MAX)
+        return;
+    d->info.mig = true;
+    d->info.mig_parent = (uint32_t)v;
+    if (gw__jr_u64(m, "gpu_instance_id", &v) && v <= UINT32_MAX)
+        d->info.mig_gpu_instance = (uint32_t)v;
+    if (gw__jr_u64(m, "compute_instance_id", &v) && v <= UINT32_MAX)
+        d->info.mig_compute_instance = (uint32_t)v;
+    gw__jr_str(m, "profile", d->info.mig_profile, sizeof d->info.mig_profile);
+}
+
 bool gw__device_read(const json_t *g, gw_device *d, int64_t now_ns)
 {
     memset(d, 0, sizeof *d);
@@ -109,6 +133,7 @@ bool gw__device_read(const json_t *g, gw_device *d, int64_t now_ns)
     if (now_ns && gw__jr_num(g, "sample_age_seconds", NULL, &age) && age >= 0 && age < 1e9)
         d->sampled_at_ns = now_ns - (int64_t)(age * 1e9);
     read_sample(g, &d->sample);
+    read_mig(g, d);
     gw__jr_str(g, "state", text, sizeof text);
     return gw__device_state_parse(text, &d->state);
 }

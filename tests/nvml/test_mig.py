@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "..", "..")
@@ -49,6 +50,8 @@ def scenario(path):
             gpus[-1]["mig_pending"] = w[1] == "1"
         elif w[0] == "memory.used":
             gpus[-1]["used"] = int(w[1])
+        elif w[0] == "memory.free":
+            gpus[-1]["total_free"] = int(w[1])
         elif w[0] == "mig.device":
             m = {"uuid": w[1], "gi": int(w[2]), "ci": int(w[3]), "profile": w[4],
                  "total": int(w[5]), "used": int(w[6])}
@@ -173,6 +176,9 @@ def case_report():
 def case_daemon():
     gpus = scenario(H100)
     migs = expected_devices(gpus)
+    # 12 GiB: only the 2g.20gb holds it (the 3g.40gb has 19.8 GiB free, more)
+    best_h100_12 = min((m for m in migs if m["total"] - m["used"] >= 12 * GIB),
+                       key=lambda m: m["total"] - m["used"])["uuid"]
     d = su.Daemon(scenario=H100)
     rc, out = su.promtool(d.get("/metrics")[2].decode())
     check(rc == 0, "promtool on MIG /metrics (native families): %s" % out)
@@ -210,6 +216,16 @@ def case_daemon():
              and ("UUID", gpus[0]["uuid"]) in ls and not any(k.startswith("GPU_I_") for k, _ in ls)]
     check(len(whole) == 1 and abs(whole[0] - gpus[0]["used"] / MIB) < 1,
           "the whole GPU's dcgm series: %r" % whole)
+    # (before any reservation) the cluster view plans on a peer's MIG devices as on this host's: the
+    # GPU in MIG mode is no target, never two MIG devices
+    for args, want in ((["--mem", "30GiB"], None), (["--mem", "12GiB", "--gpus", "2"], None),
+                       (["--mem", "12GiB"], best_h100_12)):
+        r = subprocess.run([BIN, "place", "--cluster", "--peers", "http://127.0.0.1:%d" % d.port,
+                            "--json"] + args, capture_output=True, text=True, timeout=60)
+        doc = json.loads(r.stdout)
+        used = [x["uuid"] for x in (doc.get("plan") or {}).get("devices", [])]
+        check(doc["fits"] == (want is not None) and used == ([want] if want else []),
+              "cluster %s: fits %r on %r" % (" ".join(args), doc["fits"], used))
     # reservations per MIG device: two 8 GiB reservations land on two instances
     got = []
     for _ in range(2):
@@ -224,9 +240,13 @@ def case_daemon():
     pl = {x["uuid"]: x for x in d.json("/health")["placement"]["devices"]}
     for u in set(got):
         check(pl[u]["reservations"], "/health placement has no reservation on %s: %r" % (u, pl[u]))
+    # the aggregates count the GPU once (a MIG device's memory is its GPU's)
+    info, agg = d.json("/gpu/info"), d.json("/gpu/metrics")["aggregates"]
+    check(info["gpu_count"] == 1 and info["mig_device_count"] == 3 and agg["gpu_count"] == 1
+          and agg["memory_used_bytes"] == gpus[0]["used"], "aggregates %r / %r" % (info, agg))
+    check(su.series(samples, "gpuwatch_gpus") == 1, "gpuwatch_gpus")
     d.stop()
     # memory pressure per MIG device: the 1g.10gb nearly full, its GPU not
-    import tempfile
     small = [m for m in migs if m["profile"] == "1g.10gb"][0]
     full = int(small["total"] * 0.93)
     with tempfile.TemporaryDirectory() as tmp:
@@ -307,6 +327,30 @@ def case_place():
         on = [x["uuid"] for x in plan["devices"] if x["uuid"] in mig_uuids]
         check(len(on) <= 1 and (not on or len(plan["devices"]) == 1),
               "%s: a plan spans MIG devices: %r" % (what, plan["devices"]))
+    # a MIG device has its GPU's temperature: over the slowdown threshold,
+    # none of them is a target
+    with tempfile.TemporaryDirectory() as tmp:
+        hot = os.path.join(tmp, "hot.scn")
+        with open(hot, "w") as f:
+            f.write(open(A100).read().replace("\ntemp 45\n", "\ntemp 95\n"))
+        rc, plan, err = place(hot, "--mem", "1GiB")
+        check(plan and not plan["fits"] and "temperature 95 C" in plan["reason"],
+              "a hot GPU's MIG devices: %r" % (plan and plan["reason"]))
+    # fit: the devices llama.cpp would see — the whole GPUs (a GPU in MIG
+    # mode is none), or on a host of MIG devices only the one with the most room
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "m.gguf")
+        shape = {"arch": "llama", "n_layer": 12, "n_embd": 2048, "n_head": 16, "n_head_kv": 4,
+                 "n_ff": 5632, "n_vocab": 32000, "wtype": "Q4_K", "n_ctx_train": 16384}
+        subprocess.run([sys.executable, os.path.join(SRC, "tests", "estimate", "model_writer.py"),
+                        model, json.dumps(shape)], check=True, capture_output=True, timeout=120)
+        for path, want in ((A100, [max(m["total"] - m["used"] for m in a_migs)]),
+                           (MIXED, [g["total_free"] for g in x_gpus if not g["mig"]])):
+            r = subprocess.run([BIN, "fit", model, "-c", "4096", "--sources", "nvml", "--json"],
+                               capture_output=True, text=True, env=env(path), timeout=60)
+            check(r.returncode in (0, 1), "fit on %s: exit %d %s" % (path, r.returncode, r.stderr))
+            got = [x["free"] for x in json.loads(r.stdout)["requested"]["devices"]]
+            check(got == want, "fit on %s plans on %r, want %r" % (os.path.basename(path), got, want))
     # run: the command gets the MIG device as its GPU
     e = env(H100)
     e["GPUWATCH_LEDGER"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), "gw-mig-run-%d.db" % os.getpid())
