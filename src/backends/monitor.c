@@ -443,14 +443,17 @@ const char *gw__monitor_source_name(const gw_monitor *m, size_t i)
 }
 
 /* Drops ctx's n_ctx devices from the front of c and re-points the
- * processes at the source's own devices (any pointing into ctx, which no
- * backend writes, are dropped). */
+ * processes (and MIG devices' parents) at the source's own devices (any
+ * process pointing into ctx, which no backend writes, is dropped). */
 static void strip_context(gw__collect *c, size_t n_ctx)
 {
     if (n_ctx == 0)
         return; /* nothing to drop (and devices may be NULL) */
     memmove(c->devices, c->devices + n_ctx, (c->n_devices - n_ctx) * sizeof *c->devices);
     c->n_devices -= n_ctx;
+    for (size_t i = 0; i < c->n_devices; i++)
+        if (c->devices[i].info.mig && c->devices[i].info.mig_parent >= n_ctx)
+            c->devices[i].info.mig_parent -= (uint32_t)n_ctx;
     size_t k = 0;
     for (size_t i = 0; i < c->n_processes; i++) {
         if (c->processes[i].device_index < n_ctx ||
@@ -499,6 +502,8 @@ static int append_part(gw__collect *c, const gw__collect *p)
         if (!d)
             return GW_ENOMEM;
         *d = p->devices[i];
+        if (d->info.mig) /* its GPU is in the same part */
+            d->info.mig_parent += (uint32_t)base;
     }
     for (size_t i = 0; i < p->n_processes; i++) {
         gw_process *q = gw__collect_add_process(c);

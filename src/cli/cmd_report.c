@@ -272,7 +272,9 @@ static void print_human(const gw_snapshot *s)
 
     uint64_t total = 0, used = 0, free_b = 0;
     for (size_t i = 0; i < s->n_devices; i++) {
-        if (s->devices[i].info.mig) /* its GPU's memory holds it */
+        /* a MIG device's memory is its GPU's: counted there, unless its GPU
+         * is not in this view (--id MIG-...) */
+        if (gw__device_mig_parent(s, &s->devices[i]))
             continue;
         const gw_sample *x = &s->devices[i].sample;
         if (gw_sample_has(x, GW_METRIC_MEM_TOTAL) && gw_sample_has(x, GW_METRIC_MEM_USED) &&
@@ -285,6 +287,10 @@ static void print_human(const gw_snapshot *s)
     char mig_note[48] = "";
     if (migs)
         snprintf(mig_note, sizeof mig_note, " (%zu MIG device%s)", migs, migs == 1 ? "" : "s");
+    if (gpus == 0 && migs) /* only MIG devices in this view */
+        printf("Summary: %zu MIG device%s, VRAM used %.2f / %.2f GiB (%.1f%%), free %.2f GiB\n",
+               migs, migs == 1 ? "" : "s", (double)used / GIB, (double)total / GIB,
+               total ? 100.0 * (double)used / (double)total : 0.0, (double)free_b / GIB);
     if (gpus)
         printf("Summary: %zu GPU%s%s, VRAM used %.2f / %.2f GiB (%.1f%%), free %.2f GiB\n",
                gpus, gpus == 1 ? "" : "s", mig_note, (double)used / GIB, (double)total / GIB,

@@ -6,7 +6,7 @@ dcgm-exporter labels), placement on MIG devices (fits on one, refused
 naming the largest, never two), `run` with the MIG UUID, reservations per
 MIG device, a mixed host, and a driver without the MIG entry points.
 
-    test_mig.py CASE     CASE: report | daemon | place | olddriver
+    test_mig.py CASE     CASE: report | vendors | daemon | place | olddriver
 """
 import json
 import os
@@ -157,6 +157,14 @@ def check_report(path):
     if migs:
         want += " (%d MIG device%s)" % (len(migs), "" if len(migs) == 1 else "s")
     check(want in text, "%s text: no %r:\n%s" % (name, want, text))
+    # a view of one MIG device (--id): it, and a summary of it alone
+    if migs:
+        m = migs[-1]
+        r = subprocess.run([BIN, "report", "--sources", "nvml", "--id", m["uuid"]],
+                           capture_output=True, text=True, env=env(path), timeout=60)
+        want = "Summary: 1 MIG device, VRAM used %.2f / %.2f GiB" % (m["used"] / GIB, m["total"] / GIB)
+        check(r.returncode == 0 and want in r.stdout and m["uuid"] in r.stdout,
+              "%s --id %s: no %r in\n%s" % (name, m["uuid"], want, r.stdout))
     # top's plain lines: a MIG device says which part of which GPU it is
     r = subprocess.run([BIN, "top", "--once", "--sources", "nvml"], capture_output=True,
                        text=True, env=env(path), timeout=60)
@@ -377,7 +385,37 @@ def case_olddriver():
           "old driver: plan %r %s" % (plan, err))
 
 
-CASES = {"report": case_report, "daemon": case_daemon, "place": case_place,
+def case_mixed_vendors():
+    """NVML beside another vendor's source (an AMD sysfs fixture): the MIG
+    devices still name their GPU, in report and in the daemon (which samples
+    each source apart and joins the parts), and the AMD GPU is no MIG
+    device's parent."""
+    sys.path.insert(0, os.path.join(SRC, "tests", "amd"))
+    import test_amd_report as amd
+    gpus = scenario(H100)
+    n_mig = len(gpus[0]["migs"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = amd.copy_fixture("rdna3", tmp)
+        args = ["--sources", "amdgpu,nvml", "--sys-root", os.path.join(root, "sys"),
+                "--proc-root", os.path.join(root, "proc")]
+        r = subprocess.run([BIN, "report", "--json"] + args, capture_output=True, text=True,
+                           env=env(H100), timeout=60)
+        check(r.returncode == 0, "report: %s" % r.stderr)
+        d = su.Daemon(scenario=H100, args=args)
+        for what, devs in (("report", json.loads(r.stdout)["devices"]),
+                           ("daemon", d.json("/gpu/metrics")["gpus"])):
+            nv = [x for x in devs if x["uuid"] == gpus[0]["uuid"]]
+            migs = [x for x in devs if x["mig"]]
+            check(len(nv) == 1 and len(migs) == n_mig and len(devs) == 1 + n_mig + 1,
+                  "%s: devices %r" % (what, [(x["index"], x["uuid"]) for x in devs]))
+            for m in migs:
+                check(m["mig"]["parent_index"] == nv[0]["index"]
+                      and m["mig"]["parent_uuid"] == gpus[0]["uuid"],
+                      "%s: %s names GPU %r, want %d" % (what, m["uuid"], m["mig"], nv[0]["index"]))
+        d.stop()
+
+
+CASES = {"report": case_report, "vendors": case_mixed_vendors, "daemon": case_daemon, "place": case_place,
          "olddriver": case_olddriver}
 
 if __name__ == "__main__":
