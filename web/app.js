@@ -110,8 +110,7 @@
   // ------------------------------------------------------------ GPU cards
 
   function gpuState(g, snap) {
-    const interval = snap.sampling && isNum(snap.sampling.interval_seconds)
-      ? snap.sampling.interval_seconds : 1;
+    const interval = intervalSeconds();
     if (g.state === "lost") return ["lost", "st-lost"];
     if (g.state === "error") return ["error", "st-error"];
     const stale = g.state === "stale" || snap.stale ||
@@ -224,9 +223,13 @@
   // The chart's resolution: the sampling interval, or coarser so that the
   // window holds about CHART_POINTS points.
   function stepSeconds() {
+    return Math.max(intervalSeconds(), windowSeconds() / CHART_POINTS);
+  }
+
+  // The daemon's sampling interval (/health's sampling), 1 s until known.
+  function intervalSeconds() {
     const s = page.snap && page.snap.sampling;
-    const interval = s && isNum(s.interval_seconds) ? s.interval_seconds : 1;
-    return Math.max(interval, windowSeconds() / CHART_POINTS);
+    return s && isNum(s.interval_seconds) ? s.interval_seconds : 1;
   }
 
   function windowSeconds() {

@@ -143,10 +143,11 @@ unsigned gw__api_info(gw_strbuf *sb, const gw_snapshot *s, const gw__api_ctx *ct
     gw__json_object_begin(&j);
     gw__json_key(&j, "available");
     gw__json_bool(&j, !s->cpu_only);
+    size_t gpus = gw__snapshot_gpu_count(s); /* whole GPUs: docs/mig.md */
     gw__json_key(&j, "gpu_count");
-    gw__json_u64(&j, gw__snapshot_gpu_count(s)); /* whole GPUs: docs/mig.md */
+    gw__json_u64(&j, gpus);
     gw__json_key(&j, "mig_device_count");
-    gw__json_u64(&j, s->n_devices - gw__snapshot_gpu_count(s));
+    gw__json_u64(&j, s->n_devices - gpus);
     gw__json_kv_str(&j, "cpu_only_reason", s->cpu_only ? s->cpu_only_reason : NULL);
     gw__json_kv_str(&j, "gpuwatch_version", GW_VERSION_STRING);
     gw__json_kv_str(&j, "hostname", s->host.hostname);

@@ -103,6 +103,8 @@ typedef struct pub {
     char *text[B_COUNT];
     size_t len[B_COUNT];
     uint64_t place_gen[B_COUNT]; /* srv->place_gen when text[kind] was rendered */
+    uint64_t procs_hash; /* procs_hash of text[B_PROCESSES], set with it: what
+                            an /events client compares with what it sent */
     uint64_t progress_gen[B_COUNT]; /* srv->progress_gen likewise */
 } pub;
 
@@ -520,6 +522,19 @@ static struct MHD_Response *make_variant(const gw__mhd_lib *lib, int kind, gw__e
     return r;
 }
 
+/* FNV-1a of a /gpu/processes body from its "process_count" member on: the
+ * list without the timestamp and age every publication changes. Never 0. */
+static uint64_t procs_hash(const char *text, size_t len)
+{
+    const char *from = memmem(text, len, "\"process_count\"", 15);
+    if (from)
+        len -= (size_t)(from - text), text = from;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)text[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
 /* Under p->lock: renders text[kind] unless it is there. False: out of
  * memory (nothing stored). */
 static bool ensure_text(gw__server *srv, pub *p, int kind)
@@ -548,6 +563,8 @@ static bool ensure_text(gw__server *srv, pub *p, int kind)
     if (!p->text[kind])
         return false;
     p->status[kind] = status;
+    if (kind == B_PROCESSES)
+        p->procs_hash = procs_hash(p->text[kind], p->len[kind]);
     /* Written once, with the text it describes; published to readers of
      * resp[kind][*] by the atomic store that follows. */
     p->place_gen[kind] = place_gen;
@@ -675,19 +692,14 @@ static enum MHD_Result send_not_acceptable(req *rq)
                       "no acceptable content coding: this server offers gzip and identity");
 }
 
-/* Answers the JSON in sb (released here) in the coding the request
- * negotiates: a history series is tens of KiB that gzip makes a few. A
- * request that accepts neither coding gets identity (as every JSON answer
- * but the cached ones: the body may be an error worth reading). */
-static enum MHD_Result send_json_coded(req *rq, unsigned status, gw_strbuf *sb)
+/* Answers sb (released here), rendered for this request, as body `kind`
+ * in coding enc (make_variant: its type and headers). */
+static enum MHD_Result send_variant(req *rq, unsigned status, int kind, gw__encoding enc,
+                                    gw_strbuf *sb)
 {
     const gw__mhd_lib *lib = &rq->srv->lib;
-    gw__encoding enc = request_encoding(rq);
-    if (enc == GW__ENC_NONE)
-        enc = GW__ENC_IDENTITY;
     struct MHD_Response *r =
-        sb->failed ? NULL
-                   : make_variant(lib, B_INFO, enc, sb->data ? sb->data : "", sb->len);
+        sb->failed ? NULL : make_variant(lib, kind, enc, sb->data ? sb->data : "", sb->len);
     gw__strbuf_release(sb);
     if (!r)
         return send_error(rq, 500, NULL, "out of memory rendering the response");
@@ -696,23 +708,26 @@ static enum MHD_Result send_json_coded(req *rq, unsigned status, gw_strbuf *sb)
     return ret;
 }
 
+/* Answers the JSON in sb (released here) in the coding the request
+ * negotiates: a history series is tens of KiB that gzip makes a few. A
+ * request that accepts neither coding gets identity (as every JSON answer
+ * but the cached ones: the body may be an error worth reading). B_INFO
+ * stands for any JSON body: the kind only picks the Content-Type. */
+static enum MHD_Result send_json_coded(req *rq, unsigned status, gw_strbuf *sb)
+{
+    gw__encoding enc = request_encoding(rq);
+    return send_variant(rq, status, B_INFO, enc == GW__ENC_NONE ? GW__ENC_IDENTITY : enc, sb);
+}
+
 /* Reservations changed since p's cached body `kind` was rendered: that body
  * shows an old placement (/health's member, /metrics' reservation gauges),
  * so this request gets its own rendering, until the next publication. */
 static enum MHD_Result send_fresh(req *rq, pub *p, int kind, gw__encoding enc)
 {
-    gw__server *srv = rq->srv;
     gw_strbuf sb;
     gw__strbuf_init(&sb, 0);
-    unsigned status = render(srv, p, kind, &sb);
-    struct MHD_Response *r =
-        sb.failed ? NULL : make_variant(&srv->lib, kind, enc, sb.data ? sb.data : "", sb.len);
-    gw__strbuf_release(&sb);
-    if (!r)
-        return send_error(rq, 500, NULL, "out of memory rendering the response");
-    enum MHD_Result ret = reply(rq, status, r);
-    srv->lib.destroy_response(r);
-    return ret;
+    unsigned status = render(rq->srv, p, kind, &sb);
+    return send_variant(rq, status, kind, enc, &sb);
 }
 
 static enum MHD_Result send_starting(req *rq)
@@ -767,19 +782,6 @@ static void sse_event_text(gw_strbuf *sb, const gw__event *e)
     gw__strbuf_puts(sb, "\n\n");
 }
 
-/* FNV-1a of a /gpu/processes body from its "process_count" member on: the
- * list without the timestamp and age every publication changes. Never 0. */
-static uint64_t procs_hash(const char *text, size_t len)
-{
-    const char *from = memmem(text, len, "\"process_count\"", 15);
-    if (from)
-        len -= (size_t)(from - text), text = from;
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)text[i]) * 1099511628211ull;
-    return h ? h : 1;
-}
-
 /* Appends publication p's cached body `kind` (one line of JSON) to c's
  * pending bytes as an event called name. The process list is sent only
  * when it changed (it is read every process_interval_ms, 5 s by default;
@@ -790,10 +792,9 @@ static void sse_body_event(sse_client *c, pub *p, int kind, const char *name)
     if (!body(c->srv, p, kind, GW__ENC_IDENTITY) || !p->text[kind])
         return;
     if (kind == B_PROCESSES) {
-        uint64_t h = procs_hash(p->text[kind], p->len[kind]);
-        if (h == c->procs_sent)
+        if (p->procs_hash == c->procs_sent)
             return;
-        c->procs_sent = h;
+        c->procs_sent = p->procs_hash;
     }
     size_t len = p->len[kind];
     while (len && p->text[kind][len - 1] == '\n')
