@@ -653,15 +653,6 @@ def case_place():
         d.stop()
 
 
-def post(d, path, body):
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=su.DEADLINE)
-    c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, json.loads(data)
-
-
 def case_daemon():
     """A daemon with peers: GET /api/v1/cluster polls them in the
     background; a peer that hangs is shown down with the age of its last
@@ -676,15 +667,15 @@ def case_daemon():
                       "a cluster view", seed)
     expect_node(doc["nodes"][0], TWO, "seed's view of node a")
     expect_node(doc["nodes"][1], EIGHT, "seed's view of node b")
-    st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "70GiB"})
+    st, _, plan = seed.call("POST", "/api/v1/plan?scope=cluster", {"mem": "70GiB"})
     want = expected_gpu([(TWO, {}), (EIGHT, {})], 70 * GIB_)
     check(st == 200 and plan["node"]["url"] == url(b) and
           [x["index"] for x in plan["plan"]["devices"]] == [want[1]], "cluster plan %d %r" % (st, plan))
-    st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "900GiB"})
+    st, _, plan = seed.call("POST", "/api/v1/plan?scope=cluster", {"mem": "900GiB"})
     check(st == 409 and not plan["fits"], "900GiB: %d %r" % (st, plan))
-    st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "1GiB", "bogus": 1})
+    st, _, plan = seed.call("POST", "/api/v1/plan?scope=cluster", {"mem": "1GiB", "bogus": 1})
     check(st == 400, "bad member: %d %r" % (st, plan))
-    st, plan = post(seed, "/api/v1/plan?scope=galaxy", {"mem": "1GiB"})
+    st, _, plan = seed.call("POST", "/api/v1/plan?scope=galaxy", {"mem": "1GiB"})
     check(st == 400, "bad scope: %d %r" % (st, plan))
     a.proc.send_signal(signal.SIGSTOP)
     try:
@@ -697,7 +688,7 @@ def case_daemon():
         nb = seed.json("/api/v1/cluster")["nodes"][1]
         check(nb["up"] and nb["data_age_seconds"] < 5, "node b not fresh beside a hung one: %r" % nb)
         # A plan never goes to a node that is down, even with its last good data.
-        st, plan = post(seed, "/api/v1/plan?scope=cluster", {"mem": "3GiB"})
+        st, _, plan = seed.call("POST", "/api/v1/plan?scope=cluster", {"mem": "3GiB"})
         check(st == 200 and plan["node"]["url"] == url(b) and "unreachable" in plan["nodes"][0]["reason"],
               "plan with a hung node: %r" % plan)
     finally:
@@ -705,7 +696,7 @@ def case_daemon():
     plain = Daemon(scenario=TWO)
     st, _, body = plain.get("/api/v1/cluster")
     check(st == 404 and b"peers" in body, "no peers: %d %r" % (st, body))
-    st, plan = post(plain, "/api/v1/plan?scope=cluster", {"mem": "1GiB"})
+    st, _, plan = plain.call("POST", "/api/v1/plan?scope=cluster", {"mem": "1GiB"})
     check(st == 404, "cluster plan without peers: %d %r" % (st, plan))
     for d in (seed, a, b, plain):
         d.stop()

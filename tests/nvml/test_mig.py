@@ -237,7 +237,7 @@ def case_daemon():
     # reservations per MIG device: two 8 GiB reservations land on two instances
     got = []
     for _ in range(2):
-        st, body = d.call("POST", "/api/v1/reservations", {"mem": "8GiB", "owner": "mig"})
+        st, _, body = d.call("POST", "/api/v1/reservations", {"mem": "8GiB", "owner": "mig"})
         check(st == 201, "reserve on MIG: %d %r" % (st, body))
         devs = body["reservation"]["devices"]
         check(len(devs) == 1 and devs[0]["uuid"].startswith("MIG-"), "reserved on %r" % devs)

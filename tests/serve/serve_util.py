@@ -181,21 +181,31 @@ class Daemon:
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
-    def call(self, method, path, body=None, token=None):
-        """One JSON request (body serialised, Authorization: Bearer token);
-        returns (status, parsed JSON answer or None)."""
+    def call(self, method, path, body=None, token=None, headers=None, raw=None):
+        """One request to the JSON API: body serialised (or raw bytes as
+        given), `Authorization: Bearer token`; returns (status, headers,
+        parsed JSON answer or None), checking that an answer is JSON."""
         import json
-        h = {"Content-Type": "application/json"}
+        h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer " + token
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        if data is not None:
+            h["Content-Type"] = "application/json"
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
         try:
-            c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+            c.request(method, path, body=data, headers=h)
             r = c.getresponse()
             text = r.read()
-            return r.status, json.loads(text) if text else None
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
         finally:
             c.close()
+        parsed = None
+        if text:
+            check(hdrs.get("content-type") == "application/json",
+                  "%s %s: content-type %r" % (method, path, hdrs.get("content-type")))
+            parsed = json.loads(text)
+        return r.status, hdrs, parsed
 
     def json(self, path, want=200):
         import json

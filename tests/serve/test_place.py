@@ -25,30 +25,6 @@ MIB = 1 << 20
 TOKEN = "place-test-token"
 
 
-def call(d, method, path, body=None, token=None, headers=None, raw=None):
-    """One request; returns (status, headers, parsed JSON body or None)."""
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = "Bearer " + token
-    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-    if data is not None:
-        h["Content-Type"] = "application/json"
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=DEADLINE)
-    try:
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        text = r.read()
-        hdrs = {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        c.close()
-    parsed = None
-    if text:
-        check(hdrs.get("content-type") == "application/json",
-              "%s %s: content-type %r" % (method, path, hdrs.get("content-type")))
-        parsed = json.loads(text)
-    return r.status, hdrs, parsed
-
-
 def want(got, status, what):
     st, _, body = got
     check(st == status, "%s: status %d, want %d: %r" % (what, st, status, body))
@@ -60,7 +36,7 @@ def want(got, status, what):
 
 
 def reservations(d):
-    return want(call(d, "GET", "/api/v1/reservations"), 200, "list")["reservations"]
+    return want(d.call("GET", "/api/v1/reservations"), 200, "list")["reservations"]
 
 
 def placement_of(d, uuid):
@@ -88,26 +64,26 @@ def case_api():
 
     # Plan is a dry run: best fit picks the smallest GPU that holds it, with
     # the scenario's free memory as usable; nothing is reserved.
-    plan = want(call(d, "POST", "/api/v1/plan", {"mem": "1GiB"}), 200, "plan 1 GiB")["plan"]
+    plan = want(d.call("POST", "/api/v1/plan", {"mem": "1GiB"}), 200, "plan 1 GiB")["plan"]
     check(plan["fits"] and [x["index"] for x in plan["devices"]] == [1], "plan 1 GiB: %r" % plan)
     check(plan["devices"][0]["bytes"] == GIB, "plan bytes %r" % plan["devices"][0])
     check(plan["devices"][0]["usable_bytes"] == free[1], "usable %r != scenario free %d"
           % (plan["devices"][0]["usable_bytes"], free[1]))
-    plan = want(call(d, "POST", "/api/v1/plan", {"mem": free[1] + 1}), 200, "plan > GPU 1")["plan"]
+    plan = want(d.call("POST", "/api/v1/plan", {"mem": free[1] + 1}), 200, "plan > GPU 1")["plan"]
     check([x["index"] for x in plan["devices"]] == [0], "plan just over GPU 1: %r" % plan)
     check(plan["devices"][0]["usable_bytes"] == free[0], "usable GPU 0 %r" % plan["devices"][0])
-    plan = want(call(d, "POST", "/api/v1/plan", {"mem": free[0] + 1}), 409, "plan > every GPU")["plan"]
+    plan = want(d.call("POST", "/api/v1/plan", {"mem": free[0] + 1}), 409, "plan > every GPU")["plan"]
     check(not plan["fits"] and plan["reason"], "no fit needs a reason: %r" % plan)
     check(reservations(d) == [], "a plan reserved something")
 
     # Bad requests.
-    want(call(d, "POST", "/api/v1/plan", raw="{not json"), 400, "garbage JSON")
-    want(call(d, "POST", "/api/v1/reservations", raw="[1,2", token=TOKEN), 400, "garbage JSON reserve")
-    want(call(d, "POST", "/api/v1/plan", {"mem": "1GiB", "memm": 1}), 400, "unknown member")
-    want(call(d, "POST", "/api/v1/plan", raw=""), 400, "empty body")
+    want(d.call("POST", "/api/v1/plan", raw="{not json"), 400, "garbage JSON")
+    want(d.call("POST", "/api/v1/reservations", raw="[1,2", token=TOKEN), 400, "garbage JSON reserve")
+    want(d.call("POST", "/api/v1/plan", {"mem": "1GiB", "memm": 1}), 400, "unknown member")
+    want(d.call("POST", "/api/v1/plan", raw=""), 400, "empty body")
     big = json.dumps({"mem": "1GiB", "note": "x" * (70 * 1024)})
-    want(call(d, "POST", "/api/v1/reservations", raw=big, token=TOKEN), 413, "70 KiB body")
-    want(call(d, "POST", "/api/v1/plan", raw=big), 413, "70 KiB plan body")
+    want(d.call("POST", "/api/v1/reservations", raw=big, token=TOKEN), 413, "70 KiB body")
+    want(d.call("POST", "/api/v1/plan", raw=big), 413, "70 KiB plan body")
     check(d.get("/health")[0] == 200, "serving after a refused body")
     # Far beyond the cap the server answers without reading the rest; the
     # close may reset the connection before the status line arrives.
@@ -129,52 +105,52 @@ def case_api():
     # Model files: only under model_dirs, after resolving symlinks and "..".
     for m in ("/etc/passwd", outside, os.path.join(models, "link.gguf"),
               os.path.join(models, "..", "outside.gguf")):
-        st, _, body = call(d, "POST", "/api/v1/plan", {"model": m})
+        st, _, body = d.call("POST", "/api/v1/plan", {"model": m})
         want((st, None, body), 403, "model %s" % m)
         check("model director" in body["error"]["message"], "model %s: %r" % (m, body))
     check(reservations(d) == [], "a refused request reserved something")
 
     # Method and route errors.
-    st, h, _ = call(d, "GET", "/api/v1/plan")
+    st, h, _ = d.call("GET", "/api/v1/plan")
     check(st == 405 and h.get("allow") == "POST", "GET /api/v1/plan: %d %r" % (st, h.get("allow")))
-    st, h, _ = call(d, "PUT", "/api/v1/reservations", {"mem": 1}, token=TOKEN)
+    st, h, _ = d.call("PUT", "/api/v1/reservations", {"mem": 1}, token=TOKEN)
     check(st == 405 and "POST" in h.get("allow", "") and "GET" in h.get("allow", ""),
           "PUT collection: %d %r" % (st, h.get("allow")))
-    st, h, _ = call(d, "POST", "/api/v1/reservations/1", {}, token=TOKEN)
+    st, h, _ = d.call("POST", "/api/v1/reservations/1", {}, token=TOKEN)
     check(st == 405 and "DELETE" in h.get("allow", ""), "POST one: %d %r" % (st, h.get("allow")))
-    want(call(d, "GET", "/api/v1/reservations/1/nope"), 404, "unknown sub-route")
-    want(call(d, "GET", "/api/v1/reservations/999999"), 404, "unknown id")
-    want(call(d, "DELETE", "/api/v1/reservations/999999", token=TOKEN), 404, "delete unknown id")
-    want(call(d, "GET", "/api/v1/reservations/abc"), 400, "bad id")
+    want(d.call("GET", "/api/v1/reservations/1/nope"), 404, "unknown sub-route")
+    want(d.call("GET", "/api/v1/reservations/999999"), 404, "unknown id")
+    want(d.call("DELETE", "/api/v1/reservations/999999", token=TOKEN), 404, "delete unknown id")
+    want(d.call("GET", "/api/v1/reservations/abc"), 400, "bad id")
 
     # Mutating calls need the token.
     req = {"mem": "2GiB", "owner": "place-test"}
-    want(call(d, "POST", "/api/v1/reservations", req), 401, "reserve without token")
-    want(call(d, "POST", "/api/v1/reservations", req, token="wrong"), 401, "reserve, wrong token")
+    want(d.call("POST", "/api/v1/reservations", req), 401, "reserve without token")
+    want(d.call("POST", "/api/v1/reservations", req, token="wrong"), 401, "reserve, wrong token")
     check(reservations(d) == [], "an unauthorised reserve reserved")
 
     # Reserve twice with one Idempotency-Key: one reservation.
     key = {"Idempotency-Key": "job-42"}
-    first = want(call(d, "POST", "/api/v1/reservations", req, token=TOKEN, headers=key), 201, "reserve")
+    first = want(d.call("POST", "/api/v1/reservations", req, token=TOKEN, headers=key), 201, "reserve")
     res = first["reservation"]
     check(not first["replayed"] and res["key"] == "job-42" and res["owner"] == "place-test",
           "reservation %r" % first)
     check(res["devices"] == [{"uuid": uuid[1], "bytes": 2 * GIB}], "reserved devices %r" % res)
-    again = want(call(d, "POST", "/api/v1/reservations", req, token=TOKEN, headers=key), 200, "replay")
+    again = want(d.call("POST", "/api/v1/reservations", req, token=TOKEN, headers=key), 200, "replay")
     check(again["replayed"] and again["reservation"]["id"] == res["id"], "replay %r" % again)
     rid = str(res["id"])
     lst = reservations(d)
     check([r["id"] for r in lst] == [res["id"]], "list after two keyed reserves: %r" % lst)
-    got = want(call(d, "GET", "/api/v1/reservations/" + rid), 200, "get")["reservation"]
+    got = want(d.call("GET", "/api/v1/reservations/" + rid), 200, "get")["reservation"]
     check(got["devices"] == res["devices"] and got["expires_ns"] is None, "get %r" % got)
 
     # The reservation counts: GPU 1 now has free - 2 GiB; 2 GiB goes to GPU 0.
-    plan = want(call(d, "POST", "/api/v1/plan", {"mem": "2GiB"}), 200, "plan after reserve")["plan"]
+    plan = want(d.call("POST", "/api/v1/plan", {"mem": "2GiB"}), 200, "plan after reserve")["plan"]
     check([x["index"] for x in plan["devices"]] == [0], "2 GiB after the reservation: %r" % plan)
-    plan = want(call(d, "POST", "/api/v1/plan", {"mem": free[1] - 2 * GIB, "devices": [1]}), 200,
+    plan = want(d.call("POST", "/api/v1/plan", {"mem": free[1] - 2 * GIB, "devices": [1]}), 200,
                 "exactly what is left on GPU 1")["plan"]
     check(plan["devices"][0]["usable_bytes"] == free[1] - 2 * GIB, "left on GPU 1 %r" % plan)
-    want(call(d, "POST", "/api/v1/plan", {"mem": free[1] - 2 * GIB + 1, "devices": [1]}), 409,
+    want(d.call("POST", "/api/v1/plan", {"mem": free[1] - 2 * GIB + 1, "devices": [1]}), 409,
          "one byte more than is left on GPU 1")
 
     # /health: the strategy and the reservation on the GPU it was placed on.
@@ -186,29 +162,29 @@ def case_api():
 
     # Renew: a lease from now.
     body = {"lease_s": 60}
-    want(call(d, "POST", "/api/v1/reservations/%s/renew" % rid, body), 401, "renew without token")
+    want(d.call("POST", "/api/v1/reservations/%s/renew" % rid, body), 401, "renew without token")
     t0 = time.time_ns()
-    ren = want(call(d, "POST", "/api/v1/reservations/%s/renew" % rid, body, token=TOKEN), 200,
+    ren = want(d.call("POST", "/api/v1/reservations/%s/renew" % rid, body, token=TOKEN), 200,
                "renew")["reservation"]
     t1 = time.time_ns()
     check(t0 + 60 * 10**9 <= ren["expires_ns"] <= t1 + 60 * 10**9, "renewed expiry %r" % ren)
-    want(call(d, "POST", "/api/v1/reservations/999999/renew", body, token=TOKEN), 404, "renew unknown")
-    want(call(d, "POST", "/api/v1/reservations/%s/renew" % rid, raw="nope", token=TOKEN), 400,
+    want(d.call("POST", "/api/v1/reservations/999999/renew", body, token=TOKEN), 404, "renew unknown")
+    want(d.call("POST", "/api/v1/reservations/%s/renew" % rid, raw="nope", token=TOKEN), 400,
          "renew garbage")
 
     # Delete.
-    want(call(d, "DELETE", "/api/v1/reservations/" + rid), 401, "delete without token")
-    want(call(d, "DELETE", "/api/v1/reservations/" + rid, token=TOKEN), 200, "delete")
-    want(call(d, "GET", "/api/v1/reservations/" + rid), 404, "get after delete")
+    want(d.call("DELETE", "/api/v1/reservations/" + rid), 401, "delete without token")
+    want(d.call("DELETE", "/api/v1/reservations/" + rid, token=TOKEN), 200, "delete")
+    want(d.call("GET", "/api/v1/reservations/" + rid), 404, "get after delete")
     check(reservations(d) == [], "list after delete")
     check(placement_of(d, uuid[1])[1] == [], "health after delete")
-    plan = want(call(d, "POST", "/api/v1/plan", {"mem": "2GiB"}), 200, "plan after delete")["plan"]
+    plan = want(d.call("POST", "/api/v1/plan", {"mem": "2GiB"}), 200, "plan after delete")["plan"]
     check([x["index"] for x in plan["devices"]] == [1], "GPU 1 free again: %r" % plan)
     d.stop()
 
     # Without model_dirs every model file is refused, with a clear message.
     d = Daemon(scenario=TWO)
-    st, _, body = call(d, "POST", "/api/v1/plan", {"model": os.path.join(models, "link.gguf")})
+    st, _, body = d.call("POST", "/api/v1/plan", {"model": os.path.join(models, "link.gguf")})
     want((st, None, body), 403, "model without model_dirs")
     check("no model directory is configured" in body["error"]["message"], "message %r" % body)
     d.stop()

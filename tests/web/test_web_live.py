@@ -158,7 +158,7 @@ def fresh(b):
 def token(b):
     d = su.Daemon(scenario=os.path.join(SRC, "tests", "nvml", "scenarios", "two.scn"),
                   args=["--set", "token=" + TOKEN])
-    st, res = d.call("POST", "/api/v1/reservations", {"mem": "1GiB", "owner": "web-test",
+    st, _, res = d.call("POST", "/api/v1/reservations", {"mem": "1GiB", "owner": "web-test",
                                                        "note": "<b>bold</b>"}, TOKEN)
     check(st == 201, "token: reserve answered %d %r" % (st, res))
     rid = str(res["reservation"]["id"])
@@ -176,7 +176,7 @@ def token(b):
     msg = b.eval("document.getElementById('res-msg').textContent")
     check("this endpoint needs" in msg and "[object" not in msg,
           "token: the refusal does not give the daemon's reason: %r" % msg)
-    st, _ = d.call("GET", "/api/v1/reservations/" + rid)
+    st, _, _ = d.call("GET", "/api/v1/reservations/" + rid)
     check(st == 200, "token: the reservation went without the token (%d)" % st)
     # with it
     b.type("#token-input", TOKEN)
@@ -184,7 +184,7 @@ def token(b):
     b.click(sel)
     b.wait("document.getElementById('res-msg').textContent.startsWith('Released')",
            "token: released with the token")
-    st, _ = d.call("GET", "/api/v1/reservations/" + rid)
+    st, _, _ = d.call("GET", "/api/v1/reservations/" + rid)
     check(st == 404, "token: the reservation is still there (%d)" % st)
     b.wait("document.querySelector(%s) === null" % json.dumps(sel), "token: row gone")
     # the only console errors allowed: the 401 the refused Cancel got
